@@ -1,0 +1,41 @@
+# certissuer: `make demo` installs and issues + verifies the samples; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO    = demo-out
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/certissuer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $@
+
+install: $(BIN)/certissuer
+
+demo: install
+	@rm -rf $(DEMO)
+	CERTISSUER_P12_PASSPHRASE=demo CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/ledger.db \
+	  $(BIN)/certissuer --config samples/certissuer.toml issue samples/calibration.json samples/verification.json --out $(DEMO)
+	@for pdf in $(DEMO)/*.pdf; do \
+	  CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/ledger.db \
+	    $(BIN)/certissuer --config samples/certissuer.toml verify "$$pdf" || exit 1; \
+	done
+	CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/ledger.db \
+	  $(BIN)/certissuer --config samples/certissuer.toml ledger list
+	@echo "The signed certificates are in $(CURDIR)/$(DEMO)/"
+
+test: install
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+lint: install
+	$(BIN)/ruff format --check certissuer tests bench
+	$(BIN)/ruff check certissuer tests bench
+	$(BIN)/mypy
+
+bench: install
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_issue.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .coverage .mypy_cache

@@ -1,0 +1,90 @@
+"""certissuer: electronic verification and calibration certificates for measurement labs.
+
+Results in (JSON, CSV, XLSX) → a bilingual PDF certificate rendered from an editable template →
+PAdES-signed with the lab's key, with a QR code carrying a signed token → recorded in a ledger →
+verifiable by anyone with the PDF or the QR code.
+
+>>> import certissuer
+>>> settings = certissuer.load_settings(Path("samples/certissuer.toml"))  # doctest: +SKIP
+>>> issuer = certissuer.Issuer.from_settings(settings, passphrase=b"demo", out_dir=Path("out"))  # doctest: +SKIP
+>>> for record in certissuer.read_certificates(Path("samples/calibration.json")):  # doctest: +SKIP
+...     print(issuer.issue(record.cert).number)
+HC-2026-000001
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from certissuer.config import Settings, load_settings
+from certissuer.errors import (
+    CertissuerError,
+    ConfigError,
+    InputError,
+    InputErrors,
+    IssueRefused,
+    LedgerError,
+    SigningError,
+    TemplateError,
+    TokenError,
+    VerificationFailed,
+)
+from certissuer.model import (
+    CalibrationCertificate,
+    Certificate,
+    Kind,
+    VerificationCertificate,
+    parse_certificate,
+)
+
+if TYPE_CHECKING:
+    from certissuer.intake import read_certificates
+    from certissuer.issue import Issued, Issuer
+    from certissuer.ledger import Ledger
+    from certissuer.verify import Report, Verdict, Verifier
+
+__all__ = [
+    "CalibrationCertificate",
+    "Certificate",
+    "CertissuerError",
+    "ConfigError",
+    "InputError",
+    "InputErrors",
+    "IssueRefused",
+    "Issued",
+    "Issuer",
+    "Kind",
+    "Ledger",
+    "LedgerError",
+    "Report",
+    "Settings",
+    "SigningError",
+    "TemplateError",
+    "TokenError",
+    "Verdict",
+    "VerificationCertificate",
+    "VerificationFailed",
+    "Verifier",
+    "load_settings",
+    "parse_certificate",
+    "read_certificates",
+]
+
+_LAZY = {
+    "Issued": "certissuer.issue",
+    "Issuer": "certissuer.issue",
+    "Ledger": "certissuer.ledger",
+    "Report": "certissuer.verify",
+    "Verdict": "certissuer.verify",
+    "Verifier": "certissuer.verify",
+    "read_certificates": "certissuer.intake",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Rendering and signing pull in reportlab, z3c.rml and pyHanko: import them on first use.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'certissuer' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m certissuer`` runs the CLI."""
+
+from certissuer.cli import main
+
+main()

@@ -1,0 +1,298 @@
+"""Issue certificates: number, render, QR token, sign, write, record — all or nothing.
+
+An `Issuer` holds what every certificate of a run needs (settings, ledger, parsed signing key,
+token key, compiled templates); build it once and call `Issuer.issue` per certificate.
+
+>>> issuer = Issuer.from_settings(settings, passphrase=b"demo", out_dir=Path("out"))  # doctest: +SKIP
+>>> issued = issuer.issue(cert)  # doctest: +SKIP
+>>> issued.number, issued.path  # doctest: +SKIP
+('HC-2026-000001', PosixPath('out/HC-2026-000001.pdf'))
+
+Guarantees: no PDF without its ledger row, no ledger row without its PDF (apart from a
+*pending* row, which holds its number and data and which `Issuer.complete_pending` finishes),
+no half-written file (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+from certissuer.config import Settings
+from certissuer.errors import ConfigError, IssueRefused, LedgerError
+from certissuer.ledger import CertificateEntry, FailedVerification, Ledger
+from certissuer.model import (
+    CalibrationCertificate,
+    VerificationCertificate,
+    canonical_json,
+    parse_certificate,
+)
+from certissuer.render import Renderer
+from certissuer.sign import Sealer
+from certissuer.token import TokenKey, make_token, verification_url
+
+__all__ = ["VIETNAM_TZ", "Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename"]
+
+_logger = logging.getLogger(__name__)
+
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+"""Vietnam has kept UTC+7 without daylight saving since 1975: issue dates are local dates."""
+
+INFO_QR_KEY = "CertissuerQR"
+"""Name of the PDF document-information entry that carries the QR URL."""
+
+Cert = VerificationCertificate | CalibrationCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """One certificate that is in the ledger with its signed PDF."""
+
+    number: str
+    kind: str
+    path: Path
+    pdf_sha256: str
+    url: str
+    reused: bool = False
+    """True when the ledger already held this record and nothing new was issued."""
+
+
+def pdf_filename(number: str) -> str:
+    """An ASCII file name for `number` ("KĐ-2026-000001" → "KD-2026-000001.pdf")."""
+    folded = unicodedata.normalize("NFKD", number.replace("Đ", "D").replace("đ", "d"))
+    ascii_name = "".join(c for c in folded if c.isascii() and (c.isalnum() or c in "-_."))
+    return f"{ascii_name}.pdf"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_sealer(settings: Settings, passphrase: bytes | None) -> Sealer:
+    """The lab's `Sealer` from the PKCS#12 file the profile names."""
+    if settings.signing_pkcs12 is None:
+        raise ConfigError(
+            "no signing key configured", hint="set [signing] pkcs12 in the lab profile"
+        )
+    return Sealer.from_pkcs12(settings.signing_pkcs12, passphrase)
+
+
+def load_token_key(settings: Settings) -> TokenKey:
+    """The lab's QR token key from the profile."""
+    if settings.token_key is None:
+        raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
+    return TokenKey.load(settings.token_key)
+
+
+class Issuer:
+    """Issues certificates for one lab into one output folder and one ledger."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: Ledger,
+        sealer: Sealer,
+        token_key: TokenKey,
+        out_dir: Path,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.sealer = sealer
+        self.token_key = token_key
+        self.out_dir = out_dir
+        self.renderer = renderer or Renderer(settings.render_template_dir)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        passphrase: bytes | None,
+        out_dir: Path,
+        ledger: Ledger | None = None,
+    ) -> Issuer:
+        """Open the ledger, keys and templates the profile names."""
+        return cls(
+            settings,
+            ledger=ledger or Ledger.open(settings.ledger_url),
+            sealer=load_sealer(settings, passphrase),
+            token_key=load_token_key(settings),
+            out_dir=out_dir,
+        )
+
+    def issue(self, cert: Cert, *, now: datetime | None = None) -> Issued:
+        """Issue `cert`: reserve its number, render, sign, write the PDF, complete the entry.
+
+        Issuing the same record (same ``ref``) again returns the existing certificate
+        (`Issued.reused`); the same ref with different data raises `LedgerError`. A
+        verification certificate whose checks fail is recorded as failed and refused
+        (`IssueRefused`). Any failure while rendering, signing or writing leaves no file and
+        gives the number back (or, if later numbers were taken meanwhile, leaves a pending
+        entry that `complete_pending` finishes).
+        """
+        now = now or datetime.now(UTC)
+        data_json = canonical_json(cert).decode()
+        digest = hashlib.sha256(data_json.encode()).hexdigest()
+        lab = self.settings.lab_code
+        if isinstance(cert, VerificationCertificate) and not cert.passes:
+            self._refuse_failed(cert, digest, data_json, now)
+
+        existing = self.ledger.by_ref(lab, cert.ref)
+        if existing is not None:
+            if existing.data_digest != digest:
+                raise LedgerError(
+                    f"ref '{cert.ref}' was already issued as {existing.number} with other data",
+                    hint="use a new ref, or amend the certificate",
+                )
+            if existing.is_pending:
+                return self._finish(existing, cert, now)
+            assert existing.pdf_sha256 is not None and existing.pdf_path is not None
+            return Issued(
+                existing.number,
+                existing.kind,
+                Path(existing.pdf_path),
+                existing.pdf_sha256,
+                verification_url(self.settings.token_url_base, existing.token),
+                reused=True,
+            )
+
+        issue_date = now.astimezone(VIETNAM_TZ).date()
+        series = self.settings.series_for(cert.kind)
+
+        def build(number: str, seq: int) -> CertificateEntry:
+            return self._entry(cert, number, seq, series, issue_date, now, digest, data_json)
+
+        entry = self.ledger.reserve_with(lab, series, issue_date.year, build)
+        return self._finish(entry, cert, now)
+
+    def complete_pending(self, *, now: datetime | None = None) -> list[Issued]:
+        """Finish every pending entry of this lab from the data it holds (after a crash)."""
+        done = []
+        for entry in self.ledger.pending(self.settings.lab_code):
+            cert = parse_certificate(json.loads(entry.data_json))
+            done.append(self._finish(entry, cert, now or datetime.now(UTC)))
+        return done
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _entry(
+        self,
+        cert: Cert,
+        number: str,
+        seq: int,
+        series: str,
+        issue_date: date,
+        now: datetime,
+        digest: str,
+        data_json: str,
+    ) -> CertificateEntry:
+        if isinstance(cert, VerificationCertificate):
+            instrument, customer = cert.instrument, cert.owner.name
+            work_date, valid_until = cert.verification_date, cert.valid_until
+        else:
+            instrument, customer = cert.item, cert.customer.name
+            work_date, valid_until = cert.calibrated, cert.valid_until
+        token = make_token(self.token_key, number=number, issued=issue_date, digest=digest)
+        return CertificateEntry(
+            number=number,
+            lab_code=self.settings.lab_code,
+            series=series,
+            year=issue_date.year,
+            seq=seq,
+            kind=cert.kind.value,
+            ref=cert.ref,
+            instrument_name=instrument.name,
+            instrument_model=instrument.model,
+            instrument_serial=instrument.serial,
+            customer_name=customer,
+            work_date=work_date,
+            issue_date=issue_date,
+            valid_until=valid_until,
+            issued_at=now,
+            data_digest=digest,
+            data_json=data_json,
+            token=token,
+        )
+
+    def _finish(self, entry: CertificateEntry, cert: Cert, now: datetime) -> Issued:
+        url = verification_url(self.settings.token_url_base, entry.token)
+        path = self.out_dir / pdf_filename(entry.number)
+        written = False
+        try:
+            pdf = self.renderer.render_pdf(
+                cert,
+                number=entry.number,
+                issued=entry.issue_date,
+                qr_url=url,
+                settings=self.settings,
+            )
+            signed = self.sealer.sign(
+                pdf,
+                info={INFO_QR_KEY: url},
+                reason=f"{entry.number}",
+                location=self.settings.lab_place,
+            )
+            sha = hashlib.sha256(signed).hexdigest()
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, signed)
+            written = True
+            self.ledger.complete(
+                entry.number,
+                pdf_sha256=sha,
+                pdf_path=str(path),
+                signer=self.sealer.subject,
+                at=now,
+            )
+        except BaseException:
+            if written:
+                path.unlink(missing_ok=True)
+            released = self.ledger.release(entry.number)
+            _logger.debug("issue of %s failed; number released: %s", entry.number, released)
+            raise
+        _logger.info("issued %s -> %s", entry.number, path)
+        return Issued(entry.number, entry.kind, path, sha, url)
+
+    def _refuse_failed(
+        self, cert: VerificationCertificate, digest: str, data_json: str, now: datetime
+    ) -> None:
+        self.ledger.record_failed(
+            FailedVerification(
+                lab_code=self.settings.lab_code,
+                ref=cert.ref,
+                recorded_at=now,
+                instrument_serial=cert.instrument.serial,
+                data_digest=digest,
+                data_json=data_json,
+            )
+        )
+        bad = [
+            f"check {i} ({c.nominal} {c.unit}): error {c.error} exceeds MPE {c.mpe}"
+            for i, c in enumerate(cert.checks, 1)
+            if not c.passes
+        ]
+        raise IssueRefused(
+            f"ref '{cert.ref}': the instrument failed verification ({'; '.join(bad)}); "
+            "a failed instrument gets no certificate. Its results were recorded."
+        )

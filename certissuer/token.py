@@ -1,0 +1,267 @@
+"""The QR payload: a compact signed token inside a verification URL.
+
+A token binds a certificate number, its issue date and the first 128 bits of its data digest,
+signed by the lab's token key (Ed25519 or ECDSA P-256). It is checked offline with the lab's
+public key; the ledger check comes after, online.
+
+Binary layout, then base64url without padding::
+
+    version (1) | key id (4) | issue date: days since 2000-01-01 (2, big-endian)
+    | data digest prefix (16) | certificate number (UTF-8, rest) | signature (64)
+
+The key id is the first 4 bytes of SHA-256 over the public key's DER SubjectPublicKeyInfo.
+An ECDSA signature is stored as raw r‖s (32 + 32 bytes). With a 35-character URL base the whole
+URL is about 175 characters: a version 9–10 QR code at error correction M.
+
+>>> from certissuer.token import TokenKey, make_token, read_token
+>>> key = TokenKey.generate()
+>>> tok = make_token(key, number="HC-2026-000001", issued=date(2026, 11, 27), digest="ab" * 32)
+>>> read_token(tok, [key.public]).number
+'HC-2026-000001'
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from certissuer.errors import TokenError
+
+__all__ = [
+    "TokenClaims",
+    "TokenKey",
+    "TokenPublicKey",
+    "load_public_keys",
+    "make_token",
+    "read_token",
+    "token_from_url",
+    "verification_url",
+]
+
+_VERSION = 1
+_EPOCH = date(2000, 1, 1)
+_DIGEST_BYTES = 16
+_SIG_BYTES = 64
+_HEADER = struct.Struct(">B4sH16s")
+_PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+_PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _key_id(public: _PublicKey) -> bytes:
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).digest()[:4]
+
+
+def _check_supported(key: _PublicKey | _PrivateKey | object, origin: str) -> None:
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) and isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        return
+    raise TokenError(f"{origin}: a token key must be Ed25519 or ECDSA P-256")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPublicKey:
+    """A public key that checks tokens, with its key id."""
+
+    key: _PublicKey
+    kid: bytes
+
+    @classmethod
+    def of(cls, key: _PublicKey) -> TokenPublicKey:
+        """Wrap `key` (Ed25519 or ECDSA P-256) and compute its key id."""
+        _check_supported(key, "public key")
+        return cls(key, _key_id(key))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the DER public key, hex, as shown to inspectors."""
+        der = self.key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).hexdigest()
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """True when `signature` (64 bytes) over `message` is valid for this key."""
+        try:
+            if isinstance(self.key, ed25519.Ed25519PublicKey):
+                self.key.verify(signature, message)
+            else:
+                r = int.from_bytes(signature[:32], "big")
+                s = int.from_bytes(signature[32:], "big")
+                self.key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+
+    def pem(self) -> bytes:
+        """The public key as PEM (SubjectPublicKeyInfo)."""
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """The lab's token signing key. Its `repr` never shows key material."""
+
+    private: _PrivateKey
+    public: TokenPublicKey
+
+    def __repr__(self) -> str:
+        return f"TokenKey(kid={self.public.kid.hex()})"
+
+    @classmethod
+    def generate(cls, kind: str = "ed25519") -> TokenKey:
+        """A fresh key: ``ed25519`` (default) or ``p256``."""
+        private: _PrivateKey = (
+            ed25519.Ed25519PrivateKey.generate()
+            if kind == "ed25519"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+        return cls(private, TokenPublicKey.of(private.public_key()))
+
+    @classmethod
+    def load(cls, path: Path, passphrase: bytes | None = None) -> TokenKey:
+        """Load a PEM private key from `path`; raise `TokenError` naming the file on failure."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TokenError(f"{path}: cannot read the token key ({exc.strerror})") from None
+        try:
+            private = serialization.load_pem_private_key(data, password=passphrase)
+        except (ValueError, TypeError):
+            raise TokenError(
+                f"{path}: not a usable PEM private key (wrong passphrase or damaged file)"
+            ) from None
+        _check_supported(private, str(path))
+        assert isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey)
+        return cls(private, TokenPublicKey.of(private.public_key()))
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte signature over `message`."""
+        if isinstance(self.private, ed25519.Ed25519PrivateKey):
+            return self.private.sign(message)
+        r, s = decode_dss_signature(self.private.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def pem(self) -> bytes:
+        """Unencrypted PKCS#8 PEM (for `keys init` of demo keys only)."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def load_public_keys(path: Path) -> list[TokenPublicKey]:
+    """Public keys from a PEM file holding public keys or a private key (its public half)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TokenError(f"{path}: cannot read the token key ({exc.strerror})") from None
+    if b"PRIVATE KEY" in data:
+        return [TokenKey.load(path).public]
+    keys: list[TokenPublicKey] = []
+    for block in data.split(b"-----END PUBLIC KEY-----")[:-1]:
+        try:
+            pub = serialization.load_pem_public_key(block + b"-----END PUBLIC KEY-----\n")
+        except ValueError:
+            raise TokenError(f"{path}: not a PEM public key") from None
+        assert isinstance(pub, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
+        keys.append(TokenPublicKey.of(pub))
+    if not keys:
+        raise TokenError(f"{path}: no PEM public key found")
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a valid token says."""
+
+    number: str
+    issued: date
+    digest_prefix: str
+    """First 128 bits of the data digest, hex."""
+    kid: str
+
+    def matches_digest(self, digest: str) -> bool:
+        """True when the full data digest `digest` (hex) starts with this token's prefix."""
+        return hmac.compare_digest(digest[: 2 * _DIGEST_BYTES].lower(), self.digest_prefix)
+
+
+def make_token(key: TokenKey, *, number: str, issued: date, digest: str) -> str:
+    """A token for certificate `number` issued on `issued` whose data digest is `digest` (hex)."""
+    days = (issued - _EPOCH).days
+    if not 0 <= days < 2**16:
+        raise TokenError(f"issue date {issued} is outside the range a token can carry")
+    body = _HEADER.pack(_VERSION, key.public.kid, days, bytes.fromhex(digest)[:_DIGEST_BYTES])
+    message = body + number.encode()
+    return base64.urlsafe_b64encode(message + key.sign(message)).rstrip(b"=").decode("ascii")
+
+
+def read_token(token: str, keys: Iterable[TokenPublicKey]) -> TokenClaims:
+    """Decode `token` and check its signature against `keys`.
+
+    Raises `TokenError` for a malformed, truncated or forged token, or one signed by a key not in
+    `keys`.
+    """
+    if not token or len(token) > 400:
+        raise TokenError("the token is empty or too long to be a certissuer token")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenError("the token is not valid base64url (damaged or truncated)") from None
+    if len(raw) < _HEADER.size + 1 + _SIG_BYTES:
+        raise TokenError("the token is too short (truncated)")
+    message, signature = raw[:-_SIG_BYTES], raw[-_SIG_BYTES:]
+    version, kid, days, digest = _HEADER.unpack_from(message)
+    if version != _VERSION:
+        raise TokenError(f"unknown token version {version}")
+    candidates = [k for k in keys if hmac.compare_digest(k.kid, kid)]
+    if not candidates:
+        raise TokenError(f"the token was signed by an unknown key (key id {kid.hex()})")
+    if not any(k.verify(signature, message) for k in candidates):
+        raise TokenError("the token's signature does not verify: it was altered or forged")
+    try:
+        number = message[_HEADER.size :].decode()
+    except UnicodeDecodeError:
+        raise TokenError("the token's certificate number is not valid UTF-8") from None
+    return TokenClaims(number, _EPOCH + timedelta(days=days), digest.hex(), kid.hex())
+
+
+def verification_url(base: str, token: str) -> str:
+    """The URL printed in the QR code: ``<base>/v/<token>``."""
+    return f"{base.rstrip('/')}/v/{token}"
+
+
+def token_from_url(url: str) -> str:
+    """The token of a verification URL (or `url` itself when it is a bare token)."""
+    url = url.strip()
+    if "/" not in url:
+        return url
+    path = urlsplit(url).path
+    head, sep, tail = path.rpartition("/v/")
+    if not sep or not tail or "/" in tail:
+        raise TokenError(f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}")
+    return tail

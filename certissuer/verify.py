@@ -1,0 +1,320 @@
+"""One verdict for a certificate: PDF signature + ledger + QR token.
+
+>>> verifier = Verifier.from_settings(settings, ledger=Ledger.open(settings.ledger_url))  # doctest: +SKIP
+>>> report = verifier.verify_pdf(Path("out/HC-2026-000001.pdf").read_bytes())  # doctest: +SKIP
+>>> report.verdict  # doctest: +SKIP
+<Verdict.VALID: 'valid'>
+
+Order of checks, strongest evidence first: the PDF must carry a signature that is intact,
+cryptographically valid and covers the entire file (anything appended after signing, even an
+incremental update, is "altered"); the signer must chain to the lab's trust roots ("unknown
+signer"); the signed file's SHA-256 must be in the ledger ("not in ledger"); the QR token must
+verify and name the same certificate; then the ledger's status decides (revoked, superseded,
+expired, valid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.keys import load_cert_from_pemder
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.general import SignatureValidationError
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from certissuer.config import Settings
+from certissuer.errors import ConfigError, TokenError, VerificationFailed
+from certissuer.issue import INFO_QR_KEY, VIETNAM_TZ
+from certissuer.ledger import CertificateEntry, Ledger, Status
+from certissuer.token import TokenClaims, TokenPublicKey, load_public_keys, read_token, token_from_url
+
+__all__ = ["VERDICT_LABELS", "Report", "Verdict", "Verifier", "load_trust_roots"]
+
+_logger = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    """The one answer an inspector gets."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+    ALTERED = "altered"
+    UNKNOWN_SIGNER = "unknown_signer"
+    NOT_IN_LEDGER = "not_in_ledger"
+
+
+VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
+    Verdict.VALID: ("HỢP LỆ", "VALID"),
+    Verdict.REVOKED: ("ĐÃ THU HỒI", "REVOKED"),
+    Verdict.SUPERSEDED: ("ĐÃ ĐƯỢC THAY THẾ", "SUPERSEDED"),
+    Verdict.EXPIRED: ("HẾT HIỆU LỰC", "EXPIRED"),
+    Verdict.ALTERED: ("KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)", "NOT GENUINE (altered or forged)"),
+    Verdict.UNKNOWN_SIGNER: (
+        "KHÔNG XÁC THỰC (người ký không được tin cậy)",
+        "NOT GENUINE (unknown signer)",
+    ),
+    Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
+}
+"""Vietnamese and English wording of each verdict (FORMS.md)."""
+
+_STATUS_VERDICT = {
+    Status.VALID: Verdict.VALID,
+    Status.REVOKED: Verdict.REVOKED,
+    Status.SUPERSEDED: Verdict.SUPERSEDED,
+    Status.EXPIRED: Verdict.EXPIRED,
+    Status.PENDING: Verdict.NOT_IN_LEDGER,
+}
+
+
+@dataclass
+class Report:
+    """The verdict with its reasons and what was learned about the certificate."""
+
+    verdict: Verdict
+    reasons: list[str] = field(default_factory=list)
+    number: str | None = None
+    kind: str | None = None
+    pdf_sha256: str | None = None
+    signer: str | None = None
+    signed_at: datetime | None = None
+    issue_date: date | None = None
+    valid_until: date | None = None
+    instrument: str | None = None
+    serial: str | None = None
+    customer: str | None = None
+    superseded_by: str | None = None
+    revocation_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True only for a genuine, unaltered, current certificate."""
+        return self.verdict is Verdict.VALID
+
+    @property
+    def label_vi(self) -> str:
+        """The verdict in Vietnamese."""
+        return VERDICT_LABELS[self.verdict][0]
+
+    @property
+    def label_en(self) -> str:
+        """The verdict in English."""
+        return VERDICT_LABELS[self.verdict][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (dates as ISO strings)."""
+        data = asdict(self)
+        data.update(verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi,
+                    label_en=self.label_en)
+        for key, value in data.items():
+            if isinstance(value, date | datetime):
+                data[key] = value.isoformat()
+        return data
+
+    def _fill_from(self, entry: CertificateEntry) -> None:
+        self.number, self.kind = entry.number, entry.kind
+        self.issue_date, self.valid_until = entry.issue_date, entry.valid_until
+        self.instrument, self.serial = entry.instrument_name, entry.instrument_serial
+        self.customer = entry.customer_name
+
+
+def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
+    """Load CA certificates (PEM or DER) that signers must chain to."""
+    roots = []
+    for path in paths:
+        try:
+            roots.append(load_cert_from_pemder(str(path)))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot load the trust root certificate: {exc}") from exc
+    return roots
+
+
+class Verifier:
+    """Checks PDFs and QR URLs against one lab's trust roots, token keys and ledger."""
+
+    def __init__(
+        self,
+        *,
+        trust_roots: Sequence[asn1_x509.Certificate],
+        token_keys: Sequence[TokenPublicKey],
+        ledger: Ledger | None,
+    ) -> None:
+        self.trust_roots = list(trust_roots)
+        self.token_keys = list(token_keys)
+        self.ledger = ledger
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, ledger: Ledger | None, token_public: Path | None = None
+    ) -> Verifier:
+        """Build from the lab profile. `token_public` overrides the token key file."""
+        if not settings.signing_trust_roots:
+            raise ConfigError(
+                "no trust roots configured", hint="set [signing] trust_roots in the lab profile"
+            )
+        key_path = token_public or settings.token_key
+        if key_path is None:
+            raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
+        return cls(
+            trust_roots=load_trust_roots(settings.signing_trust_roots),
+            token_keys=load_public_keys(key_path),
+            ledger=ledger,
+        )
+
+    @staticmethod
+    def _today(today: date | None) -> date:
+        return today or datetime.now(VIETNAM_TZ).date()
+
+    def verify_pdf(self, data: bytes, *, today: date | None = None) -> Report:
+        """Check the signed PDF `data`. Raises `VerificationFailed` if it is not a PDF at all."""
+        if b"%PDF-" not in data[:1024]:
+            raise VerificationFailed("the file is not a PDF (no %PDF- header)")
+        sha = hashlib.sha256(data).hexdigest()
+        report = Report(Verdict.VALID, pdf_sha256=sha)
+        try:
+            reader = PdfFileReader(BytesIO(data), strict=False)
+            signatures = reader.embedded_signatures
+            info = reader.trailer_view.get("/Info")
+            qr_url = str(info.get("/" + INFO_QR_KEY)) if info is not None and (
+                "/" + INFO_QR_KEY) in info else None
+        except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
+        if not signatures:
+            return self._fail(report, Verdict.ALTERED, "the PDF carries no signature")
+
+        context = ValidationContext(trust_roots=self.trust_roots, allow_fetching=False)
+        for i, sig in enumerate(signatures, 1):
+            label = f"signature {i} ({sig.field_name})"
+            try:
+                status = validate_pdf_signature(sig, context)
+            except (SignatureValidationError, PdfError, ValueError, KeyError) as exc:
+                return self._fail(report, Verdict.ALTERED, f"{label} cannot be validated: {exc}")
+            report.signer = status.signing_cert.subject.human_friendly
+            report.signed_at = status.signer_reported_dt
+            if not status.intact:
+                return self._fail(
+                    report, Verdict.ALTERED, f"{label}: the signed content was changed"
+                )
+            if not status.valid:
+                return self._fail(report, Verdict.ALTERED, f"{label}: the signature is invalid")
+            if not status.trusted:
+                return self._fail(
+                    report,
+                    Verdict.UNKNOWN_SIGNER,
+                    f"{label}: signer '{report.signer}' does not chain to the lab's trust roots",
+                )
+            report.reasons.append(
+                f"{label}: intact, valid, signed by '{report.signer}' at {report.signed_at}"
+            )
+        last = signatures[-1]
+        if last.coverage is not SignatureCoverageLevel.ENTIRE_FILE:
+            return self._fail(
+                report,
+                Verdict.ALTERED,
+                "the file was changed after it was signed (data appended after the signature)",
+            )
+
+        claims: TokenClaims | None = None
+        if qr_url is None:
+            report.reasons.append("the PDF carries no QR token")
+        else:
+            try:
+                claims = read_token(token_from_url(qr_url), self.token_keys)
+            except TokenError as exc:
+                return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
+            report.number = claims.number
+            report.reasons.append(f"QR token: signed by the lab key {claims.kid}")
+
+        return self._judge(report, self._lookup_pdf(sha, claims, report), claims, today)
+
+    def verify_url(self, url: str, *, today: date | None = None) -> Report:
+        """Check a QR URL (or bare token): offline signature check, then the ledger if any.
+
+        Without a ledger the best verdict is `NOT_IN_LEDGER` with the reason "token genuine".
+        """
+        report = Report(Verdict.VALID)
+        try:
+            claims = read_token(token_from_url(url), self.token_keys)
+        except TokenError as exc:
+            return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
+        report.number, report.issue_date = claims.number, claims.issued
+        report.reasons.append(f"QR token: genuine, signed by the lab key {claims.kid}")
+        if self.ledger is None:
+            return self._fail(
+                report, Verdict.NOT_IN_LEDGER, "no ledger to check the status against (offline)"
+            )
+        entry = self.ledger.get(claims.number)
+        return self._judge(report, entry, claims, today)
+
+    # -- internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _fail(report: Report, verdict: Verdict, reason: str) -> Report:
+        report.verdict = verdict
+        report.reasons.append(reason)
+        return report
+
+    def _lookup_pdf(
+        self, sha: str, claims: TokenClaims | None, report: Report
+    ) -> CertificateEntry | None:
+        if self.ledger is None:
+            return None
+        entry = self.ledger.by_pdf_sha256(sha)
+        if entry is None and claims is not None and self.ledger.get(claims.number) is not None:
+            report.reasons.append(
+                f"the ledger holds a different file for {claims.number}: this one is not the "
+                "registered copy"
+            )
+        return entry
+
+    def _judge(
+        self,
+        report: Report,
+        entry: CertificateEntry | None,
+        claims: TokenClaims | None,
+        today: date | None,
+    ) -> Report:
+        if self.ledger is None:
+            return self._fail(report, Verdict.NOT_IN_LEDGER, "no ledger was given to check")
+        if entry is None:
+            return self._fail(report, Verdict.NOT_IN_LEDGER, "not found in the ledger")
+        report._fill_from(entry)
+        if claims is not None:
+            if claims.number != entry.number:
+                return self._fail(
+                    report,
+                    Verdict.ALTERED,
+                    f"QR token names {claims.number} but the ledger entry is {entry.number}",
+                )
+            if not claims.matches_digest(entry.data_digest) or claims.issued != entry.issue_date:
+                return self._fail(
+                    report, Verdict.ALTERED, "QR token does not match the ledger's data digest"
+                )
+        status, event = self.ledger.status(entry, today=self._today(today))
+        report.verdict = _STATUS_VERDICT[status]
+        if status is Status.PENDING:
+            report.reasons.append(f"{entry.number} is reserved but not yet issued")
+        elif status is Status.REVOKED and event is not None:
+            report.revocation_reason = event.reason
+            report.reasons.append(f"revoked on {event.at:%Y-%m-%d}: {event.reason}")
+        elif status is Status.SUPERSEDED and event is not None:
+            report.superseded_by = event.related_number
+            report.reasons.append(f"superseded by {event.related_number}: {event.reason}")
+        elif status is Status.EXPIRED:
+            report.reasons.append(f"valid until {entry.valid_until}, now expired")
+        else:
+            report.reasons.append(f"in the ledger as {entry.number}, issued {entry.issue_date}")
+        return report

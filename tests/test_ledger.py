@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from certissuer.errors import LedgerError
+from certissuer.ledger import (
+    CertificateEntry,
+    EventKind,
+    Ledger,
+    LedgerEvent,
+    Status,
+    format_number,
+)
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def _builder(ref: str, *, valid_until: date | None = None):  # type: ignore[no-untyped-def]
+    def build(number: str, seq: int) -> CertificateEntry:
+        return CertificateEntry(
+            number=number,
+            lab_code="L1",
+            series="HC",
+            year=2026,
+            seq=seq,
+            kind="calibration",
+            ref=ref,
+            instrument_name="Cân",
+            instrument_model="X",
+            instrument_serial="S1",
+            customer_name="Khách",
+            work_date=date(2026, 11, 20),
+            issue_date=date(2026, 11, 27),
+            valid_until=valid_until,
+            issued_at=NOW,
+            data_digest="ab" * 32,
+            data_json="{}",
+            token="tok",
+        )
+
+    return build
+
+
+def _issue(ledger: Ledger, ref: str, sha: str, **kw: object) -> CertificateEntry:
+    entry = ledger.reserve_with("L1", "HC", 2026, _builder(ref, **kw))  # type: ignore[arg-type]
+    return ledger.complete(entry.number, pdf_sha256=sha, pdf_path="x.pdf", signer="CN=x", at=NOW)
+
+
+def test_numbers_are_gapless_and_formatted(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    numbers = [_issue(ledger, f"r{i}", f"{i:064x}").number for i in range(1, 6)]
+    assert numbers == [format_number("HC", 2026, i) for i in range(1, 6)]
+    assert numbers[0] == "HC-2026-000001"
+
+
+def test_series_and_years_count_separately(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    a = ledger.reserve_with("L1", "HC", 2026, _builder("a"))
+    b = ledger.reserve_with("L1", "KĐ", 2026, _builder("b"))
+    c = ledger.reserve_with("L1", "HC", 2027, _builder("c"))
+    d = ledger.reserve_with("L2", "HC-L2", 2026, _builder("d"))
+    assert [e.number for e in (a, b, c, d)] == [
+        "HC-2026-000001",
+        "KĐ-2026-000001",
+        "HC-2027-000001",
+        "HC-L2-2026-000001",
+    ]
+
+
+def test_two_labs_on_one_series_get_a_clear_error(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    ledger.reserve_with("L1", "HC", 2026, _builder("a"))
+    with pytest.raises(LedgerError, match="for another lab") as info:
+        ledger.reserve_with("L2", "HC", 2026, _builder("b"))
+    assert info.value.hint is not None and "own series" in info.value.hint
+
+
+def test_duplicate_ref_is_refused(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    _issue(ledger, "same", "1" * 64)
+    with pytest.raises(LedgerError, match="ref 'same'"):
+        ledger.reserve_with("L1", "HC", 2026, _builder("same"))
+    # the refused attempt took no number
+    assert _issue(ledger, "next", "2" * 64).number == "HC-2026-000002"
+
+
+def test_release_gives_back_only_the_newest_number(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    first = ledger.reserve_with("L1", "HC", 2026, _builder("a"))
+    second = ledger.reserve_with("L1", "HC", 2026, _builder("b"))
+    assert not ledger.release(first.number)  # a later number exists: stays pending
+    assert [e.number for e in ledger.pending()] == [first.number, second.number]
+    assert ledger.release(second.number)
+    assert ledger.get(second.number) is None
+    assert ledger.reserve_with("L1", "HC", 2026, _builder("c")).number == second.number
+
+
+def test_lookup_by_hash_and_status_from_events(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    entry = _issue(ledger, "a", "AB" * 32, valid_until=date(2027, 1, 1))
+    found = ledger.by_pdf_sha256("ab" * 32)
+    assert found is not None and found.number == entry.number
+    assert ledger.status(entry, today=date(2026, 12, 1))[0] is Status.VALID
+    assert ledger.status(entry, today=date(2027, 1, 2))[0] is Status.EXPIRED
+    ledger.add_event(LedgerEvent(number=entry.number, kind=EventKind.REVOKED, at=NOW,
+                                 reason="instrument repaired"))
+    status, event = ledger.status(entry, today=date(2026, 12, 1))
+    assert status is Status.REVOKED and event is not None and event.reason == "instrument repaired"
+    assert [e.kind for e in ledger.events(entry.number)] == ["issued", "revoked"]
+
+
+def test_pending_entry_is_not_found_by_hash(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    entry = ledger.reserve_with("L1", "HC", 2026, _builder("a"))
+    assert ledger.status(entry, today=date(2026, 12, 1))[0] is Status.PENDING
+    assert ledger.count() == 1
+
+
+def test_sqlite_runs_in_wal_with_full_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    with ledger.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_unreachable_database_is_a_ledger_error_without_password() -> None:
+    with pytest.raises(LedgerError) as info:
+        Ledger.open("postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/none?connect_timeout=2")
+    assert "s3cret-pw" not in str(info.value)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from pyhanko.keys import load_cert_from_pemder
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from reportlab.pdfgen import canvas
+
+from certissuer.errors import SigningError
+from certissuer.keys import KeyPaths, make_keys
+from certissuer.sign import Sealer, check_signing_certificate
+
+from .conftest import PASSPHRASE
+
+
+def _pdf() -> bytes:
+    buf = BytesIO()
+    c = canvas.Canvas(buf)
+    c.drawString(100, 700, "certificate")
+    c.save()
+    return buf.getvalue()
+
+
+def test_signature_validates_with_pyhanko_and_covers_info(pki: KeyPaths, sealer: Sealer) -> None:
+    signed = sealer.sign(_pdf(), info={"CertissuerQR": "https://v.test/v/abc"})
+    reader = PdfFileReader(BytesIO(signed))
+    (sig,) = reader.embedded_signatures
+    ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(pki.ca_cert))])
+    status = validate_pdf_signature(sig, ctx)
+    assert status.intact and status.valid and status.trusted
+    assert status.md_algorithm == "sha256"
+    assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES
+    assert reader.trailer_view["/Info"]["/CertissuerQR"] == "https://v.test/v/abc"
+
+
+def test_ecdsa_keys_sign_too(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path, passphrase=b"pw", key_type="p256")
+    signed = Sealer.from_pkcs12(keys.signer_p12, b"pw").sign(_pdf())
+    (sig,) = PdfFileReader(BytesIO(signed)).embedded_signatures
+    ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(keys.ca_cert))])
+    assert validate_pdf_signature(sig, ctx).bottom_line
+
+
+def test_wrong_passphrase_is_one_line_without_secret(pki: KeyPaths) -> None:
+    with pytest.raises(SigningError) as info:
+        Sealer.from_pkcs12(pki.signer_p12, b"wrong-passphrase-xyz")
+    message = str(info.value)
+    assert "wrong passphrase" in message and "\n" not in message
+    assert "wrong-passphrase-xyz" not in message and PASSPHRASE.decode() not in message
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SigningError, match="cannot read the PKCS#12 file"):
+        Sealer.from_pkcs12(tmp_path / "nope.p12", b"x")
+
+
+def test_repr_hides_key(sealer: Sealer) -> None:
+    assert "PRIVATE" not in repr(sealer) and "Sealer(subject=" in repr(sealer)
+
+
+def _cert(key_size: int = 2048, *, days: int = 30, start: int = -1, ku: bool = True,
+          ec_curve: ec.EllipticCurve | None = None) -> x509.Certificate:
+    key = ec.generate_private_key(ec_curve) if ec_curve else rsa.generate_private_key(65537, key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
+    now = datetime.now(UTC)
+    b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(key.public_key()).serial_number(1)
+         .not_valid_before(now + timedelta(days=start))
+         .not_valid_after(now + timedelta(days=start + days)))
+    if not ku:
+        b = b.add_extension(
+            x509.KeyUsage(False, False, True, False, False, False, False, False, False), True)
+    return b.sign(key, hashes.SHA256())
+
+
+def test_certificate_checks_refuse_each_bad_case() -> None:
+    check_signing_certificate(_cert())
+    with pytest.raises(SigningError, match="expired"):
+        check_signing_certificate(_cert(days=1, start=-10))
+    with pytest.raises(SigningError, match="not valid before"):
+        check_signing_certificate(_cert(start=5))
+    with pytest.raises(SigningError, match="RSA-1024"):
+        check_signing_certificate(_cert(1024))
+    with pytest.raises(SigningError, match="EC-192"):
+        check_signing_certificate(_cert(ec_curve=ec.SECP192R1()))
+    with pytest.raises(SigningError, match="digitalSignature"):
+        check_signing_certificate(_cert(ku=False))
+
+
+def test_expired_signer_is_refused_at_load(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path, passphrase=b"pw", valid_days=1,
+                     now=datetime.now(UTC) - timedelta(days=30))
+    with pytest.raises(SigningError, match="expired"):
+        Sealer.from_pkcs12(keys.signer_p12, b"pw")

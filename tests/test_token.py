@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import base64
+from datetime import date
+from pathlib import Path
+
+import pytest
+import qrcode
+
+from certissuer.errors import TokenError
+from certissuer.token import (
+    TokenKey,
+    load_public_keys,
+    make_token,
+    read_token,
+    token_from_url,
+    verification_url,
+)
+
+DIGEST = "9f" * 32
+
+
+@pytest.fixture(params=["ed25519", "p256"])
+def key(request: pytest.FixtureRequest) -> TokenKey:
+    return TokenKey.generate(request.param)
+
+
+def test_round_trip_carries_number_date_digest(key: TokenKey) -> None:
+    tok = make_token(key, number="KĐ-2026-000123", issued=date(2026, 11, 27), digest=DIGEST)
+    claims = read_token(tok, [key.public])
+    assert claims.number == "KĐ-2026-000123"
+    assert claims.issued == date(2026, 11, 27)
+    assert claims.matches_digest(DIGEST)
+    assert not claims.matches_digest("00" * 32)
+
+
+def test_url_fits_a_version_10_qr_code_at_level_m(key: TokenKey) -> None:
+    tok = make_token(key, number="KĐ-2026-000123", issued=date(2026, 11, 27), digest=DIGEST)
+    url = verification_url("https://kiemdinh.dongthap.gov.vn/", tok)
+    assert token_from_url(url) == tok
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(url)
+    qr.make(fit=True)
+    assert qr.version <= 10
+
+
+def test_every_flipped_byte_is_rejected(key: TokenKey) -> None:
+    tok = make_token(key, number="HC-2026-000001", issued=date(2026, 1, 2), digest=DIGEST)
+    raw = bytearray(base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)))
+    for i in range(len(raw)):
+        forged = bytearray(raw)
+        forged[i] ^= 0x01
+        text = base64.urlsafe_b64encode(bytes(forged)).rstrip(b"=").decode()
+        with pytest.raises(TokenError):
+            read_token(text, [key.public])
+
+
+def test_forged_number_with_own_key_is_rejected(key: TokenKey) -> None:
+    forger = TokenKey.generate()
+    tok = make_token(forger, number="HC-2026-000001", issued=date(2026, 1, 2), digest=DIGEST)
+    with pytest.raises(TokenError, match="unknown key"):
+        read_token(tok, [key.public])
+
+
+def test_forger_copying_the_key_id_is_rejected(key: TokenKey) -> None:
+    forger = TokenKey.generate()
+    honest = make_token(key, number="HC-2026-000001", issued=date(2026, 1, 2), digest=DIGEST)
+    raw = bytearray(base64.urlsafe_b64decode(honest + "=" * (-len(honest) % 4)))
+    message = bytes(raw[:-64]).replace(b"000001", b"000002")
+    forged = message + forger.sign(message)
+    text = base64.urlsafe_b64encode(forged).rstrip(b"=").decode()
+    with pytest.raises(TokenError, match="altered or forged"):
+        read_token(text, [key.public])
+
+
+@pytest.mark.parametrize("cut", [1, 10, 64, 80])
+def test_truncated_token_is_rejected(key: TokenKey, cut: int) -> None:
+    tok = make_token(key, number="HC-2026-000001", issued=date(2026, 1, 2), digest=DIGEST)
+    with pytest.raises(TokenError):
+        read_token(tok[:-cut], [key.public])
+
+
+@pytest.mark.parametrize("bad", ["", "not base64 !!", "A" * 500, "AAAA"])
+def test_garbage_is_rejected(key: TokenKey, bad: str) -> None:
+    with pytest.raises(TokenError):
+        read_token(bad, [key.public])
+
+
+def test_url_without_token_path_is_rejected() -> None:
+    with pytest.raises(TokenError, match="verification URL"):
+        token_from_url("https://evil.example/login?next=/v/abc")
+
+
+def test_public_keys_load_from_private_or_public_pem(tmp_path: Path, key: TokenKey) -> None:
+    (tmp_path / "pub.pem").write_bytes(key.public.pem())
+    assert [k.kid for k in load_public_keys(tmp_path / "pub.pem")] == [key.public.kid]
+
+
+def test_repr_shows_no_key_material(key: TokenKey) -> None:
+    assert "PRIVATE" not in repr(key) and key.pem().decode() not in repr(key)
