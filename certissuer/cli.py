@@ -273,7 +273,11 @@ def ledger_list(
                                 "customer": e.customer_name, "pdf": e.pdf_path}
                                for e, s in rows], ensure_ascii=False, indent=2))
         return
-    table = Table("number", "kind", "status", "issued", "instrument", "serial", "customer")
+    table = Table()
+    for name in ("number", "kind", "status", "issued"):
+        table.add_column(name, no_wrap=True)
+    for name in ("instrument", "serial", "customer"):
+        table.add_column(name, overflow="fold")
     for e, s in rows:
         table.add_row(e.number, e.kind, s.value, e.issue_date.isoformat(), e.instrument_name,
                       e.instrument_serial, e.customer_name)

@@ -27,9 +27,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, event, func
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -189,6 +191,9 @@ class Ledger:
         """
         try:
             if url.startswith("sqlite"):
+                database = make_url(url).database
+                if create and database and database != ":memory:":
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(url, connect_args={"timeout": 30})
                 _sqlite_setup(engine)
             else:
@@ -383,8 +388,6 @@ class Ledger:
 
 def _safe_url(url: str) -> str:
     # Never print a database password.
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is reported without its text

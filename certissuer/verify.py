@@ -27,9 +27,10 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.keys import load_cert_from_pemder
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.general import SignatureValidationError
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -142,6 +143,15 @@ def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
     return roots
 
 
+def _info_entry(reader: PdfFileReader, key: str) -> str | None:
+    info = reader.trailer_view.get("/Info")
+    if info is None:
+        return None
+    info = info.get_object()
+    value = info.get("/" + key) if isinstance(info, generic.DictionaryObject) else None
+    return None if value is None else str(value)
+
+
 class Verifier:
     """Checks PDFs and QR URLs against one lab's trust roots, token keys and ledger."""
 
@@ -187,9 +197,7 @@ class Verifier:
         try:
             reader = PdfFileReader(BytesIO(data), strict=False)
             signatures = reader.embedded_signatures
-            info = reader.trailer_view.get("/Info")
-            qr_url = str(info.get("/" + INFO_QR_KEY)) if info is not None and (
-                "/" + INFO_QR_KEY) in info else None
+            qr_url = _info_entry(reader, INFO_QR_KEY)
         except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
         if not signatures:
@@ -200,8 +208,14 @@ class Verifier:
             label = f"signature {i} ({sig.field_name})"
             try:
                 status = validate_pdf_signature(sig, context)
-            except (SignatureValidationError, PdfError, ValueError, KeyError) as exc:
+            except (SignatureValidationError, PdfError) as exc:
                 return self._fail(report, Verdict.ALTERED, f"{label} cannot be validated: {exc}")
+            except Exception as exc:  # noqa: BLE001
+                # A damaged CMS blob can break the validator in many ways; none is "valid".
+                _logger.debug("validation of %s raised", label, exc_info=True)
+                return self._fail(
+                    report, Verdict.ALTERED, f"{label} is damaged ({type(exc).__name__})"
+                )
             report.signer = status.signing_cert.subject.human_friendly
             report.signed_at = status.signer_reported_dt
             if not status.intact:
@@ -273,11 +287,16 @@ class Verifier:
         if self.ledger is None:
             return None
         entry = self.ledger.by_pdf_sha256(sha)
-        if entry is None and claims is not None and self.ledger.get(claims.number) is not None:
-            report.reasons.append(
-                f"the ledger holds a different file for {claims.number}: this one is not the "
-                "registered copy"
-            )
+        if entry is None and claims is not None:
+            registered = self.ledger.get(claims.number)
+            if registered is not None and not registered.is_pending:
+                # Same number, other bytes: even a change the signature does not cover (padding
+                # in /Contents) makes this file other than the one the lab issued.
+                report.verdict = Verdict.ALTERED
+                report.reasons.append(
+                    f"the file differs from the registered copy of {claims.number} "
+                    f"(SHA-256 {registered.pdf_sha256})"
+                )
         return entry
 
     def _judge(
@@ -289,6 +308,8 @@ class Verifier:
     ) -> Report:
         if self.ledger is None:
             return self._fail(report, Verdict.NOT_IN_LEDGER, "no ledger was given to check")
+        if report.verdict is Verdict.ALTERED:
+            return report
         if entry is None:
             return self._fail(report, Verdict.NOT_IN_LEDGER, "not found in the ledger")
         report._fill_from(entry)
