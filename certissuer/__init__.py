@@ -6,7 +6,8 @@ verifiable by anyone with the PDF or the QR code.
 
 >>> import certissuer
 >>> settings = certissuer.load_settings(Path("samples/certissuer.toml"))  # doctest: +SKIP
->>> issuer = certissuer.Issuer.from_settings(settings, passphrase=b"demo", out_dir=Path("out"))  # doctest: +SKIP
+>>> issuer = certissuer.Issuer.from_settings(  # doctest: +SKIP
+...     settings, passphrase=b"demo", out_dir=Path("out"))
 >>> for record in certissuer.read_certificates(Path("samples/calibration.json")):  # doctest: +SKIP
 ...     print(issuer.issue(record.cert).number)
 HC-2026-000001

@@ -62,7 +62,9 @@ def _main(
             help=f"Lab profile (TOML). Default: $CERTISSUER_CONFIG or ./{DEFAULT_CONFIG_NAME}.",
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log, tracebacks.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug log, tracebacks.")
+    ] = False,
 ) -> None:
     """certissuer: electronic verification and calibration certificates."""
     logging.basicConfig(
@@ -91,7 +93,7 @@ def _passphrase(settings: Settings) -> bytes | None:
     if value is not None:
         return value.encode()
     if sys.stdin.isatty():
-        return typer.prompt("PKCS#12 passphrase", hide_input=True).encode()
+        return str(typer.prompt("PKCS#12 passphrase", hide_input=True)).encode()
     raise ConfigError(
         f"no passphrase for the signing key: set ${settings.signing_passphrase_env}",
         hint="or run the command in a terminal to be asked for it",
@@ -174,32 +176,45 @@ def issue(
     with _reported_errors(state):
         settings = state.settings()
         issuer = Issuer.from_settings(settings, passphrase=_passphrase(settings), out_dir=out)
-        finished = issuer.complete_pending()
-        for done in finished:
-            issued.append({"number": done.number, "path": str(done.path), "completed": True})
+        issued.extend(
+            {"number": d.number, "path": str(d.path), "completed": True}
+            for d in issuer.complete_pending()
+        )
         for path in results:
             for item in intake.iter_records(path):
                 if isinstance(item, intake.Rejected):
                     for error in item.errors:
-                        rejected.append({"source": item.source, "row": item.row,
-                                         "error": str(error)})
+                        rejected.append(
+                            {"source": item.source, "row": item.row, "error": str(error)}
+                        )
                         _err.print(f"rejected: {error}", highlight=False, soft_wrap=True)
                     continue
                 try:
                     done = issuer.issue(item.cert)
                 except (IssueRefused, LedgerError) as exc:
                     rejected.append({"source": item.source, "row": item.row, "error": str(exc)})
-                    _err.print(f"rejected: {item.source}, row {item.row}: {exc}",
-                               highlight=False, soft_wrap=True)
+                    _err.print(
+                        f"rejected: {item.source}, row {item.row}: {exc}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
                     continue
-                issued.append({"number": done.number, "path": str(done.path),
-                               "sha256": done.pdf_sha256, "url": done.url, "reused": done.reused})
+                issued.append(
+                    {
+                        "number": done.number,
+                        "path": str(done.path),
+                        "sha256": done.pdf_sha256,
+                        "url": done.url,
+                        "reused": done.reused,
+                    }
+                )
                 if not as_json:
                     note = " (already issued)" if done.reused else ""
                     _out.print(f"issued {done.number}  {done.path}{note}")
     if as_json:
-        typer.echo(json.dumps({"issued": issued, "rejected": rejected}, ensure_ascii=False,
-                              indent=2))
+        typer.echo(
+            json.dumps({"issued": issued, "rejected": rejected}, ensure_ascii=False, indent=2)
+        )
     else:
         _out.print(f"{len(issued)} issued, {len(rejected)} rejected")
     raise typer.Exit(code=2 if rejected else 0)
@@ -265,13 +280,29 @@ def ledger_list(
     with _reported_errors(state):
         ledger = Ledger.open(state.settings().ledger_url, create=False)
         today = datetime.now(VIETNAM_TZ).date()
-        rows = [(e, ledger.status(e, today=today)[0]) for e in ledger.entries(kind=kind, limit=limit)]
+        rows = [
+            (e, ledger.status(e, today=today)[0]) for e in ledger.entries(kind=kind, limit=limit)
+        ]
     if as_json:
-        typer.echo(json.dumps([{"number": e.number, "kind": e.kind, "status": s.value,
-                                "issue_date": e.issue_date.isoformat(),
-                                "instrument": e.instrument_name, "serial": e.instrument_serial,
-                                "customer": e.customer_name, "pdf": e.pdf_path}
-                               for e, s in rows], ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "number": e.number,
+                        "kind": e.kind,
+                        "status": s.value,
+                        "issue_date": e.issue_date.isoformat(),
+                        "instrument": e.instrument_name,
+                        "serial": e.instrument_serial,
+                        "customer": e.customer_name,
+                        "pdf": e.pdf_path,
+                    }
+                    for e, s in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     table = Table()
     for name in ("number", "kind", "status", "issued"):
@@ -279,8 +310,15 @@ def ledger_list(
     for name in ("instrument", "serial", "customer"):
         table.add_column(name, overflow="fold")
     for e, s in rows:
-        table.add_row(e.number, e.kind, s.value, e.issue_date.isoformat(), e.instrument_name,
-                      e.instrument_serial, e.customer_name)
+        table.add_row(
+            e.number,
+            e.kind,
+            s.value,
+            e.issue_date.isoformat(),
+            e.instrument_name,
+            e.instrument_serial,
+            e.customer_name,
+        )
     _out.print(table)
 
 
@@ -299,23 +337,45 @@ def ledger_show(
         ledger = Ledger.open(settings.ledger_url, create=False)
         entry = ledger.get(number)
         if entry is None:
-            raise LedgerError(f"certificate {number} is not in the ledger",
-                              hint="'certissuer ledger list' shows what is")
+            raise LedgerError(
+                f"certificate {number} is not in the ledger",
+                hint="'certissuer ledger list' shows what is",
+            )
         status, _ = ledger.status(entry, today=datetime.now(VIETNAM_TZ).date())
         events = ledger.events(number)
     record = entry.model_dump(mode="json", exclude={"data_json"})
     record["status"] = status.value
     record["data"] = entry.data()
     record["events"] = [
-        {"kind": ev.kind, "at": ev.at.astimezone(UTC).isoformat(), "reason": ev.reason,
-         "related_number": ev.related_number} for ev in events
+        {
+            "kind": ev.kind,
+            "at": ev.at.astimezone(UTC).isoformat(),
+            "reason": ev.reason,
+            "related_number": ev.related_number,
+        }
+        for ev in events
     ]
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
-    for key in ("number", "kind", "status", "ref", "instrument_name", "instrument_model",
-                "instrument_serial", "customer_name", "work_date", "issue_date", "valid_until",
-                "issued_at", "data_digest", "pdf_sha256", "pdf_path", "signer"):
+    for key in (
+        "number",
+        "kind",
+        "status",
+        "ref",
+        "instrument_name",
+        "instrument_model",
+        "instrument_serial",
+        "customer_name",
+        "work_date",
+        "issue_date",
+        "valid_until",
+        "issued_at",
+        "data_digest",
+        "pdf_sha256",
+        "pdf_path",
+        "signer",
+    ):
         _out.print(f"{key:18} {record[key]}", soft_wrap=True)
     for ev in record["events"]:
         _out.print(f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip())

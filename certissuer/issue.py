@@ -3,7 +3,8 @@
 An `Issuer` holds what every certificate of a run needs (settings, ledger, parsed signing key,
 token key, compiled templates); build it once and call `Issuer.issue` per certificate.
 
->>> issuer = Issuer.from_settings(settings, passphrase=b"demo", out_dir=Path("out"))  # doctest: +SKIP
+>>> issuer = Issuer.from_settings(  # doctest: +SKIP
+...     settings, passphrase=b"demo", out_dir=Path("out"))
 >>> issued = issuer.issue(cert)  # doctest: +SKIP
 >>> issued.number, issued.path  # doctest: +SKIP
 ('HC-2026-000001', PosixPath('out/HC-2026-000001.pdf'))
@@ -208,6 +209,7 @@ class Issuer:
         digest: str,
         data_json: str,
     ) -> CertificateEntry:
+        valid_until: date | None
         if isinstance(cert, VerificationCertificate):
             instrument, customer = cert.instrument, cert.owner.name
             work_date, valid_until = cert.verification_date, cert.valid_until

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, event, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from certissuer.errors import LedgerError
 
@@ -331,10 +331,10 @@ class Ledger:
     def pending(self, lab_code: str | None = None) -> list[CertificateEntry]:
         """Entries reserved but not completed (a crash or a failure left them)."""
         with self.session() as s:
-            q = select(CertificateEntry).where(CertificateEntry.pdf_sha256.is_(None))  # type: ignore[union-attr]
+            q = select(CertificateEntry).where(col(CertificateEntry.pdf_sha256).is_(None))
             if lab_code is not None:
                 q = q.where(CertificateEntry.lab_code == lab_code)
-            return list(s.exec(q.order_by(CertificateEntry.issued_at)))
+            return list(s.exec(q.order_by(col(CertificateEntry.issued_at))))
 
     def entries(
         self, *, kind: str | None = None, limit: int = 100, offset: int = 0
@@ -345,8 +345,8 @@ class Ledger:
             if kind:
                 q = q.where(CertificateEntry.kind == kind)
             q = q.order_by(
-                CertificateEntry.issued_at.desc(),  # type: ignore[attr-defined]
-                CertificateEntry.number.desc(),  # type: ignore[attr-defined]
+                col(CertificateEntry.issued_at).desc(),
+                col(CertificateEntry.number).desc(),
             )
             return list(s.exec(q.offset(offset).limit(limit)))
 
@@ -362,7 +362,7 @@ class Ledger:
                 s.exec(
                     select(LedgerEvent)
                     .where(LedgerEvent.number == number)
-                    .order_by(LedgerEvent.id)  # type: ignore[arg-type]
+                    .order_by(col(LedgerEvent.id))
                 )
             )
 
@@ -390,7 +390,7 @@ def _safe_url(url: str) -> str:
     # Never print a database password.
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported without its text
+    except Exception:
         return "<the configured ledger URL>"
 
 

@@ -74,17 +74,15 @@ class VerificationMode(StrEnum):
 
 # Legal units of measurement (Decree 86/2012/NĐ-CP: SI units, their decimal multiples and
 # units accepted for use with the SI). Symbols are case-sensitive, as printed on a certificate.
-_SI_PREFIXES = ("Y", "Z", "E", "P", "T", "G", "M", "k", "h", "da", "d", "c", "m", "µ", "μ", "n", "p")
+_SI_PREFIXES = tuple("Y Z E P T G M k h da d c m µ μ n p".split())
 _PREFIXABLE = frozenset(
-    {"m", "g", "s", "A", "K", "mol", "cd", "Hz", "N", "Pa", "J", "W", "C", "V", "F", "Ω", "S",
-     "Wb", "T", "H", "lm", "lx", "Bq", "Gy", "Sv", "L", "l", "t", "bar", "Wh", "VA", "var",
-     "eV", "m²", "m³", "m2", "m3", "m/s", "N·m", "N.m", "g/cm³", "g/cm3", "g/L", "kg/m³",
-     "kg/m3", "L/min", "L/h", "m³/h", "m3/h", "m/s²", "m/s2"}
+    """m g s A K mol cd Hz N Pa J W C V F Ω S Wb T H lm lx Bq Gy Sv L l t bar Wh VA var eV
+    m² m³ m2 m3 m/s N·m N.m g/cm³ g/cm3 g/L kg/m³ kg/m3 L/min L/h m³/h m3/h m/s² m/s2""".split()
 )
 _PLAIN = frozenset(
-    {"°C", "%", "%RH", "°", "′", "″", "rad", "sr", "min", "h", "d", "ha", "dB", "pH", "r/min",
-     "vòng/phút", "km/h", "kWh", "kVAh", "kvarh", "1", "ppm", "°Bx", "% vol", "%vol", "kgf/cm²"}
-)
+    """°C % %RH ° ′ ″ rad sr min h d ha dB pH r/min vòng/phút km/h kWh kVAh kvarh 1 ppm °Bx
+    %vol kgf/cm²""".split()
+) | {"% vol"}
 
 
 def is_legal_unit(symbol: str) -> bool:
@@ -95,7 +93,7 @@ def is_legal_unit(symbol: str) -> bool:
     s = symbol.strip()
     if s in _PLAIN or s in _PREFIXABLE:
         return True
-    return any(s.startswith(p) and s[len(p):] in _PREFIXABLE for p in _SI_PREFIXES)
+    return any(s.startswith(p) and s[len(p) :] in _PREFIXABLE for p in _SI_PREFIXES)
 
 
 def _unit(value: str) -> str:
@@ -140,7 +138,7 @@ class Instrument(_Frozen):
 
 
 class MetrologicalRange(_Frozen):
-    """One measuring range with its metrological characteristics (an instrument may have several)."""
+    """One measuring range and its metrological characteristics (an instrument may have several)."""
 
     lower: Decimal
     upper: Decimal

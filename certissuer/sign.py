@@ -88,15 +88,15 @@ class _KeptKeySigner(SimpleSigner):
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
         algo = mechanism.signature_algo
         if algo == "rsassa_pkcs1v15" and isinstance(self._private, rsa.RSAPrivateKey):
-            return self._private.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+            return self._private.sign(
+                data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+            )
         if algo == "rsassa_pss" and isinstance(self._private, rsa.RSAPrivateKey):
             pad, hash_algo = process_pss_params(mechanism["parameters"])
             return self._private.sign(data, pad, hash_algo)
         if algo == "ecdsa" and isinstance(self._private, ec.EllipticCurvePrivateKey):
-            return self._private.sign(
-                data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm))
-            )
-        return super().sign_raw(data, digest_algorithm)  # type: ignore[no-any-return]
+            return self._private.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+        return super().sign_raw(data, digest_algorithm)
 
 
 class Sealer:
@@ -122,11 +122,9 @@ class Sealer:
                 der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
+        registry = SimpleCertificateStore.from_certs(asn1_chain)  # type: ignore[no-untyped-call]
         self._signer = _KeptKeySigner(
-            private,
-            signing_cert=asn1_cert,
-            signing_key=key_info,
-            cert_registry=SimpleCertificateStore.from_certs(asn1_chain),
+            private, signing_cert=asn1_cert, signing_key=key_info, cert_registry=registry
         )
         # The CMS holds the certificates, signed attributes and the signature; leave room.
         size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
@@ -202,11 +200,11 @@ class Sealer:
     def _add_info(writer: IncrementalPdfFileWriter, info: Mapping[str, str]) -> None:
         ref = writer.trailer.raw_get("/Info")
         if isinstance(ref, generic.IndirectObject):
-            info_dict = ref.get_object()
+            info_dict = ref.get_object()  # type: ignore[no-untyped-call]
             assert isinstance(info_dict, generic.DictionaryObject)
             writer.mark_update(ref)
         else:
-            info_dict = generic.DictionaryObject()
+            info_dict = generic.DictionaryObject()  # type: ignore[no-untyped-call]
             writer.set_info(info_dict)
         for key, value in info.items():
             info_dict[generic.NameObject("/" + key)] = generic.TextStringObject(value)

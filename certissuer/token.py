@@ -261,7 +261,9 @@ def token_from_url(url: str) -> str:
     if "/" not in url:
         return url
     path = urlsplit(url).path
-    head, sep, tail = path.rpartition("/v/")
+    _, sep, tail = path.rpartition("/v/")
     if not sep or not tail or "/" in tail:
-        raise TokenError(f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}")
+        raise TokenError(
+            f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}"
+        )
     return tail

@@ -1,6 +1,7 @@
 """One verdict for a certificate: PDF signature + ledger + QR token.
 
->>> verifier = Verifier.from_settings(settings, ledger=Ledger.open(settings.ledger_url))  # doctest: +SKIP
+>>> ledger = Ledger.open(settings.ledger_url)  # doctest: +SKIP
+>>> verifier = Verifier.from_settings(settings, ledger=ledger)  # doctest: +SKIP
 >>> report = verifier.verify_pdf(Path("out/HC-2026-000001.pdf").read_bytes())  # doctest: +SKIP
 >>> report.verdict  # doctest: +SKIP
 <Verdict.VALID: 'valid'>
@@ -30,8 +31,8 @@ from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
@@ -39,7 +40,13 @@ from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 from certissuer.issue import INFO_QR_KEY, VIETNAM_TZ
 from certissuer.ledger import CertificateEntry, Ledger, Status
-from certissuer.token import TokenClaims, TokenPublicKey, load_public_keys, read_token, token_from_url
+from certissuer.token import (
+    TokenClaims,
+    TokenPublicKey,
+    load_public_keys,
+    read_token,
+    token_from_url,
+)
 
 __all__ = ["VERDICT_LABELS", "Report", "Verdict", "Verifier", "load_trust_roots"]
 
@@ -63,7 +70,10 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     Verdict.REVOKED: ("ĐÃ THU HỒI", "REVOKED"),
     Verdict.SUPERSEDED: ("ĐÃ ĐƯỢC THAY THẾ", "SUPERSEDED"),
     Verdict.EXPIRED: ("HẾT HIỆU LỰC", "EXPIRED"),
-    Verdict.ALTERED: ("KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)", "NOT GENUINE (altered or forged)"),
+    Verdict.ALTERED: (
+        "KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)",
+        "NOT GENUINE (altered or forged)",
+    ),
     Verdict.UNKNOWN_SIGNER: (
         "KHÔNG XÁC THỰC (người ký không được tin cậy)",
         "NOT GENUINE (unknown signer)",
@@ -118,8 +128,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (dates as ISO strings)."""
         data = asdict(self)
-        data.update(verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi,
-                    label_en=self.label_en)
+        data.update(
+            verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi, label_en=self.label_en
+        )
         for key, value in data.items():
             if isinstance(value, date | datetime):
                 data[key] = value.isoformat()
@@ -137,7 +148,7 @@ def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
     roots = []
     for path in paths:
         try:
-            roots.append(load_cert_from_pemder(str(path)))
+            roots.append(load_cert_from_pemder(str(path)))  # type: ignore[no-untyped-call]
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot load the trust root certificate: {exc}") from exc
     return roots
@@ -210,7 +221,7 @@ class Verifier:
                 status = validate_pdf_signature(sig, context)
             except (SignatureValidationError, PdfError) as exc:
                 return self._fail(report, Verdict.ALTERED, f"{label} cannot be validated: {exc}")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 # A damaged CMS blob can break the validator in many ways; none is "valid".
                 _logger.debug("validation of %s raised", label, exc_info=True)
                 return self._fail(

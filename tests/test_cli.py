@@ -31,7 +31,7 @@ trust_roots = ["{pki.ca_cert}"]
 key = "{pki.token_key}"
 url_base = "https://verify.test.invalid"
 [ledger]
-url = "sqlite:///{tmp_path / 'ledger.db'}"
+url = "sqlite:///{tmp_path / "ledger.db"}"
 """,
         encoding="utf-8",
     )
@@ -50,8 +50,15 @@ def _run(profile: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]
 
 def test_issue_verify_list_show(profile: Path, env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, stdout, _ = _run(profile, env, "issue", str(SAMPLES / "calibration.json"),
-                           str(SAMPLES / "verification.json"), "--out", str(out))
+    code, stdout, _ = _run(
+        profile,
+        env,
+        "issue",
+        str(SAMPLES / "calibration.json"),
+        str(SAMPLES / "verification.json"),
+        "--out",
+        str(out),
+    )
     assert code == 0, stdout
     numbers = [line.split()[1] for line in stdout.splitlines() if line.startswith("issued ")]
     assert len(numbers) == 2 and numbers[0].startswith("HC-") and numbers[1].startswith("KĐ-")
@@ -75,10 +82,18 @@ def test_issue_verify_list_show(profile: Path, env: dict[str, str], tmp_path: Pa
     assert code == 7 and "not in the ledger" in stderr
 
 
-def test_verify_exit_codes_for_altered_and_qr(profile: Path, env: dict[str, str],
-                                              tmp_path: Path) -> None:
-    code, stdout, _ = _run(profile, env, "issue", str(SAMPLES / "calibration.json"), "--json",
-                           "--out", str(tmp_path / "o"))
+def test_verify_exit_codes_for_altered_and_qr(
+    profile: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    code, stdout, _ = _run(
+        profile,
+        env,
+        "issue",
+        str(SAMPLES / "calibration.json"),
+        "--json",
+        "--out",
+        str(tmp_path / "o"),
+    )
     issued = json.loads(stdout)["issued"][0]
     data = bytearray(Path(issued["path"]).read_bytes())
     data[len(data) // 3] ^= 0x01
@@ -95,8 +110,9 @@ def test_verify_exit_codes_for_altered_and_qr(profile: Path, env: dict[str, str]
     assert code == 1 and "NOT GENUINE" in stdout
 
 
-def test_bad_input_is_reported_with_file_row_field(profile: Path, env: dict[str, str],
-                                                   tmp_path: Path) -> None:
+def test_bad_input_is_reported_with_file_row_field(
+    profile: Path, env: dict[str, str], tmp_path: Path
+) -> None:
     data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
     data["results"][1]["unit"] = "lbs"
     bad = tmp_path / "bad.json"
@@ -108,9 +124,14 @@ def test_bad_input_is_reported_with_file_row_field(profile: Path, env: dict[str,
 
 
 def test_wrong_passphrase_is_one_line_and_secret_free(profile: Path, tmp_path: Path) -> None:
-    code, stdout, stderr = _run(profile, {"CERTISSUER_P12_PASSPHRASE": "hunter2-wrong"},
-                                "issue", str(SAMPLES / "calibration.json"),
-                                "--out", str(tmp_path / "o"))
+    code, stdout, stderr = _run(
+        profile,
+        {"CERTISSUER_P12_PASSPHRASE": "hunter2-wrong"},
+        "issue",
+        str(SAMPLES / "calibration.json"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 5
     assert "wrong passphrase" in stderr and "hunter2" not in stderr + stdout
     assert "Traceback" not in stderr

@@ -31,7 +31,7 @@ def test_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
 
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "lab.toml").write_text("[lab\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="lab.toml: cannot read"):
+    with pytest.raises(ConfigError, match=r"lab\.toml: cannot read"):
         load_settings(tmp_path / "lab.toml", env={})
 
 
@@ -43,7 +43,9 @@ def test_missing_profile_suggests_init(tmp_path: Path) -> None:
 
 def test_found_by_environment_variable(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text('[lab]\ncode = "ENV"\n', encoding="utf-8")
-    assert load_settings(None, env={"CERTISSUER_CONFIG": str(tmp_path / "x.toml")}).lab_code == "ENV"
+    assert (
+        load_settings(None, env={"CERTISSUER_CONFIG": str(tmp_path / "x.toml")}).lab_code == "ENV"
+    )
 
 
 def test_starter_config_loads(tmp_path: Path) -> None:

@@ -23,11 +23,12 @@ def _files(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir()) if out.exists() else []
 
 
-def test_issue_writes_signed_pdf_and_ledger_row(issuer: Issuer, cal_cert: Any,
-                                                verifier: Any) -> None:
+def test_issue_writes_signed_pdf_and_ledger_row(
+    issuer: Issuer, cal_cert: Any, verifier: Any
+) -> None:
     issued = issuer.issue(cal_cert)
     assert issued.number == f"HC-{date.today().year}-000001"
-    assert issued.path.name == "HC-%d-000001.pdf" % date.today().year
+    assert issued.path.name == f"HC-{date.today().year}-000001.pdf"
     data = issued.path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == issued.pdf_sha256
     entry = issuer.ledger.get(issued.number)

@@ -104,8 +104,11 @@ def test_lookup_by_hash_and_status_from_events(any_ledger_url: str) -> None:
     assert found is not None and found.number == entry.number
     assert ledger.status(entry, today=date(2026, 12, 1))[0] is Status.VALID
     assert ledger.status(entry, today=date(2027, 1, 2))[0] is Status.EXPIRED
-    ledger.add_event(LedgerEvent(number=entry.number, kind=EventKind.REVOKED, at=NOW,
-                                 reason="instrument repaired"))
+    ledger.add_event(
+        LedgerEvent(
+            number=entry.number, kind=EventKind.REVOKED, at=NOW, reason="instrument repaired"
+        )
+    )
     status, event = ledger.status(entry, today=date(2026, 12, 1))
     assert status is Status.REVOKED and event is not None and event.reason == "instrument repaired"
     assert [e.kind for e in ledger.events(entry.number)] == ["issued", "revoked"]

@@ -21,8 +21,15 @@ from certissuer.model import (
 
 @pytest.mark.parametrize(
     ("u", "expected"),
-    [("0.0123", "0.013"), ("0.0999", "0.10"), ("1.234", "1.3"), ("0.000062", "0.000062"),
-     ("12", "12"), ("0.05", "0.050"), ("99.1", "1.0E+2")],
+    [
+        ("0.0123", "0.013"),
+        ("0.0999", "0.10"),
+        ("1.234", "1.3"),
+        ("0.000062", "0.000062"),
+        ("12", "12"),
+        ("0.05", "0.050"),
+        ("99.1", "1.0E+2"),
+    ],
 )
 def test_uncertainty_rounds_up_to_two_significant_digits(u: str, expected: str) -> None:
     assert round_uncertainty(Decimal(u)) == Decimal(expected)
@@ -45,8 +52,9 @@ def test_illegal_units(unit: str) -> None:
     assert not is_legal_unit(unit)
 
 
-def test_samples_parse_into_the_right_kind(cal_data: dict[str, Any],
-                                          ver_data: dict[str, Any]) -> None:
+def test_samples_parse_into_the_right_kind(
+    cal_data: dict[str, Any], ver_data: dict[str, Any]
+) -> None:
     assert isinstance(parse_certificate(cal_data), CalibrationCertificate)
     ver = parse_certificate(ver_data)
     assert isinstance(ver, VerificationCertificate) and ver.passes
@@ -54,7 +62,9 @@ def test_samples_parse_into_the_right_kind(cal_data: dict[str, Any],
 
 def test_canonical_json_is_stable_and_decimal_as_string(cal_data: dict[str, Any]) -> None:
     a = parse_certificate(cal_data)
-    shuffled = json.loads(json.dumps(cal_data, default=str), object_pairs_hook=lambda p: dict(reversed(p)))
+    shuffled = json.loads(
+        json.dumps(cal_data, default=str), object_pairs_hook=lambda p: dict(reversed(p))
+    )
     b = parse_certificate(shuffled)
     assert canonical_json(a) == canonical_json(b)
     assert data_digest(a) == data_digest(b)
@@ -70,13 +80,16 @@ def test_failed_check_point_makes_instrument_fail(ver_data: dict[str, Any]) -> N
 
 @pytest.mark.parametrize(
     ("path", "value", "fragment"),
-    [(("results", 0, "unit"), "lbs", "legal unit"),
-     (("results", 0, "uncertainty"), "-0.1", "greater than 0"),
-     (("kind",), "inspection", "calibration"),
-     (("received",), "2026-12-01", "calibrated on or after received")],
+    [
+        (("results", 0, "unit"), "lbs", "legal unit"),
+        (("results", 0, "uncertainty"), "-0.1", "greater than 0"),
+        (("kind",), "inspection", "calibration"),
+        (("received",), "2026-12-01", "calibrated on or after received"),
+    ],
 )
-def test_bad_values_are_refused(cal_data: dict[str, Any], path: tuple[Any, ...], value: str,
-                                fragment: str) -> None:
+def test_bad_values_are_refused(
+    cal_data: dict[str, Any], path: tuple[Any, ...], value: str, fragment: str
+) -> None:
     target: Any = cal_data
     for key in path[:-1]:
         target = target[key]

@@ -34,8 +34,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], list
     }
     result = CliRunner().invoke(
         app,
-        ["--config", str(SAMPLES / "certissuer.toml"), "issue", "--json", "--out", str(tmp),
-         str(SAMPLES / "calibration.json"), str(SAMPLES / "verification.json")],
+        [
+            "--config",
+            str(SAMPLES / "certissuer.toml"),
+            "issue",
+            "--json",
+            "--out",
+            str(tmp),
+            str(SAMPLES / "calibration.json"),
+            str(SAMPLES / "verification.json"),
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.stderr
@@ -43,8 +51,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], list
 
 
 def _pages(pdf: str) -> list[str]:
-    text = subprocess.run(["pdftotext", "-layout", pdf, "-"], check=True, capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", pdf, "-"], check=True, capture_output=True, text=True
+    ).stdout
     return [p for p in text.split("\f") if p.strip()]
 
 
@@ -52,14 +61,17 @@ def test_samples_verify_with_demo_keys(demo: tuple[dict[str, str], list[dict[str
     env, issued = demo
     for item in issued:
         result = CliRunner().invoke(
-            app, ["--config", str(SAMPLES / "certissuer.toml"), "verify", "--json", item["path"]],
-            env=env)
+            app,
+            ["--config", str(SAMPLES / "certissuer.toml"), "verify", "--json", item["path"]],
+            env=env,
+        )
         assert result.exit_code == 0, result.stdout
         assert json.loads(result.stdout)["number"] == item["number"]
 
 
-@pytest.mark.parametrize(("index", "title"), [(0, "GIẤY CHỨNG NHẬN HIỆU CHUẨN"),
-                                              (1, "GIẤY CHỨNG NHẬN KIỂM ĐỊNH")])
+@pytest.mark.parametrize(
+    ("index", "title"), [(0, "GIẤY CHỨNG NHẬN HIỆU CHUẨN"), (1, "GIẤY CHỨNG NHẬN KIỂM ĐỊNH")]
+)
 def test_every_page_has_title_number_and_page_x_of_y(
     demo: tuple[dict[str, str], list[dict[str, str]]], index: int, title: str
 ) -> None:
@@ -73,8 +85,9 @@ def test_every_page_has_title_number_and_page_x_of_y(
 
 def test_all_fonts_are_embedded(demo: tuple[dict[str, str], list[dict[str, str]]]) -> None:
     for item in demo[1]:
-        rows = subprocess.run(["pdffonts", item["path"]], check=True, capture_output=True,
-                              text=True).stdout.splitlines()[2:]
+        rows = subprocess.run(
+            ["pdffonts", item["path"]], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[2:]
         assert rows, "no fonts listed"
         for row in rows:
             emb = row.split()[-5]
@@ -90,11 +103,12 @@ def test_qr_code_on_the_page_decodes_to_the_token_url(
         subprocess.run(["pdftoppm", "-r", "150", "-png", item["path"], str(stem)], check=True)
         found: list[str] = []
         for png in sorted(tmp_path.glob(f"{stem.name}*.png")):
-            res = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True,
-                                 text=True)
+            res = subprocess.run(
+                ["zbarimg", "--raw", "-q", str(png)], capture_output=True, text=True
+            )
             found += [line for line in res.stdout.splitlines() if line]
         assert item["url"] in found
         result = CliRunner().invoke(
-            app, ["--config", str(SAMPLES / "certissuer.toml"), "verify", "--qr", found[0]],
-            env=env)
+            app, ["--config", str(SAMPLES / "certissuer.toml"), "verify", "--qr", found[0]], env=env
+        )
         assert result.exit_code == 0, result.stdout

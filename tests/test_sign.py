@@ -69,18 +69,32 @@ def test_repr_hides_key(sealer: Sealer) -> None:
     assert "PRIVATE" not in repr(sealer) and "Sealer(subject=" in repr(sealer)
 
 
-def _cert(key_size: int = 2048, *, days: int = 30, start: int = -1, ku: bool = True,
-          ec_curve: ec.EllipticCurve | None = None) -> x509.Certificate:
-    key = ec.generate_private_key(ec_curve) if ec_curve else rsa.generate_private_key(65537, key_size)
+def _cert(
+    key_size: int = 2048,
+    *,
+    days: int = 30,
+    start: int = -1,
+    ku: bool = True,
+    ec_curve: ec.EllipticCurve | None = None,
+) -> x509.Certificate:
+    key = (
+        ec.generate_private_key(ec_curve) if ec_curve else rsa.generate_private_key(65537, key_size)
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
     now = datetime.now(UTC)
-    b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(1)
-         .not_valid_before(now + timedelta(days=start))
-         .not_valid_after(now + timedelta(days=start + days)))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now + timedelta(days=start))
+        .not_valid_after(now + timedelta(days=start + days))
+    )
     if not ku:
         b = b.add_extension(
-            x509.KeyUsage(False, False, True, False, False, False, False, False, False), True)
+            x509.KeyUsage(False, False, True, False, False, False, False, False, False), True
+        )
     return b.sign(key, hashes.SHA256())
 
 
@@ -99,7 +113,8 @@ def test_certificate_checks_refuse_each_bad_case() -> None:
 
 
 def test_expired_signer_is_refused_at_load(tmp_path: Path) -> None:
-    keys = make_keys(tmp_path, passphrase=b"pw", valid_days=1,
-                     now=datetime.now(UTC) - timedelta(days=30))
+    keys = make_keys(
+        tmp_path, passphrase=b"pw", valid_days=1, now=datetime.now(UTC) - timedelta(days=30)
+    )
     with pytest.raises(SigningError, match="expired"):
         Sealer.from_pkcs12(keys.signer_p12, b"pw")

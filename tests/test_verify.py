@@ -55,8 +55,9 @@ def test_flipped_byte_in_content_is_altered(verifier: Verifier, signed: tuple[An
 
 
 @pytest.mark.parametrize("where", [0.02, 0.2, 0.98])  # in the CMS ... in the zero padding
-def test_flipped_byte_in_signature_is_altered(verifier: Verifier, signed: tuple[Any, bytes],
-                                              where: float) -> None:
+def test_flipped_byte_in_signature_is_altered(
+    verifier: Verifier, signed: tuple[Any, bytes], where: float
+) -> None:
     _, data = signed
     begin = data.rindex(b"/Contents <") + len(b"/Contents <")
     end = data.index(b">", begin)
@@ -122,9 +123,10 @@ def test_forged_token_in_a_signed_pdf_is_altered(
     real_sign = issuer.sealer.sign
 
     def sign_with_forged_token(pdf: bytes, **kw: Any) -> bytes:
-        url = verification_url("https://verify.test.invalid",
-                               make_token(forger, number="HC-2026-999999",
-                                          issued=date.today(), digest="00" * 32))
+        url = verification_url(
+            "https://verify.test.invalid",
+            make_token(forger, number="HC-2026-999999", issued=date.today(), digest="00" * 32),
+        )
         return real_sign(pdf, **{**kw, "info": {"CertissuerQR": url}})
 
     monkeypatch.setattr(issuer.sealer, "sign", sign_with_forged_token)
@@ -134,10 +136,16 @@ def test_forged_token_in_a_signed_pdf_is_altered(
     assert any("unknown key" in r for r in report.reasons)
 
 
-def test_unsigned_pdf_is_altered(verifier: Verifier, renderer: Any, cal_cert: Any,
-                                 settings: Settings) -> None:
-    pdf = renderer.render_pdf(cal_cert, number="HC-2026-000001", issued=date.today(),
-                              qr_url="https://verify.test.invalid/v/x", settings=settings)
+def test_unsigned_pdf_is_altered(
+    verifier: Verifier, renderer: Any, cal_cert: Any, settings: Settings
+) -> None:
+    pdf = renderer.render_pdf(
+        cal_cert,
+        number="HC-2026-000001",
+        issued=date.today(),
+        qr_url="https://verify.test.invalid/v/x",
+        settings=settings,
+    )
     report = verifier.verify_pdf(pdf)
     assert report.verdict is Verdict.ALTERED and "no signature" in report.reasons[0]
 
@@ -153,20 +161,33 @@ def test_revoked_superseded_and_expired(
     issued, data = signed
     ledger = issuer.ledger
     assert verifier.verify_pdf(data, today=date(2099, 1, 1)).verdict is Verdict.VALID  # no expiry
-    ledger.add_event(LedgerEvent(number=issued.number, kind=EventKind.SUPERSEDED,
-                                 at=datetime.now(UTC), reason="typo in serial",
-                                 related_number="HC-2026-000002"))
+    ledger.add_event(
+        LedgerEvent(
+            number=issued.number,
+            kind=EventKind.SUPERSEDED,
+            at=datetime.now(UTC),
+            reason="typo in serial",
+            related_number="HC-2026-000002",
+        )
+    )
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.SUPERSEDED and report.superseded_by == "HC-2026-000002"
-    ledger.add_event(LedgerEvent(number=issued.number, kind=EventKind.REVOKED,
-                                 at=datetime.now(UTC), reason="standard out of calibration"))
+    ledger.add_event(
+        LedgerEvent(
+            number=issued.number,
+            kind=EventKind.REVOKED,
+            at=datetime.now(UTC),
+            reason="standard out of calibration",
+        )
+    )
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.REVOKED and not report.ok
     assert report.revocation_reason == "standard out of calibration"
 
 
-def test_verification_certificate_expires(verifier: Verifier, issuer: Issuer,
-                                          ver_cert: Any) -> None:
+def test_verification_certificate_expires(
+    verifier: Verifier, issuer: Issuer, ver_cert: Any
+) -> None:
     data = issuer.issue(ver_cert).path.read_bytes()
     assert verifier.verify_pdf(data, today=date(2027, 11, 24)).verdict is Verdict.VALID
     report = verifier.verify_pdf(data, today=date(2027, 11, 25))
@@ -181,19 +202,25 @@ def test_qr_url_checks(verifier: Verifier, signed: tuple[Any, bytes], settings: 
     report = offline.verify_url(issued.url)
     assert report.verdict is Verdict.NOT_IN_LEDGER and report.number == issued.number
     assert any("genuine" in r for r in report.reasons)
-    forged = verification_url(settings.token_url_base,
-                              make_token(TokenKey.generate(), number=issued.number,
-                                         issued=date.today(), digest="00" * 32))
+    forged = verification_url(
+        settings.token_url_base,
+        make_token(
+            TokenKey.generate(), number=issued.number, issued=date.today(), digest="00" * 32
+        ),
+    )
     assert verifier.verify_url(forged).verdict is Verdict.ALTERED
 
 
-def test_token_for_other_data_is_altered(verifier: Verifier, signed: tuple[Any, bytes],
-                                         settings: Settings) -> None:
+def test_token_for_other_data_is_altered(
+    verifier: Verifier, signed: tuple[Any, bytes], settings: Settings
+) -> None:
     issued, _ = signed
     key = load_token_key(settings)  # even the lab's own key cannot vouch for other data
-    url = verification_url(settings.token_url_base,
-                           make_token(key, number=issued.number,
-                                      issued=date.today() - timedelta(days=0),
-                                      digest="11" * 32))
+    url = verification_url(
+        settings.token_url_base,
+        make_token(
+            key, number=issued.number, issued=date.today() - timedelta(days=0), digest="11" * 32
+        ),
+    )
     report = verifier.verify_url(url)
     assert report.verdict is Verdict.ALTERED and "digest" in report.reasons[-1]
