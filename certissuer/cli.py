@@ -185,9 +185,15 @@ def issue(
                 if isinstance(item, intake.Rejected):
                     for error in item.errors:
                         rejected.append(
-                            {"source": item.source, "row": item.row, "error": str(error)}
+                            {
+                                "source": item.source,
+                                "row": item.row,
+                                "error": str(error),
+                                "hint": error.hint,
+                            }
                         )
-                        _err.print(f"rejected: {error}", highlight=False, soft_wrap=True)
+                        hint = f" (hint: {error.hint})" if error.hint else ""
+                        _err.print(f"rejected: {error}{hint}", highlight=False, soft_wrap=True)
                     continue
                 try:
                     done = issuer.issue(item.cert)

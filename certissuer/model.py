@@ -11,7 +11,8 @@ data (sorted keys, Decimal as string) whose SHA-256 is the data digest recorded 
 carried by the QR token.
 
 >>> from certissuer.model import parse_certificate, data_digest
->>> cert = parse_certificate(json.loads(open("samples/calibration.json").read()))  # doctest: +SKIP
+>>> text = Path("samples/calibration.json").read_text()  # doctest: +SKIP
+>>> cert = parse_certificate(json.loads(text, parse_float=Decimal))  # doctest: +SKIP
 >>> len(data_digest(cert))  # doctest: +SKIP
 64
 """
@@ -26,9 +27,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -111,8 +114,32 @@ Text = Annotated[str, Field(min_length=1, max_length=500)]
 OptText = Annotated[str, Field(max_length=2000)]
 
 
+def _iso_date(value: Any) -> Any:
+    # Pydantic would read "0" or 86400 as a Unix timestamp: a certificate date is never that.
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        raise ValueError(f"expected a date YYYY-MM-DD, got '{value}'")
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise ValueError(f"expected a date YYYY-MM-DD, got '{value}'")
+    return value
+
+
+Date = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date given as ``YYYY-MM-DD`` (or a `date`), never a timestamp."""
+
+
+def _after(info: ValidationInfo, value: date | None, earlier: str, *, strict: bool) -> None:
+    other = info.data.get(earlier)
+    if value is None or other is None:
+        return  # the earlier field failed on its own, or nothing to compare
+    if value < other or (strict and value == other):
+        word = "after" if strict else "on or after"
+        raise ValueError(f"expected a date {word} {earlier} {other}, got {value}")
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True
+    )
 
 
 class Party(_Frozen):
@@ -150,10 +177,16 @@ class MetrologicalRange(_Frozen):
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v: _unit(v)))
 
+    @field_validator("upper")
+    @classmethod
+    def _upper_above_lower(cls, upper: Decimal, info: ValidationInfo) -> Decimal:
+        lower = info.data.get("lower")
+        if lower is not None and upper <= lower:
+            raise ValueError(f"expected a value above lower ({lower}), got {upper}")
+        return upper
+
     @model_validator(mode="after")
     def _range_ok(self) -> "MetrologicalRange":
-        if self.upper <= self.lower:
-            raise ValueError(f"expected upper > lower, got {self.lower} to {self.upper}")
         if not self.accuracy_class and self.mpe is None:
             raise ValueError("expected an accuracy class or a maximum permissible error (mpe)")
         return self
@@ -211,7 +244,7 @@ class ReferenceStandard(_Frozen):
     name: Text
     serial: OptText = ""
     certificate_number: Text
-    calibration_due: date
+    calibration_due: Date
 
 
 class Conditions(_Frozen):
@@ -256,11 +289,11 @@ class VerificationCertificate(_Common):
     method: Text
     """Procedure: ĐLVN number and title."""
     mode: VerificationMode
-    verification_date: date
+    verification_date: Date
     checks: list[CheckPoint] = Field(min_length=1)
     stamp_number: OptText = ""
     """Series and number of the verification stamp; empty when none is used."""
-    valid_until: date
+    valid_until: Date
     verifier: Signatory
     head: Signatory
 
@@ -269,14 +302,11 @@ class VerificationCertificate(_Common):
         """True when every check point is within its maximum permissible error."""
         return all(c.passes for c in self.checks)
 
-    @model_validator(mode="after")
-    def _dates_ok(self) -> "VerificationCertificate":
-        if self.valid_until <= self.verification_date:
-            raise ValueError(
-                f"expected valid_until after verification_date {self.verification_date}, "
-                f"got {self.valid_until}"
-            )
-        return self
+    @field_validator("valid_until")
+    @classmethod
+    def _valid_after_verification(cls, value: date, info: ValidationInfo) -> date:
+        _after(info, value, "verification_date", strict=True)
+        return value
 
 
 class CalibrationCertificate(_Common):
@@ -287,8 +317,8 @@ class CalibrationCertificate(_Common):
     customer: Party
     place_of_calibration: Text
     method: Text
-    received: date
-    calibrated: date
+    received: Date
+    calibrated: Date
     results: list[Measurement] = Field(min_length=1)
     standards: list[ReferenceStandard] = Field(min_length=1)
     conditions: Conditions = Conditions()
@@ -298,7 +328,7 @@ class CalibrationCertificate(_Common):
     checked_by: Signatory | None = None
     signatory: Signatory
     conformity: Conformity | None = None
-    valid_until: date | None = None
+    valid_until: Date | None = None
     """Only where agreed with the customer (§7.8.4.3)."""
 
     @property
@@ -306,17 +336,17 @@ class CalibrationCertificate(_Common):
         """True when results are given before and after adjustment."""
         return any(m.stage for m in self.results)
 
-    @model_validator(mode="after")
-    def _dates_ok(self) -> "CalibrationCertificate":
-        if self.calibrated < self.received:
-            raise ValueError(
-                f"expected calibrated on or after received {self.received}, got {self.calibrated}"
-            )
-        if self.valid_until is not None and self.valid_until <= self.calibrated:
-            raise ValueError(
-                f"expected valid_until after calibrated {self.calibrated}, got {self.valid_until}"
-            )
-        return self
+    @field_validator("calibrated")
+    @classmethod
+    def _calibrated_after_receipt(cls, value: date, info: ValidationInfo) -> date:
+        _after(info, value, "received", strict=False)
+        return value
+
+    @field_validator("valid_until")
+    @classmethod
+    def _valid_after_calibration(cls, value: date | None, info: ValidationInfo) -> date | None:
+        _after(info, value, "calibrated", strict=True)
+        return value
 
 
 Certificate = Annotated[
