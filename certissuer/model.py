@@ -48,6 +48,7 @@ __all__ = [
     "MetrologicalRange",
     "Party",
     "ReferenceStandard",
+    "Replacement",
     "Signatory",
     "VerificationCertificate",
     "VerificationMode",
@@ -272,9 +273,18 @@ class Conformity(_Frozen):
     decision_rule: Text
 
 
+class Replacement(_Frozen):
+    """What an amended certificate replaces, and why (ISO/IEC 17025 §7.8.8)."""
+
+    number: Annotated[str, Field(min_length=1, max_length=60)]
+    reason: Text
+
+
 class _Common(_Frozen):
     ref: Annotated[str, Field(min_length=1, max_length=100)]
     """The lab's own reference for this record; issuing the same ref again is refused."""
+    replaces: Replacement | None = None
+    """Set by `certissuer amend`: the certificate this one replaces and why."""
     language_note: OptText = ""
 
 
