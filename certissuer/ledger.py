@@ -23,19 +23,26 @@ rerun completes it (`Ledger.pending`). So a number is never skipped.
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, event, func
+from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, event, func, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from certissuer import merkle
 from certissuer.errors import LedgerError
+from certissuer.token import TokenKey, TokenPublicKey
+
+if TYPE_CHECKING:
+    from certissuer._audit import AuditReport
 
 __all__ = [
     "CertificateEntry",
@@ -115,7 +122,13 @@ class CertificateEntry(SQLModel, table=True):
     token: str
     pdf_sha256: str | None = Field(default=None, index=True, unique=True, max_length=64)
     pdf_path: str | None = None
+    """Where the PDF is (set at reservation, so a crashed issue is completed in place)."""
     signer: str = ""
+    claim: str = Field(default="", max_length=200)
+    """Who is completing a pending entry: ``host:pid``. Empty once complete."""
+    claimed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
     @property
     def is_pending(self) -> bool:
@@ -138,6 +151,96 @@ class LedgerEvent(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     reason: str = ""
     related_number: str | None = None
+    pdf_sha256: str | None = Field(default=None, max_length=64)
+    """The PDF's SHA-256 that this event vouches for (issued; a later signature's file)."""
+
+
+class LogLeaf(SQLModel, table=True):
+    """Leaf `idx` of the RFC 6962 Merkle log: one per event, in append order."""
+
+    __tablename__ = "log_leaf"
+    idx: int = Field(primary_key=True)
+    event_id: int = Field(unique=True)
+    leaf_hash: str = Field(max_length=64)
+
+
+class LogHead(SQLModel, table=True):
+    """The log's size; its single row is locked while a leaf is appended."""
+
+    __tablename__ = "log_head"
+    id: int = Field(default=1, primary_key=True)
+    size: int = 0
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed tree head: the lab vouches for (tree size, root hash) at a time."""
+
+    __tablename__ = "checkpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    lab_code: str = Field(max_length=50)
+    tree_size: int
+    root_hash: str = Field(max_length=64)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    kid: str = Field(max_length=16)
+    signature: str = Field(max_length=200)
+
+    def message(self) -> bytes:
+        """The bytes the lab signs."""
+        return checkpoint_message(self.lab_code, self.tree_size, self.root_hash, _utc(self.at))
+
+
+def checkpoint_message(lab_code: str, size: int, root_hex: str, at: datetime) -> bytes:
+    """``certissuer-checkpoint/v1`` text: lab, tree size, root (hex) and time, one per line."""
+    return (
+        f"certissuer-checkpoint/v1\n{lab_code}\n{size}\n{root_hex}\n"
+        f"{_utc(at).isoformat(timespec='microseconds')}\n"
+    ).encode()
+
+
+_ENTRY_LOGGED = (
+    "number",
+    "lab_code",
+    "series",
+    "year",
+    "seq",
+    "kind",
+    "ref",
+    "instrument_name",
+    "instrument_model",
+    "instrument_serial",
+    "customer_name",
+    "work_date",
+    "issue_date",
+    "valid_until",
+    "issued_at",
+    "data_digest",
+    "token",
+)
+
+
+def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
+    """The canonical bytes of a log leaf: the event, and for ``issued`` the entry's fields.
+
+    Editing any logged column afterwards changes this, so `Ledger.audit` finds it.
+    """
+    record: dict[str, Any] = {
+        "v": 1,
+        "event": event.kind,
+        "number": event.number,
+        "at": _utc(event.at).isoformat(timespec="microseconds"),
+        "reason": event.reason,
+        "related_number": event.related_number,
+        "pdf_sha256": event.pdf_sha256,
+    }
+    if event.kind == EventKind.ISSUED and entry is not None:
+        for name in _ENTRY_LOGGED:
+            value = getattr(entry, name)
+            if isinstance(value, datetime):
+                value = _utc(value).isoformat(timespec="microseconds")
+            elif isinstance(value, date):
+                value = value.isoformat()
+            record["entry." + name] = value
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class FailedVerification(SQLModel, table=True):
@@ -186,8 +289,9 @@ class Ledger:
     def open(cls, url: str, *, create: bool = True) -> "Ledger":
         """Open the ledger at `url` (``sqlite:///path`` or ``postgresql+psycopg://…``).
 
-        With `create`, missing tables are created. Raises `LedgerError` when the database
-        cannot be reached.
+        With `create`, a new database gets the current schema and an older one is upgraded
+        (Alembic). Without it, the schema must already be current. Raises `LedgerError` when
+        the database cannot be reached.
         """
         try:
             if url.startswith("sqlite"):
@@ -200,10 +304,21 @@ class Ledger:
                 engine = create_engine(url, pool_pre_ping=True)
             ledger = cls(engine)
             if create:
-                SQLModel.metadata.create_all(engine)
+                ledger.upgrade()
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
         return ledger
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision; return the revision it ended at.
+
+        A new, empty database is created from the models and stamped; a database made before
+        migrations existed (the first schema, no ``alembic_version``) is stamped at the first
+        revision, then upgraded. Upgrades keep every row.
+        """
+        from certissuer import migrations
+
+        return migrations.upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -217,7 +332,13 @@ class Ledger:
     # -- issuing ---------------------------------------------------------------------------
 
     def reserve_with(
-        self, lab_code: str, series: str, year: int, build: Callable[[str, int], CertificateEntry]
+        self,
+        lab_code: str,
+        series: str,
+        year: int,
+        build: Callable[[str, int], CertificateEntry],
+        *,
+        claim: str = "",
     ) -> CertificateEntry:
         """Allocate the next gapless number and store the pending entry `build(number, seq)`.
 
@@ -241,6 +362,7 @@ class Ledger:
             # The counter decides; the builder cannot file an entry under another key.
             entry.lab_code, entry.series, entry.year = lab_code, series, year
             entry.seq = counter.last
+            entry.claim, entry.claimed_at = claim, datetime.now(UTC)
             s.add(counter)
             s.add(entry)
             try:
@@ -262,7 +384,7 @@ class Ledger:
     def complete(
         self, number: str, *, pdf_sha256: str, pdf_path: str, signer: str, at: datetime
     ) -> CertificateEntry:
-        """Record the signed PDF of pending entry `number` and append its ``issued`` event."""
+        """Record the signed PDF of pending entry `number` and log its ``issued`` event."""
         with self.session() as s:
             entry = s.get(CertificateEntry, number, with_for_update=True)
             if entry is None:
@@ -272,10 +394,32 @@ class Ledger:
             entry.pdf_sha256 = pdf_sha256.lower()
             entry.pdf_path = pdf_path
             entry.signer = signer
+            entry.claim, entry.claimed_at = "", None
             s.add(entry)
-            s.add(LedgerEvent(number=number, kind=EventKind.ISSUED, at=at))
+            ev = LedgerEvent(
+                number=number, kind=EventKind.ISSUED, at=at, pdf_sha256=entry.pdf_sha256
+            )
+            self._append(s, ev, entry)
             s.commit()
             return entry
+
+    @staticmethod
+    def _append(s: Session, ev: LedgerEvent, entry: CertificateEntry | None) -> LogLeaf:
+        # The head row serialises appends (SQLite: the whole transaction is already
+        # BEGIN IMMEDIATE; PostgreSQL: the row lock), so leaf indexes are gapless.
+        head = s.get(LogHead, 1, with_for_update=True)
+        if head is None:
+            head = LogHead(id=1, size=0)
+        s.add(ev)
+        s.flush()
+        assert ev.id is not None
+        leaf = LogLeaf(
+            idx=head.size, event_id=ev.id, leaf_hash=merkle.leaf_hash(leaf_data(ev, entry)).hex()
+        )
+        head.size += 1
+        s.add(head)
+        s.add(leaf)
+        return leaf
 
     def release(self, number: str) -> bool:
         """Undo the reservation of pending entry `number` if no later number was taken.
@@ -379,11 +523,280 @@ class Ledger:
             return Status.EXPIRED, None
         return Status.VALID, None
 
-    def add_event(self, ev: LedgerEvent) -> None:
-        """Append `ev` (history is never rewritten)."""
+    def add_event(self, ev: LedgerEvent) -> LedgerEvent:
+        """Append `ev` to the history and the log (history is never rewritten)."""
         with self.session() as s:
-            s.add(ev)
+            entry = s.get(CertificateEntry, ev.number)
+            if entry is None or entry.is_pending:
+                raise LedgerError(f"certificate {ev.number} is not an issued certificate")
+            self._append(s, ev, entry)
             s.commit()
+            return ev
+
+    def revoke(self, number: str, *, reason: str, at: datetime) -> LedgerEvent:
+        """Revoke certificate `number` for `reason` (a new event; nothing is overwritten)."""
+        if not reason.strip():
+            raise LedgerError("a revocation needs a reason", hint="pass --reason")
+        self._check_current(number, today=at.date())
+        return self.add_event(
+            LedgerEvent(number=number, kind=EventKind.REVOKED, at=at, reason=reason.strip())
+        )
+
+    def supersede(self, number: str, *, by: str, reason: str, at: datetime) -> LedgerEvent:
+        """Mark `number` as superseded by the amended certificate `by` (ISO/IEC 17025 §7.8.8)."""
+        for ev in self.events(number):
+            if ev.kind == EventKind.SUPERSEDED and ev.related_number == by:
+                return ev  # already recorded (a rerun of the same amendment)
+        self._check_current(number, today=at.date())
+        if self.get(by) is None:
+            raise LedgerError(f"the replacement {by} is not in the ledger")
+        return self.add_event(
+            LedgerEvent(
+                number=number, kind=EventKind.SUPERSEDED, at=at, reason=reason, related_number=by
+            )
+        )
+
+    def _check_current(self, number: str, *, today: date) -> CertificateEntry:
+        entry = self.get(number)
+        if entry is None:
+            raise LedgerError(f"certificate {number} is not in the ledger")
+        status, _ = self.status(entry, today=today)
+        if status in (Status.REVOKED, Status.SUPERSEDED, Status.PENDING):
+            raise LedgerError(f"certificate {number} is {status.value}; it cannot change now")
+        return entry
+
+    # -- crash recovery --------------------------------------------------------------------
+
+    def claim_pending(
+        self, claimant: str, *, lab_code: str | None = None, lease_seconds: float = 600
+    ) -> list[CertificateEntry]:
+        """Claim pending entries whose claimant is gone, for `claimant` to complete.
+
+        An entry is free when its claimant process on this host no longer runs, or its claim
+        is older than `lease_seconds` (another host). Each claim is a compare-and-set, so two
+        repairing processes never take the same entry.
+        """
+        taken = []
+        now = datetime.now(UTC)
+        for entry in self.pending(lab_code):
+            if entry.claim == claimant or not _claim_is_free(entry, now, lease_seconds):
+                continue
+            with self.session() as s:
+                result = s.execute(
+                    update(CertificateEntry)
+                    .where(
+                        col(CertificateEntry.number) == entry.number,
+                        col(CertificateEntry.claim) == entry.claim,
+                        col(CertificateEntry.pdf_sha256).is_(None),
+                    )
+                    .values(claim=claimant, claimed_at=now)
+                )
+                s.commit()
+            if getattr(result, "rowcount", 0) == 1:
+                entry.claim, entry.claimed_at = claimant, now
+                taken.append(entry)
+        return taken
+
+    def unclaim(self, number: str, claimant: str) -> None:
+        """Give up `claimant`'s claim on pending entry `number` (its issue failed)."""
+        with self.session() as s:
+            s.execute(
+                update(CertificateEntry)
+                .where(
+                    col(CertificateEntry.number) == number, col(CertificateEntry.claim) == claimant
+                )
+                .values(claim="", claimed_at=None)
+            )
+            s.commit()
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        number: str | None = None,
+        serial: str | None = None,
+        customer: str | None = None,
+        kind: str | None = None,
+        issued_from: date | None = None,
+        issued_to: date | None = None,
+        status: Status | None = None,
+        today: date,
+        limit: int = 1000,
+    ) -> list[tuple[CertificateEntry, Status]]:
+        """Entries matching every given filter (text filters match case-insensitively, in
+        part), newest first, each with its status on `today`."""
+        with self.session() as s:
+            q = select(CertificateEntry)
+            if number:
+                q = q.where(col(CertificateEntry.number).ilike(f"%{number}%"))
+            if serial:
+                q = q.where(col(CertificateEntry.instrument_serial).ilike(f"%{serial}%"))
+            if customer:
+                q = q.where(col(CertificateEntry.customer_name).ilike(f"%{customer}%"))
+            if kind:
+                q = q.where(CertificateEntry.kind == kind)
+            if issued_from:
+                q = q.where(col(CertificateEntry.issue_date) >= issued_from)
+            if issued_to:
+                q = q.where(col(CertificateEntry.issue_date) <= issued_to)
+            q = q.order_by(
+                col(CertificateEntry.issued_at).desc(), col(CertificateEntry.number).desc()
+            )
+            rows = list(s.exec(q if status else q.limit(limit)))
+        out = [(e, self.status(e, today=today)[0]) for e in rows]
+        if status is not None:
+            out = [(e, st) for e, st in out if st is status][:limit]
+        return out
+
+    # -- the Merkle log --------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        """How many leaves the log holds."""
+        with self.session() as s:
+            head = s.get(LogHead, 1)
+            return head.size if head else 0
+
+    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
+        """The stored leaf hashes, in order (the first `size`)."""
+        with self.session() as s:
+            q = select(LogLeaf.leaf_hash).order_by(col(LogLeaf.idx))
+            if size is not None:
+                q = q.where(col(LogLeaf.idx) < size)
+            return [bytes.fromhex(h) for h in s.exec(q)]
+
+    def checkpoint(self, signer: TokenKey, *, lab_code: str, at: datetime) -> Checkpoint:
+        """Sign and store a checkpoint of the whole log as it is now."""
+        with self.session() as s:
+            head = s.get(LogHead, 1, with_for_update=True)
+            size = head.size if head else 0
+            hashes = [
+                bytes.fromhex(h)
+                for h in s.exec(
+                    select(LogLeaf.leaf_hash)
+                    .where(col(LogLeaf.idx) < size)
+                    .order_by(col(LogLeaf.idx))
+                )
+            ]
+            root = merkle.tree_hash(hashes).hex()
+            cp = Checkpoint(
+                lab_code=lab_code,
+                tree_size=size,
+                root_hash=root,
+                at=at,
+                kid=signer.public.kid.hex(),
+                signature="",
+            )
+            cp.signature = signer.sign(cp.message()).hex()
+            s.add(cp)
+            s.commit()
+            return cp
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+        with self.session() as s:
+            return list(s.exec(select(Checkpoint).order_by(col(Checkpoint.id))))
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint, or None."""
+        with self.session() as s:
+            return s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())).first()
+
+    def inclusion(self, number: str) -> dict[str, Any]:
+        """An inclusion proof of every logged event of `number` in the newest checkpoint."""
+        cp = self.latest_checkpoint()
+        if cp is None:
+            raise LedgerError(
+                "the log has no checkpoint yet", hint="run 'certissuer ledger checkpoint'"
+            )
+        with self.session() as s:
+            rows = list(
+                s.exec(
+                    select(LogLeaf, LedgerEvent)
+                    .join(LedgerEvent, col(LedgerEvent.id) == col(LogLeaf.event_id))
+                    .where(LedgerEvent.number == number)
+                    .order_by(col(LogLeaf.idx))
+                )
+            )
+            entry = s.get(CertificateEntry, number)
+        if not rows or entry is None:
+            raise LedgerError(f"certificate {number} has no event in the log")
+        hashes = self.leaf_hashes(cp.tree_size)
+        proofs = []
+        for leaf, ev in rows:
+            if leaf.idx >= cp.tree_size:
+                raise LedgerError(
+                    f"the newest checkpoint (size {cp.tree_size}) does not cover {number} yet",
+                    hint="run 'certissuer ledger checkpoint'",
+                )
+            proofs.append(
+                {
+                    "leaf_index": leaf.idx,
+                    "event": ev.kind,
+                    "leaf_data": leaf_data(ev, entry).decode(),
+                    "leaf_hash": leaf.leaf_hash,
+                    "audit_path": [h.hex() for h in merkle.inclusion_proof(leaf.idx, hashes)],
+                }
+            )
+        return {"number": number, "checkpoint": _checkpoint_json(cp), "leaves": proofs}
+
+    def consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
+        """A consistency proof between tree sizes `first` and `second` (default: the newest
+        checkpoint's size)."""
+        if second is None:
+            cp = self.latest_checkpoint()
+            second = cp.tree_size if cp else self.log_size()
+        hashes = self.leaf_hashes(second)
+        if not 0 < first <= second <= len(hashes):
+            raise LedgerError(f"cannot prove size {first} against size {second}")
+        return {
+            "first": first,
+            "second": second,
+            "first_root": merkle.tree_hash(hashes[:first]).hex(),
+            "second_root": merkle.tree_hash(hashes).hex(),
+            "proof": [h.hex() for h in merkle.consistency_proof(first, hashes)],
+        }
+
+    def audit(self, *, keys: Sequence[TokenPublicKey], check_files: bool = True) -> "AuditReport":
+        """Recompute the log from the rows and check checkpoints and PDF files.
+
+        Names every edited, deleted, inserted or reordered row with its position in the log.
+        """
+        from certissuer._audit import run_audit
+
+        return run_audit(self, keys=keys, check_files=check_files)
+
+
+def _claim_is_free(entry: CertificateEntry, now: datetime, lease_seconds: float) -> bool:
+    if not entry.claim:
+        return True
+    host, _, pid = entry.claim.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    claimed = _utc(entry.claimed_at) if entry.claimed_at else now
+    return (now - claimed).total_seconds() > lease_seconds
+
+
+def this_claimant() -> str:
+    """The claim string of this process: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
+    return {
+        "lab_code": cp.lab_code,
+        "tree_size": cp.tree_size,
+        "root_hash": cp.root_hash,
+        "at": _utc(cp.at).isoformat(timespec="microseconds"),
+        "kid": cp.kid,
+        "signature": cp.signature,
+    }
 
 
 def _safe_url(url: str) -> str:

@@ -157,6 +157,4 @@ def verify_consistency(
         else:
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
-    return (
-        sn == 0 and hmac.compare_digest(fr, first_root) and hmac.compare_digest(sr, second_root)
-    )
+    return sn == 0 and hmac.compare_digest(fr, first_root) and hmac.compare_digest(sr, second_root)
