@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-out
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-all clean
 
 $(BIN)/certissuer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ lint: install
 
 bench: install
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_issue.py
+
+bench-all: bench
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_ledger.py
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --tiny
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_sign.py
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_dcc.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .coverage .mypy_cache

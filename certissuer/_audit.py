@@ -98,12 +98,13 @@ def run_audit(ledger: Ledger, *, keys: Sequence[TokenPublicKey], check_files: bo
                 f"inserted: event row {ev_id} ({ev.number}, {ev.kind}) is not in the log"
             )
     issued = {ev.number for ev in events.values() if ev.kind == EventKind.ISSUED}
+    latest_pdf = _latest_pdf_hashes(events.values())
     for number, entry in sorted(entries.items()):
         if not entry.is_pending and number not in issued:
             problems.append(f"inserted: certificate {number} has no issued event in the log")
         if hashlib.sha256(entry.data_json.encode()).hexdigest() != entry.data_digest:
             problems.append(f"edited: certificate {number}: its data no longer match its digest")
-        latest = _latest_pdf_hash(number, events.values())
+        latest = latest_pdf.get(number)
         if not entry.is_pending and latest is not None and latest != entry.pdf_sha256:
             problems.append(f"edited: certificate {number}: its PDF hash differs from the log")
 
@@ -144,15 +145,12 @@ def run_audit(ledger: Ledger, *, keys: Sequence[TokenPublicKey], check_files: bo
     return report
 
 
-def _latest_pdf_hash(number: str, events: Iterable[LedgerEvent]) -> str | None:
+def _latest_pdf_hashes(events: Iterable[LedgerEvent]) -> dict[str, str]:
     # The newest event that vouches for a file (issued, or a later signature) names it.
-    latest: tuple[int, str] | None = None
+    latest: dict[str, tuple[int, str]] = {}
     for ev in events:
-        if (
-            ev.number == number
-            and ev.pdf_sha256
-            and ev.id is not None
-            and (latest is None or ev.id > latest[0])
-        ):
-            latest = (ev.id, ev.pdf_sha256)
-    return latest[1] if latest else None
+        if ev.pdf_sha256 and ev.id is not None:
+            seen = latest.get(ev.number)
+            if seen is None or ev.id > seen[0]:
+                latest[ev.number] = (ev.id, ev.pdf_sha256)
+    return {number: sha for number, (_, sha) in latest.items()}

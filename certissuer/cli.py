@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +37,10 @@ ledger_app = typer.Typer(help="Look at what the ledger holds.", no_args_is_help=
 keys_app = typer.Typer(help="Make keys for a lab (demo and trial PKI).", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
+dcc_app = typer.Typer(
+    help="Machine-readable certificates: PTB DCC 3.1.2 XML.", no_args_is_help=True
+)
+app.add_typer(dcc_app, name="dcc")
 
 _err = Console(stderr=True)
 _out = Console(highlight=False)
@@ -89,13 +93,17 @@ def _reported_errors(state: _State) -> Iterator[None]:
 
 
 def _passphrase(settings: Settings) -> bytes | None:
-    value = os.environ.get(settings.signing_passphrase_env)
+    # The key's passphrase, or the token's PIN when the key is on a PKCS#11 token.
+    token = settings.signing_pkcs11_module is not None
+    env = settings.signing_pin_env if token else settings.signing_passphrase_env
+    value = os.environ.get(env)
     if value is not None:
         return value.encode()
     if sys.stdin.isatty():
-        return str(typer.prompt("PKCS#12 passphrase", hide_input=True)).encode()
+        prompt = "Token PIN" if token else "PKCS#12 passphrase"
+        return str(typer.prompt(prompt, hide_input=True)).encode()
     raise ConfigError(
-        f"no passphrase for the signing key: set ${settings.signing_passphrase_env}",
+        f"no {'PIN for the token' if token else 'passphrase for the signing key'}: set ${env}",
         hint="or run the command in a terminal to be asked for it",
     )
 
@@ -161,20 +169,29 @@ def keys_init(
 @app.command()
 def issue(
     ctx: typer.Context,
-    results: Annotated[list[Path], typer.Argument(help="Results files: JSON, CSV or XLSX.")],
+    results: Annotated[
+        list[Path], typer.Argument(help="Results files: JSON, CSV, XLSX or DCC XML.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the signed PDFs.")] = Path(
         "out"
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+    level: Annotated[
+        str | None,
+        typer.Option(help="PAdES level: B-B, B-T, B-LT or B-LTA (default: [signing] level)."),
+    ] = None,
 ) -> None:
     """Issue one signed certificate per record of RESULTS and record it in the ledger."""
     from certissuer.issue import Issuer
+    from certissuer.sign import Level
 
     state: _State = ctx.obj
     issued: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     with _reported_errors(state):
         settings = state.settings()
+        if level is not None:
+            settings = settings.replace(signing_level=Level.parse(level).value)
         issuer = Issuer.from_settings(settings, passphrase=_passphrase(settings), out_dir=out)
         issued.extend(
             {"number": d.number, "path": str(d.path), "completed": True}
@@ -217,6 +234,8 @@ def issue(
                 if not as_json:
                     note = " (already issued)" if done.reused else ""
                     _out.print(f"issued {done.number}  {done.path}{note}")
+        if any(not i.get("reused") for i in issued):
+            issuer.checkpoint()  # the lab vouches for the log as this run left it
     if as_json:
         typer.echo(
             json.dumps({"issued": issued, "rejected": rejected}, ensure_ascii=False, indent=2)
@@ -238,8 +257,13 @@ def verify(
         Path | None, typer.Option(help="The lab's token public key (PEM) for --qr.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="Validate the signatures as of this time (ISO 8601, UTC if bare)."),
+    ] = None,
 ) -> None:
     """Say whether a certificate is genuine, unaltered and current (exit 0 only if so)."""
+    from certissuer._pades import describe
     from certissuer.errors import VerificationFailed
     from certissuer.verify import Verifier
 
@@ -258,7 +282,8 @@ def verify(
                 data = pdf.read_bytes()
             except OSError as exc:
                 raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
-            report = verifier.verify_pdf(data)
+            moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+            report = verifier.verify_pdf(data, at=moment)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -268,8 +293,55 @@ def verify(
         if report.number:
             _out.print(f"  number:  {report.number}")
         for reason in report.reasons:
-            _out.print(f"  - {reason}", soft_wrap=True)
+            _out.print(f"  - {reason}", soft_wrap=True, markup=False)
+        for info in report.signatures:
+            for line in describe(info):
+                _out.print(f"  {line}", soft_wrap=True, markup=False)
     raise typer.Exit(code=0 if report.ok else 1)
+
+
+@app.command("sign-approve")
+def sign_approve(
+    ctx: typer.Context,
+    pdf: Annotated[Path, typer.Argument(help="The verification certificate to approve.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of replacing PDF.")
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option(help="PAdES level (default: [signing] level).")
+    ] = None,
+    pkcs12: Annotated[
+        Path | None, typer.Option(help="The approver's PKCS#12 file (default: the profile's).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Label of the approver's PKCS#11 token.")
+    ] = None,
+    key_label: Annotated[str | None, typer.Option(help="Key label on that token.")] = None,
+) -> None:
+    """Add the head of the lab's approval signature to a verification certificate."""
+    from certissuer.approve import approve_pdf
+    from certissuer.sign import Sealer
+    from certissuer.verify import Verifier
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        if pkcs12 is not None:
+            settings = settings.replace(
+                signing_pkcs12=pkcs12, signing_pkcs11_module=None, signing_key=None
+            )
+        if token is not None:
+            settings = settings.replace(signing_pkcs11_token=token)
+        if key_label is not None:
+            settings = settings.replace(signing_pkcs11_key_label=key_label)
+        verifier = Verifier.from_settings(
+            settings, ledger=Ledger.open(settings.ledger_url, create=False)
+        )
+        with Sealer.from_settings(settings, _passphrase(settings), level=level) as sealer:
+            done = approve_pdf(
+                pdf, sealer=sealer, verifier=verifier, out=out, location=settings.lab_place
+            )
+    _out.print(f"approved {done.number or pdf} by {done.signer}  {done.path}")
 
 
 @ledger_app.command("list")
@@ -385,6 +457,732 @@ def ledger_show(
         _out.print(f"{key:18} {record[key]}", soft_wrap=True)
     for ev in record["events"]:
         _out.print(f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip())
+
+
+def _issuer(state: _State, out: Path) -> Any:
+    from certissuer.issue import Issuer
+
+    settings = state.settings()
+    return Issuer.from_settings(settings, passphrase=_passphrase(settings), out_dir=out)
+
+
+def _token_key(state: _State) -> Any:
+    from certissuer.issue import load_token_key
+
+    return load_token_key(state.settings())
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The certificate to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why (shown to inspectors).")],
+) -> None:
+    """Revoke a certificate: a new event in the ledger; nothing is overwritten."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        ledger = Ledger.open(settings.ledger_url)
+        now = datetime.now(UTC)
+        ledger.revoke(number, reason=reason, at=now)
+        ledger.checkpoint(_token_key(state), lab_code=settings.lab_code, at=now)
+    _out.print(f"revoked {number}: {reason}")
+
+
+@app.command()
+def amend(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The certificate to replace.")],
+    results: Annotated[Path, typer.Argument(help="The corrected record (JSON, CSV or XLSX).")],
+    reason: Annotated[str, typer.Option(help="Why it is replaced (printed on the new one).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the new PDF.")] = Path("out"),
+) -> None:
+    """Issue an amended certificate that replaces NUMBER (ISO/IEC 17025 §7.8.8)."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        records = intake.read_certificates(results)
+        if len(records) != 1:
+            raise ConfigError(
+                f"{results}: an amendment takes exactly one record, got {len(records)}"
+            )
+        issuer = _issuer(state, out)
+        issued = issuer.amend(number, records[0].cert, reason=reason)
+        issuer.checkpoint()
+    _out.print(f"issued {issued.number}  {issued.path}  (replaces {number})")
+
+
+@ledger_app.command("upgrade")
+def ledger_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the ledger's schema to this version (keeps every row)."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        ledger = Ledger.open(state.settings().ledger_url, create=False)
+        revision = ledger.upgrade()
+    _out.print(f"ledger schema at revision {revision}")
+
+
+@ledger_app.command("repair")
+def ledger_repair(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of the runs.")] = Path(
+        "out"
+    ),
+) -> None:
+    """Complete certificates left pending by a crash (no gap, nothing issued twice)."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        issuer = _issuer(state, out)
+        done = issuer.complete_pending()
+        left = issuer.ledger.pending(issuer.settings.lab_code)
+    for d in done:
+        _out.print(f"completed {d.number}  {d.path}")
+    _out.print(f"{len(done)} completed, {len(left)} still pending (claimed by a running process)")
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(ctx: typer.Context) -> None:
+    """Sign a checkpoint (tree size and root) of the ledger's log with the lab's key."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        ledger = Ledger.open(settings.ledger_url, create=False)
+        cp = ledger.checkpoint(_token_key(state), lab_code=settings.lab_code, at=datetime.now(UTC))
+    _out.print(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")
+
+
+@ledger_app.command("proof")
+def ledger_proof(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Certificate number.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the proof here.")] = None,
+) -> None:
+    """Export the inclusion proof of a certificate's events in the newest checkpoint (JSON)."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        ledger = Ledger.open(state.settings().ledger_url, create=False)
+        text = json.dumps(ledger.inclusion(number), ensure_ascii=False, indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _out.print(f"wrote {out}")
+
+
+@ledger_app.command("consistency")
+def ledger_consistency(
+    ctx: typer.Context,
+    first: Annotated[int, typer.Argument(help="The older tree size.")],
+    second: Annotated[int | None, typer.Argument(help="The newer size (newest checkpoint).")] = (
+        None
+    ),
+) -> None:
+    """Print the consistency proof between two tree sizes of the log (JSON)."""
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        ledger = Ledger.open(state.settings().ledger_url, create=False)
+        typer.echo(json.dumps(ledger.consistency(first, second), indent=2))
+
+
+@ledger_app.command("audit")
+def ledger_audit(
+    ctx: typer.Context,
+    files: Annotated[bool, typer.Option(help="Also hash every PDF the ledger points to.")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recompute the log, check checkpoints and PDFs; name any edited, deleted, inserted or
+    reordered row. Exit 0 only when nothing is found."""
+    from dataclasses import asdict
+
+    from certissuer.token import load_public_keys
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        if settings.token_key is None:
+            raise ConfigError("no token key configured", hint="set [token] key")
+        ledger = Ledger.open(settings.ledger_url, create=False)
+        report = ledger.audit(keys=load_public_keys(settings.token_key), check_files=files)
+    if as_json:
+        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        _out.print(
+            f"log: {report.log_size} leaves, {report.entries} certificates, "
+            f"{report.checkpoints_checked} checkpoints, {report.files_checked} PDFs "
+            f"checked ({report.files_missing} not found)"
+        )
+        for problem in report.problems:
+            _out.print(f"[red]{problem}[/]", soft_wrap=True)
+        _out.print(
+            "[green]audit: no problems found[/]"
+            if report.ok
+            else f"[red]audit: {len(report.problems)} problem(s)[/]"
+        )
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
+def _search(
+    state: _State,
+    number: str | None,
+    paper_number: str | None,
+    serial: str | None,
+    customer: str | None,
+    kind: str | None,
+    issued_from: str | None,
+    issued_to: str | None,
+    status: str | None,
+    limit: int,
+) -> list[Any]:
+    from datetime import date as _date
+
+    from certissuer.issue import VIETNAM_TZ
+    from certissuer.ledger import Status
+
+    def day(value: str | None, name: str) -> _date | None:
+        if value is None:
+            return None
+        try:
+            return _date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"--{name}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        raise ConfigError(
+            f"--status: expected one of {', '.join(s.value for s in Status)}, got {status!r}"
+        ) from None
+    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    return ledger.search(
+        number=number,
+        paper_number=paper_number,
+        serial=serial,
+        customer=customer,
+        kind=kind,
+        issued_from=day(issued_from, "from"),
+        issued_to=day(issued_to, "to"),
+        status=wanted,
+        today=datetime.now(VIETNAM_TZ).date(),
+        limit=limit,
+    )
+
+
+_NumberOpt = Annotated[str | None, typer.Option(help="Number contains this.")]
+_PaperOpt = Annotated[str | None, typer.Option(help="Paper number (of a digitised copy).")]
+_SerialOpt = Annotated[str | None, typer.Option(help="Instrument serial contains this.")]
+_CustomerOpt = Annotated[str | None, typer.Option(help="Owner/customer contains this.")]
+_KindOpt = Annotated[str | None, typer.Option(help="verification or calibration")]
+_FromOpt = Annotated[str | None, typer.Option("--from", help="Issued on or after (YYYY-MM-DD).")]
+_ToOpt = Annotated[str | None, typer.Option("--to", help="Issued on or before (YYYY-MM-DD).")]
+_StatusOpt = Annotated[str | None, typer.Option(help="valid, revoked, superseded, expired, ...")]
+
+
+@ledger_app.command("search")
+def ledger_search(
+    ctx: typer.Context,
+    number: _NumberOpt = None,
+    paper_number: _PaperOpt = None,
+    serial: _SerialOpt = None,
+    customer: _CustomerOpt = None,
+    kind: _KindOpt = None,
+    issued_from: _FromOpt = None,
+    issued_to: _ToOpt = None,
+    status: _StatusOpt = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Find certificates by number, serial, owner, kind, issue dates and status."""
+    from certissuer.export import entry_row
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        rows = _search(
+            state,
+            number,
+            paper_number,
+            serial,
+            customer,
+            kind,
+            issued_from,
+            issued_to,
+            status,
+            limit,
+        )
+    if as_json:
+        typer.echo(json.dumps([entry_row(e, s) for e, s in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table()
+    for name in ("number", "kind", "status", "issued"):
+        table.add_column(name, no_wrap=True)
+    for name in ("instrument", "serial", "customer"):
+        table.add_column(name, overflow="fold")
+    for e, s in rows:
+        table.add_row(
+            e.number,
+            e.kind,
+            s.value,
+            e.issue_date.isoformat(),
+            e.instrument_name,
+            e.instrument_serial,
+            e.customer_name,
+        )
+    _out.print(table)
+    _out.print(f"{len(rows)} found")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
+    number: _NumberOpt = None,
+    paper_number: _PaperOpt = None,
+    serial: _SerialOpt = None,
+    customer: _CustomerOpt = None,
+    kind: _KindOpt = None,
+    issued_from: _FromOpt = None,
+    issued_to: _ToOpt = None,
+    status: _StatusOpt = None,
+) -> None:
+    """Export certificates (all, or those matching the filters) to CSV, XLSX or JSON."""
+    from certissuer.export import ExportFormat, export_entries
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        try:
+            form = ExportFormat(fmt)
+        except ValueError:
+            raise ConfigError(f"--format: expected csv, xlsx or json, got {fmt!r}") from None
+        rows = _search(
+            state,
+            number,
+            paper_number,
+            serial,
+            customer,
+            kind,
+            issued_from,
+            issued_to,
+            status,
+            10**9,
+        )
+        count = export_entries(rows, form, out)
+    _out.print(f"exported {count} certificates to {out}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on ([web] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on ([web] port).")] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (the proxy usually does).")
+    ] = False,
+) -> None:
+    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger."""
+    import uvicorn
+
+    from certissuer.web import create_app
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        settings = settings.replace(
+            web_host=host if host is not None else settings.web_host,
+            web_port=port if port is not None else settings.web_port,
+        )
+        web_app = create_app(settings)
+    proxies = settings.web_trusted_proxies.strip()
+    _err.print(
+        f"serving {settings.token_url_base}/v/<token> on http://{settings.web_host}:"
+        f"{settings.web_port} (ledger read-only)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        web_app,
+        host=settings.web_host,
+        port=settings.web_port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        server_header=False,
+        log_level="debug" if state.verbose else "info",
+        access_log=access_log,
+    )
+
+
+@dcc_app.command("extract")
+def dcc_extract(
+    ctx: typer.Context,
+    pdf: Annotated[Path, typer.Argument(help="A certificate PDF.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the XML here, not to stdout.")
+    ] = None,
+) -> None:
+    """Write out the DCC XML embedded in a certificate PDF, byte for byte as it was signed."""
+    from certissuer import dcc
+    from certissuer.errors import VerificationFailed
+
+    with _reported_errors(ctx.obj):
+        try:
+            data = pdf.read_bytes()
+        except OSError as exc:
+            raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
+        if b"%PDF-" not in data[:1024]:
+            raise VerificationFailed(f"{pdf}: the file is not a PDF (no %PDF- header)")
+        xml = dcc.extract(data)
+        if xml is None:
+            raise VerificationFailed(
+                f"{pdf}: the PDF carries no DCC",
+                hint="'certissuer dcc export NUMBER' rebuilds it from the ledger",
+            )
+        _write_bytes(xml, out)
+
+
+@dcc_app.command("export")
+def dcc_export(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Certificate number, e.g. HC-2026-000001.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the XML here, not to stdout.")
+    ] = None,
+) -> None:
+    """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
+    from certissuer import dcc
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        settings = state.settings()
+        entry = Ledger.open(settings.ledger_url, create=False).get(number)
+        if entry is None:
+            raise LedgerError(
+                f"certificate {number} is not in the ledger",
+                hint="'certissuer ledger list' shows what is",
+            )
+        _write_bytes(dcc.export_entry(entry, settings), out)
+
+
+def _write_bytes(data: bytes, out: Path | None) -> None:
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the file ({exc.strerror})") from None
+    _err.print(f"wrote {out}", highlight=False)
+
+
+batch_app = typer.Typer(
+    help="Batch runs: many certificates, or a paper archive.", no_args_is_help=True
+)
+app.add_typer(batch_app, name="batch")
+
+_JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: cores).")]
+_OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the signed PDFs.")]
+_DryOpt = Annotated[bool, typer.Option("--dry-run", help="Validate everything, issue nothing.")]
+_QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+_ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--report", help="Error report (.csv or .xlsx); default OUT/batch-errors.csv."),
+]
+
+
+def _run_batch(
+    state: _State,
+    items: Any,
+    total: int | None,
+    *,
+    out: Path,
+    jobs: int,
+    dry_run: bool,
+    quiet: bool,
+    report_path: Path | None,
+) -> None:
+    import time as _time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from certissuer import batch
+
+    with _reported_errors(state):
+        settings = state.settings()
+        passphrase = _passphrase(settings)
+        bar: Progress | None = None
+        last = {"t": 0.0}
+
+        def plain(p: batch.Progress) -> None:
+            now = _time.monotonic()
+            if now - last["t"] >= 5:
+                last["t"] = now
+                of = f"/{total}" if total else ""
+                _err.print(
+                    f"batch: {p.done}{of} rows, {p.issued} issued, {p.already} already "
+                    f"issued, {p.rejected} rejected, {p.rate:.1f} rows/s",
+                    highlight=False,
+                )
+
+        on_progress: Callable[[batch.Progress], None] | None = None
+        if not quiet and _err.is_terminal:
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f}/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=_err,
+            )
+            task = bar.add_task("issuing", total=total, rate=0.0)
+            shown = bar
+
+            def on_progress(p: batch.Progress) -> None:
+                shown.update(task, completed=p.done, rate=p.rate)
+        elif not quiet:
+            on_progress = plain
+        if bar is not None:
+            bar.start()
+        try:
+            result = batch.run_batch(
+                items,
+                settings=settings,
+                passphrase=passphrase,
+                out_dir=out,
+                jobs=jobs,
+                dry_run=dry_run,
+                on_progress=on_progress,
+            )
+        finally:
+            if bar is not None:
+                bar.stop()
+    if result.rejected:
+        path = report_path or out / "batch-errors.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        batch.write_error_report(result.rejected, path)
+        for r in result.rejected[:20]:
+            _err.print(
+                f"rejected: {r.source}, row {r.row}"
+                + (f", field '{r.field}'" if r.field else "")
+                + f": {r.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if len(result.rejected) > 20:
+            _err.print(f"... and {len(result.rejected) - 20} more", highlight=False)
+        _err.print(f"error report: {path}", highlight=False)
+    verb = "would issue" if dry_run else "issued"
+    _out.print(
+        f"{verb} {result.issued}, already issued {result.already}, "
+        f"rejected {result.rejected_rows}, being issued elsewhere {result.skipped}"
+        + (f", completed after a crash {result.completed}" if result.completed else "")
+        + f" ({result.elapsed:.1f} s)"
+    )
+    raise typer.Exit(code=2 if result.rejected else 0)
+
+
+@batch_app.command("issue")
+def batch_issue(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="XLSX, CSV, JSON or XML files, or folders.")],
+    out: _OutOpt = Path("out"),
+    jobs: _JobsOpt = 0,
+    dry_run: _DryOpt = False,
+    quiet: _QuietOpt = False,
+    report: _ReportOpt = None,
+) -> None:
+    """Issue every certificate in the inputs; report bad rows; rerun to resume."""
+    from certissuer import batch
+
+    _run_batch(
+        ctx.obj,
+        batch.issue_items(inputs),
+        batch.count_rows(inputs),
+        out=out,
+        jobs=jobs or (os.cpu_count() or 1),
+        dry_run=dry_run,
+        quiet=quiet,
+        report_path=report,
+    )
+
+
+@batch_app.command("digitise")
+def batch_digitise(
+    ctx: typer.Context,
+    manifest: Annotated[Path, typer.Argument(help="Manifest of paper certificates (CSV/XLSX).")],
+    scans: Annotated[Path, typer.Option("--scans", help="Folder holding the scan files.")],
+    out: _OutOpt = Path("out"),
+    jobs: _JobsOpt = 0,
+    dry_run: _DryOpt = False,
+    quiet: _QuietOpt = False,
+    report: _ReportOpt = None,
+) -> None:
+    """Turn scanned paper certificates into signed, QR-verifiable electronic copies."""
+    from certissuer import batch
+
+    _run_batch(
+        ctx.obj,
+        batch.digitise_items(manifest, scans),
+        batch.count_rows([manifest]),
+        out=out,
+        jobs=jobs or (os.cpu_count() or 1),
+        dry_run=dry_run,
+        quiet=quiet,
+        report_path=report,
+    )
+
+
+registry_app = typer.Typer(
+    help="The measurement register: lab, scope, type, owner, instrument, standard, person, stamp.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+_PartArg = Annotated[
+    str,
+    typer.Argument(help="lab, scope, type, owner, instrument, standard, person or stamp (stock)."),
+]
+
+
+@registry_app.command("list")
+def registry_list(
+    ctx: typer.Context,
+    part: _PartArg,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+) -> None:
+    """List what the register holds of PART (this lab's rows)."""
+    from certissuer.registry import KINDS, open_register
+
+    with _reported_errors(ctx.obj):
+        register = open_register(ctx.obj.settings())
+        rows = register.list(part, limit=limit)
+        table = Table(*[c.name for c in KINDS[part].columns], title=f"registry: {part}")
+        for row in rows:
+            table.add_row(*["" if v is None else str(v) for v in row.values()])
+    _out.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    ctx: typer.Context,
+    part: _PartArg,
+    key: Annotated[list[str], typer.Argument(help="The key columns' values, in order.")],
+) -> None:
+    """Show one row of PART by its key (lab: code; instrument: owner_code type_code serial)."""
+    from certissuer.registry import KINDS, open_register
+
+    with _reported_errors(ctx.obj):
+        row = open_register(ctx.obj.settings()).find(part, key)
+        if row is None:
+            raise LedgerError(
+                f"no {part} with {', '.join(KINDS[part].key)} = {' '.join(key)} in the register",
+                hint=f"see 'certissuer registry list {part}'",
+            )
+    for name, value in row.model_dump().items():
+        _out.print(f"{name:20} {'' if value is None else value}")
+
+
+@registry_app.command("add")
+def registry_add(
+    ctx: typer.Context,
+    part: _PartArg,
+    values: Annotated[list[str], typer.Argument(help="column=value pairs.")],
+) -> None:
+    """Add (or update, by its key) one row of PART: certissuer registry add person name=…"""
+    from certissuer.errors import InputError
+    from certissuer.registry import open_register
+
+    with _reported_errors(ctx.obj):
+        pairs: dict[str, str] = {}
+        for item in values:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise InputError("registry add", f"expected column=value, got '{item}'")
+            pairs[name.strip()] = value
+        open_register(ctx.obj.settings()).add(part, pairs)
+    _out.print(f"added {part}")
+
+
+@registry_app.command("import")
+def registry_import(
+    ctx: typer.Context,
+    part: _PartArg,
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX file, one header row.")],
+) -> None:
+    """Import rows of PART from FILE; bad rows are reported (file, row, field) and skipped."""
+    from certissuer.registry import open_register
+
+    with _reported_errors(ctx.obj):
+        report = open_register(ctx.obj.settings()).import_file(part, file)
+    for error in report.errors:
+        hint = f" (hint: {error.hint})" if error.hint else ""
+        _err.print(f"rejected: {error}{hint}", highlight=False, soft_wrap=True)
+    _out.print(f"{report.imported} imported, {len(report.errors)} rejected")
+    raise typer.Exit(code=2 if report.errors else 0)
+
+
+@registry_app.command("export")
+def registry_export(
+    ctx: typer.Context,
+    part: _PartArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="A .csv or .xlsx file.")],
+) -> None:
+    """Write the rows of PART to a CSV or XLSX file that can be imported again."""
+    from certissuer.registry import open_register
+
+    with _reported_errors(ctx.obj):
+        count = open_register(ctx.obj.settings()).export_file(part, out)
+    _out.print(f"wrote {count} rows to {out}")
+
+
+@app.command()
+def recall(
+    ctx: typer.Context,
+    within: Annotated[str, typer.Option(help="Window: 30d, 6w, 3m.")] = "30d",
+    owner: Annotated[str | None, typer.Option(help="One owner (code or name).")] = None,
+    type_code: Annotated[str | None, typer.Option("--type", help="One instrument type.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, xlsx or pdf.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File for csv/xlsx/pdf.")] = None,
+    today: Annotated[str | None, typer.Option(help="Count from this date (YYYY-MM-DD).")] = None,
+) -> None:
+    """Instruments whose certificate expires within the window or has expired, by owner."""
+    from datetime import date as _date
+
+    from certissuer.errors import InputError
+    from certissuer.issue import VIETNAM_TZ
+    from certissuer.recall import COLUMNS, RecallFormat, recall_rows, write_recall
+    from certissuer.registry import open_register, parse_window
+
+    with _reported_errors(ctx.obj):
+        try:
+            kind = RecallFormat(fmt)
+            day = _date.fromisoformat(today) if today else datetime.now(VIETNAM_TZ).date()
+        except ValueError as exc:
+            raise InputError("recall", f"{exc}", hint="--format table|csv|xlsx|pdf") from None
+        if kind is not RecallFormat.TABLE and out is None:
+            raise InputError("recall", f"--format {fmt} needs --out FILE")
+        settings = ctx.obj.settings()
+        result = open_register(settings).recall(
+            within_days=parse_window(within, day), today=day, owner=owner, type_code=type_code
+        )
+        if kind is RecallFormat.TABLE:
+            table = Table("owner", "type", "serial", "place of use", "certificate",
+                          "valid until", "status", title=f"due by {result.until}")  # fmt: skip
+            for row in recall_rows(result, lab_code=settings.lab_code):
+                r = dict(zip(COLUMNS, row, strict=True))
+                table.add_row(r["owner_name"] or r["owner_code"], r["type_name"] or r["name"],
+                              r["serial"], r["place_of_use"], r["last_certificate"],
+                              r["valid_until"], r["status"])  # fmt: skip
+            _out.print(table)
+        else:
+            assert out is not None
+            write_recall(result, kind, out, settings=settings)
+            _out.print(f"wrote {out}")
+    _out.print(f"{result.count} instruments of {len(result.groups)} owners, "
+               f"{len(result.standards)} standards due by {result.until}")  # fmt: skip
 
 
 @app.command()

@@ -32,6 +32,34 @@ _PATH_FIELDS = {
     "signing_trust_roots",
     "token_key",
     "render_template_dir",
+    "web_token_public",
+    "dcc_schema_dir",
+    "signing_key",
+    "signing_cert",
+    "signing_chain",
+    "signing_pkcs11_module",
+    "signing_tsa_roots",
+    "signing_seal_image",
+    "signing_signature_image",
+    "verify_crls",
+    "registry_instrument_types",
+}
+_PATH_LIST_FIELDS = {"signing_trust_roots", "signing_chain", "signing_tsa_roots", "verify_crls"}
+_INT_FIELDS = {
+    "web_port",
+    "web_max_upload",
+    "web_rate_limit",
+    "web_rate_burst",
+    "web_pdf_workers",
+    "web_pdf_memory_mb",
+}
+_FLOAT_FIELDS = {"web_pdf_timeout"}
+_BOOL_FIELDS = {
+    "web_allow_download",
+    "dcc_embed",
+    "signing_approval",
+    "signing_revocation_check",
+    "verify_fetch",
 }
 
 
@@ -54,22 +82,101 @@ class Settings:
     lab_logo: Path | None = None
     numbering_verification: str = "KĐ"
     numbering_calibration: str = "HC"
+    numbering_copy: str = "BS"
+    """Series of electronic copies of paper certificates (bản sao)."""
     signing_pkcs12: Path | None = None
     signing_passphrase_env: str = "CERTISSUER_P12_PASSPHRASE"
     """Name of the environment variable that holds the PKCS#12 passphrase (never the value)."""
     signing_trust_roots: tuple[Path, ...] = ()
     """CA certificates (PEM or DER) that a valid certificate's signer must chain to."""
+    signing_key: Path | None = None
+    """A PEM (or DER) private key, instead of [signing] pkcs12; with `signing_cert`."""
+    signing_cert: Path | None = None
+    signing_chain: tuple[Path, ...] = ()
+    """CA certificates to send with the signature (PEM key or PKCS#11 token)."""
+    signing_pkcs11_module: Path | None = None
+    """The token vendor's PKCS#11 library; set it to sign with a USB token or HSM."""
+    signing_pkcs11_token: str = ""
+    """Label of the token (slot numbers change; labels do not)."""
+    signing_pkcs11_key_label: str = ""
+    signing_pkcs11_key_id: str = ""
+    """The key's CKA_ID in hex, when it has no label."""
+    signing_pkcs11_cert_label: str = ""
+    """The certificate's label on the token; default: the key's label or id."""
+    signing_pin_env: str = "CERTISSUER_PKCS11_PIN"
+    """Name of the environment variable that holds the token PIN (never the value)."""
+    signing_level: str = "B-B"
+    """PAdES baseline level: B-B, B-T, B-LT or B-LTA (`certissuer issue --level` overrides)."""
+    signing_tsa_url: str = ""
+    """RFC 3161 time-stamping authority, needed from B-T up."""
+    signing_tsa_roots: tuple[Path, ...] = ()
+    """Roots that time-stamping authorities must chain to (in addition to the trust roots)."""
+    signing_digest: str = "sha256"
+    signing_rsa_padding: str = "pkcs1v15"
+    """RSA signature scheme: pkcs1v15 or pss (RSASSA-PSS)."""
+    signing_appearance: str = "visible"
+    """visible: a signature box over the signer's printed name; invisible: none."""
+    signing_seal_image: Path | None = None
+    """The lab's seal (PNG with transparency), shown over the signature image's left third."""
+    signing_signature_image: Path | None = None
+    signing_approval: bool = False
+    """Two signers for verification certificates: the verifier certifies, leaving a field that
+    the head of the lab signs with `certissuer sign-approve`."""
+    signing_revocation_check: bool = True
+    """Before signing, ask the CA (CRL/OCSP) whether the signing certificate is revoked."""
+    verify_revocation: str = "soft-fail"
+    """Revocation policy when verifying: soft-fail, hard-fail or require."""
+    verify_fetch: bool = False
+    """Let `certissuer verify` fetch CRLs and OCSP responses (default: offline)."""
+    verify_crls: tuple[Path, ...] = ()
+    """CRL files (DER or PEM) to check signers against offline."""
     token_key: Path | None = None
     """Ed25519 or ECDSA P-256 private key (PEM) that signs QR tokens."""
     token_url_base: str = "https://verify.example.invalid"
     ledger_url: str = "sqlite:///certissuer-ledger.db"
     render_template_dir: Path | None = None
     """A lab's own template folder; None uses the templates shipped with certissuer."""
+    web_host: str = "127.0.0.1"
+    """Address `certissuer serve` listens on (put a TLS reverse proxy in front of it)."""
+    web_port: int = 8080
+    web_token_public: Path | None = None
+    """Token public key(s) the page checks QR tokens with (PEM); None uses [token] key."""
+    web_allow_download: bool = False
+    """Offer the signed PDF for download on the verification page."""
+    web_max_upload: int = 10 * 1024 * 1024
+    """Largest request body accepted, in bytes; a larger upload gets 413."""
+    web_rate_limit: int = 60
+    """Requests per minute per client address (0: no limit); beyond it, 429 + Retry-After."""
+    web_rate_burst: int = 30
+    """Requests a client may make at once before the per-minute rate applies."""
+    web_pdf_workers: int = 2
+    """Worker processes that parse and validate uploaded PDFs."""
+    web_pdf_timeout: float = 10.0
+    """Seconds one uploaded PDF may take in a worker before the worker is killed."""
+    web_pdf_memory_mb: int = 1024
+    """Address-space limit of each PDF worker process, in MiB."""
+    web_trusted_proxies: str = ""
+    """Comma-separated proxy addresses whose X-Forwarded-For is believed; empty: none."""
+    dcc_schema_dir: Path | None = None
+    """Folder with the official DCC schemas (dcc-3.1.2.xsd, SI_Format-2.1.0.xsd); None looks
+    for $CERTISSUER_DCC_SCHEMA_DIR, then shared/schemas/dcc beside the project."""
+    dcc_embed: bool | None = None
+    """Embed the DCC XML in each PDF: true (the schemas must be found), false, or unset (embed
+    when the schemas are found)."""
+    registry_instrument_types: Path | None = None
+    """The lab's own cycle table (TOML, as certissuer/data/instrument_types.toml); None: the
+    shipped national list."""
+    registry_outside_scope: str = "refuse"
+    """Work outside the accreditation scope: refuse, or unaccredited (issue it without the
+    accreditation mark, with a statement saying so)."""
     source: Path | None = field(default=None, compare=False)
     """The TOML file these settings came from, if any."""
 
     def series_for(self, kind: str) -> str:
-        """The number series prefix for a certificate kind ("verification" or "calibration")."""
+        """The number series prefix for a kind: "verification", "calibration" or "copy" (an
+        electronic copy of a paper certificate)."""
+        if kind == "copy":
+            return self.numbering_copy
         return self.numbering_verification if kind == "verification" else self.numbering_calibration
 
     def replace(self, **changes: Any) -> Settings:
@@ -83,7 +190,7 @@ def _valid_keys() -> dict[str, str]:
 
 def _coerce(name: str, value: Any, base: Path, origin: str) -> Any:
     if name in _PATH_FIELDS:
-        if name == "signing_trust_roots":
+        if name in _PATH_LIST_FIELDS:
             items = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in items):
                 raise ConfigError(f"{origin}: '{name}' must be a path or a list of paths")
@@ -91,9 +198,35 @@ def _coerce(name: str, value: Any, base: Path, origin: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{origin}: '{name}' must be a path, got {value!r}")
         return (base / value).resolve() if value else None
+    if name in _INT_FIELDS | _FLOAT_FIELDS | _BOOL_FIELDS:
+        return _coerce_scalar(name, value, origin)
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: '{name}' must be text, got {value!r}")
     return value
+
+
+def _coerce_scalar(name: str, value: Any, origin: str) -> int | float | bool:
+    # TOML gives typed values; CERTISSUER_* variables give text.
+    if name in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{origin}: '{name}' must be true or false, got {value!r}")
+    kind: type[int] | type[float] = int if name in _INT_FIELDS else float
+    if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+        raise ConfigError(f"{origin}: '{name}' must be a whole number, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        word = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{origin}: '{name}' must be {word}, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{origin}: '{name}' must not be negative, got {value!r}")
+    return number
 
 
 def find_config(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -178,4 +311,10 @@ url_base = "https://verify.example.invalid"
 
 [ledger]
 url = "sqlite:///certissuer-ledger.db"
+
+[web]
+# `certissuer serve`: the page behind the QR code. Serve it at [token] url_base over TLS.
+host = "127.0.0.1"
+port = 8080
+allow_download = false
 """

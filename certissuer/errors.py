@@ -19,6 +19,7 @@ __all__ = [
     "InputErrors",
     "IssueRefused",
     "LedgerError",
+    "RegisterRefused",
     "SigningError",
     "TemplateError",
     "TokenError",
@@ -114,3 +115,8 @@ class IssueRefused(CertissuerError):
     """A certificate may not be issued for this record (for example a failed instrument)."""
 
     exit_code = 9
+
+
+class RegisterRefused(IssueRefused):
+    """The register forbids issuing this record (an expired standard or verifier card, a
+    signatory or range outside the scope, a used stamp, a valid-until date off the cycle)."""

@@ -3,7 +3,9 @@
 This is the only module that opens input files. The format follows the suffix: ``.json`` (one
 certificate object or a list of them), ``.csv`` (a main file plus sibling list tables such as
 ``NAME.results.csv``) or ``.xlsx`` (sheets ``certificates``, ``results``, ``standards``,
-``ranges``, ``checks``). ``docs/INPUT-FORMATS.md`` describes the formats. Every problem becomes
+``ranges``, ``checks``); ``.xml`` is a PTB DCC 3.1.2 document (`certissuer.dcc` maps it back to
+the model, naming the line of each problem). ``docs/INPUT-FORMATS.md`` describes the formats.
+Every problem becomes
 an `InputError` that names the file (and sheet), the row as the user sees it, and the field:
 
     batch.results.csv, row 5, field 'uncertainty': expected a number, got '0,05'
@@ -47,6 +49,7 @@ from openpyxl.utils import get_column_letter
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from certissuer import dcc
 from certissuer.errors import InputError, InputErrors
 from certissuer.model import (
     CalibrationCertificate,
@@ -73,7 +76,7 @@ MAX_INPUT_BYTES: Final = 25 * 1024 * 1024
 _Cert = VerificationCertificate | CalibrationCertificate
 _Loc = tuple[str | int, ...]
 
-_SUFFIXES: Final = (".json", ".csv", ".xlsx")
+_SUFFIXES: Final = (".json", ".csv", ".xlsx", ".xml")
 _MAIN_SHEET: Final = "certificates"
 _LIST_TABLES: Final = ("results", "standards", "ranges", "checks")
 """List fields of the models; in CSV and XLSX each lives in its own table joined by ``ref``."""
@@ -142,6 +145,8 @@ def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Re
     _logger.debug("reading %s as %s", path, suffix)
     if suffix == ".json":
         return _json_records(path, max_bytes)
+    if suffix == ".xml":
+        return _xml_records(path, max_bytes)
     if suffix == ".csv":
         present: dict[str, Path] = {}
         for name in _LIST_TABLES:
@@ -300,6 +305,33 @@ def _duplicate(where: str, row: int, ref: str | None, seen: dict[str, int]) -> l
         ]
     seen[ref] = row
     return []
+
+
+# --- XML (a PTB DCC document) --------------------------------------------------------------
+
+
+def _xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
+    """The one certificate of a DCC 3.1.2 document; problems name the line and the field."""
+    where = str(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {exc.strerror}") from exc
+    if len(raw) > max_bytes:  # the file grew after the size check
+        raise _too_large(where, len(raw), max_bytes)
+    folder = dcc.find_schema_dir()
+    schema = dcc.Schema.load(folder) if folder is not None else None
+    doc = dcc.read_document(raw, where=where, schema=schema, max_bytes=max_bytes)
+    if doc.data is None:  # not valid against the schema: nothing more to say
+        yield Rejected(where, 1, None, tuple(doc.problems))
+        return
+    item = _judge(where, doc.data, _Place(where, 1, doc.ref), list(doc.problems))
+    if isinstance(item, Rejected):
+        seen = {e.field for e in doc.problems if e.field}
+        errors = [doc.locate(e) for e in item.errors if e in doc.problems or e.field not in seen]
+        item = Rejected(item.source, item.row, item.ref, tuple(errors))
+    yield item
 
 
 # --- tables (CSV and XLSX) -----------------------------------------------------------------
@@ -781,6 +813,12 @@ def _validate(data: dict[str, Any], place: _Place) -> tuple[_Cert | None, list[I
     for loc, value in screened.items():
         detail = ErrorDetails(type="date_parsing", loc=loc, msg="", input=value)
         errors += _convert(detail, loc, place, cls)
+    if cert is not None:  # what the machine-readable certificate (DCC) cannot hold, e.g. a unit
+        for loc, problem in dcc.problems(cert):
+            detail = ErrorDetails(
+                type="value_error", loc=loc, msg=problem, input=None, ctx={"error": problem}
+            )
+            errors += _convert(detail, loc, place, cls)
     return (None if errors else cert), errors
 
 

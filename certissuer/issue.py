@@ -25,15 +25,26 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+from certissuer._appearance import SignatureSlot, signature_slots
 from certissuer.config import Settings
+from certissuer.dcc import DccWriter
+from certissuer.digitise import PaperCopy, append_scans
 from certissuer.errors import ConfigError, IssueRefused, LedgerError
-from certissuer.ledger import CertificateEntry, FailedVerification, Ledger
+from certissuer.ledger import (
+    CertificateEntry,
+    Checkpoint,
+    FailedVerification,
+    Ledger,
+    this_claimant,
+)
 from certissuer.model import (
     CalibrationCertificate,
+    Replacement,
     VerificationCertificate,
     canonical_json,
     parse_certificate,
 )
+from certissuer.registry import Register
 from certissuer.render import Renderer
 from certissuer.sign import Sealer
 from certissuer.token import TokenKey, make_token, verification_url
@@ -48,7 +59,7 @@ VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 INFO_QR_KEY = "CertissuerQR"
 """Name of the PDF document-information entry that carries the QR URL."""
 
-Cert = VerificationCertificate | CalibrationCertificate
+Cert = VerificationCertificate | CalibrationCertificate | PaperCopy
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +100,32 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    # Temporary files are ".<name>.<pid>.tmp"; remove those whose writer no longer runs.
+    if not folder.is_dir():
+        return
+    for tmp in folder.glob(".*.pdf.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def load_sealer(settings: Settings, passphrase: bytes | None) -> Sealer:
-    """The lab's `Sealer` from the PKCS#12 file the profile names."""
-    if settings.signing_pkcs12 is None:
-        raise ConfigError(
-            "no signing key configured", hint="set [signing] pkcs12 in the lab profile"
-        )
-    return Sealer.from_pkcs12(settings.signing_pkcs12, passphrase)
+    """The lab's `Sealer` from the key (PKCS#12, PEM or PKCS#11) and policy the profile names.
+
+    `passphrase` is the key's passphrase or the token's PIN.
+    """
+    return Sealer.from_settings(settings, passphrase)
 
 
 def load_token_key(settings: Settings) -> TokenKey:
@@ -124,6 +154,15 @@ class Issuer:
         self.token_key = token_key
         self.out_dir = out_dir
         self.renderer = renderer or Renderer(settings.render_template_dir)
+        self.dcc: DccWriter | None = DccWriter.from_settings(settings)
+        """Builds the DCC XML embedded in each PDF before signing (issue 9); None: no DCC."""
+        self.register = Register(
+            ledger.engine,
+            lab_code=settings.lab_code,
+            instrument_types=settings.registry_instrument_types,
+            outside_scope=settings.registry_outside_scope,
+        )
+        """The measurement register (issue 8): checked before each number is reserved."""
 
     @classmethod
     def from_settings(
@@ -168,6 +207,11 @@ class Issuer:
                     hint="use a new ref, or amend the certificate",
                 )
             if existing.is_pending:
+                if not self.ledger.claim_entry(existing, this_claimant()):
+                    raise LedgerError(
+                        f"ref '{cert.ref}' ({existing.number}) is being issued by another "
+                        f"process ({existing.claim})"
+                    )
                 return self._finish(existing, cert, now)
             assert existing.pdf_sha256 is not None and existing.pdf_path is not None
             return Issued(
@@ -183,18 +227,71 @@ class Issuer:
         series = self.settings.series_for(cert.kind)
 
         def build(number: str, seq: int) -> CertificateEntry:
-            return self._entry(cert, number, seq, series, issue_date, now, digest, data_json)
+            entry = self._entry(cert, number, seq, series, issue_date, now, digest, data_json)
+            entry.pdf_path = str(self.out_dir / pdf_filename(number))
+            return entry
 
-        entry = self.ledger.reserve_with(lab, series, issue_date.year, build)
-        return self._finish(entry, cert, now)
+        # Issue 8: the register's checks (standards, verifier card, signatory, scope, stamp,
+        # valid-until) before a number is taken; on once the register holds this lab.
+        clearance = None
+        if not isinstance(cert, PaperCopy) and self.register.enabled():
+            clearance = self.register.clear(cert, now=now)
+        entry = self.ledger.reserve_with(lab, series, issue_date.year, build, claim=this_claimant())
+        issued = self._finish(entry, cert, now)
+        if clearance is not None:
+            self.register.record(clearance, cert, issued.number)
+        return issued
 
     def complete_pending(self, *, now: datetime | None = None) -> list[Issued]:
-        """Finish every pending entry of this lab from the data it holds (after a crash)."""
+        """Finish the pending entries of this lab that no live process is working on.
+
+        A crash (or ``kill -9``) between reserving a number and recording the PDF leaves a
+        pending entry that holds the number, the data and the intended PDF path; this renders,
+        signs and writes it again, in place. Left-over temporary files of dead processes in
+        the output folder are removed. Run at the start of every issuing run and by
+        ``certissuer ledger repair``.
+        """
+        _remove_stale_temporaries(self.out_dir)
         done = []
-        for entry in self.ledger.pending(self.settings.lab_code):
-            cert = parse_certificate(json.loads(entry.data_json))
+        for entry in self.ledger.claim_pending(this_claimant(), lab_code=self.settings.lab_code):
+            data = json.loads(entry.data_json)
+            cert: Cert = (
+                PaperCopy.model_validate(data) if entry.kind == "copy" else parse_certificate(data)
+            )
+            if entry.pdf_path:
+                _remove_stale_temporaries(Path(entry.pdf_path).parent)
             done.append(self._finish(entry, cert, now or datetime.now(UTC)))
         return done
+
+    def amend(self, number: str, cert: Cert, *, reason: str, now: datetime | None = None) -> Issued:
+        """Issue `cert` as the amended certificate replacing `number` (ISO/IEC 17025 §7.8.8).
+
+        The new certificate gets a new number and states which certificate it replaces and
+        why; the old one gets a ``superseded`` event naming the new number. Rerunning the same
+        amendment returns the same replacement. Raises `LedgerError` when `number` is unknown,
+        pending, revoked, already superseded by another certificate, or of another kind.
+        """
+        now = now or datetime.now(UTC)
+        if not reason.strip():
+            raise LedgerError("an amendment needs a reason", hint="pass --reason")
+        old = self.ledger.get(number)
+        if old is None or old.is_pending:
+            raise LedgerError(f"certificate {number} is not an issued certificate")
+        if old.kind != cert.kind:
+            raise LedgerError(f"certificate {number} is a {old.kind} certificate, not {cert.kind}")
+        ref = cert.ref if cert.ref != old.ref else f"{old.ref}/amends/{number}"
+        amended = cert.model_copy(
+            update={"ref": ref, "replaces": Replacement(number=number, reason=reason.strip())}
+        )
+        issued = self.issue(amended, now=now)
+        self.ledger.supersede(number, by=issued.number, reason=reason.strip(), at=now)
+        return issued
+
+    def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
+        """Sign a checkpoint of the ledger's log with the lab's token key."""
+        return self.ledger.checkpoint(
+            self.token_key, lab_code=self.settings.lab_code, at=now or datetime.now(UTC)
+        )
 
     # -- internals -------------------------------------------------------------------------
 
@@ -209,6 +306,17 @@ class Issuer:
         digest: str,
         data_json: str,
     ) -> CertificateEntry:
+        token = make_token(self.token_key, number=number, issued=issue_date, digest=digest)
+        if isinstance(cert, PaperCopy):
+            return CertificateEntry(
+                number=number, lab_code=self.settings.lab_code, series=series,
+                year=issue_date.year, seq=seq, kind=cert.kind, ref=cert.ref,
+                instrument_name=cert.instrument, instrument_model=cert.model,
+                instrument_serial=cert.serial, customer_name=cert.owner,
+                work_date=cert.paper_issue_date, issue_date=issue_date,
+                valid_until=cert.valid_until, issued_at=now, data_digest=digest,
+                data_json=data_json, token=token, paper_number=cert.paper_number,
+            )  # fmt: skip
         valid_until: date | None
         if isinstance(cert, VerificationCertificate):
             instrument, customer = cert.instrument, cert.owner.name
@@ -216,7 +324,6 @@ class Issuer:
         else:
             instrument, customer = cert.item, cert.customer.name
             work_date, valid_until = cert.calibrated, cert.valid_until
-        token = make_token(self.token_key, number=number, issued=issue_date, digest=digest)
         return CertificateEntry(
             number=number,
             lab_code=self.settings.lab_code,
@@ -240,24 +347,37 @@ class Issuer:
 
     def _finish(self, entry: CertificateEntry, cert: Cert, now: datetime) -> Issued:
         url = verification_url(self.settings.token_url_base, entry.token)
-        path = self.out_dir / pdf_filename(entry.number)
+        path = Path(entry.pdf_path) if entry.pdf_path else self.out_dir / pdf_filename(entry.number)
         written = False
         try:
             pdf = self.renderer.render_pdf(
-                cert,
+                cert,  # type: ignore[arg-type]  # any model with .kind; copies use copy.rml.j2
                 number=entry.number,
                 issued=entry.issue_date,
                 qr_url=url,
                 settings=self.settings,
+                **self._register_render_options(cert),
             )
+            scans: list[tuple[str, str, int]] = []
+            if isinstance(cert, PaperCopy):
+                # An electronic copy: the first page, then the scans at their own resolution.
+                pdf = append_scans(pdf, cert)
+                scans = [(s.file_name, s.sha256, s.pages) for s in cert.scans]
+                slot, reserve = SignatureSlot("Signature1", "Người số hóa / Digitised by"), None
+            else:
+                if self.dcc is not None:  # before signing, so the signature covers the DCC
+                    pdf = self.dcc.embed(pdf, cert, number=entry.number)
+                slot, reserve = signature_slots(cert, approval=self.settings.signing_approval)
             signed = self.sealer.sign(
                 pdf,
                 info={INFO_QR_KEY: url},
                 reason=f"{entry.number}",
                 location=self.settings.lab_place,
+                slot=slot,
+                reserve=reserve,
             )
             sha = hashlib.sha256(signed).hexdigest()
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(path, signed)
             written = True
             self.ledger.complete(
@@ -266,15 +386,25 @@ class Issuer:
                 pdf_path=str(path),
                 signer=self.sealer.subject,
                 at=now,
+                scans=scans,
             )
         except BaseException:
             if written:
                 path.unlink(missing_ok=True)
             released = self.ledger.release(entry.number)
+            if not released:
+                self.ledger.unclaim(entry.number, this_claimant())
             _logger.debug("issue of %s failed; number released: %s", entry.number, released)
             raise
         _logger.info("issued %s -> %s", entry.number, path)
         return Issued(entry.number, entry.kind, path, sha, url)
+
+    def _register_render_options(self, cert: Cert) -> dict[str, bool]:
+        # Work outside the accreditation scope, when the profile allows it, is printed
+        # without the accreditation mark (issue 8); the renderer is only told when it is.
+        if isinstance(cert, PaperCopy) or self.register.accredited(cert):
+            return {}
+        return {"accredited": False}
 
     def _refuse_failed(
         self, cert: VerificationCertificate, digest: str, data_json: str, now: datetime

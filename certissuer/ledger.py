@@ -32,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, event, func, update
+from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, delete, event, func, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -124,6 +124,8 @@ class CertificateEntry(SQLModel, table=True):
     pdf_path: str | None = None
     """Where the PDF is (set at reservation, so a crashed issue is completed in place)."""
     signer: str = ""
+    paper_number: str | None = Field(default=None, index=True, max_length=100)
+    """For an electronic copy of a paper certificate: the paper certificate's own number."""
     claim: str = Field(default="", max_length=200)
     """Who is completing a pending entry: ``host:pid``. Empty once complete."""
     claimed_at: datetime | None = Field(
@@ -218,6 +220,9 @@ _ENTRY_LOGGED = (
 )
 
 
+_ENTRY_LOGGED_IF_SET = ("paper_number",)
+
+
 def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
     """The canonical bytes of a log leaf: the event, and for ``issued`` the entry's fields.
 
@@ -233,6 +238,9 @@ def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
         "pdf_sha256": event.pdf_sha256,
     }
     if event.kind == EventKind.ISSUED and entry is not None:
+        for name in _ENTRY_LOGGED_IF_SET:
+            if getattr(entry, name) is not None:  # added after v1: absent when unset
+                record["entry." + name] = getattr(entry, name)
         for name in _ENTRY_LOGGED:
             value = getattr(entry, name)
             if isinstance(value, datetime):
@@ -241,6 +249,28 @@ def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
                 value = value.isoformat()
             record["entry." + name] = value
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ScanFile(SQLModel, table=True):
+    """An original scan behind an electronic copy, with the SHA-256 of the file as received."""
+
+    __tablename__ = "scan_file"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(foreign_key="certificate.number", index=True, max_length=60)
+    position: int
+    file_name: str
+    sha256: str = Field(max_length=64)
+    pages: int
+
+
+class BatchClaim(SQLModel, table=True):
+    """Which worker is issuing an input record (lab, ref) of a batch run right now."""
+
+    __tablename__ = "batch_claim"
+    lab_code: str = Field(primary_key=True, max_length=50)
+    ref: str = Field(primary_key=True, max_length=100)
+    claimed_by: str = Field(max_length=200)
+    claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class FailedVerification(SQLModel, table=True):
@@ -382,9 +412,20 @@ class Ledger:
             return entry
 
     def complete(
-        self, number: str, *, pdf_sha256: str, pdf_path: str, signer: str, at: datetime
+        self,
+        number: str,
+        *,
+        pdf_sha256: str,
+        pdf_path: str,
+        signer: str,
+        at: datetime,
+        scans: Sequence[tuple[str, str, int]] = (),
     ) -> CertificateEntry:
-        """Record the signed PDF of pending entry `number` and log its ``issued`` event."""
+        """Record the signed PDF of pending entry `number` and log its ``issued`` event.
+
+        `scans` lists the original scan files of an electronic copy as
+        ``(file name, SHA-256, pages)``; they are stored in the same transaction.
+        """
         with self.session() as s:
             entry = s.get(CertificateEntry, number, with_for_update=True)
             if entry is None:
@@ -396,6 +437,12 @@ class Ledger:
             entry.signer = signer
             entry.claim, entry.claimed_at = "", None
             s.add(entry)
+            for position, (name, sha, pages) in enumerate(scans, 1):
+                s.add(
+                    ScanFile(
+                        number=number, position=position, file_name=name, sha256=sha, pages=pages
+                    )
+                )
             ev = LedgerEvent(
                 number=number, kind=EventKind.ISSUED, at=at, pdf_sha256=entry.pdf_sha256
             )
@@ -408,8 +455,10 @@ class Ledger:
         # The head row serialises appends (SQLite: the whole transaction is already
         # BEGIN IMMEDIATE; PostgreSQL: the row lock), so leaf indexes are gapless.
         head = s.get(LogHead, 1, with_for_update=True)
-        if head is None:
-            head = LogHead(id=1, size=0)
+        if head is None:  # made with the schema (migrations); its absence is damage
+            raise LedgerError(
+                "the ledger's log head row is missing", hint="run 'certissuer ledger audit'"
+            )
         s.add(ev)
         s.flush()
         assert ev.id is not None
@@ -576,26 +625,88 @@ class Ledger:
         is older than `lease_seconds` (another host). Each claim is a compare-and-set, so two
         repairing processes never take the same entry.
         """
-        taken = []
+        return [
+            entry
+            for entry in self.pending(lab_code)
+            if entry.claim != claimant and self.claim_entry(entry, claimant, lease_seconds)
+        ]
+
+    def claim_entry(
+        self, entry: CertificateEntry, claimant: str, lease_seconds: float = 600
+    ) -> bool:
+        """Take pending `entry` for `claimant` if it is free (see `claim_pending`), atomically.
+
+        Returns True when `claimant` now holds it (also when it already did).
+        """
         now = datetime.now(UTC)
-        for entry in self.pending(lab_code):
-            if entry.claim == claimant or not _claim_is_free(entry, now, lease_seconds):
-                continue
-            with self.session() as s:
-                result = s.execute(
-                    update(CertificateEntry)
-                    .where(
-                        col(CertificateEntry.number) == entry.number,
-                        col(CertificateEntry.claim) == entry.claim,
-                        col(CertificateEntry.pdf_sha256).is_(None),
-                    )
-                    .values(claim=claimant, claimed_at=now)
+        if entry.claim != claimant and not _claim_is_free(
+            entry.claim, entry.claimed_at, now, lease_seconds
+        ):
+            return False
+        with self.session() as s:
+            result = s.execute(
+                update(CertificateEntry)
+                .where(
+                    col(CertificateEntry.number) == entry.number,
+                    col(CertificateEntry.claim) == entry.claim,
+                    col(CertificateEntry.pdf_sha256).is_(None),
                 )
+                .values(claim=claimant, claimed_at=now)
+            )
+            s.commit()
+        if getattr(result, "rowcount", 0) != 1:
+            return False
+        entry.claim, entry.claimed_at = claimant, now
+        return True
+
+    def claim_ref(
+        self, lab_code: str, ref: str, claimant: str, *, lease_seconds: float = 600
+    ) -> bool:
+        """Claim input record `ref` of a batch run for `claimant` (``host:pid``).
+
+        The equivalent of ``SELECT … FOR UPDATE SKIP LOCKED`` that works on both back ends: an
+        insert into ``batch_claim`` that only one worker can win. A claim whose holder died (or
+        whose lease ran out, for another host) is taken over. Returns True when `claimant` holds
+        the claim.
+        """
+        now = datetime.now(UTC)
+        with self.session() as s:
+            s.add(BatchClaim(lab_code=lab_code, ref=ref, claimed_by=claimant, claimed_at=now))
+            try:
                 s.commit()
-            if getattr(result, "rowcount", 0) == 1:
-                entry.claim, entry.claimed_at = claimant, now
-                taken.append(entry)
-        return taken
+                return True
+            except IntegrityError:
+                s.rollback()
+            held = s.get(BatchClaim, (lab_code, ref))
+            if held is None:
+                return False  # released meanwhile; the caller may try again later
+            if held.claimed_by == claimant:
+                return True
+            if not _claim_is_free(held.claimed_by, held.claimed_at, now, lease_seconds):
+                return False
+            result = s.execute(
+                update(BatchClaim)
+                .where(
+                    col(BatchClaim.lab_code) == lab_code,
+                    col(BatchClaim.ref) == ref,
+                    col(BatchClaim.claimed_by) == held.claimed_by,
+                )
+                .values(claimed_by=claimant, claimed_at=now)
+            )
+            s.commit()
+            return getattr(result, "rowcount", 0) == 1
+
+    def release_ref(self, lab_code: str, ref: str, claimant: str) -> None:
+        """Give up `claimant`'s claim on `ref` (the record is issued, or was refused)."""
+        with self.session() as s:
+            s.execute(
+                delete(BatchClaim).where(
+                    col(BatchClaim.lab_code) == lab_code,
+                    col(BatchClaim.ref) == ref,
+                    col(BatchClaim.claimed_by) == claimant,
+                )
+            )
+            s.commit()
 
     def unclaim(self, number: str, claimant: str) -> None:
         """Give up `claimant`'s claim on pending entry `number` (its issue failed)."""
@@ -609,12 +720,24 @@ class Ledger:
             )
             s.commit()
 
+    def scans(self, number: str) -> list[ScanFile]:
+        """The original scan files recorded for electronic copy `number`, in page order."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(ScanFile)
+                    .where(ScanFile.number == number)
+                    .order_by(col(ScanFile.position))
+                )
+            )
+
     # -- search ----------------------------------------------------------------------------
 
     def search(
         self,
         *,
         number: str | None = None,
+        paper_number: str | None = None,
         serial: str | None = None,
         customer: str | None = None,
         kind: str | None = None,
@@ -630,6 +753,8 @@ class Ledger:
             q = select(CertificateEntry)
             if number:
                 q = q.where(col(CertificateEntry.number).ilike(f"%{number}%"))
+            if paper_number:
+                q = q.where(col(CertificateEntry.paper_number).ilike(f"%{paper_number}%"))
             if serial:
                 q = q.where(col(CertificateEntry.instrument_serial).ilike(f"%{serial}%"))
             if customer:
@@ -767,10 +892,12 @@ class Ledger:
         return run_audit(self, keys=keys, check_files=check_files)
 
 
-def _claim_is_free(entry: CertificateEntry, now: datetime, lease_seconds: float) -> bool:
-    if not entry.claim:
+def _claim_is_free(
+    claim: str, claimed_at: datetime | None, now: datetime, lease_seconds: float
+) -> bool:
+    if not claim:
         return True
-    host, _, pid = entry.claim.rpartition(":")
+    host, _, pid = claim.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -779,7 +906,7 @@ def _claim_is_free(entry: CertificateEntry, now: datetime, lease_seconds: float)
         except PermissionError:
             return False
         return False
-    claimed = _utc(entry.claimed_at) if entry.claimed_at else now
+    claimed = _utc(claimed_at) if claimed_at else now
     return (now - claimed).total_seconds() > lease_seconds
 
 

@@ -381,13 +381,13 @@ def certificate_json_schema() -> dict[str, Any]:
     return _ADAPTER.json_schema()
 
 
-def canonical_json(cert: VerificationCertificate | CalibrationCertificate) -> bytes:
+def canonical_json(cert: BaseModel) -> bytes:
     """The canonical JSON form: sorted keys, no spaces, UTF-8, Decimal and dates as strings."""
     data = cert.model_dump(mode="json")
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def data_digest(cert: VerificationCertificate | CalibrationCertificate) -> str:
+def data_digest(cert: BaseModel) -> str:
     """SHA-256 (hex) of `canonical_json(cert)`."""
     return hashlib.sha256(canonical_json(cert)).hexdigest()
 

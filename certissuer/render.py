@@ -996,23 +996,39 @@ class Renderer:
     # -- public API ---------------------------------------------------------------------------
 
     def render_rml(
-        self, cert: AnyCertificate, *, number: str, issued: date, qr_url: str, settings: Settings
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
     ) -> str:
         """Return the sanitised RML for `cert`.
 
         `number` is the certificate number printed on every page, `issued` the date of issue
         (the place-and-date line), `qr_url` the address the QR code and the small print
         beneath it carry, `settings` the lab profile (name, address, place, accreditation,
-        logo). Raises `TemplateError` for a missing or broken template, a refused RML
+        logo), `accredited` False to leave the accreditation mark off and say the work is
+        outside the scope of accreditation (issue 8). Raises `TemplateError` for a missing or
+        broken template, a refused RML
         construct, a missing font or a character the font cannot draw.
         """
         prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
-                                 settings=settings)  # fmt: skip
+                                 settings=settings, accredited=accredited)  # fmt: skip
         text: str = etree.tostring(prepared.root, encoding="unicode")
         return text
 
     def render_pdf(
-        self, cert: AnyCertificate, *, number: str, issued: date, qr_url: str, settings: Settings
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
     ) -> bytes:
         """Return the certificate as PDF bytes (A4, fonts embedded, title = `number`).
 
@@ -1020,7 +1036,7 @@ class Renderer:
         does, and when z3c.rml or reportlab cannot lay the document out.
         """
         prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
-                                 settings=settings)  # fmt: skip
+                                 settings=settings, accredited=accredited)  # fmt: skip
         if not prepared.fonts:
             raise TemplateError(
                 f"{self.template_dir / prepared.template}: the template registers no TrueType "
@@ -1053,7 +1069,14 @@ class Renderer:
     # -- internals ----------------------------------------------------------------------------
 
     def _prepare(
-        self, cert: AnyCertificate, *, number: str, issued: date, qr_url: str, settings: Settings
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
     ) -> _Prepared:
         if isinstance(cert, VerificationCertificate) and not cert.passes:
             # Circular 24/2013 Art. 38: a failed instrument gets no verification certificate.
@@ -1077,6 +1100,7 @@ class Renderer:
             "lab": self._lab(settings),
             "fonts": self.fonts,
             "template_dir": str(self.template_dir),
+            "accredited": accredited,
         }
         try:
             rml = template.render(context)

@@ -1,20 +1,33 @@
-"""PAdES signing with pyHanko: the lab's seal on every certificate.
+"""PAdES signing with pyHanko: the lab's legal signature on every certificate.
 
-A `Sealer` is built once (it parses the key once: cryptography validates an RSA key on every
-load, about 40 ms) and signs many documents with a fixed signature size (pyHanko otherwise
-signs each document twice to measure it). Level: PAdES baseline B-B.
+A `Sealer` holds one signing key (a PKCS#12 file, a PEM key and chain, or a PKCS#11 token)
+and a `SigningPolicy` (PAdES level, time-stamping authority, trust roots, visible appearance).
+Build it once and sign many documents: the key is parsed once (cryptography validates an RSA
+key on every load, about 40 ms) and the signature size is fixed (pyHanko otherwise signs each
+document twice to measure it).
+
+Levels (ETSI EN 319 142-1): **B-B** a CAdES signature over the whole file; **B-T** plus an
+RFC 3161 timestamp from the TSA at `SigningPolicy.tsa_url`; **B-LT** plus the certificates,
+CRLs and OCSP responses of the signer and the TSA in the document security store (DSS), so
+the signature can be checked offline after the signer's certificate expires; **B-LTA** plus a
+document timestamp over all of it, which can be renewed before the TSA's certificate expires.
 
 >>> sealer = Sealer.from_pkcs12(Path("keys.example/signer.p12"), b"demo")  # doctest: +SKIP
 >>> signed = sealer.sign(pdf_bytes, info={"CertissuerQR": url})  # doctest: +SKIP
+>>> later = sealer.approve(signed)  # a second signer fills the reserved field  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -23,29 +36,126 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtensionOID
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, append_signature_field
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.signers.pdf_cms import SimpleSigner
+from pyhanko.sign.signers.pdf_cms import Signer, SimpleSigner
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+from pyhanko.stamp.static import StaticStampStyle
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, RevokedError, ValidationError
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
-from certissuer.errors import SigningError
+from certissuer._appearance import Box, SignatureSlot, StampPainter, locate_slot
+from certissuer.errors import ConfigError, SigningError
 
-__all__ = ["Sealer", "check_signing_certificate"]
+if TYPE_CHECKING:
+    from pyhanko_certvalidator.fetchers.api import FetcherBackend
+
+    from certissuer.config import Settings
+
+__all__ = [
+    "APPROVAL_FIELD",
+    "SIGNATURE_FIELD",
+    "Level",
+    "Sealer",
+    "SignatureSlot",
+    "SigningPolicy",
+    "check_signing_certificate",
+    "load_certificates",
+]
 
 _logger = logging.getLogger(__name__)
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+SIGNATURE_FIELD = "Signature1"
+"""The lab's (first) signature field."""
+APPROVAL_FIELD = "Approval"
+"""The field a certification signature leaves for the head of the lab's approval."""
+
+_DIGESTS = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
+_TIMESTAMP_ROOM = 12288
+"""Bytes reserved for a signature timestamp token (the TSA's certificates and signature)."""
+
+
+class Level(StrEnum):
+    """PAdES baseline levels (ETSI EN 319 142-1)."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        """The level named `text` ("B-T", "b-lta", "BLT"); `ConfigError` lists the valid ones."""
+        key = text.strip().upper().replace("_", "-")
+        if not key.startswith("B-"):
+            key = "B-" + key.removeprefix("B")
+        try:
+            return cls(key)
+        except ValueError:
+            valid = ", ".join(level.value for level in cls)
+            raise ConfigError(f"unknown PAdES level '{text}': expected one of {valid}") from None
+
+    @property
+    def timestamped(self) -> bool:
+        """True from B-T up: the signature carries a trusted time."""
+        return self is not Level.B_B
+
+    @property
+    def long_term(self) -> bool:
+        """True for B-LT and B-LTA: validation data goes into the DSS."""
+        return self in (Level.B_LT, Level.B_LTA)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    """How a `Sealer` signs: level, time stamping, revocation checks, appearance."""
+
+    level: Level = Level.B_B
+    tsa_url: str | None = None
+    """RFC 3161 time-stamping authority, needed from B-T up."""
+    trust_roots: tuple[asn1_x509.Certificate, ...] = ()
+    """Roots of the signer's and the TSA's chains: B-LT collects revocation data up to them."""
+    revocation_check: bool = True
+    """Refuse a revoked signing certificate (checked once, when the certificate names a CRL
+    or OCSP responder)."""
+    digest: str = "sha256"
+    pss: bool = False
+    """Sign RSA keys with RSASSA-PSS instead of PKCS#1 v1.5."""
+    painter: StampPainter | None = None
+    """Draws visible signatures; None signs invisibly."""
+    organisation: str = ""
+    """Organisation shown in a visible signature (else the certificate's O attribute)."""
+    timeout: float = 10.0
+    """Seconds to wait for the TSA, OCSP responders and CRL servers."""
+    fetcher_backend: FetcherBackend | None = field(default=None, compare=False)
+    """How revocation data is fetched; None: the `requests` backend."""
+
+    def __post_init__(self) -> None:
+        if self.digest not in _DIGESTS:
+            raise ConfigError(
+                f"digest '{self.digest}' is not allowed: expected one of {', '.join(_DIGESTS)}"
+            )
 
 
 def check_signing_certificate(cert: x509.Certificate, *, now: datetime | None = None) -> None:
     """Refuse a certificate that may not sign (Circular 15/2025/TT-BKHCN).
 
     Checks the validity period at `now`, the key (RSA ≥ 2048 bits or ECDSA ≥ 256 bits) and the
-    digital-signature key usage. Raises `SigningError` with a one-line reason.
+    digital-signature key usage. Raises `SigningError` with a one-line reason. Revocation is
+    checked by `Sealer`, which knows the trust roots and how to reach the CA.
     """
     now = now or datetime.now(UTC)
     subject = cert.subject.rfc4514_string()
@@ -77,6 +187,43 @@ def check_signing_certificate(cert: x509.Certificate, *, now: datetime | None = 
         )
 
 
+def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
+    """Certificates from PEM (one or many per file) or DER files; `ConfigError` names the file."""
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            if b"-----BEGIN" in data:
+                certs.extend(x509.load_pem_x509_certificates(data))
+            else:
+                certs.append(x509.load_der_x509_certificate(data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot load the certificate: {exc}") from None
+    return certs
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(
+        key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _declares_revocation_info(cert: x509.Certificate) -> bool:
+    for oid in (ExtensionOID.CRL_DISTRIBUTION_POINTS, ExtensionOID.AUTHORITY_INFORMATION_ACCESS):
+        try:
+            cert.extensions.get_extension_for_oid(oid)
+        except x509.ExtensionNotFound:
+            continue
+        return True
+    return False
+
+
 class _KeptKeySigner(SimpleSigner):
     """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call."""
 
@@ -99,48 +246,135 @@ class _KeptKeySigner(SimpleSigner):
         return super().sign_raw(data, digest_algorithm)
 
 
+class _PdfBytesPage(PdfContent):
+    """The first page of a PDF held in memory, imported as the appearance's background."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = data
+
+    def render(self) -> bytes:
+        writer = self._ensure_writer
+        xobj = writer.import_page_as_xobject(PdfFileReader(BytesIO(self._data)), page_ix=0)
+        self.resources.xobject["/Stamp"] = xobj
+        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
+        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
+        return b"/Stamp Do"
+
+
 class Sealer:
     """Signs PDFs with one key and certificate chain. Build it once, sign many documents."""
 
     def __init__(
         self,
-        private: _PrivateKey,
+        signer: Signer,
         cert: x509.Certificate,
-        chain: list[x509.Certificate],
+        chain: Sequence[x509.Certificate],
         *,
         origin: str = "signing key",
+        policy: SigningPolicy | None = None,
         now: datetime | None = None,
+        close: Callable[[], None] | None = None,
     ) -> None:
-        check_signing_certificate(cert, now=now)
+        """Wrap the pyHanko `signer` whose certificate is `cert` (with its `chain`).
+
+        Checks the certificate (`check_signing_certificate`) and, when `policy` asks for it
+        and the certificate names a CRL or OCSP responder, that it is not revoked. `close`
+        releases the key (a PKCS#11 session). Raises `SigningError`.
+        """
+        self._close = close
+        try:
+            check_signing_certificate(cert, now=now)
+            self.certificate = cert
+            self.chain = list(chain)
+            self.origin = origin
+            self.policy = policy or SigningPolicy()
+            self._signer = signer
+            der = serialization.Encoding.DER
+            # The CMS holds the certificates, signed attributes and the signature; leave room.
+            size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
+            self._reserved = size + size % 2  # hex-encoded in /Contents: must be even
+            if self.policy.revocation_check and _declares_revocation_info(cert):
+                self.check_revocation(now=now)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_key(
+        cls,
+        private: _PrivateKey,
+        cert: x509.Certificate,
+        chain: Sequence[x509.Certificate],
+        *,
+        origin: str = "signing key",
+        policy: SigningPolicy | None = None,
+        now: datetime | None = None,
+    ) -> Sealer:
+        """A Sealer for a key held in memory (the fast path: the key is parsed once)."""
+        policy = policy or SigningPolicy()
         der = serialization.Encoding.DER
-        self.certificate = cert
-        self.origin = origin
-        asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(der))
-        asn1_chain = [asn1_x509.Certificate.load(c.public_bytes(der)) for c in chain]
         key_info = asn1_keys.PrivateKeyInfo.load(
             private.private_bytes(
                 der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        registry = SimpleCertificateStore.from_certs(asn1_chain)  # type: ignore[no-untyped-call]
-        self._signer = _KeptKeySigner(
-            private, signing_cert=asn1_cert, signing_key=key_info, cert_registry=registry
+        registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+            [_asn1(c) for c in chain]
         )
-        # The CMS holds the certificates, signed attributes and the signature; leave room.
-        size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
-        self._reserved = size + size % 2  # hex-encoded in /Contents: must be even
+        signer = _KeptKeySigner(
+            private,
+            signing_cert=_asn1(cert),
+            signing_key=key_info,
+            cert_registry=registry,
+            prefer_pss=policy.pss,
+        )
+        return cls(signer, cert, chain, origin=origin, policy=policy, now=now)
 
     def __repr__(self) -> str:
-        return f"Sealer(subject={self.subject!r})"
+        return f"Sealer(subject={self.subject!r}, level={self.policy.level.value!r})"
+
+    def __enter__(self) -> Sealer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the key (closes a PKCS#11 session); the Sealer cannot sign afterwards."""
+        if self._close is not None:
+            close, self._close = self._close, None
+            close()
 
     @property
     def subject(self) -> str:
         """The signer's distinguished name."""
         return self.certificate.subject.rfc4514_string()
 
+    @property
+    def signer_name(self) -> str:
+        """The signer's common name (or the whole subject when it has none)."""
+        names = self.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return str(names[0].value) if names else self.subject
+
+    def with_policy(self, **changes: Any) -> Sealer:
+        """A Sealer sharing this key with some policy fields changed (for `--level`)."""
+        twin = object.__new__(Sealer)
+        twin.__dict__.update(self.__dict__)
+        twin.policy = replace(self.policy, **changes)
+        twin._close = None  # the original owns the key
+        return twin
+
+    # -- constructors ----------------------------------------------------------------------
+
     @classmethod
     def from_pkcs12(
-        cls, path: Path, passphrase: bytes | None, *, now: datetime | None = None
+        cls,
+        path: Path,
+        passphrase: bytes | None,
+        *,
+        policy: SigningPolicy | None = None,
+        now: datetime | None = None,
     ) -> Sealer:
         """Load a PKCS#12 file. A wrong passphrase is a one-line `SigningError`."""
         try:
@@ -159,10 +393,302 @@ class Sealer:
             ) from None
         if key is None or cert is None:
             raise SigningError(f"{path}: the PKCS#12 file holds no private key and certificate")
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        if not isinstance(key, _PrivateKey):
             raise SigningError(f"{path}: the key type {type(key).__name__} is not allowed")
         _logger.debug("loaded signer %s from %s", cert.subject.rfc4514_string(), path)
-        return cls(key, cert, list(extra), origin=str(path), now=now)
+        return cls.from_key(key, cert, list(extra), origin=str(path), policy=policy, now=now)
+
+    @classmethod
+    def from_pem(
+        cls,
+        key_path: Path,
+        cert_path: Path,
+        chain: Iterable[Path] = (),
+        passphrase: bytes | None = None,
+        *,
+        policy: SigningPolicy | None = None,
+        now: datetime | None = None,
+    ) -> Sealer:
+        """Load a PEM (or DER) private key, its certificate and the CA chain."""
+        try:
+            data = key_path.read_bytes()
+        except OSError as exc:
+            raise SigningError(f"{key_path}: cannot read the key file ({exc.strerror})") from None
+        try:
+            if b"-----BEGIN" in data:
+                key = serialization.load_pem_private_key(data, passphrase)
+            else:
+                key = serialization.load_der_private_key(data, passphrase)
+        except (ValueError, TypeError):
+            raise SigningError(
+                f"{key_path}: cannot open the private key: wrong passphrase or damaged file"
+            ) from None
+        if not isinstance(key, _PrivateKey):
+            raise SigningError(f"{key_path}: the key type {type(key).__name__} is not allowed")
+        try:
+            (cert,) = load_certificates([cert_path])[:1]
+        except (ConfigError, ValueError) as exc:
+            raise SigningError(str(exc)) from None
+        if _spki(cert.public_key()) != _spki(key.public_key()):
+            raise SigningError(f"{cert_path}: the certificate does not belong to {key_path}")
+        return cls.from_key(
+            key, cert, load_certificates(chain), origin=str(key_path), policy=policy, now=now
+        )
+
+    @classmethod
+    def from_pkcs11(
+        cls,
+        module: Path,
+        *,
+        token_label: str,
+        pin: str | None,
+        key_label: str | None = None,
+        key_id: bytes | None = None,
+        cert_label: str | None = None,
+        chain: Iterable[Path] = (),
+        policy: SigningPolicy | None = None,
+        now: datetime | None = None,
+    ) -> Sealer:
+        """Use a key on a PKCS#11 token or HSM (a USB token from a Vietnamese CA).
+
+        The token is chosen by `token_label`, the key by `key_label` or `key_id`, its
+        certificate by `cert_label` (default: the key's label) or else the key's id. `pin`
+        logs in; a wrong PIN is a one-line `SigningError` that does not contain it. Close the
+        Sealer (or use it as a context manager) to end the session.
+        """
+        from certissuer._pkcs11 import open_token_signer
+
+        opened = open_token_signer(
+            module,
+            token_label=token_label,
+            pin=pin,
+            key_label=key_label,
+            key_id=key_id,
+            cert_label=cert_label,
+            chain=[_asn1(c) for c in load_certificates(chain)],
+            pss=(policy or SigningPolicy()).pss,
+        )
+        origin = f"PKCS#11 token '{token_label}'"
+        return cls(
+            opened.signer,
+            opened.certificate,
+            opened.chain,
+            origin=origin,
+            policy=policy,
+            now=now,
+            close=opened.close,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        secret: bytes | None,
+        *,
+        level: Level | str | None = None,
+        now: datetime | None = None,
+    ) -> Sealer:
+        """The lab's Sealer from the profile: the key source and `[signing]` policy it names.
+
+        `secret` is the PKCS#12 or key passphrase, or the token PIN. `level` overrides
+        ``[signing] level``. Raises `ConfigError` or `SigningError`.
+        """
+        policy = policy_from_settings(settings, level=level)
+        module = settings.signing_pkcs11_module
+        if module is not None:
+            if not settings.signing_pkcs11_token:
+                raise ConfigError(
+                    "a PKCS#11 module is set but no token label",
+                    hint="set [signing] pkcs11_token to the token's label",
+                )
+            key_id = settings.signing_pkcs11_key_id
+            try:
+                raw_id = bytes.fromhex(key_id) if key_id else None
+            except ValueError:
+                raise ConfigError(f"[signing] pkcs11_key_id must be hex, got '{key_id}'") from None
+            return cls.from_pkcs11(
+                module,
+                token_label=settings.signing_pkcs11_token,
+                pin=secret.decode() if secret is not None else None,
+                key_label=settings.signing_pkcs11_key_label or None,
+                key_id=raw_id,
+                cert_label=settings.signing_pkcs11_cert_label or None,
+                chain=settings.signing_chain,
+                policy=policy,
+                now=now,
+            )
+        if settings.signing_key is not None:
+            if settings.signing_cert is None:
+                raise ConfigError(
+                    "a signing key is set but no certificate",
+                    hint="set [signing] cert to the key's certificate (PEM)",
+                )
+            return cls.from_pem(
+                settings.signing_key,
+                settings.signing_cert,
+                settings.signing_chain,
+                secret,
+                policy=policy,
+                now=now,
+            )
+        if settings.signing_pkcs12 is None:
+            raise ConfigError(
+                "no signing key configured",
+                hint="set [signing] pkcs12, key + cert, or pkcs11_module in the lab profile",
+            )
+        return cls.from_pkcs12(settings.signing_pkcs12, secret, policy=policy, now=now)
+
+    # -- revocation ------------------------------------------------------------------------
+
+    def _validation_context(self, *, require: bool) -> ValidationContext:
+        roots = list(self.policy.trust_roots) or [
+            _asn1(c) for c in self.chain if c.subject == c.issuer
+        ]
+        if not roots:
+            raise SigningError(
+                "cannot check the signing certificate's revocation status without trust roots",
+                hint="set [signing] trust_roots in the lab profile",
+            )
+        return ValidationContext(
+            trust_roots=roots,
+            other_certs=[_asn1(c) for c in self.chain],
+            allow_fetching=True,
+            revocation_mode="require" if require else "hard-fail",
+            fetcher_backend=self.policy.fetcher_backend
+            or RequestsFetcherBackend(per_request_timeout=self.policy.timeout),
+        )
+
+    def check_revocation(self, *, now: datetime | None = None) -> None:
+        """Ask the CA (CRL or OCSP) whether the signing certificate is revoked.
+
+        Raises `SigningError` when it is, or when the answer cannot be had.
+        """
+        context = self._validation_context(require=False)
+        validator = CertificateValidator(
+            _asn1(self.certificate),
+            intermediate_certs=[_asn1(c) for c in self.chain],
+            validation_context=context,
+        )
+        try:
+            asyncio.run(validator.async_validate_usage(set()))  # type: ignore[no-untyped-call]
+        except RevokedError as exc:
+            raise SigningError(
+                f"the signing certificate '{self.subject}' is revoked ({exc})",
+                hint="a revoked certificate may not sign; ask the CA for a new one",
+            ) from None
+        except (ValidationError, PathBuildingError) as exc:
+            raise SigningError(
+                f"cannot confirm that the signing certificate '{self.subject}' is not revoked: "
+                f"{exc}",
+                hint="check the network, or set [signing] revocation_check = false",
+            ) from None
+        _logger.debug("signing certificate %s is not revoked", self.subject)
+
+    # -- signing ---------------------------------------------------------------------------
+
+    def _metadata(
+        self,
+        level: Level,
+        field_name: str,
+        *,
+        reason: str | None,
+        location: str | None,
+        certify: bool = False,
+    ) -> PdfSignatureMetadata:
+        return PdfSignatureMetadata(
+            field_name=field_name,
+            subfilter=SigSeedSubFilter.PADES,
+            md_algorithm=self.policy.digest,
+            reason=reason,
+            location=location,
+            certify=certify,
+            # NOTE: level 2 lets the head of the lab sign the reserved field later (ISO 32000
+            # 12.8.2.2); annotations and other changes still break the certification.
+            docmdp_permissions=MDPPerm.FILL_FORMS,
+            embed_validation_info=level.long_term,
+            use_pades_lta=level is Level.B_LTA,
+            validation_context=self._validation_context(require=True) if level.long_term else None,
+            signer_key_usage={"digital_signature"},
+        )
+
+    def _check_long_term(self, level: Level) -> None:
+        if level.long_term and not _declares_revocation_info(self.certificate):
+            raise SigningError(
+                f"PAdES {level.value} needs revocation data, but the signing certificate "
+                f"'{self.subject}' names no CRL or OCSP responder",
+                hint="use B-T, or a certificate from a CA that publishes revocation data",
+            )
+
+    def _timestamper(self, level: Level) -> RequestsHTTPTimeStamper | None:
+        if not level.timestamped:
+            return None
+        if not self.policy.tsa_url:
+            raise ConfigError(
+                f"PAdES {level.value} needs a time-stamping authority",
+                hint="set [signing] tsa_url in the lab profile",
+            )
+        return RequestsHTTPTimeStamper(  # type: ignore[no-untyped-call]
+            self.policy.tsa_url, timeout=self.policy.timeout
+        )
+
+    def _stamp(self, box: Box | None, role: str, when: datetime) -> StaticStampStyle | None:
+        painter = self.policy.painter
+        if painter is None or box is None:
+            return None
+        organisation = self.policy.organisation
+        if not organisation:
+            orgs = self.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+            organisation = str(orgs[0].value) if orgs else ""
+        pdf = painter.paint(
+            box.x2 - box.x1,
+            box.y2 - box.y1,
+            signer=self.signer_name,
+            role=role,
+            organisation=organisation,
+            when=when,
+        )
+        return StaticStampStyle(
+            background=_PdfBytesPage(pdf), border_width=0, background_opacity=1.0
+        )
+
+    def _run(
+        self,
+        signer: PdfSigner,
+        writer: IncrementalPdfFileWriter,
+        level: Level,
+        *,
+        existing_fields_only: bool = False,
+    ) -> bytes:
+        reserved = self._reserved + (_TIMESTAMP_ROOM if level.timestamped else 0)
+        out = BytesIO()
+        try:
+            signer.sign_pdf(
+                writer,
+                output=out,
+                bytes_reserved=reserved,
+                existing_fields_only=existing_fields_only,
+            )
+        except TimestampRequestError as exc:
+            raise SigningError(
+                f"the time-stamping authority at {self.policy.tsa_url} failed: {exc}",
+                hint="check [signing] tsa_url and the network",
+            ) from None
+        except (ValidationError, PathBuildingError) as exc:
+            raise SigningError(
+                f"cannot collect the revocation data PAdES {level.value} needs: {exc}",
+                hint="B-LT needs the CA's CRL or OCSP responder to be reachable",
+            ) from None
+        except PyHankoSigningError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError | PathBuildingError):
+                raise SigningError(
+                    f"cannot collect the revocation data PAdES {level.value} needs: {cause}",
+                    hint="B-LT needs the CA's CRL or OCSP responder to be reachable",
+                ) from None
+            raise SigningError(f"could not sign the document: {exc}") from exc
+        except (PdfError, ValueError, KeyError) as exc:
+            raise SigningError(f"could not sign the document: {exc}") from exc
+        return out.getvalue()
 
     def sign(
         self,
@@ -171,30 +697,110 @@ class Sealer:
         info: Mapping[str, str] | None = None,
         reason: str | None = None,
         location: str | None = None,
+        slot: SignatureSlot | None = None,
+        reserve: SignatureSlot | None = None,
+        level: Level | None = None,
+        now: datetime | None = None,
     ) -> bytes:
-        """Sign `pdf` (PAdES B-B, SHA-256) and return the signed bytes.
+        """Sign `pdf` at the policy's PAdES level (or `level`) and return the signed bytes.
 
         `info` adds entries to the document information dictionary (for example the QR URL), in
-        the same revision as the signature, so they are covered by it.
+        the same revision as the signature, so they are covered by it. `slot` names the field
+        and, with a painter in the policy, where the visible signature goes (above the printed
+        name). `reserve` makes this a certification signature (DocMDP: form filling and
+        signing allowed) and adds the empty field the second signer fills with `approve`.
+        Raises `SigningError` (or `ConfigError` when the level needs a TSA and none is set).
         """
+        level = level or self.policy.level
+        self._check_long_term(level)
+        slot = slot or SignatureSlot(SIGNATURE_FIELD, "")
+        when = now or datetime.now(UTC)
+        timestamper = self._timestamper(level)
         try:
             writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
             if info:
                 self._add_info(writer, info)
-            meta = PdfSignatureMetadata(
-                field_name="Signature1",
-                subfilter=SigSeedSubFilter.PADES,
-                md_algorithm="sha256",
+            box = locate_slot(pdf, slot) if self.policy.painter is not None else None
+            if reserve is not None:
+                spare = locate_slot(pdf, reserve)
+                append_signature_field(
+                    writer,
+                    SigFieldSpec(
+                        reserve.field,
+                        on_page=spare.page if spare else 0,
+                        box=spare.rect if spare else None,
+                        readable_field_name=reserve.role,
+                    ),
+                )
+            meta = self._metadata(
+                level,
+                slot.field,
                 reason=reason,
                 location=location,
+                certify=reserve is not None,
             )
-            out = BytesIO()
-            PdfSigner(meta, signer=self._signer).sign_pdf(
-                writer, output=out, bytes_reserved=self._reserved
+            field_spec = SigFieldSpec(
+                slot.field,
+                on_page=box.page if box else 0,
+                box=box.rect if box else None,
+                readable_field_name=slot.role or None,
             )
-        except (PdfError, PyHankoSigningError, ValueError, KeyError) as exc:
-            raise SigningError(f"could not sign the document: {exc}") from exc
-        return out.getvalue()
+            signer = PdfSigner(
+                meta,
+                signer=self._signer,
+                timestamper=timestamper,
+                stamp_style=self._stamp(box, slot.role, when),
+                new_field_spec=field_spec,
+            )
+        except (PdfError, ValueError, KeyError) as exc:
+            raise SigningError(f"could not prepare the document for signing: {exc}") from exc
+        return self._run(signer, writer, level)
+
+    def approve(
+        self,
+        pdf: bytes,
+        *,
+        field_name: str = APPROVAL_FIELD,
+        reason: str | None = None,
+        location: str | None = None,
+        level: Level | None = None,
+        now: datetime | None = None,
+    ) -> bytes:
+        """Add the second signature to the empty field `field_name` of a signed `pdf`.
+
+        The first signature must be a certification signature that allows signing (what
+        `sign` makes with ``reserve=``); the new signature is an incremental update, so the
+        first stays valid. Raises `SigningError` when there is no such empty field.
+        """
+        level = level or self.policy.level
+        self._check_long_term(level)
+        when = now or datetime.now(UTC)
+        timestamper = self._timestamper(level)
+        try:
+            writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+            sig_field, page, rect = _find_empty_field(writer, field_name)
+        except (PdfError, ValueError, KeyError) as exc:
+            raise SigningError(f"cannot read the document to approve it: {exc}") from exc
+        if sig_field is None:
+            raise SigningError(
+                f"the document has no empty signature field '{field_name}' to approve",
+                hint="only certificates issued with [signing] approval = true leave one; "
+                "a field that is already signed cannot be signed again",
+            )
+        role = str(sig_field.get("/TU", ""))
+        box = None
+        if rect is not None and page is not None:
+            x1, y1, x2, y2 = (float(v) for v in rect)
+            if x2 - x1 > 1 and y2 - y1 > 1:
+                box = Box(page, x1, y1, x2, y2)
+        meta = self._metadata(level, field_name, reason=reason, location=location)
+        signer = PdfSigner(
+            meta,
+            signer=self._signer,
+            timestamper=timestamper,
+            stamp_style=self._stamp(box, role, when),
+        )
+        return self._run(signer, writer, level, existing_fields_only=True)
 
     @staticmethod
     def _add_info(writer: IncrementalPdfFileWriter, info: Mapping[str, str]) -> None:
@@ -208,3 +814,61 @@ class Sealer:
             writer.set_info(info_dict)
         for key, value in info.items():
             info_dict[generic.NameObject("/" + key)] = generic.TextStringObject(value)
+
+
+def _find_empty_field(
+    writer: IncrementalPdfFileWriter, name: str
+) -> tuple[generic.DictionaryObject | None, int | None, Any]:
+    """The unsigned signature field `name`, its page index and widget rectangle."""
+    form = writer.root.get("/AcroForm")
+    if form is None:
+        return None, None, None
+    for ref in form.get_object().get("/Fields", []):
+        fld = ref.get_object()
+        if fld.get("/FT") != "/Sig" or str(fld.get("/T", "")) != name or "/V" in fld:
+            continue
+        rect = fld.get("/Rect")
+        page_ref = fld.get("/P")
+        page = None
+        if page_ref is not None:
+            page_obj = page_ref.get_object()
+            for i in range(writer.root["/Pages"]["/Count"]):
+                page_ref_i = writer.find_page_for_modification(i)[0]  # type: ignore[no-untyped-call]
+                if page_ref_i.get_object() is page_obj:
+                    page = i
+                    break
+        return fld, page, rect
+    return None, None, None
+
+
+def policy_from_settings(settings: Settings, *, level: Level | str | None = None) -> SigningPolicy:
+    """The `SigningPolicy` the lab profile's ``[signing]`` section describes."""
+    chosen = level if isinstance(level, Level) else Level.parse(level or settings.signing_level)
+    padding = settings.signing_rsa_padding.strip().lower()
+    if padding not in ("pkcs1v15", "pss"):
+        raise ConfigError(
+            "[signing] rsa_padding must be 'pkcs1v15' or 'pss', "
+            f"got '{settings.signing_rsa_padding}'"
+        )
+    appearance = settings.signing_appearance.strip().lower()
+    if appearance not in ("visible", "invisible"):
+        raise ConfigError(
+            f"[signing] appearance must be 'visible' or 'invisible', "
+            f"got '{settings.signing_appearance}'"
+        )
+    painter = None
+    if appearance == "visible":
+        painter = StampPainter(
+            seal=settings.signing_seal_image, signature=settings.signing_signature_image
+        )
+    roots = load_certificates([*settings.signing_trust_roots, *settings.signing_tsa_roots])
+    return SigningPolicy(
+        level=chosen,
+        tsa_url=settings.signing_tsa_url or None,
+        trust_roots=tuple(_asn1(c) for c in roots),
+        revocation_check=settings.signing_revocation_check,
+        digest=settings.signing_digest.strip().lower().replace("sha-", "sha").replace("-", "_"),
+        pss=padding == "pss",
+        painter=painter,
+        organisation=settings.lab_name_vi,
+    )

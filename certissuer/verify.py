@@ -20,22 +20,27 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
+from certissuer._pades import (
+    SignatureCheck,
+    SignatureInfo,
+    ValidationPolicy,
+    check_signatures,
+    issued_info_entry,
+)
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 from certissuer.issue import INFO_QR_KEY, VIETNAM_TZ
@@ -48,7 +53,15 @@ from certissuer.token import (
     token_from_url,
 )
 
-__all__ = ["VERDICT_LABELS", "Report", "Verdict", "Verifier", "load_trust_roots"]
+__all__ = [
+    "VERDICT_LABELS",
+    "Report",
+    "SignatureInfo",
+    "Verdict",
+    "Verifier",
+    "load_crls",
+    "load_trust_roots",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -109,6 +122,9 @@ class Report:
     customer: str | None = None
     superseded_by: str | None = None
     revocation_reason: str | None = None
+    signatures: list[SignatureInfo] = field(default_factory=list)
+    """Each signature and document timestamp: signer, time, level, trust path, revocation,
+    coverage and what changed after it."""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +150,7 @@ class Report:
         for key, value in data.items():
             if isinstance(value, date | datetime):
                 data[key] = value.isoformat()
+        data["signatures"] = [s.to_dict() for s in self.signatures]
         return data
 
     def _fill_from(self, entry: CertificateEntry) -> None:
@@ -141,6 +158,22 @@ class Report:
         self.issue_date, self.valid_until = entry.issue_date, entry.valid_until
         self.instrument, self.serial = entry.instrument_name, entry.instrument_serial
         self.customer = entry.customer_name
+
+
+def load_crls(paths: Iterable[Path]) -> list[asn1_crl.CertificateList]:
+    """Load CRL files (DER or PEM) that the lab downloaded from its CAs."""
+    crls = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            if pem.detect(data):
+                _, _, data = pem.unarmor(data)
+            crl = asn1_crl.CertificateList.load(data)
+            crl.native  # parse now, so a damaged file fails here  # noqa: B018
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot load the CRL: {exc}") from None
+        crls.append(crl)
+    return crls
 
 
 def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
@@ -152,6 +185,29 @@ def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot load the trust root certificate: {exc}") from exc
     return roots
+
+
+def _check_dcc(report: Report, reader: PdfFileReader, entry: CertificateEntry | None) -> Report:
+    """The DCC XML embedded in the PDF, if any, must carry the ledger's data (issue 9).
+
+    Runs after the other checks, only for a genuine file found in the ledger: a DCC that does
+    not match (another certificate's data, or unreadable) makes the verdict ALTERED.
+    """
+    from certissuer.dcc import check_embedded
+
+    if entry is None or report.verdict in (
+        Verdict.ALTERED,
+        Verdict.UNKNOWN_SIGNER,
+        Verdict.NOT_IN_LEDGER,
+    ):
+        return report
+    finding = check_embedded(reader, number=entry.number, digest=entry.data_digest)
+    if finding is not None:
+        matches, reason = finding
+        report.reasons.append(reason)
+        if not matches:
+            report.verdict = Verdict.ALTERED
+    return report
 
 
 def _info_entry(reader: PdfFileReader, key: str) -> str | None:
@@ -172,10 +228,28 @@ class Verifier:
         trust_roots: Sequence[asn1_x509.Certificate],
         token_keys: Sequence[TokenPublicKey],
         ledger: Ledger | None,
+        tsa_roots: Sequence[asn1_x509.Certificate] = (),
+        revocation: str = "soft-fail",
+        fetch: bool = False,
+        crls: Sequence[asn1_crl.CertificateList] = (),
     ) -> None:
+        """`tsa_roots` are the roots time-stamping authorities chain to (default: the trust
+        roots); `revocation` is soft-fail, hard-fail or require; `fetch` allows fetching CRLs
+        and OCSP responses; `crls` are CRLs the lab downloaded, checked offline."""
+        if revocation not in ("soft-fail", "hard-fail", "require"):
+            raise ConfigError(
+                f"revocation policy '{revocation}': expected soft-fail, hard-fail or require"
+            )
         self.trust_roots = list(trust_roots)
         self.token_keys = list(token_keys)
         self.ledger = ledger
+        self.policy = ValidationPolicy(
+            trust_roots=tuple(trust_roots),
+            tsa_roots=tuple(tsa_roots) or tuple(trust_roots),
+            revocation=revocation,
+            fetch=fetch,
+            crls=tuple(crls),
+        )
 
     @classmethod
     def from_settings(
@@ -189,68 +263,45 @@ class Verifier:
         key_path = token_public or settings.token_key
         if key_path is None:
             raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
+        roots = load_trust_roots(settings.signing_trust_roots)
         return cls(
-            trust_roots=load_trust_roots(settings.signing_trust_roots),
+            trust_roots=roots,
             token_keys=load_public_keys(key_path),
             ledger=ledger,
+            tsa_roots=[*load_trust_roots(settings.signing_tsa_roots), *roots],
+            revocation=settings.verify_revocation,
+            fetch=settings.verify_fetch,
+            crls=load_crls(settings.verify_crls),
         )
 
     @staticmethod
     def _today(today: date | None) -> date:
         return today or datetime.now(VIETNAM_TZ).date()
 
-    def verify_pdf(self, data: bytes, *, today: date | None = None) -> Report:
-        """Check the signed PDF `data`. Raises `VerificationFailed` if it is not a PDF at all."""
+    def verify_pdf(
+        self, data: bytes, *, today: date | None = None, at: datetime | None = None
+    ) -> Report:
+        """Check the signed PDF `data`. Raises `VerificationFailed` if it is not a PDF at all.
+
+        `today` decides the ledger status (expiry); `at` is the moment the signatures are
+        validated at (default: now), to check how a file will fare after its signer expires.
+        """
         if b"%PDF-" not in data[:1024]:
             raise VerificationFailed("the file is not a PDF (no %PDF- header)")
         sha = hashlib.sha256(data).hexdigest()
         report = Report(Verdict.VALID, pdf_sha256=sha)
         try:
             reader = PdfFileReader(BytesIO(data), strict=False)
-            signatures = reader.embedded_signatures
-            qr_url = _info_entry(reader, INFO_QR_KEY)
+            check = check_signatures(reader, data, self.policy, at=at or datetime.now(UTC))
         except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
-        if not signatures:
-            return self._fail(report, Verdict.ALTERED, "the PDF carries no signature")
-
-        context = ValidationContext(trust_roots=self.trust_roots, allow_fetching=False)
-        for i, sig in enumerate(signatures, 1):
-            label = f"signature {i} ({sig.field_name})"
-            try:
-                status = validate_pdf_signature(sig, context)
-            except (SignatureValidationError, PdfError) as exc:
-                return self._fail(report, Verdict.ALTERED, f"{label} cannot be validated: {exc}")
-            except Exception as exc:
-                # A damaged CMS blob can break the validator in many ways; none is "valid".
-                _logger.debug("validation of %s raised", label, exc_info=True)
-                return self._fail(
-                    report, Verdict.ALTERED, f"{label} is damaged ({type(exc).__name__})"
-                )
-            report.signer = status.signing_cert.subject.human_friendly
-            report.signed_at = status.signer_reported_dt
-            if not status.intact:
-                return self._fail(
-                    report, Verdict.ALTERED, f"{label}: the signed content was changed"
-                )
-            if not status.valid:
-                return self._fail(report, Verdict.ALTERED, f"{label}: the signature is invalid")
-            if not status.trusted:
-                return self._fail(
-                    report,
-                    Verdict.UNKNOWN_SIGNER,
-                    f"{label}: signer '{report.signer}' does not chain to the lab's trust roots",
-                )
-            report.reasons.append(
-                f"{label}: intact, valid, signed by '{report.signer}' at {report.signed_at}"
-            )
-        last = signatures[-1]
-        if last.coverage is not SignatureCoverageLevel.ENTIRE_FILE:
-            return self._fail(
-                report,
-                Verdict.ALTERED,
-                "the file was changed after it was signed (data appended after the signature)",
-            )
+        if (failed := self._judge_signatures(report, check)) is not None:
+            return failed
+        # The QR URL as the first signature signed it: later revisions cannot swap it.
+        if check.issued_revision is not None:
+            qr_url = issued_info_entry(reader, check.issued_revision, INFO_QR_KEY)
+        else:
+            qr_url = _info_entry(reader, INFO_QR_KEY)
 
         claims: TokenClaims | None = None
         if qr_url is None:
@@ -263,7 +314,13 @@ class Verifier:
             report.number = claims.number
             report.reasons.append(f"QR token: signed by the lab key {claims.kid}")
 
-        return self._judge(report, self._lookup_pdf(sha, claims, report), claims, today)
+        # Only later *revisions* (checked above) may follow the issued file; bytes after the
+        # last %%EOF are no revision, and any other byte makes the file not the issued one.
+        later_ok = check.later_revisions > 0 and data.rstrip().endswith(b"%%EOF")
+        entry = self._lookup_pdf(
+            sha, claims, report, issued_sha256=check.issued_sha256 if later_ok else None
+        )
+        return _check_dcc(self._judge(report, entry, claims, today), reader, entry)
 
     def verify_url(self, url: str, *, today: date | None = None) -> Report:
         """Check a QR URL (or bare token): offline signature check, then the ledger if any.
@@ -292,12 +349,54 @@ class Verifier:
         report.reasons.append(reason)
         return report
 
+    @staticmethod
+    def _judge_signatures(report: Report, check: SignatureCheck) -> Report | None:
+        """Fill `report` from the signature check; the failed report, or None if all passed."""
+        report.signatures = check.signatures
+        signed = [s for s in check.signatures if s.kind != "document timestamp"]
+        if signed:
+            report.signer, report.signed_at = signed[0].signer, signed[0].signed_at
+        for info in check.signatures:
+            label = f"{info.kind.split(' (')[0]} {info.index} ({info.field_name})"
+            if info.problem is not None or not info.valid:
+                continue
+            when = f"{info.signed_at:%Y-%m-%d %H:%M:%S %Z}" if info.signed_at else "unknown time"
+            source = "trusted timestamp" if info.time_trusted else "signer's clock"
+            level = f" PAdES {info.level}," if info.level else ""
+            report.reasons.append(
+                f"{label}: intact, valid,{level} by '{info.signer}' at {when} ({source})"
+            )
+        if check.failure is not None:
+            unknown = check.failure.kind == "unknown_signer"
+            verdict = Verdict.UNKNOWN_SIGNER if unknown else Verdict.ALTERED
+            return Verifier._fail(report, verdict, check.failure.reason)
+        for name in check.unsigned_fields:
+            report.reasons.append(
+                f"signature field '{name}' is not signed yet (approval pending / chưa phê duyệt)"
+            )
+        if check.later_revisions:
+            report.reasons.append(
+                f"{check.later_revisions} revision(s) added after issue: "
+                "signatures, validation data or document timestamps only"
+            )
+        return None
+
     def _lookup_pdf(
-        self, sha: str, claims: TokenClaims | None, report: Report
+        self,
+        sha: str,
+        claims: TokenClaims | None,
+        report: Report,
+        *,
+        issued_sha256: str | None = None,
     ) -> CertificateEntry | None:
         if self.ledger is None:
             return None
         entry = self.ledger.by_pdf_sha256(sha)
+        if entry is None and issued_sha256 is not None:
+            # An approval signature, validation data or a document timestamp was added after
+            # issue: the ledger knows the file as it was issued, the revision the first
+            # signature covers (later revisions were checked above).
+            entry = self.ledger.by_pdf_sha256(issued_sha256)
         if entry is None and claims is not None:
             registered = self.ledger.get(claims.number)
             if registered is not None and not registered.is_pending:

@@ -17,6 +17,8 @@ from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
 from certissuer.model import parse_certificate
 
+from ._pki import lab_pki, pki_services  # noqa: F401  (fixtures: the PAdES test PKI)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 PASSPHRASE = b"test-passphrase-5b1d"

@@ -466,7 +466,7 @@ def test_unknown_suffix_names_the_accepted_ones(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         intake.iter_records(path)
     assert str(info.value) == (
-        f"{path}: cannot read '.xls' files: expected one of .json, .csv, .xlsx"
+        f"{path}: cannot read '.xls' files: expected one of .json, .csv, .xlsx, .xml"
     )
     assert info.value.hint == "open it in Excel and save it as .xlsx"
 

@@ -29,24 +29,49 @@ NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 27)
 
 
-def _entry(number: str, seq: int, ref: str, *, serial: str = "S1", customer: str = "Khách A",
-           kind: str = "calibration") -> CertificateEntry:
+def _entry(
+    number: str,
+    seq: int,
+    ref: str,
+    *,
+    serial: str = "S1",
+    customer: str = "Khách A",
+    kind: str = "calibration",
+) -> CertificateEntry:
     import hashlib
 
     data = f'{{"ref":"{ref}"}}'
     return CertificateEntry(
-        number=number, lab_code="L1", series="HC", year=2026, seq=seq, kind=kind, ref=ref,
-        instrument_name="Cân", instrument_model="X", instrument_serial=serial,
-        customer_name=customer, work_date=date(2026, 11, 20), issue_date=TODAY,
-        valid_until=date(2027, 11, 20), issued_at=NOW,
-        data_digest=hashlib.sha256(data.encode()).hexdigest(), data_json=data, token="tok",
+        number=number,
+        lab_code="L1",
+        series="HC",
+        year=2026,
+        seq=seq,
+        kind=kind,
+        ref=ref,
+        instrument_name="Cân",
+        instrument_model="X",
+        instrument_serial=serial,
+        customer_name=customer,
+        work_date=date(2026, 11, 20),
+        issue_date=TODAY,
+        valid_until=date(2027, 11, 20),
+        issued_at=NOW,
+        data_digest=hashlib.sha256(data.encode()).hexdigest(),
+        data_json=data,
+        token="tok",
     )
 
 
 def _issue(ledger: Ledger, ref: str, **kw: Any) -> CertificateEntry:
     e = ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, ref, **kw))
-    return ledger.complete(e.number, pdf_sha256=f"{abs(hash(ref)):064x}"[-64:],
-                           pdf_path=f"/nonexistent/{ref}.pdf", signer="CN=t", at=NOW)
+    return ledger.complete(
+        e.number,
+        pdf_sha256=f"{abs(hash(ref)):064x}"[-64:],
+        pdf_path=f"/nonexistent/{ref}.pdf",
+        signer="CN=t",
+        at=NOW,
+    )
 
 
 @pytest.fixture
@@ -82,8 +107,11 @@ def test_every_event_is_a_leaf_and_the_audit_is_clean(filled: Ledger, key: Token
 
 
 def test_edited_row_is_named_with_its_position(filled: Ledger, key: TokenKey) -> None:
-    _sql(filled, "UPDATE certificate SET valid_until = :d WHERE number = 'HC-2026-000003'",
-         d=date(2030, 1, 1))
+    _sql(
+        filled,
+        "UPDATE certificate SET valid_until = :d WHERE number = 'HC-2026-000003'",
+        d=date(2030, 1, 1),
+    )
     problems = filled.audit(keys=[key.public], check_files=False).problems
     assert any(p.startswith("edited: leaf 2 (HC-2026-000003, issued)") for p in problems), problems
 
@@ -106,12 +134,18 @@ def test_deleted_row_is_named(filled: Ledger, key: TokenKey) -> None:
 
 def test_swapped_rows_are_reported_as_reordered(filled: Ledger, key: TokenKey) -> None:
     # Swap the serials of two certificates: each row now holds what the other logged.
-    rows = {n: s for n, s in [("HC-2026-000004", "SN-4"), ("HC-2026-000005", "SN-5")]}
+    rows = {"HC-2026-000004": "SN-4", "HC-2026-000005": "SN-5"}
     _sql(filled, "UPDATE certificate SET instrument_serial = 'tmp' WHERE number = 'HC-2026-000004'")
-    _sql(filled, "UPDATE certificate SET instrument_serial = :s WHERE number = 'HC-2026-000005'",
-         s=rows["HC-2026-000004"])
-    _sql(filled, "UPDATE certificate SET instrument_serial = :s WHERE number = 'HC-2026-000004'",
-         s=rows["HC-2026-000005"])
+    _sql(
+        filled,
+        "UPDATE certificate SET instrument_serial = :s WHERE number = 'HC-2026-000005'",
+        s=rows["HC-2026-000004"],
+    )
+    _sql(
+        filled,
+        "UPDATE certificate SET instrument_serial = :s WHERE number = 'HC-2026-000004'",
+        s=rows["HC-2026-000005"],
+    )
     problems = filled.audit(keys=[key.public], check_files=False).problems
     assert any("leaf 3 (HC-2026-000004, issued)" in p for p in problems), problems
     assert any("leaf 4 (HC-2026-000005, issued)" in p for p in problems), problems
@@ -119,22 +153,46 @@ def test_swapped_rows_are_reported_as_reordered(filled: Ledger, key: TokenKey) -
 
 def test_swapped_event_rows_are_reordered(filled: Ledger, key: TokenKey) -> None:
     with filled.session() as s:
-        a, b = s.exec(sa.select(LedgerEvent).where(LedgerEvent.kind == "issued")
-                      .order_by(LedgerEvent.id).limit(2)).scalars().all()
+        a, b = (
+            s.exec(
+                sa.select(LedgerEvent)
+                .where(LedgerEvent.kind == "issued")
+                .order_by(LedgerEvent.id)
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
         fields = ("number", "at", "pdf_sha256")
         va, vb = [getattr(a, f) for f in fields], [getattr(b, f) for f in fields]
-    _sql(filled, "UPDATE certificate_event SET number = :n, at = :at, pdf_sha256 = :p "
-                 "WHERE id = :id", n=vb[0], at=vb[1], p=vb[2], id=a.id)
-    _sql(filled, "UPDATE certificate_event SET number = :n, at = :at, pdf_sha256 = :p "
-                 "WHERE id = :id", n=va[0], at=va[1], p=va[2], id=b.id)
+    _sql(
+        filled,
+        "UPDATE certificate_event SET number = :n, at = :at, pdf_sha256 = :p WHERE id = :id",
+        n=vb[0],
+        at=vb[1],
+        p=vb[2],
+        id=a.id,
+    )
+    _sql(
+        filled,
+        "UPDATE certificate_event SET number = :n, at = :at, pdf_sha256 = :p WHERE id = :id",
+        n=va[0],
+        at=va[1],
+        p=va[2],
+        id=b.id,
+    )
     problems = filled.audit(keys=[key.public], check_files=False).problems
     assert any(p.startswith("reordered: leaf 0") and "leaf 1" in p for p in problems), problems
     assert any(p.startswith("reordered: leaf 1") and "leaf 0" in p for p in problems), problems
 
 
 def test_inserted_row_is_named(filled: Ledger, key: TokenKey) -> None:
-    _sql(filled, "INSERT INTO certificate_event (number, kind, at, reason) "
-                 "VALUES ('HC-2026-000003', 'revoked', :at, 'backdated')", at=NOW)
+    _sql(
+        filled,
+        "INSERT INTO certificate_event (number, kind, at, reason) "
+        "VALUES ('HC-2026-000003', 'revoked', :at, 'backdated')",
+        at=NOW,
+    )
     problems = filled.audit(keys=[key.public], check_files=False).problems
     assert any(p.startswith("inserted: event row") and "HC-2026-000003" in p for p in problems)
 
@@ -147,16 +205,22 @@ def test_forged_checkpoint_is_found(filled: Ledger, key: TokenKey) -> None:
     assert not filled.audit(keys=[other.public], check_files=False).ok
 
 
-def test_pdf_file_changed_on_disk_is_found(any_ledger_url: str, key: TokenKey,
-                                           tmp_path: Path) -> None:
+def test_pdf_file_changed_on_disk_is_found(
+    any_ledger_url: str, key: TokenKey, tmp_path: Path
+) -> None:
     import hashlib
 
     ledger = Ledger.open(any_ledger_url)
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1.7 original")
     e = ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "f1"))
-    ledger.complete(e.number, pdf_sha256=hashlib.sha256(pdf.read_bytes()).hexdigest(),
-                    pdf_path=str(pdf), signer="x", at=NOW)
+    ledger.complete(
+        e.number,
+        pdf_sha256=hashlib.sha256(pdf.read_bytes()).hexdigest(),
+        pdf_path=str(pdf),
+        signer="x",
+        at=NOW,
+    )
     assert ledger.audit(keys=[key.public]).files_checked == 1
     pdf.write_bytes(b"%PDF-1.7 changed")
     assert any(p.startswith("file:") for p in ledger.audit(keys=[key.public]).problems)
@@ -174,17 +238,21 @@ def test_inclusion_and_consistency_proofs_verify(filled: Ledger, key: TokenKey) 
         assert merkle.verify_inclusion(leaf["leaf_index"], cp["tree_size"], h, path, root)
     from certissuer.ledger import checkpoint_message
 
-    message = checkpoint_message(cp["lab_code"], cp["tree_size"], cp["root_hash"],
-                                 datetime.fromisoformat(cp["at"]))
+    message = checkpoint_message(
+        cp["lab_code"], cp["tree_size"], cp["root_hash"], datetime.fromisoformat(cp["at"])
+    )
     assert key.public.verify(bytes.fromhex(cp["signature"]), message)
 
     first, second = filled.checkpoints()
     c = filled.consistency(first.tree_size, second.tree_size)
     assert c["first_root"] == first.root_hash and c["second_root"] == second.root_hash
-    assert merkle.verify_consistency(first.tree_size, second.tree_size,
-                                     [bytes.fromhex(p) for p in c["proof"]],
-                                     bytes.fromhex(first.root_hash),
-                                     bytes.fromhex(second.root_hash))
+    assert merkle.verify_consistency(
+        first.tree_size,
+        second.tree_size,
+        [bytes.fromhex(p) for p in c["proof"]],
+        bytes.fromhex(first.root_hash),
+        bytes.fromhex(second.root_hash),
+    )
 
 
 def test_proof_needs_a_covering_checkpoint(any_ledger_url: str, key: TokenKey) -> None:
@@ -214,8 +282,10 @@ def test_history_is_appended_never_rewritten(filled: Ledger) -> None:
         filled.revoke("HC-1999-000001", reason="x", at=NOW)
     again = filled.supersede("HC-2026-000002", by="HC-2026-000005", reason="x", at=NOW)
     assert again.id == ev.id  # rerunning an amendment records nothing new
-    assert [e.kind for e in filled.events("HC-2026-000001")] == [EventKind.ISSUED,
-                                                                  EventKind.REVOKED]
+    assert [e.kind for e in filled.events("HC-2026-000001")] == [
+        EventKind.ISSUED,
+        EventKind.REVOKED,
+    ]
 
 
 def test_search_filters(filled: Ledger) -> None:
@@ -260,12 +330,11 @@ def test_claims_protect_live_work_and_free_dead_work(any_ledger_url: str) -> Non
     import socket
 
     host = socket.gethostname()
-    ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "live"),
-                        claim=f"{host}:1")  # pid 1 runs
-    ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "gone"),
-                        claim=f"{host}:999999")
-    ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "far"),
-                        claim="other-host:42")
+    ledger.reserve_with(
+        "L1", "HC", 2026, lambda n, s: _entry(n, s, "live"), claim=f"{host}:1"
+    )  # pid 1 runs
+    ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "gone"), claim=f"{host}:999999")
+    ledger.reserve_with("L1", "HC", 2026, lambda n, s: _entry(n, s, "far"), claim="other-host:42")
     taken = ledger.claim_pending("me:1")
     assert [e.ref for e in taken] == ["gone"]
     assert ledger.claim_pending("someone-else:2") == []  # a claim is taken once
@@ -284,17 +353,28 @@ def test_old_schema_with_data_upgrades_losing_nothing(any_ledger_url: str, key: 
     engine = sa.create_engine(any_ledger_url)
     assert migrations.upgrade(engine, migrations.FIRST_REVISION) == "0001"
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO certificate (number, lab_code, series, year, seq, kind, ref, "
-            "instrument_name, instrument_model, instrument_serial, customer_name, work_date, "
-            "issue_date, valid_until, issued_at, data_digest, data_json, token, pdf_sha256, "
-            "pdf_path, signer) VALUES ('HC-2026-000001', 'L1', 'HC', 2026, 1, 'calibration', "
-            "'old', 'Cân', 'X', 'S1', 'Khách', '2026-11-20', '2026-11-27', NULL, :at, :dg, "
-            "'{}', 'tok', :sha, '/x.pdf', 'CN=old')"),
-            {"at": NOW, "dg": "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-             "sha": "ab" * 32})
-        conn.execute(sa.text("INSERT INTO certificate_event (number, kind, at, reason) "
-                             "VALUES ('HC-2026-000001', 'issued', :at, '')"), {"at": NOW})
+        conn.execute(
+            sa.text(
+                "INSERT INTO certificate (number, lab_code, series, year, seq, kind, ref, "
+                "instrument_name, instrument_model, instrument_serial, customer_name, work_date, "
+                "issue_date, valid_until, issued_at, data_digest, data_json, token, pdf_sha256, "
+                "pdf_path, signer) VALUES ('HC-2026-000001', 'L1', 'HC', 2026, 1, 'calibration', "
+                "'old', 'Cân', 'X', 'S1', 'Khách', '2026-11-20', '2026-11-27', NULL, :at, :dg, "
+                "'{}', 'tok', :sha, '/x.pdf', 'CN=old')"
+            ),
+            {
+                "at": NOW,
+                "dg": "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                "sha": "ab" * 32,
+            },
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO certificate_event (number, kind, at, reason) "
+                "VALUES ('HC-2026-000001', 'issued', :at, '')"
+            ),
+            {"at": NOW},
+        )
         conn.execute(sa.text("INSERT INTO number_counter VALUES ('L1', 'HC', 2026, 1)"))
         if engine.dialect.name == "sqlite":  # the first release had no version table
             conn.exec_driver_sql("DROP TABLE alembic_version")
@@ -308,8 +388,7 @@ def test_old_schema_with_data_upgrades_losing_nothing(any_ledger_url: str, key: 
     assert ledger.audit(keys=[key.public], check_files=False).ok
     assert _issue(ledger, "new").number == "HC-2026-000002"  # numbering goes on
     with ledger.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == \
-            migrations.head_revision()
+        assert MigrationContext.configure(conn).get_current_revision() == migrations.head_revision()
 
 
 def test_leaf_data_covers_the_entry_fields() -> None:

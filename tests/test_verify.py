@@ -224,3 +224,12 @@ def test_token_for_other_data_is_altered(
     )
     report = verifier.verify_url(url)
     assert report.verdict is Verdict.ALTERED and "digest" in report.reasons[-1]
+
+
+@pytest.mark.parametrize("junk", [b"\n% appended\n", b"\n" + b"A" * 4096])
+def test_bytes_appended_after_eof_are_altered(
+    verifier: Verifier, signed: tuple[Any, bytes], junk: bytes
+) -> None:
+    _, data = signed
+    report = verifier.verify_pdf(data + junk)
+    assert report.verdict is Verdict.ALTERED, report.reasons

@@ -3,7 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import certissuer.ledger  # noqa: F401  (registers the tables)
+import certissuer.ledger  # (registers the tables)
+import certissuer.registry  # noqa: F401  (the register's tables, revision 0004)
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the alembic CLI is not how certissuer runs these

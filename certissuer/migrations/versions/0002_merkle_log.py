@@ -53,37 +53,86 @@ def upgrade() -> None:
     _backfill()
 
 
+_ENTRY_COLUMNS_0001 = (
+    "number",
+    "lab_code",
+    "series",
+    "year",
+    "seq",
+    "kind",
+    "ref",
+    "instrument_name",
+    "instrument_model",
+    "instrument_serial",
+    "customer_name",
+    "work_date",
+    "issue_date",
+    "valid_until",
+    "issued_at",
+    "data_digest",
+    "data_json",
+    "token",
+    "pdf_sha256",
+    "pdf_path",
+    "signer",
+)
+
+
 def _backfill() -> None:
-    # Data migration: log the events the first schema recorded. The leaf format is the
-    # ledger's own (leaf_data version 1).
-    from sqlmodel import Session, col, select
-
+    # Data migration: log the events the first schema recorded, in the order recorded. Rows
+    # are read with plain SQL naming revision 0001's columns (later models have more), then
+    # hashed with the ledger's leaf format version 1.
     from certissuer import merkle
-    from certissuer.ledger import (
-        CertificateEntry,
-        EventKind,
-        LedgerEvent,
-        LogHead,
-        LogLeaf,
-        leaf_data,
-    )
+    from certissuer.ledger import CertificateEntry, LedgerEvent, leaf_data
 
-    session = Session(bind=op.get_bind())
-    size = 0
-    for ev in session.exec(select(LedgerEvent).order_by(col(LedgerEvent.id))):
-        entry = session.get(CertificateEntry, ev.number)
-        if ev.kind == EventKind.ISSUED and entry is not None:
-            ev.pdf_sha256 = entry.pdf_sha256
-            session.add(ev)
-        assert ev.id is not None
-        session.add(
-            LogLeaf(
-                idx=size, event_id=ev.id, leaf_hash=merkle.leaf_hash(leaf_data(ev, entry)).hex()
+    bind = op.get_bind()
+    dates = {"work_date", "issue_date", "valid_until"}
+    cert_table = sa.table(
+        "certificate",
+        *[
+            sa.column(
+                c,
+                sa.Date()
+                if c in dates
+                else sa.DateTime(timezone=True)
+                if c == "issued_at"
+                else sa.Integer()
+                if c in {"year", "seq"}
+                else AutoString(),
             )
+            for c in _ENTRY_COLUMNS_0001
+        ],
+    )
+    event_table = sa.table(
+        "certificate_event",
+        sa.column("id", sa.Integer()),
+        sa.column("number", AutoString()),
+        sa.column("kind", AutoString()),
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("reason", AutoString()),
+        sa.column("related_number", AutoString()),
+    )
+    entries = {
+        row["number"]: CertificateEntry(**row)
+        for row in bind.execute(sa.select(cert_table)).mappings()
+    }
+    events = bind.execute(sa.select(event_table).order_by(event_table.c.id)).mappings()
+    size = 0
+    for row in list(events):
+        entry = entries.get(row["number"])
+        pdf_sha256 = entry.pdf_sha256 if entry is not None and row["kind"] == "issued" else None
+        ev = LedgerEvent(**row, pdf_sha256=pdf_sha256)
+        if pdf_sha256 is not None:
+            bind.execute(
+                sa.text("UPDATE certificate_event SET pdf_sha256 = :p WHERE id = :i"),
+                {"p": pdf_sha256, "i": row["id"]},
+            )
+        bind.execute(
+            sa.text("INSERT INTO log_leaf (idx, event_id, leaf_hash) VALUES (:x, :e, :h)"),
+            {"x": size, "e": row["id"], "h": merkle.leaf_hash(leaf_data(ev, entry)).hex()},
         )
         size += 1
-    session.add(LogHead(id=1, size=size))
-    session.flush()
+    bind.execute(sa.text("INSERT INTO log_head (id, size) VALUES (1, :n)"), {"n": size})
 
 
 def downgrade() -> None:

@@ -1,0 +1,451 @@
+"""An attack corpus against signed certificates, generated here, each refused with its reason.
+
+Every case is a real PDF made from a genuine certificate (issued into the ledger, so the ledger
+cannot be what catches it) and judged by `Verifier` with pyHanko's validator. Each case names
+the defences in `certissuer._pades` that refuse it; `test_attack_passes_without_its_defence`
+switches exactly those off and shows that the case then gets through (the verdict turns VALID),
+so every test here fails if its defence is switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign.signers.pdf_cms import SimpleSigner
+
+from certissuer import _pades
+from certissuer.config import Settings
+from certissuer.issue import Issuer, load_token_key
+from certissuer.keys import KeyPaths
+from certissuer.ledger import Ledger
+from certissuer.model import parse_certificate
+from certissuer.sign import Level, Sealer, SigningPolicy, policy_from_settings
+from certissuer.verify import Verdict, Verifier, load_crls
+
+from ._pki import LabPKI
+from .conftest import PASSPHRASE, SAMPLES, load_json
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, lab_pki: LabPKI, pki: KeyPaths) -> Settings:
+    home = tmp_path_factory.mktemp("attack-lab")
+    return Settings(
+        lab_code="ATK",
+        signing_pkcs12=lab_pki.p12("alice", PASSPHRASE),
+        signing_trust_roots=(lab_pki.pem("root"),),
+        signing_tsa_url=lab_pki.tsa_url,
+        signing_appearance="invisible",
+        token_key=pki.token_key,
+        token_url_base="https://verify.test.invalid",
+        ledger_url=f"sqlite:///{home / 'ledger.db'}",
+    )
+
+
+@pytest.fixture(scope="module")
+def lab_ledger(lab: Settings) -> Ledger:
+    return Ledger.open(lab.ledger_url)
+
+
+@dataclass
+class Lab:
+    """Issues certificates into the module's ledger with any key and policy."""
+
+    settings: Settings
+    ledger: Ledger
+    pki: LabPKI
+    renderer: Any
+    out: Path
+    count: int = 0
+
+    def issue(self, sealer: Sealer, *, kind: str = "calibration.json", **changes: Any) -> bytes:
+        self.count += 1
+        data = load_json(SAMPLES / kind)
+        data["ref"] = f"attack-{self.count}"
+        settings = self.settings.replace(**changes)
+        issuer = Issuer(
+            settings,
+            ledger=self.ledger,
+            sealer=sealer,
+            token_key=load_token_key(settings),
+            out_dir=self.out,
+            renderer=self.renderer,
+        )
+        return issuer.issue(parse_certificate(data)).path.read_bytes()
+
+    def sealer(self, label: str = "alice", **policy: Any) -> Sealer:
+        base = policy_from_settings(self.settings)
+        fields = {"revocation_check": False, **policy}
+        return Sealer.from_pkcs12(
+            self.pki.p12(label, PASSPHRASE), PASSPHRASE, policy=_replace(base, **fields)
+        )
+
+    def verifier(self, **kwargs: Any) -> Verifier:
+        verifier = Verifier.from_settings(self.settings, ledger=self.ledger)
+        if kwargs:
+            verifier = Verifier(
+                trust_roots=verifier.trust_roots,
+                token_keys=verifier.token_keys,
+                ledger=self.ledger,
+                **kwargs,
+            )
+        return verifier
+
+
+def _replace(policy: SigningPolicy, **changes: Any) -> SigningPolicy:
+    from dataclasses import replace
+
+    return replace(policy, **changes)
+
+
+@pytest.fixture(scope="module")
+def lab_env(
+    lab: Settings, lab_ledger: Ledger, lab_pki: LabPKI, renderer: Any, tmp_path_factory: Any
+) -> Lab:
+    return Lab(lab, lab_ledger, lab_pki, renderer, tmp_path_factory.mktemp("attack-out"))
+
+
+@pytest.fixture(scope="module")
+def genuine(lab_env: Lab) -> bytes:
+    """A genuine B-B calibration certificate, in the ledger."""
+    with lab_env.pki.services():
+        return lab_env.issue(lab_env.sealer())
+
+
+# -- how each attack is made -----------------------------------------------------------------
+
+
+def _incremental(data: bytes, change: Callable[[IncrementalPdfFileWriter, Any], None]) -> bytes:
+    writer = IncrementalPdfFileWriter(BytesIO(data))
+    page_ref = writer.root["/Pages"]["/Kids"][0]
+    change(writer, page_ref)
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _overlay_stream(writer: IncrementalPdfFileWriter) -> generic.IndirectObject:
+    """A white box with "0.00" in it: what a shadow attack puts over a result."""
+    return writer.add_object(
+        generic.StreamObject(
+            {
+                generic.NameObject("/Type"): generic.NameObject("/XObject"),
+                generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+                generic.NameObject("/BBox"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 0, 300, 60)]
+                ),
+            },
+            stream_data=b"1 1 1 rg 0 0 300 60 re f 0 g BT /Helv 12 Tf 5 20 Td (0.00) Tj ET",
+        )
+    )
+
+
+def _rect() -> generic.ArrayObject:
+    return generic.ArrayObject([generic.NumberObject(v) for v in (60, 420, 360, 480)])
+
+
+def _add_annotation(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    page = page_ref.get_object()
+    annot = generic.DictionaryObject(
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Square"),
+            generic.NameObject("/Rect"): _rect(),
+            generic.NameObject("/F"): generic.NumberObject(4),
+            generic.NameObject("/AP"): generic.DictionaryObject(
+                {generic.NameObject("/N"): _overlay_stream(writer)}
+            ),
+        }
+    )
+    annots = page.get("/Annots", generic.ArrayObject())
+    annots = generic.ArrayObject([*annots, writer.add_object(annot)])
+    page[generic.NameObject("/Annots")] = annots
+    writer.update_container(page)
+
+
+def _add_field(kind: str) -> Callable[[IncrementalPdfFileWriter, Any], None]:
+    def change(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+        page = page_ref.get_object()
+        entries = {
+            generic.NameObject("/FT"): generic.NameObject(kind),
+            generic.NameObject("/T"): generic.TextStringObject("Overlay"),
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Widget"),
+            generic.NameObject("/Rect"): _rect(),
+            generic.NameObject("/F"): generic.NumberObject(4),
+            generic.NameObject("/P"): page_ref,
+            generic.NameObject("/AP"): generic.DictionaryObject(
+                {generic.NameObject("/N"): _overlay_stream(writer)}
+            ),
+        }
+        if kind == "/Tx":
+            entries[generic.NameObject("/V")] = generic.TextStringObject("0.00")
+        ref = writer.add_object(generic.DictionaryObject(entries))
+        form = writer.root["/AcroForm"]
+        form[generic.NameObject("/Fields")] = generic.ArrayObject([*form["/Fields"], ref])
+        writer.update_container(form)
+        annots = page.get("/Annots", generic.ArrayObject())
+        page[generic.NameObject("/Annots")] = generic.ArrayObject([*annots, ref])
+        writer.update_container(page)
+
+    return change
+
+
+def _replace_content(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    page = page_ref.get_object()
+    fake = generic.StreamObject(stream_data=b"BT /F1 24 Tf 100 700 Td (PASS 0.000 g) Tj ET")
+    page[generic.NameObject("/Contents")] = writer.add_object(fake)
+    writer.update_container(page)
+
+
+def _remove_signature(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    form = writer.root["/AcroForm"]
+    form[generic.NameObject("/Fields")] = generic.ArrayObject()
+    writer.update_container(form)
+    page = page_ref.get_object()
+    page[generic.NameObject("/Annots")] = generic.ArrayObject()
+    writer.update_container(page)
+    _replace_content(writer, page_ref)
+
+
+def _empty_revision(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    writer.update_root()  # the catalog written again, unchanged: a revision with no content
+
+
+def _retitle(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    info = writer.trailer["/Info"]
+    info[generic.NameObject("/Title")] = generic.TextStringObject("Đạt / PASS")
+    writer.update_container(info)
+
+
+def _unsigned_revision_with_dss(writer: IncrementalPdfFileWriter, page_ref: Any) -> None:
+    # A DSS (allowed after signing) smuggling a content change into the same revision.
+    writer.root[generic.NameObject("/DSS")] = writer.add_object(generic.DictionaryObject())
+    writer.update_root()
+    _replace_content(writer, page_ref)
+
+
+def _wrap_byte_range(lab_env: Lab, data: bytes) -> bytes:
+    """Re-sign with the lab's own key over a /ByteRange that stops short of the revision end."""
+    match = re.search(rb"/ByteRange\s*\[\s*0 (\d+) (\d+) (\d+)\s*\]", data)
+    assert match is not None
+    a, b, c = (int(g) for g in match.groups())
+    short = f"/ByteRange [0 {a} {b} {c - 120}]".encode()
+    short = short.ljust(match.end() - match.start())
+    data = data[: match.start()] + short + data[match.end() :]
+    covered = data[:a] + data[b : b + c - 120]
+    import hashlib
+
+    signer = SimpleSigner.load_pkcs12(
+        str(lab_env.pki.p12("alice", PASSPHRASE)), passphrase=PASSPHRASE
+    )
+    assert signer is not None
+    cms = asyncio.run(signer.async_sign(hashlib.sha256(covered).digest(), "sha256", use_pades=True))
+    blob = cms.dump().hex().encode()
+    room = b - a - 2
+    assert len(blob) <= room
+    return data[: a + 1] + blob.ljust(room, b"0") + data[b - 1 :]
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    make: Callable[[Lab, bytes], tuple[bytes, dict[str, Any]]]
+    """Returns the attacked file and keyword arguments for `Verifier.verify_pdf`."""
+    verdict: Verdict
+    reason: str
+    defences: tuple[str, ...]
+    verifier: Callable[[Lab], Verifier] = Lab.verifier
+
+
+def _update(change: Callable[[IncrementalPdfFileWriter, Any], None]) -> Any:
+    return lambda lab_env, data: (_incremental(data, change), {})
+
+
+def _signed_by(label: str, **policy: Any) -> Any:
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        with lab_env.pki.services():
+            return lab_env.issue(lab_env.sealer(label, **policy)), {}
+
+    return make
+
+
+def _signed_by_forger(lab_env: Lab, _: bytes, pki: KeyPaths | None = None) -> Any:
+    raise NotImplementedError  # replaced by the fixture below
+
+
+def _expired(lab_env: Lab, data: bytes) -> tuple[bytes, dict[str, Any]]:
+    return data, {"at": lab_env.pki.signer_expires + timedelta(days=30)}
+
+
+def _local_crl(lab_env: Lab) -> Verifier:
+    path = lab_env.out / "root.crl"
+    crl = lab_env.pki.arch.service_registry.get_crl("root")
+    path.write_bytes(crl.dump())
+    return lab_env.verifier(crls=load_crls([path]))
+
+
+ATTACKS = [
+    Attack(
+        "content changed by an incremental update",
+        _update(_replace_content),
+        Verdict.ALTERED,
+        "the document was changed after it was signed",
+        ("_check_modifications", "_check_revisions"),
+    ),
+    Attack(
+        "shadow: an annotation over the result table",
+        _update(_add_annotation),
+        Verdict.ALTERED,
+        "annotation(s) /Square were added after it was signed",
+        ("_check_modifications", "_check_revisions"),
+    ),
+    Attack(
+        "shadow: a text field overlay over the result table",
+        _update(_add_field("/Tx")),
+        Verdict.ALTERED,
+        "was signed",
+        ("_check_modifications", "_check_revisions"),
+    ),
+    Attack(
+        "shadow: an unsigned signature field whose appearance covers the results",
+        _update(_add_field("/Sig")),
+        Verdict.ALTERED,
+        "form field(s) Overlay were added or filled after it was signed",
+        ("_check_modifications", "_check_revisions"),
+    ),
+    Attack(
+        "signature removed (and the content changed)",
+        _update(_remove_signature),
+        Verdict.ALTERED,
+        "the PDF carries no signature",
+        ("_check_signed",),
+    ),
+    Attack(
+        "byte range that does not cover the file (signature wrapping)",
+        lambda lab_env, data: (_wrap_byte_range(lab_env, data), {}),
+        Verdict.ALTERED,
+        "its byte range does not cover the whole revision",
+        ("_check_coverage", "_check_modifications"),
+    ),
+    Attack(
+        "a second, unsigned revision appended (empty)",
+        _update(_empty_revision),
+        Verdict.ALTERED,
+        "an unsigned revision was appended",
+        ("_check_revisions",),
+    ),
+    Attack(
+        "a second, unsigned revision appended (document information changed)",
+        _update(_retitle),
+        Verdict.ALTERED,
+        "the document information (/Title) was changed after signing",
+        ("_check_revisions", "_check_document_info"),
+    ),
+    Attack(
+        "a content change hidden in a DSS revision",
+        _update(_unsigned_revision_with_dss),
+        Verdict.ALTERED,
+        "the document was changed after it was signed",
+        ("_check_modifications",),
+    ),
+    Attack(
+        "signer not in the trust roots",
+        lambda lab_env, data: (lab_env.issue(lab_env.forger), {}),  # type: ignore[attr-defined]
+        Verdict.UNKNOWN_SIGNER,
+        "does not chain to the lab's trust roots",
+        ("_check_trust",),
+    ),
+    Attack(
+        "signer certificate revoked (the lab's local CRL)",
+        _signed_by("mallory"),
+        Verdict.UNKNOWN_SIGNER,
+        "was revoked on",
+        ("_check_trust",),
+        verifier=_local_crl,
+    ),
+    Attack(
+        "signer certificate revoked (OCSP/CRL fetched from the test PKI)",
+        _signed_by("mallory"),
+        Verdict.UNKNOWN_SIGNER,
+        "was revoked on",
+        ("_check_trust",),
+        verifier=lambda lab_env: lab_env.verifier(fetch=True),
+    ),
+    Attack(
+        "expired signer without a timestamp",
+        _expired,
+        Verdict.UNKNOWN_SIGNER,
+        "expired and no trusted timestamp",
+        ("_check_trust",),
+    ),
+    Attack(
+        "timestamp from an untrusted TSA",
+        lambda lab_env, data: _signed_by(
+            "alice", level=Level.B_T, tsa_url=lab_env.pki.rogue_tsa_url
+        )(lab_env, data),
+        Verdict.UNKNOWN_SIGNER,
+        "which is not a trusted time-stamping authority",
+        ("_check_timestamp",),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(
+    lab_env: Lab, genuine: bytes, other_pki: KeyPaths
+) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    """Each attack's file, made once."""
+    lab_env.forger = Sealer.from_pkcs12(other_pki.signer_p12, PASSPHRASE)  # type: ignore[attr-defined]
+    return {attack.name: attack.make(lab_env, genuine) for attack in ATTACKS}
+
+
+def _judge(attack: Attack, lab_env: Lab, corpus: dict[str, Any]) -> Any:
+    data, kwargs = corpus[attack.name]
+    verifier = attack.verifier(lab_env)
+    with lab_env.pki.services():  # for the case that fetches; the others never ask
+        return verifier.verify_pdf(data, **kwargs)
+
+
+def test_genuine_certificate_is_valid(lab_env: Lab, genuine: bytes) -> None:
+    report = lab_env.verifier().verify_pdf(genuine)
+    assert report.verdict is Verdict.VALID, report.reasons
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_is_refused_with_its_reason(
+    attack: Attack, lab_env: Lab, corpus: dict[str, Any]
+) -> None:
+    report = _judge(attack, lab_env, corpus)
+    assert report.verdict is attack.verdict, report.reasons
+    assert any(attack.reason in r for r in report.reasons), report.reasons
+    assert not report.ok
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_passes_without_its_defence(
+    attack: Attack, lab_env: Lab, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switch the named defences off: the attack is no longer refused for that reason."""
+    for name in attack.defences:
+        if name == "_check_trust":
+            monkeypatch.setattr(_pades, name, lambda label, status, *a, **k: status)
+        else:
+            monkeypatch.setattr(_pades, name, lambda *a, **k: None)
+    report = _judge(attack, lab_env, corpus)
+    assert not any(attack.reason in r for r in report.reasons), report.reasons
+    if attack.name not in {
+        "signature removed (and the content changed)",
+        "byte range that does not cover the file (signature wrapping)",
+    }:
+        # with its defence off, nothing else stops it: the attack would succeed
+        assert report.verdict is Verdict.VALID, report.reasons

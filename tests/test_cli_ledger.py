@@ -1,0 +1,163 @@
+"""The register's CLI: revoke, amend, checkpoint, proof, audit, search, export, upgrade, repair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from certissuer.cli import app
+from certissuer.keys import KeyPaths
+
+from .conftest import PASSPHRASE, SAMPLES
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, pki: KeyPaths, any_ledger_url: str) -> tuple[Path, dict[str, str]]:
+    profile = tmp_path / "lab.toml"
+    profile.write_text(
+        f'[lab]\ncode = "R1"\n[signing]\npkcs12 = "{pki.signer_p12}"\n'
+        f'trust_roots = ["{pki.ca_cert}"]\n[token]\nkey = "{pki.token_key}"\n'
+        f'url_base = "https://verify.test.invalid"\n[ledger]\nurl = "{any_ledger_url}"\n',
+        encoding="utf-8",
+    )
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    result = runner.invoke(
+        app,
+        [
+            "--config",
+            str(profile),
+            "issue",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+            str(SAMPLES / "calibration.json"),
+            str(SAMPLES / "verification.json"),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.stderr
+    return profile, env
+
+
+def _run(lab: tuple[Path, dict[str, str]], *args: str) -> tuple[int, str, str]:
+    profile, env = lab
+    r = runner.invoke(app, ["--config", str(profile), *args], env=env)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _number(lab: tuple[Path, dict[str, str]], kind: str) -> str:
+    code, out, _ = _run(lab, "ledger", "search", "--kind", kind, "--json")
+    assert code == 0
+    return str(json.loads(out)[0]["number"])
+
+
+def test_revoke_shows_in_verify_and_search(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    number = _number(lab, "calibration")
+    code, out, _ = _run(lab, "revoke", number, "--reason", "chuẩn hết hạn / standard expired")
+    assert code == 0 and f"revoked {number}" in out
+    pdf = next((tmp_path / "out").glob("HC-*.pdf"))
+    code, out, _ = _run(lab, "verify", "--json", str(pdf))
+    report = json.loads(out)
+    assert code == 1 and report["verdict"] == "revoked"
+    assert report["revocation_reason"] == "chuẩn hết hạn / standard expired"
+    code, out, _ = _run(lab, "ledger", "search", "--status", "revoked", "--json")
+    assert [r["number"] for r in json.loads(out)] == [number]
+    code, _, err = _run(lab, "revoke", number, "--reason", "again")
+    assert code == 7 and "revoked" in err
+
+
+def test_amend_issues_a_replacement_that_says_so(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    import subprocess
+
+    old = _number(lab, "calibration")
+    data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
+    data["item"]["serial"] = "B912345679"
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(data), encoding="utf-8")
+    code, out, err = _run(
+        lab,
+        "amend",
+        old,
+        str(fixed),
+        "--reason",
+        "sai số hiệu / wrong serial",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert code == 0, err
+    new = out.split()[1]
+    assert new != old and f"replaces {old}" in out
+    code, out, _ = _run(lab, "verify", "--json", str(next((tmp_path / "out").glob("HC-*1.pdf"))))
+    report = json.loads(out)
+    assert report["verdict"] == "superseded" and report["superseded_by"] == new
+    new_pdf = next(p for p in (tmp_path / "out").glob("HC-*.pdf") if p.stem.endswith(new[-6:]))
+    text = subprocess.run(["pdftotext", str(new_pdf), "-"], capture_output=True, text=True).stdout
+    assert f"thay thế giấy chứng nhận số {old}" in " ".join(text.split())
+    assert "wrong serial" in text
+    # Rerunning the same amendment changes nothing.
+    code, out2, _ = _run(
+        lab,
+        "amend",
+        old,
+        str(fixed),
+        "--reason",
+        "sai số hiệu / wrong serial",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert code == 0 and out2.split()[1] == new
+
+
+def test_checkpoint_proof_and_audit(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path, any_ledger_url: str
+) -> None:
+    number = _number(lab, "verification")
+    code, out, _ = _run(lab, "ledger", "proof", number)
+    proof = json.loads(out)  # issuing made a checkpoint already
+    assert code == 0 and proof["number"] == number and proof["leaves"][0]["event"] == "issued"
+    code, out, _ = _run(lab, "ledger", "audit")
+    assert code == 0 and "no problems found" in out and "2 PDFs checked" in out
+    code, out, _ = _run(lab, "ledger", "checkpoint")
+    assert code == 0 and "size 2" in out
+    code, out, _ = _run(lab, "ledger", "consistency", "1")
+    assert code == 0 and json.loads(out)["second"] == 2
+    engine = sa.create_engine(any_ledger_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE certificate SET customer_name = 'Someone else' WHERE number = :n"),
+            {"n": number},
+        )
+    engine.dispose()
+    code, out, _ = _run(lab, "ledger", "audit", "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["ok"]
+    assert any(number in p and p.startswith("edited: leaf") for p in report["problems"])
+
+
+def test_export_and_upgrade(lab: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    for fmt in ("csv", "xlsx", "json"):
+        code, out, err = _run(
+            lab, "ledger", "export", "--format", fmt, "--out", str(tmp_path / f"x.{fmt}")
+        )
+        assert code == 0 and "exported 2" in out, err
+    assert len(json.loads((tmp_path / "x.json").read_text(encoding="utf-8"))) == 2
+    code, _, err = _run(lab, "ledger", "export", "--format", "pdf", "--out", str(tmp_path / "x"))
+    assert code == 3 and "csv, xlsx or json" in err
+    code, out, _ = _run(lab, "ledger", "upgrade")
+    from certissuer.migrations import head_revision
+
+    assert code == 0 and f"revision {head_revision()}" in out
+    code, out, _ = _run(lab, "ledger", "repair", "--out", str(tmp_path / "out"))
+    assert code == 0 and "0 completed" in out
+    code, _, err = _run(lab, "ledger", "search", "--from", "27/11/2026")
+    assert code == 3 and "YYYY-MM-DD" in err
