@@ -376,6 +376,14 @@ class Ledger:
         entry's ref was already used by this lab.
         """
         with self.session() as s:
+            # Make sure the counter row exists before locking it: two first issues of a series
+            # must not both find no row and both take number 1 (PostgreSQL waits here for the
+            # other transaction, then does nothing).
+            s.execute(
+                self._insert_ignore(
+                    NumberCounter, lab_code=lab_code, series=series, year=year, last=0
+                )
+            )
             counter = s.exec(
                 select(NumberCounter)
                 .where(
@@ -385,8 +393,7 @@ class Ledger:
                 )
                 .with_for_update()
             ).first()
-            if counter is None:
-                counter = NumberCounter(lab_code=lab_code, series=series, year=year, last=0)
+            assert counter is not None
             counter.last += 1
             entry = build(format_number(series, year, counter.last), counter.last)
             # The counter decides; the builder cannot file an entry under another key.
@@ -399,17 +406,35 @@ class Ledger:
                 s.commit()
             except IntegrityError as exc:
                 s.rollback()
-                if s.get(CertificateEntry, entry.number) is not None:
+                holder = s.get(CertificateEntry, entry.number)
+                if holder is not None and holder.lab_code != lab_code:
                     raise LedgerError(
                         f"number {entry.number} is already in the ledger for another lab",
                         hint="labs that share a ledger need their own series prefix "
                         "([numbering] in the lab profile)",
                     ) from exc
-                raise LedgerError(
-                    f"ref '{entry.ref}' is already in the ledger for lab {lab_code}"
-                ) from exc
+                taken = s.exec(
+                    select(CertificateEntry).where(
+                        CertificateEntry.lab_code == lab_code, CertificateEntry.ref == entry.ref
+                    )
+                ).first()
+                if taken is not None:
+                    raise LedgerError(
+                        f"ref '{entry.ref}' is already in the ledger for lab {lab_code}"
+                    ) from exc
+                raise LedgerError(f"could not reserve {entry.number}: {exc.orig}") from exc
             _logger.debug("reserved %s for ref %s", entry.number, entry.ref)
             return entry
+
+    def _insert_ignore(self, table: type[SQLModel], **values: Any) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING`` in this database's dialect."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values).on_conflict_do_nothing()
 
     def complete(
         self,
