@@ -193,6 +193,16 @@ class Issuer:
         entry that `complete_pending` finishes).
         """
         now = now or datetime.now(UTC)
+        if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
+            # Computed, not typed: the end of the legal verification cycle (issue 8).
+            computed = self.register.computed_valid_until(cert)
+            if computed is None:
+                raise IssueRefused(
+                    f"ref '{cert.ref}': valid_until is not given and the register has no "
+                    f"verification cycle for '{cert.instrument.name}'",
+                    hint="give valid_until, or add the instrument or its type to the register",
+                )
+            cert = cert.model_copy(update={"valid_until": computed})
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         lab = self.settings.lab_code

@@ -303,7 +303,9 @@ class VerificationCertificate(_Common):
     checks: list[CheckPoint] = Field(min_length=1)
     stamp_number: OptText = ""
     """Series and number of the verification stamp; empty when none is used."""
-    valid_until: Date
+    valid_until: Date | None = None
+    """Last valid day. Leave it out to have it computed from the register's cycle table
+    (verification date + cycle − 1 day); a given value is checked against the table."""
     verifier: Signatory
     head: Signatory
 

@@ -674,6 +674,17 @@ class Register:
                 )
             return self._check_calibration(s, cert, type_code, persons, scopes)
 
+    def computed_valid_until(self, cert: VerificationCertificate) -> date | None:
+        """The valid-until date of `cert` from the cycle table, or None when the register does
+        not know the instrument's type (by its registered serial, or by its name)."""
+        with self._session() as s:
+            types = list(s.exec(select(InstrumentType)).all())
+            item = cert.instrument
+            instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
+            code = instrument.type_code if instrument else _match_type(item.name, types)
+        kind = next((t for t in types if t.code == code), None)
+        return valid_until_for(cert.verification_date, kind.cycle_months) if kind else None
+
     def _find_instrument(
         self, s: Session, serial: str, model: str, manufacturer: str
     ) -> Instrument | None:

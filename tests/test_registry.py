@@ -449,3 +449,27 @@ def test_registry_tables_come_with_the_ledger(ledger: Ledger) -> None:
         names = set(conn.dialect.get_table_names(conn))
     assert {"registry_instrument", "registry_stamp_use", "registry_scope"} <= names
     assert json.dumps(sorted(n for n in names if n.startswith("registry_"))).count(",") == 8
+
+
+def test_valid_until_is_computed_when_not_typed(
+    reg_issuer: Issuer, ver_data: dict[str, Any]
+) -> None:
+    del ver_data["valid_until"]
+    ver_data["stamp_number"] = "ĐT-26 0012345"
+    issued = reg_issuer.issue(parse_certificate(ver_data))
+    entry = reg_issuer.ledger.get(issued.number)
+    # fuel dispenser, 12-month cycle, verified 2026-11-25
+    assert entry is not None and entry.valid_until == date(2027, 11, 24)
+    assert entry.data()["valid_until"] == "2027-11-24"
+    assert "24/11/2027" in pdf_text(issued.path)
+
+
+def test_missing_valid_until_without_a_cycle_is_refused(
+    issuer: Issuer, ver_data: dict[str, Any]
+) -> None:
+    del ver_data["valid_until"]
+    ver_data["instrument"]["name"] = "Thiết bị lạ / Unknown device"
+    with pytest.raises(IssueRefused, match="valid_until is not given") as info:
+        issuer.issue(parse_certificate(ver_data))
+    assert info.value.hint is not None and "register" in info.value.hint
+    assert list(issuer.ledger.entries()) == []
