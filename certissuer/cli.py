@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -344,6 +344,19 @@ def sign_approve(
     _out.print(f"approved {done.number or pdf} by {done.signer}  {done.path}")
 
 
+def _print_entries(rows: Sequence[tuple[Any, Any]]) -> None:
+    """One table row per (entry, status): number, kind, status, issue date, instrument."""
+    table = Table()
+    for name in ("number", "kind", "status", "issued"):
+        table.add_column(name, no_wrap=True)
+    for name in ("instrument", "serial", "customer"):
+        table.add_column(name, overflow="fold")
+    for e, s in rows:
+        table.add_row(e.number, e.kind, s.value, e.issue_date.isoformat(), e.instrument_name,
+                      e.instrument_serial, e.customer_name)  # fmt: skip
+    _out.print(table)
+
+
 @ledger_app.command("list")
 def ledger_list(
     ctx: typer.Context,
@@ -382,22 +395,7 @@ def ledger_list(
             )
         )
         return
-    table = Table()
-    for name in ("number", "kind", "status", "issued"):
-        table.add_column(name, no_wrap=True)
-    for name in ("instrument", "serial", "customer"):
-        table.add_column(name, overflow="fold")
-    for e, s in rows:
-        table.add_row(
-            e.number,
-            e.kind,
-            s.value,
-            e.issue_date.isoformat(),
-            e.instrument_name,
-            e.instrument_serial,
-            e.customer_name,
-        )
-    _out.print(table)
+    _print_entries(rows)
 
 
 @ledger_app.command("show")
@@ -710,22 +708,7 @@ def ledger_search(
     if as_json:
         typer.echo(json.dumps([entry_row(e, s) for e, s in rows], ensure_ascii=False, indent=2))
         return
-    table = Table()
-    for name in ("number", "kind", "status", "issued"):
-        table.add_column(name, no_wrap=True)
-    for name in ("instrument", "serial", "customer"):
-        table.add_column(name, overflow="fold")
-    for e, s in rows:
-        table.add_row(
-            e.number,
-            e.kind,
-            s.value,
-            e.issue_date.isoformat(),
-            e.instrument_name,
-            e.instrument_serial,
-            e.customer_name,
-        )
-    _out.print(table)
+    _print_entries(rows)
     _out.print(f"{len(rows)} found")
 
 
