@@ -131,7 +131,10 @@ def audit_seconds(url: str, events: int) -> tuple[float, float]:
                 s.flush()
                 batch = []
         s.add_all(batch)
-        s.add(LogHead(id=1, size=events))
+        head = s.get(LogHead, 1)
+        assert head is not None
+        head.size = events
+        s.add(head)
         s.commit()
     fill = time.perf_counter() - start
     ledger.checkpoint(key, lab_code="B", at=NOW)
