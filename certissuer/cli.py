@@ -434,24 +434,9 @@ def ledger_show(
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
-    for key in (
-        "number",
-        "kind",
-        "status",
-        "ref",
-        "instrument_name",
-        "instrument_model",
-        "instrument_serial",
-        "customer_name",
-        "work_date",
-        "issue_date",
-        "valid_until",
-        "issued_at",
-        "data_digest",
-        "pdf_sha256",
-        "pdf_path",
-        "signer",
-    ):
+    from certissuer.export import COLUMNS
+
+    for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
         _out.print(f"{key:18} {record[key]}", soft_wrap=True)
     for ev in record["events"]:
         _out.print(f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip())
