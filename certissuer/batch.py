@@ -251,9 +251,16 @@ def run_batch(
     start = time.monotonic()
     counts = {"done": 0}
 
+    def progressed() -> None:
+        counts["done"] += 1
+        if on_progress is not None:
+            on_progress(
+                Progress(counts["done"], report.issued, report.already, report.rejected_rows,
+                         report.skipped, time.monotonic() - start)
+            )  # fmt: skip
+
     def record(outcome: Outcome) -> None:
         kind, source, row, fld, message, hint = outcome
-        counts["done"] += 1
         if kind == "issued":
             report.issued += 1
         elif kind == "already":
@@ -262,33 +269,11 @@ def run_batch(
             report.skipped += 1
         else:
             report.rejected.append(RejectedRow(source, row, fld, message, hint))
-        if on_progress is not None:
-            on_progress(
-                Progress(
-                    counts["done"],
-                    report.issued,
-                    report.already,
-                    report.rejected_rows,
-                    report.skipped,
-                    time.monotonic() - start,
-                )
-            )
+        progressed()
 
     def reject(item: intake.Rejected | ManifestRejected) -> None:
-        for r in _rejections(item):
-            report.rejected.append(r)
-        counts["done"] += 1
-        if on_progress is not None:
-            on_progress(
-                Progress(
-                    counts["done"],
-                    report.issued,
-                    report.already,
-                    report.rejected_rows,
-                    report.skipped,
-                    time.monotonic() - start,
-                )
-            )
+        report.rejected.extend(_rejections(item))
+        progressed()
 
     if dry_run:
         _dry_run(items, settings, passphrase, record, reject, renderer)

@@ -35,6 +35,7 @@ from certissuer.ledger import (
     Checkpoint,
     FailedVerification,
     Ledger,
+    process_alive,
     this_claimant,
 )
 from certissuer.model import (
@@ -106,18 +107,8 @@ def _remove_stale_temporaries(folder: Path) -> None:
         return
     for tmp in folder.glob(".*.pdf.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_sealer(settings: Settings, passphrase: bytes | None) -> Sealer:

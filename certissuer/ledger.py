@@ -924,15 +924,20 @@ def _claim_is_free(
         return True
     host, _, pid = claim.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not process_alive(int(pid))
     claimed = _utc(claimed_at) if claimed_at else now
     return (now - claimed).total_seconds() > lease_seconds
+
+
+def process_alive(pid: int) -> bool:
+    """True when process `pid` runs on this host (one we may not signal counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def this_claimant() -> str:
