@@ -37,7 +37,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, delete, insert, or_, update
+from sqlalchemy import (
+    DDL,
+    Column,
+    DateTime,
+    Engine,
+    UniqueConstraint,
+    delete,
+    event,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -62,7 +73,10 @@ __all__ = [
     "Scope",
     "StampStock",
     "StampUse",
+    "CHANGE_TRACKED",
+    "ChangeCounter",
     "add_months",
+    "change_tracking_sql",
     "load_instrument_types",
     "open_register",
     "parse_stamp",
@@ -138,6 +152,13 @@ class Owner(SQLModel, table=True):
     address: str = ""
     kind: str = ""
     email: str = ""
+    change_seq: int | None = Field(default=None, index=True)
+    """Register change number, set by the database on every insert and update (a trigger,
+    migration 0005); the sector export's cursor (issue 10)."""
+    changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the row last changed (UTC), set by the same trigger."""
 
 
 class Instrument(SQLModel, table=True):
@@ -160,6 +181,13 @@ class Instrument(SQLModel, table=True):
     last_certificate: str | None = Field(default=None, max_length=60)
     verified_on: date | None = None
     valid_until: date | None = Field(default=None, index=True)
+    change_seq: int | None = Field(default=None, index=True)
+    """Register change number, set by the database on every insert and update (a trigger,
+    migration 0005); the sector export's cursor (issue 10)."""
+    changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the row last changed (UTC), set by the same trigger."""
 
 
 class RegisteredStandard(SQLModel, table=True):
@@ -177,6 +205,13 @@ class RegisteredStandard(SQLModel, table=True):
     calibration_due: date = Field(index=True)
     quantities: str = ""
     ranges: str = ""
+    change_seq: int | None = Field(default=None, index=True)
+    """Register change number, set by the database on every insert and update (a trigger,
+    migration 0005); the sector export's cursor (issue 10)."""
+    changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the row last changed (UTC), set by the same trigger."""
 
 
 class Person(SQLModel, table=True):
@@ -195,6 +230,83 @@ class Person(SQLModel, table=True):
     card_expiry: date | None = None
     signatory: bool = False
     """An authorised signatory (which scope: `Scope.signatories`)."""
+    change_seq: int | None = Field(default=None, index=True)
+    """Register change number, set by the database on every insert and update (a trigger,
+    migration 0005); the sector export's cursor (issue 10)."""
+    changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the row last changed (UTC), set by the same trigger."""
+
+
+class ChangeCounter(SQLModel, table=True):
+    """The last register change number handed out; its single row is locked by each change.
+
+    Held until the writing transaction commits, so change numbers become visible in the
+    order they were given: an export up to change N never misses a change below N.
+    """
+
+    __tablename__ = "register_change_counter"
+    id: int = Field(default=1, primary_key=True)
+    last: int = 0
+
+
+CHANGE_TRACKED = ("registry_owner", "registry_instrument", "registry_standard", "registry_person")
+"""Register tables whose rows carry `change_seq` and `changed_at` (set by triggers)."""
+
+
+def change_tracking_sql(dialect: str, table: str | None = None) -> list[str]:
+    """The SQL that creates the change-tracking triggers of `table` (or of the counter, when
+    `table` is None) on `dialect` (``sqlite`` or ``postgresql``).
+
+    Every insert and update of a tracked row takes the next number from
+    `ChangeCounter` and stores it with the time in ``change_seq`` and ``changed_at``, whatever
+    code (or SQL) wrote the row. On PostgreSQL a statement-level trigger locks the counter
+    before the statement locks any row, so two writers cannot deadlock on it.
+    """
+    if table is None:
+        return ["INSERT INTO register_change_counter (id, last) VALUES (1, 0)"]
+    if dialect == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION register_change_lock() RETURNS trigger AS $$ "
+            "BEGIN PERFORM 1 FROM register_change_counter WHERE id = 1 FOR UPDATE; "
+            "RETURN NULL; END $$ LANGUAGE plpgsql",
+            "CREATE OR REPLACE FUNCTION register_change() RETURNS trigger AS $$ "
+            "BEGIN UPDATE register_change_counter SET last = last + 1 WHERE id = 1 "
+            "RETURNING last INTO NEW.change_seq; NEW.changed_at := now(); RETURN NEW; "
+            "END $$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_change_lock BEFORE INSERT OR UPDATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION register_change_lock()",
+            f"CREATE TRIGGER {table}_change BEFORE INSERT OR UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION register_change()",
+        ]
+    body = (
+        "BEGIN UPDATE register_change_counter SET last = last + 1 WHERE id = 1; "
+        f"UPDATE {table} SET change_seq = (SELECT last FROM register_change_counter WHERE id = 1), "
+        "changed_at = strftime('%Y-%m-%d %H:%M:%f000', 'now') WHERE id = NEW.id; END"
+    )
+    return [
+        f"CREATE TRIGGER {table}_change_insert AFTER INSERT ON {table} {body}",
+        # the trigger's own UPDATE changes change_seq, so it does not fire this one again
+        f"CREATE TRIGGER {table}_change_update AFTER UPDATE ON {table} "
+        f"WHEN NEW.change_seq IS OLD.change_seq {body}",
+    ]
+
+
+def _listen_for_create(table: Any, name: str | None) -> None:
+    for dialect in ("sqlite", "postgresql"):
+        for statement in change_tracking_sql(dialect, name):
+            # DDL() treats "%" as a format character
+            event.listen(
+                table,
+                "after_create",
+                DDL(statement.replace("%", "%%")).execute_if(dialect=dialect),
+            )
+
+
+_listen_for_create(ChangeCounter.__table__, None)
+for _table in (Owner, Instrument, RegisteredStandard, Person):
+    _listen_for_create(_table.__table__, str(_table.__tablename__))
 
 
 class StampStock(SQLModel, table=True):
