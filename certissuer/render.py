@@ -44,7 +44,9 @@ import jinja2
 import qrcode
 import z3c.rml.attr
 import z3c.rml.document
+import z3c.rml.flowable
 import z3c.rml.interfaces
+import z3c.rml.paraparser
 import z3c.rml.stylesheet
 import zope.interface  # type: ignore[import-untyped, unused-ignore]  # no type hints
 from jinja2.sandbox import SandboxedEnvironment
@@ -558,6 +560,8 @@ class _Cache:
         self._coverage: dict[tuple[str, ...], frozenset[int]] = {}
         self.stylesheets: dict[bytes, tuple[dict[str, Any], ...]] = {}
         """Processed ``<stylesheet>`` elements, see `_CachedStylesheet`."""
+        self.paragraphs = _ParagraphCache()
+        """Parsed and line-broken paragraphs, see `_CachedParagraph`."""
         self._lock = threading.Lock()
 
     def get(self, face_name: str, path: str) -> Any:
@@ -637,6 +641,80 @@ class _CachedStylesheet(z3c.rml.stylesheet.Stylesheet):  # type: ignore[misc]  #
         manager.styles.update(styles)
         manager.names.update(names)
         manager.colors.update(colors)
+
+
+_MAX_PARAGRAPHS = 4096
+
+
+class _ParagraphCache:
+    """Parsed paragraphs and their line breaks, shared by the documents of one renderer.
+
+    A certificate's labels, headings and statements are the same text in the same style in
+    every certificate, and the lab header is drawn on every page: parsing their markup and
+    breaking them into lines took about a third of a render. A paragraph is looked up by its
+    text and style object (held, so its id is not reused); its line breaks by that key and
+    the widths. What `breakLines` changes on the paragraph is recorded and replayed.
+    Paragraphs with per-page content (``pageNumber``, ``getName``, ``evalString``) are never
+    cached. Bounded: cleared when full (a template that feeds each certificate's own data
+    through many paragraphs only misses).
+    """
+
+    def __init__(self) -> None:
+        self.parsed: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+        self.broken: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+
+    def remember(self, table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
+        if len(table) >= _MAX_PARAGRAPHS:
+            table.clear()
+        table[key] = value
+
+
+class _CachedParagraph(z3c.rml.paraparser.Z3CParagraph):  # type: ignore[misc]  # untyped base
+    """z3c.rml's paragraph, parsed and broken into lines once per distinct text and width."""
+
+    def __init__(
+        self,
+        text: Any,
+        style: Any,
+        bulletText: Any = None,
+        frags: Any = None,
+        caseSensitive: int = 1,
+        encoding: str = "utf8",
+        manager: Any = None,
+    ) -> None:
+        cache: _ParagraphCache | None = getattr(getattr(manager, "cache", None), "paragraphs", None)
+        self._cache_key: tuple[Any, ...] | None = None
+        if cache is None or frags is not None or not isinstance(text, str):
+            super().__init__(text, style, bulletText, frags, caseSensitive, encoding, manager)
+            return
+        key = (text, id(style), bulletText, caseSensitive, encoding)
+        hit = cache.parsed.get(key)
+        if hit is not None and hit[0] is style:
+            self.__dict__.update(hit[1])
+        else:
+            super().__init__(text, style, bulletText, frags, caseSensitive, encoding, manager)
+            if any(isinstance(f, z3c.rml.paraparser.ParaFragWrapper) for f in self.frags):
+                return  # drawn differently on every page: never cached
+            state = {k: v for k, v in self.__dict__.items() if k != "_cache_key"}
+            cache.remember(cache.parsed, key, (style, state))
+        self._cache_key = key
+        self._paragraphs = cache
+
+    def breakLines(self, width: Any) -> Any:
+        key = self._cache_key
+        if key is None:
+            return super().breakLines(width)
+        cache: _ParagraphCache = self._paragraphs
+        full = (*key, tuple(width) if isinstance(width, list | tuple) else width)
+        hit = cache.broken.get(full)
+        if hit is not None:
+            self.__dict__.update(hit[1])
+            return hit[0]
+        before = dict(self.__dict__)
+        result = super().breakLines(width)
+        changed = {k: v for k, v in self.__dict__.items() if k not in before or before[k] is not v}
+        cache.remember(cache.broken, full, (result, changed))
+        return result
 
 
 class _DocInit(z3c.rml.document.DocInit):  # type: ignore[misc]  # untyped base
@@ -915,10 +993,13 @@ def _quick_reportlab_reset() -> Iterator[None]:
     While the reset runs, ``ttfonts.TTFont`` hands back the fonts parsed the first time
     (a TTFont keeps its per-document state in a WeakKeyDictionary, so sharing is safe). After
     it, ``useA85`` is switched off: ASCII85 only makes the PDF bigger and cost about 15 ms.
+    z3c.rml's paragraphs are made as `_CachedParagraph` while it runs.
     Held under `_RENDER_LOCK`; everything is put back on exit.
     """
     original_reset = rl_config._reset
     original_a85 = rl_config.useA85
+    original_paragraph = z3c.rml.flowable.Paragraph.klass
+    z3c.rml.flowable.Paragraph.klass = _CachedParagraph
 
     def reset() -> None:
         ttfonts.TTFont = _reused_ttfont
@@ -934,6 +1015,7 @@ def _quick_reportlab_reset() -> Iterator[None]:
     finally:
         rl_config._reset = original_reset
         rl_config.useA85 = original_a85
+        z3c.rml.flowable.Paragraph.klass = original_paragraph
 
 
 @dataclass(frozen=True, slots=True)
