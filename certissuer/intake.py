@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 import stat
 import types
 import warnings
@@ -236,57 +237,176 @@ def _utf8_error(where: str, line: int, offset: int, byte: int, hint: str) -> Inp
 
 # --- JSON ----------------------------------------------------------------------------------
 
+_CHUNK: Final = 1 << 16
+"""Bytes read at a time from a JSON file: a list of certificates is decoded one record at a time."""
+_JSON_SPACE: Final = re.compile(r"[ \t\n\r]*")
+"""What the json module skips between tokens."""
+# NOTE: Decimal for every non-integer number (and NaN/Infinity), so no float ever reaches a
+# measured value: 0.1 stays exactly 0.1.
+_DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+_NUMBER_CHARS: Final = "0123456789+-.eE"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+class _JsonText:
+    """The text of a JSON file, decoded from UTF-8 one chunk at a time.
+
+    Only the part not yet parsed is held (at least one chunk, or the record being decoded), so a
+    list of 10,000 certificates takes no more memory than a list of 10. Positions in messages
+    are those of the whole file: the same line and column ``json.loads`` would name.
+    """
+
+    def __init__(self, f: IO[bytes], where: str, max_bytes: int) -> None:
+        self.f, self.where, self.max_bytes = f, where, max_bytes
+        self.text = ""
+        """Decoded text from the first character not yet parsed."""
+        self.pos = 0
+        """Index in `text` of the next character to parse."""
+        self.eof = False
+        self._pending = b""  # the start of a UTF-8 sequence cut by the end of a chunk
+        self._read = 0  # bytes read from the file
+        self._newlines = 0  # b"\n" in the bytes decoded so far, for UTF-8 errors
+        self._line = 1  # line of text[0] in the file
+        self._column = 0  # characters before text[0] on its line
+
+    def more(self) -> bool:
+        """Read and decode one more chunk (at least as much as is held); False at the end."""
+        if self.eof:
+            return False
+        head = self.text[: self.pos]
+        if "\n" in head:
+            self._line += head.count("\n")
+            self._column = len(head) - head.rfind("\n") - 1
+        else:
+            self._column += len(head)
+        self.text, self.pos = self.text[self.pos :], 0
+        chunk = self.f.read(max(_CHUNK, len(self.text)))
+        start = self._read - len(self._pending)  # file offset of data[0]
+        self._read += len(chunk)
+        if self._read > self.max_bytes:  # the file grew after the size check
+            raise _too_large(self.where, self._read, self.max_bytes)
+        data = self._pending + chunk
+        if start == 0 and data.startswith(codecs.BOM_UTF8):
+            data, start = data[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        try:
+            decoded, used = codecs.utf_8_decode(data, "strict", not chunk)
+        except UnicodeDecodeError as exc:
+            line = self._newlines + data.count(b"\n", 0, exc.start) + 1
+            raise _utf8_error(
+                self.where, line, start + exc.start, data[exc.start], "save the file as UTF-8"
+            ) from exc
+        self._newlines += data.count(b"\n", 0, used)
+        self._pending = data[used:]
+        self.text += decoded
+        self.eof = not chunk
+        return True
+
+    def peek(self) -> str:
+        """Skip whitespace; the next character, or '' at the end of the file."""
+        while True:
+            match = _JSON_SPACE.match(self.text, self.pos)
+            assert match is not None  # the pattern matches the empty string
+            self.pos = match.end()
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def value(self) -> Any:
+        """Decode the JSON value that starts at the current position."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.more():  # perhaps only cut off by the end of the chunk
+                    continue
+                raise self.error(exc.msg, exc.pos) from exc
+            except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
+                raise InputError(self.where, f"not valid JSON: {exc}") from exc
+            # A number cut by the end of the chunk ("1." of "1.5") still decodes: make sure a
+            # character that cannot be part of it follows.
+            if _is_number(value) and not self.text[end:].strip(_NUMBER_CHARS) and self.more():
+                continue
+            self.pos = end
+            return value
+
+    def error(self, message: str, pos: int) -> InputError:
+        """The `InputError` for a syntax error at `pos` in `text`, located in the whole file."""
+        line = self._line + self.text.count("\n", 0, pos)
+        last = self.text.rfind("\n", 0, pos)
+        column = pos - last if last >= 0 else self._column + pos + 1
+        return InputError(
+            self.where,
+            f"not valid JSON: {message.lower()} at line {line}, column {column}",
+            hint="look for a missing comma, quote or bracket at or just before that place",
+        )
+
 
 def _json_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
+    """The certificates of a JSON file: one object, or a list read one record at a time."""
     where = str(path)
     try:
-        with path.open("rb") as f:
-            raw = f.read(max_bytes + 1)
+        f = path.open("rb")
     except OSError as exc:
         raise InputError(path, f"cannot be read: {exc.strerror}") from exc
-    if len(raw) > max_bytes:  # the file grew after the size check
-        raise _too_large(where, len(raw), max_bytes)
-    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = raw[skip:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = skip + exc.start
-        line = raw.count(b"\n", 0, offset) + 1
-        raise _utf8_error(where, line, offset, raw[offset], "save the file as UTF-8") from exc
-    if not text.strip():
+    with f:
+        text = _JsonText(f, where, max_bytes)
+        try:
+            yield from _json_items(text, where)
+        except OSError as exc:
+            raise InputError(path, f"cannot be read: {exc.strerror}") from exc
+
+
+def _json_items(text: _JsonText, where: str) -> Iterator[Record | Rejected]:
+    first = text.peek()
+    if not first:
         raise InputError(where, "the file is empty")
-    try:
-        # NOTE: Decimal for every non-integer number (and NaN/Infinity), so no float ever
-        # reaches a measured value: 0.1 stays exactly 0.1.
-        doc = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            where,
-            f"not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}",
-            hint="look for a missing comma, quote or bracket at or just before that place",
-        ) from exc
-    except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
-        raise InputError(where, f"not valid JSON: {exc}") from exc
-    if isinstance(doc, dict):
-        items: list[Any] = [doc]
-    elif isinstance(doc, list):
-        items = doc
-    else:
-        raise InputError(
-            where, f"expected a certificate object or a list of them, got {_show(doc)}"
-        )
-    if not items:
+    if first != "[":  # one certificate object (or something else, refused below)
+        doc = text.value()
+        if text.peek():
+            raise text.error("Extra data", text.pos)
+        if not isinstance(doc, dict):
+            raise InputError(
+                where, f"expected a certificate object or a list of them, got {_show(doc)}"
+            )
+        yield _json_record(where, 1, doc, {})
+        return
+    text.pos += 1
+    if text.peek() == "]":
+        text.pos += 1
+        if text.peek():
+            raise text.error("Extra data", text.pos)
         raise InputError(where, "no certificates: the list is empty")
-    seen: dict[str, int] = {}
-    for number, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            problem = f"expected a certificate object {{...}}, got {_show(item)}"
-            yield Rejected(where, number, None, (InputError(where, problem, row=number),))
-            continue
-        ref = item.get("ref")
-        ref = (ref.strip() or None) if isinstance(ref, str) else None
-        errors = _duplicate(where, number, ref, seen)
-        yield _judge(where, item, _Place(where, number, ref), errors)
+    seen: dict[str, int] = {}  # ref -> record number: one short entry per certificate
+    number = 0
+    while True:
+        item = text.value()
+        number += 1
+        yield _json_record(where, number, item, seen)
+        del item
+        after = text.peek()
+        if after == "]":
+            text.pos += 1
+            break
+        if after != ",":
+            raise text.error("Expecting ',' delimiter", text.pos)
+        text.pos += 1
+        text.peek()
+    if text.peek():
+        raise text.error("Extra data", text.pos)
+
+
+def _json_record(where: str, number: int, item: Any, seen: dict[str, int]) -> Record | Rejected:
+    if not isinstance(item, dict):
+        problem = f"expected a certificate object {{...}}, got {_show(item)}"
+        return Rejected(where, number, None, (InputError(where, problem, row=number),))
+    ref = item.get("ref")
+    ref = (ref.strip() or None) if isinstance(ref, str) else None
+    errors = _duplicate(where, number, ref, seen)
+    return _judge(where, item, _Place(where, number, ref), errors)
 
 
 def _duplicate(where: str, row: int, ref: str | None, seen: dict[str, int]) -> list[InputError]:
@@ -354,17 +474,111 @@ class _Table:
         return frozenset(name for name in self.header if name)
 
 
+_Entry = tuple[int, dict[str, Any], list[InputError]]
+"""One list-table row: its row number, its nested cells without ``ref``, its cell problems."""
+
+
+class _ListIndex:
+    """The rows of a file's list tables, indexed by ref on disk instead of held in memory.
+
+    The list tables are read once, in one pass each, into a private temporary SQLite database
+    (``sqlite3.connect("")``: a file that SQLite deletes on close, with a page cache of about
+    2 MB before it spills to disk). Each certificate row then looks up its own rows, so
+    memory stays flat however many rows the tables have.
+    """
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> _ListIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def add(self, name: str, table: _Table) -> None:
+        """Read every row of `table` (the list table `name`; it has a column 'ref')."""
+        if self._db is None:
+            self._db = sqlite3.connect("")
+            self._db.execute("PRAGMA journal_mode = OFF")
+            self._db.execute("PRAGMA synchronous = OFF")
+            # rowid keeps the input order; NULL ref: a row without one
+            self._db.execute(
+                "CREATE TABLE entry (list TEXT NOT NULL, ref TEXT, row INTEGER NOT NULL,"
+                " cells TEXT NOT NULL)"
+            )
+        index = table.header.index("ref")
+
+        def rows() -> Iterator[tuple[str, str | None, int, str]]:
+            for number, cells in table.rows:
+                if any(cells):
+                    ref = cells[index] if index < len(cells) and cells[index] else None
+                    yield name, ref, number, json.dumps(cells, ensure_ascii=False)
+
+        with self._db:
+            self._db.executemany("INSERT INTO entry VALUES (?, ?, ?, ?)", rows())
+        self._db.execute("CREATE INDEX IF NOT EXISTS entry_ref ON entry (list, ref)")
+
+    def rows(self, name: str, ref: str | None) -> list[tuple[int, list[str]]]:
+        """The ``(row number, cells)`` of the list table `name` with `ref` (None: no ref), in
+        input order."""
+        if self._db is None:
+            return []
+        found = self._db.execute(
+            "SELECT row, cells FROM entry WHERE list = ? AND ref IS ? ORDER BY rowid", (name, ref)
+        )
+        return [(number, json.loads(cells)) for number, cells in found]
+
+    def refs(self, name: str) -> Iterator[str]:
+        """Each ref of the list table `name`, once, in the order of its first row."""
+        if self._db is None:
+            return
+        found = self._db.execute(
+            "SELECT ref FROM entry WHERE list = ? AND ref IS NOT NULL"
+            " GROUP BY ref ORDER BY min(rowid)",
+            (name,),
+        )
+        for (ref,) in found:
+            yield ref
+
+
 @dataclass(slots=True)
 class _ChildTable:
-    """A list table (results, standards, ranges, checks) read whole, keyed by ref."""
+    """A list table (results, standards, ranges, checks), its rows kept in a `_ListIndex`."""
 
+    name: str
     where: str
     source: str
-    columns: frozenset[str]
-    by_ref: dict[str, list[tuple[int, dict[str, Any], list[InputError]]]] = field(
-        default_factory=dict
-    )
-    without_ref: list[InputError] = field(default_factory=list)
+    table: _Table | None
+    """Its header, to nest the cells of a row looked up; None when the file has no such table."""
+    index: _ListIndex
+
+    @property
+    def columns(self) -> frozenset[str]:
+        return self.table.columns if self.table is not None else frozenset()
+
+    def entries(self, ref: str) -> list[_Entry]:
+        """The rows with `ref`, in input order."""
+        if self.table is None:
+            return []
+        found = []
+        for number, cells in self.index.rows(self.name, ref):
+            data, errors = _row_data(self.table, number, cells)
+            data.pop("ref", None)
+            found.append((number, data, errors))
+        return found
+
+    def refs(self) -> Iterator[str]:
+        """Each ref used in the table, once, in the order of its first row."""
+        return self.index.refs(self.name) if self.table is not None else iter(())
+
+    def rows_without_ref(self) -> list[int]:
+        """The rows that give no ref."""
+        if self.table is None:
+            return []
+        return [number for number, _ in self.index.rows(self.name, None)]
 
 
 def _open_table(
@@ -449,9 +663,12 @@ def _row_data(
     return data, errors
 
 
-def _read_child(table: _Table | None, where: str, source: str) -> _ChildTable:
+def _read_child(
+    name: str, table: _Table | None, where: str, source: str, index: _ListIndex
+) -> _ChildTable:
+    """Index the rows of the list table `name` (None: the file has none) by ref in `index`."""
     if table is None:
-        return _ChildTable(where, source, frozenset())
+        return _ChildTable(name, where, source, None, index)
     if "ref" not in table.columns:
         raise InputError(
             table.where,
@@ -459,19 +676,8 @@ def _read_child(table: _Table | None, where: str, source: str) -> _ChildTable:
             row=1,
             hint="each row needs the ref of the certificate it belongs to, in a column 'ref'",
         )
-    child = _ChildTable(table.where, source, table.columns)
-    for number, cells in table.rows:
-        if not any(cells):
-            continue
-        data, errors = _row_data(table, number, cells)
-        ref = data.pop("ref", None)
-        if ref is None:
-            child.without_ref.append(
-                InputError(table.where, "missing (required)", row=number, field="ref")
-            )
-        else:
-            child.by_ref.setdefault(ref, []).append((number, data, errors))
-    return child
+    index.add(name, table)
+    return _ChildTable(name, table.where, source, table, index)
 
 
 def _table_records(
@@ -526,7 +732,7 @@ def _table_records(
             )
         rows: dict[str, _Rows] = {}
         for name, child in children.items():
-            entries = child.by_ref.get(ref, []) if ref is not None else []
+            entries = child.entries(ref) if ref is not None else []
             rows[name] = _Rows(child.where, tuple(n for n, _, _ in entries), child.columns)
             if entries:
                 data[name] = [d for _, d, _ in entries]
@@ -537,10 +743,11 @@ def _table_records(
     if count == 0:
         raise InputError(main.where, "no certificates: no rows below the column names")
     for child in children.values():
-        for ref, entries in child.by_ref.items():
+        for ref in child.refs():
             if ref in ref_rows:
                 continue
             near = difflib.get_close_matches(ref, list(ref_rows), n=1)
+            numbers = [number for number, _ in child.index.rows(child.name, ref)]
             errors = [
                 InputError(
                     child.where,
@@ -549,12 +756,16 @@ def _table_records(
                     field="ref",
                     hint=f"did you mean '{near[0]}'?" if near else None,
                 )
-                for number, _, _ in entries
+                for number in numbers
             ]
-            yield Rejected(child.source, entries[0][0], ref, tuple(errors))
-        if child.without_ref:
-            first = child.without_ref[0].row or 0
-            yield Rejected(child.source, first, None, tuple(child.without_ref))
+            yield Rejected(child.source, numbers[0], ref, tuple(errors))
+        without = child.rows_without_ref()
+        if without:
+            errors = [
+                InputError(child.where, "missing (required)", row=number, field="ref")
+                for number in without
+            ]
+            yield Rejected(child.source, without[0], None, tuple(errors))
 
 
 def _ref_rows(table: _Table | None) -> dict[str, list[int]]:
@@ -586,18 +797,19 @@ def _header_hint(table: _Table) -> str:
 def _csv_records(
     path: Path, present: Mapping[str, Path], max_bytes: int
 ) -> Iterator[Record | Rejected]:
-    children = {}
-    for name in _LIST_TABLES:
-        sibling = _sibling(path, name)
-        table = (
-            _open_table(str(sibling), _csv_rows(sibling, max_bytes), _csv_column)
-            if name in present
-            else None
-        )
-        children[name] = _read_child(table, str(sibling), str(sibling))
-    refs = _ref_rows(_open_table(str(path), _csv_rows(path, max_bytes), _csv_column))
-    main = _open_table(str(path), _csv_rows(path, max_bytes), _csv_column)
-    yield from _table_records(str(path), main, str(path), children, refs)
+    with _ListIndex() as index:
+        children = {}
+        for name in _LIST_TABLES:
+            sibling = _sibling(path, name)
+            table = (
+                _open_table(str(sibling), _csv_rows(sibling, max_bytes), _csv_column)
+                if name in present
+                else None
+            )
+            children[name] = _read_child(name, table, str(sibling), str(sibling), index)
+        refs = _ref_rows(_open_table(str(path), _csv_rows(path, max_bytes), _csv_column))
+        main = _open_table(str(path), _csv_rows(path, max_bytes), _csv_column)
+        yield from _table_records(str(path), main, str(path), children, refs)
 
 
 def _csv_column(index: int) -> str:
@@ -675,26 +887,31 @@ def _xlsx_records(path: Path) -> Iterator[Record | Rejected]:
             hint="open it in Excel and save it as 'Excel Workbook (.xlsx)'",
         ) from exc
     try:
-        titles = {str(title).strip().lower(): str(title) for title in workbook.sheetnames}
-        if _MAIN_SHEET not in titles:
-            found = ", ".join(f"'{t}'" for t in workbook.sheetnames)
-            raise InputError(
-                path,
-                f"no sheet named '{_MAIN_SHEET}' (the workbook has {found})",
-                hint=f"name the sheet with one row per certificate '{_MAIN_SHEET}'",
-            )
-        children = {}
-        for name in _LIST_TABLES:
-            title = titles.get(name)
-            where = f"{path} [{title or name}]"
-            table = _xlsx_table(path, workbook[title]) if title else None
-            children[name] = _read_child(table, where, str(path))
-        main_title = titles[_MAIN_SHEET]
-        refs = _ref_rows(_xlsx_table(path, workbook[main_title]))
-        main = _xlsx_table(path, workbook[main_title])
-        yield from _table_records(str(path), main, f"{path} [{main_title}]", children, refs)
+        with _ListIndex() as index:
+            yield from _workbook_records(path, workbook, index)
     finally:
         workbook.close()
+
+
+def _workbook_records(path: Path, workbook: Any, index: _ListIndex) -> Iterator[Record | Rejected]:
+    titles = {str(title).strip().lower(): str(title) for title in workbook.sheetnames}
+    if _MAIN_SHEET not in titles:
+        found = ", ".join(f"'{t}'" for t in workbook.sheetnames)
+        raise InputError(
+            path,
+            f"no sheet named '{_MAIN_SHEET}' (the workbook has {found})",
+            hint=f"name the sheet with one row per certificate '{_MAIN_SHEET}'",
+        )
+    children = {}
+    for name in _LIST_TABLES:
+        title = titles.get(name)
+        where = f"{path} [{title or name}]"
+        table = _xlsx_table(path, workbook[title]) if title else None
+        children[name] = _read_child(name, table, where, str(path), index)
+    main_title = titles[_MAIN_SHEET]
+    refs = _ref_rows(_xlsx_table(path, workbook[main_title]))
+    main = _xlsx_table(path, workbook[main_title])
+    yield from _table_records(str(path), main, f"{path} [{main_title}]", children, refs)
 
 
 def _xlsx_table(path: Path, sheet: Any) -> _Table | None:
