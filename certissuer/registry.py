@@ -57,7 +57,9 @@ from certissuer.errors import ConfigError, InputError, LedgerError, RegisterRefu
 from certissuer.model import CalibrationCertificate, VerificationCertificate
 
 __all__ = [
+    "CHANGE_TRACKED",
     "KINDS",
+    "ChangeCounter",
     "Clearance",
     "ImportReport",
     "Instrument",
@@ -73,8 +75,6 @@ __all__ = [
     "Scope",
     "StampStock",
     "StampUse",
-    "CHANGE_TRACKED",
-    "ChangeCounter",
     "add_months",
     "change_tracking_sql",
     "load_instrument_types",
@@ -300,13 +300,15 @@ def _listen_for_create(table: Any, name: str | None) -> None:
             event.listen(
                 table,
                 "after_create",
-                DDL(statement.replace("%", "%%")).execute_if(dialect=dialect),
+                DDL(statement.replace("%", "%%")).execute_if(  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() unannotated
+                    dialect=dialect
+                ),
             )
 
 
-_listen_for_create(ChangeCounter.__table__, None)
-for _table in (Owner, Instrument, RegisteredStandard, Person):
-    _listen_for_create(_table.__table__, str(_table.__tablename__))
+_listen_for_create(SQLModel.metadata.tables["register_change_counter"], None)
+for _name in CHANGE_TRACKED:
+    _listen_for_create(SQLModel.metadata.tables[_name], _name)
 
 
 class StampStock(SQLModel, table=True):

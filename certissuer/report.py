@@ -1,0 +1,1112 @@
+"""Reports for the authorities: the annual measurement report and the activity report (form
+5.BCHĐ), from the ledger and the register, as signed bilingual PDFs and XLSX workbooks.
+
+Every figure comes from SQL aggregate queries (``GROUP BY`` and ``SUM(CASE …)`` month
+buckets), never from loading rows one by one, so a ledger of 100,000 certificates reports in
+seconds. The certificate figures count only events inside the ledger's newest signed
+checkpoint (tree size and root), which the report prints, so each number can be traced to
+the Merkle log; the register figures (overdue instruments, standards due) are those of the
+register at the change number the report also prints. This module only reads.
+
+>>> ledger = Ledger.open(settings.ledger_url)  # doctest: +SKIP
+>>> data = annual_report(ledger.engine, year=2026, until=date(2026, 11, 20))  # doctest: +SKIP
+>>> data.issued_total, data.checkpoint.tree_size  # doctest: +SKIP
+(1843, 1907)
+>>> pdf = render_annual_pdf(data, settings=settings, signer_name="Lê Hoàng Phúc")  # doctest: +SKIP
+>>> write_annual_xlsx(data, Path("report.xlsx"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import col
+
+from certissuer.config import Settings
+from certissuer.errors import CertissuerError, InputError, LedgerError, TemplateError
+from certissuer.ledger import (
+    CertificateEntry,
+    Checkpoint,
+    EventKind,
+    FailedVerification,
+    LedgerEvent,
+    LogHead,
+    LogLeaf,
+    utc,
+)
+from certissuer.registry import (
+    ChangeCounter,
+    Instrument,
+    InstrumentType,
+    Lab,
+    Owner,
+    Person,
+    RegisteredStandard,
+    _match_type,
+)
+
+__all__ = [
+    "DIGITISATION_TARGET_YEAR",
+    "HAND",
+    "ActivityLine",
+    "ActivityReport",
+    "AnnualReport",
+    "Digitisation",
+    "EventCounts",
+    "LabFigures",
+    "OverdueGroup",
+    "QuantityCount",
+    "ReportCheckpoint",
+    "StandardDue",
+    "TypeResult",
+    "activity_report",
+    "annual_report",
+    "render_activity_pdf",
+    "render_annual_pdf",
+    "sign_report",
+    "write_activity_xlsx",
+    "write_annual_xlsx",
+]
+
+_logger = logging.getLogger(__name__)
+
+VIETNAM_TZ_OFFSET = timedelta(hours=7)
+"""Report periods are Vietnamese calendar days (UTC+7); event times are stored in UTC."""
+DIGITISATION_TARGET_YEAR = 2030
+"""The provincial plan judges the move from paper to electronic records by the end of 2030."""
+HAND = "(điền tay / to be filled in by hand)"
+"""What the activity report prints where the ledger cannot know the answer."""
+OTHER_TYPE = "(khác / other)"
+UNCLASSIFIED = "(chưa phân loại / unclassified)"
+UNSPECIFIED = "(không rõ / unspecified)"
+INFO_CHECKPOINT_KEY = "CertissuerCheckpoint"
+"""PDF information entry carrying ``<tree size> <root hex>`` of the checkpoint."""
+
+
+# -- the figures -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCheckpoint:
+    """The signed ledger checkpoint a report was computed from, and the register's state."""
+
+    lab_code: str
+    tree_size: int
+    """Leaves of the Merkle log the certificate figures count (events at index < size)."""
+    root_hash: str
+    """RFC 6962 root (hex) of those leaves, as signed by the lab."""
+    at: datetime
+    kid: str
+    log_size: int
+    """The log's size when the report was made; above `tree_size` if events came later."""
+    register_change: int
+    """The register's change number when the report was made (see `registry.ChangeCounter`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TypeResult:
+    """Verifications of one instrument type: passed (a certificate) and failed (none)."""
+
+    type_code: str
+    type_name: str
+    passed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityCount:
+    """Calibration certificates of one quantity (the first result's quantity)."""
+
+    quantity: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    """Revocations and amendments (supersessions) of one kind of certificate, per month."""
+
+    kind: str
+    revoked: tuple[int, ...]
+    amended: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueGroup:
+    """Registered instruments whose certificate had expired, for one owner type and place."""
+
+    owner_kind: str
+    place: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StandardDue:
+    """A reference standard past or near its calibration due date."""
+
+    lab_code: str
+    code: str
+    name: str
+    serial: str
+    certificate_number: str
+    calibration_due: date
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Digitisation:
+    """Paper certificates digitised against certificates issued electronically, cumulative."""
+
+    electronic: tuple[int, ...]
+    """Certificates issued electronically since the ledger began, at the end of each month."""
+    digitised: tuple[int, ...]
+    """Paper certificates digitised (electronic copies) since the ledger began, by month end."""
+    paper_total: int | None
+    """Paper certificates in the archive to digitise, when given; None: not known."""
+    target_year: int = DIGITISATION_TARGET_YEAR
+
+    @property
+    def share_digitised(self) -> float | None:
+        """Digitised / paper archive at the end of the period, or None without a total."""
+        if not self.paper_total:
+            return None
+        return min(1.0, self.digitised[-1] / self.paper_total)
+
+    @property
+    def share_electronic(self) -> float | None:
+        """Share of all records that are electronic at the end of the period."""
+        total = self.electronic[-1] + (
+            self.paper_total if self.paper_total is not None else self.digitised[-1]
+        )
+        if total == 0:
+            return None
+        return (self.electronic[-1] + self.digitised[-1]) / total
+
+    def needed_per_month(self, until: date) -> int | None:
+        """Copies still to make each month to finish the archive by the end of `target_year`."""
+        if self.paper_total is None:
+            return None
+        left = max(0, self.paper_total - self.digitised[-1])
+        months = (self.target_year - until.year) * 12 + (12 - until.month)
+        return left if months <= 0 else -(-left // months)
+
+
+@dataclass(frozen=True, slots=True)
+class LabFigures:
+    """One lab's figures for the period."""
+
+    lab_code: str
+    name: str
+    verification: int
+    calibration: int
+    failed: int
+    revoked: int
+    amended: int
+    digitised: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnnualReport:
+    """Every figure of the annual measurement report (see `annual_report`)."""
+
+    year: int
+    start: date
+    until: date
+    checkpoint: ReportCheckpoint
+    months: tuple[int, ...]
+    """Month numbers of the period (1 … the month of `until`)."""
+    issued: Mapping[str, tuple[int, ...]]
+    """Certificates issued per kind (verification, calibration), per month of `months`."""
+    verification_results: tuple[TypeResult, ...]
+    calibration_quantities: tuple[QuantityCount, ...]
+    events: tuple[EventCounts, ...]
+    overdue: tuple[OverdueGroup, ...]
+    instruments_registered: int
+    standards_due: tuple[StandardDue, ...]
+    standards_window_days: int
+    digitisation: Digitisation
+    digitised_in_period: int
+    labs: tuple[LabFigures, ...]
+
+    @property
+    def issued_total(self) -> int:
+        """Certificates issued in the period (copies of paper certificates not included)."""
+        return sum(sum(v) for v in self.issued.values())
+
+    @property
+    def failed_total(self) -> int:
+        """Failed verifications in the period (no certificate issued)."""
+        return sum(r.failed for r in self.verification_results)
+
+    @property
+    def revoked_total(self) -> int:
+        """Revocations in the period."""
+        return sum(sum(e.revoked) for e in self.events)
+
+    @property
+    def amended_total(self) -> int:
+        """Amendments (certificates superseded by a new one) in the period."""
+        return sum(sum(e.amended) for e in self.events)
+
+    @property
+    def overdue_total(self) -> int:
+        """Registered instruments whose certificate had expired on `until`."""
+        return sum(g.count for g in self.overdue)
+
+    @property
+    def empty(self) -> bool:
+        """True when the ledger recorded nothing in the period (no certificate, failure,
+        revocation, amendment or copy)."""
+        return not (
+            self.issued_total
+            or self.failed_total
+            or self.revoked_total
+            or self.amended_total
+            or self.digitised_in_period
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityLine:
+    """One line of form 5.BCHĐ: an instrument type (or quantity) and the work done on it."""
+
+    type_code: str
+    name: str
+    verified: int
+    """Verifications that passed (certificates issued)."""
+    failed: int
+    calibrated: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityReport:
+    """The service provider's yearly activity (form 5.BCHĐ of Circular 24/2013/TT-BKHCN)."""
+
+    year: int
+    start: date
+    until: date
+    lab_code: str
+    lab_name_vi: str
+    lab_name_en: str
+    lab_address: str
+    designation: str
+    accreditation: str
+    checkpoint: ReportCheckpoint
+    lines: tuple[ActivityLine, ...]
+    verifiers: int
+    """Personnel of the lab holding a verifier card valid at the end of the period."""
+    signatories: int
+    standards: int
+    """Reference standards of the lab in the register."""
+    revoked: int
+    amended: int
+
+    @property
+    def verified_total(self) -> int:
+        """Verifications that passed."""
+        return sum(x.verified for x in self.lines)
+
+    @property
+    def failed_total(self) -> int:
+        """Verifications that failed."""
+        return sum(x.failed for x in self.lines)
+
+    @property
+    def calibrated_total(self) -> int:
+        """Calibration certificates."""
+        return sum(x.calibrated for x in self.lines)
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def _period(year: int, until: date | None) -> tuple[date, date]:
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    if until is not None:
+        if until.year != year:
+            raise InputError(
+                "--until", f"expected a date in {year}, got {until.isoformat()}", field="until"
+            )
+        end = until
+    return start, end
+
+
+def _utc_start(day: date) -> datetime:
+    """The UTC instant at which Vietnamese calendar day `day` begins."""
+    return datetime.combine(day, time(), tzinfo=UTC) - VIETNAM_TZ_OFFSET
+
+
+def _month_edges(start: date, until: date) -> list[date]:
+    """First day of each month of the period, and the day after `until`."""
+    edges = [date(start.year, m, 1) for m in range(start.month, until.month + 1)]
+    return [*edges, until + timedelta(days=1)]
+
+
+def _buckets(column: Any, edges: Sequence[Any]) -> list[ColumnElement[Any]]:
+    """``SUM(CASE WHEN edges[i] <= column < edges[i+1] THEN 1 ELSE 0 END)`` per interval."""
+    return [
+        func.coalesce(func.sum(case((and_(column >= lo, column < hi), 1), else_=0)), 0)
+        for lo, hi in itertools.pairwise(edges)
+    ]
+
+
+def _json_text(conn: Connection, column: Any, *path: str | int) -> ColumnElement[Any]:
+    """The text at `path` inside a JSON text column (SQLite json_extract / PostgreSQL jsonb)."""
+    if conn.dialect.name == "postgresql":
+        return func.jsonb_extract_path_text(column.cast(JSONB), *[str(p) for p in path])
+    json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return func.json_extract(column, json_path)
+
+
+def _checkpoint(conn: Connection) -> ReportCheckpoint:
+    cp = conn.execute(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(1)).first()
+    if cp is None:
+        raise LedgerError(
+            "the ledger's log has no signed checkpoint yet: a report must name the checkpoint "
+            "its figures come from",
+            hint="run 'certissuer ledger checkpoint' (or pass --checkpoint)",
+        )
+    log_size = conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
+    change = (
+        conn.execute(select(col(ChangeCounter.last)).where(col(ChangeCounter.id) == 1)).scalar()
+        or 0
+    )
+    return ReportCheckpoint(
+        lab_code=cp.lab_code,
+        tree_size=cp.tree_size,
+        root_hash=cp.root_hash,
+        at=utc(cp.at),
+        kid=cp.kid,
+        log_size=int(log_size),
+        register_change=int(change),
+    )
+
+
+def _logged_events(size: int) -> Any:
+    """Events covered by the checkpoint of `size` leaves, joined to their certificates."""
+    return (
+        select()
+        .select_from(LedgerEvent)
+        .join(LogLeaf, col(LogLeaf.event_id) == col(LedgerEvent.id))
+        .join(CertificateEntry, col(CertificateEntry.number) == col(LedgerEvent.number))
+        .where(col(LogLeaf.idx) < size)
+    )
+
+
+def _read(engine: Engine) -> Any:
+    """A connection inside one read transaction (PostgreSQL: a repeatable-read snapshot)."""
+    conn = engine.connect()
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return conn
+
+
+def _types(conn: Connection) -> list[InstrumentType]:
+    rows = conn.execute(select(InstrumentType)).all()
+    return [InstrumentType.model_validate(r._mapping) for r in rows]
+
+
+def _type_names(types: Iterable[InstrumentType]) -> dict[str, str]:
+    return {t.code: f"{t.name_vi} / {t.name_en}" if t.name_en else t.name_vi for t in types}
+
+
+def annual_report(
+    engine: Engine,
+    *,
+    year: int,
+    until: date | None = None,
+    paper_total: int | None = None,
+    standards_window_days: int = 90,
+) -> AnnualReport:
+    """Compute the annual measurement report of `year` from the ledger and register.
+
+    `engine` is the ledger's engine (`Ledger.engine`); `until` ends the period early (the
+    report is due before 25 November); `paper_total` is the number of paper certificates in
+    the archive, for the digitisation target; `standards_window_days` how far after `until`
+    a standard's calibration due date counts as "due". Certificates count by their issue date
+    (Vietnamese calendar), revocations, amendments and failures by when they were recorded;
+    only events inside the newest checkpoint count. Electronic copies of paper certificates
+    count as digitised, not as issued. Raises `LedgerError` when there is no checkpoint or the
+    database fails, `InputError` when `until` is not in `year`.
+    """
+    start, end = _period(year, until)
+    edges = _month_edges(start, end)
+    months = tuple(d.month for d in edges[:-1])
+    utc_edges = [_utc_start(d) for d in edges]
+    try:
+        with _read(engine) as conn, conn.begin():
+            cp = _checkpoint(conn)
+            size = cp.tree_size
+            types = _types(conn)
+            names = _type_names(types)
+            lab_names = {
+                str(code): str(name)
+                for code, name in conn.execute(select(col(Lab.code), col(Lab.name_vi)))
+            }
+
+            # certificates issued, per lab, kind and month; and everything before the year
+            issue_date = col(CertificateEntry.issue_date)
+            issued_rows = conn.execute(
+                _logged_events(size)
+                .add_columns(
+                    col(CertificateEntry.lab_code),
+                    col(CertificateEntry.kind),
+                    func.coalesce(func.sum(case((issue_date < start, 1), else_=0)), 0),
+                    *_buckets(issue_date, edges),
+                )
+                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                .where(issue_date <= end)
+                .group_by(col(CertificateEntry.lab_code), col(CertificateEntry.kind))
+            ).all()
+            issued: dict[str, list[int]] = {
+                "verification": [0] * len(months),
+                "calibration": [0] * len(months),
+            }
+            before = {"electronic": 0, "copy": 0}
+            copies = [0] * len(months)
+            per_lab: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            for lab_code, kind, earlier, *counts in issued_rows:
+                if kind == "copy":
+                    before["copy"] += int(earlier)
+                    copies = [a + int(b) for a, b in zip(copies, counts, strict=True)]
+                    per_lab[lab_code]["digitised"] += sum(int(c) for c in counts)
+                    continue
+                before["electronic"] += int(earlier)
+                row = issued.setdefault(str(kind), [0] * len(months))
+                issued[str(kind)] = [a + int(b) for a, b in zip(row, counts, strict=True)]
+                per_lab[lab_code][str(kind)] += sum(int(c) for c in counts)
+
+            # verification results per instrument type: passed (certificates), failed
+            passed_rows = conn.execute(
+                _logged_events(size)
+                .add_columns(
+                    col(CertificateEntry.lab_code),
+                    col(CertificateEntry.instrument_name),
+                    func.count(),
+                )
+                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                .where(col(CertificateEntry.kind) == "verification")
+                .where(issue_date >= start, issue_date <= end)
+                .group_by(col(CertificateEntry.lab_code), col(CertificateEntry.instrument_name))
+            ).all()
+            recorded = col(FailedVerification.recorded_at)
+            failed_rows = conn.execute(
+                select(
+                    col(FailedVerification.lab_code),
+                    _json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
+                    func.count(),
+                )
+                .where(recorded >= utc_edges[0], recorded < utc_edges[-1])
+                .group_by(
+                    col(FailedVerification.lab_code),
+                    _json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
+                )
+            ).all()
+            results: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            match = functools.lru_cache(maxsize=None)(lambda name: _match_type(name, types))
+            for _lab, name, n in passed_rows:
+                results[match(str(name or "")) or OTHER_TYPE][0] += int(n)
+            for lab_code, name, n in failed_rows:
+                results[match(str(name or "")) or OTHER_TYPE][1] += int(n)
+                per_lab[lab_code]["failed"] += int(n)
+            verification_results = tuple(
+                TypeResult(code, names.get(code, code), p, f)
+                for code, (p, f) in sorted(results.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+            )
+
+            # calibration certificates per quantity
+            quantity = _json_text(conn, col(CertificateEntry.data_json), "results", 0, "quantity")
+            cal_rows = conn.execute(
+                _logged_events(size)
+                .add_columns(quantity, col(CertificateEntry.instrument_name), func.count())
+                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                .where(col(CertificateEntry.kind) == "calibration")
+                .where(issue_date >= start, issue_date <= end)
+                .group_by(quantity, col(CertificateEntry.instrument_name))
+            ).all()
+            type_quantity = {t.code: t.quantity for t in types}
+            quantities: dict[str, int] = defaultdict(int)
+            for q, name, n in cal_rows:
+                label = str(q or "").strip() or type_quantity.get(match(str(name or "")) or "", "")
+                quantities[label or UNSPECIFIED] += int(n)
+            calibration_quantities = tuple(
+                QuantityCount(q, n) for q, n in sorted(quantities.items(), key=lambda kv: -kv[1])
+            )
+
+            # revocations and amendments, per kind and month
+            at = col(LedgerEvent.at)
+            event_rows = conn.execute(
+                _logged_events(size)
+                .add_columns(
+                    col(CertificateEntry.lab_code),
+                    col(CertificateEntry.kind),
+                    col(LedgerEvent.kind),
+                    *_buckets(at, utc_edges),
+                )
+                .where(
+                    col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
+                )
+                .where(at >= utc_edges[0], at < utc_edges[-1])
+                .group_by(
+                    col(CertificateEntry.lab_code),
+                    col(CertificateEntry.kind),
+                    col(LedgerEvent.kind),
+                )
+            ).all()
+            by_kind: dict[str, dict[str, list[int]]] = {}
+            for lab_code, kind, event_kind, *counts in event_rows:
+                slot = by_kind.setdefault(
+                    str(kind), {"revoked": [0] * len(months), "amended": [0] * len(months)}
+                )
+                key = "revoked" if event_kind == EventKind.REVOKED.value else "amended"
+                slot[key] = [a + int(b) for a, b in zip(slot[key], counts, strict=True)]
+                per_lab[lab_code][key] += sum(int(c) for c in counts)
+            events = tuple(
+                EventCounts(kind, tuple(v["revoked"]), tuple(v["amended"]))
+                for kind, v in sorted(by_kind.items())
+            )
+
+            # the register: instruments overdue on `until`, by owner type and place
+            overdue_rows = conn.execute(
+                select(col(Owner.kind), col(Instrument.place_of_use), func.count())
+                .select_from(Instrument)
+                .join(Owner, col(Owner.id) == col(Instrument.owner_id))
+                .where(col(Instrument.valid_until) < end)
+                .group_by(col(Owner.kind), col(Instrument.place_of_use))
+            ).all()
+            overdue = tuple(
+                sorted(
+                    (
+                        OverdueGroup(str(k or "") or UNCLASSIFIED, str(p or "") or UNSPECIFIED, n)
+                        for k, p, n in overdue_rows
+                    ),
+                    key=lambda g: (-g.count, g.owner_kind, g.place),
+                )
+            )
+            registered = int(
+                conn.execute(select(func.count()).select_from(Instrument)).scalar() or 0
+            )
+            horizon = end + timedelta(days=standards_window_days)
+            standards = tuple(
+                StandardDue(
+                    r.lab_code,
+                    r.code,
+                    r.name,
+                    r.serial,
+                    r.certificate_number,
+                    r.calibration_due,
+                    r.calibration_due < end,
+                )
+                for r in conn.execute(
+                    select(RegisteredStandard)
+                    .where(col(RegisteredStandard.calibration_due) <= horizon)
+                    .order_by(col(RegisteredStandard.calibration_due), col(RegisteredStandard.code))
+                )
+            )
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"the report could not be computed: {exc}") from exc
+
+    electronic, digitised = [], []
+    running_e, running_d = before["electronic"], before["copy"]
+    for i in range(len(months)):
+        running_e += sum(v[i] for v in issued.values())
+        running_d += copies[i]
+        electronic.append(running_e)
+        digitised.append(running_d)
+    labs = tuple(
+        LabFigures(
+            code,
+            lab_names.get(code, ""),
+            v["verification"],
+            v["calibration"],
+            v["failed"],
+            v["revoked"],
+            v["amended"],
+            v["digitised"],
+        )
+        for code, v in sorted(per_lab.items())
+    )
+    return AnnualReport(
+        year=year,
+        start=start,
+        until=end,
+        checkpoint=cp,
+        months=months,
+        issued={k: tuple(v) for k, v in issued.items()},
+        verification_results=verification_results,
+        calibration_quantities=calibration_quantities,
+        events=events,
+        overdue=overdue,
+        instruments_registered=registered,
+        standards_due=standards,
+        standards_window_days=standards_window_days,
+        digitisation=Digitisation(tuple(electronic), tuple(digitised), paper_total),
+        digitised_in_period=sum(copies),
+        labs=labs,
+    )
+
+
+def activity_report(
+    engine: Engine, *, year: int, lab_code: str, settings: Settings | None = None
+) -> ActivityReport:
+    """Compute the yearly activity report (form 5.BCHĐ) of lab `lab_code` for `year`.
+
+    Counts, per instrument type, the verifications that passed (certificates), those that
+    failed, and the calibration certificates, from 1 January to 31 December; the lab's
+    verifiers (card valid on 31 December), signatories and standards from the register.
+    Names and address come from the register's lab row, else from `settings`. Raises
+    `LedgerError` as `annual_report` does.
+    """
+    start, end = _period(year, None)
+    issue_date = col(CertificateEntry.issue_date)
+    try:
+        with _read(engine) as conn, conn.begin():
+            cp = _checkpoint(conn)
+            types = _types(conn)
+            names = _type_names(types)
+            rows = conn.execute(
+                _logged_events(cp.tree_size)
+                .add_columns(
+                    col(CertificateEntry.kind), col(CertificateEntry.instrument_name), func.count()
+                )
+                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                .where(col(CertificateEntry.lab_code) == lab_code)
+                .where(col(CertificateEntry.kind).in_(["verification", "calibration"]))
+                .where(issue_date >= start, issue_date <= end)
+                .group_by(col(CertificateEntry.kind), col(CertificateEntry.instrument_name))
+            ).all()
+            recorded = col(FailedVerification.recorded_at)
+            name_json = _json_text(conn, col(FailedVerification.data_json), "instrument", "name")
+            failed_rows = conn.execute(
+                select(name_json, func.count())
+                .where(col(FailedVerification.lab_code) == lab_code)
+                .where(recorded >= _utc_start(start), recorded < _utc_start(date(year + 1, 1, 1)))
+                .group_by(name_json)
+            ).all()
+            at = col(LedgerEvent.at)
+            event_rows = conn.execute(
+                _logged_events(cp.tree_size)
+                .add_columns(col(LedgerEvent.kind), func.count())
+                .where(col(CertificateEntry.lab_code) == lab_code)
+                .where(
+                    col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
+                )
+                .where(at >= _utc_start(start), at < _utc_start(date(year + 1, 1, 1)))
+                .group_by(col(LedgerEvent.kind))
+            ).all()
+            verifiers = conn.execute(
+                select(func.count())
+                .select_from(Person)
+                .where(col(Person.lab_code) == lab_code, col(Person.verifier_card) != "")
+                .where(col(Person.card_expiry).is_(None) | (col(Person.card_expiry) >= end))
+            ).scalar()
+            signatories = conn.execute(
+                select(func.count())
+                .select_from(Person)
+                .where(col(Person.lab_code) == lab_code, col(Person.signatory).is_(True))
+            ).scalar()
+            standards = conn.execute(
+                select(func.count())
+                .select_from(RegisteredStandard)
+                .where(col(RegisteredStandard.lab_code) == lab_code)
+            ).scalar()
+            lab = conn.execute(select(Lab).where(col(Lab.code) == lab_code)).first()
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"the report could not be computed: {exc}") from exc
+    match = functools.lru_cache(maxsize=None)(lambda name: _match_type(name, types))
+    lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for kind, name, n in rows:
+        lines[match(str(name or "")) or OTHER_TYPE][0 if kind == "verification" else 2] += int(n)
+    for name, n in failed_rows:
+        lines[match(str(name or "")) or OTHER_TYPE][1] += int(n)
+    events = {str(k): int(n) for k, n in event_rows}
+    s = settings or Settings(lab_code=lab_code)
+    return ActivityReport(
+        year=year,
+        start=start,
+        until=end,
+        lab_code=lab_code,
+        lab_name_vi=(lab.name_vi if lab is not None and lab.name_vi else s.lab_name_vi),
+        lab_name_en=(lab.name_en if lab is not None and lab.name_en else s.lab_name_en),
+        lab_address=(lab.address_vi if lab is not None and lab.address_vi else s.lab_address_vi),
+        designation=(lab.designation if lab is not None else "") or s.lab_designation,
+        accreditation=(lab.accreditation if lab is not None else "") or s.lab_accreditation,
+        checkpoint=cp,
+        lines=tuple(
+            ActivityLine(code, names.get(code, code), v, f, c)
+            for code, (v, f, c) in sorted(lines.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+        ),
+        verifiers=int(verifiers or 0),
+        signatories=int(signatories or 0),
+        standards=int(standards or 0),
+        revoked=events.get(EventKind.REVOKED.value, 0),
+        amended=events.get(EventKind.SUPERSEDED.value, 0),
+    )
+
+
+# -- documents -------------------------------------------------------------------------------
+
+_KIND_LABELS = {
+    "verification": ("Kiểm định", "Verification"),
+    "calibration": ("Hiệu chuẩn", "Calibration"),
+    "copy": ("Bản sao điện tử", "Electronic copy"),
+}
+
+
+def _nice_max(values: Iterable[float]) -> tuple[int, int]:
+    """An axis maximum a little above the largest value, and a round step for it."""
+    top = max([0.0, *values])
+    if top <= 5:
+        return 5, 1
+    raw = top * 1.1 / 5
+    magnitude = 10 ** (len(str(int(raw))) - 1)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return int(step * -(-top * 1.05 // step)), int(step)
+
+
+def _short(text: str, width: int = 28) -> str:
+    """The Vietnamese half of a bilingual label, cut to `width` characters for a chart."""
+    vi = text.split(" / ")[0].strip()
+    return vi if len(vi) <= width else vi[: width - 1] + "…"
+
+
+@functools.cache
+def _renderer(template_dir: Path | None) -> Any:
+    from certissuer.render import Renderer
+
+    return Renderer(template_dir)
+
+
+def _report_dir(settings: Settings) -> tuple[Any, Path]:
+    """The renderer (fonts, allowed folders) and the folder of the report templates: the lab's
+    ``report/`` folder when its template folder has one, else the shipped one."""
+    own = settings.render_template_dir
+    if own is not None and (own / "report").is_dir():
+        renderer = _renderer(own.resolve())
+    else:
+        renderer = _renderer(None)
+    return renderer, renderer.template_dir / "report"
+
+
+@functools.cache
+def _environment(folder: Path) -> SandboxedEnvironment:
+    from certissuer.render import _dmy, _place_date_en, _place_date_vi
+
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(dmy=_dmy, short=_short)
+    env.globals.update(place_date_vi=_place_date_vi, place_date_en=_place_date_en)
+    return env
+
+
+@contextmanager
+def _chart_font(face: str) -> Iterator[None]:
+    """Make `face` reportlab's default font for chart drawings while a report renders.
+
+    A chart's drawing starts its graphics state in ``STATE_DEFAULTS['fontName']`` (Helvetica),
+    which the PDF would then declare without embedding it. Held under the render lock.
+    """
+    from reportlab.graphics import shapes
+
+    saved = dict.__getitem__(shapes.STATE_DEFAULTS, "fontName")
+    shapes.STATE_DEFAULTS["fontName"] = face
+    try:
+        yield
+    finally:
+        shapes.STATE_DEFAULTS["fontName"] = saved
+
+
+def _render(name: str, context: Mapping[str, Any], settings: Settings) -> bytes:
+    """Render template `name` of the report folder to PDF through the certificate pipeline's
+    sanitiser, fonts and canvas (render.py): allowlisted RML, embedded fonts, page x of y."""
+    from certissuer import render
+
+    renderer, folder = _report_dir(settings)
+    lab = {
+        "name_vi": settings.lab_name_vi,
+        "name_en": settings.lab_name_en,
+        "address_vi": settings.lab_address_vi,
+        "address_en": settings.lab_address_en,
+        "place": settings.lab_place,
+    }
+    try:
+        template = _environment(folder).get_template(name)
+        rml = template.render({**context, "fonts": renderer.fonts, "lab": lab})
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{folder / name}: template not found") from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{folder / name}: {exc}") from exc
+    root = render._sanitize_tree(rml, renderer.allowed_dirs)
+    fonts = [
+        (el.get("faceName", ""), el.get("fileName", ""))
+        for el in root.iterfind("docinit/registerTTFont")
+    ]
+    if not fonts:
+        raise TemplateError(f"{folder / name}: the template registers no TrueType font")
+    canvas_class = functools.partial(render._CertificateCanvas, embedded_font=fonts[0][0])
+    cache = render._Cache()
+    try:
+        with render._RENDER_LOCK, render._quick_reportlab_reset(), _chart_font(fonts[0][0]):
+            for optimistic in (True, False):
+                output = io.BytesIO()
+                document = render._Document(root, canvas_class, cache, optimistic=optimistic)
+                document.filename = name
+                document.process(output)
+                if document.guessed_right():
+                    break
+    except CertissuerError:
+        raise
+    except Exception as exc:  # z3c.rml and reportlab raise anything from ValueError up
+        raise TemplateError(
+            f"{folder / name}: the RML could not be laid out: {type(exc).__name__}: {exc}"
+        ) from exc
+    return output.getvalue()
+
+
+def _month_names(months: Sequence[int]) -> list[str]:
+    return [f"T{m}" for m in months]
+
+
+def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> dict[str, Any]:
+    months = list(data.months)
+    ver = list(data.issued.get("verification", (0,) * len(months)))
+    cal = list(data.issued.get("calibration", (0,) * len(months)))
+    issued_max = _nice_max([*ver, *cal])
+    top_types = list(data.verification_results[:10])
+    types_max = _nice_max([x for t in top_types for x in (t.passed, t.failed)])
+    dig = data.digitisation
+    line_values = [*dig.electronic, *dig.digitised]
+    if dig.paper_total:
+        line_values.append(dig.paper_total)
+    owner_kinds: dict[str, int] = defaultdict(int)
+    places: dict[str, int] = defaultdict(int)
+    for g in data.overdue:
+        owner_kinds[g.owner_kind] += g.count
+        places[g.place] += g.count
+    top_places = sorted(places.items(), key=lambda kv: (-kv[1], kv[0]))
+    share = dig.share_digitised
+    return {
+        "r": data,
+        "signer_name": signer_name,
+        "issued_on": issued_on,
+        "kinds": _KIND_LABELS,
+        "month_names": _month_names(months),
+        "ver": ver,
+        "cal": cal,
+        "issued_max": issued_max,
+        "top_types": top_types,
+        "types_max": types_max,
+        "line_max": _nice_max(line_values),
+        "owner_kinds": sorted(owner_kinds.items(), key=lambda kv: (-kv[1], kv[0])),
+        "owner_max": _nice_max(owner_kinds.values()),
+        "top_places": top_places[:15],
+        "other_places": sum(n for _, n in top_places[15:]),
+        "other_places_count": max(0, len(top_places) - 15),
+        "share_digitised": None if share is None else f"{share * 100:.1f} %",
+        "share_electronic": (
+            None if dig.share_electronic is None else f"{dig.share_electronic * 100:.1f} %"
+        ),
+        "needed_per_month": dig.needed_per_month(data.until),
+        "month_totals": [a + b for a, b in zip(ver, cal, strict=True)],
+    }
+
+
+def render_annual_pdf(
+    data: AnnualReport, *, settings: Settings, signer_name: str, issued_on: date | None = None
+) -> bytes:
+    """The annual report as unsigned PDF bytes: bilingual (Vietnamese, English beneath in
+    smaller type), tables and reportlab charts, the checkpoint on every page.
+
+    `signer_name` is printed where the visible signature goes (see `sign_report`);
+    `issued_on` is the date of the place-and-date line (default: `data.until`). Raises
+    `TemplateError` when the template is missing or broken.
+    """
+    context = _annual_context(data, signer_name, issued_on or data.until)
+    return _render("annual.rml.j2", context, settings)
+
+
+def render_activity_pdf(
+    data: ActivityReport, *, settings: Settings, signer_name: str, issued_on: date | None = None
+) -> bytes:
+    """The activity report (form 5.BCHĐ layout) as unsigned PDF bytes; fields the ledger
+    cannot know are left blank and marked `HAND`."""
+    context = {
+        "r": data,
+        "signer_name": signer_name,
+        "issued_on": issued_on or data.until,
+        "hand": HAND,
+    }
+    return _render("activity.rml.j2", context, settings)
+
+
+def sign_report(
+    pdf: bytes,
+    sealer: Any,
+    checkpoint: ReportCheckpoint,
+    *,
+    title: str,
+    location: str,
+    name_on_page: str | None,
+) -> bytes:
+    """PAdES-sign report `pdf` with `sealer` (a `sign.Sealer`), as certificates are signed.
+
+    The visible signature sits over `name_on_page` on the last page; the PDF's information
+    dictionary gets `INFO_CHECKPOINT_KEY` = ``"<tree size> <root hex>"`` in the signed
+    revision. Raises `SigningError`.
+    """
+    from certissuer._appearance import SignatureSlot
+
+    return bytes(
+        sealer.sign(
+            pdf,
+            info={INFO_CHECKPOINT_KEY: f"{checkpoint.tree_size} {checkpoint.root_hash}"},
+            reason=title,
+            location=location,
+            slot=SignatureSlot("Signature1", "Người lập báo cáo / Prepared by", name_on_page),
+        )
+    )
+
+
+# -- workbooks -------------------------------------------------------------------------------
+
+
+def _checkpoint_rows(cp: ReportCheckpoint) -> list[list[Any]]:
+    return [
+        ["checkpoint_lab", cp.lab_code],
+        ["checkpoint_tree_size", cp.tree_size],
+        ["checkpoint_root", cp.root_hash],
+        ["checkpoint_at", cp.at.isoformat()],
+        ["checkpoint_kid", cp.kid],
+        ["log_size", cp.log_size],
+        ["register_change", cp.register_change],
+    ]
+
+
+def _save(workbook: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        workbook.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
+    """Write every figure of `data` to an XLSX workbook at `path` (one sheet per table, a
+    header row each; the checkpoint in the ``summary`` sheet), atomically."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    summary = wb.create_sheet("summary")
+    summary.append(["figure", "value"])
+    for row in [
+        ["year", data.year],
+        ["from", data.start.isoformat()],
+        ["until", data.until.isoformat()],
+        *_checkpoint_rows(data.checkpoint),
+        ["issued_total", data.issued_total],
+        ["issued_verification", sum(data.issued.get("verification", ()))],
+        ["issued_calibration", sum(data.issued.get("calibration", ()))],
+        ["verification_failed", data.failed_total],
+        ["revoked", data.revoked_total],
+        ["amended", data.amended_total],
+        ["digitised_in_period", data.digitised_in_period],
+        ["instruments_registered", data.instruments_registered],
+        ["instruments_overdue", data.overdue_total],
+        ["standards_due", len(data.standards_due)],
+        ["empty", "yes" if data.empty else "no"],
+    ]:
+        summary.append(row)
+    sheet = wb.create_sheet("issued_by_month")
+    kinds = sorted(data.issued)
+    sheet.append(["month", *kinds, "total"])
+    for i, month in enumerate(data.months):
+        counts = [data.issued[k][i] for k in kinds]
+        sheet.append([month, *counts, sum(counts)])
+    sheet = wb.create_sheet("verification_by_type")
+    sheet.append(["type_code", "type_name", "passed", "failed", "total"])
+    for t in data.verification_results:
+        sheet.append([t.type_code, t.type_name, t.passed, t.failed, t.passed + t.failed])
+    sheet = wb.create_sheet("calibration_by_quantity")
+    sheet.append(["quantity", "certificates"])
+    for q in data.calibration_quantities:
+        sheet.append([q.quantity, q.count])
+    sheet = wb.create_sheet("revocations_amendments")
+    sheet.append(["kind", "month", "revoked", "amended"])
+    for e in data.events:
+        for i, month in enumerate(data.months):
+            sheet.append([e.kind, month, e.revoked[i], e.amended[i]])
+    sheet = wb.create_sheet("overdue_instruments")
+    sheet.append(["owner_kind", "place_of_use", "instruments"])
+    for g in data.overdue:
+        sheet.append([g.owner_kind, g.place, g.count])
+    sheet = wb.create_sheet("standards_due")
+    sheet.append(["lab_code", "code", "name", "serial", "certificate", "calibration_due", "status"])
+    for st in data.standards_due:
+        status = "overdue" if st.overdue else "due"
+        sheet.append([st.lab_code, st.code, st.name, st.serial, st.certificate_number,
+                      st.calibration_due.isoformat(), status])  # fmt: skip
+    sheet = wb.create_sheet("digitisation")
+    dig = data.digitisation
+    sheet.append(["month", "electronic_cumulative", "digitised_cumulative", "paper_total",
+                  "target_year"])  # fmt: skip
+    for i, month in enumerate(data.months):
+        sheet.append([month, dig.electronic[i], dig.digitised[i], dig.paper_total, dig.target_year])
+    sheet = wb.create_sheet("labs")
+    sheet.append(["lab_code", "name", "verification", "calibration", "failed", "revoked",
+                  "amended", "digitised"])  # fmt: skip
+    for lab in data.labs:
+        sheet.append([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed,
+                      lab.revoked, lab.amended, lab.digitised])  # fmt: skip
+    _save(wb, path)
+
+
+def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
+    """Write the activity report's figures to an XLSX workbook at `path`, atomically."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    summary = wb.create_sheet("summary")
+    summary.append(["figure", "value"])
+    for row in [
+        ["year", data.year],
+        ["lab_code", data.lab_code],
+        *_checkpoint_rows(data.checkpoint),
+        ["verified", data.verified_total],
+        ["failed", data.failed_total],
+        ["calibrated", data.calibrated_total],
+        ["revoked", data.revoked],
+        ["amended", data.amended],
+        ["verifiers", data.verifiers],
+        ["signatories", data.signatories],
+        ["standards", data.standards],
+    ]:
+        summary.append(row)
+    sheet = wb.create_sheet("activity")
+    sheet.append(["type_code", "name", "verified", "failed", "calibrated"])
+    for line in data.lines:
+        sheet.append([line.type_code, line.name, line.verified, line.failed, line.calibrated])
+    _save(wb, path)
