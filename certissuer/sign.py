@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import keys as asn1_keys
+from asn1crypto import tsp as asn1_tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -43,8 +44,10 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, append_signature_field
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.general import as_signing_certificate_v2
 from pyhanko.sign.signers.pdf_cms import Signer, SimpleSigner
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
@@ -224,12 +227,45 @@ def _declares_revocation_info(cert: x509.Certificate) -> bool:
     return False
 
 
+class _EncodedCertId(CMSAttributeProvider):
+    """The signing-certificate-v2 attribute (RFC 5035), encoded once per signer.
+
+    pyHanko builds it anew for every signature from the parsed certificate, and asn1crypto
+    then re-encodes the issuer's name each time the signed attributes are serialised (about
+    3 ms a signature). The value depends on the certificate alone: here it is encoded once
+    and each signature gets a fresh object parsed from those bytes, which serialise as is.
+    """
+
+    attribute_type = "signing_certificate_v2"
+
+    def __init__(self, cert: asn1_x509.Certificate) -> None:
+        self.signing_cert = cert
+        self._der: bytes = as_signing_certificate_v2(cert).dump()
+
+    async def build_attr_value(self, dry_run: bool = False) -> asn1_tsp.SigningCertificateV2:
+        return asn1_tsp.SigningCertificateV2.load(self._der)
+
+
 class _KeptKeySigner(SimpleSigner):
-    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call."""
+    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call,
+    and encodes its certificate's signed attribute once (`_EncodedCertId`)."""
 
     def __init__(self, private: _PrivateKey, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._private = private
+        self.cert_id = _EncodedCertId(self.signing_cert)
+
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        # NOTE: pyHanko's internal hook (pdf_cms.Signer); if it is renamed, the stock
+        # providers run and only the speed-up is lost (tests/test_sign.py notices).
+        for provider in super()._signed_attr_providers(*args, **kwargs):
+            if (
+                isinstance(provider, SigningCertificateV2Provider)
+                and provider.signing_cert is self.signing_cert
+            ):
+                yield self.cert_id
+            else:
+                yield provider
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)

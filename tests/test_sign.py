@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
+import pyhanko.sign.attributes
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_cert_from_pemder
@@ -40,6 +42,29 @@ def test_signature_validates_with_pyhanko_and_covers_info(pki: KeyPaths, sealer:
     assert status.md_algorithm == "sha256"
     assert sig.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES
     assert reader.trailer_view["/Info"]["/CertissuerQR"] == "https://v.test/v/abc"
+
+
+def test_signing_certificate_attribute_is_encoded_once_and_names_the_signer(
+    pki: KeyPaths, sealer: Sealer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ESS signing-certificate-v2 attribute (RFC 5035) comes from the signer's bytes made
+    once, not rebuilt per signature: with pyHanko's builder broken, signing still works."""
+
+    def rebuilt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("signing-certificate-v2 rebuilt for a signature")
+
+    monkeypatch.setattr(pyhanko.sign.attributes, "as_signing_certificate_v2", rebuilt)
+    first, second = sealer.sign(_pdf()), sealer.sign(_pdf())
+    ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(pki.ca_cert))])
+    cert_der = sealer.certificate.public_bytes(serialization.Encoding.DER)
+    for signed in (first, second):
+        (sig,) = PdfFileReader(BytesIO(signed)).embedded_signatures
+        assert validate_pdf_signature(sig, ctx).bottom_line
+        attrs = sig.signer_info["signed_attrs"]
+        (ess,) = [a["values"][0] for a in attrs if a["type"].native == "signing_certificate_v2"]
+        (cert_id,) = ess["certs"]
+        assert cert_id["cert_hash"].native == hashlib.sha256(cert_der).digest()
+        assert cert_id["issuer_serial"]["serial_number"].native == sealer.certificate.serial_number
 
 
 def test_ecdsa_keys_sign_too(tmp_path: Path) -> None:
