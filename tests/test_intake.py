@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import re
+import tracemalloc
 import zipfile
 from collections.abc import Callable
 from decimal import Decimal
@@ -699,3 +700,218 @@ def test_records_are_frozen() -> None:
     (record,) = intake.read_certificates(SAMPLES / "calibration.json")
     with pytest.raises(AttributeError):
         record.row = 5  # type: ignore[misc]
+
+
+# --- streaming: memory does not grow with the number of rows ---------------------------------
+
+
+def _json_error_location(text: str) -> str:
+    """How `json.loads` locates the first syntax error of `text`, in our message's words."""
+    with pytest.raises(json.JSONDecodeError) as info:
+        json.loads(text)
+    exc = info.value
+    return f"{exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
+
+
+def test_json_list_yields_records_before_a_late_syntax_error(tmp_path: Path) -> None:
+    # 300 records of about 1.3 KB span several 64 KiB chunks; the last one is broken. The
+    # records before it come out first, each with its number, then the error for the file.
+    records = [calibration(f"HC-{i}") for i in range(1, 301)]
+    text = json.dumps(records, ensure_ascii=False, indent=1)
+    cut = text.rindex('"kind"')
+    text = text[:cut] + text[cut:].replace('"kind":', '"kind"', 1)  # a missing ':'
+    path = tmp_path / "batch.json"
+    path.write_text(text, encoding="utf-8")
+    assert len(text.encode()) > 4 * (1 << 16)
+    items = intake.iter_records(path)
+    seen: list[tuple[int, str]] = []
+    with pytest.raises(InputError) as info:
+        for item in items:
+            assert isinstance(item, Record), item
+            seen.append((item.row, item.cert.ref))
+    assert seen == [(i, f"HC-{i}") for i in range(1, 300)]
+    assert str(info.value) == f"{path}: not valid JSON: {_json_error_location(text)}"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[{"a": 1} {"b": 2}]', "expecting ',' delimiter"),
+        ("[1, 2,]", "expecting value"),
+        ("[1, 2", "expecting ',' delimiter"),
+        ("[1, 2] [", "extra data"),
+        ('{"ref": "HC-1"} x', "extra data"),
+        ("[\n  1,\n  2\n  3]", "expecting ',' delimiter"),
+    ],
+)
+def test_json_list_syntax_errors_are_located_as_json_does(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "batch.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        list(intake.iter_records(path))
+    location = _json_error_location(text)
+    assert location.startswith(problem)
+    assert str(info.value) == f"{path}: not valid JSON: {location}"
+
+
+def test_json_number_cut_by_a_chunk_end_is_read_whole(tmp_path: Path) -> None:
+    # Bare numbers as records, so that every chunk end falls inside one: each must be read
+    # whole ("1." of "1.25" is not a record) and refused as a number, not as broken JSON.
+    numbers = [f"{i}.25e1" for i in range(30_000)]
+    path = tmp_path / "numbers.json"
+    path.write_text("[" + ",".join(numbers) + "]", encoding="utf-8")
+    items = list(intake.iter_records(path))
+    assert len(items) == len(numbers)
+    assert all(isinstance(i, Rejected) for i in items)
+    last = items[-1]
+    assert isinstance(last, Rejected)
+    assert str(last.errors[0]) == (
+        f"{path}, row 30000: expected a certificate object {{...}}, got '299992.5'"
+    )
+
+
+def test_json_list_memory_does_not_grow_with_the_number_of_records(tmp_path: Path) -> None:
+    # tracemalloc's peak while reading 20,000 records stays about that of 2,000: the list is
+    # never held whole. (The records have no ref: the duplicate check keeps one short entry per
+    # ref, which is small and measured on its own by the batch benchmark.)
+    def peak(n: int) -> int:
+        path = tmp_path / f"rows-{n}.json"
+        record = json.dumps({"kind": "inspection", "note": "x" * 200})
+        path.write_text("[\n" + ",\n".join([record] * n) + "\n]\n", encoding="utf-8")
+        tracemalloc.start()
+        try:
+            count = sum(1 for item in intake.iter_records(path) if isinstance(item, Rejected))
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert count == n
+        return top
+
+    small, large = peak(2_000), peak(20_000)
+    assert large < 1.5 * small, (small, large)
+    size = (tmp_path / "rows-20000.json").stat().st_size
+    assert size > 4_000_000
+    assert large < 2 * 1024 * 1024, large  # far less than the file: it was never held whole
+
+
+def _add_rows(path: Path, table: str, rows: list[list[str]]) -> None:
+    """Append raw rows to the list table `table` of a CSV set or a workbook."""
+    if path.suffix == ".csv":
+        with path.with_name(f"batch.{table}.csv").open("a", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+        return
+    workbook = openpyxl.load_workbook(path)
+    for row in rows:
+        workbook[table].append([cell or None for cell in row])
+    workbook.save(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_list_table_rows_are_joined_in_their_input_order(
+    make_results: MakeResults, fmt: str
+) -> None:
+    # The results of 120 certificates, listed last certificate first and interleaved: each
+    # certificate gets its own rows, in the order of the table.
+    records = [calibration(f"HC-{i}") for i in range(120)]
+    path = make_results(fmt, [{k: v for k, v in r.items() if k != "results"} for r in records])
+    rows = []
+    for i in reversed(range(120)):
+        rows.append([f"HC-{i}", "100", f"100.{i:03d}", "0.0012", "g"])
+        rows.append([f"HC-{(i + 7) % 120}", "200", f"200.{i:03d}", "0.0012", "g"])
+    header = [["ref", "nominal", "measured", "uncertainty", "unit"]]
+    if fmt == "csv":
+        path.with_name("batch.results.csv").write_text("", encoding="utf-8")
+    else:
+        workbook = openpyxl.load_workbook(path)
+        workbook.create_sheet("results")
+        workbook.save(path)
+    _add_rows(path, "results", header + rows)
+    certs = {r.cert.ref: r.cert for r in intake.read_certificates(path)}
+    assert len(certs) == 120
+    for i in range(120):
+        cert = certs[f"HC-{i}"]
+        assert isinstance(cert, CalibrationCertificate)
+        own, other = f"100.{i:03d}", f"200.{(i - 7) % 120:03d}"
+        # HC-0..HC-6 get their second row from a certificate listed before them
+        expected = [other, own] if i < 7 else [own, other]
+        assert [str(m.measured) for m in cert.results] == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_stray_list_rows_are_reported_after_the_certificates(
+    make_results: MakeResults, fmt: str
+) -> None:
+    path = make_results(fmt, [calibration("HC-1"), calibration("HC-2")])
+    # rows 6..9 of the results table: two rows of an unknown ref, one without a ref, another
+    _add_rows(
+        path,
+        "results",
+        [
+            ["HC-9", "1", "1.0", "0.1", "g"],
+            ["", "1", "1.0", "0.1", "g"],
+            ["HC-9", "2", "2.0", "0.1", "g"],
+            ["HC-20", "1", "1.0", "0.1", "g"],
+        ],
+    )
+    items = list(intake.iter_records(path))
+    assert [type(i) for i in items] == [Record, Record, Rejected, Rejected, Rejected]
+    table = where(path, "results")
+    source = table if fmt == "csv" else str(path)
+    stray = [i for i in items if isinstance(i, Rejected)]
+    assert [(i.source, i.row, i.ref) for i in stray] == [
+        (source, 6, "HC-9"),
+        (source, 9, "HC-20"),
+        (source, 7, None),
+    ]
+    main = where(path, "certificates")
+    assert [[str(e) for e in i.errors] for i in stray] == [
+        [
+            f"{table}, row 6, field 'ref': no certificate with ref 'HC-9' in {main}",
+            f"{table}, row 8, field 'ref': no certificate with ref 'HC-9' in {main}",
+        ],
+        [f"{table}, row 9, field 'ref': no certificate with ref 'HC-20' in {main}"],
+        [f"{table}, row 7, field 'ref': missing (required)"],
+    ]
+    assert stray[1].errors[0].hint == "did you mean 'HC-2'?"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_list_row_with_a_value_in_an_unnamed_column(make_results: MakeResults, fmt: str) -> None:
+    path = make_results(fmt, [calibration("HC-1")])
+    _add_rows(path, "results", [["HC-1", "300", "300.1", "0.1", "g", "", "stray note"]])
+    column = "column 7" if fmt == "csv" else "column G"
+    assert problems(path) == [
+        f"{where(path, 'results')}, row 4: a value in {column}, which has no name in the first row"
+    ]
+
+
+def test_list_table_rows_are_not_held_in_memory(tmp_path: Path) -> None:
+    # 10,000 stray results rows (each with its own unknown ref) cost no more Python memory than
+    # 1,000: the rows wait in a temporary SQLite file (whose page cache, about 2 MB, is outside
+    # tracemalloc's view but fixed), and each comes back as its own Rejected.
+    def peak(n: int) -> int:
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        main = folder / "batch.csv"
+        main.write_text("ref,kind\nHC-1,inspection\n", encoding="utf-8")
+        with (folder / "batch.results.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["ref", "nominal", "measured", "uncertainty", "unit", "note"])
+            writer.writerows([f"X-{i}", "1", "1.0", "0.1", "g", "y" * 100] for i in range(n))
+        tracemalloc.start()
+        try:
+            stray = 0
+            for item in intake.iter_records(main):
+                assert isinstance(item, Rejected)
+                stray += item.ref is not None and item.ref.startswith("X-")
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert stray == n
+        return top
+
+    small, large = peak(1_000), peak(10_000)
+    assert large < 1.5 * small, (small, large)
+    assert large < 512 * 1024, large  # the 10,000 rows are 1.2 MB of CSV
