@@ -1153,6 +1153,185 @@ def recall(
                f"{len(result.standards)} standards due by {result.until}")  # fmt: skip
 
 
+# -- reports and the sector export (issue 10) ------------------------------------------------
+
+report_app = typer.Typer(
+    help="Reports for the authorities: annual report, activity report (form 5.BCHĐ).",
+    no_args_is_help=True,
+)
+export_app = typer.Typer(help="Data exports for the provincial and sector databases.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
+
+
+def _report_checkpoint(state: _State, ledger: Ledger, new: bool) -> None:
+    # A report names the checkpoint it counts; --checkpoint signs a fresh one first.
+    cp = ledger.latest_checkpoint()
+    if new or cp is None:
+        if cp is None and not new:
+            raise LedgerError(
+                "the ledger's log has no signed checkpoint yet",
+                hint="pass --checkpoint to sign one now, or run 'certissuer ledger checkpoint'",
+            )
+        settings = state.settings()
+        ledger.checkpoint(_token_key(state), lab_code=settings.lab_code, at=datetime.now(UTC))
+    elif cp.tree_size < ledger.log_size():
+        _err.print(
+            f"note: the newest checkpoint covers {cp.tree_size} of {ledger.log_size()} log "
+            "events; the report counts those (pass --checkpoint to sign a new one first)",
+            highlight=False,
+        )
+
+
+def _report_outputs(out: Path | None, xlsx: Path | None) -> None:
+    from certissuer.errors import InputError
+
+    if out is None and xlsx is None:
+        raise InputError("report", "nothing to write", hint="give --out FILE.pdf and/or --xlsx")
+
+
+def _signed_report(state: _State, settings: Settings, pdf: bytes, cp: Any, title: str,
+                   render: Callable[[str], bytes] | None = None) -> bytes:  # fmt: skip
+    from certissuer.issue import load_sealer
+    from certissuer.report import sign_report
+
+    sealer = load_sealer(settings, _passphrase(settings))
+    with sealer:
+        name = sealer.signer_name
+        unsigned = render(name) if render is not None else pdf
+        return sign_report(unsigned, sealer, cp, title=title, location=settings.lab_place,
+                           name_on_page=name)  # fmt: skip
+
+
+@report_app.command("annual")
+def report_annual(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option(help="The year reported.")],
+    until: Annotated[
+        str | None, typer.Option(help="End the period on this day (YYYY-MM-DD).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The signed PDF.")] = None,
+    xlsx: Annotated[Path | None, typer.Option(help="Every figure as an XLSX workbook.")] = None,
+    paper_total: Annotated[
+        int | None, typer.Option(help="Paper certificates in the archive (for the 2030 target).")
+    ] = None,
+    checkpoint: Annotated[
+        bool, typer.Option("--checkpoint", help="Sign a new ledger checkpoint first.")
+    ] = False,
+) -> None:
+    """The annual measurement report: tables, charts, digitisation progress, per lab."""
+    from datetime import date as _date
+
+    from certissuer.errors import InputError
+    from certissuer.report import annual_report, render_annual_pdf, write_annual_xlsx
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        _report_outputs(out, xlsx)
+        try:
+            end = _date.fromisoformat(until) if until else None
+        except ValueError:
+            raise InputError("--until", f"expected a date YYYY-MM-DD, got '{until}'") from None
+        settings = state.settings()
+        ledger = Ledger.open(settings.ledger_url)
+        _report_checkpoint(state, ledger, checkpoint)
+        data = annual_report(ledger.engine, year=year, until=end, paper_total=paper_total)
+        if xlsx is not None:
+            write_annual_xlsx(data, xlsx)
+            _out.print(f"wrote {xlsx}")
+        if out is not None:
+            signed = _signed_report(
+                state, settings, b"", data.checkpoint, f"Báo cáo đo lường năm {year}",
+                render=lambda name: render_annual_pdf(data, settings=settings, signer_name=name),
+            )  # fmt: skip
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(signed)
+            _out.print(f"wrote {out}")
+    cp = data.checkpoint
+    _out.print(f"{data.issued_total} certificates, {data.failed_total} failed verifications, "
+               f"{data.revoked_total} revoked, {data.amended_total} amended, "
+               f"{data.digitised_in_period} digitised")  # fmt: skip
+    _out.print(f"checkpoint {cp.tree_size} {cp.root_hash}")
+
+
+@report_app.command("activity")
+def report_activity(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option(help="The year reported.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The signed PDF.")] = None,
+    xlsx: Annotated[Path | None, typer.Option(help="The figures as an XLSX workbook.")] = None,
+    checkpoint: Annotated[
+        bool, typer.Option("--checkpoint", help="Sign a new ledger checkpoint first.")
+    ] = False,
+) -> None:
+    """The service provider's activity report (form 5.BCHĐ, Circular 24/2013/TT-BKHCN)."""
+    from certissuer.report import activity_report, render_activity_pdf, write_activity_xlsx
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        _report_outputs(out, xlsx)
+        settings = state.settings()
+        ledger = Ledger.open(settings.ledger_url)
+        _report_checkpoint(state, ledger, checkpoint)
+        data = activity_report(ledger.engine, year=year, lab_code=settings.lab_code,
+                               settings=settings)  # fmt: skip
+        if xlsx is not None:
+            write_activity_xlsx(data, xlsx)
+            _out.print(f"wrote {xlsx}")
+        if out is not None:
+            signed = _signed_report(
+                state, settings, b"", data.checkpoint, f"Báo cáo hoạt động năm {year}",
+                render=lambda name: render_activity_pdf(data, settings=settings, signer_name=name),
+            )  # fmt: skip
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(signed)
+            _out.print(f"wrote {out}")
+    _out.print(f"{data.verified_total} verified, {data.failed_total} failed, "
+               f"{data.calibrated_total} calibrated in {year}")  # fmt: skip
+
+
+@export_app.command("sector")
+def export_sector(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File (json, xlsx) or folder (csv).")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Records changed on or after this date (YYYY-MM-DD, UTC) or time."),
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="The cursor printed by the previous export.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or xlsx.")] = "json",
+) -> None:
+    """Certificates, instruments, standards and inspectors changed since a date or cursor."""
+    from certissuer.errors import InputError
+    from certissuer.issue import VIETNAM_TZ
+    from certissuer.sector import Cursor, SectorFormat, sector_export, write_sector_export
+
+    state: _State = ctx.obj
+    with _reported_errors(state):
+        try:
+            kind = SectorFormat(fmt)
+        except ValueError:
+            raise InputError("--format", f"expected csv, json or xlsx, got '{fmt}'") from None
+        start = None
+        if since:
+            try:
+                start = datetime.fromisoformat(since)
+            except ValueError:
+                raise InputError("--since", f"expected a date YYYY-MM-DD, got '{since}'") from None
+            start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        after = Cursor.parse(cursor) if cursor else None
+        ledger = Ledger.open(state.settings().ledger_url)
+        export = sector_export(ledger.engine, since=start, after=after,
+                               today=datetime.now(VIETNAM_TZ).date())  # fmt: skip
+        files = write_sector_export(export, kind, out)
+    counts = ", ".join(f"{n} {t}" for t, n in export.header()["counts"].items())
+    _out.print(f"wrote {', '.join(str(f) for f in files)}: {counts}")
+    _out.print(f"cursor {export.cursor.text}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of one certificate record."""
