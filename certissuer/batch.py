@@ -17,16 +17,19 @@ Workers on several machines may share one run on PostgreSQL: each claims a recor
 from __future__ import annotations
 
 import csv
+import itertools
+import json
 import logging
 import multiprocessing as mp
 import os
 import queue
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, overload
 
 from certissuer import intake
 from certissuer.config import Settings
@@ -37,6 +40,7 @@ __all__ = [
     "BatchReport",
     "Progress",
     "RejectedRow",
+    "RejectedRows",
     "count_rows",
     "digitise_items",
     "issue_items",
@@ -58,6 +62,78 @@ class RejectedRow:
     field: str
     reason: str
     hint: str = ""
+
+
+class RejectedRows(Sequence[RejectedRow]):
+    """The rejected rows of a run, in the order they came: the first `keep` in memory, the rest
+    in a temporary file (JSON, one row a line), so a run whose every row is bad still holds no
+    more than `keep` of them.
+
+    It reads as a sequence (`len`, iteration, indexing, slicing); appending while iterating over
+    it is not supported.
+    """
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._keep = keep
+        self._head: list[RejectedRow] = []
+        self._spill: IO[str] | None = None
+        self._count = 0
+
+    def append(self, row: RejectedRow) -> None:
+        """Add `row` at the end."""
+        self._count += 1
+        if len(self._head) < self._keep:
+            self._head.append(row)
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._spill.seek(0, os.SEEK_END)
+        fields = [row.source, row.row, row.field, row.reason, row.hint]
+        self._spill.write(json.dumps(fields, ensure_ascii=False) + "\n")
+
+    def extend(self, rows: Iterable[RejectedRow]) -> None:
+        """Add each of `rows` at the end."""
+        for row in rows:
+            self.append(row)
+
+    def close(self) -> None:
+        """Delete the temporary file (the rows in it are lost)."""
+        if self._spill is not None:
+            self._spill.close()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[RejectedRow]:
+        yield from self._head
+        if self._spill is not None:
+            self._spill.flush()
+            self._spill.seek(0)
+            for line in self._spill:
+                source, row, fld, reason, hint = json.loads(line)
+                yield RejectedRow(source, row, fld, reason, hint)
+
+    @overload
+    def __getitem__(self, index: int) -> RejectedRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RejectedRow]: ...
+    def __getitem__(self, index: int | slice) -> RejectedRow | list[RejectedRow]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._count)
+            if step < 0:
+                return list(self)[index]
+            return list(itertools.islice(self, start, stop, step))
+        position = index + self._count if index < 0 else index
+        if not 0 <= position < self._count:
+            raise IndexError("rejected row index out of range")
+        if position < len(self._head):
+            return self._head[position]
+        return next(itertools.islice(self, position, None))
+
+    def __repr__(self) -> str:
+        return (
+            f"RejectedRows({self._head[:3]!r}{', ...' if self._count > 3 else ''}, n={self._count})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +164,10 @@ class BatchReport:
     """Rows another worker was issuing at that moment (counted by that worker)."""
     completed: int = 0
     """Certificates a crashed earlier run had left pending and this run completed."""
-    rejected: list[RejectedRow] = field(default_factory=list)
+    rejected: RejectedRows = field(default_factory=RejectedRows)
+    """One entry per error (a rejected row may have several), for the error report."""
+    rejected_rows: int = 0
+    """How many rows (not errors) were rejected."""
     dry_run: bool = False
     elapsed: float = 0.0
 
@@ -96,11 +175,6 @@ class BatchReport:
     def ok(self) -> bool:
         """True when no row was rejected."""
         return not self.rejected
-
-    @property
-    def rejected_rows(self) -> int:
-        """How many rows (not errors) were rejected."""
-        return len({(r.source, r.row) for r in self.rejected})
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -269,10 +343,12 @@ def run_batch(
             report.skipped += 1
         else:
             report.rejected.append(RejectedRow(source, row, fld, message, hint))
+            report.rejected_rows += 1
         progressed()
 
     def reject(item: intake.Rejected | ManifestRejected) -> None:
         report.rejected.extend(_rejections(item))
+        report.rejected_rows += 1
         progressed()
 
     if dry_run:
@@ -406,11 +482,15 @@ def _dry_run(
         record(("issued", item.source, item.row, "", "(dry run)", ""))
 
 
-def write_error_report(rejected: Sequence[RejectedRow], path: Path) -> None:
-    """Write the rejected rows to `path` (CSV, or XLSX by its suffix), atomically."""
+def write_error_report(rejected: Iterable[RejectedRow], path: Path) -> None:
+    """Write the rejected rows to `path` (CSV, or XLSX by its suffix), atomically.
+
+    The rows are written as they are read from `rejected` (openpyxl in write-only mode for
+    XLSX), never all held at once.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     header = ["file", "row", "field", "reason", "hint"]
-    rows = [[r.source, r.row, r.field, r.reason, r.hint] for r in rejected]
+    rows = ([r.source, r.row, r.field, r.reason, r.hint] for r in rejected)
     try:
         if path.suffix.lower() == ".xlsx":
             from openpyxl import Workbook

@@ -402,3 +402,48 @@ def test_cli_batch_reports_and_exit_code(keys: KeyPaths, tmp_path: Path) -> None
     sheet = load_workbook(tmp_path / "e.xlsx").active
     assert sheet.max_row == 2 and sheet.cell(2, 2).value == 3
     assert "batch:" in result.stderr  # plain progress lines when not on a terminal
+
+
+def test_rejected_rows_past_the_kept_ones_wait_in_a_file(tmp_path: Path) -> None:
+    rows = batch.RejectedRows(keep=2)
+    made = [
+        batch.RejectedRow("b.json", i, "kind", f"lý do {i}", "hint" if i % 2 else "")
+        for i in range(1, 6)
+    ]
+    rows.extend(made)
+    assert len(rows) == 5
+    assert list(rows) == made
+    assert (rows[0], rows[3], rows[-1]) == (made[0], made[3], made[-1])
+    assert rows[1:4] == made[1:4] and rows[::-1] == made[::-1]
+    with pytest.raises(IndexError):
+        rows[5]
+    rows.append(made[0])  # appending after a read still goes at the end
+    assert list(rows) == [*made, made[0]]
+    batch.write_error_report(rows, tmp_path / "errors.csv")
+    with open(tmp_path / "errors.csv", encoding="utf-8-sig", newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == ["file", "row", "field", "reason", "hint"]
+    assert lines[1:] == [[r.source, str(r.row), r.field, r.reason, r.hint] for r in rows]
+    rows.close()
+
+
+def test_a_run_of_bad_rows_counts_rows_not_errors(keys: KeyPaths, tmp_path: Path) -> None:
+    # 1,500 rows that are no certificate objects, and one with many missing fields: every
+    # error is kept for the report (past the first 1,000, in a file), rows are counted once.
+    data = tmp_path / "bad.json"
+    data.write_text(json.dumps([*range(1500), {"ref": "x", "kind": "calibration"}]), "utf-8")
+    seen: list[batch.Progress] = []
+    run = batch.run_batch(
+        batch.issue_items([data]),
+        settings=_settings(keys, f"sqlite:///{tmp_path / 'l.db'}"),
+        passphrase=b"pw",
+        out_dir=tmp_path / "out",
+        jobs=1,
+        on_progress=seen.append,
+        renderer=_workers.TinyRenderer(),
+    )
+    assert (run.issued, run.rejected_rows, seen[-1].rejected, len(seen)) == (0, 1501, 1501, 1501)
+    assert len(run.rejected) > 1501
+    assert [r.row for r in run.rejected][:1500] == list(range(1, 1501))
+    assert {r.row for r in run.rejected[1500:]} == {1501}
+    assert {r.field for r in run.rejected[1500:]} >= {"calibrated", "results"}
