@@ -1,12 +1,21 @@
 """Benchmark batch issue: certificates per second for 1,000 and 10,000 rows with --jobs 1 and
---jobs 2, the speed-up, and peak memory at each size.
+--jobs 2, the speed-up, peak memory at each size, and the throughput of one process against the
+spine benchmark.
 
     CERTISSUER_P12_PASSPHRASE=demo python bench/bench_batch.py [--sizes 1000,10000] [--tiny]
+        [--real 200]
 
-Each measurement runs in a fresh process, so its peak memory (the largest RSS of the run's own
-process and of its workers) is its own. `--tiny` replaces the certificate template by a one-line
-PDF, to measure the batch machinery, signing and the ledger at sizes where real rendering would
-take long.
+Each measurement runs in a fresh process, so its peak memory is its own: the max RSS of the
+process that reads the input and runs the batch (the parent; with --jobs 1 it also issues),
+and the max RSS of its largest worker process (--jobs 2). The input is one JSON list, written
+as a stream. `--tiny` replaces the certificate template by a one-line PDF, to measure the batch
+machinery, signing and the ledger at sizes where real rendering would take long.
+
+`--real N` (default 200; 0 skips it) then issues N rows with the real templates and --jobs 1,
+and right after it runs bench/bench_issue.py's single-process certissuer figure (the spine
+benchmark: one process issuing N certificates after a warm-up) for the ratio. The batch rate is
+given two ways: over the whole run (start-up included) and steady (from the first certificate
+issued to the last, as the spine benchmark measures).
 """
 
 from __future__ import annotations
@@ -17,7 +26,10 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = json.loads((ROOT / "samples" / "calibration.json").read_text(encoding="utf-8"))
@@ -33,7 +45,12 @@ def _write_input(path: Path, n: int) -> None:
         fh.write("]")
 
 
+def _max_rss_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
 def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
+    """Issue `n` rows with `jobs` workers in this (fresh) process; rates and peak memory."""
     sys.path.insert(0, str(ROOT))
     from bench_issue import _settings
 
@@ -44,6 +61,14 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
         from tests._workers import TinyRenderer
 
         renderer = TinyRenderer()
+    done: list[float] = []  # monotonic time of the first and the latest certificate
+
+    def progress(p: Any) -> None:
+        now = time.monotonic()
+        if not done:
+            done.append(now)
+        done[1:] = [now]
+
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.json"
         _write_input(data, n)
@@ -54,53 +79,98 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
             passphrase=b"demo",
             out_dir=Path(tmp) / "out",
             jobs=jobs,
+            on_progress=progress,
             renderer=renderer,
         )
         assert report.issued == n, report
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rate": n / report.elapsed, "peak_mib": max(own, kids), "own_mib": own}
+    steady = (n - 1) / (done[-1] - done[0]) if len(done) == 2 and done[1] > done[0] else 0.0
+    return {
+        "rate": n / report.elapsed,
+        "steady": steady,
+        "parent_mib": _max_rss_mib(resource.RUSAGE_SELF),
+        # ru_maxrss of RUSAGE_CHILDREN is that of the largest child waited for: a worker
+        "worker_mib": _max_rss_mib(resource.RUSAGE_CHILDREN),
+    }
+
+
+def spine(n: int) -> dict[str, float]:
+    """bench/bench_issue.py's single-process certissuer figure, for `n` certificates."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_issue import bench_certissuer
+
+    return {"rate": bench_certissuer(n, 1)}
+
+
+def _run(*args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--tiny", action="store_true", help="one-line PDFs instead of templates")
+    parser.add_argument(
+        "--real", type=int, default=200, help="rows for the real-template run (0: none)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--spine", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.jobs, args.tiny)))
         return
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.spine:
+        print(json.dumps(spine(args.spine)))
+        return
+    mode = "tiny one-line PDFs" if args.tiny else "real templates"
+    print(f"batch benchmark, {mode}, RSA-2048, SQLite, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     results: dict[tuple[int, int], dict[str, float]] = {}
     for n in sizes:
         for jobs in (1, 2):
-            cmd = [sys.executable, __file__, "--one", str(n), "--jobs", str(jobs)]
-            out = subprocess.run(
-                cmd + (["--tiny"] if args.tiny else []),
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-            ).stdout
-            results[n, jobs] = json.loads(out.strip().splitlines()[-1])
-            r = results[n, jobs]
+            r = results[n, jobs] = _run(
+                "--one", str(n), "--jobs", str(jobs), *(["--tiny"] if args.tiny else [])
+            )
+            worker = f", largest worker {r['worker_mib']:.0f} MiB" if jobs > 1 else ""
             print(
-                f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s, "
-                f"peak memory {r['peak_mib']:.0f} MiB",
+                f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s; "
+                f"peak memory: parent {r['parent_mib']:.0f} MiB{worker}",
                 flush=True,
             )
         print(
             f"{n:6d} rows: speed-up --jobs 2 / --jobs 1 = "
-            f"{results[n, 2]['rate'] / results[n, 1]['rate']:.2f}x"
+            f"{results[n, 2]['rate'] / results[n, 1]['rate']:.2f}x",
+            flush=True,
         )
     if len(sizes) > 1:
         small, big = sizes[0], sizes[-1]
-        for jobs in (1, 2):
-            ratio = results[big, jobs]["peak_mib"] / results[small, jobs]["peak_mib"]
-            print(f"peak memory {big} / {small} rows, --jobs {jobs}: {ratio:.2f}x")
-    print("mode:", "tiny one-line PDFs" if args.tiny else "real templates")
+        for jobs, key, who in (
+            (1, "parent_mib", "the one process"),
+            (2, "parent_mib", "parent"),
+            (2, "worker_mib", "largest worker"),
+        ):
+            ratio = results[big, jobs][key] / results[small, jobs][key]
+            print(f"peak memory {big} / {small} rows, --jobs {jobs}, {who}: {ratio:.2f}x")
+    if args.real:
+        n = args.real
+        r = _run("--one", str(n), "--jobs", "1")
+        s = _run("--spine", str(n))
+        print(
+            f"real templates, {n} rows, --jobs 1: {r['rate']:.1f} certificates/s over the run, "
+            f"{r['steady']:.1f} steady; peak memory {r['parent_mib']:.0f} MiB",
+            flush=True,
+        )
+        print(
+            f"spine (bench_issue.py, 1 process, {n} certificates): {s['rate']:.1f} certificates/s"
+        )
+        print(
+            f"per-process throughput / spine: {r['rate'] / s['rate']:.0%} over the run, "
+            f"{r['steady'] / s['rate']:.0%} steady (target >= 80 %)"
+        )
 
 
 if __name__ == "__main__":
