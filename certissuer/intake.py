@@ -1,12 +1,13 @@
 """Read certificates from a JSON, CSV or XLSX results file, with errors a technician can act on.
 
 This is the only module that opens input files. The format follows the suffix: ``.json`` (one
-certificate object or a list of them), ``.csv`` (a main file plus sibling list tables such as
-``NAME.results.csv``) or ``.xlsx`` (sheets ``certificates``, ``results``, ``standards``,
-``ranges``, ``checks``); ``.xml`` is a PTB DCC 3.1.2 document (`certissuer.dcc` maps it back to
-the model, naming the line of each problem). ``docs/INPUT-FORMATS.md`` describes the formats.
-Every problem becomes
-an `InputError` that names the file (and sheet), the row as the user sees it, and the field:
+certificate object or a list of them, read one record at a time), ``.csv`` (a main file plus
+sibling list tables such as ``NAME.results.csv``) or ``.xlsx`` (sheets ``certificates``,
+``results``, ``standards``, ``ranges``, ``checks``); ``.xml`` is a PTB DCC 3.1.2 document
+(`certissuer.dcc` maps it back to the model, naming the line of each problem). The list tables
+are indexed by ``ref`` in a temporary SQLite file: memory does not grow with the number of
+rows. ``docs/INPUT-FORMATS.md`` describes the formats. Every problem becomes an `InputError`
+that names the file (and sheet), the row as the user sees it, and the field:
 
     batch.results.csv, row 5, field 'uncertainty': expected a number, got '0,05'
     hint: use a dot as the decimal separator
@@ -254,9 +255,11 @@ def _is_number(value: Any) -> bool:
 class _JsonText:
     """The text of a JSON file, decoded from UTF-8 one chunk at a time.
 
-    Only the part not yet parsed is held (at least one chunk, or the record being decoded), so a
-    list of 10,000 certificates takes no more memory than a list of 10. Positions in messages
-    are those of the whole file: the same line and column ``json.loads`` would name.
+    Only the part not yet parsed is held (a chunk, or the record being decoded), so a list of
+    10,000 certificates takes no more memory than a list of 10. A record that does not decode
+    may only be cut by the end of the chunk, so more is read and it is tried again: for a broken
+    record that means the rest of the file (at most `max_bytes`) before the error is raised.
+    Positions in messages are those of the whole file: the line and column ``json.loads`` names.
     """
 
     def __init__(self, f: IO[bytes], where: str, max_bytes: int) -> None:
