@@ -33,7 +33,7 @@ from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement
@@ -369,7 +369,10 @@ def _buckets(column: Any, edges: Sequence[Any]) -> list[ColumnElement[Any]]:
 def _json_text(conn: Connection, column: Any, *path: str | int) -> ColumnElement[Any]:
     """The text at `path` inside a JSON text column (SQLite json_extract / PostgreSQL jsonb)."""
     if conn.dialect.name == "postgresql":
-        return func.jsonb_extract_path_text(column.cast(JSONB), *[str(p) for p in path])
+        # a literal path, so that the same expression in SELECT and GROUP BY is one expression
+        # for PostgreSQL (bound parameters would differ); the path is ours, never user input
+        pg_path = "{" + ",".join(str(p) for p in path) + "}"
+        return column.cast(JSONB).op("#>>")(literal_column(f"'{pg_path}'"))
     json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
     return func.json_extract(column, json_path)
 
