@@ -79,9 +79,13 @@ BULK_FAILED = [
 OWNERS = [("O1", "doanh nghiệp", "Cao Lãnh"), ("O2", "chợ", "Sa Đéc"), ("O3", "", "Hồng Ngự")]
 # (owner, serial, valid_until): overdue on UNTIL when valid_until < UNTIL
 INSTRUMENTS = [
-    ("O1", "I1", date(2026, 1, 31)), ("O1", "I2", date(2027, 5, 1)), ("O2", "I3", date(2026, 11, 19)),
-    ("O2", "I4", date(2026, 11, 20)), ("O2", "I5", date(2025, 3, 3)), ("O3", "I6", date(2026, 2, 2)),
-]  # fmt: skip
+    ("O1", "I1", date(2026, 1, 31)),
+    ("O1", "I2", date(2027, 5, 1)),
+    ("O2", "I3", date(2026, 11, 19)),
+    ("O2", "I4", date(2026, 11, 20)),
+    ("O2", "I5", date(2025, 3, 3)),
+    ("O3", "I6", date(2026, 2, 2)),
+]
 STANDARDS = [("S1", date(2026, 10, 1)), ("S2", date(2027, 1, 15)), ("S3", date(2028, 1, 1))]
 
 
@@ -121,13 +125,27 @@ def _at(day: date, hour: int = 10) -> datetime:
 def _bulk_entry(n: int, lab: str, kind: str, day: date, name: str, data: dict[str, Any]) -> Any:
     series = {"verification": "KĐ", "calibration": "HC"}[kind] + lab
     return CertificateEntry(
-        number=f"{series}-{day.year}-{n:06d}", lab_code=lab, series=series, year=day.year,
-        seq=n, kind=kind, ref=f"bulk-{n}", instrument_name=name, instrument_model="M",
-        instrument_serial=f"SN{n}", customer_name="Khách hàng", work_date=day, issue_date=day,
-        valid_until=day + timedelta(days=365), issued_at=_at(day) - ICT, data_digest="0" * 64,
-        data_json=json.dumps(data, ensure_ascii=False), token="t",
-        pdf_sha256=hashlib.sha256(f"bulk{n}".encode()).hexdigest(), pdf_path=None,
-    )  # fmt: skip
+        number=f"{series}-{day.year}-{n:06d}",
+        lab_code=lab,
+        series=series,
+        year=day.year,
+        seq=n,
+        kind=kind,
+        ref=f"bulk-{n}",
+        instrument_name=name,
+        instrument_model="M",
+        instrument_serial=f"SN{n}",
+        customer_name="Khách hàng",
+        work_date=day,
+        issue_date=day,
+        valid_until=day + timedelta(days=365),
+        issued_at=_at(day) - ICT,
+        data_digest="0" * 64,
+        data_json=json.dumps(data, ensure_ascii=False),
+        token="t",
+        pdf_sha256=hashlib.sha256(f"bulk{n}".encode()).hexdigest(),
+        pdf_path=None,
+    )
 
 
 def append_bulk(ledger: Ledger, entries: list[CertificateEntry]) -> None:
@@ -153,14 +171,25 @@ def append_bulk(ledger: Ledger, entries: list[CertificateEntry]) -> None:
 def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> World:
     """Generate the ledger and register with known contents (see the module docstring)."""
     settings = Settings(
-        lab_code="T01", lab_name_vi="Trung tâm Kỹ thuật Đồng Tháp",
-        lab_name_en="Dong Thap Technical Centre", lab_place="Đồng Tháp",
-        signing_pkcs12=pki.signer_p12, signing_trust_roots=(pki.ca_cert,),
-        token_key=pki.token_key, token_url_base="https://verify.test.invalid", ledger_url=url,
-    )  # fmt: skip
+        lab_code="T01",
+        lab_name_vi="Trung tâm Kỹ thuật Đồng Tháp",
+        lab_name_en="Dong Thap Technical Centre",
+        lab_place="Đồng Tháp",
+        signing_pkcs12=pki.signer_p12,
+        signing_trust_roots=(pki.ca_cert,),
+        token_key=pki.token_key,
+        token_url_base="https://verify.test.invalid",
+        ledger_url=url,
+    )
     ledger = Ledger.open(url)
-    issuer = Issuer(settings, ledger=ledger, sealer=sealer, token_key=load_token_key(settings),
-                    out_dir=tmp / "out", renderer=renderer)  # fmt: skip
+    issuer = Issuer(
+        settings,
+        ledger=ledger,
+        sealer=sealer,
+        token_key=load_token_key(settings),
+        out_dir=tmp / "out",
+        renderer=renderer,
+    )
     register = Register(ledger.engine, lab_code="T01")
     register.seed_types()
     w = World(ledger, settings, issuer)
@@ -190,8 +219,12 @@ def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> Wo
     v2 = issuer.issue(parse_certificate({**ver, "ref": "V2"}), now=_at(date(2026, 4, 2)))
     count("verification", date(2026, 4, 2))
     w.passed["cot-do-xang-dau"] += 1
-    issuer.amend(v2.number, parse_certificate({**ver, "ref": "V2"}), reason="sai số hiệu",
-                 now=_at(date(2026, 7, 1)))  # fmt: skip
+    issuer.amend(
+        v2.number,
+        parse_certificate({**ver, "ref": "V2"}),
+        reason="sai số hiệu",
+        now=_at(date(2026, 7, 1)),
+    )
     count("verification", date(2026, 7, 1))
     w.passed["cot-do-xang-dau"] += 1
     w.amended += 1
@@ -205,10 +238,15 @@ def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> Wo
     w.labs["T01"]["failed"] += 1
     scan = _png(tmp / "scan1.png")
     paper = PaperCopy(
-        ref="paper:G-123", paper_number="G-123", paper_kind="verification",
-        instrument="Cân bàn / Platform scale", serial="P-1", owner="Chợ Cao Lãnh",
-        paper_issue_date=date(2019, 5, 1), scans=[scan],
-    )  # fmt: skip
+        ref="paper:G-123",
+        paper_number="G-123",
+        paper_kind="verification",
+        instrument="Cân bàn / Platform scale",
+        serial="P-1",
+        owner="Chợ Cao Lãnh",
+        paper_issue_date=date(2019, 5, 1),
+        scans=[scan],
+    )
     issuer.issue(paper, now=_at(date(2026, 9, 9)))
     w.digitised += 1
     w.labs["T01"]["digitised"] += 1
@@ -234,28 +272,51 @@ def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> Wo
     with ledger.session() as s:
         for i, (lab, type_code, month) in enumerate(BULK_FAILED):
             data = {"instrument": {"name": VER_NAMES[type_code]}}
-            s.add(FailedVerification(
-                lab_code=lab, ref=f"bf{i}", recorded_at=_at(date(YEAR, month, 3)),
-                instrument_serial=f"F{i}", data_digest="0" * 64, data_json=json.dumps(data),
-            ))  # fmt: skip
+            s.add(
+                FailedVerification(
+                    lab_code=lab,
+                    ref=f"bf{i}",
+                    recorded_at=_at(date(YEAR, month, 3)),
+                    instrument_serial=f"F{i}",
+                    data_digest="0" * 64,
+                    data_json=json.dumps(data),
+                )
+            )
             w.failed[type_code] += 1
             w.labs[lab]["failed"] += 1
         s.commit()
 
     # -- the register --------------------------------------------------------------------------
-    for code, kind, place in OWNERS:
+    for code, kind, _place in OWNERS:
         register.add("owner", {"code": code, "name": f"Chủ {code}", "kind": kind})
     for owner, serial, valid in INSTRUMENTS:
         place = next(p for c, _, p in OWNERS if c == owner)
-        register.add("instrument", {"owner_code": owner, "type_code": "can-ban", "serial": serial,
-                                    "place_of_use": place, "valid_until": valid.isoformat()})  # fmt: skip
+        register.add(
+            "instrument",
+            {
+                "owner_code": owner,
+                "type_code": "can-ban",
+                "serial": serial,
+                "place_of_use": place,
+                "valid_until": valid.isoformat(),
+            },
+        )
     for code, due in STANDARDS:
-        register.add("standard", {"code": code, "name": f"Chuẩn {code}", "certificate_number":
-                                  f"HC-{code}", "calibration_due": due.isoformat()})  # fmt: skip
+        register.add(
+            "standard",
+            {
+                "code": code,
+                "name": f"Chuẩn {code}",
+                "certificate_number": f"HC-{code}",
+                "calibration_due": due.isoformat(),
+            },
+        )
     issuer.checkpoint(now=_at(date(2026, 11, 20)))
     # an event after the checkpoint: not counted
-    append_bulk(ledger, [_bulk_entry(900, "T01", "verification", date(2026, 11, 1),
-                                     VER_NAMES["taximet"], {})])  # fmt: skip
+    append_bulk(
+        ledger,
+        [_bulk_entry(900, "T01", "verification", date(2026, 11, 1), VER_NAMES["taximet"], {})],
+    )
     return w
 
 
@@ -315,10 +376,12 @@ def test_every_xlsx_figure_equals_the_generated_counts(world: World, tmp_path: P
     assert [r["month"] for r in events if r["revoked"]] == [6]
     assert [(r["kind"], r["month"]) for r in events if r["amended"]] == [("verification", 7)]
 
-    groups = {(r["owner_kind"], r["place_of_use"]): r["instruments"]
-              for r in _sheet(out, "overdue_instruments")}  # fmt: skip
+    groups = {
+        (r["owner_kind"], r["place_of_use"]): r["instruments"]
+        for r in _sheet(out, "overdue_instruments")
+    }
     want: Counter[tuple[str, str]] = Counter()
-    for owner, _, valid in overdue:
+    for owner, _, _valid in overdue:
         _, kind, place = next(o for o in OWNERS if o[0] == owner)
         want[(kind or "(chưa phân loại / unclassified)", place)] += 1
     assert groups == dict(want)
@@ -377,16 +440,29 @@ def test_pdf_has_charts_vietnamese_text_signature_and_checkpoint(
 
     data = annual_report(world.ledger.engine, year=YEAR, until=UNTIL, paper_total=40)
     pdf = render_annual_pdf(data, settings=world.settings, signer_name=sealer.signer_name)
-    signed = sign_report(pdf, sealer, data.checkpoint, title="Báo cáo", location="Đồng Tháp",
-                         name_on_page=sealer.signer_name)  # fmt: skip
+    signed = sign_report(
+        pdf,
+        sealer,
+        data.checkpoint,
+        title="Báo cáo",
+        location="Đồng Tháp",
+        name_on_page=sealer.signer_name,
+    )
     out = tmp_path / "report.pdf"
     out.write_bytes(signed)
 
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
-                          text=True, check=True).stdout  # fmt: skip
-    for phrase in ("BÁO CÁO KẾT QUẢ HOẠT ĐỘNG ĐO LƯỜNG NĂM 2026", "ANNUAL MEASUREMENT REPORT 2026",
-                   "Kết quả kiểm định theo loại phương tiện đo", "Tiến độ số hóa",
-                   "Chuẩn đo lường đến hạn hiệu chuẩn", "Cột đo xăng dầu", "Trang 1/"):  # fmt: skip
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for phrase in (
+        "BÁO CÁO KẾT QUẢ HOẠT ĐỘNG ĐO LƯỜNG NĂM 2026",
+        "ANNUAL MEASUREMENT REPORT 2026",
+        "Kết quả kiểm định theo loại phương tiện đo",
+        "Tiến độ số hóa",
+        "Chuẩn đo lường đến hạn hiệu chuẩn",
+        "Cột đo xăng dầu",
+        "Trang 1/",
+    ):
         assert phrase in text, phrase
     cp = world.ledger.latest_checkpoint()
     assert cp is not None
@@ -418,8 +494,9 @@ def test_empty_year_says_so(world: World, tmp_path: Path) -> None:
     assert data.empty and data.issued_total == 0 and data.verification_results == ()
     pdf = tmp_path / "empty.pdf"
     pdf.write_bytes(render_annual_pdf(data, settings=world.settings, signer_name="A"))
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "sổ cấp không ghi nhận giấy chứng nhận" in " ".join(text.split())
     assert "Giấy chứng nhận đã cấp theo tháng" not in text  # no empty chart section
     # no chart colours on an empty year: green, red and orange are only drawn by charts
@@ -447,8 +524,11 @@ def test_activity_report_counts_and_marks_hand_fields(world: World, tmp_path: Pa
     assert (data.revoked, data.amended) == (1, 1)
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(render_activity_pdf(data, settings=world.settings, signer_name="B"))
-    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
-                                   check=True).stdout.split())  # fmt: skip
+    text = " ".join(
+        subprocess.run(
+            ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     assert "BÁO CÁO TÌNH HÌNH HOẠT ĐỘNG KIỂM ĐỊNH, HIỆU CHUẨN" in text
     assert "Mẫu 5.BCHĐ" in text
     assert text.count("điền tay") >= 3 and HAND.split(" / ")[0] in text
@@ -466,10 +546,18 @@ def test_report_without_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_chart_elements_cannot_reach_files_or_code(tmp_path: Path) -> None:
-    base = '<document><story><illustration width="100" height="100">{}</illustration></story></document>'
+    base = (
+        '<document><story><illustration width="100" height="100">{}</illustration>'
+        "</story></document>"
+    )
     allowed = [tmp_path]
-    ok = sanitize_rml(base.format('<barChart dx="0" dy="0" dwidth="90" dheight="90"><data>'
-                                  "<series>1 2</series></data></barChart>"), allowed_dirs=allowed)  # fmt: skip
+    ok = sanitize_rml(
+        base.format(
+            '<barChart dx="0" dy="0" dwidth="90" dheight="90"><data>'
+            "<series>1 2</series></data></barChart>"
+        ),
+        allowed_dirs=allowed,
+    )
     assert "barChart" in ok
     refused = [
         '<image file="/etc/passwd.png" x="0" y="0"/>',  # outside the allowed folders

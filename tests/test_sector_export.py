@@ -1,0 +1,248 @@
+"""The sector export (issue 10): schema-valid output in JSON, CSV and XLSX, and incremental
+exports whose cursor carries exactly the changes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from openpyxl import load_workbook
+
+from certissuer.errors import InputError
+from certissuer.model import parse_certificate
+from certissuer.registry import Register
+from certissuer.sector import (
+    COLUMNS,
+    RECORD_TYPES,
+    Cursor,
+    SectorFormat,
+    sector_export,
+    write_sector_export,
+)
+
+from .conftest import ROOT, SAMPLES, load_json
+from .test_report import World, build_world
+
+SCHEMA = json.loads((ROOT / "docs" / "sector-export.schema.json").read_text(encoding="utf-8"))
+TODAY = date(2026, 11, 30)
+
+
+@pytest.fixture
+def world(any_ledger_url: str, tmp_path: Path, pki: Any, sealer: Any, renderer: Any) -> World:
+    return build_world(any_ledger_url, tmp_path, pki, sealer, renderer)
+
+
+def _valid(document: dict[str, Any]) -> None:
+    errors = [e.message for e in jsonschema_rs.validator_for(SCHEMA).iter_errors(document)]
+    assert errors == []
+
+
+def _keys(export: Any) -> dict[str, set[Any]]:
+    return {
+        "certificates": {r["number"] for r in export.records["certificates"]},
+        "instruments": {(r["owner_code"], r["serial"]) for r in export.records["instruments"]},
+        "standards": {r["code"] for r in export.records["standards"]},
+        "inspectors": {r["name"] for r in export.records["inspectors"]},
+    }
+
+
+def test_export_then_changes_then_export_from_the_cursor_carries_exactly_the_changes(
+    world: World, tmp_path: Path
+) -> None:
+    engine = world.ledger.engine
+    first = sector_export(engine, since=None, after=None, today=TODAY)
+    out = tmp_path / "first.json"
+    write_sector_export(first, SectorFormat.JSON, out)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    _valid(document)
+    # everything is in the full export: every completed certificate, every register row
+    with world.ledger.session() as s:
+        from sqlmodel import col, func, select
+
+        from certissuer.ledger import CertificateEntry
+
+        completed = s.exec(
+            select(func.count())
+            .select_from(CertificateEntry)
+            .where(col(CertificateEntry.pdf_sha256).is_not(None))
+        ).one()
+    assert document["counts"]["certificates"] == completed
+    assert document["counts"]["standards"] == 3
+    assert len(first.records["instruments"]) >= 6
+    revoked = {r["number"]: r for r in first.records["certificates"]}[world.numbers[1]]
+    assert revoked["status"] == "revoked" and revoked["revocation_reason"].startswith("chuẩn")
+    superseded = {r["number"]: r for r in first.records["certificates"]}[world.numbers[2]]
+    assert superseded["status"] == "superseded" and superseded["superseded_by"]
+
+    # nothing changed: the next export from the cursor is empty
+    again = sector_export(engine, since=None, after=first.cursor, today=TODAY)
+    assert all(not again.records[t] for t in RECORD_TYPES)
+    assert again.cursor == first.cursor
+
+    # changes: a new certificate, a revocation of an old one, an instrument edited, an owner
+    # renamed (its instruments change), a standard re-calibrated, a new inspector
+    ver = load_json(SAMPLES / "verification.json")
+    new = world.issuer.issue(
+        parse_certificate({**ver, "ref": "V9"}), now=datetime(2026, 11, 25, 3, tzinfo=UTC)
+    )
+    world.ledger.revoke(world.numbers[0], reason="hư hỏng / damaged", at=datetime.now(UTC))
+    register = Register(engine, lab_code="T01")
+    register.add(
+        "instrument",
+        {
+            "owner_code": "O1",
+            "type_code": "can-ban",
+            "serial": "I2",
+            "place_of_use": "Cao Lãnh",
+            "model": "New model",
+        },
+    )
+    register.add("owner", {"code": "O3", "name": "Chủ mới O3", "kind": "hộ kinh doanh"})
+    register.add(
+        "standard",
+        {
+            "code": "S1",
+            "name": "Chuẩn S1",
+            "certificate_number": "HC-S1b",
+            "calibration_due": "2027-10-01",
+        },
+    )
+    register.add(
+        "person",
+        {
+            "name": "Phạm Minh Tuấn",
+            "verifier_card": "KĐV-0042",
+            "card_types": "cot-do-xang-dau",
+            "card_expiry": "2028-06-30",
+        },
+    )
+
+    second = sector_export(engine, since=None, after=first.cursor, today=TODAY)
+    keys = _keys(second)
+    assert keys["certificates"] == {new.number, world.numbers[0]}
+    assert keys["instruments"] == {("O1", "I2"), ("O3", "I6")}  # I6: its owner was renamed
+    assert keys["standards"] == {"S1"}
+    assert keys["inspectors"] == {"Phạm Minh Tuấn"}
+    records = {r["number"]: r for r in second.records["certificates"]}
+    assert records[world.numbers[0]]["status"] == "revoked"
+    assert records[new.number]["status"] == "valid"
+    instrument = {r["serial"]: r for r in second.records["instruments"]}
+    assert instrument["I2"]["model"] == "New model"
+    assert instrument["I6"]["owner_name"] == "Chủ mới O3"
+    assert second.cursor.log > first.cursor.log and second.cursor.register > first.cursor.register
+    out2 = tmp_path / "second.json"
+    write_sector_export(second, SectorFormat.JSON, out2)
+    _valid(json.loads(out2.read_text(encoding="utf-8")))
+
+    # the cursor round-trips as text, and a third export carries nothing
+    third = sector_export(engine, since=None, after=Cursor.parse(second.cursor.text), today=TODAY)
+    assert all(not third.records[t] for t in RECORD_TYPES)
+
+
+def test_since_a_date_and_every_format_follow_the_schema(world: World, tmp_path: Path) -> None:
+    engine = world.ledger.engine
+    full = sector_export(engine, since=None, after=None, today=TODAY)
+    since = datetime(2026, 10, 1, tzinfo=UTC)
+    recent = sector_export(engine, since=since, after=None, today=TODAY)
+    expected = {
+        r["number"]
+        for r in full.records["certificates"]
+        if datetime.fromisoformat(r["changed_at"]) >= since
+    }
+    assert {r["number"] for r in recent.records["certificates"]} == expected
+    assert 0 < len(expected) < len(full.records["certificates"])
+    # register rows were all written today (after `since`)
+    assert len(recent.records["standards"]) == 3
+
+    folder = tmp_path / "csv"
+    files = write_sector_export(full, SectorFormat.CSV, folder)
+    assert {f.name for f in files} == {f"{t}.csv" for t in RECORD_TYPES} | {"export.json"}
+    meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    assert meta["cursor"] == full.cursor.text and meta["version"] == "1.0"
+    for kind in RECORD_TYPES:
+        with open(folder / f"{kind}.csv", encoding="utf-8-sig", newline="") as fh:
+            header, *rows = list(csv.reader(fh))
+        assert tuple(header) == COLUMNS[kind]
+        assert len(rows) == len(full.records[kind])
+        # the same fields as the schema's record definition
+        definition = SCHEMA["$defs"][{"inspectors": "inspector"}.get(kind, kind[:-1])]
+        assert tuple(definition["properties"]) == COLUMNS[kind]
+
+    xlsx = tmp_path / "sector.xlsx"
+    write_sector_export(full, SectorFormat.XLSX, xlsx)
+    wb = load_workbook(xlsx, read_only=True)
+    assert wb.sheetnames == ["export", *RECORD_TYPES]
+    meta_rows = dict(wb["export"].iter_rows(min_row=2, values_only=True))
+    assert meta_rows["cursor"] == full.cursor.text
+    for kind in RECORD_TYPES:
+        rows = list(wb[kind].iter_rows(values_only=True))
+        assert rows[0] == COLUMNS[kind] and len(rows) - 1 == len(full.records[kind])
+    wb.close()
+
+
+def test_a_bad_cursor_is_refused() -> None:
+    with pytest.raises(InputError, match="expected a cursor"):
+        Cursor.parse("12:34")
+    assert Cursor.parse(" v1:12:34 ") == Cursor(12, 34)
+
+
+def test_cli_export_prints_a_cursor(world: World, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[lab]\ncode = "T01"\n[ledger]\nurl = "{world.settings.ledger_url}"\n', encoding="utf-8"
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "--config",
+            str(config),
+            "export",
+            "sector",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cursor = result.output.strip().splitlines()[-1].split()[-1]
+    again = runner.invoke(
+        app,
+        [
+            "--config",
+            str(config),
+            "export",
+            "sector",
+            "--cursor",
+            cursor,
+            "--out",
+            str(tmp_path / "t.json"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    counts = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))["counts"]
+    assert counts == dict.fromkeys(RECORD_TYPES, 0)
+    bad = runner.invoke(
+        app,
+        [
+            "--config",
+            str(config),
+            "export",
+            "sector",
+            "--cursor",
+            "x",
+            "--out",
+            str(tmp_path / "u.json"),
+        ],
+    )
+    assert bad.exit_code == 2 and "expected a cursor" in bad.output
