@@ -42,6 +42,7 @@ bench-all: bench
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --tiny
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_sign.py
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_dcc.py
+	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_report.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .coverage .mypy_cache

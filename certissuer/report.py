@@ -372,7 +372,10 @@ def _json_text(conn: Connection, column: Any, *path: str | int) -> ColumnElement
         # a literal path, so that the same expression in SELECT and GROUP BY is one expression
         # for PostgreSQL (bound parameters would differ); the path is ours, never user input
         pg_path = "{" + ",".join(str(p) for p in path) + "}"
-        return column.cast(JSONB).op("#>>")(literal_column(f"'{pg_path}'"))
+        expression: ColumnElement[Any] = column.cast(JSONB).op("#>>")(
+            literal_column(f"'{pg_path}'")
+        )
+        return expression
     json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
     return func.json_extract(column, json_path)
 
