@@ -77,6 +77,7 @@ __all__ = [
     "StampUse",
     "add_months",
     "change_tracking_sql",
+    "current_change",
     "load_instrument_types",
     "open_register",
     "parse_stamp",
@@ -256,25 +257,33 @@ CHANGE_TRACKED = ("registry_owner", "registry_instrument", "registry_standard", 
 
 
 def change_tracking_sql(dialect: str, table: str | None = None) -> list[str]:
-    """The SQL that creates the change-tracking triggers of `table` (or of the counter, when
-    `table` is None) on `dialect` (``sqlite`` or ``postgresql``).
+    """The SQL that creates the change-tracking triggers of `table` (or the counter's row and,
+    on PostgreSQL, its sequence, when `table` is None) on `dialect` (``sqlite`` or
+    ``postgresql``).
 
-    Every insert and update of a tracked row takes the next number from
-    `ChangeCounter` and stores it with the time in ``change_seq`` and ``changed_at``, whatever
-    code (or SQL) wrote the row. On PostgreSQL a statement-level trigger locks the counter
-    before the statement locks any row, so two writers cannot deadlock on it.
+    Every insert and update of a tracked row takes the next change number and stores it with
+    the time in ``change_seq`` and ``changed_at``, whatever code (or SQL) wrote the row.
+    SQLite serialises writers (``BEGIN IMMEDIATE``) and counts in `ChangeCounter.last`.
+    PostgreSQL takes the number from the sequence ``register_change_seq`` while a
+    statement-level trigger holds the counter row locked (``FOR UPDATE``, without updating it:
+    one row updated per written row would grow a version chain that makes bulk imports
+    quadratic) until commit, so numbers become visible in commit order, and the lock is taken
+    before the statement locks any row, so two writers cannot deadlock on it. See
+    `current_change`.
     """
     if table is None:
-        return ["INSERT INTO register_change_counter (id, last) VALUES (1, 0)"]
+        statements = ["INSERT INTO register_change_counter (id, last) VALUES (1, 0)"]
+        if dialect == "postgresql":
+            statements.append("CREATE SEQUENCE IF NOT EXISTS register_change_seq")
+        return statements
     if dialect == "postgresql":
         return [
             "CREATE OR REPLACE FUNCTION register_change_lock() RETURNS trigger AS $$ "
             "BEGIN PERFORM 1 FROM register_change_counter WHERE id = 1 FOR UPDATE; "
             "RETURN NULL; END $$ LANGUAGE plpgsql",
             "CREATE OR REPLACE FUNCTION register_change() RETURNS trigger AS $$ "
-            "BEGIN UPDATE register_change_counter SET last = last + 1 WHERE id = 1 "
-            "RETURNING last INTO NEW.change_seq; NEW.changed_at := now(); RETURN NEW; "
-            "END $$ LANGUAGE plpgsql",
+            "BEGIN NEW.change_seq := nextval('register_change_seq'); NEW.changed_at := now(); "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
             f"CREATE TRIGGER {table}_change_lock BEFORE INSERT OR UPDATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION register_change_lock()",
             f"CREATE TRIGGER {table}_change BEFORE INSERT OR UPDATE ON {table} "
@@ -291,6 +300,26 @@ def change_tracking_sql(dialect: str, table: str | None = None) -> list[str]:
         f"CREATE TRIGGER {table}_change_update AFTER UPDATE ON {table} "
         f"WHEN NEW.change_seq IS OLD.change_seq {body}",
     ]
+
+
+def current_change(conn: Any) -> int:
+    """The newest register change number that is committed, read on connection `conn`.
+
+    On PostgreSQL this first locks the counter row ``FOR SHARE``: it waits for a transaction
+    that is writing the register to commit and keeps new writers waiting until `conn`'s
+    transaction ends, so every change up to the number returned is visible to the statements
+    that follow (in READ COMMITTED) and none below it can appear later.
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT 1 FROM register_change_counter WHERE id = 1 FOR SHARE"))
+        row = conn.execute(
+            text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM register_change_seq")
+        ).first()
+    else:
+        row = conn.execute(text("SELECT last FROM register_change_counter WHERE id = 1")).first()
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def _listen_for_create(table: Any, name: str | None) -> None:

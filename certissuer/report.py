@@ -52,7 +52,6 @@ from certissuer.ledger import (
     utc,
 )
 from certissuer.registry import (
-    ChangeCounter,
     Instrument,
     InstrumentType,
     Lab,
@@ -60,6 +59,7 @@ from certissuer.registry import (
     Person,
     RegisteredStandard,
     _match_type,
+    current_change,
 )
 
 __all__ = [
@@ -381,6 +381,9 @@ def _json_text(conn: Connection, column: Any, *path: str | int) -> ColumnElement
 
 
 def _checkpoint(conn: Connection) -> ReportCheckpoint:
+    # first: on PostgreSQL it waits for a transaction writing the register and holds new
+    # ones back while the report reads (see `registry.current_change`)
+    change = current_change(conn)
     cp = conn.execute(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(1)).first()
     if cp is None:
         raise LedgerError(
@@ -389,10 +392,6 @@ def _checkpoint(conn: Connection) -> ReportCheckpoint:
             hint="run 'certissuer ledger checkpoint' (or pass --checkpoint)",
         )
     log_size = conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
-    change = (
-        conn.execute(select(col(ChangeCounter.last)).where(col(ChangeCounter.id) == 1)).scalar()
-        or 0
-    )
     return ReportCheckpoint(
         lab_code=cp.lab_code,
         tree_size=cp.tree_size,
@@ -416,11 +415,9 @@ def _logged_events(size: int) -> Any:
 
 
 def _read(engine: Engine) -> Any:
-    """A connection inside one read transaction (PostgreSQL: a repeatable-read snapshot)."""
-    conn = engine.connect()
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    return conn
+    """A connection for one read transaction. The certificate figures are bounded by the
+    checkpoint and the register's by `current_change`, so no snapshot isolation is needed."""
+    return engine.connect()
 
 
 def _types(conn: Connection) -> list[InstrumentType]:

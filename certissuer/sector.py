@@ -36,7 +36,7 @@ from sqlmodel import col
 
 from certissuer.errors import InputError, LedgerError
 from certissuer.ledger import CertificateEntry, EventKind, LedgerEvent, LogHead, LogLeaf, utc
-from certissuer.registry import ChangeCounter, Instrument, Owner, Person, RegisteredStandard
+from certissuer.registry import Instrument, Owner, Person, RegisteredStandard, current_change
 
 __all__ = [
     "COLUMNS",
@@ -181,37 +181,24 @@ def sector_export(
     after_reg = after.register if after else 0
     since_utc = utc(since) if since else None
     try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-            with conn.begin():
-                log_size = int(
-                    conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar()
-                    or 0
-                )
-                reg = int(
-                    conn.execute(
-                        select(col(ChangeCounter.last)).where(col(ChangeCounter.id) == 1)
-                    ).scalar()
-                    or 0
-                )
-                cursor = Cursor(log_size, reg)
-                records = {
-                    "certificates": list(
-                        _certificates(conn, after_log, log_size, since_utc, today)
-                    ),
-                    "instruments": list(_instruments(conn, after_reg, reg, since_utc)),
-                    "standards": list(
-                        _register_rows(
-                            conn, RegisteredStandard, "standards", after_reg, reg, since_utc
-                        )
-                    ),
-                    "inspectors": list(
-                        _register_rows(conn, Person, "inspectors", after_reg, reg, since_utc)
-                    ),
-                }
+        with engine.connect() as conn, conn.begin():
+            # the register's number first: on PostgreSQL it waits for a writing transaction
+            # and holds new ones back until this export ends (see `current_change`)
+            reg = current_change(conn)
+            log_size = int(
+                conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
+            )
+            cursor = Cursor(log_size, reg)
+            records = {
+                "certificates": list(_certificates(conn, after_log, log_size, since_utc, today)),
+                "instruments": list(_instruments(conn, after_reg, reg, since_utc)),
+                "standards": list(
+                    _register_rows(conn, RegisteredStandard, "standards", after_reg, reg, since_utc)
+                ),
+                "inspectors": list(
+                    _register_rows(conn, Person, "inspectors", after_reg, reg, since_utc)
+                ),
+            }
     except SQLAlchemyError as exc:
         raise LedgerError(f"the sector export could not read the ledger: {exc}") from exc
     return SectorExport(

@@ -1,7 +1,8 @@
 """Change numbers on the register, for the incremental sector export (issue 10).
 
 Owners, instruments, reference standards and personnel get ``change_seq`` and ``changed_at``,
-set by triggers from a one-row counter on every insert and update (whatever code writes the
+set by triggers on every insert and update (SQLite: a one-row counter; PostgreSQL: a sequence
+taken under a lock on that row) (whatever code writes the
 row). Existing rows are numbered once, in table order, so the first incremental export after
 the upgrade carries them. No row is removed or altered otherwise.
 
@@ -56,4 +57,5 @@ def downgrade() -> None:
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS register_change()")
         op.execute("DROP FUNCTION IF EXISTS register_change_lock()")
+        op.execute("DROP SEQUENCE IF EXISTS register_change_seq")
     op.drop_table("register_change_counter")
