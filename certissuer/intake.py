@@ -245,7 +245,8 @@ _JSON_SPACE: Final = re.compile(r"[ \t\n\r]*")
 # NOTE: Decimal for every non-integer number (and NaN/Infinity), so no float ever reaches a
 # measured value: 0.1 stays exactly 0.1.
 _DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
-_NUMBER_CHARS: Final = "0123456789+-.eE"
+_NUMBER_TAIL: Final = re.compile(r"[0-9+\-.eE]*")
+"""Characters that may go on a number."""
 
 
 def _is_number(value: Any) -> bool:
@@ -331,10 +332,15 @@ class _JsonText:
                 raise InputError(self.where, f"not valid JSON: {exc}") from exc
             # A number cut by the end of the chunk ("1." of "1.5") still decodes: make sure a
             # character that cannot be part of it follows.
-            if _is_number(value) and not self.text[end:].strip(_NUMBER_CHARS) and self.more():
+            if _is_number(value) and self._to_the_end(_NUMBER_TAIL, end) and self.more():
                 continue
             self.pos = end
             return value
+
+    def _to_the_end(self, pattern: re.Pattern[str], pos: int) -> bool:
+        """Whether `pattern` matches all of `text` from `pos`."""
+        match = pattern.match(self.text, pos)
+        return match is not None and match.end() == len(self.text)
 
     def error(self, message: str, pos: int) -> InputError:
         """The `InputError` for a syntax error at `pos` in `text`, located in the whole file."""
