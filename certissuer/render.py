@@ -55,6 +55,7 @@ from PIL import Image
 from qrcode import util as qrutil
 from qrcode.constants import ERROR_CORRECT_M
 from reportlab import rl_config
+from reportlab.graphics import shapes
 from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -1088,6 +1089,22 @@ def _quick_reportlab_reset() -> Iterator[None]:
         z3c.rml.flowable.Paragraph.klass = original_paragraph
 
 
+@contextmanager
+def _drawing_font(face: str) -> Iterator[None]:
+    """Make `face` reportlab's default font for drawings (charts) while a document renders.
+
+    A drawing starts its graphics state in ``shapes.STATE_DEFAULTS['fontName']``
+    (Helvetica), which the PDF would then declare without embedding it. Held under
+    `_RENDER_LOCK`; put back on exit.
+    """
+    saved = dict.__getitem__(shapes.STATE_DEFAULTS, "fontName")
+    shapes.STATE_DEFAULTS["fontName"] = face
+    try:
+        yield
+    finally:
+        shapes.STATE_DEFAULTS["fontName"] = saved
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     template: str
@@ -1189,36 +1206,53 @@ class Renderer:
         """
         prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
                                  settings=settings, accredited=accredited)  # fmt: skip
-        if not prepared.fonts:
+        return self._layout(prepared.root, self.template_dir / prepared.template, prepared.fonts)
+
+    def layout_rml(self, rml: str, *, source: Path) -> bytes:
+        """Lay out RML that a template of this renderer's family produced (a report, say).
+
+        `rml` passes the same allowlist as a certificate's (`sanitize_rml`, file references
+        confined to `allowed_dirs`) and is laid out with the same fonts, canvas and checks:
+        every font embedded, page x of y in one pass. `source` names the template in errors.
+        Raises `TemplateError`.
+        """
+        root = _sanitize_tree(rml, self.allowed_dirs)
+        fonts = tuple(
+            (el.get("faceName", ""), el.get("fileName", ""))
+            for el in root.iterfind("docinit/registerTTFont")
+        )
+        return self._layout(root, source, fonts)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _layout(self, root: Any, source: Path, fonts: Sequence[tuple[str, str]]) -> bytes:
+        """z3c.rml on the sanitised tree `root`, in one layout pass when forward references
+        guess right (`_Document`), else two."""
+        if not fonts:
             raise TemplateError(
-                f"{self.template_dir / prepared.template}: the template registers no TrueType "
-                "font in <docinit>",
+                f"{source}: the template registers no TrueType font in <docinit>",
                 hint="add <registerTTFont faceName=… fileName=…/>; fonts must be embedded",
             )
-        canvas_class = functools.partial(_CertificateCanvas, embedded_font=prepared.fonts[0][0])
+        face = fonts[0][0]
+        canvas_class = functools.partial(_CertificateCanvas, embedded_font=face)
         try:
-            with _RENDER_LOCK, _quick_reportlab_reset():
+            with _RENDER_LOCK, _quick_reportlab_reset(), _drawing_font(face):
                 for optimistic in (True, False):
                     output = io.BytesIO()
-                    document = _Document(
-                        prepared.root, canvas_class, self._cache, optimistic=optimistic
-                    )
-                    document.filename = prepared.template
+                    document = _Document(root, canvas_class, self._cache, optimistic=optimistic)
+                    document.filename = source.name
                     document.process(output)
                     if document.guessed_right():
                         break
                     _logger.debug("%s: forward references %s guessed wrong, laying out again",
-                                  prepared.template, document.guesses)  # fmt: skip
+                                  source, document.guesses)  # fmt: skip
         except CertissuerError:
             raise
         except Exception as exc:  # z3c.rml and reportlab raise anything from ValueError up
             raise TemplateError(
-                f"{self.template_dir / prepared.template}: the RML could not be laid out: "
-                f"{type(exc).__name__}: {exc}"
+                f"{source}: the RML could not be laid out: {type(exc).__name__}: {exc}"
             ) from exc
         return output.getvalue()
-
-    # -- internals ----------------------------------------------------------------------------
 
     def _prepare(
         self,

@@ -19,13 +19,11 @@ register at the change number the report also prints. This module only reads.
 from __future__ import annotations
 
 import functools
-import io
 import itertools
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -40,7 +38,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from certissuer.config import Settings
-from certissuer.errors import CertissuerError, InputError, LedgerError, TemplateError
+from certissuer.errors import InputError, LedgerError, TemplateError
 from certissuer.ledger import (
     CertificateEntry,
     Checkpoint,
@@ -824,28 +822,9 @@ def _environment(folder: Path) -> SandboxedEnvironment:
     return env
 
 
-@contextmanager
-def _chart_font(face: str) -> Iterator[None]:
-    """Make `face` reportlab's default font for chart drawings while a report renders.
-
-    A chart's drawing starts its graphics state in ``STATE_DEFAULTS['fontName']`` (Helvetica),
-    which the PDF would then declare without embedding it. Held under the render lock.
-    """
-    from reportlab.graphics import shapes
-
-    saved = dict.__getitem__(shapes.STATE_DEFAULTS, "fontName")
-    shapes.STATE_DEFAULTS["fontName"] = face
-    try:
-        yield
-    finally:
-        shapes.STATE_DEFAULTS["fontName"] = saved
-
-
 def _render(name: str, context: Mapping[str, Any], settings: Settings) -> bytes:
     """Render template `name` of the report folder to PDF through the certificate pipeline's
     sanitiser, fonts and canvas (render.py): allowlisted RML, embedded fonts, page x of y."""
-    from certissuer import render
-
     renderer, folder = _report_dir(settings)
     lab = {
         "name_vi": settings.lab_name_vi,
@@ -861,31 +840,8 @@ def _render(name: str, context: Mapping[str, Any], settings: Settings) -> bytes:
         raise TemplateError(f"{folder / name}: template not found") from exc
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{folder / name}: {exc}") from exc
-    root = render._sanitize_tree(rml, renderer.allowed_dirs)
-    fonts = [
-        (el.get("faceName", ""), el.get("fileName", ""))
-        for el in root.iterfind("docinit/registerTTFont")
-    ]
-    if not fonts:
-        raise TemplateError(f"{folder / name}: the template registers no TrueType font")
-    canvas_class = functools.partial(render._CertificateCanvas, embedded_font=fonts[0][0])
-    cache = render._Cache()
-    try:
-        with render._RENDER_LOCK, render._quick_reportlab_reset(), _chart_font(fonts[0][0]):
-            for optimistic in (True, False):
-                output = io.BytesIO()
-                document = render._Document(root, canvas_class, cache, optimistic=optimistic)
-                document.filename = name
-                document.process(output)
-                if document.guessed_right():
-                    break
-    except CertissuerError:
-        raise
-    except Exception as exc:  # z3c.rml and reportlab raise anything from ValueError up
-        raise TemplateError(
-            f"{folder / name}: the RML could not be laid out: {type(exc).__name__}: {exc}"
-        ) from exc
-    return output.getvalue()
+    rendered: bytes = renderer.layout_rml(rml, source=folder / name)
+    return rendered
 
 
 def _month_names(months: Sequence[int]) -> list[str]:
