@@ -24,8 +24,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from certissuer._files import write_atomic
 from certissuer.errors import SigningError, VerificationFailed
-from certissuer.issue import _write_atomic
 from certissuer.sign import APPROVAL_FIELD, Level, Sealer
 from certissuer.verify import Report, Verifier
 
@@ -82,7 +82,7 @@ def approve_pdf(
         raise SigningError("the approval rewrote the document instead of appending to it")
     target = out or path
     try:
-        _write_atomic(target, approved)
+        write_atomic(target, approved)
     except OSError as exc:
         raise SigningError(f"{target}: cannot write the approved file ({exc.strerror})") from None
     _logger.info("approved %s by %s -> %s", report.number, sealer.subject, target)

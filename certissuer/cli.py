@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from certissuer import intake
+from certissuer._files import write_atomic
 from certissuer.config import DEFAULT_CONFIG_NAME, Settings, load_settings, starter_config
 from certissuer.errors import CertissuerError, ConfigError, IssueRefused, LedgerError
 from certissuer.ledger import Ledger
@@ -833,7 +834,7 @@ def _write_bytes(data: bytes, out: Path | None) -> None:
         typer.echo(data, nl=False)
         return
     try:
-        out.write_bytes(data)
+        write_atomic(out, data)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the file ({exc.strerror})") from None
     _err.print(f"wrote {out}", highlight=False)
@@ -1245,8 +1246,7 @@ def report_annual(
                 state, settings, b"", data.checkpoint, f"Báo cáo đo lường năm {year}",
                 render=lambda name: render_annual_pdf(data, settings=settings, signer_name=name),
             )  # fmt: skip
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(signed)
+            write_atomic(out, signed)
             _out.print(f"wrote {out}")
     cp = data.checkpoint
     _out.print(f"{data.issued_total} certificates, {data.failed_total} failed verifications, "
@@ -1284,8 +1284,7 @@ def report_activity(
                 state, settings, b"", data.checkpoint, f"Báo cáo hoạt động năm {year}",
                 render=lambda name: render_activity_pdf(data, settings=settings, signer_name=name),
             )  # fmt: skip
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(signed)
+            write_atomic(out, signed)
             _out.print(f"wrote {out}")
     _out.print(f"{data.verified_total} verified, {data.failed_total} failed, "
                f"{data.calibrated_total} calibrated in {year}")  # fmt: skip

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from certissuer._files import replacing
 from certissuer.errors import ConfigError
 from certissuer.ledger import CertificateEntry, Status
 
@@ -64,9 +64,8 @@ def export_entries(
     rows: Iterable[tuple[CertificateEntry, Status]], fmt: ExportFormat, path: Path
 ) -> int:
     """Write `rows` to `path` in `fmt`; return how many were written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    try:
+    with replacing(path) as tmp:
         if fmt is ExportFormat.CSV:
             with open(tmp, "w", newline="", encoding="utf-8-sig") as fh:
                 writer = csv.DictWriter(fh, fieldnames=COLUMNS)
@@ -90,7 +89,4 @@ def export_entries(
             wb.save(tmp)
         else:  # pragma: no cover - StrEnum is closed
             raise ConfigError(f"unknown export format {fmt}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return count

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 from certissuer._appearance import SignatureSlot, signature_slots
+from certissuer._files import write_atomic
 from certissuer.config import Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
@@ -81,24 +81,6 @@ def pdf_filename(number: str) -> str:
     folded = unicodedata.normalize("NFKD", number.replace("Đ", "D").replace("đ", "d"))
     ascii_name = "".join(c for c in folded if c.isascii() and (c.isalnum() or c in "-_."))
     return f"{ascii_name}.pdf"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -378,8 +360,7 @@ class Issuer:
                 reserve=reserve,
             )
             sha = hashlib.sha256(signed).hexdigest()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, signed)
+            write_atomic(path, signed)
             written = True
             self.ledger.complete(
                 entry.number,

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from certissuer._files import write_atomic
 from certissuer.config import Settings
 from certissuer.errors import TemplateError
 from certissuer.registry import Recall, RecallItem, _write_table
@@ -106,10 +107,7 @@ def write_recall(
     lab_code = settings.lab_code if settings else ""
     if fmt is RecallFormat.PDF:
         data = recall_pdf(recall, settings or Settings())
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        write_atomic(out, data)
         return
     if fmt is RecallFormat.TABLE:
         raise ValueError("a table is printed, not written to a file")

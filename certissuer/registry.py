@@ -53,6 +53,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from certissuer._files import replacing
 from certissuer.errors import ConfigError, InputError, LedgerError, RegisterRefused
 from certissuer.model import CalibrationCertificate, VerificationCertificate
 
@@ -1621,9 +1622,7 @@ def _write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".xlsx"}:
         raise InputError(path, "expected a .csv or .xlsx file to write")
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with replacing(path) as tmp:
         if suffix == ".csv":
             with open(tmp, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh)
@@ -1638,9 +1637,6 @@ def _write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any
             for row in rows:
                 sheet.append(list(row))
             workbook.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def open_register(settings: Any) -> Register:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
+from certissuer._files import replacing
 from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError, TemplateError
 from certissuer.ledger import (
@@ -964,13 +964,8 @@ def _checkpoint_rows(cp: ReportCheckpoint) -> list[list[Any]]:
 
 
 def _save(workbook: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with replacing(path) as tmp:
         workbook.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_annual_xlsx(data: AnnualReport, path: Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
+from certissuer._files import replacing, write_atomic
 from certissuer.errors import InputError, LedgerError
 from certissuer.ledger import CertificateEntry, EventKind, LedgerEvent, LogHead, LogLeaf, utc
 from certissuer.registry import Instrument, Owner, Person, RegisteredStandard, current_change
@@ -331,7 +331,7 @@ def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> l
     written: list[Path] = []
     if fmt is SectorFormat.JSON:
         document = {**header, **{t: export.records[t] for t in RECORD_TYPES}}
-        _atomic(out, json.dumps(document, ensure_ascii=False, indent=1).encode())
+        write_atomic(out, json.dumps(document, ensure_ascii=False, indent=1).encode())
         return [out]
     if fmt is SectorFormat.XLSX:
         from openpyxl import Workbook
@@ -346,21 +346,16 @@ def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> l
             sheet.append(list(COLUMNS[kind]))
             for record in export.records[kind]:
                 sheet.append([_cell(record[c]) for c in COLUMNS[kind]])
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with replacing(out) as tmp:
             wb.save(tmp)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
         return [out]
     out.mkdir(parents=True, exist_ok=True)
     for kind in RECORD_TYPES:
         path = out / f"{kind}.csv"
-        _atomic(path, _csv(COLUMNS[kind], export.records[kind]))
+        write_atomic(path, _csv(COLUMNS[kind], export.records[kind]))
         written.append(path)
     meta_path = out / "export.json"
-    _atomic(meta_path, json.dumps(header, ensure_ascii=False, indent=1).encode())
+    write_atomic(meta_path, json.dumps(header, ensure_ascii=False, indent=1).encode())
     return [*written, meta_path]
 
 
@@ -373,13 +368,3 @@ def _csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> bytes:
     for record in records:
         writer.writerow([_cell(record[c]) for c in columns])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -116,7 +116,7 @@ def victim(profile: str, out: str, refs_json: str, point: str) -> None:
     elif point == "before_commit":
         ledger.complete = third(ledger.complete, before=True)  # type: ignore[method-assign]
     elif point == "mid_write":
-        real_write = issue_mod._write_atomic
+        real_write = issue_mod.write_atomic
 
         def half_write(path: Path, data: bytes) -> None:
             calls["n"] += 1
@@ -126,7 +126,7 @@ def victim(profile: str, out: str, refs_json: str, point: str) -> None:
                 die()
             real_write(path, data)
 
-        issue_mod._write_atomic = half_write  # type: ignore[assignment]
+        issue_mod.write_atomic = half_write  # type: ignore[assignment]
     for ref in json.loads(refs_json):
         issuer.issue(record(ref))
 
