@@ -9,7 +9,9 @@ Each measurement runs in a fresh process, so its peak memory is its own: the max
 process that reads the input and runs the batch (the parent; with --jobs 1 it also issues),
 and the max RSS of its largest worker process (--jobs 2). The input is one JSON list, written
 as a stream. `--tiny` replaces the certificate template by a one-line PDF, to measure the batch
-machinery, signing and the ledger at sizes where real rendering would take long.
+machinery, signing and the ledger at sizes where real rendering would take long. Each line
+also gives the CPU time per certificate (all the run's processes, start-up included) and the
+load average: the machine may be shared, and CPU time tells a busy machine from a slow program.
 
 `--real N` (default 200; 0 skips it) then issues N rows with the real templates and --jobs 1,
 and right after it runs bench/bench_issue.py's single-process certissuer figure (the spine
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -43,10 +46,6 @@ def _write_input(path: Path, n: int) -> None:
             SAMPLE["ref"] = f"bench-{i:06d}"
             fh.write(("," if i else "") + json.dumps(SAMPLE, ensure_ascii=False))
         fh.write("]")
-
-
-def _max_rss_mib(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
@@ -84,12 +83,21 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
         )
         assert report.issued == n, report
     steady = (n - 1) / (done[-1] - done[0]) if len(done) == 2 and done[1] > done[0] else 0.0
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     return {
         "rate": n / report.elapsed,
         "steady": steady,
-        "parent_mib": _max_rss_mib(resource.RUSAGE_SELF),
+        "parent_mib": own.ru_maxrss / 1024,
         # ru_maxrss of RUSAGE_CHILDREN is that of the largest child waited for: a worker
-        "worker_mib": _max_rss_mib(resource.RUSAGE_CHILDREN),
+        "worker_mib": kids.ru_maxrss / 1024,
+        # CPU time of every process of the run, start-up included: unlike the rate, it hardly
+        # depends on what else the machine is running
+        "cpu_ms": 1000 * cpu / n,
+        "load": os.getloadavg()[0],
     }
 
 
@@ -127,7 +135,11 @@ def main() -> None:
         print(json.dumps(spine(args.spine)))
         return
     mode = "tiny one-line PDFs" if args.tiny else "real templates"
-    print(f"batch benchmark, {mode}, RSA-2048, SQLite, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"batch benchmark, {mode}, RSA-2048, SQLite, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (1 min)",
+        flush=True,
+    )
     sizes = [int(s) for s in args.sizes.split(",") if s]
     results: dict[tuple[int, int], dict[str, float]] = {}
     for n in sizes:
@@ -137,13 +149,15 @@ def main() -> None:
             )
             worker = f", largest worker {r['worker_mib']:.0f} MiB" if jobs > 1 else ""
             print(
-                f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s; "
+                f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s "
+                f"({r['cpu_ms']:.1f} CPU ms each, load {r['load']:.1f}); "
                 f"peak memory: parent {r['parent_mib']:.0f} MiB{worker}",
                 flush=True,
             )
         print(
             f"{n:6d} rows: speed-up --jobs 2 / --jobs 1 = "
-            f"{results[n, 2]['rate'] / results[n, 1]['rate']:.2f}x",
+            f"{results[n, 2]['rate'] / results[n, 1]['rate']:.2f}x "
+            f"(CPU time per certificate: {results[n, 2]['cpu_ms'] / results[n, 1]['cpu_ms']:.2f}x)",
             flush=True,
         )
     if len(sizes) > 1:
