@@ -5,13 +5,14 @@ spine benchmark.
     CERTISSUER_P12_PASSPHRASE=demo python bench/bench_batch.py [--sizes 1000,10000] [--tiny]
         [--real 200]
 
-Each measurement runs in a fresh process, so its peak memory is its own: the max RSS of the
-process that reads the input and runs the batch (the parent; with --jobs 1 it also issues),
-and the max RSS of its largest worker process (--jobs 2). The input is one JSON list, written
-as a stream. `--tiny` replaces the certificate template by a one-line PDF, to measure the batch
-machinery, signing and the ledger at sizes where real rendering would take long. Each line
-also gives the CPU time per certificate (all the run's processes, start-up included) and the
-load average: the machine may be shared, and CPU time tells a busy machine from a slow program.
+Each measurement runs in a fresh process, so its peak memory is its own: the peak RSS (VmHWM)
+of the process that reads the input and runs the batch (the parent; with --jobs 1 it also
+issues), and that of its largest worker process (--jobs 2), polled every 0.5 s. The input is
+one JSON list, written as a stream. `--tiny` replaces the certificate template by a one-line
+PDF, to measure the batch machinery, signing and the ledger at sizes where real rendering would
+take long. Each line also gives the CPU time per certificate (all the run's processes, start-up
+included) and the load average: the machine may be shared, and CPU time tells a busy machine
+from a slow program.
 
 `--real N` (default 200; 0 skips it) then issues N rows with the real templates and --jobs 1,
 and right after it runs bench/bench_issue.py's single-process certissuer figure (the spine
@@ -29,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +48,47 @@ def _write_input(path: Path, n: int) -> None:
             SAMPLE["ref"] = f"bench-{i:06d}"
             fh.write(("," if i else "") + json.dumps(SAMPLE, ensure_ascii=False))
         fh.write("]")
+
+
+def _status(pid: int | str) -> dict[str, str]:
+    """The fields of /proc/PID/status (empty when the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
+
+
+def _hwm_mib(status: dict[str, str]) -> float:
+    return int(status.get("VmHWM", "0 kB").split()[0]) / 1024
+
+
+class _WorkerPeaks(threading.Thread):
+    """Polls the peak resident memory (VmHWM) of this process's worker processes.
+
+    Linux carries a parent's high-water mark into a child's ``ru_maxrss`` across fork and exec,
+    so a spawned worker's ``ru_maxrss`` is at least the parent's RSS when it was started;
+    VmHWM is the worker's own.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peaks: dict[str, float] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while not self.done.wait(0.5):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                status = _status(pid)
+                if status.get("PPid") != me:
+                    continue
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"spawn_main" in command:  # a worker, not multiprocessing's resource tracker
+                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), _hwm_mib(status))
 
 
 def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
@@ -68,6 +111,8 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
             done.append(now)
         done[1:] = [now]
 
+    peaks = _WorkerPeaks()
+    peaks.start()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.json"
         _write_input(data, n)
@@ -82,6 +127,8 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
             renderer=renderer,
         )
         assert report.issued == n, report
+    peaks.done.set()
+    peaks.join()
     steady = (n - 1) / (done[-1] - done[0]) if len(done) == 2 and done[1] > done[0] else 0.0
     own, kids = (
         resource.getrusage(resource.RUSAGE_SELF),
@@ -91,9 +138,9 @@ def one(n: int, jobs: int, tiny: bool) -> dict[str, float]:
     return {
         "rate": n / report.elapsed,
         "steady": steady,
-        "parent_mib": own.ru_maxrss / 1024,
-        # ru_maxrss of RUSAGE_CHILDREN is that of the largest child waited for: a worker
-        "worker_mib": kids.ru_maxrss / 1024,
+        "parent_mib": _hwm_mib(_status("self")),
+        "worker_mib": max(peaks.peaks.values(), default=0.0),
+        "workers": len(peaks.peaks),
         # CPU time of every process of the run, start-up included: unlike the rate, it hardly
         # depends on what else the machine is running
         "cpu_ms": 1000 * cpu / n,
@@ -147,7 +194,11 @@ def main() -> None:
             r = results[n, jobs] = _run(
                 "--one", str(n), "--jobs", str(jobs), *(["--tiny"] if args.tiny else [])
             )
-            worker = f", largest worker {r['worker_mib']:.0f} MiB" if jobs > 1 else ""
+            worker = (
+                f", largest of {r['workers']:.0f} workers {r['worker_mib']:.0f} MiB"
+                if jobs > 1
+                else ""
+            )
             print(
                 f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s "
                 f"({r['cpu_ms']:.1f} CPU ms each, load {r['load']:.1f}); "
