@@ -201,14 +201,15 @@ def main() -> None:
             )
             print(
                 f"{n:6d} rows, --jobs {jobs}: {r['rate']:6.1f} certificates/s "
-                f"({r['cpu_ms']:.1f} CPU ms each, load {r['load']:.1f}); "
+                f"({r['steady']:.1f} steady; {r['cpu_ms']:.1f} CPU ms each, load {r['load']:.1f}); "
                 f"peak memory: parent {r['parent_mib']:.0f} MiB{worker}",
                 flush=True,
             )
         print(
             f"{n:6d} rows: speed-up --jobs 2 / --jobs 1 = "
             f"{results[n, 2]['rate'] / results[n, 1]['rate']:.2f}x "
-            f"(CPU time per certificate: {results[n, 2]['cpu_ms'] / results[n, 1]['cpu_ms']:.2f}x)",
+            f"({results[n, 2]['steady'] / results[n, 1]['steady']:.2f}x steady; CPU time per "
+            f"certificate: {results[n, 2]['cpu_ms'] / results[n, 1]['cpu_ms']:.2f}x)",
             flush=True,
         )
     if len(sizes) > 1:
