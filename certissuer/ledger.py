@@ -305,7 +305,14 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock at once (no upgrade deadlocks); readers take none: in
+        # WAL mode they see the last commit and neither wait for nor delay a writer.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "certissuer_read_only"
+"""Execution option of the engine behind `Ledger.session(read_only=True)`."""
 
 
 class Ledger:
@@ -314,6 +321,7 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self._reader = engine.execution_options(**{_READ_ONLY: True})
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> "Ledger":
@@ -351,10 +359,16 @@ class Ledger:
         return migrations.upgrade(self.engine)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session whose errors come out as `LedgerError`."""
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session whose errors come out as `LedgerError`.
+
+        With `read_only`, the session must not write: on SQLite its transactions take no
+        lock, so lookups (verify, ``ledger list``, a batch's "already issued?") never queue
+        behind the writers that issue certificates.
+        """
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            engine = self._reader if read_only else self.engine
+            with Session(engine, expire_on_commit=False) as session:
                 yield session
         except OperationalError as exc:
             raise LedgerError(f"the ledger database failed: {exc.orig}") from exc
@@ -446,7 +460,8 @@ class Ledger:
         at: datetime,
         scans: Sequence[tuple[str, str, int]] = (),
     ) -> CertificateEntry:
-        """Record the signed PDF of pending entry `number` and log its ``issued`` event.
+        """Record the signed PDF of pending entry `number` and log its ``issued`` event; a
+        batch claim on its ref (`claim_ref`) ends in the same transaction.
 
         `scans` lists the original scan files of an electronic copy as
         ``(file name, SHA-256, pages)``; they are stored in the same transaction.
@@ -462,6 +477,13 @@ class Ledger:
             entry.signer = signer
             entry.claim, entry.claimed_at = "", None
             s.add(entry)
+            # A batch run's claim on the record ends with its certificate (one transaction
+            # fewer per certificate than releasing it afterwards).
+            s.execute(
+                delete(BatchClaim).where(
+                    col(BatchClaim.lab_code) == entry.lab_code, col(BatchClaim.ref) == entry.ref
+                )
+            )
             for position, (name, sha, pages) in enumerate(scans, 1):
                 s.add(
                     ScanFile(
@@ -527,19 +549,19 @@ class Ledger:
 
     def get(self, number: str) -> CertificateEntry | None:
         """The entry with `number`, or None."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return s.get(CertificateEntry, number)
 
     def by_pdf_sha256(self, sha256: str) -> CertificateEntry | None:
         """The entry whose signed PDF has this SHA-256 (hex), or None."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return s.exec(
                 select(CertificateEntry).where(CertificateEntry.pdf_sha256 == sha256.lower())
             ).first()
 
     def by_ref(self, lab_code: str, ref: str) -> CertificateEntry | None:
         """The entry issued for input reference `ref` by lab `lab_code`, or None."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return s.exec(
                 select(CertificateEntry).where(
                     CertificateEntry.lab_code == lab_code, CertificateEntry.ref == ref
@@ -548,7 +570,7 @@ class Ledger:
 
     def pending(self, lab_code: str | None = None) -> list[CertificateEntry]:
         """Entries reserved but not completed (a crash or a failure left them)."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             q = select(CertificateEntry).where(col(CertificateEntry.pdf_sha256).is_(None))
             if lab_code is not None:
                 q = q.where(CertificateEntry.lab_code == lab_code)
@@ -558,7 +580,7 @@ class Ledger:
         self, *, kind: str | None = None, limit: int = 100, offset: int = 0
     ) -> Sequence[CertificateEntry]:
         """Entries, newest first."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             q = select(CertificateEntry)
             if kind:
                 q = q.where(CertificateEntry.kind == kind)
@@ -570,12 +592,12 @@ class Ledger:
 
     def count(self) -> int:
         """How many entries the ledger holds (pending included)."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return int(s.exec(select(func.count()).select_from(CertificateEntry)).one())
 
     def events(self, number: str) -> list[LedgerEvent]:
         """The events of certificate `number`, oldest first."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return list(
                 s.exec(
                     select(LedgerEvent)
@@ -747,7 +769,7 @@ class Ledger:
 
     def scans(self, number: str) -> list[ScanFile]:
         """The original scan files recorded for electronic copy `number`, in page order."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return list(
                 s.exec(
                     select(ScanFile)
@@ -774,7 +796,7 @@ class Ledger:
     ) -> list[tuple[CertificateEntry, Status]]:
         """Entries matching every given filter (text filters match case-insensitively, in
         part), newest first, each with its status on `today`."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             q = select(CertificateEntry)
             if number:
                 q = q.where(col(CertificateEntry.number).ilike(f"%{number}%"))
@@ -803,13 +825,13 @@ class Ledger:
 
     def log_size(self) -> int:
         """How many leaves the log holds."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             head = s.get(LogHead, 1)
             return head.size if head else 0
 
     def leaf_hashes(self, size: int | None = None) -> list[bytes]:
         """The stored leaf hashes, in order (the first `size`)."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             q = select(LogLeaf.leaf_hash).order_by(col(LogLeaf.idx))
             if size is not None:
                 q = q.where(col(LogLeaf.idx) < size)
@@ -844,12 +866,12 @@ class Ledger:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return list(s.exec(select(Checkpoint).order_by(col(Checkpoint.id))))
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The newest checkpoint, or None."""
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             return s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())).first()
 
     def inclusion(self, number: str) -> dict[str, Any]:
@@ -859,7 +881,7 @@ class Ledger:
             raise LedgerError(
                 "the log has no checkpoint yet", hint="run 'certissuer ledger checkpoint'"
             )
-        with self.session() as s:
+        with self.session(read_only=True) as s:
             rows = list(
                 s.exec(
                     select(LogLeaf, LedgerEvent)

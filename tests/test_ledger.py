@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlmodel import select
 
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
+    BatchClaim,
     CertificateEntry,
     EventKind,
     Ledger,
@@ -126,6 +130,44 @@ def test_sqlite_runs_in_wal_with_full_sync(tmp_path) -> None:  # type: ignore[no
     with ledger.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_lookups_do_not_queue_behind_a_writer_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A verify or a batch's "already issued?" reads while another process holds the write
+    lock (issuing): in WAL mode a reader needs no lock. Taking it would wait the 30 s busy
+    timeout here."""
+    path = tmp_path / "l.db"
+    ledger = Ledger.open(f"sqlite:///{path}")
+    _issue(ledger, "a", "cd" * 32)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another workstation in the middle of an issue
+    found: list[object] = []
+
+    def look() -> None:
+        entry = ledger.by_ref("L1", "a")
+        found.extend([entry.number if entry else None, ledger.count(), ledger.log_size()])
+
+    reader = threading.Thread(target=look, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    try:
+        assert not reader.is_alive(), "the lookup waited for the writer's lock"
+        assert found == ["HC-2026-000001", 1, 1]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        reader.join()
+
+
+def test_completing_a_certificate_ends_its_batch_claim(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    assert ledger.claim_ref("L1", "a", "host:1")
+    assert ledger.claim_ref("L1", "b", "host:1")
+    _issue(ledger, "a", "cd" * 32)
+    with ledger.session() as s:
+        held = sorted(c.ref for c in s.exec(select(BatchClaim)))
+    assert held == ["b"]  # "a" is issued: its claim went with the same transaction
+    assert ledger.claim_ref("L1", "a", "host:2")  # free again (a rerun finds it issued)
 
 
 def test_unreachable_database_is_a_ledger_error_without_password() -> None:
