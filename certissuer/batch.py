@@ -266,8 +266,10 @@ class _Worker:
         if not ledger.claim_ref(lab, cert.ref, self.claimant):
             busy = f"ref '{cert.ref}' is being issued elsewhere"
             return ("skipped", source, row, "ref", busy, "")
+        completed = False  # Ledger.complete ends the claim of a certificate it records
         try:
             done = self.issuer.issue(cert)
+            completed = not done.reused
         except CertissuerError as exc:
             return (
                 "rejected",
@@ -278,7 +280,8 @@ class _Worker:
                 exc.hint or "",
             )
         finally:
-            ledger.release_ref(lab, cert.ref, self.claimant)
+            if not completed:
+                ledger.release_ref(lab, cert.ref, self.claimant)
         return ("already" if done.reused else "issued", source, row, "", done.number, "")
 
 
