@@ -723,8 +723,9 @@ class _ParagraphCache:
     A certificate's labels, headings and statements are the same text in the same style in
     every certificate, and the lab header is drawn on every page: parsing their markup and
     breaking them into lines took about a third of a render. A paragraph is looked up by its
-    text and style object (held, so its id is not reused); its line breaks by that key and
-    the widths. What `breakLines` changes on the paragraph is recorded and replayed.
+    text and style object, its line breaks by that key and the widths; each entry holds its
+    style, and a hit must be that very object (an id can be reused once a style is gone).
+    What `breakLines` changes on the paragraph is recorded and replayed.
     Paragraphs with per-page content (``pageNumber``, ``getName``, ``evalString``) are never
     cached. Bounded: cleared when full (a template that feeds each certificate's own data
     through many paragraphs only misses).
@@ -732,7 +733,7 @@ class _ParagraphCache:
 
     def __init__(self) -> None:
         self.parsed: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
-        self.broken: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+        self.broken: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any]]] = {}
 
     def remember(self, table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
         if len(table) >= _MAX_PARAGRAPHS:
@@ -778,13 +779,13 @@ class _CachedParagraph(z3c.rml.paraparser.Z3CParagraph):  # type: ignore[misc]  
         cache: _ParagraphCache = self._paragraphs
         full = (*key, tuple(width) if isinstance(width, list | tuple) else width)
         hit = cache.broken.get(full)
-        if hit is not None:
-            self.__dict__.update(hit[1])
-            return hit[0]
+        if hit is not None and hit[0] is self.style:  # the id in the key is that style's
+            self.__dict__.update(hit[2])
+            return hit[1]
         before = dict(self.__dict__)
         result = super().breakLines(width)
         changed = {k: v for k, v in self.__dict__.items() if k not in before or before[k] is not v}
-        cache.remember(cache.broken, full, (result, changed))
+        cache.remember(cache.broken, full, (self.style, result, changed))
         return result
 
 

@@ -140,3 +140,27 @@ def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     _render(rend, _load("calibration.json"), "HC-2026-000001")
     assert 0 < len(rend._cache.paragraphs.parsed) <= 8
     assert 0 < len(rend._cache.paragraphs.broken) <= 8
+
+
+def test_line_breaks_of_a_dead_style_never_serve_a_new_one_with_its_id() -> None:
+    """Cache keys hold a style's id; once that style is gone, a new style may get the same id:
+    its paragraphs must be broken anew, not handed the old style's lines."""
+    from types import SimpleNamespace
+
+    from reportlab.lib.styles import ParagraphStyle
+
+    cache = render._ParagraphCache()
+    manager = SimpleNamespace(cache=SimpleNamespace(paragraphs=cache))
+    small = ParagraphStyle("small", fontName="Helvetica", fontSize=7, leading=8)
+    large = ParagraphStyle("large", fontName="Helvetica", fontSize=14, leading=16)
+    text = "Số / No. đo lường chính xác"
+    first = render._CachedParagraph(text, small, manager=manager)
+    first.wrap(300, 100)
+    assert first.blPara.fontSize == 7
+    # as if `small` had been freed and `large` allocated at its address
+    for table in (cache.parsed, cache.broken):
+        for key in list(table):
+            table[(key[0], id(large), *key[2:])] = table.pop(key)
+    second = render._CachedParagraph(text, large, manager=manager)
+    second.wrap(300, 100)
+    assert second.blPara.fontSize == 14
