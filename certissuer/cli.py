@@ -1192,17 +1192,32 @@ def _report_outputs(out: Path | None, xlsx: Path | None) -> None:
         raise InputError("report", "nothing to write", hint="give --out FILE.pdf and/or --xlsx")
 
 
-def _signed_report(state: _State, settings: Settings, pdf: bytes, cp: Any, title: str,
-                   render: Callable[[str], bytes] | None = None) -> bytes:  # fmt: skip
+def _write_report(
+    state: _State,
+    settings: Settings,
+    checkpoint: Any,
+    *,
+    title: str,
+    out: Path | None,
+    xlsx: Path | None,
+    write_xlsx: Callable[[Path], None],
+    render: Callable[[str], bytes],
+) -> None:
+    # The workbook, then the PDF rendered with the signer's name and signed (PAdES) with the
+    # checkpoint it counts; each file is written whole or not at all.
     from certissuer.issue import load_sealer
     from certissuer.report import sign_report
 
-    sealer = load_sealer(settings, _passphrase(settings))
-    with sealer:
-        name = sealer.signer_name
-        unsigned = render(name) if render is not None else pdf
-        return sign_report(unsigned, sealer, cp, title=title, location=settings.lab_place,
-                           name_on_page=name)  # fmt: skip
+    if xlsx is not None:
+        write_xlsx(xlsx)
+        _out.print(f"wrote {xlsx}")
+    if out is not None:
+        with load_sealer(settings, _passphrase(settings)) as sealer:
+            name = sealer.signer_name
+            signed = sign_report(render(name), sealer, checkpoint, title=title,
+                                 location=settings.lab_place, name_on_page=name)  # fmt: skip
+        write_atomic(out, signed)
+        _out.print(f"wrote {out}")
 
 
 @report_app.command("annual")
@@ -1238,16 +1253,11 @@ def report_annual(
         ledger = Ledger.open(settings.ledger_url)
         _report_checkpoint(state, ledger, checkpoint)
         data = annual_report(ledger.engine, year=year, until=end, paper_total=paper_total)
-        if xlsx is not None:
-            write_annual_xlsx(data, xlsx)
-            _out.print(f"wrote {xlsx}")
-        if out is not None:
-            signed = _signed_report(
-                state, settings, b"", data.checkpoint, f"Báo cáo đo lường năm {year}",
-                render=lambda name: render_annual_pdf(data, settings=settings, signer_name=name),
-            )  # fmt: skip
-            write_atomic(out, signed)
-            _out.print(f"wrote {out}")
+        _write_report(
+            state, settings, data.checkpoint, title=f"Báo cáo đo lường năm {year}",
+            out=out, xlsx=xlsx, write_xlsx=lambda path: write_annual_xlsx(data, path),
+            render=lambda name: render_annual_pdf(data, settings=settings, signer_name=name),
+        )  # fmt: skip
     cp = data.checkpoint
     _out.print(f"{data.issued_total} certificates, {data.failed_total} failed verifications, "
                f"{data.revoked_total} revoked, {data.amended_total} amended, "
@@ -1276,16 +1286,11 @@ def report_activity(
         _report_checkpoint(state, ledger, checkpoint)
         data = activity_report(ledger.engine, year=year, lab_code=settings.lab_code,
                                settings=settings)  # fmt: skip
-        if xlsx is not None:
-            write_activity_xlsx(data, xlsx)
-            _out.print(f"wrote {xlsx}")
-        if out is not None:
-            signed = _signed_report(
-                state, settings, b"", data.checkpoint, f"Báo cáo hoạt động năm {year}",
-                render=lambda name: render_activity_pdf(data, settings=settings, signer_name=name),
-            )  # fmt: skip
-            write_atomic(out, signed)
-            _out.print(f"wrote {out}")
+        _write_report(
+            state, settings, data.checkpoint, title=f"Báo cáo hoạt động năm {year}",
+            out=out, xlsx=xlsx, write_xlsx=lambda path: write_activity_xlsx(data, path),
+            render=lambda name: render_activity_pdf(data, settings=settings, signer_name=name),
+        )  # fmt: skip
     _out.print(f"{data.verified_total} verified, {data.failed_total} failed, "
                f"{data.calibrated_total} calibrated in {year}")  # fmt: skip
 

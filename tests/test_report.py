@@ -572,3 +572,66 @@ def test_chart_elements_cannot_reach_files_or_code(tmp_path: Path) -> None:
     for snippet in refused:
         with pytest.raises(TemplateError):
             sanitize_rml(base.format(snippet), allowed_dirs=allowed)
+
+
+@pytest.mark.parametrize("any_ledger_url", ["sqlite"], indirect=True)
+def test_cli_writes_signed_reports_whole_and_refuses_bad_options(
+    world: World, tmp_path: Path, pki: Any
+) -> None:
+    from pyhanko.keys import load_cert_from_pemder
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    from .conftest import PASSPHRASE
+
+    config = tmp_path / "lab.toml"
+    config.write_text(
+        f'[lab]\ncode = "T01"\nplace = "Đồng Tháp"\n'
+        f'[signing]\npkcs12 = "{pki.signer_p12}"\ntrust_roots = ["{pki.ca_cert}"]\n'
+        f'[token]\nkey = "{pki.token_key}"\nurl_base = "https://verify.test.invalid"\n'
+        f'[ledger]\nurl = "{world.settings.ledger_url}"\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    out = tmp_path / "reports"
+    ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(pki.ca_cert))])
+    for command, extra in (("annual", ["--until", "2026-11-20"]), ("activity", [])):
+        pdf, xlsx = out / f"{command}.pdf", out / f"{command}.xlsx"
+        result = runner.invoke(
+            app,
+            ["--config", str(config), "report", command, "--year", str(YEAR), *extra,
+             "--checkpoint", "--out", str(pdf), "--xlsx", str(xlsx)],
+            env=env,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        printed = "".join(result.output.split())  # the console wraps long paths
+        assert f"wrote{pdf}" in printed and f"wrote{xlsx}" in printed
+        (sig,) = PdfFileReader(io.BytesIO(pdf.read_bytes())).embedded_signatures
+        assert validate_pdf_signature(sig, ctx).bottom_line
+        assert load_workbook(xlsx, read_only=True).sheetnames
+    assert sorted(p.name for p in out.iterdir()) == [
+        "activity.pdf",
+        "activity.xlsx",
+        "annual.pdf",
+        "annual.xlsx",
+    ]  # fmt: skip  (no temporary file left beside them)
+    assert PASSPHRASE.decode() not in result.output
+
+    bad = runner.invoke(
+        app,
+        ["--config", str(config), "report", "annual", "--year", "2026", "--until", "20/11/2026",
+         "--out", str(out / "x.pdf")],
+        env=env,
+    )  # fmt: skip
+    assert bad.exit_code == 2
+    assert "expectedadateYYYY-MM-DD,got'20/11/2026'" in "".join(bad.output.split())
+    nothing = runner.invoke(
+        app, ["--config", str(config), "report", "activity", "--year", "2026"], env=env
+    )
+    assert nothing.exit_code == 2 and "nothing to write" in nothing.output
+    assert not (out / "x.pdf").exists()
