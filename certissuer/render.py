@@ -631,8 +631,8 @@ class _Cache:
         self._coverage: dict[tuple[str, ...], frozenset[int]] = {}
         self.stylesheets: dict[bytes, tuple[dict[str, Any], ...]] = {}
         """Processed ``<stylesheet>`` elements, see `_CachedStylesheet`."""
-        self.paragraphs = _ParagraphCache()
-        """Parsed and line-broken paragraphs, see `_CachedParagraph`."""
+        self.paragraphs: _ParagraphCache | None = _ParagraphCache()
+        """Parsed and line-broken paragraphs, see `_CachedParagraph` (None: parse each anew)."""
         self._lock = threading.Lock()
 
     def get(self, face_name: str, path: str) -> Any:
@@ -714,7 +714,8 @@ class _CachedStylesheet(z3c.rml.stylesheet.Stylesheet):  # type: ignore[misc]  #
         manager.colors.update(colors)
 
 
-_MAX_PARAGRAPHS = 4096
+_MAX_PARAGRAPHS = 2048
+_MAX_SEEN = 16384
 
 
 class _ParagraphCache:
@@ -727,15 +728,41 @@ class _ParagraphCache:
     style, and a hit must be that very object (an id can be reused once a style is gone).
     What `breakLines` changes on the paragraph is recorded and replayed.
     Paragraphs with per-page content (``pageNumber``, ``getName``, ``evalString``) are never
-    cached. Bounded: cleared when full (a template that feeds each certificate's own data
-    through many paragraphs only misses).
+    cached. Only texts that come back in a later document are kept, and the tables are
+    cleared when full: a batch of 10,000 customers' names does not grow the cache.
     """
 
     def __init__(self) -> None:
         self.parsed: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
         self.broken: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any]]] = {}
+        self._seen: dict[tuple[Any, ...], int] = {}
+        """Keys met so far, with the document they were first met in."""
+        self._document = 0
+        self._this_document: dict[tuple[bool, tuple[Any, ...]], Any] = {}
+        """Entries of texts met only in the current document (a table lays a cell out twice)."""
+
+    def next_document(self) -> None:
+        """A new document starts (`_Document`)."""
+        self._document += 1
+        self._this_document.clear()
+
+    def lookup(self, table: dict[tuple[Any, ...], Any], key: tuple[Any, ...]) -> Any:
+        """The entry of `key` in `table` (`parsed` or `broken`), or None."""
+        hit = table.get(key)
+        return hit if hit is not None else self._this_document.get((table is self.parsed, key))
 
     def remember(self, table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
+        """Keep `value` under `key` once the key comes back in a later document: a text of one
+        certificate only (its number, a customer's name, the QR address) is kept for its own
+        document only."""
+        first = self._seen.get(key)
+        if first is None or first == self._document:
+            if first is None:
+                if len(self._seen) >= _MAX_SEEN:
+                    self._seen.clear()
+                self._seen[key] = self._document
+            self._this_document[(table is self.parsed, key)] = value
+            return
         if len(table) >= _MAX_PARAGRAPHS:
             table.clear()
         table[key] = value
@@ -760,7 +787,7 @@ class _CachedParagraph(z3c.rml.paraparser.Z3CParagraph):  # type: ignore[misc]  
             super().__init__(text, style, bulletText, frags, caseSensitive, encoding, manager)
             return
         key = (text, id(style), bulletText, caseSensitive, encoding)
-        hit = cache.parsed.get(key)
+        hit = cache.lookup(cache.parsed, key)
         if hit is not None and hit[0] is style:
             self.__dict__.update(hit[1])
         else:
@@ -778,7 +805,7 @@ class _CachedParagraph(z3c.rml.paraparser.Z3CParagraph):  # type: ignore[misc]  
             return super().breakLines(width)
         cache: _ParagraphCache = self._paragraphs
         full = (*key, tuple(width) if isinstance(width, list | tuple) else width)
-        hit = cache.broken.get(full)
+        hit = cache.lookup(cache.broken, full)
         if hit is not None and hit[0] is self.style:  # the id in the key is that style's
             self.__dict__.update(hit[2])
             return hit[1]
@@ -832,6 +859,8 @@ class _Document(z3c.rml.document.Document):  # type: ignore[misc]  # untyped bas
     def __init__(self, element: Any, canvas_class: Any, cache: _Cache, *, optimistic: bool) -> None:
         super().__init__(element, canvasClass=canvas_class)
         self.cache = cache
+        if cache.paragraphs is not None:
+            cache.paragraphs.next_document()
         self.optimistic = optimistic
         self.guesses: dict[str, str] = {}
 
