@@ -109,7 +109,12 @@ def open_token_signer(
         raise SigningError(f"{module}: cannot load the PKCS#11 module ({exc})") from None
     del pin
     try:
-        signer = PKCS11Signer(
+        from certissuer.sign import _CertIdOnce
+
+        class _TokenSigner(_CertIdOnce, PKCS11Signer):
+            """pyHanko's PKCS#11 signer; the signing-certificate attribute is encoded once."""
+
+        signer = _TokenSigner(
             session,
             cert_label=cert_label or key_label,
             key_label=key_label,

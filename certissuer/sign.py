@@ -246,26 +246,33 @@ class _EncodedCertId(CMSAttributeProvider):
         return asn1_tsp.SigningCertificateV2.load(self._der)
 
 
-class _KeptKeySigner(SimpleSigner):
-    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call,
-    and encodes its certificate's signed attribute once (`_EncodedCertId`)."""
+class _CertIdOnce:
+    """Mixin for pyHanko signers: their signed attributes carry `_EncodedCertId`."""
 
-    def __init__(self, private: _PrivateKey, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._private = private
-        self.cert_id = _EncodedCertId(self.signing_cert)
+    _cert_id: _EncodedCertId | None = None
+    signing_cert: asn1_x509.Certificate
 
     def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterable[Any]:
         # NOTE: pyHanko's internal hook (pdf_cms.Signer); if it is renamed, the stock
         # providers run and only the speed-up is lost (tests/test_sign.py notices).
-        for provider in super()._signed_attr_providers(*args, **kwargs):
-            if (
-                isinstance(provider, SigningCertificateV2Provider)
-                and provider.signing_cert is self.signing_cert
-            ):
-                yield self.cert_id
+        cert = self.signing_cert  # a token signer reads it from the token on first use
+        if self._cert_id is None or self._cert_id.signing_cert is not cert:
+            self._cert_id = _EncodedCertId(cert)
+        stock = super()._signed_attr_providers(*args, **kwargs)  # type: ignore[misc]  # the signer's
+        for provider in stock:
+            if isinstance(provider, SigningCertificateV2Provider) and provider.signing_cert is cert:
+                yield self._cert_id
             else:
                 yield provider
+
+
+class _KeptKeySigner(_CertIdOnce, SimpleSigner):
+    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call,
+    and encodes its certificate's signed attribute once (`_CertIdOnce`)."""
+
+    def __init__(self, private: _PrivateKey, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._private = private
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)

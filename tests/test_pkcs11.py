@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,30 @@ def test_select_the_key_by_id(token: Token) -> None:
         token.module, token_label=token.label, pin=PIN, key_id=b"\x01"
     ) as sealer:
         assert sealer.sign(_pdf()).count(b"/ByteRange") == 1
+
+
+def test_token_signer_encodes_the_certificate_attribute_once(
+    token: Token, pki: KeyPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyhanko.sign.attributes
+    from pyhanko.keys import load_cert_from_pemder
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    from .test_sign import _pdf
+
+    def rebuilt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("signing-certificate-v2 rebuilt for a signature")
+
+    monkeypatch.setattr(pyhanko.sign.attributes, "as_signing_certificate_v2", rebuilt)
+    ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(pki.ca_cert))])
+    with Sealer.from_pkcs11(
+        token.module, token_label=token.label, pin=PIN, key_label="signer"
+    ) as sealer:
+        for _ in range(2):
+            (sig,) = PdfFileReader(BytesIO(sealer.sign(_pdf()))).embedded_signatures
+            assert validate_pdf_signature(sig, ctx).bottom_line
 
 
 def test_wrong_pin_is_one_line_without_the_pin(token: Token) -> None:
