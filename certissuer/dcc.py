@@ -409,10 +409,10 @@ class Schema:
         return f"Schema({str(self.folder)!r})"
 
     @staticmethod
-    @functools.cache
     def load(folder: Path) -> Schema:
-        """The compiled schema of `folder` (compiled on first use, then cached)."""
-        return Schema(folder.resolve())
+        """The compiled schema of `folder` (compiled on first use, then cached by the folder's
+        real path, so a link to it or a relative spelling does not compile it again)."""
+        return _compiled_schema(folder.resolve())
 
     def errors(self, tree: Any) -> list[tuple[int, str]]:
         """``(line, message)`` for each way `tree` (an lxml element or tree) breaks the schema."""
@@ -420,6 +420,11 @@ class Schema:
             if self._xsd.validate(tree):
                 return []
             return [(e.line, _short_names(e.message)) for e in self._xsd.error_log]
+
+
+@functools.cache
+def _compiled_schema(folder: Path) -> Schema:
+    return Schema(folder)
 
 
 def _short_names(message: str) -> str:

@@ -849,6 +849,14 @@ def test_schema_dir_and_embed_settings(tmp_path: Path) -> None:
     )
 
 
+def test_schema_is_compiled_once_per_real_folder(tmp_path: Path) -> None:
+    """A link to the schema folder (as CI's checkout may have) is the same schema."""
+    assert SCHEMA_DIR is not None
+    link = tmp_path / "dcc-link"
+    link.symlink_to(SCHEMA_DIR.resolve(), target_is_directory=True)
+    assert dcc.Schema.load(link) is dcc.Schema.load(SCHEMA_DIR)
+
+
 def test_embed_true_without_schemas_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dcc, "find_schema_dir", lambda settings=None, env=None: None)
     with pytest.raises(ConfigError, match="embed is true, but the DCC schemas were not found"):
