@@ -746,9 +746,15 @@ def serve(
         bool, typer.Option("--access-log", help="Log every request (the proxy usually does).")
     ] = False,
 ) -> None:
-    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger."""
+    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger.
+
+    A client that does not send a request's headers within ``[web] header_timeout`` seconds,
+    or its body within ``[web] body_timeout``, is disconnected; put a reverse proxy with its
+    own limits in front (README).
+    """
     import uvicorn
 
+    from certissuer._uvicorn import server_config
     from certissuer.web import create_app
 
     state: _State = ctx.obj
@@ -759,23 +765,22 @@ def serve(
             web_port=port if port is not None else settings.web_port,
         )
         web_app = create_app(settings)
-    proxies = settings.web_trusted_proxies.strip()
     _err.print(
         f"serving {settings.token_url_base}/v/<token> on http://{settings.web_host}:"
         f"{settings.web_port} (ledger read-only)",
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(
+    config = server_config(
         web_app,
-        host=settings.web_host,
-        port=settings.web_port,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        server_header=False,
+        settings,
         log_level="debug" if state.verbose else "info",
         access_log=access_log,
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has logged why (the port is taken, say)
+        raise typer.Exit(code=3)
 
 
 @dcc_app.command("extract")
