@@ -53,6 +53,7 @@ __all__ = [
     "read_token",
     "token_from_url",
     "verification_url",
+    "wrong_host",
 ]
 
 _VERSION = 1
@@ -306,3 +307,36 @@ def token_from_url(url: str) -> str:
             f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}"
         )
     return tail
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # not a port at all: matches nothing
+    default = {"https": 443, "http": 80}.get(scheme)
+    return scheme, (parts.hostname or "").rstrip(".").lower(), default if port is None else port
+
+
+def wrong_host(url: str, base: str) -> str | None:
+    """Why the QR URL `url` is not on the lab's verification page `base`, or None if it is.
+
+    `base` is ``[token] url_base``. The scheme, host and port of `url` must be those of
+    `base`: a genuine token can be copied into a QR code that leads to a look-alike page, so a
+    URL elsewhere is worth a warning even when its token verifies. A bare token (no URL) has
+    no host and gives None.
+    """
+    url = url.strip()
+    if "/" not in url:
+        return None
+    got, want = _origin(url), _origin(base)
+    if got == want:
+        return None
+    shown = urlsplit(url)
+    where = f"{shown.scheme}://{shown.netloc}" if shown.scheme else repr(url.split("/v/")[0])
+    return (
+        f"the QR URL is on {where}, not on the lab's verification page "
+        f"{want[0]}://{urlsplit(base).netloc} ([token] url_base)"
+    )
