@@ -8,7 +8,8 @@ runs only between requests and stops at the first byte of the next one.
 `HeaderDeadline` adds one: from the moment the server waits for a request (the connection is
 made, or the previous answer is sent) until that request's headers are complete, at most
 `header_timeout` seconds; trickling bytes does not extend it. On expiry the connection is
-closed, after a bare 408 if part of a request had arrived. The body has its own deadline in
+closed, after a bare 408 if part of a request had arrived. Headers still incomplete after
+`MAX_HEADER_BYTES` get a 431 and the connection is closed at once. The body has its own deadline in
 the app (`certissuer.web.BodyDeadline`). Both HTTP implementations are covered: httptools
 (uvicorn's default when it is installed, as certissuer requires) and h11.
 
@@ -31,10 +32,17 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from certissuer.config import Settings
 
-__all__ = ["HeaderDeadline", "protocol_class", "server_config"]
+__all__ = ["MAX_HEADER_BYTES", "HeaderDeadline", "protocol_class", "server_config"]
 
 _logger = logging.getLogger(__name__)
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Most bytes a request line and headers may take (nginx's default allows 32 KiB)."""
+
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
+    b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 0\r\nconnection: close\r\n\r\n"
@@ -50,14 +58,14 @@ class HeaderDeadline:
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._client: object = None
-        self.partial = False
-        """True when bytes of the awaited request arrived (then the client gets a 408)."""
+        self.received = 0
+        """Bytes of the awaited request that arrived (a 408 for a partial request)."""
 
     def arm(self, transport: asyncio.Transport, client: object) -> None:
         """Start the clock unless it runs already (bytes arriving never restart it)."""
         if self.seconds <= 0 or self._timer is not None or transport.is_closing():
             return
-        self._transport, self._client, self.partial = transport, client, False
+        self._transport, self._client, self.received = transport, client, 0
         self._timer = self.loop.call_later(self.seconds, self._expire)
 
     def disarm(self) -> None:
@@ -81,8 +89,18 @@ class HeaderDeadline:
             self._client,
             self.seconds,
         )
-        if self.partial:
+        if self.received:
             transport.write(_REQUEST_TIMEOUT)
+        transport.close()
+
+    def overflow(self) -> None:
+        """Close the connection at once: its headers are over `MAX_HEADER_BYTES`."""
+        self.disarm()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        _logger.info("%s: request headers over %d bytes, refused", self._client, MAX_HEADER_BYTES)
+        transport.write(_HEADERS_TOO_LARGE)
         transport.close()
 
 
@@ -119,10 +137,14 @@ def _with_deadline(base: type[Any], header_timeout: float) -> type[asyncio.Proto
 
         def data_received(self, data: bytes) -> None:
             if self._headers.armed:
-                self._headers.partial = True
+                self._headers.received += len(data)
             super().data_received(data)
             if not self._awaiting_headers():
                 self._headers.disarm()
+            elif self._headers.received > MAX_HEADER_BYTES:
+                # Headers still incomplete after this many bytes: uvicorn's httptools
+                # protocol would go on collecting them for as long as the clock allows.
+                self._headers.overflow()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

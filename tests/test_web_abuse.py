@@ -8,6 +8,8 @@ bound to 127.0.0.N is a distinct client address as the server sees it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import os
 import select
 import socket
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -39,16 +42,30 @@ ROOT = Path(__file__).resolve().parent.parent
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
+def lenient(text: str) -> bytes | None:
+    """What a forgiving base64url decoder makes of `text` (None if even it refuses)."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _other_spellings(tok: str) -> list[str]:
-    """URL paths carrying other spellings of `tok` that a lenient decoder reads as `tok`."""
-    spellings = [tok + "=" * (-len(tok) % 4 or 4), tok[:20] + "%20%20%20" + tok[20:]]
-    spellings.append(tok[:30] + "%0A%0A%0A" + tok[30:])
+    """Other spellings of `tok` (as they arrive in the URL path) that a lenient decoder reads
+    as `tok`'s very bytes."""
+    spaces = {0: 4, 2: 3, 3: 2}[len(tok) % 4]  # so that the lenient decoder's padding fits
+    spellings = [
+        tok + "=" * (-len(tok) % 4 or 4),
+        tok[:20] + " " * spaces + tok[20:],
+        tok[:30] + "\n" * spaces + tok[30:],
+    ]
     if "-" in tok:
         spellings.append(tok.replace("-", "+"))
     unused = {2: 4, 3: 2}.get(len(tok) % 4)
     if unused:
         last = ALPHABET.index(tok[-1])
         spellings.append(tok[:-1] + ALPHABET[last | ((1 << unused) - 1)])
+    assert all(lenient(s) == lenient(tok) for s in spellings)
     return [s for s in spellings if s != tok]
 
 
@@ -58,18 +75,20 @@ def test_other_spellings_of_a_token_are_refused_without_the_ledger(lab: Lab) -> 
     statements: list[str] = []
     counted = open_readonly_ledger(lab.settings.ledger_url)
     event.listen(counted.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    good = token(lab.ver)
-    others = _other_spellings(good)
-    assert len(others) >= 4
     with TestClient(create_app(_web(lab.settings), ledger=counted)) as c:
-        for other in others:
-            page = c.get(f"/v/{other}")
-            assert page.status_code == 200 and 'data-verdict="altered"' in page.text, other
-            assert lab.ver.number not in page.text
-            body = c.get(f"/api/v1/verdict/{other}").json()
-            assert body["verdict"] == "altered" and body["certificate"] is None, other
+        for issued in (lab.ver, lab.cal):
+            good = token(issued)
+            others = _other_spellings(good)
+            assert len(others) >= 3
+            for other in others:
+                path = quote(other, safe="+=")
+                page = c.get(f"/v/{path}")
+                assert page.status_code == 200 and 'data-verdict="altered"' in page.text, other
+                assert issued.number not in page.text
+                body = c.get(f"/api/v1/verdict/{path}").json()
+                assert body["verdict"] == "altered" and body["certificate"] is None, other
         assert statements == [], "a token not in its one spelling reached the ledger"
-        assert c.get(f"/api/v1/verdict/{good}").json()["verdict"] == "valid"
+        assert c.get(f"/api/v1/verdict/{token(lab.ver)}").json()["verdict"] == "valid"
         assert statements
 
 
@@ -327,6 +346,25 @@ def test_a_client_that_trickles_its_headers_is_cut_at_the_header_timeout(
                 break
     print(f"trickled headers: closed after {closed} s")
     assert closed is not None and HEADER_TIMEOUT - 0.2 <= closed < HEADER_TIMEOUT + 1.5, closed
+
+
+def test_endless_headers_are_refused_at_64_kib(served: Served) -> None:
+    with served.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /api/v1/lab HTTP/1.1\r\nHost: x\r\n")
+        sent = 0
+        try:
+            while sent < 16 << 20:
+                sock.sendall(b"X-Long: " + b"a" * 1000 + b"\r\n")
+                sent += 1010
+                if select.select([sock], [], [], 0)[0]:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        elapsed, answer = _closed_after(sock, started)
+    print(f"endless headers: refused after {sent} bytes, {elapsed:.2f} s")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert sent < 8 << 20 and elapsed < HEADER_TIMEOUT - 0.5
 
 
 def _upload_head(length: int, path: str = "/api/v1/verify") -> bytes:
