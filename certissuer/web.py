@@ -1161,13 +1161,17 @@ async def _read_pdf_upload(file: UploadFile | None) -> bytes:
 
 
 _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    429: {"model": ProblemOut, "description": "Too many requests (see Retry-After)"},
+    429: {
+        "model": ProblemOut,
+        "description": "Too many requests, or uploads at once, from the address (see Retry-After)",
+    },
     413: {"model": ProblemOut, "description": "Request body over the size limit"},
     503: {"model": ProblemOut, "description": "Busy or the ledger cannot be read"},
 }
 _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_PROBLEM_RESPONSES,
     400: {"model": ProblemOut, "description": "Malformed multipart body"},
+    408: {"model": ProblemOut, "description": "The body was not sent within the deadline"},
     415: {"model": ProblemOut, "description": "The file is not a PDF"},
     422: {"description": "No file given, or the file overran the time or memory limits"},
 }

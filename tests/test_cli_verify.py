@@ -106,9 +106,8 @@ def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, 
     elapsed = time.monotonic() - started
     assert done.returncode == 8, done.stderr
     assert done.stdout == ""
-    first, *rest = done.stderr.strip().splitlines()
-    assert first.startswith("error: ") and "could not check" in first, done.stderr
-    assert all(line.startswith("hint: ") for line in rest), done.stderr
+    (line,) = done.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("error: ") and "could not check" in line, done.stderr
     assert elapsed < 10
 
 
