@@ -327,4 +327,7 @@ url = "sqlite:///certissuer-ledger.db"
 host = "127.0.0.1"
 port = 8080
 allow_download = false
+# upload_concurrency = 2   # uploads in progress per client address (IPv6: per /64)
+# header_timeout = 10      # seconds a client may take to send a request's headers
+# body_timeout = 60        # seconds a client may take to send a whole request body
 """

@@ -477,7 +477,7 @@ def test_a_flood_from_many_addresses_leaves_an_inspector_answered(lab: Lab, serv
         t.join(60)
     print(f"inspector answered in {elapsed:.2f} s during the flood")
     assert mine[0].startswith(b"HTTP/1.1 200") and b'"verdict":"valid"' in mine[0], mine[0][:300]
-    assert elapsed < PDF_TIMEOUT * 2 + 1
+    assert elapsed < 10  # one heavy check's limit, then its own check (2.4 s measured)
     statuses = sorted(answer[9:12].decode() for answer in flood)
     print("flood answers:", statuses)
     assert set(statuses) <= {"422", "503"}  # over the time limit, or no worker in time
