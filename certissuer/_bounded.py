@@ -19,6 +19,7 @@ import json
 import logging
 import multiprocessing
 import signal
+import sys
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -41,6 +42,9 @@ def _child(
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it too
+    # Short of memory, objects fail in their __del__ and Python reports each on sys.stderr:
+    # the parent says what happened, in one line. Log handlers keep their own stream.
+    sys.stderr = None
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
