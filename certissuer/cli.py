@@ -262,10 +262,39 @@ def verify(
         datetime | None,
         typer.Option(help="Validate the signatures as of this time (ISO 8601, UTC if bare)."),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds checking the PDF may take; beyond: exit 8, could not check. "
+            "Default: [web] pdf_timeout (10); 0: no time or memory limit.",
+        ),
+    ] = None,
+    memory_mb: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Address space the check may use, in MiB; beyond: exit 8, could not check. "
+            "Default: [web] pdf_memory_mb (1024).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="With --qr: refuse (exit 6) a URL that is not on the lab's verification page "
+            "([token] url_base) instead of warning."
+        ),
+    ] = False,
 ) -> None:
-    """Say whether a certificate is genuine, unaltered and current (exit 0 only if so)."""
+    """Say whether a certificate is genuine, unaltered and current (exit 0 only if so).
+
+    A PDF is checked in a child process under the same time and memory bounds as the web
+    page's workers; overrunning them is exit 8 (could not check), not a verdict.
+    """
+    from certissuer._bounded import verify_pdf_bounded
     from certissuer._pades import describe
-    from certissuer.errors import VerificationFailed
+    from certissuer.errors import TokenError, VerificationFailed
+    from certissuer.token import wrong_host
     from certissuer.verify import Verifier
 
     state: _State = ctx.obj
@@ -273,6 +302,13 @@ def verify(
         if (pdf is None) == (qr is None):
             raise ConfigError("give either a PDF file or --qr URL")
         settings = state.settings()
+        if qr is not None and (elsewhere := wrong_host(qr, settings.token_url_base)):
+            if strict:
+                raise TokenError(
+                    f"refused (--strict): {elsewhere}",
+                    hint="check the QR code's source; a look-alike page can show anything",
+                )
+            _err.print(f"warning: {elsewhere}", highlight=False, soft_wrap=True, markup=False)
         ledger = None if offline else Ledger.open(settings.ledger_url, create=False)
         verifier = Verifier.from_settings(settings, ledger=ledger, token_public=token_key)
         if qr is not None:
@@ -284,7 +320,16 @@ def verify(
             except OSError as exc:
                 raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
             moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
-            report = verifier.verify_pdf(data, at=moment)
+            seconds = settings.web_pdf_timeout if timeout is None else timeout
+            memory = settings.web_pdf_memory_mb if memory_mb is None else memory_mb
+            report = verify_pdf_bounded(
+                verifier,
+                data,
+                at=moment,
+                timeout=seconds,
+                memory_bytes=0 if seconds == 0 else memory * (1 << 20),
+                name=str(pdf),
+            )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -746,9 +791,15 @@ def serve(
         bool, typer.Option("--access-log", help="Log every request (the proxy usually does).")
     ] = False,
 ) -> None:
-    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger."""
+    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger.
+
+    A client that does not send a request's headers within ``[web] header_timeout`` seconds,
+    or its body within ``[web] body_timeout``, is disconnected; put a reverse proxy with its
+    own limits in front (README).
+    """
     import uvicorn
 
+    from certissuer._uvicorn import server_config
     from certissuer.web import create_app
 
     state: _State = ctx.obj
@@ -759,23 +810,22 @@ def serve(
             web_port=port if port is not None else settings.web_port,
         )
         web_app = create_app(settings)
-    proxies = settings.web_trusted_proxies.strip()
     _err.print(
         f"serving {settings.token_url_base}/v/<token> on http://{settings.web_host}:"
         f"{settings.web_port} (ledger read-only)",
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(
+    config = server_config(
         web_app,
-        host=settings.web_host,
-        port=settings.web_port,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        server_header=False,
+        settings,
         log_level="debug" if state.verbose else "info",
         access_log=access_log,
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has logged why (the port is taken, say)
+        raise typer.Exit(code=3)
 
 
 @dcc_app.command("extract")

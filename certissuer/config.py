@@ -52,8 +52,9 @@ _INT_FIELDS = {
     "web_rate_burst",
     "web_pdf_workers",
     "web_pdf_memory_mb",
+    "web_upload_concurrency",
 }
-_FLOAT_FIELDS = {"web_pdf_timeout"}
+_FLOAT_FIELDS = {"web_pdf_timeout", "web_header_timeout", "web_body_timeout"}
 _BOOL_FIELDS = {
     "web_allow_download",
     "dcc_embed",
@@ -157,6 +158,15 @@ class Settings:
     """Address-space limit of each PDF worker process, in MiB."""
     web_trusted_proxies: str = ""
     """Comma-separated proxy addresses whose X-Forwarded-For is believed; empty: none."""
+    web_upload_concurrency: int = 2
+    """Uploads one client address (an IPv6 /64) may have in progress at once (0: no limit);
+    one more gets 429 + Retry-After. Counted besides the per-minute rate."""
+    web_header_timeout: float = 10.0
+    """Seconds a connection may take to send a request's headers (`certissuer serve`); a client
+    that stalls or trickles them is disconnected (0: no limit)."""
+    web_body_timeout: float = 60.0
+    """Seconds a request may take to send its whole body; then 408 and the connection is
+    closed (0: no limit). A 10 MiB upload at 2 Mbit/s takes about 40 s."""
     dcc_schema_dir: Path | None = None
     """Folder with the official DCC schemas (dcc-3.1.2.xsd, SI_Format-2.1.0.xsd); None looks
     for $CERTISSUER_DCC_SCHEMA_DIR, then shared/schemas/dcc beside the project."""
@@ -317,4 +327,7 @@ url = "sqlite:///certissuer-ledger.db"
 host = "127.0.0.1"
 port = 8080
 allow_download = false
+# upload_concurrency = 2   # uploads in progress per client address (IPv6: per /64)
+# header_timeout = 10      # seconds a client may take to send a request's headers
+# body_timeout = 60        # seconds a client may take to send a whole request body
 """

@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ __all__ = [
     "read_token",
     "token_from_url",
     "verification_url",
+    "wrong_host",
 ]
 
 _VERSION = 1
@@ -59,6 +61,10 @@ _EPOCH = date(2000, 1, 1)
 _DIGEST_BYTES = 16
 _SIG_BYTES = 64
 _HEADER = struct.Struct(">B4sH16s")
+_MAX_TOKEN = 400
+"""Longest token read, in characters (a real one is about 140)."""
+_NOT_BASE64URL = re.compile(r"[^A-Za-z0-9_-]")
+_TO_STANDARD = str.maketrans("-_", "+/")
 _PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 _PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
@@ -220,18 +226,52 @@ def make_token(key: TokenKey, *, number: str, issued: date, digest: str) -> str:
     return base64.urlsafe_b64encode(message + key.sign(message)).rstrip(b"=").decode("ascii")
 
 
+def _decode_canonical(token: str) -> bytes:
+    """The bytes of `token`, which must be spelled exactly as `make_token` spells them.
+
+    base64 decoders forgive a lot: ``=`` padding or none, ``+`` and ``/`` for ``-`` and ``_``,
+    characters outside the alphabet skipped, and a last character whose unused low bits are not
+    zero (``A`` and ``B`` can end the same bytes). Each leniency gives one token several URLs,
+    several cache entries and several spellings to compare, so none is allowed: a token is
+    accepted only when re-encoding its bytes gives back the very same text.
+    """
+    if not token or len(token) > _MAX_TOKEN:
+        raise TokenError("the token is empty or too long to be a certissuer token")
+    if "=" in token:
+        raise TokenError(
+            "the token carries '=' padding: a certissuer token is base64url without padding"
+        )
+    if bad := _NOT_BASE64URL.search(token):
+        raise TokenError(
+            f"the token contains {bad.group()!r} at position {bad.start() + 1}: only A-Z, a-z, "
+            "0-9, '-' and '_' may appear in a certissuer token"
+        )
+    if len(token) % 4 == 1:  # no byte count encodes to 4n+1 characters
+        raise TokenError("the token is not valid base64url (damaged or truncated)")
+    try:
+        raw = base64.b64decode(
+            token.translate(_TO_STANDARD) + "=" * (-len(token) % 4), validate=True
+        )
+    except (binascii.Error, ValueError):
+        raise TokenError("the token is not valid base64url (damaged or truncated)") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != token.encode("ascii"):
+        # Only the last character can differ: its unused low bits are not zero.
+        raise TokenError(
+            "the token's last character is not the canonical one (its unused bits are set): "
+            "the token was altered"
+        )
+    return raw
+
+
 def read_token(token: str, keys: Iterable[TokenPublicKey]) -> TokenClaims:
     """Decode `token` and check its signature against `keys`.
 
-    Raises `TokenError` for a malformed, truncated or forged token, or one signed by a key not in
-    `keys`.
+    `token` must be canonical base64url, exactly as `make_token` writes it: no padding, no
+    characters outside the alphabet, no unused bits set, so that a certificate has one token,
+    one URL and one cache entry. Raises `TokenError` for a token spelled otherwise, a
+    malformed, truncated or forged one, or one signed by a key not in `keys`.
     """
-    if not token or len(token) > 400:
-        raise TokenError("the token is empty or too long to be a certissuer token")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise TokenError("the token is not valid base64url (damaged or truncated)") from None
+    raw = _decode_canonical(token)
     if len(raw) < _HEADER.size + 1 + _SIG_BYTES:
         raise TokenError("the token is too short (truncated)")
     message, signature = raw[:-_SIG_BYTES], raw[-_SIG_BYTES:]
@@ -267,3 +307,36 @@ def token_from_url(url: str) -> str:
             f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}"
         )
     return tail
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # not a port at all: matches nothing
+    default = {"https": 443, "http": 80}.get(scheme)
+    return scheme, (parts.hostname or "").rstrip(".").lower(), default if port is None else port
+
+
+def wrong_host(url: str, base: str) -> str | None:
+    """Why the QR URL `url` is not on the lab's verification page `base`, or None if it is.
+
+    `base` is ``[token] url_base``. The scheme, host and port of `url` must be those of
+    `base`: a genuine token can be copied into a QR code that leads to a look-alike page, so a
+    URL elsewhere is worth a warning even when its token verifies. A bare token (no URL) has
+    no host and gives None.
+    """
+    url = url.strip()
+    if "/" not in url:
+        return None
+    got, want = _origin(url), _origin(base)
+    if got == want:
+        return None
+    shown = urlsplit(url)
+    where = f"{shown.scheme}://{shown.netloc}" if shown.scheme else repr(url.split("/v/")[0])
+    return (
+        f"the QR URL is on {where}, not on the lab's verification page "
+        f"{want[0]}://{urlsplit(base).netloc} ([token] url_base)"
+    )

@@ -16,6 +16,7 @@ expired, valid).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
@@ -152,6 +153,27 @@ class Report:
                 data[key] = value.isoformat()
         data["signatures"] = [s.to_dict() for s in self.signatures]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The report that `to_dict` gave `data` (as a checking process sends it back)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["verdict"] = Verdict(data["verdict"])
+        values["reasons"] = [str(r) for r in data.get("reasons", [])]
+        for name in ("issue_date", "valid_until"):
+            if values.get(name) is not None:
+                values[name] = date.fromisoformat(values[name])
+        if values.get("signed_at") is not None:
+            values["signed_at"] = datetime.fromisoformat(values["signed_at"])
+        signatures = []
+        for item in data.get("signatures", []):
+            info = dict(item)
+            if info.get("signed_at") is not None:
+                info["signed_at"] = datetime.fromisoformat(info["signed_at"])
+            signatures.append(SignatureInfo(**info))
+        values["signatures"] = signatures
+        return cls(**values)
 
     def _fill_from(self, entry: CertificateEntry) -> None:
         self.number, self.kind = entry.number, entry.kind

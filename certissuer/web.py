@@ -22,8 +22,10 @@ Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript):
 There is no lookup by certificate number: without a genuine token or the PDF itself nothing is
 revealed, so numbers cannot be enumerated. The app reads the ledger and never writes it. Uploads
 are limited in size (413) and type (415) and parsed in worker processes with time and memory
-limits (`certissuer._webworker`); each client address is rate limited (429 with Retry-After);
-every response carries a strict Content-Security-Policy and friends; every value is escaped.
+limits (`certissuer._webworker`); each client address (an IPv6 /64) is rate limited and may
+have only a few uploads in progress at once (429 with Retry-After); a request body must be in
+within a deadline (408); every response carries a strict Content-Security-Policy and friends;
+every value is escaped.
 The page never redirects, and all its links are relative.
 """
 
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -594,12 +598,45 @@ class BodyLimit:
             await _send_problem(send, self._problem(), path, self.render)
 
 
+def client_key(scope: Scope) -> str:
+    """The address a request is counted against: the client's IPv4 address, or its IPv6 /64.
+
+    One IPv6 subscriber usually gets a whole /64 (2^64 addresses): counted address by address,
+    a single client could take a fresh address for every request. An IPv4-mapped IPv6 address
+    counts as the IPv4 address. The address is the ASGI scope's client, which uvicorn sets from
+    X-Forwarded-For only for ``[web] trusted_proxies``.
+    """
+    client = scope.get("client")
+    if not client:
+        return "?"
+    host = str(client[0])
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # no zone index (fe80::1%eth0)
+    except ValueError:
+        return host  # not an IP address (a Unix socket, a test client's name)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _too_many(wait: int) -> _Problem:
+    return _Problem(
+        429,
+        f"Quá nhiều yêu cầu. Vui lòng thử lại sau {wait} giây.",
+        f"Too many requests. Try again in {wait} s.",
+        {"Retry-After": str(wait)},
+    )
+
+
 class RateLimit:
     """A token bucket per client address: `per_minute` requests a minute, `burst` at once.
 
     Over it: 429 with Retry-After (whole seconds until the request would be allowed). An upload
-    costs `_UPLOAD_COST` requests. The buckets live in memory, one process; behind a proxy,
-    configure ``[web] trusted_proxies`` so the client's address is the real one.
+    costs `_UPLOAD_COST` requests. Clients are counted by `client_key` (IPv6 by /64). The
+    buckets live in memory, one process; behind a proxy, configure ``[web] trusted_proxies``
+    so the client's address is the real one.
     """
 
     _MAX_CLIENTS = 10_000
@@ -614,8 +651,7 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        key = str(client[0]) if client else "?"
+        key = client_key(scope)
         now = time.monotonic()
         tokens, last = self.buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
@@ -623,13 +659,7 @@ class RateLimit:
         if tokens < cost:
             self.buckets[key] = (tokens, now)
             wait = max(1, math.ceil((cost - tokens) / self.rate))
-            problem = _Problem(
-                429,
-                f"Quá nhiều yêu cầu. Vui lòng thử lại sau {wait} giây.",
-                f"Too many requests. Try again in {wait} s.",
-                {"Retry-After": str(wait)},
-            )
-            await _send_problem(send, problem, scope.get("path", ""), self.render)
+            await _send_problem(send, _too_many(wait), scope.get("path", ""), self.render)
             return
         self.buckets[key] = (tokens - cost, now)
         if len(self.buckets) > self._MAX_CLIENTS:
@@ -647,6 +677,120 @@ class RateLimit:
             by_age = sorted(self.buckets, key=lambda k: self.buckets[k][1])
             for k in by_age[: len(by_age) // 2]:
                 del self.buckets[k]
+
+
+class UploadLimit:
+    """At most `per_client` uploads in progress at once per client address (`client_key`).
+
+    Every POST of this app is an upload: it holds a PDF worker for up to ``[web] pdf_timeout``
+    seconds, so a client that starts many at once, each within the per-minute rate, would keep
+    every worker busy and everyone else waiting. One more than `per_client` gets 429 with
+    Retry-After at once, before its body is read; other addresses are not affected. An upload
+    counts from its headers until its answer is sent. 0 turns the limit off.
+    """
+
+    _RETRY_AFTER = 5
+
+    def __init__(self, app: ASGIApp, *, per_client: int, render: _Render) -> None:
+        self.app, self.per_client, self.render = app, per_client, render
+        self.active: dict[str, int] = {}
+        """Uploads in progress per client key (keys at zero are removed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or self.per_client <= 0:
+            await self.app(scope, receive, send)
+            return
+        key = client_key(scope)
+        # One event loop, no await between the test and the increment: no lock needed.
+        if self.active.get(key, 0) >= self.per_client:
+            _logger.info("%s: over %d uploads at once, refused", key, self.per_client)
+            wait = self._RETRY_AFTER
+            problem = _Problem(
+                429,
+                f"Địa chỉ của bạn đang gửi quá nhiều tệp cùng lúc. Vui lòng thử lại sau {wait} "
+                "giây.",
+                f"Too many uploads at once from your address. Try again in {wait} s.",
+                {"Retry-After": str(wait)},
+            )
+            await _send_problem(send, problem, scope.get("path", ""), self.render)
+            return
+        self.active[key] = self.active.get(key, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self.active[key] - 1
+            if left:
+                self.active[key] = left
+            else:
+                del self.active[key]
+
+
+class _BodyTimedOut(Exception):
+    pass
+
+
+class BodyDeadline:
+    """408 for a request whose body is not all in within `seconds` of its headers.
+
+    A client that trickles its body a byte at a time (or stops) would otherwise hold the
+    connection, and an upload slot, for as long as it likes. The deadline covers the whole
+    body, not each read, so a steady trickle is cut as surely as a stall. The answer says
+    ``Connection: close``, so the server drops the connection after it. 0 turns it off.
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float, render: _Render) -> None:
+        self.app, self.seconds, self.render = app, seconds, render
+
+    def _problem(self) -> _Problem:
+        return _Problem(
+            408,
+            "Tệp được gửi quá chậm. Vui lòng thử lại.",
+            f"The file was sent too slowly (more than {self.seconds:g} s). Try again.",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        timed_out = False
+        body_done = False
+        responded = False
+
+        async def timed_receive() -> Message:
+            nonlocal timed_out, body_done
+            if body_done:  # afterwards the app only listens for a disconnect: no deadline
+                return await receive()
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(left):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise _BodyTimedOut from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal responded
+            if timed_out:
+                return  # the app's answer to a body cut short is replaced by 408
+            if message["type"] == "http.response.start":
+                responded = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+        if timed_out and not responded:
+            _logger.info("%s: request body not in after %g s", client_key(scope), self.seconds)
+            await _send_problem(send, self._problem(), scope.get("path", ""), self.render)
 
 
 class SecurityHeaders:
@@ -730,6 +874,69 @@ class _Lru(Generic[_K, _V]):
                 self._items.popitem(last=False)
 
 
+class _FairSlots:
+    """The PDF workers' time, shared fairly between client addresses.
+
+    A check waits here (in the event loop, holding no thread) for one of `slots` workers.
+    When a worker frees up it goes to the waiting check whose address has the fewest checks
+    outstanding (running or waiting), the oldest first among equals: a client that floods
+    uploads up to its per-address limit, from one address or many, waits behind an inspector
+    with a single upload instead of ahead of them.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.outstanding: dict[str, int] = {}
+        self._waiting: list[tuple[str, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def _count(self, key: str, change: int) -> None:
+        left = self.outstanding.get(key, 0) + change
+        if left:
+            self.outstanding[key] = left
+        else:
+            self.outstanding.pop(key, None)
+
+    async def acquire(self, key: str, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a worker for client `key`; False if none."""
+        self._count(key, 1)
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return True
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (key, next(self._seq), granted)
+        self._waiting.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(granted), timeout)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            self._give_up(waiter)
+            raise
+        if granted.done():
+            return True
+        self._give_up(waiter)
+        return False
+
+    def _give_up(self, waiter: tuple[str, int, asyncio.Future[None]]) -> None:
+        key, _, granted = waiter
+        if granted.done():  # a worker was handed over just as the wait ended: pass it on
+            self.release(key)
+        else:
+            self._waiting.remove(waiter)
+            self._count(key, -1)
+
+    def release(self, key: str) -> None:
+        """Give the worker that client `key` used to the fairest waiting check."""
+        self._count(key, -1)
+        if not self._waiting:
+            self.free += 1
+            return
+        chosen = min(self._waiting, key=lambda w: (self.outstanding.get(w[0], 0), w[1]))
+        self._waiting.remove(chosen)
+        chosen[2].set_result(None)
+
+
 _EVENT_COUNT = (
     sa_select(func.count())
     .select_from(LedgerEvent)
@@ -771,6 +978,9 @@ class _Site:
         self._count_sql = str(compiled)
         self._count_positional = bool(compiled.positional)
         self.local_ledger = ledger.engine.dialect.name == "sqlite"
+        self.slots = _FairSlots(pool.size)
+        self.slot_wait = 2 * settings.web_pdf_timeout + 1
+        """Seconds an upload may wait for a worker: one check's time limit and more."""
         # A few threads for ledger reads over the network: fewer threads than Starlette's 40
         # contend less for the GIL, which keeps the slowest answers close to the typical ones.
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="certissuer-ledger")
@@ -849,17 +1059,23 @@ class _Site:
             raise LedgerError(f"the ledger database failed: {exc}") from exc
         return int(row[0]) if row else 0
 
+    async def check_upload(
+        self, data: bytes, client: str
+    ) -> tuple[Report, CertificateDetails | None]:
+        """`check_pdf` for an upload from client address `client`, once a worker is its turn."""
+        if not await self.slots.acquire(client, self.slot_wait):
+            raise _busy()
+        try:
+            return await run_in_threadpool(self.check_pdf, data)
+        finally:
+            self.slots.release(client)
+
     def check_pdf(self, data: bytes) -> tuple[Report, CertificateDetails | None]:
         """The verdict for an uploaded PDF, computed in a worker process."""
         try:
             report = _report_from(self.pool.verify(data))
         except PoolBusy:
-            raise _Problem(
-                503,
-                "Máy chủ đang bận. Vui lòng thử lại sau ít phút.",
-                "The server is busy. Try again in a minute.",
-                {"Retry-After": "30"},
-            ) from None
+            raise _busy() from None
         except WorkerRefused as exc:
             raise _Problem(
                 422,
@@ -918,6 +1134,15 @@ def _ascii_filename(number: str) -> str:
     return "".join(c for c in folded if c.isascii() and (c.isalnum() or c in "-_.")) + ".pdf"
 
 
+def _busy() -> _Problem:
+    return _Problem(
+        503,
+        "Máy chủ đang bận. Vui lòng thử lại sau ít phút.",
+        "The server is busy. Try again in a minute.",
+        {"Retry-After": "30"},
+    )
+
+
 def _not_pdf() -> _Problem:
     return _Problem(
         415,
@@ -936,13 +1161,17 @@ async def _read_pdf_upload(file: UploadFile | None) -> bytes:
 
 
 _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    429: {"model": ProblemOut, "description": "Too many requests (see Retry-After)"},
+    429: {
+        "model": ProblemOut,
+        "description": "Too many requests, or uploads at once, from the address (see Retry-After)",
+    },
     413: {"model": ProblemOut, "description": "Request body over the size limit"},
     503: {"model": ProblemOut, "description": "Busy or the ledger cannot be read"},
 }
 _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_PROBLEM_RESPONSES,
     400: {"model": ProblemOut, "description": "Malformed multipart body"},
+    408: {"model": ProblemOut, "description": "The body was not sent within the deadline"},
     415: {"model": ProblemOut, "description": "The file is not a PDF"},
     422: {"description": "No file given, or the file overran the time or memory limits"},
 }
@@ -1062,10 +1291,11 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
 
     @app.post("/verify", response_class=HTMLResponse, include_in_schema=False)
     async def verify_upload(
+        request: Request,
         file: Annotated[UploadFile | None, File(description="The certificate PDF")] = None,
     ) -> HTMLResponse:
         data = await _read_pdf_upload(file)
-        report, details = await run_in_threadpool(site.check_pdf, data)
+        report, details = await site.check_upload(data, client_key(request.scope))
         return site.page(
             "verdict.html.j2",
             root="",
@@ -1103,11 +1333,12 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
         summary="Verdict for an uploaded PDF",
     )
     async def api_verify(
+        request: Request,
         file: Annotated[UploadFile, File(description="The signed certificate PDF")],
     ) -> VerdictOut:
         """Upload the certificate's PDF and get the full verdict of ``certissuer verify``."""
         data = await _read_pdf_upload(file)
-        return _verdict_out(*await run_in_threadpool(site.check_pdf, data))
+        return _verdict_out(*await site.check_upload(data, client_key(request.scope)))
 
     @app.get(
         "/api/v1/lab",
@@ -1125,8 +1356,13 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
             token_key_fingerprints=list(site.lab.fingerprints),
         )
 
-    # Outermost last: headers on every answer, then the rate limit, then the body limit.
+    # Outermost last: headers on every answer, then the rate limit, the uploads in progress,
+    # the body's deadline and the body's size.
     app.add_middleware(BodyLimit, limit=settings.web_max_upload, render=site.render_problem)
+    app.add_middleware(BodyDeadline, seconds=settings.web_body_timeout, render=site.render_problem)
+    app.add_middleware(
+        UploadLimit, per_client=settings.web_upload_concurrency, render=site.render_problem
+    )
     app.add_middleware(
         RateLimit,
         per_minute=settings.web_rate_limit,

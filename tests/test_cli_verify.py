@@ -1,0 +1,141 @@
+"""`certissuer verify` under bounds: time and memory like the web worker; the QR URL's host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from certissuer.cli import app
+from certissuer.keys import KeyPaths
+
+from .conftest import PASSPHRASE, SAMPLES
+from .test_web import xref_flood_pdf
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths) -> dict[str, Any]:
+    """A lab profile with one issued calibration certificate: paths and the issued record."""
+    root = tmp_path_factory.mktemp("cli-verify")
+    profile = root / "lab.toml"
+    profile.write_text(
+        f"""
+[lab]
+code = "CLV"
+[signing]
+pkcs12 = "{pki.signer_p12}"
+trust_roots = ["{pki.ca_cert}"]
+[token]
+key = "{pki.token_key}"
+url_base = "https://verify.test.invalid"
+[ledger]
+url = "sqlite:///{root / "ledger.db"}"
+""",
+        encoding="utf-8",
+    )
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    args = ["--config", str(profile), "issue", str(SAMPLES / "calibration.json")]
+    result = runner.invoke(app, [*args, "--json", "--out", str(root / "out")], env=env)
+    assert result.exit_code == 0, result.output
+    flood = root / "flood.pdf"
+    flood.write_bytes(xref_flood_pdf(600_000))
+    return {"profile": profile, "issued": json.loads(result.stdout)["issued"][0], "flood": flood}
+
+
+def _run(lab: dict[str, Any], *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--config", str(lab["profile"]), "verify", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_genuine_pdf_is_judged_within_the_bounds(lab: dict[str, Any]) -> None:
+    path = lab["issued"]["path"]
+    code, stdout, _ = _run(lab, path)
+    assert code == 0 and "HỢP LỆ / VALID" in stdout and "hợp lệ / valid" in stdout
+    code, stdout, _ = _run(lab, "--json", "--timeout", "30", path)
+    report = json.loads(stdout)
+    assert code == 0 and report["verdict"] == "valid" and report["signatures"][0]["valid"]
+    assert report["number"] == lab["issued"]["number"]
+
+
+def test_a_pdf_that_overruns_the_time_limit_cannot_be_checked(lab: dict[str, Any]) -> None:
+    started = time.monotonic()
+    code, stdout, stderr = _run(lab, "--timeout", "1", str(lab["flood"]))
+    elapsed = time.monotonic() - started
+    print(f"verify --timeout 1: exit {code} after {elapsed:.2f} s")
+    assert code == 8, (stdout, stderr)
+    assert "could not check" in stderr and "longer than 1 s (--timeout)" in stderr
+    assert "NOT GENUINE" not in stdout + stderr and "VALID" not in stdout
+    assert "Traceback" not in stderr and elapsed < 5
+
+
+def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """`certissuer verify ARGS` in a fresh process (its own address space, as in real use)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "certissuer", "--config", str(lab["profile"]), "verify"]
+    return subprocess.run(
+        [*command, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_pdf_that_overruns_the_memory_limit_cannot_be_checked(lab: dict[str, Any]) -> None:
+    # A fresh CLI holds about 165 MiB of address space and checks a genuine certificate
+    # within 220 MiB; the flood's cross-reference table wants well over 100 MiB more.
+    genuine = _cli(lab, "--memory-mb", "240", lab["issued"]["path"])
+    assert genuine.returncode == 0 and "HỢP LỆ / VALID" in genuine.stdout, genuine.stderr
+    done = _cli(lab, "--timeout", "60", "--memory-mb", "240", str(lab["flood"]))
+    assert done.returncode == 8, (done.stdout, done.stderr)
+    (line,) = done.stderr.strip().splitlines()  # one line: no noise from the starved child
+    assert "could not check" in line and "memory limit of 240 MiB" in line
+    assert done.stdout == ""
+
+
+def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, Any]) -> None:
+    started = time.monotonic()
+    done = _cli(lab, "--timeout", "1", str(lab["flood"]))
+    elapsed = time.monotonic() - started
+    assert done.returncode == 8, done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("error: ") and "could not check" in line, done.stderr
+    assert elapsed < 10
+
+
+# -- the QR URL's host --------------------------------------------------------------------------
+
+
+def test_qr_url_on_another_host_warns_and_strict_refuses(lab: dict[str, Any]) -> None:
+    url: str = lab["issued"]["url"]
+    assert url.startswith("https://verify.test.invalid/v/")
+    tail = url.split("/v/", 1)[1]
+
+    code, stdout, stderr = _run(lab, "--qr", url, "--strict")
+    assert code == 0 and "VALID" in stdout and "warning" not in stderr
+
+    for elsewhere in (
+        f"https://verify.test.invalid.evil.example/v/{tail}",
+        f"http://verify.test.invalid/v/{tail}",
+        f"https://verify.test.invalid:8443/v/{tail}",
+        f"https://evil.example/verify.test.invalid/v/{tail}",
+    ):
+        code, stdout, stderr = _run(lab, "--qr", elsewhere)
+        assert code == 0 and "VALID" in stdout, elsewhere  # the token itself is genuine
+        assert "warning: the QR URL is on" in stderr, elsewhere
+        assert "not on the lab's verification page https://verify.test.invalid" in stderr
+
+        code, stdout, stderr = _run(lab, "--qr", elsewhere, "--strict")
+        assert code == 6 and stdout == "", elsewhere
+        assert "refused (--strict): the QR URL is on" in stderr and "Traceback" not in stderr
+
+    # A bare token has no host: nothing to warn about.
+    code, _, stderr = _run(lab, "--qr", tail, "--strict")
+    assert code == 0 and "warning" not in stderr
