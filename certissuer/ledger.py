@@ -162,9 +162,9 @@ class LedgerEvent(SQLModel, table=True):
     related_number: str | None = None
     pdf_sha256: str | None = Field(default=None, max_length=64)
     """The PDF's SHA-256 that this event vouches for (issued; a later signature's file)."""
-    kid: str = Field(default="", max_length=16)
+    kid: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
     """Key id (hex) of the lab's ledger key that signed the event; empty when unsigned."""
-    signature: str = Field(default="", max_length=200)
+    signature: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     """The lab's signature (hex) over `event_message`; empty when unsigned."""
     backfilled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)

@@ -1202,6 +1202,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
             **_PROBLEM_RESPONSES,
             400: {"model": ProblemOut, "description": "from is outside the log"},
             404: {"model": ProblemOut, "description": "No checkpoint yet"},
+            409: {"model": ProblemOut, "description": "The stored log is shorter than it"},
         },
         tags=["log"],
         summary="Consistency proof from a tree size to the newest checkpoint",
