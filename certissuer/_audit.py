@@ -89,8 +89,10 @@ def load_witness(source: str, *, timeout: float = 20.0) -> Witness:
     if source.startswith(("http://", "https://")):
         import requests
 
-        url = source if source.rstrip("/").endswith(_WITNESS_PATH) else (
-            source.rstrip("/") + _WITNESS_PATH
+        url = (
+            source
+            if source.rstrip("/").endswith(_WITNESS_PATH)
+            else (source.rstrip("/") + _WITNESS_PATH)
         )
         try:
             response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})

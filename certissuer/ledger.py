@@ -443,9 +443,7 @@ class Ledger:
         self._reader = engine.execution_options(**{_READ_ONLY: True})
 
     @classmethod
-    def open(
-        cls, url: str, *, create: bool = True, ledger_key: TokenKey | None = None
-    ) -> "Ledger":
+    def open(cls, url: str, *, create: bool = True, ledger_key: TokenKey | None = None) -> "Ledger":
         """Open the ledger at `url` (``sqlite:///path`` or ``postgresql+psycopg://…``).
 
         With `create`, a new database gets the current schema and an older one is upgraded
@@ -880,9 +878,7 @@ class Ledger:
             ledger_key=ledger_key,
         )
 
-    def _check_current(
-        self, number: str, *, today: date, key: TokenKey | None
-    ) -> CertificateEntry:
+    def _check_current(self, number: str, *, today: date, key: TokenKey | None) -> CertificateEntry:
         entry = self.get(number)
         if entry is None:
             raise LedgerError(f"certificate {number} is not in the ledger")

@@ -23,9 +23,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("certificate_event") as batch:
-        batch.add_column(
-            sa.Column("kid", AutoString(length=16), nullable=False, server_default="")
-        )
+        batch.add_column(sa.Column("kid", AutoString(length=16), nullable=False, server_default=""))
         batch.add_column(
             sa.Column("signature", AutoString(length=200), nullable=False, server_default="")
         )
