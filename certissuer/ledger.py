@@ -486,8 +486,9 @@ class Ledger:
         Events written before events were signed (revision 0006) carry no signature. Signing
         them vouches for what the rows hold now, so only an event whose row still hashes to
         its log leaf, inside the newest checkpoint that `signer` signed and whose root the
-        stored leaves reproduce, is signed: a row an insider inserted or edited before the
-        upgrade is not. Returns (signed events, events left unsigned with why).
+        stored leaves reproduce, and before the first event signed when it was written (every
+        later event was written by a version that signs), is signed: a row an insider
+        inserted or edited is not. Returns (signed events, events left unsigned with why).
         """
         public = [signer.public]
         left: list[tuple[LedgerEvent, str]] = []
@@ -501,6 +502,18 @@ class Ledger:
                     covered = cp.tree_size
                     break
             leaf_of = {leaf.event_id: leaf for leaf in leaves}
+            signed_when_written = s.exec(
+                select(LedgerEvent).where(
+                    col(LedgerEvent.signature) != "", col(LedgerEvent.backfilled_at).is_(None)
+                )
+            ).all()
+            for ev in sorted(
+                (ev for ev in signed_when_written if (ev.id or -1) in leaf_of),
+                key=lambda ev: leaf_of[ev.id or -1].idx,
+            ):
+                if event_problem(ev, s.get(CertificateEntry, ev.number), public) is None:
+                    covered = min(covered, leaf_of[ev.id or -1].idx)
+                    break
             unsigned = s.exec(
                 select(LedgerEvent)
                 .where(col(LedgerEvent.signature) == "")
@@ -515,7 +528,13 @@ class Ledger:
                 elif merkle.leaf_hash(leaf_data(ev, entry)).hex() != leaf.leaf_hash:
                     left.append((ev, f"it differs from log leaf {leaf.idx}"))
                 elif leaf.idx >= covered:
-                    left.append((ev, f"no checkpoint signed with this key covers leaf {leaf.idx}"))
+                    left.append(
+                        (
+                            ev,
+                            f"leaf {leaf.idx} is not both under a checkpoint signed with this "
+                            "key and before the first event signed when it was written",
+                        )
+                    )
                 else:
                     ev.backfilled_at = at
                     sign_event(ev, entry, signer)

@@ -312,11 +312,21 @@ def test_backfill_signs_only_what_a_checkpoint_vouches_for(world: World) -> None
     assert world.qr(world.cal).verdict is Verdict.NOT_IN_LEDGER  # nothing vouched for yet
     signed, left = world.ledger.sign_unsigned(world.key, at=datetime.now(UTC))
     assert len(signed) == 2 and [(ev.kind, why) for ev, why in left] == [
-        ("revoked", f"no checkpoint signed with this key covers leaf {idx}")
-    ]
+        ("revoked", f"leaf {idx} is not both under a checkpoint signed with this key and before "
+         "the first event signed when it was written")
+    ]  # fmt: skip
     report = world.qr(world.cal)
     assert report.verdict is Verdict.VALID
     assert any("signed at the ledger upgrade" in r for r in report.reasons)
+
+
+def test_backfill_never_signs_an_event_after_the_first_signed_one(world: World) -> None:
+    """An unsigned event appended after signing began, even under a later checkpoint."""
+    append_event(world.ledger, world.cal.number, "revoked", at=LATER, reason="insider")
+    world.issuer.checkpoint()  # the lab's next run vouches for the log as it finds it
+    signed, left = world.ledger.sign_unsigned(world.key, at=datetime.now(UTC))
+    assert signed == [] and [ev.kind for ev, _ in left] == ["revoked"]
+    assert world.qr(world.cal).verdict is Verdict.VALID
 
 
 # -- checkpoints published -------------------------------------------------------------------
