@@ -418,20 +418,39 @@ def ledger_show(
                 f"certificate {number} is not in the ledger",
                 hint="'certissuer ledger list' shows what is",
             )
-        status, _ = ledger.status(entry, today=datetime.now(VIETNAM_TZ).date())
+        from certissuer.ledger import event_problem, utc
+        from certissuer.token import load_public_keys
+
+        keys = load_public_keys(settings.token_key) if settings.token_key else []
+        today = datetime.now(VIETNAM_TZ).date()
+        # With the lab's keys, the status its signed events give (what inspectors are told).
+        status = (
+            ledger.standing(entry, keys=keys, today=today).status
+            if keys
+            else ledger.status(entry, today=today)[0]
+        )
         events = ledger.events(number)
     record = entry.model_dump(mode="json", exclude={"data_json"})
     record["status"] = status.value
     record["data"] = entry.data()
-    record["events"] = [
-        {
-            "kind": ev.kind,
-            "at": ev.at.astimezone(UTC).isoformat(),
-            "reason": ev.reason,
-            "related_number": ev.related_number,
-        }
-        for ev in events
-    ]
+    record["events"] = []
+    for ev in events:
+        problem = event_problem(ev, entry, keys) if keys else "no token key configured to check"
+        record["events"].append(
+            {
+                "kind": ev.kind,
+                "at": ev.at.astimezone(UTC).isoformat(),
+                "reason": ev.reason,
+                "related_number": ev.related_number,
+                "signature": (
+                    f"IGNORED: {problem}"
+                    if problem
+                    else "signed"
+                    if ev.backfilled_at is None
+                    else f"signed at upgrade {utc(ev.backfilled_at):%Y-%m-%d}"
+                ),
+            }
+        )
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
@@ -440,7 +459,12 @@ def ledger_show(
     for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
         _out.print(f"{key:18} {record[key]}", soft_wrap=True)
     for ev in record["events"]:
-        _out.print(f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip())
+        _out.print(
+            f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip()
+            + f" [{ev['signature']}]",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _issuer(state: _State, out: Path) -> Any:

@@ -237,6 +237,13 @@ def test_cli_data_edit_and_forged_event(
 
     code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, ver).token)
     assert code == 0 and "ignored: the revoked event" in out
+    code, out, _ = _run(lab, "ledger", "show", ver, "--json")
+    shown = json.loads(out)
+    assert shown["status"] == "valid"
+    assert [e["signature"] for e in shown["events"]] == [
+        "signed",
+        "IGNORED: it is not signed by the lab",
+    ]
     code, out, _ = _run(lab, "ledger", "audit", "--no-files", "--json")
     report = json.loads(out)
     assert code == 1 and sorted(p.split(":")[0] for p in report["problems"]) == [
