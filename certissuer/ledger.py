@@ -1159,6 +1159,12 @@ class Ledger:
                     "leaf_data": leaf_data(ev, entry).decode(),
                     "leaf_hash": leaf.leaf_hash,
                     "audit_path": [h.hex() for h in merkle.inclusion_proof(leaf.idx, hashes)],
+                    # The lab's signature over `event_message`: leaf data and how it was signed.
+                    "kid": ev.kid,
+                    "signature": ev.signature,
+                    "signed_at_upgrade": None
+                    if ev.backfilled_at is None
+                    else _utc(ev.backfilled_at).isoformat(timespec="microseconds"),
                 }
             )
         return {"number": number, "checkpoint": _checkpoint_json(cp), "leaves": proofs}

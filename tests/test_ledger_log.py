@@ -236,6 +236,10 @@ def test_inclusion_and_consistency_proofs_verify(filled: Ledger, key: TokenKey) 
         assert h.hex() == leaf["leaf_hash"]
         path = [bytes.fromhex(p) for p in leaf["audit_path"]]
         assert merkle.verify_inclusion(leaf["leaf_index"], cp["tree_size"], h, path, root)
+        # Each event carries the lab's signature over its leaf data (signed when written).
+        signed = b"certissuer-event/v1\n" + leaf["leaf_data"].encode() + b"\nsigned-when-written\n"
+        assert leaf["kid"] == key.public.kid.hex() and leaf["signed_at_upgrade"] is None
+        assert key.public.verify(bytes.fromhex(leaf["signature"]), signed)
     from certissuer.ledger import checkpoint_message
 
     message = checkpoint_message(
