@@ -479,18 +479,18 @@ class Ledger:
         return migrations.upgrade(self.engine)
 
     def sign_unsigned(
-        self, signer: TokenKey, *, at: datetime
+        self, ledger_key: TokenKey, *, at: datetime
     ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
         """Sign, marked "signed at upgrade" (`at`), the unsigned events a checkpoint vouches for.
 
         Events written before events were signed (revision 0006) carry no signature. Signing
         them vouches for what the rows hold now, so only an event whose row still hashes to
-        its log leaf, inside the newest checkpoint that `signer` signed and whose root the
+        its log leaf, inside the newest checkpoint that `ledger_key` signed and whose root the
         stored leaves reproduce, and before the first event signed when it was written (every
         later event was written by a version that signs), is signed: a row an insider
         inserted or edited is not. Returns (signed events, events left unsigned with why).
         """
-        public = [signer.public]
+        public = [ledger_key.public]
         left: list[tuple[LedgerEvent, str]] = []
         with self.session() as s:
             s.get(LogHead, 1, with_for_update=True)  # no append while we look
@@ -537,7 +537,7 @@ class Ledger:
                     )
                 else:
                     ev.backfilled_at = at
-                    sign_event(ev, entry, signer)
+                    sign_event(ev, entry, ledger_key)
                     s.add(ev)
                     signed.append(ev)
             s.commit()
