@@ -32,6 +32,7 @@ from certissuer.ledger import (
     LogHead,
     LogLeaf,
     leaf_data,
+    sign_event,
 )
 from certissuer.token import TokenKey
 
@@ -91,8 +92,9 @@ def _entry(number: str, seq: int) -> CertificateEntry:
 
 
 def ledger_step_ms(url: str, n: int = 200) -> float:
-    """Milliseconds per certificate for the ledger alone: reserve + complete (2 transactions)."""
-    ledger = Ledger.open(url)
+    """Milliseconds per certificate for the ledger alone: reserve + complete (2 transactions),
+    the issued event signed with a token key."""
+    ledger = Ledger.open(url, ledger_key=TokenKey.generate())
     start = time.perf_counter()
     for i in range(n):
         e = ledger.reserve_with("B", "HC", 2026, _entry)
@@ -122,6 +124,7 @@ def audit_seconds(url: str, events: int) -> tuple[float, float]:
                 at=NOW + timedelta(seconds=i),
                 pdf_sha256=e.pdf_sha256,
             )
+            sign_event(ev, e, key)
             leaf = LogLeaf(
                 idx=i, event_id=i + 1, leaf_hash=merkle.leaf_hash(leaf_data(ev, e)).hex()
             )

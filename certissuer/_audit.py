@@ -1,9 +1,17 @@
-"""`Ledger.audit`: recompute the Merkle log from the rows and say what changed, and where."""
+"""`Ledger.audit`: recompute the Merkle log from the rows and say what changed, and where.
+
+Besides the rows against their log leaves, it checks every event's signature (the lab's ledger
+key), every checkpoint stored in the database, and checkpoints saved *outside* it (witnesses:
+``ledger checkpoint --out`` files, or another server's ``/api/v1/checkpoint``): someone who can
+write the database can delete events, their leaves and the checkpoints after them, but cannot
+make the log reproduce a root the lab signed and that is kept elsewhere.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,32 +20,57 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 
 from certissuer import merkle
+from certissuer.errors import LedgerError
 from certissuer.ledger import (
     CertificateEntry,
     Checkpoint,
     EventKind,
     LedgerEvent,
     LogLeaf,
+    checkpoint_problem,
+    event_problem,
     leaf_data,
+    utc,
 )
 from certissuer.token import TokenPublicKey
 
 if TYPE_CHECKING:
     from certissuer.ledger import Ledger
 
-__all__ = ["AuditReport", "run_audit"]
+__all__ = ["AuditReport", "Witness", "load_witness", "run_audit"]
+
+_WITNESS_PATH = "/api/v1/checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class Witness:
+    """A checkpoint kept outside the database, and where it came from."""
+
+    source: str
+    checkpoint: Checkpoint
 
 
 @dataclass
 class AuditReport:
-    """What `ledger audit` found. `ok` only when `problems` is empty."""
+    """What `ledger audit` found. `ok` only when `problems` is empty.
+
+    `unvouched` are warnings, not problems: leaves after the newest checkpoint are the normal
+    state between an event and the next checkpoint (issue, revoke and amend sign one when they
+    finish), and each event's own signature already makes them unforgeable. What no checkpoint
+    covers yet can still be *deleted* without trace, so they are always named.
+    """
 
     log_size: int = 0
     entries: int = 0
     checkpoints_checked: int = 0
+    witnesses_checked: int = 0
+    events_signed: int = 0
+    events_signed_at_upgrade: int = 0
     files_checked: int = 0
     files_missing: int = 0
     problems: list[str] = field(default_factory=list)
+    unvouched: list[str] = field(default_factory=list)
+    """Leaves that no valid checkpoint vouches for yet (warnings)."""
 
     @property
     def ok(self) -> bool:
@@ -45,7 +78,46 @@ class AuditReport:
         return not self.problems
 
 
-def run_audit(ledger: Ledger, *, keys: Sequence[TokenPublicKey], check_files: bool) -> AuditReport:
+def load_witness(source: str, *, timeout: float = 20.0) -> Witness:
+    """The checkpoint saved at `source`: a file (``ledger checkpoint --out``) or the URL of a
+    certissuer server, whose ``/api/v1/checkpoint`` is fetched (a URL already ending so is
+    fetched as it is).
+
+    The checkpoint's signature is not checked here (`run_audit` does). Raises `LedgerError`
+    when it cannot be read.
+    """
+    if source.startswith(("http://", "https://")):
+        import requests
+
+        url = (
+            source
+            if source.rstrip("/").endswith(_WITNESS_PATH)
+            else (source.rstrip("/") + _WITNESS_PATH)
+        )
+        try:
+            response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            data = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise LedgerError(f"witness {url}: cannot fetch the checkpoint ({exc})") from None
+        return Witness(url, Checkpoint.from_json(data, origin=f"witness {url}"))
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LedgerError(f"witness {path}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:
+        raise LedgerError(f"witness {path}: not JSON ({exc})") from None
+    return Witness(str(path), Checkpoint.from_json(data, origin=f"witness {path}"))
+
+
+def run_audit(
+    ledger: Ledger,
+    *,
+    keys: Sequence[TokenPublicKey],
+    check_files: bool,
+    witnesses: Sequence[Witness] = (),
+) -> AuditReport:
     """See `Ledger.audit`."""
     report = AuditReport()
     with ledger.session() as s:
@@ -108,27 +180,49 @@ def run_audit(ledger: Ledger, *, keys: Sequence[TokenPublicKey], check_files: bo
         if not entry.is_pending and latest is not None and latest != entry.pdf_sha256:
             problems.append(f"edited: certificate {number}: its PDF hash differs from the log")
 
+    # 3b. Every event's signature: an event without a valid one does not count for status.
+    leaf_index = {leaf.event_id: leaf.idx for leaf in leaves}
+    for ev_id, ev in sorted(events.items(), key=lambda kv: kv[0] or 0):
+        why = event_problem(ev, entries.get(ev.number), keys)
+        where = f"leaf {leaf_index[ev_id]}" if ev_id in leaf_index else "not in the log"
+        if why is None:
+            report.events_signed += 1
+            report.events_signed_at_upgrade += ev.backfilled_at is not None
+            continue
+        kind = "unsigned" if not ev.signature else "forged"
+        problems.append(
+            f"{kind}: event row {ev_id} ({ev.number}, {ev.kind}, {where}): {why}; "
+            "verification ignores it"
+        )
+
     # 4. Checkpoints: signature, and the root over the stored leaves at that size.
     hashes = [bytes.fromhex(leaf.leaf_hash) for leaf in leaves]
-    by_kid = {k.kid.hex(): k for k in keys}
+    vouched = 0
     for cp in checkpoints:
-        key = by_kid.get(cp.kid)
-        if key is None:
-            problems.append(
-                f"checkpoint {cp.id} (size {cp.tree_size}): signed by unknown key {cp.kid}"
-            )
-        elif not key.verify(bytes.fromhex(cp.signature), cp.message()):
-            problems.append(f"checkpoint {cp.id} (size {cp.tree_size}): the signature is invalid")
-        if cp.tree_size > len(hashes):
-            problems.append(
-                f"checkpoint {cp.id}: vouches for {cp.tree_size} leaves, the log has {len(hashes)}"
-            )
-        elif merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
-            problems.append(
-                f"checkpoint {cp.id} (size {cp.tree_size}): the log no longer has the root it "
-                "vouched for: leaves before it were changed"
-            )
+        why = checkpoint_problem(cp, keys, hashes)
+        if why is not None:
+            problems.append(f"checkpoint {cp.id} (size {cp.tree_size}): {why}")
+        else:
+            vouched = max(vouched, cp.tree_size)
         report.checkpoints_checked += 1
+
+    # 4b. Checkpoints kept outside the database: the log must extend each of them.
+    for witness in witnesses:
+        found = _witness_problems(witness, keys, hashes)
+        problems.extend(found)
+        if not found:
+            vouched = max(vouched, witness.checkpoint.tree_size)
+        report.witnesses_checked += 1
+
+    # 4c. Leaves that no checkpoint vouches for yet: they could still vanish without trace.
+    if vouched < len(leaves):
+        for leaf in leaves[vouched:]:
+            ev = events.get(leaf.event_id)
+            what = f"{ev.number}, {ev.kind}" if ev is not None else f"event row {leaf.event_id}"
+            report.unvouched.append(
+                f"unvouched: leaf {leaf.idx} ({what}) is after the newest checkpoint "
+                f"(size {vouched}); no checkpoint vouches for it yet"
+            )
 
     # 5. The PDFs it can reach.
     if check_files:
@@ -143,6 +237,35 @@ def run_audit(ledger: Ledger, *, keys: Sequence[TokenPublicKey], check_files: bo
             if hashlib.sha256(path.read_bytes()).hexdigest() != entry.pdf_sha256:
                 problems.append(f"file: {path} ({number}) differs from the PDF in the ledger")
     return report
+
+
+def _witness_problems(
+    witness: Witness, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
+) -> list[str]:
+    cp = witness.checkpoint
+    day = f"{utc(cp.at):%Y-%m-%d}"
+    saved = (
+        f"the saved checkpoint of {day} ({witness.source}) vouches for {cp.tree_size} leaves "
+        f"with root {cp.root_hash}"
+    )
+    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
+    if key is None:
+        return [f"witness: {saved}, but is signed by unknown key {cp.kid}"]
+    try:
+        signature = bytes.fromhex(cp.signature)
+    except ValueError:
+        signature = b""
+    if not key.verify(signature, cp.message()):
+        return [f"witness: {saved}, but its signature is invalid"]
+    if cp.tree_size > len(hashes):
+        return [f"rollback: {saved}; the log now has {len(hashes)}"]
+    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
+        return [
+            f"rollback: {saved}; the log's first {cp.tree_size} leaves now have root "
+            f"{merkle.tree_hash(hashes[: cp.tree_size]).hex()}: events it vouched for were "
+            "changed or removed"
+        ]
+    return []
 
 
 def _latest_pdf_hashes(events: Iterable[LedgerEvent]) -> dict[str, str]:

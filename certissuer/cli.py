@@ -463,20 +463,39 @@ def ledger_show(
                 f"certificate {number} is not in the ledger",
                 hint="'certissuer ledger list' shows what is",
             )
-        status, _ = ledger.status(entry, today=datetime.now(VIETNAM_TZ).date())
+        from certissuer.ledger import event_problem, utc
+        from certissuer.token import load_public_keys
+
+        keys = load_public_keys(settings.token_key) if settings.token_key else []
+        today = datetime.now(VIETNAM_TZ).date()
+        # With the lab's keys, the status its signed events give (what inspectors are told).
+        status = (
+            ledger.standing(entry, keys=keys, today=today).status
+            if keys
+            else ledger.status(entry, today=today)[0]
+        )
         events = ledger.events(number)
     record = entry.model_dump(mode="json", exclude={"data_json"})
     record["status"] = status.value
     record["data"] = entry.data()
-    record["events"] = [
-        {
-            "kind": ev.kind,
-            "at": ev.at.astimezone(UTC).isoformat(),
-            "reason": ev.reason,
-            "related_number": ev.related_number,
-        }
-        for ev in events
-    ]
+    record["events"] = []
+    for ev in events:
+        problem = event_problem(ev, entry, keys) if keys else "no token key configured to check"
+        record["events"].append(
+            {
+                "kind": ev.kind,
+                "at": ev.at.astimezone(UTC).isoformat(),
+                "reason": ev.reason,
+                "related_number": ev.related_number,
+                "signature": (
+                    f"IGNORED: {problem}"
+                    if problem
+                    else "signed"
+                    if ev.backfilled_at is None
+                    else f"signed at upgrade {utc(ev.backfilled_at):%Y-%m-%d}"
+                ),
+            }
+        )
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
@@ -485,7 +504,12 @@ def ledger_show(
     for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
         _out.print(f"{key:18} {record[key]}", soft_wrap=True)
     for ev in record["events"]:
-        _out.print(f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip())
+        _out.print(
+            f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip()
+            + f" [{ev['signature']}]",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _issuer(state: _State, out: Path) -> Any:
@@ -511,10 +535,11 @@ def revoke(
     state: _State = ctx.obj
     with _reported_errors(state):
         settings = state.settings()
-        ledger = Ledger.open(settings.ledger_url)
+        key = _token_key(state)  # before anything is written: the event is signed with it
+        ledger = Ledger.open(settings.ledger_url, ledger_key=key)
         now = datetime.now(UTC)
         ledger.revoke(number, reason=reason, at=now)
-        ledger.checkpoint(_token_key(state), lab_code=settings.lab_code, at=now)
+        ledger.checkpoint(key, lab_code=settings.lab_code, at=now)
     _out.print(f"revoked {number}: {reason}")
 
 
@@ -542,12 +567,35 @@ def amend(
 
 @ledger_app.command("upgrade")
 def ledger_upgrade(ctx: typer.Context) -> None:
-    """Create or migrate the ledger's schema to this version (keeps every row)."""
+    """Create or migrate the ledger's schema to this version (keeps every row).
+
+    With the lab's token key configured, events written before events were signed are then
+    signed with it, marked "signed at upgrade", where a checkpoint the lab signed vouches for
+    them."""
     state: _State = ctx.obj
     with _reported_errors(state):
-        ledger = Ledger.open(state.settings().ledger_url, create=False)
+        settings = state.settings()
+        ledger = Ledger.open(settings.ledger_url, create=False)
         revision = ledger.upgrade()
+        signed, left = (
+            ledger.sign_unsigned(_token_key(state), at=datetime.now(UTC))
+            if settings.token_key is not None
+            else ([], [])
+        )
     _out.print(f"ledger schema at revision {revision}")
+    if signed:
+        _out.print(f"signed {len(signed)} earlier event(s) with the lab's key (signed at upgrade)")
+    for ev, why in left:
+        _out.print(
+            f"[yellow]left unsigned: event row {ev.id} ({ev.number}, {ev.kind}): {why}[/]",
+            soft_wrap=True,
+        )
+    if left:
+        _out.print(
+            "hint: 'certissuer ledger audit' shows what differs; verification ignores "
+            "unsigned events",
+            soft_wrap=True,
+        )
 
 
 @ledger_app.command("repair")
@@ -569,14 +617,30 @@ def ledger_repair(
 
 
 @ledger_app.command("checkpoint")
-def ledger_checkpoint(ctx: typer.Context) -> None:
+def ledger_checkpoint(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the signed checkpoint (JSON) here, to keep outside the database "
+            "for 'ledger audit --witness'.",
+        ),
+    ] = None,
+) -> None:
     """Sign a checkpoint (tree size and root) of the ledger's log with the lab's key."""
     state: _State = ctx.obj
     with _reported_errors(state):
         settings = state.settings()
         ledger = Ledger.open(settings.ledger_url, create=False)
         cp = ledger.checkpoint(_token_key(state), lab_code=settings.lab_code, at=datetime.now(UTC))
+        if out is not None:
+            text = json.dumps(cp.to_json(), indent=2) + "\n"
+            write_atomic(out, text.encode())
     _out.print(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")
+    if out is not None:
+        _out.print(f"wrote {out}")
 
 
 @ledger_app.command("proof")
@@ -616,12 +680,22 @@ def ledger_consistency(
 def ledger_audit(
     ctx: typer.Context,
     files: Annotated[bool, typer.Option(help="Also hash every PDF the ledger points to.")] = True,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A checkpoint kept outside the database: a file from 'ledger checkpoint "
+            "--out', or a certissuer server's URL (its /api/v1/checkpoint). Repeatable.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recompute the log, check checkpoints and PDFs; name any edited, deleted, inserted or
-    reordered row. Exit 0 only when nothing is found."""
+    """Recompute the log, check event signatures, checkpoints and PDFs; name any edited,
+    deleted, inserted, reordered or forged row and any rollback behind a saved checkpoint.
+    Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
     from dataclasses import asdict
 
+    from certissuer._audit import load_witness
     from certissuer.token import load_public_keys
 
     state: _State = ctx.obj
@@ -629,18 +703,32 @@ def ledger_audit(
         settings = state.settings()
         if settings.token_key is None:
             raise ConfigError("no token key configured", hint="set [token] key")
+        witnesses = [load_witness(source) for source in witness or []]
         ledger = Ledger.open(settings.ledger_url, create=False)
-        report = ledger.audit(keys=load_public_keys(settings.token_key), check_files=files)
+        report = ledger.audit(
+            keys=load_public_keys(settings.token_key), check_files=files, witnesses=witnesses
+        )
     if as_json:
         typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
     else:
         _out.print(
             f"log: {report.log_size} leaves, {report.entries} certificates, "
-            f"{report.checkpoints_checked} checkpoints, {report.files_checked} PDFs "
-            f"checked ({report.files_missing} not found)"
+            f"{report.events_signed} signed events ({report.events_signed_at_upgrade} signed "
+            f"at upgrade), {report.checkpoints_checked} checkpoints, "
+            f"{report.witnesses_checked} saved checkpoints, {report.files_checked} PDFs "
+            f"checked ({report.files_missing} not found)",
+            soft_wrap=True,
         )
         for problem in report.problems:
-            _out.print(f"[red]{problem}[/]", soft_wrap=True)
+            _out.print(f"[red]{problem}[/]", soft_wrap=True, markup=True, highlight=False)
+        for warning in report.unvouched:
+            _out.print(f"[yellow]warning: {warning}[/]", soft_wrap=True)
+        if report.unvouched:
+            _out.print(
+                "hint: run 'certissuer ledger checkpoint --out FILE' so a checkpoint vouches "
+                "for them, and keep the file outside the database",
+                soft_wrap=True,
+            )
         _out.print(
             "[green]audit: no problems found[/]"
             if report.ok

@@ -267,7 +267,9 @@ class Issuer:
             update={"ref": ref, "replaces": Replacement(number=number, reason=reason.strip())}
         )
         issued = self.issue(amended, now=now)
-        self.ledger.supersede(number, by=issued.number, reason=reason.strip(), at=now)
+        self.ledger.supersede(
+            number, by=issued.number, reason=reason.strip(), at=now, ledger_key=self.token_key
+        )
         return issued
 
     def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
@@ -369,6 +371,7 @@ class Issuer:
                 signer=self.sealer.subject,
                 at=now,
                 scans=scans,
+                ledger_key=self.token_key,  # the ledger's events are signed with the token key
             )
         except BaseException:
             if written:

@@ -27,6 +27,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -42,17 +43,23 @@ from certissuer.errors import LedgerError
 from certissuer.token import TokenKey, TokenPublicKey
 
 if TYPE_CHECKING:
-    from certissuer._audit import AuditReport
+    from certissuer._audit import AuditReport, Witness
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "CertificateEntry",
     "EventKind",
     "FailedVerification",
     "Ledger",
     "LedgerEvent",
     "NumberCounter",
+    "Standing",
     "Status",
+    "checkpoint_problem",
+    "event_message",
+    "event_problem",
     "format_number",
+    "sign_event",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -155,6 +162,15 @@ class LedgerEvent(SQLModel, table=True):
     related_number: str | None = None
     pdf_sha256: str | None = Field(default=None, max_length=64)
     """The PDF's SHA-256 that this event vouches for (issued; a later signature's file)."""
+    kid: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    """Key id (hex) of the lab's ledger key that signed the event; empty when unsigned."""
+    signature: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    """The lab's signature (hex) over `event_message`; empty when unsigned."""
+    backfilled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the event was written before events were signed and signed at a later upgrade
+    (``certissuer ledger upgrade``); None for an event signed when it was written."""
 
 
 class LogLeaf(SQLModel, table=True):
@@ -189,6 +205,35 @@ class Checkpoint(SQLModel, table=True):
     def message(self) -> bytes:
         """The bytes the lab signs."""
         return checkpoint_message(self.lab_code, self.tree_size, self.root_hash, _utc(self.at))
+
+    def to_json(self) -> dict[str, Any]:
+        """The signed checkpoint as published (``/api/v1/checkpoint``) and saved
+        (``ledger checkpoint --out``)."""
+        return {"format": CHECKPOINT_FORMAT, **_checkpoint_json(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, *, origin: str) -> "Checkpoint":
+        """A checkpoint from `to_json` output; `origin` names where it came from in errors.
+
+        Raises `LedgerError` when `data` is not a checkpoint. The signature is not checked here.
+        """
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise LedgerError(f"{origin}: not a certissuer checkpoint ({CHECKPOINT_FORMAT})")
+        try:
+            cp = cls(
+                lab_code=str(data["lab_code"]),
+                tree_size=int(data["tree_size"]),
+                root_hash=str(data["root_hash"]).lower(),
+                at=datetime.fromisoformat(str(data["at"])),
+                kid=str(data["kid"]).lower(),
+                signature=str(data["signature"]).lower(),
+            )
+            bytes.fromhex(cp.root_hash + cp.signature + cp.kid)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerError(f"{origin}: the checkpoint is malformed ({exc})") from None
+        if cp.tree_size < 0 or len(cp.root_hash) != 64:
+            raise LedgerError(f"{origin}: the checkpoint is malformed (size or root)")
+        return cp
 
 
 def checkpoint_message(lab_code: str, size: int, root_hex: str, at: datetime) -> bytes:
@@ -249,6 +294,74 @@ def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
                 value = value.isoformat()
             record["entry." + name] = value
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_message(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
+    """The bytes the lab's ledger key signs for `event`.
+
+    ``certissuer-event/v1``, the event's leaf data (`leaf_data`: the event, its certificate
+    number and, for ``issued``, the entry's logged fields, data digest included) and how it was
+    signed, one per line. The prefix keeps these signatures apart from the token's and the
+    checkpoints' made with the same key; the last line makes "signed at upgrade" a signed fact.
+    """
+    how = (
+        "signed-at-upgrade " + _utc(event.backfilled_at).isoformat(timespec="microseconds")
+        if event.backfilled_at is not None
+        else "signed-when-written"
+    )
+    return b"certissuer-event/v1\n" + leaf_data(event, entry) + b"\n" + how.encode() + b"\n"
+
+
+def sign_event(event: "LedgerEvent", entry: "CertificateEntry | None", signer: TokenKey) -> None:
+    """Sign `event` (of `entry`) with the lab's ledger key `signer`, in place."""
+    event.kid = signer.public.kid.hex()
+    event.signature = signer.sign(event_message(event, entry)).hex()
+
+
+def event_problem(
+    event: "LedgerEvent", entry: "CertificateEntry | None", keys: Sequence[TokenPublicKey]
+) -> str | None:
+    """Why `event` cannot be trusted, or None when its signature checks against `keys`.
+
+    For an ``issued`` event the signature also covers the entry's logged fields, so an edited
+    entry makes its issued event fail here.
+    """
+    if not event.signature:
+        return "it is not signed by the lab"
+    key = next((k for k in keys if k.kid.hex() == event.kid), None)
+    if key is None:
+        return f"it is signed by an unknown key ({event.kid or 'none'})"
+    try:
+        signature = bytes.fromhex(event.signature)
+    except ValueError:
+        return "its signature is not hex"
+    if not key.verify(signature, event_message(event, entry)):
+        return "its signature does not verify (edited or forged)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A certificate's status as its *signed* events say (`Ledger.standing`)."""
+
+    status: Status
+    event: "LedgerEvent | None"
+    """The signed event that decided the status (revoked, superseded), if any."""
+    issued: "LedgerEvent | None"
+    """The signed ``issued`` event that vouches for the entry as it is stored, or None."""
+    issued_problem: str | None
+    """Why no issued event vouches for the entry (None when one does)."""
+    rejected: tuple[tuple["LedgerEvent", str], ...] = ()
+    """Events ignored because their signature fails, each with why."""
+
+    @property
+    def vouched(self) -> bool:
+        """True when a signed issued event vouches for the entry's logged fields."""
+        return self.issued is not None
+
+
+CHECKPOINT_FORMAT = "certissuer-checkpoint/v1"
+"""``format`` of a published or saved checkpoint (`Checkpoint.to_json`)."""
 
 
 class ScanFile(SQLModel, table=True):
@@ -316,20 +429,26 @@ _READ_ONLY = "certissuer_read_only"
 
 
 class Ledger:
-    """Access to the ledger tables through one SQLAlchemy engine."""
+    """Access to the ledger tables through one SQLAlchemy engine.
 
-    def __init__(self, engine: Engine) -> None:
+    `ledger_key` is the lab's ledger key (the QR token key): every event written through
+    this ledger is signed with it unless a call passes its own. Without one, events are written
+    unsigned, and verification ignores them (`standing`).
+    """
+
+    def __init__(self, engine: Engine, *, ledger_key: TokenKey | None = None) -> None:
         self.engine = engine
+        self.ledger_key = ledger_key
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._reader = engine.execution_options(**{_READ_ONLY: True})
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> "Ledger":
+    def open(cls, url: str, *, create: bool = True, ledger_key: TokenKey | None = None) -> "Ledger":
         """Open the ledger at `url` (``sqlite:///path`` or ``postgresql+psycopg://…``).
 
         With `create`, a new database gets the current schema and an older one is upgraded
-        (Alembic). Without it, the schema must already be current. Raises `LedgerError` when
-        the database cannot be reached.
+        (Alembic). Without it, the schema must already be current. `ledger_key` signs the
+        events written (see `Ledger`). Raises `LedgerError` when the database cannot be reached.
         """
         try:
             if url.startswith("sqlite"):
@@ -340,7 +459,7 @@ class Ledger:
                 _sqlite_setup(engine)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            ledger = cls(engine)
+            ledger = cls(engine, ledger_key=ledger_key)
             if create:
                 ledger.upgrade()
         except SQLAlchemyError as exc:
@@ -352,11 +471,77 @@ class Ledger:
 
         A new, empty database is created from the models and stamped; a database made before
         migrations existed (the first schema, no ``alembic_version``) is stamped at the first
-        revision, then upgraded. Upgrades keep every row.
+        revision, then upgraded. Upgrades keep every row. Events written before events were
+        signed stay unsigned until `sign_unsigned` signs them (``certissuer ledger upgrade``).
         """
         from certissuer import migrations
 
         return migrations.upgrade(self.engine)
+
+    def sign_unsigned(
+        self, ledger_key: TokenKey, *, at: datetime
+    ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
+        """Sign, marked "signed at upgrade" (`at`), the unsigned events a checkpoint vouches for.
+
+        Events written before events were signed (revision 0006) carry no signature. Signing
+        them vouches for what the rows hold now, so only an event whose row still hashes to
+        its log leaf, inside the newest checkpoint that `ledger_key` signed and whose root the
+        stored leaves reproduce, and before the first event signed when it was written (every
+        later event was written by a version that signs), is signed: a row an insider
+        inserted or edited is not. Returns (signed events, events left unsigned with why).
+        """
+        public = [ledger_key.public]
+        left: list[tuple[LedgerEvent, str]] = []
+        with self.session() as s:
+            s.get(LogHead, 1, with_for_update=True)  # no append while we look
+            leaves = list(s.exec(select(LogLeaf).order_by(col(LogLeaf.idx))))
+            hashes = [bytes.fromhex(leaf.leaf_hash) for leaf in leaves]
+            covered = 0
+            for cp in s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())):
+                if _checkpoint_problem(cp, public, hashes) is None:
+                    covered = cp.tree_size
+                    break
+            leaf_of = {leaf.event_id: leaf for leaf in leaves}
+            signed_when_written = s.exec(
+                select(LedgerEvent).where(
+                    col(LedgerEvent.signature) != "", col(LedgerEvent.backfilled_at).is_(None)
+                )
+            ).all()
+            for ev in sorted(
+                (ev for ev in signed_when_written if (ev.id or -1) in leaf_of),
+                key=lambda ev: leaf_of[ev.id or -1].idx,
+            ):
+                if event_problem(ev, s.get(CertificateEntry, ev.number), public) is None:
+                    covered = min(covered, leaf_of[ev.id or -1].idx)
+                    break
+            unsigned = s.exec(
+                select(LedgerEvent)
+                .where(col(LedgerEvent.signature) == "")
+                .order_by(col(LedgerEvent.id))
+            ).all()
+            signed: list[LedgerEvent] = []
+            for ev in unsigned:
+                entry = s.get(CertificateEntry, ev.number)
+                leaf = leaf_of.get(ev.id or -1)
+                if leaf is None:
+                    left.append((ev, "it is not in the log"))
+                elif merkle.leaf_hash(leaf_data(ev, entry)).hex() != leaf.leaf_hash:
+                    left.append((ev, f"it differs from log leaf {leaf.idx}"))
+                elif leaf.idx >= covered:
+                    left.append(
+                        (
+                            ev,
+                            f"leaf {leaf.idx} is not both under a checkpoint signed with this "
+                            "key and before the first event signed when it was written",
+                        )
+                    )
+                else:
+                    ev.backfilled_at = at
+                    sign_event(ev, entry, ledger_key)
+                    s.add(ev)
+                    signed.append(ev)
+            s.commit()
+        return signed, left
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
@@ -459,12 +644,14 @@ class Ledger:
         signer: str,
         at: datetime,
         scans: Sequence[tuple[str, str, int]] = (),
+        ledger_key: TokenKey | None = None,
     ) -> CertificateEntry:
         """Record the signed PDF of pending entry `number` and log its ``issued`` event; a
         batch claim on its ref (`claim_ref`) ends in the same transaction.
 
         `scans` lists the original scan files of an electronic copy as
-        ``(file name, SHA-256, pages)``; they are stored in the same transaction.
+        ``(file name, SHA-256, pages)``; they are stored in the same transaction. `ledger_key`
+        signs the event (default: the ledger's `ledger_key`).
         """
         with self.session() as s:
             entry = s.get(CertificateEntry, number, with_for_update=True)
@@ -493,18 +680,28 @@ class Ledger:
             ev = LedgerEvent(
                 number=number, kind=EventKind.ISSUED, at=at, pdf_sha256=entry.pdf_sha256
             )
-            self._append(s, ev, entry)
+            self._append(s, ev, entry, ledger_key or self.ledger_key)
             s.commit()
             return entry
 
     @staticmethod
-    def _append(s: Session, ev: LedgerEvent, entry: CertificateEntry | None) -> LogLeaf:
+    def _append(
+        s: Session, ev: LedgerEvent, entry: CertificateEntry | None, signer: TokenKey | None
+    ) -> LogLeaf:
         # The head row serialises appends (SQLite: the whole transaction is already
         # BEGIN IMMEDIATE; PostgreSQL: the row lock), so leaf indexes are gapless.
         head = s.get(LogHead, 1, with_for_update=True)
         if head is None:  # made with the schema (migrations); its absence is damage
             raise LedgerError(
                 "the ledger's log head row is missing", hint="run 'certissuer ledger audit'"
+            )
+        if signer is not None:
+            sign_event(ev, entry, signer)
+        else:
+            _logger.warning(
+                "%s: %s event written without the lab's ledger key: it will not count",
+                ev.number,
+                ev.kind,
             )
         s.add(ev)
         s.flush()
@@ -607,56 +804,110 @@ class Ledger:
             )
 
     def status(self, entry: CertificateEntry, *, today: date) -> tuple[Status, LedgerEvent | None]:
-        """The status of `entry` on `today`, and the event that decided it (if any)."""
-        if entry.is_pending:
-            return Status.PENDING, None
-        for ev in reversed(self.events(entry.number)):
-            if ev.kind == EventKind.REVOKED:
-                return Status.REVOKED, ev
-            if ev.kind == EventKind.SUPERSEDED:
-                return Status.SUPERSEDED, ev
-        if entry.valid_until is not None and today > entry.valid_until:
-            return Status.EXPIRED, None
-        return Status.VALID, None
+        """The status of `entry` on `today` as the rows say, and the event that decided it.
 
-    def add_event(self, ev: LedgerEvent) -> LedgerEvent:
-        """Append `ev` to the history and the log (history is never rewritten)."""
+        This trusts every row: for the lab's own listings. A verdict takes its status from
+        `standing`, which counts only events whose signatures check.
+        """
+        return _status(entry, self.events(entry.number), today)
+
+    def standing(
+        self, entry: CertificateEntry, *, keys: Sequence[TokenPublicKey], today: date
+    ) -> Standing:
+        """The status of `entry` on `today` from the events whose signatures check with `keys`.
+
+        An event whose signature fails is ignored and listed in `Standing.rejected`. The entry
+        is vouched for only by a signed ``issued`` event naming the PDF hash the entry holds.
+        """
+        good: list[LedgerEvent] = []
+        rejected: list[tuple[LedgerEvent, str]] = []
+        for ev in self.events(entry.number):
+            problem = event_problem(ev, entry, keys)
+            if problem is None:
+                good.append(ev)
+            else:
+                rejected.append((ev, problem))
+        issued = next((ev for ev in good if ev.kind == EventKind.ISSUED), None)
+        issued_problem: str | None = None
+        if issued is None:
+            bad = [why for ev, why in rejected if ev.kind == EventKind.ISSUED]
+            issued_problem = (
+                f"its issued event does not check: {bad[0]}" if bad else "it has no issued event"
+            )
+        elif issued.pdf_sha256 != entry.pdf_sha256:
+            issued_problem = (
+                f"its signed issued event vouches for the PDF {issued.pdf_sha256}, "
+                f"the entry now names {entry.pdf_sha256}"
+            )
+            issued = None
+        status, event = _status(entry, good, today)
+        return Standing(status, event, issued, issued_problem, tuple(rejected))
+
+    def add_event(self, ev: LedgerEvent, *, ledger_key: TokenKey | None = None) -> LedgerEvent:
+        """Append `ev` to the history and the log (history is never rewritten), signed with
+        `ledger_key` (default: the ledger's `ledger_key`)."""
         with self.session() as s:
             entry = s.get(CertificateEntry, ev.number)
             if entry is None or entry.is_pending:
                 raise LedgerError(f"certificate {ev.number} is not an issued certificate")
-            self._append(s, ev, entry)
+            self._append(s, ev, entry, ledger_key or self.ledger_key)
             s.commit()
             return ev
 
-    def revoke(self, number: str, *, reason: str, at: datetime) -> LedgerEvent:
-        """Revoke certificate `number` for `reason` (a new event; nothing is overwritten)."""
+    def revoke(
+        self, number: str, *, reason: str, at: datetime, ledger_key: TokenKey | None = None
+    ) -> LedgerEvent:
+        """Revoke certificate `number` for `reason` (a new event; nothing is overwritten),
+        signed with `ledger_key` (default: the ledger's `ledger_key`)."""
         if not reason.strip():
             raise LedgerError("a revocation needs a reason", hint="pass --reason")
-        self._check_current(number, today=at.date())
+        self._check_current(number, today=at.date(), key=ledger_key or self.ledger_key)
         return self.add_event(
-            LedgerEvent(number=number, kind=EventKind.REVOKED, at=at, reason=reason.strip())
+            LedgerEvent(number=number, kind=EventKind.REVOKED, at=at, reason=reason.strip()),
+            ledger_key=ledger_key,
         )
 
-    def supersede(self, number: str, *, by: str, reason: str, at: datetime) -> LedgerEvent:
-        """Mark `number` as superseded by the amended certificate `by` (ISO/IEC 17025 §7.8.8)."""
+    def supersede(
+        self,
+        number: str,
+        *,
+        by: str,
+        reason: str,
+        at: datetime,
+        ledger_key: TokenKey | None = None,
+    ) -> LedgerEvent:
+        """Mark `number` as superseded by the amended certificate `by` (ISO/IEC 17025 §7.8.8),
+        signed with `ledger_key` (default: the ledger's `ledger_key`)."""
+        key = ledger_key or self.ledger_key
+        entry = self.get(number)
         for ev in self.events(number):
-            if ev.kind == EventKind.SUPERSEDED and ev.related_number == by:
+            if (
+                ev.kind == EventKind.SUPERSEDED
+                and ev.related_number == by
+                and (key is None or event_problem(ev, entry, [key.public]) is None)
+            ):
                 return ev  # already recorded (a rerun of the same amendment)
-        self._check_current(number, today=at.date())
+        self._check_current(number, today=at.date(), key=key)
         if self.get(by) is None:
             raise LedgerError(f"the replacement {by} is not in the ledger")
         return self.add_event(
             LedgerEvent(
                 number=number, kind=EventKind.SUPERSEDED, at=at, reason=reason, related_number=by
-            )
+            ),
+            ledger_key=ledger_key,
         )
 
-    def _check_current(self, number: str, *, today: date) -> CertificateEntry:
+    def _check_current(self, number: str, *, today: date, key: TokenKey | None) -> CertificateEntry:
         entry = self.get(number)
         if entry is None:
             raise LedgerError(f"certificate {number} is not in the ledger")
-        status, _ = self.status(entry, today=today)
+        # With the lab's key at hand, only its signed events count (a forged revocation must
+        # not stop a genuine one); without it, the rows as they are.
+        status = (
+            self.standing(entry, keys=[key.public], today=today).status
+            if key is not None
+            else self.status(entry, today=today)[0]
+        )
         if status in (Status.REVOKED, Status.SUPERSEDED, Status.PENDING):
             raise LedgerError(f"certificate {number} is {status.value}; it cannot change now")
         return entry
@@ -908,6 +1159,12 @@ class Ledger:
                     "leaf_data": leaf_data(ev, entry).decode(),
                     "leaf_hash": leaf.leaf_hash,
                     "audit_path": [h.hex() for h in merkle.inclusion_proof(leaf.idx, hashes)],
+                    # The lab's signature over `event_message`: leaf data and how it was signed.
+                    "kid": ev.kid,
+                    "signature": ev.signature,
+                    "signed_at_upgrade": None
+                    if ev.backfilled_at is None
+                    else _utc(ev.backfilled_at).isoformat(timespec="microseconds"),
                 }
             )
         return {"number": number, "checkpoint": _checkpoint_json(cp), "leaves": proofs}
@@ -929,14 +1186,70 @@ class Ledger:
             "proof": [h.hex() for h in merkle.consistency_proof(first, hashes)],
         }
 
-    def audit(self, *, keys: Sequence[TokenPublicKey], check_files: bool = True) -> "AuditReport":
-        """Recompute the log from the rows and check checkpoints and PDF files.
+    def audit(
+        self,
+        *,
+        keys: Sequence[TokenPublicKey],
+        check_files: bool = True,
+        witnesses: Sequence["Witness"] = (),
+    ) -> "AuditReport":
+        """Recompute the log from the rows and check event signatures, checkpoints and PDF
+        files.
 
-        Names every edited, deleted, inserted or reordered row with its position in the log.
+        Names every edited, deleted, inserted or reordered row with its position in the log,
+        every event whose signature fails (`keys` are the lab's ledger public keys), every
+        stored checkpoint the log no longer matches, and every saved checkpoint in `witnesses`
+        (`certissuer._audit.load_witness`) that the log does not extend (a rollback). Leaves
+        that no checkpoint vouches for yet are listed apart (`AuditReport.unvouched`).
         """
         from certissuer._audit import run_audit
 
-        return run_audit(self, keys=keys, check_files=check_files)
+        return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses)
+
+
+def _status(
+    entry: CertificateEntry, events: Sequence[LedgerEvent], today: date
+) -> tuple[Status, LedgerEvent | None]:
+    if entry.is_pending:
+        return Status.PENDING, None
+    for ev in reversed(events):
+        if ev.kind == EventKind.REVOKED:
+            return Status.REVOKED, ev
+        if ev.kind == EventKind.SUPERSEDED:
+            return Status.SUPERSEDED, ev
+    if entry.valid_until is not None and today > entry.valid_until:
+        return Status.EXPIRED, None
+    return Status.VALID, None
+
+
+def checkpoint_problem(
+    cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
+) -> str | None:
+    """Why checkpoint `cp` does not vouch for the log of leaf hashes `hashes`, or None.
+
+    Its signature must check with `keys` and the first ``cp.tree_size`` leaves must reproduce
+    its root.
+    """
+    return _checkpoint_problem(cp, keys, hashes)
+
+
+def _checkpoint_problem(
+    cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
+) -> str | None:
+    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
+    if key is None:
+        return f"signed by unknown key {cp.kid}"
+    try:
+        signature = bytes.fromhex(cp.signature)
+    except ValueError:
+        signature = b""
+    if not key.verify(signature, cp.message()):
+        return "the signature is invalid"
+    if cp.tree_size > len(hashes):
+        return f"vouches for {cp.tree_size} leaves, the log has {len(hashes)}"
+    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
+        return "the log no longer has the root it vouched for: leaves before it were changed"
+    return None
 
 
 def _claim_is_free(

@@ -10,14 +10,18 @@ Order of checks, strongest evidence first: the PDF must carry a signature that i
 cryptographically valid and covers the entire file (anything appended after signing, even an
 incremental update, is "altered"); the signer must chain to the lab's trust roots ("unknown
 signer"); the signed file's SHA-256 must be in the ledger ("not in ledger"); the QR token must
-verify and name the same certificate; then the ledger's status decides (revoked, superseded,
-expired, valid).
+verify and name the same certificate; the stored data must still hash to the token's digest, to
+the digest the lab signed and to the embedded DCC's ("recompute, don't trust"); the entry must
+be vouched for by an ``issued`` event signed with the lab's ledger key (the token key); then the
+ledger's *signed* events decide the status (revoked, superseded, expired, valid). An event
+whose signature fails is ignored and named in the reasons.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,7 +49,7 @@ from certissuer._pades import (
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 from certissuer.issue import INFO_QR_KEY, VIETNAM_TZ
-from certissuer.ledger import CertificateEntry, Ledger, Status
+from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status
 from certissuer.token import (
     TokenClaims,
     TokenPublicKey,
@@ -123,6 +127,9 @@ class Report:
     customer: str | None = None
     superseded_by: str | None = None
     revocation_reason: str | None = None
+    data_digest: str | None = None
+    """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
+    digest and the digest the lab signed: the data any shown field must come from."""
     signatures: list[SignatureInfo] = field(default_factory=list)
     """Each signature and document timestamp: signer, time, level, trust path, revocation,
     coverage and what changed after it."""
@@ -212,18 +219,19 @@ def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
 def _check_dcc(report: Report, reader: PdfFileReader, entry: CertificateEntry | None) -> Report:
     """The DCC XML embedded in the PDF, if any, must carry the ledger's data (issue 9).
 
-    Runs after the other checks, only for a genuine file found in the ledger: a DCC that does
-    not match (another certificate's data, or unreadable) makes the verdict ALTERED.
+    Runs after the other checks, only for a genuine file found in the ledger whose stored data
+    were recomputed (`Report.data_digest`): a DCC that does not match that digest (another
+    certificate's data, or unreadable) makes the verdict ALTERED.
     """
     from certissuer.dcc import check_embedded
 
-    if entry is None or report.verdict in (
-        Verdict.ALTERED,
-        Verdict.UNKNOWN_SIGNER,
-        Verdict.NOT_IN_LEDGER,
+    if (
+        entry is None
+        or report.data_digest is None
+        or report.verdict in (Verdict.ALTERED, Verdict.UNKNOWN_SIGNER, Verdict.NOT_IN_LEDGER)
     ):
         return report
-    finding = check_embedded(reader, number=entry.number, digest=entry.data_digest)
+    finding = check_embedded(reader, number=entry.number, digest=report.data_digest)
     if finding is not None:
         matches, reason = finding
         report.reasons.append(reason)
@@ -444,19 +452,65 @@ class Verifier:
             return report
         if entry is None:
             return self._fail(report, Verdict.NOT_IN_LEDGER, "not found in the ledger")
-        report._fill_from(entry)
-        if claims is not None:
-            if claims.number != entry.number:
-                return self._fail(
-                    report,
-                    Verdict.ALTERED,
-                    f"QR token names {claims.number} but the ledger entry is {entry.number}",
-                )
-            if not claims.matches_digest(entry.data_digest) or claims.issued != entry.issue_date:
-                return self._fail(
-                    report, Verdict.ALTERED, "QR token does not match the ledger's data digest"
-                )
-        status, event = self.ledger.status(entry, today=self._today(today))
+        if claims is not None and claims.number != entry.number:
+            return self._fail(
+                report,
+                Verdict.ALTERED,
+                f"QR token names {claims.number} but the ledger entry is {entry.number}",
+            )
+        if entry.is_pending:
+            report.number = entry.number
+            return self._fail(
+                report, Verdict.NOT_IN_LEDGER, f"{entry.number} is reserved but not yet issued"
+            )
+        # Recompute, don't trust: the stored data must hash to what the token carries and to
+        # the digest the lab signed (in the issued event, checked below); no column is taken
+        # on its word.
+        actual = hashlib.sha256(entry.data_json.encode()).hexdigest()
+        if not hmac.compare_digest(actual, entry.data_digest.lower()):
+            return self._fail(
+                report,
+                Verdict.ALTERED,
+                f"the ledger's data of {entry.number} do not hash to the digest it records: "
+                "the stored data were changed after issue",
+            )
+        if claims is not None and not claims.matches_digest(actual):
+            return self._fail(
+                report,
+                Verdict.ALTERED,
+                f"QR token's data digest does not match the ledger's data of {entry.number} "
+                "(recomputed): the stored data were changed, or the token is not this entry's",
+            )
+        if claims is not None and claims.issued != entry.issue_date:
+            return self._fail(
+                report,
+                Verdict.ALTERED,
+                f"QR token's issue date {claims.issued} differs from the ledger's "
+                f"{entry.issue_date}",
+            )
+        standing = self.ledger.standing(entry, keys=self.token_keys, today=self._today(today))
+        for ev, why in standing.rejected:
+            report.reasons.append(
+                f"ignored: the {ev.kind} event of {entry.number} recorded "
+                f"{ev.at:%Y-%m-%d} (event row {ev.id}): {why}"
+            )
+        if standing.issued is None:
+            issued_events = [ev for ev, _ in standing.rejected if ev.kind == EventKind.ISSUED]
+            unsigned = bool(issued_events) and all(not ev.signature for ev in issued_events)
+            return self._fail(
+                report,
+                Verdict.NOT_IN_LEDGER if unsigned else Verdict.ALTERED,
+                f"the lab's signed ledger does not vouch for {entry.number}: "
+                f"{standing.issued_problem}",
+            )
+        report.data_digest = actual
+        report._fill_from(entry)  # these columns are covered by the signed issued event
+        if standing.issued.backfilled_at is not None:
+            report.reasons.append(
+                f"its issued event was written before ledger events were signed and signed "
+                f"at the ledger upgrade of {standing.issued.backfilled_at:%Y-%m-%d}"
+            )
+        status, event = standing.status, standing.event
         report.verdict = _STATUS_VERDICT[status]
         if status is Status.PENDING:
             report.reasons.append(f"{entry.number} is reserved but not yet issued")

@@ -52,7 +52,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import bindparam, func
@@ -422,6 +422,37 @@ class VerdictOut(BaseModel):
     certificate: CertificateOut | None
 
 
+class CheckpointOut(BaseModel):
+    """The lab's newest signed checkpoint of its ledger's log: keep it to detect a rollback.
+
+    ``certissuer ledger audit --witness URL_OR_FILE`` checks that the log still extends it.
+    The signature covers ``certissuer-checkpoint/v1``, lab code, tree size, root (hex) and time
+    (ISO 8601, microseconds), one per line, each followed by a newline.
+    """
+
+    format: str = Field(description="Always certissuer-checkpoint/v1")
+    lab_code: str
+    tree_size: int = Field(description="How many leaves (events) the checkpoint vouches for")
+    root_hash: str = Field(description="RFC 6962 Merkle tree hash of those leaves (hex)")
+    at: str = Field(description="When the lab signed it (ISO 8601, UTC)")
+    kid: str = Field(description="Key id of the lab's token key that signed it (hex)")
+    signature: str = Field(description="Ed25519 or ECDSA P-256 (raw r||s) signature (hex)")
+
+
+class ConsistencyOut(BaseModel):
+    """An RFC 6962 / 9162 consistency proof between an older tree size and the newest
+    checkpoint."""
+
+    first: int = Field(description="The older tree size (the from= parameter)")
+    second: int = Field(description="The newest checkpoint's tree size")
+    first_root: str = Field(description="Root of the first `first` leaves, as stored now (hex)")
+    second_root: str = Field(
+        description="Root of the stored leaves at the newest checkpoint's size (hex); it is "
+        "the checkpoint's root_hash unless the stored log was changed"
+    )
+    proof: list[str] = Field(description="The proof's nodes (hex), RFC 9162 §2.1.4")
+
+
 class ProblemOut(BaseModel):
     """Why a request was refused."""
 
@@ -487,6 +518,7 @@ def _report_from(data: dict[str, Any]) -> Report:
         "customer",
         "superseded_by",
         "revocation_reason",
+        "data_digest",
     ):
         value = data.get(name)
         setattr(report, name, None if value is None else str(value))
@@ -1033,7 +1065,7 @@ class _Site:
         report = self.verifier.verify_url(token)
         details = None
         if report.verdict in _LEDGER_VERDICTS and report.number:
-            entry = self.ledger.get(report.number)
+            entry = self._verified_entry(report)
             if entry is not None:
                 details = _details(entry)
                 report.pdf_sha256 = entry.pdf_sha256
@@ -1041,6 +1073,21 @@ class _Site:
         if details is not None:
             self.answers.put(key, answer)
         return answer
+
+    def _verified_entry(self, report: Report) -> CertificateEntry | None:
+        """The entry behind `report`, only if its data are those the verdict was reached on.
+
+        The details shown come from the stored data, read again here: they must hash to the
+        digest the verifier recomputed and matched with the token and the lab's signature, so
+        an edit between the two reads shows nothing rather than unverified fields.
+        """
+        entry = self.ledger.get(report.number) if report.number else None
+        if entry is None or report.data_digest is None:
+            return None
+        if hashlib.sha256(entry.data_json.encode()).hexdigest() != report.data_digest:
+            _logger.error("%s: the stored data changed during the check", entry.number)
+            return None
+        return entry
 
     def _event_count(self, number: str) -> int:
         # Straight through the driver: this runs on every request, and SQLAlchemy's execution
@@ -1098,7 +1145,7 @@ class _Site:
         if report.verdict in _LEDGER_VERDICTS and report.number:
             # The verifier matched this file to the entry (by its hash, or by the revision
             # that the lab issued when validation data was added later).
-            entry = self.ledger.get(report.number)
+            entry = self._verified_entry(report)
             if entry is not None:
                 details = _details(entry)
         return report, details
@@ -1115,7 +1162,7 @@ class _Site:
         except TokenError:
             raise unavailable from None
         report = self.verifier.verify_url(token)
-        entry = self.ledger.get(report.number) if report.number else None
+        entry = self._verified_entry(report)
         if report.verdict not in _LEDGER_VERDICTS or entry is None or not entry.pdf_path:
             raise unavailable
         try:
@@ -1355,6 +1402,66 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
             domain=site.lab.domain,
             token_key_fingerprints=list(site.lab.fingerprints),
         )
+
+    @app.get(
+        "/api/v1/checkpoint",
+        response_model=CheckpointOut,
+        responses={
+            **_PROBLEM_RESPONSES,
+            404: {"model": ProblemOut, "description": "No checkpoint yet"},
+        },
+        tags=["log"],
+        summary="The newest signed checkpoint of the ledger's log",
+    )
+    def api_checkpoint() -> CheckpointOut:
+        """The lab's newest signed checkpoint (tree size and root of its ledger's Merkle log).
+
+        Save it (or let another server fetch it): ``certissuer ledger audit --witness`` then
+        proves that the log was not rolled back behind it.
+        """
+        cp = site.ledger.latest_checkpoint()
+        if cp is None:
+            raise _Problem(
+                404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet."
+            )
+        return CheckpointOut(**cp.to_json())
+
+    @app.get(
+        "/api/v1/consistency",
+        response_model=ConsistencyOut,
+        responses={
+            **_PROBLEM_RESPONSES,
+            400: {"model": ProblemOut, "description": "from is outside the log"},
+            404: {"model": ProblemOut, "description": "No checkpoint yet"},
+            409: {"model": ProblemOut, "description": "The stored log is shorter than it"},
+        },
+        tags=["log"],
+        summary="Consistency proof from a tree size to the newest checkpoint",
+    )
+    def api_consistency(
+        first: Annotated[
+            int, Query(alias="from", ge=1, description="The older tree size (a saved checkpoint)")
+        ],
+    ) -> ConsistencyOut:
+        """Proof (RFC 6962) that the log of size ``from`` is a prefix of the newest checkpoint."""
+        cp = site.ledger.latest_checkpoint()
+        if cp is None:
+            raise _Problem(
+                404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet."
+            )
+        if first > cp.tree_size:
+            raise _Problem(
+                400,
+                "Kích thước vượt quá điểm kiểm tra mới nhất.",
+                f"from={first} is beyond the newest checkpoint (size {cp.tree_size}).",
+            )
+        try:
+            proof = site.ledger.consistency(first, cp.tree_size)
+        except LedgerError as exc:  # the stored log is shorter than its checkpoint
+            raise _Problem(
+                409, "Sổ cấp không khớp điểm kiểm tra.", f"The log cannot prove it: {exc}"
+            ) from None
+        return ConsistencyOut(**proof)
 
     # Outermost last: headers on every answer, then the rate limit, the uploads in progress,
     # the body's deadline and the body's size.

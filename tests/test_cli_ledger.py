@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -161,3 +162,110 @@ def test_export_and_upgrade(lab: tuple[Path, dict[str, str]], tmp_path: Path) ->
     assert code == 0 and "0 completed" in out
     code, _, err = _run(lab, "ledger", "search", "--from", "27/11/2026")
     assert code == 3 and "YYYY-MM-DD" in err
+
+
+# -- an insider with the database (issue 14) -------------------------------------------------
+
+
+def _entry(any_ledger_url: str, number: str) -> Any:
+    from certissuer.ledger import Ledger
+
+    ledger = Ledger.open(any_ledger_url, create=False)
+    entry = ledger.get(number)
+    ledger.engine.dispose()
+    return entry
+
+
+def test_cli_rollback_is_caught_by_a_saved_checkpoint(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path, any_ledger_url: str
+) -> None:
+    from certissuer.ledger import Ledger
+
+    from ._insider import roll_back
+
+    number = _number(lab, "verification")
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    code, out, _ = _run(lab, "ledger", "checkpoint", "--out", str(before))
+    assert code == 0 and f"wrote {before}" in out
+    assert json.loads(before.read_text())["tree_size"] == 2
+    code, _, _ = _run(lab, "revoke", number, "--reason", "tem bị mất")
+    assert code == 0
+    code, _, _ = _run(lab, "ledger", "checkpoint", "--out", str(after))
+    token = _entry(any_ledger_url, number).token
+    code, out, _ = _run(lab, "verify", "--qr", token)
+    assert code == 1 and "REVOKED" in out
+
+    ledger = Ledger.open(any_ledger_url, create=False)
+    roll_back(ledger, 2)
+    ledger.engine.dispose()
+    code, out, _ = _run(lab, "verify", "--qr", token)  # a deletion alone leaves rows that check
+    assert code == 0 and "VALID" in out
+    code, out, _ = _run(lab, "ledger", "audit", "--no-files")
+    assert code == 0 and "no problems found" in out
+    code, out, _ = _run(
+        lab, "ledger", "audit", "--no-files", "--witness", str(before), "--witness", str(after)
+    )
+    cp = json.loads(after.read_text())
+    assert code == 1 and "audit: 1 problem(s)" in out, out
+    assert (
+        f"rollback: the saved checkpoint of {cp['at'][:10]} ({after}) vouches for 3 leaves "
+        f"with root {cp['root_hash']}; the log now has 2"
+    ) in out.replace("\n", "")
+
+
+def test_cli_data_edit_and_forged_event(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path, any_ledger_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from certissuer.ledger import Ledger
+
+    from ._insider import append_event, edit_data
+
+    cal, ver = _number(lab, "calibration"), _number(lab, "verification")
+    ledger = Ledger.open(any_ledger_url, create=False)
+    edit_data(ledger, cal, "B912345678", "FORGED-777", digest=False)
+    append_event(ledger, ver, "revoked", at=datetime.now(UTC), reason="forged")
+    ledger.engine.dispose()
+
+    code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, cal).token, "--json")
+    report = json.loads(out)
+    assert code == 1 and report["verdict"] == "altered" and report["serial"] is None
+    pdf = next((tmp_path / "out").glob("HC-*.pdf"))
+    code, out, _ = _run(lab, "verify", str(pdf))
+    assert code == 1 and "NOT GENUINE" in out and "do not hash to the digest" in out
+
+    code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, ver).token)
+    assert code == 0 and "ignored: the revoked event" in out
+    code, out, _ = _run(lab, "ledger", "show", ver, "--json")
+    shown = json.loads(out)
+    assert shown["status"] == "valid"
+    assert [e["signature"] for e in shown["events"]] == [
+        "signed",
+        "IGNORED: it is not signed by the lab",
+    ]
+    code, out, _ = _run(lab, "ledger", "audit", "--no-files", "--json")
+    report = json.loads(out)
+    assert code == 1 and sorted(p.split(":")[0] for p in report["problems"]) == [
+        "edited",
+        "unsigned",
+    ]
+    assert [u.split(":")[0] for u in report["unvouched"]] == ["unvouched"]
+
+
+def test_cli_upgrade_signs_earlier_events(
+    lab: tuple[Path, dict[str, str]], any_ledger_url: str
+) -> None:
+    from certissuer.ledger import Ledger
+
+    from ._insider import sql
+
+    ledger = Ledger.open(any_ledger_url, create=False)
+    sql(ledger, "UPDATE certificate_event SET kid = '', signature = ''")  # as before 0006
+    ledger.engine.dispose()
+    code, out, _ = _run(lab, "ledger", "audit", "--no-files")
+    assert code == 1 and out.count("unsigned: event row") == 2
+    code, out, _ = _run(lab, "ledger", "upgrade")
+    assert code == 0 and "signed 2 earlier event(s)" in out
+    code, out, _ = _run(lab, "ledger", "audit", "--no-files")
+    assert code == 0 and "2 signed events (2 signed at upgrade)" in out

@@ -82,7 +82,7 @@ def key() -> TokenKey:
 @pytest.fixture
 def filled(any_ledger_url: str, key: TokenKey) -> Ledger:
     """Five issued certificates, one revoked, one superseded, and two checkpoints."""
-    ledger = Ledger.open(any_ledger_url)
+    ledger = Ledger.open(any_ledger_url, ledger_key=key)
     numbers = [_issue(ledger, f"r{i}", serial=f"SN-{i}").number for i in range(1, 4)]
     ledger.checkpoint(key, lab_code="L1", at=NOW)
     numbers += [_issue(ledger, f"r{i}", serial=f"SN-{i}").number for i in range(4, 6)]
@@ -236,6 +236,10 @@ def test_inclusion_and_consistency_proofs_verify(filled: Ledger, key: TokenKey) 
         assert h.hex() == leaf["leaf_hash"]
         path = [bytes.fromhex(p) for p in leaf["audit_path"]]
         assert merkle.verify_inclusion(leaf["leaf_index"], cp["tree_size"], h, path, root)
+        # Each event carries the lab's signature over its leaf data (signed when written).
+        signed = b"certissuer-event/v1\n" + leaf["leaf_data"].encode() + b"\nsigned-when-written\n"
+        assert leaf["kid"] == key.public.kid.hex() and leaf["signed_at_upgrade"] is None
+        assert key.public.verify(bytes.fromhex(leaf["signature"]), signed)
     from certissuer.ledger import checkpoint_message
 
     message = checkpoint_message(
@@ -380,12 +384,25 @@ def test_old_schema_with_data_upgrades_losing_nothing(any_ledger_url: str, key: 
             conn.exec_driver_sql("DROP TABLE alembic_version")
     engine.dispose()
 
-    ledger = Ledger.open(any_ledger_url)
+    ledger = Ledger.open(any_ledger_url, ledger_key=key)
     entry = ledger.get("HC-2026-000001")
     assert entry is not None and entry.signer == "CN=old" and entry.pdf_sha256 == "ab" * 32
     assert entry.claim == "" and [e.kind for e in ledger.events(entry.number)] == ["issued"]
     assert ledger.log_size() == 1  # the old history is in the log
-    assert ledger.audit(keys=[key.public], check_files=False).ok
+    # Written before events were signed: named until the upgrade signs it, which it does only
+    # under a checkpoint the lab signed.
+    report = ledger.audit(keys=[key.public], check_files=False)
+    assert [p.split(":")[0] for p in report.problems] == ["unsigned"], report.problems
+    assert ledger.sign_unsigned(key, at=NOW)[0] == []
+    ledger.checkpoint(key, lab_code="L1", at=NOW)
+    signed, left = ledger.sign_unsigned(key, at=NOW + timedelta(days=1))
+    assert [ev.number for ev in signed] == ["HC-2026-000001"] and left == []
+    (ev,) = ledger.events("HC-2026-000001")
+    assert ev.backfilled_at is not None and ev.kid == key.public.kid.hex()
+    report = ledger.audit(keys=[key.public], check_files=False)
+    assert report.ok and report.events_signed_at_upgrade == 1, report.problems
+    standing = ledger.standing(entry, keys=[key.public], today=TODAY)
+    assert standing.vouched and standing.status is Status.VALID
     assert _issue(ledger, "new").number == "HC-2026-000002"  # numbering goes on
     with ledger.engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == migrations.head_revision()

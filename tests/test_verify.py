@@ -168,7 +168,8 @@ def test_revoked_superseded_and_expired(
             at=datetime.now(UTC),
             reason="typo in serial",
             related_number="HC-2026-000002",
-        )
+        ),
+        ledger_key=issuer.token_key,
     )
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.SUPERSEDED and report.superseded_by == "HC-2026-000002"
@@ -178,7 +179,8 @@ def test_revoked_superseded_and_expired(
             kind=EventKind.REVOKED,
             at=datetime.now(UTC),
             reason="standard out of calibration",
-        )
+        ),
+        ledger_key=issuer.token_key,
     )
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.REVOKED and not report.ok

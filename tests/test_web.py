@@ -153,7 +153,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, sealer: Any, re
         token_url_base="https://verify.test.invalid",
         ledger_url=f"sqlite:///{root / 'ledger.db'}",
     )
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings))
     issuer = Issuer(
         settings,
         ledger=ledger,
@@ -655,7 +655,7 @@ def test_read_only_ledger_on_each_back_end(
     from certissuer.web import create_app
 
     settings = settings.replace(ledger_url=any_ledger_url)
-    writer = Ledger.open(any_ledger_url)
+    writer = Ledger.open(any_ledger_url, ledger_key=load_token_key(settings))
     issuer = Issuer(
         settings,
         ledger=writer,
@@ -746,4 +746,10 @@ def test_api_conforms_to_its_openapi_schema(lab: Lab) -> None:
         case.call_and_validate(excluded_checks=[schemathesis.checks.positive_data_acceptance])
 
     conforms()
-    assert seen == {"GET /api/v1/verdict/{token}", "POST /api/v1/verify", "GET /api/v1/lab"}
+    assert seen == {
+        "GET /api/v1/verdict/{token}",
+        "POST /api/v1/verify",
+        "GET /api/v1/lab",
+        "GET /api/v1/checkpoint",
+        "GET /api/v1/consistency",
+    }

@@ -111,7 +111,7 @@ pdf_workers = 1
         encoding="utf-8",
     )
     settings = load_settings(profile, env={})
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings))
     issuer = Issuer(
         settings,
         ledger=ledger,
