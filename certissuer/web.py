@@ -505,31 +505,6 @@ def _asdict(row: ResultRow) -> dict[str, str]:
     return {name: getattr(row, name) for name in ResultRow.__slots__}
 
 
-def _report_from(data: dict[str, Any]) -> Report:
-    """A `Report` from `Report.to_dict()` output (as a PDF worker sends it)."""
-    report = Report(Verdict(data["verdict"]), reasons=[str(r) for r in data.get("reasons", [])])
-    for name in (
-        "number",
-        "kind",
-        "pdf_sha256",
-        "signer",
-        "instrument",
-        "serial",
-        "customer",
-        "superseded_by",
-        "revocation_reason",
-        "data_digest",
-    ):
-        value = data.get(name)
-        setattr(report, name, None if value is None else str(value))
-    for name in ("issue_date", "valid_until"):
-        value = data.get(name)
-        setattr(report, name, None if value is None else date.fromisoformat(value))
-    signed_at = data.get("signed_at")
-    report.signed_at = None if signed_at is None else datetime.fromisoformat(signed_at)
-    return report
-
-
 # -- refusals -------------------------------------------------------------------------------
 
 
@@ -1120,7 +1095,7 @@ class _Site:
     def check_pdf(self, data: bytes) -> tuple[Report, CertificateDetails | None]:
         """The verdict for an uploaded PDF, computed in a worker process."""
         try:
-            report = _report_from(self.pool.verify(data))
+            report = Report.from_dict(self.pool.verify(data))
         except PoolBusy:
             raise _busy() from None
         except WorkerRefused as exc:
