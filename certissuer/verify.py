@@ -34,6 +34,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from certissuer import _strictpdf
 from certissuer._pades import (
     SignatureCheck,
     SignatureInfo,
@@ -290,10 +291,22 @@ class Verifier:
             raise VerificationFailed("the file is not a PDF (no %PDF- header)")
         sha = hashlib.sha256(data).hexdigest()
         report = Report(Verdict.VALID, pdf_sha256=sha)
+        # One document, read strictly: a file that readers can take for two documents is
+        # altered; one whose structure cannot be read at all is unreadable (exit code 8).
         try:
-            reader = PdfFileReader(BytesIO(data), strict=False)
+            reader = _strictpdf.open_document(data)
+        except _strictpdf.Unreadable as exc:
+            raise VerificationFailed(f"the PDF is unreadable: {exc}") from None
+        except _strictpdf.Ambiguous as exc:
+            return self._fail(report, Verdict.ALTERED, str(exc))
+        try:
             check = check_signatures(reader, data, self.policy, at=at or datetime.now(UTC))
+        except RecursionError:
+            raise VerificationFailed(
+                "the PDF is unreadable: its objects are nested too deeply"
+            ) from None
         except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The structure reads, but an object in it does not: the signed file was changed.
             return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
         if (failed := self._judge_signatures(report, check)) is not None:
             return failed
