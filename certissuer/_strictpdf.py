@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from io import BytesIO
@@ -48,7 +48,7 @@ from typing import Any
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.xref import ObjStreamRef, XRefSectionType
+from pyhanko.pdf_utils.xref import ObjStreamRef
 
 __all__ = [
     "MAX_REVISIONS",
@@ -144,6 +144,19 @@ def _explain_repair(data: bytes, strict_error: BaseException) -> None:
         raise
     except _READ_ERRORS:
         pass
+    # Bytes after the last %%EOF hide it from pyHanko (which looks for it near the end);
+    # viewers skip them. If the file up to that marker reads, it was appended to.
+    end = data.rfind(b"%%EOF")
+    if end > 0 and data[end + 5 :].strip():
+        try:
+            strict_reader(data[: end + 5])
+        except _READ_ERRORS:
+            pass
+        else:
+            raise Ambiguous(
+                f"{len(data) - end - 5} bytes follow the file's last %%EOF marker "
+                "(something was appended after the end of the document)"
+            )
     raise Unreadable(f"it is malformed ({_words(strict_error)})") from None
 
 
@@ -153,9 +166,7 @@ def check_last_startxref(data: bytes) -> None:
     Checked on the raw bytes, for files that pyHanko cannot read at all: viewers read those
     too, by rebuilding, and show whatever the last definitions say.
     """
-    found = None
-    for found in _STARTXREF.finditer(data, max(0, len(data) - 4096)):
-        pass
+    found = _last(_STARTXREF.finditer(data, max(0, len(data) - 4096)))
     if found is None:
         return
     offset = int(found.group(1))
@@ -165,6 +176,13 @@ def check_last_startxref(data: bytes) -> None:
             "cross-reference section (viewers then rebuild the file by scanning it and may "
             "show other objects)"
         )
+
+
+def _last(matches: Iterator[re.Match[bytes]]) -> re.Match[bytes] | None:
+    last = None
+    for last in matches:  # noqa: B007 - only the last one counts
+        pass
+    return last
 
 
 def _words(exc: BaseException) -> str:
@@ -178,9 +196,7 @@ def check_revision_count(reader: PdfFileReader) -> None:
     """Refuse more than `MAX_REVISIONS` revisions before any expensive analysis."""
     total = reader.xrefs.total_revisions
     if total > MAX_REVISIONS:
-        raise Ambiguous(
-            f"too many revisions ({total}; a certificate has at most {MAX_REVISIONS})"
-        )
+        raise Ambiguous(f"too many revisions ({total}; a certificate has at most {MAX_REVISIONS})")
 
 
 def check_structure(data: bytes, reader: PdfFileReader) -> None:
@@ -284,9 +300,7 @@ def _listed_offsets(reader: PdfFileReader) -> dict[int, _Listed]:
         for info in (meta, section.hybrid.meta_info if section.hybrid else None):
             if info is not None and info.stream_ref is not None:
                 ref = info.stream_ref
-                listed.setdefault(
-                    info.start_location, _Listed(ref.idnum, ref.generation, revision)
-                )
+                listed.setdefault(info.start_location, _Listed(ref.idnum, ref.generation, revision))
     return listed
 
 
@@ -303,8 +317,7 @@ def final_locations(reader: PdfFileReader) -> dict[int, tuple[int, int | ObjStre
                 found[number] = (max(next_generation - 1, 0), None)
             for number, loc in part.xrefs_in_objstm.items():
                 found[number] = (0, loc)
-            for number, (generation, offset) in part.standard_xrefs.items():
-                found[number] = (generation, offset)
+            found.update(part.standard_xrefs)
     return found
 
 
@@ -361,9 +374,7 @@ def check_rebuild_agrees(data: bytes, reader: PdfFileReader) -> None:
     objects as the strict reader: each object key by key, streams by their raw bytes."""
     import pikepdf
 
-    found = None
-    for found in _STARTXREF.finditer(data):
-        pass
+    found = _last(_STARTXREF.finditer(data))
     if found is None:
         raise Ambiguous("the file has no startxref")
     # Point the last startxref at byte 0 so that qpdf must rebuild by scanning, as poppler,
@@ -380,15 +391,16 @@ def check_rebuild_agrees(data: bytes, reader: PdfFileReader) -> None:
             for number, (generation, loc) in final_locations(reader).items()
             if loc is not None and number != 0
         }
-        stream_refs = {
-            (ref.idnum, ref.generation) for ref in reader.xrefs.xref_stream_refs if ref is not None
+        stream_refs = {(ref.idnum, ref.generation) for ref in reader.xrefs.xref_stream_refs}
+        objects: list[Any] = list(rebuilt.objects)
+        rebuilt_side = {
+            obj.objgen[0]: obj.objgen[1] for obj in objects if obj is not None and obj.is_indirect
         }
-        rebuilt_side = {obj.objgen[0]: obj.objgen[1] for obj in rebuilt.objects if obj.is_indirect}
         for number in sorted(set(strict_side) | set(rebuilt_side)):
             generation = strict_side.get(number, rebuilt_side.get(number, 0))
             if (number, generation) in stream_refs:
                 continue  # cross-reference streams are bookkeeping, not document objects
-            ours = _norm_pyhanko(reader.get_object(generic.Reference(number, generation)))
+            ours = _norm_pyhanko(_fetch(reader, (number, generation)))
             try:
                 theirs = _norm_pikepdf(rebuilt.get_object(number, generation))
             except (pikepdf.PdfError, ValueError) as exc:
@@ -411,9 +423,7 @@ def _norm_pyhanko(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, generic.IndirectObject):
         return ("ref", obj.idnum, obj.generation)
     if isinstance(obj, generic.StreamObject):
-        items = {
-            str(k): _norm_pyhanko(obj.raw_get(k), depth + 1) for k in obj if k != "/Length"
-        }
+        items = {str(k): _norm_pyhanko(obj.raw_get(k), depth + 1) for k in obj if k != "/Length"}
         return ("stream", items, bytes(obj.encoded_data or b""))
     if isinstance(obj, generic.DictionaryObject):
         return ("dict", {str(k): _norm_pyhanko(obj.raw_get(k), depth + 1) for k in obj})
@@ -510,7 +520,7 @@ def check_changes(
     changed: set[tuple[int, int]] = set()
     for revision in range(signed_revision + 1, final + 1):
         changed |= {(r.idnum, r.generation) for r in xrefs.explicit_refs_in_revision(revision)}
-    stream_refs = {(r.idnum, r.generation) for r in xrefs.xref_stream_refs if r is not None}
+    stream_refs = {(r.idnum, r.generation) for r in xrefs.xref_stream_refs}
     changed -= stream_refs
 
     root_ref = _ref_of(reader.trailer.raw_get("/Root"))
@@ -527,13 +537,19 @@ def check_changes(
     form_ref = _maybe_ref(old.root, "/AcroForm")
     signed_values = {s.value_ref for s in later}
     filled: set[tuple[int, int]] = set()
+    # Validation data: objects of the DSS as signed that are still the DSS's now (an object
+    # that only now hangs in the DSS, a page's content stream say, is not validation data).
+    validation_data = _dss_refs(old) & _dss_refs(reader)
 
     for ref in sorted(changed):
-        number, generation = ref
+        number = ref[0]
         if number >= old_size or not _existed(old, ref):
             continue  # a new object: judged through whatever refers to it
-        before = _norm_decoded(old.get_object(generic.Reference(number, generation)))
-        after = _norm_decoded(reader.get_object(generic.Reference(number, generation)))
+        if ref in validation_data:
+            continue
+        before = _norm_decoded(_fetch(old, ref))
+        new_obj = _fetch(reader, ref)
+        after = _norm_decoded(new_obj)
         if before == after:
             continue
         keys = _changed_keys(before, after)
@@ -549,7 +565,7 @@ def check_changes(
             page = new_pages.index(ref) + 1
             _only(keys, {"/Annots"}, f"page {page}")
             _kept(before, after, "/Annots", f"page {page}'s annotations")
-        elif _is_signature_widget(after) and _value_ref(after) in signed_values:
+        elif _is_signature_widget(new_obj) and _value_ref(new_obj) in signed_values:
             _only(keys, _WIDGET_MAY_CHANGE, "a signature field")
             filled.add(ref)
         elif later and ref == _maybe_ref(old.root, "/Metadata"):
@@ -557,6 +573,33 @@ def check_changes(
         else:
             raise Ambiguous(f"{_describe(before, number)} was changed after signing")
     _check_annotations(reader, old, new_pages, signed_values, filled)
+
+
+def _dss_refs(resolver: Any) -> set[tuple[int, int]]:
+    """The indirect objects of the document security store (its dictionaries and arrays,
+    and the /VRI entries), as `resolver` reads them."""
+    root = resolver.root
+    found: set[tuple[int, int]] = set()
+    if "/DSS" not in root:
+        return found
+    stack: list[tuple[Any, int]] = [(root.raw_get("/DSS"), 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > 4:
+            continue
+        if isinstance(item, generic.IndirectObject):
+            key = (item.idnum, item.generation)
+            if key in found:
+                continue
+            found.add(key)
+            item = _deref(item)
+        if isinstance(item, generic.StreamObject):
+            continue
+        if isinstance(item, generic.DictionaryObject):
+            stack.extend((item.raw_get(k), depth + 1) for k in item)
+        elif isinstance(item, generic.ArrayObject):
+            stack.extend((v, depth + 1) for v in list.__iter__(item))
+    return found
 
 
 def _check_annotations(
@@ -598,14 +641,14 @@ def _annotations(
 ) -> Iterator[tuple[tuple[int, int] | None, Any]]:
     page = reader.get_object(generic.Reference(*page_ref))
     raw = page.raw_get("/Annots") if "/Annots" in page else None
-    annots = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
+    annots = _deref(raw) if isinstance(raw, generic.IndirectObject) else raw
     if annots is None:
         return
     if not isinstance(annots, generic.ArrayObject):
         raise Ambiguous(f"page {index}: /Annots is not an array")
     for item in list.__iter__(annots):
         if isinstance(item, generic.IndirectObject):
-            yield (item.idnum, item.generation), item.get_object()
+            yield (item.idnum, item.generation), _deref(item)
         else:
             yield None, item
 
@@ -627,12 +670,22 @@ def _page_refs(resolver: Any) -> list[tuple[int, int]]:
         if ref in seen or len(seen) > 10_000:
             raise Ambiguous("the page tree has a loop")
         seen.add(ref)
-        node = item.get_object()
+        node = _deref(item)
         if "/Kids" in node:
             stack.extend(reversed(list(list.__iter__(node.raw_get("/Kids")))))
         else:
             pages.append(ref)
     return pages
+
+
+def _fetch(resolver: Any, ref: tuple[int, int]) -> Any:
+    """Object `ref` as `resolver` (the reader, or a revision of it) reads it."""
+    return resolver.get_object(generic.Reference(*ref))
+
+
+def _deref(item: Any) -> Any:
+    """The object an indirect reference points to (pyHanko's `get_object` is untyped)."""
+    return item.get_object()
 
 
 def _existed(resolver: Any, ref: tuple[int, int]) -> bool:

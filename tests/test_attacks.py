@@ -473,7 +473,9 @@ def _shadow_widget(base: str, rect: str, source: str) -> Any:
         if source == "new appearance stream":
             font = page["/Resources"]["/Font"]
             font_ref = font.raw_get(sorted(font)[0])
-            draw = b"1 1 1 rg 0 0 76 16 re f 0 g BT /F1 9 Tf 2 4 Td (%s) Tj ET" % _FORGED[base][0][1]
+            draw = (
+                b"1 1 1 rg 0 0 76 16 re f 0 g BT /F1 9 Tf 2 4 Td (%s) Tj ET" % _FORGED[base][0][1]
+            )
             objects[appearance] = (
                 b"<< /Type /XObject /Subtype /Form /BBox [0 0 76 16] "
                 b"/Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\nstream\n"
@@ -710,3 +712,142 @@ def test_attack_passes_without_its_defence(
     }:
         # with its defence off, nothing else stops it: the attack would succeed
         assert report.verdict is Verdict.VALID, report.reasons
+
+
+DIFFERENTIALS = [a for a in ATTACKS if a.differential is not None]
+
+
+@pytest.mark.parametrize("attack", DIFFERENTIALS, ids=[a.name for a in DIFFERENTIALS])
+def test_differential_is_real(attack: Attack, lab_env: Lab, corpus: dict[str, Any]) -> None:
+    """poppler's pdftotext (what a viewer shows) reads the forged values from the attacked
+    file and the genuine ones from the genuine file: the attack is real, not a malformed file."""
+    assert attack.differential is not None
+    genuine_text = _forge.pdftotext(lab_env.base(attack.differential))
+    forged_text = _forge.pdftotext(corpus[attack.name][0])
+    for old, new in _FORGED[attack.differential]:
+        assert old.decode() in genuine_text and new.decode() not in genuine_text
+        assert new.decode() in forged_text and old.decode() not in forged_text
+
+
+def _nested_arrays(depth: int) -> bytes:
+    body = b"[" * depth + b"]" * depth
+    return _forge.definition(1, b"<< /Type /Catalog /Pages 2 0 R /Deep " + body + b" >>")
+
+
+def _xref_stream_index_out_of_order(lab_env: Lab) -> bytes:
+    """An update whose cross-reference stream lists its ranges out of order."""
+    data = lab_env.base("kd")
+    update = _forge.append_objstm_revision(data, {}, _forge.with_dss(data, {}))
+    index = re.search(rb"/Index \[([^\]]*)\]", update[len(data) :])
+    assert index is not None
+    pairs = index.group(1).split(b" ")
+    swapped = b" ".join(pairs[2:4] + pairs[0:2] + pairs[4:])
+    start = len(data) + index.start(1)
+    return update[:start] + swapped + update[start + len(swapped) :]
+
+
+def test_too_many_revisions_are_refused_before_analysis(lab_env: Lab) -> None:
+    data = lab_env.base("kd")
+    root, catalog = _forge.catalog_with(data)
+    for _ in range(_strictpdf.MAX_REVISIONS):
+        data = _forge.append_revision(data, {root: catalog})
+    report = lab_env.verifier().verify_pdf(data)
+    assert report.verdict is Verdict.ALTERED
+    assert any("too many revisions" in r for r in report.reasons), report.reasons
+    assert not report.signatures  # refused before any signature was validated
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda lab_env: _xref_stream_index_out_of_order(lab_env), id="/Index"),
+        pytest.param(
+            lambda lab_env: (
+                b"%PDF-1.7\n" + _nested_arrays(100_000) + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+            ),
+            id="100,000 nested arrays",
+        ),
+        pytest.param(
+            lambda lab_env: _forge.append_revision(
+                lab_env.base("hc"),
+                {1: b"<< /Deep " + b"[" * 100_000 + b"]" * 100_000 + b" >>"},
+            ),
+            id="100,000 nested arrays in an update",
+        ),
+        pytest.param(lambda lab_env: b"%PDF-1.7\n" + b"garbage " * 100, id="no xref"),
+    ],
+)
+def test_malformed_structure_is_unreadable(lab_env: Lab, make: Callable[[Lab], bytes]) -> None:
+    """Exit code 8 with a one-line "unreadable" message, never a traceback."""
+    with pytest.raises(VerificationFailed) as raised:
+        lab_env.verifier().verify_pdf(make(lab_env))
+    assert raised.value.exit_code == 8
+    message = str(raised.value)
+    assert message.startswith("the PDF is unreadable") and "\n" not in message
+
+
+def test_corpus_table(
+    lab_env: Lab, corpus: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Print the corpus: case, verdict, reason (run with -s to see it)."""
+    rows = []
+    for attack in ATTACKS:
+        report = _judge(attack, lab_env, corpus)
+        rows.append(f"| {attack.name} | {report.verdict.value} | {report.reasons[-1]} |")
+        assert not report.ok
+    with capsys.disabled():
+        print("\n| case | verdict | reason |\n|---|---|---|\n" + "\n".join(rows))
+
+
+def _pyhanko_dss_update(lab_env: Lab) -> bytes:
+    """A DSS-only update written by pyHanko (the lab's CA certificate and CRL)."""
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    data = lab_env.base("kd")
+    out = BytesIO(data)
+    crl = lab_env.pki.arch.service_registry.get_crl("root")
+    root = lab_env.pki.arch.get_cert("root")
+    DocumentSecurityStore.add_dss(out, None, certs=[root], crls=[crl], force_write=True)
+    return out.getvalue()
+
+
+def _approved(lab_env: Lab, kind: str) -> bytes:
+    """A certificate with the head's approval signature in its reserved field."""
+    with lab_env.pki.services():
+        issued = lab_env.issue(lab_env.sealer(visible=True), kind=kind, signing_approval=True)
+        return lab_env.sealer("bob").approve(issued, field_name="Approval")
+
+
+def _issued_at(level: Level, kind: str) -> Callable[[Lab], bytes]:
+    def make(lab_env: Lab) -> bytes:
+        with lab_env.pki.services():
+            return lab_env.issue(lab_env.sealer(visible=True, level=level), kind=kind)
+
+    return make
+
+
+CONTROLS: dict[str, Callable[[Lab], bytes]] = {
+    "KD: genuine B-B, visible signature": lambda lab_env: lab_env.base("kd"),
+    "HC: genuine B-B, visible signature": lambda lab_env: lab_env.base("hc"),
+    "KD: genuine B-T": _issued_at(Level.B_T, "verification.json"),
+    "HC: genuine B-LT (DSS update)": _issued_at(Level.B_LT, "calibration.json"),
+    "KD: genuine B-LTA (DSS update + document timestamp)": _issued_at(
+        Level.B_LTA, "verification.json"
+    ),
+    "HC: genuine B-LTA (DSS update + document timestamp)": _issued_at(
+        Level.B_LTA, "calibration.json"
+    ),
+    "KD: approval signature added (sign-approve)": lambda lab_env: _approved(
+        lab_env, "verification.json"
+    ),
+    "KD: DSS-only update written by pyHanko": _pyhanko_dss_update,
+}
+
+
+@pytest.mark.parametrize("make", CONTROLS.values(), ids=list(CONTROLS))
+def test_control_stays_valid(lab_env: Lab, make: Callable[[Lab], bytes]) -> None:
+    """Genuine files and the updates a lab makes pass every strict check."""
+    data = make(lab_env)
+    with lab_env.pki.services():
+        report = lab_env.verifier().verify_pdf(data)
+    assert report.verdict is Verdict.VALID, report.reasons
