@@ -85,8 +85,6 @@ _READ_ERRORS = (
 """What pyHanko raises on a malformed file (it asserts some structure)."""
 
 _WS = rb"\x00\t\n\x0c\r "
-_DELIM = rb"()<>\[\]{}/%"
-_OBJ_KEYWORD = re.compile(rb"(?<=[" + _WS + rb"\d])obj(?=[" + _WS + _DELIM + rb"]|\Z)")
 # An object header read backwards from its `obj` keyword: two integers separated by
 # whitespace or comments (a tokenising reader such as MuPDF skips comments).
 _GAP = rb"(?:[" + _WS + rb"]|%[^\r\n]*[\r\n])+"
@@ -94,6 +92,7 @@ _HEADER_TAIL = re.compile(rb"(\d{1,10})" + _GAP + rb"(\d{1,10})" + _GAP + rb"\Z"
 _HEADER_WINDOW = 96
 _STARTXREF = re.compile(rb"startxref[" + _WS + rb"]+(\d{1,20})[" + _WS + rb"]+%%EOF")
 _BOUNDARY = frozenset(b"\x00\t\n\x0c\r ()<>[]{}/%")
+_SPACE = frozenset(b"\x00\t\n\x0c\r ")
 
 
 class Unreadable(Exception):
@@ -258,26 +257,33 @@ _HEADER_AT = re.compile(rb"(\d{1,10})" + _GAP + rb"(\d{1,10})" + _GAP + rb"obj")
 
 def object_definitions(data: bytes) -> Iterator[tuple[int, int, int]]:
     """Every ``N G obj`` in `data`, streams included: (offset, number, generation)."""
-    for keyword in _OBJ_KEYWORD.finditer(data):
-        end = keyword.start()
-        start = max(0, end - _HEADER_WINDOW)
+    find = data.find
+    pos = find(b"obj")
+    while pos != -1:
+        after = data[pos + 3 : pos + 4]
+        before = data[pos - 1] if pos else 0x20
+        # `obj` as a keyword: a delimiter or the end after it, whitespace or a digit before
+        # it (a tokenising reader splits "0obj" too); "endobj" has a letter before it.
+        if (not after or after[0] in _BOUNDARY) and (before in _SPACE or 0x30 <= before <= 0x39):
+            found = _header_before(data, pos)
+            if found is not None:
+                yield found
+        pos = find(b"obj", pos + 3)
+
+
+def _header_before(data: bytes, end: int) -> tuple[int, int, int] | None:
+    start = max(0, end - _HEADER_WINDOW)
+    tail = _HEADER_TAIL.search(data, start, end)
+    while tail is not None and tail.start(1) == start and start > 0:
+        # the window may have cut the object number: look again from further back
+        start = max(0, start - _HEADER_WINDOW)
         tail = _HEADER_TAIL.search(data, start, end)
-        if tail is None:
-            continue
-        begin = tail.start(1)
-        # the first digit must start a token (the number itself may have been cut by the
-        # window: then look again from further back)
-        while begin > 0 and data[begin - 1 : begin].isdigit() and begin == start:
-            start = max(0, start - _HEADER_WINDOW)
-            tail = _HEADER_TAIL.search(data, start, end)
-            if tail is None:
-                break
-            begin = tail.start(1)
-        if tail is None:
-            continue
-        if begin > 0 and data[begin - 1] not in _BOUNDARY:
-            continue
-        yield begin, int(tail.group(1)), int(tail.group(2))
+    if tail is None:
+        return None
+    begin = tail.start(1)
+    if begin > 0 and data[begin - 1] not in _BOUNDARY:
+        return None
+    return begin, int(tail.group(1)), int(tail.group(2))
 
 
 @dataclass(frozen=True, slots=True)
