@@ -27,9 +27,10 @@ another. This module makes sure there is only one, before any signature is judge
 
 Matches of ``N G obj`` inside stream data count as definitions too: poppler's rebuilding scan
 reads the file line by line without skipping streams, so a definition hidden in stream data
-is one a viewer can take. Compressed data (every stream a certificate carries except its XMP
-packet and embedded XML, which are text without such lines) matches the pattern with a
-probability of about 1e-13 per byte; the genuine files of every PAdES level test clean.
+is one a viewer can take. A certificate's streams are Flate-compressed (the embedded DCC XML
+too), apart from a signature appearance's few operators and its ASCII85 stamp, which have no
+whitespace-separated ``N G obj``; compressed data matches the pattern with a probability of
+about 1e-13 per byte, and the genuine files of every PAdES level, approved or not, test clean.
 
 >>> reader = open_document(data)  # doctest: +SKIP
 >>> check_structure(data, reader)  # doctest: +SKIP
