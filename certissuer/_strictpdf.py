@@ -550,8 +550,13 @@ def check_changes(
 
     for ref in sorted(changed):
         number = ref[0]
-        if number >= old_size or not _existed(old, ref):
+        if number >= old_size:
             continue  # a new object: judged through whatever refers to it
+        if not _existed(old, ref):
+            # A number the signed revision had free: a reference to it in a signed object
+            # meant null then and means this object now. Writers number new objects from
+            # /Size up, so a genuine update never does this.
+            raise Ambiguous(f"object {number}, free when signed, was defined after signing")
         if ref in validation_data:
             continue
         before = _norm_decoded(_fetch(old, ref))

@@ -537,6 +537,20 @@ def _dss_redefining_content(base: str) -> Any:
     return make
 
 
+def _free_number_defined(base: str) -> Any:
+    """A DSS update that defines an object number the signed revision had free (a signed
+    reference to it would have meant null when signed)."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        final = _strictpdf.final_locations(_forge.reader(data))
+        free = min(n for n in range(1, _forge.size_of(data)) if final.get(n, (0, None))[1] is None)
+        update = _forge.with_dss(data, {free: b"<< /Forged true >>"})
+        return _forge.append_revision(data, update), {}
+
+    return make
+
+
 _XREF = (
     "_strictpdf.strict_reader",
     "_strictpdf.check_last_startxref",
@@ -638,6 +652,15 @@ STRICT_ATTACKS = [
         for base in ("kd", "hc")
     ),
 ]
+STRICT_ATTACKS.append(
+    Attack(
+        "KD: an object number free when signed is defined in a DSS update",
+        _free_number_defined("kd"),
+        Verdict.ALTERED,
+        "the document was changed after it was signed",
+        ("_check_modifications", "_check_changes"),
+    )
+)
 ATTACKS += STRICT_ATTACKS
 
 
