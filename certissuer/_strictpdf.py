@@ -63,7 +63,10 @@ __all__ = [
     "check_revision_count",
     "check_structure",
     "check_xref_offsets",
+    "final_locations",
+    "object_definitions",
     "open_document",
+    "strict_reader",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -134,7 +137,12 @@ def strict_reader(data: bytes) -> PdfFileReader:
 
 
 def _explain_repair(data: bytes, strict_error: BaseException) -> None:
-    """The strict reader refused `data`: say why, as a differential when there is one."""
+    """The strict reader refused `data`: say why, as a differential when there is one.
+
+    A file whose end leads to no cross-reference section (cut off, damaged, or with its
+    `startxref` off) is one that viewers still show, by rebuilding it: altered. A file whose
+    cross-reference data is there but breaks the syntax is unreadable.
+    """
     check_last_startxref(data)
     try:
         lenient = PdfFileReader(BytesIO(data), strict=False)
@@ -157,6 +165,11 @@ def _explain_repair(data: bytes, strict_error: BaseException) -> None:
                 f"{len(data) - end - 5} bytes follow the file's last %%EOF marker "
                 "(something was appended after the end of the document)"
             )
+    if _last(_STARTXREF.finditer(data, max(0, len(data) - 4096))) is None:
+        raise Ambiguous(
+            "the file has no cross-reference section at its end (it was cut off or damaged; "
+            "viewers rebuild such a file by scanning it)"
+        )
     raise Unreadable(f"it is malformed ({_words(strict_error)})") from None
 
 

@@ -281,7 +281,12 @@ class Verifier:
     def verify_pdf(
         self, data: bytes, *, today: date | None = None, at: datetime | None = None
     ) -> Report:
-        """Check the signed PDF `data`. Raises `VerificationFailed` if it is not a PDF at all.
+        """Check the signed PDF `data`.
+
+        The document is read strictly first (`certissuer._strictpdf`): a file that a validator
+        and a viewer could read as two documents is ALTERED before any signature is judged.
+        Raises `VerificationFailed` (exit code 8) if it is not a PDF at all or its structure
+        cannot be read (no cross-reference data, objects nested too deeply).
 
         `today` decides the ledger status (expiry); `at` is the moment the signatures are
         validated at (default: now), to check how a file will fare after its signer expires.

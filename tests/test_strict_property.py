@@ -9,12 +9,14 @@ them, repairing if it must) are those of the genuine file.
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
 import pikepdf
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyhanko.pdf_utils import generic
 
 from certissuer.errors import VerificationFailed
 from certissuer.verify import Verdict
@@ -31,7 +33,7 @@ def _seen(data: bytes) -> tuple[str, int | None, Any]:
     """What a viewer shows: the text, the number of pages and the annotations."""
     text = _forge.pdftotext(data)
     try:
-        with pikepdf.open(_forge.BytesIO(data)) as pdf:
+        with pikepdf.open(BytesIO(data)) as pdf:
             pages = len(pdf.pages)
             annots = [
                 [
@@ -84,11 +86,9 @@ def _mutation(draw: st.DrawFn, data: bytes) -> bytes:
     )
     overlay += b"/MK << /BG [1 1 1] >> >>"
     page_obj = page.get_object()
-    copy = _forge.generic.DictionaryObject({k: page_obj.raw_get(k) for k in page_obj})
+    copy = generic.DictionaryObject({k: page_obj.raw_get(k) for k in page_obj})
     annots = list.__iter__(page_obj.raw_get("/Annots")) if "/Annots" in page_obj else ()
-    copy[_forge.generic.NameObject("/Annots")] = _forge.generic.ArrayObject(
-        [*annots, _forge.ref(widget)]
-    )
+    copy[generic.NameObject("/Annots")] = generic.ArrayObject([*annots, _forge.ref(widget)])
     objects = {widget: overlay, page.idnum: _forge.serialise(copy)}
     return _forge.append_revision(data, _forge.with_dss(data, objects, widget + 1))
 

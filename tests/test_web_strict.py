@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from . import test_attacks as _attacks
-from .test_attacks import STRICT_ATTACKS, Attack, Lab, _nested_arrays
+from .test_attacks import STRICT_ATTACKS, Attack, Lab, nested_arrays_pdf
 
 # The corpus's module fixtures, shared (each test module gets its own instances).
 lab, lab_ledger, lab_env = _attacks.lab, _attacks.lab_ledger, _attacks.lab_env
@@ -54,7 +54,7 @@ def test_corpus_is_refused_over_http(
 
 
 def test_unreadable_structure_is_refused_over_http(client: TestClient) -> None:
-    data = b"%PDF-1.7\n" + _nested_arrays(100_000) + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    data = nested_arrays_pdf(100_000)
     for api in (False, True):
         answer = _upload(client, data, api=api)
         assert answer.status_code in (415, 422), answer.text
