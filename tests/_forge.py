@@ -7,7 +7,6 @@ object streams in an update, malformed /Rect arrays), so these helpers write raw
 
 from __future__ import annotations
 
-import re
 import subprocess
 import zlib
 from io import BytesIO
@@ -186,7 +185,3 @@ def pdftotext(data: bytes) -> str:
         ["pdftotext", "-q", "-", "-"], input=data, capture_output=True, check=False, timeout=60
     )
     return done.stdout.decode("utf-8", "replace")
-
-
-def strip_eol(data: bytes) -> bytes:
-    return re.sub(rb"\s+", b" ", data)
