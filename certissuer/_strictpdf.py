@@ -644,7 +644,7 @@ def _check_annotations(
             if not _four_numbers(rect):
                 raise Ambiguous(
                     f"page {index}: an annotation added after signing has a /Rect that is not "
-                    f"four numbers ({_short(rect)}); viewers draw it anyway"
+                    f"four numbers ({_short(rect)}); some viewers draw it anyway"
                 )
             if annot_ref in filled:
                 continue
