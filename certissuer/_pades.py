@@ -19,6 +19,10 @@ relies on, one named defence per known attack:
   signs, as the certification's DocMDP allows. An added annotation or form field (the
   "shadow" attacks that hide and replace the result table), a change to the content or the
   document information, or an unsigned revision is refused.
+* `_check_rebuild` (before any signature is judged) and `_check_changes` (after): the strict
+  reading of `certissuer._strictpdf`. A rebuilding reader sees the same objects as the strict
+  one, and every object redefined after a signature, and every annotation, is compared
+  directly with what that signature signed, whatever pyHanko's visibility heuristic says.
 
 Timestamps are validated newest first: the newest document timestamp at the validation
 time, each older one (and each signature timestamp) at the time of the next trusted
@@ -77,6 +81,8 @@ from pyhanko.sign.validation.status import (
 )
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
+from certissuer import _strictpdf
 
 __all__ = [
     "SIGNATURE_LABELS",
@@ -548,6 +554,47 @@ def _info_dict(info: generic.DictionaryObject | None) -> dict[str, str]:
     return {} if info is None else {str(k): str(v) for k, v in info.items()}
 
 
+def _check_rebuild(
+    reader: PdfFileReader, data: bytes, embedded: Sequence[EmbeddedPdfSignature]
+) -> None:
+    """Bytes after the first signed revision: a rebuilding reader must see the same objects.
+
+    Up to the end of that revision the bytes are the signer's (its byte range covers them and
+    `_strictpdf` checked that no object hides in the /Contents gap); only later bytes can have
+    been written by someone else, so only then is the file rebuilt by scanning (about 2 ms).
+    """
+    first = min(s.signed_revision for s in embedded)
+    if first < reader.xrefs.total_revisions - 1:
+        try:
+            _strictpdf.check_rebuild_agrees(data, reader)
+        except _strictpdf.Ambiguous as exc:
+            raise _Refused("altered", str(exc)) from None
+
+
+def _check_changes(reader: PdfFileReader, embedded: Sequence[EmbeddedPdfSignature]) -> None:
+    """Every object redefined after each signature, and every annotation, compared directly
+    with what that signature signed; only later signatures (all judged valid by now) and
+    validation data may explain a difference."""
+    for i, sig in enumerate(embedded):
+        later = [
+            _strictpdf.LaterSignature(
+                str(other.field_name),
+                _value_ref(other),
+                other.signed_revision,
+            )
+            for other in embedded[i + 1 :]
+        ]
+        try:
+            _strictpdf.check_changes(reader, sig.signed_revision, later)
+        except _strictpdf.Ambiguous as exc:
+            raise _Refused("altered", f"{_label(i + 1, sig)}: {exc}") from None
+
+
+def _value_ref(sig: EmbeddedPdfSignature) -> tuple[int, int]:
+    ref = sig.sig_field.raw_get("/V")
+    return (ref.idnum, ref.generation)
+
+
 # -- the procedure ---------------------------------------------------------------------------
 
 
@@ -575,6 +622,7 @@ def check_signatures(
     try:
         _check_signed(embedded)
         if embedded:
+            _check_rebuild(reader, data, embedded)
             _run(reader, data, embedded, policy, at, result)
     except _Refused as refused:
         result.failure = refused.failure
@@ -676,6 +724,7 @@ def _run(
     # Then the file as a whole (the specific reasons above come first).
     _check_document_info(reader, first.signed_revision)
     _check_revisions(reader, embedded)
+    _check_changes(reader, embedded)
 
 
 def _check_one(

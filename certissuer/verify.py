@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from certissuer import _strictpdf
 from certissuer._pades import (
     SignatureCheck,
     SignatureInfo,
@@ -311,7 +311,12 @@ class Verifier:
     def verify_pdf(
         self, data: bytes, *, today: date | None = None, at: datetime | None = None
     ) -> Report:
-        """Check the signed PDF `data`. Raises `VerificationFailed` if it is not a PDF at all.
+        """Check the signed PDF `data`.
+
+        The document is read strictly first (`certissuer._strictpdf`): a file that a validator
+        and a viewer could read as two documents is ALTERED before any signature is judged.
+        Raises `VerificationFailed` (exit code 8) if it is not a PDF at all or its structure
+        cannot be read (no cross-reference data, objects nested too deeply).
 
         `today` decides the ledger status (expiry); `at` is the moment the signatures are
         validated at (default: now), to check how a file will fare after its signer expires.
@@ -320,10 +325,22 @@ class Verifier:
             raise VerificationFailed("the file is not a PDF (no %PDF- header)")
         sha = hashlib.sha256(data).hexdigest()
         report = Report(Verdict.VALID, pdf_sha256=sha)
+        # One document, read strictly: a file that readers can take for two documents is
+        # altered; one whose structure cannot be read at all is unreadable (exit code 8).
         try:
-            reader = PdfFileReader(BytesIO(data), strict=False)
+            reader = _strictpdf.open_document(data)
+        except _strictpdf.Unreadable as exc:
+            raise VerificationFailed(f"the PDF is unreadable: {exc}") from None
+        except _strictpdf.Ambiguous as exc:
+            return self._fail(report, Verdict.ALTERED, str(exc))
+        try:
             check = check_signatures(reader, data, self.policy, at=at or datetime.now(UTC))
+        except RecursionError:
+            raise VerificationFailed(
+                "the PDF is unreadable: its objects are nested too deeply"
+            ) from None
         except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The structure reads, but an object in it does not: the signed file was changed.
             return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
         if (failed := self._judge_signatures(report, check)) is not None:
             return failed

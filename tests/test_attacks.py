@@ -2,9 +2,12 @@
 
 Every case is a real PDF made from a genuine certificate (issued into the ledger, so the ledger
 cannot be what catches it) and judged by `Verifier` with pyHanko's validator. Each case names
-the defences in `certissuer._pades` that refuse it; `test_attack_passes_without_its_defence`
-switches exactly those off and shows that the case then gets through (the verdict turns VALID),
-so every test here fails if its defence is switched off.
+the defences in `certissuer._pades` and `certissuer._strictpdf` that refuse it;
+`test_attack_passes_without_its_defence` switches exactly those off and shows that the case
+then gets through (the verdict turns VALID), so every test here fails if its defence is
+switched off. The cases on strict reading (issue 14) are built from verification (KĐ) and
+calibration (HC) certificates with visible signatures; for the parser differentials,
+`test_differential_is_real` shows with poppler's pdftotext that viewers read the forged values.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from io import BytesIO
 from pathlib import Path
@@ -21,10 +24,12 @@ from typing import Any
 import pytest
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers.pdf_cms import SimpleSigner
 
-from certissuer import _pades
+from certissuer import _pades, _strictpdf
 from certissuer.config import Settings
+from certissuer.errors import VerificationFailed
 from certissuer.issue import Issuer, load_token_key
 from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
@@ -32,6 +37,7 @@ from certissuer.model import parse_certificate
 from certissuer.sign import Level, Sealer, SigningPolicy, policy_from_settings
 from certissuer.verify import Verdict, Verifier, load_crls
 
+from . import _forge
 from ._pki import LabPKI
 from .conftest import PASSPHRASE, SAMPLES, load_json
 
@@ -66,6 +72,17 @@ class Lab:
     renderer: Any
     out: Path
     count: int = 0
+    bases: dict[str, bytes] = field(default_factory=dict)
+    """Genuine certificates that several attacks start from, issued once."""
+
+    def base(self, name: str) -> bytes:
+        """A genuine certificate: "kd"/"hc" (verification/calibration) with a visible
+        signature."""
+        if name not in self.bases:
+            kind = {"kd": "verification.json", "hc": "calibration.json"}[name]
+            with self.pki.services():
+                self.bases[name] = self.issue(self.sealer(visible=True), kind=kind)
+        return self.bases[name]
 
     def issue(self, sealer: Sealer, *, kind: str = "calibration.json", **changes: Any) -> bytes:
         self.count += 1
@@ -82,8 +99,9 @@ class Lab:
         )
         return issuer.issue(parse_certificate(data)).path.read_bytes()
 
-    def sealer(self, label: str = "alice", **policy: Any) -> Sealer:
-        base = policy_from_settings(self.settings)
+    def sealer(self, label: str = "alice", *, visible: bool = False, **policy: Any) -> Sealer:
+        settings = self.settings.replace(signing_appearance="visible") if visible else self.settings
+        base = policy_from_settings(settings)
         fields = {"revocation_check": False, **policy}
         return Sealer.from_pkcs12(
             self.pki.p12(label, PASSPHRASE), PASSPHRASE, policy=_replace(base, **fields)
@@ -265,6 +283,11 @@ class Attack:
     reason: str
     defences: tuple[str, ...]
     verifier: Callable[[Lab], Verifier] = Lab.verifier
+    differential: str | None = None
+    """For a parser differential: the base ("kd", "hc") whose forged values viewers show."""
+    lenient_repairs: bool = True
+    """False where even pyHanko's lenient reader cannot repair the file (today's verdict was
+    "damaged", not VALID), while viewers still rebuild it by scanning."""
 
 
 def _update(change: Callable[[IncrementalPdfFileWriter, Any], None]) -> Any:
@@ -300,28 +323,28 @@ ATTACKS = [
         _update(_replace_content),
         Verdict.ALTERED,
         "the document was changed after it was signed",
-        ("_check_modifications", "_check_revisions"),
+        ("_check_modifications", "_check_revisions", "_check_changes"),
     ),
     Attack(
         "shadow: an annotation over the result table",
         _update(_add_annotation),
         Verdict.ALTERED,
         "annotation(s) /Square were added after it was signed",
-        ("_check_modifications", "_check_revisions"),
+        ("_check_modifications", "_check_revisions", "_check_changes"),
     ),
     Attack(
         "shadow: a text field overlay over the result table",
         _update(_add_field("/Tx")),
         Verdict.ALTERED,
         "was signed",
-        ("_check_modifications", "_check_revisions"),
+        ("_check_modifications", "_check_revisions", "_check_changes"),
     ),
     Attack(
         "shadow: an unsigned signature field whose appearance covers the results",
         _update(_add_field("/Sig")),
         Verdict.ALTERED,
         "form field(s) Overlay were added or filled after it was signed",
-        ("_check_modifications", "_check_revisions"),
+        ("_check_modifications", "_check_revisions", "_check_changes"),
     ),
     Attack(
         "signature removed (and the content changed)",
@@ -349,14 +372,14 @@ ATTACKS = [
         _update(_retitle),
         Verdict.ALTERED,
         "the document information (/Title) was changed after signing",
-        ("_check_revisions", "_check_document_info"),
+        ("_check_revisions", "_check_document_info", "_check_changes"),
     ),
     Attack(
         "a content change hidden in a DSS revision",
         _update(_unsigned_revision_with_dss),
         Verdict.ALTERED,
         "the document was changed after it was signed",
-        ("_check_modifications",),
+        ("_check_modifications", "_check_changes"),
     ),
     Attack(
         "signer not in the trust roots",
@@ -400,6 +423,247 @@ ATTACKS = [
 ]
 
 
+# -- strict reading (issue 14): parser differentials and shadow widgets ------------------------
+
+_FORGED = {
+    "kd": [
+        (_forge.SERIAL_KD, _forge.FORGED_SERIAL_KD),
+        (_forge.VALID_UNTIL_KD, _forge.FORGED_VALID_UNTIL_KD),
+    ],
+    "hc": [(b"B912345678", b"B911111111")],
+}
+"""What each forgery writes over the genuine serial number (and valid-until date)."""
+
+
+def _dss_update(base: str, *, shift: int = 0, unlisted: bool = False) -> Any:
+    """A DSS-only update (what pyHanko rates "validation data only") whose startxref is
+    `shift` bytes off, optionally after an unlisted object that redefines page 1's content."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        hidden = b""
+        if unlisted:
+            number, content = _forge.forged_content(data, _FORGED[base])
+            hidden = _forge.definition(number, _forge.stream(content))
+        update = _forge.with_dss(data, {})
+        return _forge.append_revision(data, update, unlisted=hidden, startxref_shift=shift), {}
+
+    return make
+
+
+_RECTS = {"null": b"null", "5 numbers": b"[440 648 516 664 0]", "3 numbers": b"[440 648 516]"}
+
+
+def _shadow_widget(base: str, rect: str, source: str) -> Any:
+    """An unsigned signature field over the serial number, with a malformed /Rect, drawn from
+    a new appearance stream, a white /MK background, or the lab's own signature appearance."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        r = _forge.reader(data)
+        page_ref = _forge.page_ref(data)
+        page = page_ref.get_object()
+        size = _forge.size_of(data)
+        widget, appearance = size, size + 1
+        objects: dict[int, bytes] = {}
+        entries = (
+            b"/Type /Annot /Subtype /Widget /FT /Sig /T (Overlay) /F 4 /P %d 0 R /Rect %s "
+            % (page_ref.idnum, _RECTS[rect])
+        )
+        if source == "new appearance stream":
+            font = page["/Resources"]["/Font"]
+            font_ref = font.raw_get(sorted(font)[0])
+            draw = (
+                b"1 1 1 rg 0 0 76 16 re f 0 g BT /F1 9 Tf 2 4 Td (%s) Tj ET" % _FORGED[base][0][1]
+            )
+            objects[appearance] = (
+                b"<< /Type /XObject /Subtype /Form /BBox [0 0 76 16] "
+                b"/Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\nstream\n"
+                % (font_ref.idnum, len(draw))
+                + draw
+                + b"\nendstream"
+            )
+            entries += b"/AP << /N %d 0 R >> " % appearance
+        elif source == "/MK background":
+            entries += b"/MK << /BG [1 1 1] >> "
+        else:  # the lab's own visible signature appearance, re-used
+            fields = [f.get_object() for f in list.__iter__(r.root["/AcroForm"]["/Fields"])]
+            lab_field = next(f for f in fields if "/AP" in f)
+            entries += b"/AP << /N %d 0 R >> " % lab_field["/AP"].raw_get("/N").idnum
+        objects[widget] = b"<< " + entries + b">>"
+        page_copy = generic.DictionaryObject({k: page.raw_get(k) for k in page})
+        annots = list.__iter__(page.raw_get("/Annots")) if "/Annots" in page else ()
+        page_copy[generic.NameObject("/Annots")] = generic.ArrayObject(
+            [*annots, _forge.ref(widget)]
+        )
+        objects[page_ref.idnum] = _forge.serialise(page_copy)
+        form_ref = r.root.raw_get("/AcroForm")
+        form = form_ref.get_object()
+        form_copy = generic.DictionaryObject({k: form.raw_get(k) for k in form})
+        form_copy[generic.NameObject("/Fields")] = generic.ArrayObject(
+            [*list.__iter__(form.raw_get("/Fields")), _forge.ref(widget)]
+        )
+        objects[form_ref.idnum] = _forge.serialise(form_copy)
+        return _forge.append_revision(data, _forge.with_dss(data, objects, size + 2)), {}
+
+    return make
+
+
+def _content_in_object_stream(base: str) -> Any:
+    """Page 1's content stream object redefined, inside an object stream of an update with a
+    cross-reference stream, as an array that points at a forged stream."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        number, content = _forge.forged_content(data, _FORGED[base])
+        size = _forge.size_of(data)
+        forged, dss = size, size + 1
+        root, catalog = _forge.catalog_with(data, DSS=_forge.ref(dss))
+        packed = {number: b"[%d 0 R]" % forged, root: catalog, dss: b"<< /Certs [] >>"}
+        return _forge.append_objstm_revision(data, {forged: _forge.stream(content)}, packed), {}
+
+    return make
+
+
+def _dss_redefining_content(base: str) -> Any:
+    """A DSS-only-looking update that also redefines page 1's content stream in place."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        number, content = _forge.forged_content(data, _FORGED[base])
+        update = _forge.with_dss(data, {number: _forge.stream(content)})
+        return _forge.append_revision(data, update), {}
+
+    return make
+
+
+def _free_number_defined(base: str) -> Any:
+    """A DSS update that defines an object number the signed revision had free (a signed
+    reference to it would have meant null when signed)."""
+
+    def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
+        data = lab_env.base(base)
+        final = _strictpdf.final_locations(_forge.reader(data))
+        free = min(n for n in range(1, _forge.size_of(data)) if final.get(n, (0, None))[1] is None)
+        update = _forge.with_dss(data, {free: b"<< /Forged true >>"})
+        return _forge.append_revision(data, update), {}
+
+    return make
+
+
+_XREF = (
+    "_strictpdf.strict_reader",
+    "_strictpdf.check_last_startxref",
+    "_strictpdf.check_xref_offsets",
+)
+_UNLISTED = ("_strictpdf.check_object_definitions", "_check_rebuild")
+
+STRICT_ATTACKS = [
+    *(
+        Attack(
+            f"{base.upper()}: startxref {shift:+d} bytes off, DSS-only update",
+            _dss_update(base, shift=shift),
+            Verdict.ALTERED,
+            "does not point exactly at its cross-reference section",
+            _XREF,
+        )
+        for base, shift in (("kd", 1), ("kd", -3), ("hc", 3))
+    ),
+    *(
+        Attack(
+            f"{base.upper()}: startxref {shift:+d} bytes off (past lenient repair), "
+            + ("unlisted object redefines the serial number" if unlisted else "DSS-only update"),
+            _dss_update(base, shift=shift, unlisted=unlisted),
+            Verdict.ALTERED,
+            "does not point exactly at its cross-reference section",
+            (*_XREF, *_UNLISTED),
+            differential=base if unlisted else None,
+            lenient_repairs=False,
+        )
+        for base, shift, unlisted in (
+            ("kd", -10, False),
+            ("hc", 5, False),
+            ("kd", 7, True),
+            ("kd", -10, True),
+        )
+    ),
+    *(
+        Attack(
+            f"{base.upper()}: startxref {shift:+d} bytes off, unlisted object redefines the "
+            "serial number",
+            _dss_update(base, shift=shift, unlisted=True),
+            Verdict.ALTERED,
+            "does not point exactly at its cross-reference section",
+            (*_XREF, *_UNLISTED),
+            differential=base,
+        )
+        for base, shift in (("kd", 1), ("kd", 3), ("kd", -3), ("hc", 3))
+    ),
+    *(
+        Attack(
+            f"{base.upper()}: unlisted object redefines the serial number, startxref correct",
+            _dss_update(base, unlisted=True),
+            Verdict.ALTERED,
+            "is not in any cross-reference section",
+            _UNLISTED,
+        )
+        for base in ("kd", "hc")
+    ),
+    *(
+        Attack(
+            f"KD: shadow widget, /Rect {rect}, {source}",
+            _shadow_widget("kd", rect, source),
+            Verdict.ALTERED,
+            "were added or filled after it was signed"
+            if source == "new appearance stream"
+            else "has a /Rect that is not four numbers",
+            ("_check_changes", "_check_modifications"),
+        )
+        for rect in _RECTS
+        for source in ("new appearance stream", "/MK background", "lab's signature appearance")
+    ),
+    Attack(
+        "HC: shadow widget, /Rect null, lab's signature appearance",
+        _shadow_widget("hc", "null", "lab's signature appearance"),
+        Verdict.ALTERED,
+        "has a /Rect that is not four numbers",
+        ("_check_changes", "_check_modifications"),
+    ),
+    *(
+        Attack(
+            f"{base.upper()}: content stream redefined in an object stream",
+            _content_in_object_stream(base),
+            Verdict.ALTERED,
+            "lies in an object stream (a rebuilding reader and a strict one see different",
+            (*_UNLISTED, "_check_modifications", "_check_changes"),
+            differential=base,
+        )
+        for base in ("kd", "hc")
+    ),
+    *(
+        Attack(
+            f"{base.upper()}: DSS-only-looking update that redefines the content stream",
+            _dss_redefining_content(base),
+            Verdict.ALTERED,
+            "the document was changed after it was signed",
+            ("_check_modifications", "_check_changes"),
+            differential=base,
+        )
+        for base in ("kd", "hc")
+    ),
+]
+STRICT_ATTACKS.append(
+    Attack(
+        "KD: an object number free when signed is defined in a DSS update",
+        _free_number_defined("kd"),
+        Verdict.ALTERED,
+        "the document was changed after it was signed",
+        ("_check_modifications", "_check_changes"),
+    )
+)
+ATTACKS += STRICT_ATTACKS
+
+
 @pytest.fixture(scope="module")
 def corpus(
     lab_env: Lab, genuine: bytes, other_pki: KeyPaths
@@ -431,16 +695,38 @@ def test_attack_is_refused_with_its_reason(
     assert not report.ok
 
 
+def _lenient_reader(data: bytes) -> PdfFileReader:
+    return PdfFileReader(BytesIO(data), strict=False)
+
+
+def _switch_off(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switch one named defence off ("_check_x" in `_pades`, "_strictpdf.x" in `_strictpdf`)."""
+    if name == "_check_trust":
+        monkeypatch.setattr(_pades, name, lambda label, status, *a, **k: status)
+    elif name == "_strictpdf.strict_reader":
+        monkeypatch.setattr(_strictpdf, "strict_reader", _lenient_reader)
+    elif name.startswith("_strictpdf."):
+        monkeypatch.setattr(_strictpdf, name.removeprefix("_strictpdf."), lambda *a, **k: None)
+    else:
+        monkeypatch.setattr(_pades, name, lambda *a, **k: None)
+
+
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_passes_without_its_defence(
     attack: Attack, lab_env: Lab, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Switch the named defences off: the attack is no longer refused for that reason."""
     for name in attack.defences:
-        if name == "_check_trust":
-            monkeypatch.setattr(_pades, name, lambda label, status, *a, **k: status)
-        else:
-            monkeypatch.setattr(_pades, name, lambda *a, **k: None)
+        _switch_off(name, monkeypatch)
+    if not attack.lenient_repairs:
+        # pyHanko alone could not read it either: refused, but not for the defence's reason
+        try:
+            report = _judge(attack, lab_env, corpus)
+        except VerificationFailed as exc:
+            assert "does not point exactly" not in str(exc)
+            return
+        assert not any(attack.reason in r for r in report.reasons), report.reasons
+        return
     report = _judge(attack, lab_env, corpus)
     assert not any(attack.reason in r for r in report.reasons), report.reasons
     if attack.name not in {
@@ -449,3 +735,182 @@ def test_attack_passes_without_its_defence(
     }:
         # with its defence off, nothing else stops it: the attack would succeed
         assert report.verdict is Verdict.VALID, report.reasons
+
+
+DIFFERENTIALS = [a for a in ATTACKS if a.differential is not None]
+
+
+@pytest.mark.parametrize("attack", DIFFERENTIALS, ids=[a.name for a in DIFFERENTIALS])
+def test_differential_is_real(attack: Attack, lab_env: Lab, corpus: dict[str, Any]) -> None:
+    """poppler's pdftotext (what a viewer shows) reads the forged values from the attacked
+    file and the genuine ones from the genuine file: the attack is real, not a malformed file."""
+    assert attack.differential is not None
+    genuine_text = _forge.pdftotext(lab_env.base(attack.differential))
+    forged_text = _forge.pdftotext(corpus[attack.name][0])
+    for old, new in _FORGED[attack.differential]:
+        assert old.decode() in genuine_text and new.decode() not in genuine_text
+        assert new.decode() in forged_text and old.decode() not in forged_text
+
+
+def nested_arrays_pdf(depth: int) -> bytes:
+    """A well-formed file (exact xref) whose catalog nests `depth` arrays."""
+    out = b"%PDF-1.7\n"
+    at = len(out)
+    body = b"[" * depth + b"]" * depth
+    out += _forge.definition(1, b"<< /Type /Catalog /Pages 2 0 R /Deep " + body + b" >>")
+    xref = len(out)
+    out += b"xref\n0 2\n0000000000 65535 f \n%010d 00000 n \n" % at
+    return out + b"trailer\n<< /Size 2 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+
+
+def _xref_stream_index_out_of_order(lab_env: Lab) -> bytes:
+    """An update whose cross-reference stream lists its ranges out of order."""
+    data = lab_env.base("kd")
+    update = _forge.append_objstm_revision(data, {}, _forge.with_dss(data, {}))
+    index = re.search(rb"/Index \[([^\]]*)\]", update[len(data) :])
+    assert index is not None
+    pairs = index.group(1).split(b" ")
+    swapped = b" ".join(pairs[2:4] + pairs[0:2] + pairs[4:])
+    start = len(data) + index.start(1)
+    return update[:start] + swapped + update[start + len(swapped) :]
+
+
+def test_too_many_revisions_are_refused_before_analysis(lab_env: Lab) -> None:
+    data = lab_env.base("kd")
+    root, catalog = _forge.catalog_with(data)
+    for _ in range(_strictpdf.MAX_REVISIONS):
+        data = _forge.append_revision(data, {root: catalog})
+    report = lab_env.verifier().verify_pdf(data)
+    assert report.verdict is Verdict.ALTERED
+    assert any("too many revisions" in r for r in report.reasons), report.reasons
+    assert not report.signatures  # refused before any signature was validated
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda lab_env: _xref_stream_index_out_of_order(lab_env), id="/Index"),
+        pytest.param(lambda lab_env: nested_arrays_pdf(100_000), id="100,000 nested arrays"),
+        pytest.param(
+            lambda lab_env: _forge.append_revision(
+                lab_env.base("hc"),
+                {1: b"<< /Deep " + b"[" * 100_000 + b"]" * 100_000 + b" >>"},
+            ),
+            id="100,000 nested arrays in an update",
+        ),
+    ],
+)
+def test_malformed_structure_is_unreadable(lab_env: Lab, make: Callable[[Lab], bytes]) -> None:
+    """Exit code 8 with a one-line "unreadable" message, never a traceback."""
+    with pytest.raises(VerificationFailed) as raised:
+        lab_env.verifier().verify_pdf(make(lab_env))
+    assert raised.value.exit_code == 8
+    message = str(raised.value)
+    assert message.startswith("the PDF is unreadable") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(lambda data: data[:1000] + b"%%EOF", id="cut off after 1000 bytes"),
+        pytest.param(lambda data: data[: len(data) // 2], id="cut in half"),
+        pytest.param(lambda data: b"%PDF-1.7\n" + b"garbage " * 100, id="no structure at all"),
+    ],
+)
+def test_a_file_without_a_cross_reference_section_at_its_end_is_altered(
+    lab_env: Lab, cut: Callable[[bytes], bytes]
+) -> None:
+    """Viewers still show such a file (they rebuild it by scanning): it is a damaged or cut
+    copy, not the signed document, so the verdict is ALTERED, not "unreadable"."""
+    report = lab_env.verifier().verify_pdf(cut(lab_env.base("kd")))
+    assert report.verdict is Verdict.ALTERED
+    assert any("no cross-reference section" in r for r in report.reasons), report.reasons
+
+
+def test_corpus_table(lab_env: Lab, corpus: dict[str, Any]) -> None:
+    """Print the corpus: case, verdict, reason (run with -s to see it)."""
+    rows = []
+    for attack in ATTACKS:
+        report = _judge(attack, lab_env, corpus)
+        reason = report.reasons[-1].splitlines()[0]
+        rows.append(f"| {attack.name} | {report.verdict.value} | {reason} |")
+        assert not report.ok
+    print("\n| case | verdict | reason |\n|---|---|---|\n" + "\n".join(rows))
+
+
+def _pyhanko_dss_update(lab_env: Lab) -> bytes:
+    """A DSS-only update written by pyHanko (the lab's CA certificate and CRL)."""
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    data = lab_env.base("kd")
+    out = BytesIO(data)
+    crl = lab_env.pki.arch.service_registry.get_crl("root")
+    root = lab_env.pki.arch.get_cert("root")
+    DocumentSecurityStore.add_dss(out, None, certs=[root], crls=[crl], force_write=True)
+    return out.getvalue()
+
+
+def _approved(lab_env: Lab, kind: str) -> bytes:
+    """A certificate with the head's approval signature in its reserved field."""
+    with lab_env.pki.services():
+        issued = lab_env.issue(lab_env.sealer(visible=True), kind=kind, signing_approval=True)
+        return lab_env.sealer("bob").approve(issued, field_name="Approval")
+
+
+def _issued_at(level: Level, kind: str) -> Callable[[Lab], bytes]:
+    def make(lab_env: Lab) -> bytes:
+        with lab_env.pki.services():
+            return lab_env.issue(lab_env.sealer(visible=True, level=level), kind=kind)
+
+    return make
+
+
+CONTROLS: dict[str, Callable[[Lab], bytes]] = {
+    "KD: genuine B-B, visible signature": lambda lab_env: lab_env.base("kd"),
+    "HC: genuine B-B, visible signature": lambda lab_env: lab_env.base("hc"),
+    "KD: genuine B-T": _issued_at(Level.B_T, "verification.json"),
+    "HC: genuine B-LT (DSS update)": _issued_at(Level.B_LT, "calibration.json"),
+    "KD: genuine B-LTA (DSS update + document timestamp)": _issued_at(
+        Level.B_LTA, "verification.json"
+    ),
+    "HC: genuine B-LTA (DSS update + document timestamp)": _issued_at(
+        Level.B_LTA, "calibration.json"
+    ),
+    "KD: approval signature added (sign-approve)": lambda lab_env: _approved(
+        lab_env, "verification.json"
+    ),
+    "KD: DSS-only update written by pyHanko": _pyhanko_dss_update,
+}
+
+
+@pytest.mark.parametrize("make", CONTROLS.values(), ids=list(CONTROLS))
+def test_control_stays_valid(lab_env: Lab, make: Callable[[Lab], bytes]) -> None:
+    """Genuine files and the updates a lab makes pass every strict check."""
+    data = make(lab_env)
+    with lab_env.pki.services():
+        report = lab_env.verifier().verify_pdf(data)
+    assert report.verdict is Verdict.VALID, report.reasons
+
+
+@pytest.mark.parametrize("base", ["kd", "hc"])
+def test_rebuilding_reader_alone_catches_unlisted_objects(
+    base: str, lab_env: Lab, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qpdf, rebuilding by scanning, is a second, independent defence: with the byte scan
+    switched off it still sees the forged object (and with both off the file passes)."""
+    name = f"{base.upper()}: unlisted object redefines the serial number, startxref correct"
+    _switch_off("_strictpdf.check_object_definitions", monkeypatch)
+    report = lab_env.verifier().verify_pdf(corpus[name][0])
+    assert report.verdict is Verdict.ALTERED
+    assert any("reads differently when the file is rebuilt" in r for r in report.reasons)
+
+
+def test_revision_cap_saves_the_analysis(lab_env: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the cap, every signature of a 35-revision file is validated first."""
+    data = lab_env.base("hc")
+    root, catalog = _forge.catalog_with(data)
+    for _ in range(_strictpdf.MAX_REVISIONS):
+        data = _forge.append_revision(data, {root: catalog})
+    _switch_off("_strictpdf.check_revision_count", monkeypatch)
+    report = lab_env.verifier().verify_pdf(data)
+    assert report.signatures and not any("too many revisions" in r for r in report.reasons)
