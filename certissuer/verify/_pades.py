@@ -20,7 +20,7 @@ relies on, one named defence per known attack:
   "shadow" attacks that hide and replace the result table), a change to the content or the
   document information, or an unsigned revision is refused.
 * `_check_rebuild` (before any signature is judged) and `_check_changes` (after): the strict
-  reading of `certissuer._strictpdf`. A rebuilding reader sees the same objects as the strict
+  reading of `certissuer.verify._strict`. A rebuilding reader sees the same objects as the strict
   one, and every object redefined after a signature, and every annotation, is compared
   directly with what that signature signed, whatever pyHanko's visibility heuristic says.
 
@@ -82,7 +82,7 @@ from pyhanko.sign.validation.status import (
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
-from certissuer import _strictpdf
+from certissuer.verify import _strict
 
 __all__ = [
     "SIGNATURE_LABELS",
@@ -560,14 +560,14 @@ def _check_rebuild(
     """Bytes after the first signed revision: a rebuilding reader must see the same objects.
 
     Up to the end of that revision the bytes are the signer's (its byte range covers them and
-    `_strictpdf` checked that no object hides in the /Contents gap); only later bytes can have
+    `_strict` checked that no object hides in the /Contents gap); only later bytes can have
     been written by someone else, so only then is the file rebuilt by scanning (about 2 ms).
     """
     first = min(s.signed_revision for s in embedded)
     if first < reader.xrefs.total_revisions - 1:
         try:
-            _strictpdf.check_rebuild_agrees(data, reader)
-        except _strictpdf.Ambiguous as exc:
+            _strict.check_rebuild_agrees(data, reader)
+        except _strict.Ambiguous as exc:
             raise _Refused("altered", str(exc)) from None
 
 
@@ -577,7 +577,7 @@ def _check_changes(reader: PdfFileReader, embedded: Sequence[EmbeddedPdfSignatur
     validation data may explain a difference."""
     for i, sig in enumerate(embedded):
         later = [
-            _strictpdf.LaterSignature(
+            _strict.LaterSignature(
                 str(other.field_name),
                 _value_ref(other),
                 other.signed_revision,
@@ -585,8 +585,8 @@ def _check_changes(reader: PdfFileReader, embedded: Sequence[EmbeddedPdfSignatur
             for other in embedded[i + 1 :]
         ]
         try:
-            _strictpdf.check_changes(reader, sig.signed_revision, later)
-        except _strictpdf.Ambiguous as exc:
+            _strict.check_changes(reader, sig.signed_revision, later)
+        except _strict.Ambiguous as exc:
             raise _Refused("altered", f"{_label(i + 1, sig)}: {exc}") from None
 
 

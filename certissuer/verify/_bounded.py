@@ -2,7 +2,7 @@
 
 A PDF is hostile input wherever it is checked. The page checks uploads in worker processes
 with an address-space limit that are killed when they overrun their time
-(`certissuer._webworker`); the CLI gets the same bounds. The check runs in a child forked from
+(`certissuer.web.worker`); the CLI gets the same bounds. The check runs in a child forked from
 the CLI (the CLI is one thread, and a fork starts in about a millisecond with everything
 already imported), which limits its own address space (``RLIMIT_AS``) and sends the report
 back as JSON. A child that overruns its time is killed.
@@ -25,7 +25,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from certissuer.errors import CertissuerError, VerificationFailed
-from certissuer.verify import Report, Verifier
+from certissuer.verify.verdict import Report
+from certissuer.verify.verifier import Verifier
 
 __all__ = ["verify_pdf_bounded"]
 
