@@ -66,6 +66,7 @@ RenderProblem = Callable[[Problem, str], tuple[bytes, str]]
 
 
 async def send_problem(send: Send, problem: Problem, path: str, render: RenderProblem) -> None:
+    """Answer `problem` through `send` and close the connection."""
     body, content_type = render(problem, path)
     headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
     headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]

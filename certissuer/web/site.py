@@ -295,6 +295,7 @@ class Site:
 
 
 async def read_pdf_upload(file: UploadFile | None) -> bytes:
+    """The bytes of an uploaded PDF; 400 without a file, 415 when it is not a PDF."""
     if file is None:
         raise Problem(400, "Chưa chọn tệp.", "No file was chosen.")
     head = await file.read(_MAGIC_WINDOW)

@@ -274,6 +274,7 @@ def headline(report: Report) -> tuple[str, str]:
 
 
 def tone(verdict: Verdict) -> str:
+    """The page's colour for `verdict`: "ok", "warn" (genuine, not current) or "bad"."""
     if verdict is Verdict.VALID:
         return "ok"
     if verdict in LEDGER_VERDICTS:
@@ -283,6 +284,8 @@ def tone(verdict: Verdict) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Lab:
+    """Who answers: the lab's names, its page's domain and its token key fingerprints."""
+
     name_vi: str
     name_en: str
     domain: str
@@ -290,6 +293,7 @@ class Lab:
 
     @classmethod
     def of(cls, settings: Settings, keys: list[TokenPublicKey]) -> Lab:
+        """The lab of `settings`, answering with the token public `keys`."""
         parts = urlsplit(settings.token_url_base)
         domain = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         return cls(
@@ -328,17 +332,20 @@ class Pages:
         self.css = (web_template_dir() / "web.css").read_bytes()
 
     def render(self, template: str, *, root: str, **context: Any) -> str:
+        """`template` rendered with `context`; `root` is the relative path to the site's root."""
         return self.env.get_template(template).render(
             lab=self.lab, root=root, max_upload_mb=self._max_upload_mb(), **context
         )
 
     def page(self, template: str, *, root: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """`render` as an HTML response with `status`."""
         return HTMLResponse(self.render(template, root=root, **context), status_code=status)
 
     def _max_upload_mb(self) -> str:
         return f"{self.settings.web_max_upload / (1024 * 1024):g}"
 
     def render_problem(self, problem: Problem, path: str) -> tuple[bytes, str]:
+        """(body, content type) of `problem` for `path`: JSON under /api/, HTML elsewhere."""
         if path.startswith("/api/"):
             body = json.dumps({"detail": problem.en, "detail_vi": problem.vi}, ensure_ascii=False)
             return body.encode(), "application/json"
@@ -354,6 +361,7 @@ class Pages:
 
 
 def busy() -> Problem:
+    """503: every worker is taken and the wait ran out."""
     return Problem(
         503,
         "Máy chủ đang bận. Vui lòng thử lại sau ít phút.",
@@ -363,6 +371,7 @@ def busy() -> Problem:
 
 
 def not_pdf() -> Problem:
+    """415: the upload is not a PDF."""
     return Problem(
         415,
         "Tệp không phải PDF. Hãy chọn tệp PDF của giấy chứng nhận.",
