@@ -30,25 +30,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import tsp as asn1_tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtensionOID
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, append_signature_field
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko.sign.signers.pdf_cms import Signer, SimpleSigner
+from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
@@ -57,10 +50,17 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, RevokedError, ValidationError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
-from certissuer._appearance import Box, SignatureSlot, StampPainter, locate_slot
 from certissuer.errors import ConfigError, SigningError
+from certissuer.sign._appearance import Box, SignatureSlot, StampPainter, locate_slot
+from certissuer.sign._pkcs11 import open_token_signer
+from certissuer.sign._pyhanko import (
+    TIMESTAMP_ROOM,
+    KeptKeySigner,
+    PdfBytesPage,
+    PrivateKey,
+    reserved_size,
+)
 
 if TYPE_CHECKING:
     from pyhanko_certvalidator.fetchers.api import FetcherBackend
@@ -72,14 +72,13 @@ __all__ = [
     "SIGNATURE_FIELD",
     "Level",
     "Sealer",
-    "SignatureSlot",
     "SigningPolicy",
     "check_signing_certificate",
     "load_certificates",
+    "policy_from_settings",
 ]
 
 _logger = logging.getLogger(__name__)
-_PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 SIGNATURE_FIELD = "Signature1"
 """The lab's (first) signature field."""
@@ -87,8 +86,6 @@ APPROVAL_FIELD = "Approval"
 """The field a certification signature leaves for the head of the lab's approval."""
 
 _DIGESTS = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
-_TIMESTAMP_ROOM = 12288
-"""Bytes reserved for a signature timestamp token (the TSA's certificates and signature)."""
 
 
 class Level(StrEnum):
@@ -227,84 +224,6 @@ def _declares_revocation_info(cert: x509.Certificate) -> bool:
     return False
 
 
-class _EncodedCertId(CMSAttributeProvider):
-    """The signing-certificate-v2 attribute (RFC 5035), encoded once per signer.
-
-    pyHanko builds it anew for every signature from the parsed certificate, and asn1crypto
-    then re-encodes the issuer's name each time the signed attributes are serialised (about
-    3 ms a signature). The value depends on the certificate alone: here it is encoded once
-    and each signature gets a fresh object parsed from those bytes, which serialise as is.
-    """
-
-    attribute_type = "signing_certificate_v2"
-
-    def __init__(self, cert: asn1_x509.Certificate) -> None:
-        self.signing_cert = cert
-        self._der: bytes = as_signing_certificate_v2(cert).dump()
-
-    async def build_attr_value(self, dry_run: bool = False) -> asn1_tsp.SigningCertificateV2:
-        return asn1_tsp.SigningCertificateV2.load(self._der)
-
-
-class _CertIdOnce:
-    """Mixin for pyHanko signers: their signed attributes carry `_EncodedCertId`."""
-
-    _cert_id: _EncodedCertId | None = None
-    signing_cert: asn1_x509.Certificate
-
-    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterable[Any]:
-        # NOTE: pyHanko's internal hook (pdf_cms.Signer); if it is renamed, the stock
-        # providers run and only the speed-up is lost (tests/test_sign.py notices).
-        cert = self.signing_cert  # a token signer reads it from the token on first use
-        if self._cert_id is None or self._cert_id.signing_cert is not cert:
-            self._cert_id = _EncodedCertId(cert)
-        stock = super()._signed_attr_providers(*args, **kwargs)  # type: ignore[misc]  # the signer's
-        for provider in stock:
-            if isinstance(provider, SigningCertificateV2Provider) and provider.signing_cert is cert:
-                yield self._cert_id
-            else:
-                yield provider
-
-
-class _KeptKeySigner(_CertIdOnce, SimpleSigner):
-    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call,
-    and encodes its certificate's signed attribute once (`_CertIdOnce`)."""
-
-    def __init__(self, private: _PrivateKey, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._private = private
-
-    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
-        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
-        algo = mechanism.signature_algo
-        if algo == "rsassa_pkcs1v15" and isinstance(self._private, rsa.RSAPrivateKey):
-            return self._private.sign(
-                data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
-            )
-        if algo == "rsassa_pss" and isinstance(self._private, rsa.RSAPrivateKey):
-            pad, hash_algo = process_pss_params(mechanism["parameters"])
-            return self._private.sign(data, pad, hash_algo)
-        if algo == "ecdsa" and isinstance(self._private, ec.EllipticCurvePrivateKey):
-            return self._private.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
-        return super().sign_raw(data, digest_algorithm)
-
-
-class _PdfBytesPage(PdfContent):
-    """The first page of a PDF held in memory, imported as the appearance's background."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = data
-
-    def render(self) -> bytes:
-        writer = self._ensure_writer
-        xobj = writer.import_page_as_xobject(PdfFileReader(BytesIO(self._data)), page_ix=0)
-        self.resources.xobject["/Stamp"] = xobj
-        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
-        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
-        return b"/Stamp Do"
-
-
 class Sealer:
     """Signs PDFs with one key and certificate chain. Build it once, sign many documents."""
 
@@ -333,10 +252,7 @@ class Sealer:
             self.origin = origin
             self.policy = policy or SigningPolicy()
             self._signer = signer
-            der = serialization.Encoding.DER
-            # The CMS holds the certificates, signed attributes and the signature; leave room.
-            size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
-            self._reserved = size + size % 2  # hex-encoded in /Contents: must be even
+            self._reserved = reserved_size(cert, chain)
             if self.policy.revocation_check and _declares_revocation_info(cert):
                 self.check_revocation(now=now)
         except BaseException:
@@ -346,7 +262,7 @@ class Sealer:
     @classmethod
     def from_key(
         cls,
-        private: _PrivateKey,
+        private: PrivateKey,
         cert: x509.Certificate,
         chain: Sequence[x509.Certificate],
         *,
@@ -365,7 +281,7 @@ class Sealer:
         registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
             [_asn1(c) for c in chain]
         )
-        signer = _KeptKeySigner(
+        signer = KeptKeySigner(
             private,
             signing_cert=_asn1(cert),
             signing_key=key_info,
@@ -436,7 +352,7 @@ class Sealer:
             ) from None
         if key is None or cert is None:
             raise SigningError(f"{path}: the PKCS#12 file holds no private key and certificate")
-        if not isinstance(key, _PrivateKey):
+        if not isinstance(key, PrivateKey):
             raise SigningError(f"{path}: the key type {type(key).__name__} is not allowed")
         _logger.debug("loaded signer %s from %s", cert.subject.rfc4514_string(), path)
         return cls.from_key(key, cert, list(extra), origin=str(path), policy=policy, now=now)
@@ -466,7 +382,7 @@ class Sealer:
             raise SigningError(
                 f"{key_path}: cannot open the private key: wrong passphrase or damaged file"
             ) from None
-        if not isinstance(key, _PrivateKey):
+        if not isinstance(key, PrivateKey):
             raise SigningError(f"{key_path}: the key type {type(key).__name__} is not allowed")
         try:
             (cert,) = load_certificates([cert_path])[:1]
@@ -499,8 +415,6 @@ class Sealer:
         logs in; a wrong PIN is a one-line `SigningError` that does not contain it. Close the
         Sealer (or use it as a context manager) to end the session.
         """
-        from certissuer._pkcs11 import open_token_signer
-
         opened = open_token_signer(
             module,
             token_label=token_label,
@@ -691,7 +605,7 @@ class Sealer:
             when=when,
         )
         return StaticStampStyle(
-            background=_PdfBytesPage(pdf), border_width=0, background_opacity=1.0
+            background=PdfBytesPage(pdf), border_width=0, background_opacity=1.0
         )
 
     def _run(
@@ -702,7 +616,7 @@ class Sealer:
         *,
         existing_fields_only: bool = False,
     ) -> bytes:
-        reserved = self._reserved + (_TIMESTAMP_ROOM if level.timestamped else 0)
+        reserved = self._reserved + (TIMESTAMP_ROOM if level.timestamped else 0)
         out = BytesIO()
         try:
             signer.sign_pdf(
