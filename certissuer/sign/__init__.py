@@ -1,7 +1,7 @@
 """PAdES signing: the lab's legal signature on every certificate.
 
-* `sealer`: `Sealer` (one key, many documents), `SigningPolicy`, `Level`, the checks on a
-  signing certificate, `policy_from_settings`.
+* `sealer`: `Sealer` (one key, many documents) and the checks on a signing certificate.
+* `policy`: `SigningPolicy`, `Level`, `policy_from_settings` (the lab profile's ``[signing]``).
 * `_appearance`: visible signatures, where they go and what they show.
 * `_pkcs11`: keys on USB tokens and HSMs.
 * `_pyhanko`: every patch of pyHanko's internals.
@@ -23,15 +23,12 @@ from certissuer.sign._appearance import (
     locate_slot,
     signature_slots,
 )
+from certissuer.sign.policy import Level, SigningPolicy, load_certificates, policy_from_settings
 from certissuer.sign.sealer import (
     APPROVAL_FIELD,
     SIGNATURE_FIELD,
-    Level,
     Sealer,
-    SigningPolicy,
     check_signing_certificate,
-    load_certificates,
-    policy_from_settings,
 )
 
 __all__ = [
