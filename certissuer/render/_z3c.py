@@ -152,6 +152,8 @@ class FontCache:
         self.paragraphs: ParagraphCache | None = ParagraphCache()
         """Parsed and line-broken paragraphs, see `CachedParagraph` (None: parse each anew)."""
         self._lock = threading.Lock()
+        """Guards these tables only (a renderer's threads share them); reportlab's own state
+        is under `reportlab_lock`."""
 
     def get(self, face_name: str, path: str) -> Any:
         try:
