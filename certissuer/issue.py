@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from certissuer._appearance import SignatureSlot, signature_slots
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, file_stem
 from certissuer.config import Settings
@@ -47,11 +46,10 @@ from certissuer.model import (
 )
 from certissuer.registry import Register
 from certissuer.render import Renderer
-from certissuer.sign import Sealer
+from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
 
-# VIETNAM_TZ stays importable from here for the CLI until it imports `certissuer._vn`.
-__all__ = ["VIETNAM_TZ", "Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename"]
+__all__ = ["Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename"]
 
 _logger = logging.getLogger(__name__)
 

@@ -63,10 +63,8 @@ def verify(
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
     """
-    from certissuer._bounded import verify_pdf_bounded
-    from certissuer._pades import describe
     from certissuer.token import wrong_host
-    from certissuer.verify import Verifier
+    from certissuer.verify import Verifier, describe, verify_pdf_bounded
 
     state: State = ctx.obj
     if (pdf is None) == (qr is None):

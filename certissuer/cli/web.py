@@ -30,8 +30,7 @@ def serve(
     """
     import uvicorn
 
-    from certissuer._uvicorn import server_config
-    from certissuer.web import create_app
+    from certissuer.web import create_app, server_config
 
     state: State = ctx.obj
     settings = state.settings()

@@ -103,6 +103,11 @@ def verify_pdf_bounded(
     sender.close()
     try:
         if not receiver.poll(timeout if timeout > 0 else None):
+            if memory_bytes > 0 and _peak_address_space(child.pid) >= memory_bytes * 0.95:
+                # Python short of memory can spend its remaining time failing to allocate
+                # (each failure raising again in a finaliser) instead of unwinding: the limit
+                # it hit, not the clock, is why it never answered.
+                return _outcome({"refused": "memory"}, name, memory_bytes)
             raise VerificationFailed(
                 f"{name}: could not check: checking took longer than {timeout:g} s "
                 "(--timeout); nothing is known about the certificate either way"
@@ -122,6 +127,18 @@ def verify_pdf_bounded(
             child.kill()
         child.join(5)
     return _outcome(reply, name, memory_bytes)
+
+
+def _peak_address_space(pid: int | None) -> int:
+    """The most address space process `pid` ever held (Linux ``VmPeak``), or 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _outcome(reply: dict[str, Any], name: str, memory_bytes: int) -> Report:
