@@ -1,10 +1,15 @@
-"""`Ledger.audit`: recompute the Merkle log from the rows and say what changed, and where.
+"""The audit (`Ledger.audit`): recompute the Merkle log from the rows; say what changed, where.
 
 Besides the rows against their log leaves, it checks every event's signature (the lab's ledger
 key), every checkpoint stored in the database, and checkpoints saved *outside* it (witnesses:
 ``ledger checkpoint --out`` files, or another server's ``/api/v1/checkpoint``): someone who can
 write the database can delete events, their leaves and the checkpoints after them, but cannot
 make the log reproduce a root the lab signed and that is kept elsewhere.
+
+>>> report = run_audit(ledger, keys=[key.public], check_files=True,
+...                    witnesses=[load_witness("checkpoint.json")])  # doctest: +SKIP
+>>> report.ok  # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
@@ -13,33 +18,38 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from certissuer import merkle
 from certissuer.errors import LedgerError
-from certissuer.ledger import (
+from certissuer.ledger.signatures import checkpoint_problem, event_problem
+from certissuer.ledger.tables import (
     CertificateEntry,
     Checkpoint,
     EventKind,
     LedgerEvent,
     LogLeaf,
-    checkpoint_problem,
-    event_problem,
     leaf_data,
     utc,
 )
 from certissuer.token import TokenPublicKey
 
-if TYPE_CHECKING:
-    from certissuer.ledger import Ledger
-
-__all__ = ["AuditReport", "Witness", "load_witness", "run_audit"]
+__all__ = ["AuditReport", "SessionSource", "Witness", "load_witness", "run_audit"]
 
 _WITNESS_PATH = "/api/v1/checkpoint"
+
+
+class SessionSource(Protocol):
+    """What the audit reads through: a `Ledger` (its `session`)."""
+
+    def session(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
+        """A session on the ledger database."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +122,13 @@ def load_witness(source: str, *, timeout: float = 20.0) -> Witness:
 
 
 def run_audit(
-    ledger: Ledger,
+    ledger: SessionSource,
     *,
     keys: Sequence[TokenPublicKey],
     check_files: bool,
     witnesses: Sequence[Witness] = (),
 ) -> AuditReport:
-    """See `Ledger.audit`."""
+    """Audit the ledger that `ledger` (a `Ledger`) reads; see `Ledger.audit`."""
     report = AuditReport()
     with ledger.session() as s:
         leaves = list(s.exec(select(LogLeaf).order_by(col(LogLeaf.idx))))

@@ -1,8 +1,8 @@
 """Recall lists from the register: to the terminal, CSV, XLSX, or one reminder letter per owner.
 
 `Register.recall` finds the instruments whose verification certificate expires within a window
-(or has expired), grouped by owner, and the lab's reference standards falling due. This module
-writes that list out:
+(or has expired), grouped by owner, and the lab's reference standards falling due
+(`parse_window` reads the window as people write it). This module also writes that list out:
 
 >>> recall = register.recall(within_days=30, today=date(2026, 12, 1))  # doctest: +SKIP
 >>> write_recall(recall, RecallFormat.PDF, Path("letters.pdf"), settings=settings)  # doctest: +SKIP
@@ -15,17 +15,185 @@ the Be Vietnam Pro font (embedded, subset) that certificates use.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import or_
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+
 from certissuer._files import write_atomic
 from certissuer.config import Settings
-from certissuer.errors import TemplateError
-from certissuer.registry import Recall, RecallItem, _write_table
+from certissuer.errors import InputError, TemplateError
+from certissuer.registry.base import RegisterBase
+from certissuer.registry.checks import add_months
+from certissuer.registry.io import write_table
+from certissuer.registry.tables import Instrument, InstrumentType, Owner, RegisteredStandard
 
-__all__ = ["COLUMNS", "RecallFormat", "recall_pdf", "recall_rows", "write_recall"]
+__all__ = [
+    "COLUMNS",
+    "Recall",
+    "RecallFormat",
+    "RecallGroup",
+    "RecallItem",
+    "RegisterRecall",
+    "parse_window",
+    "recall_pdf",
+    "recall_rows",
+    "write_recall",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecallItem:
+    """One instrument due (or overdue) for verification, or one standard due for calibration."""
+
+    owner_code: str
+    owner_name: str
+    owner_address: str
+    type_code: str
+    type_name: str
+    name: str
+    model: str
+    serial: str
+    place_of_use: str
+    last_certificate: str
+    valid_until: date
+    overdue: bool
+    """True when the certificate has already expired (valid_until before today)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecallGroup:
+    """The instruments of one owner on a recall list."""
+
+    owner_code: str
+    owner_name: str
+    owner_address: str
+    items: list[RecallItem]
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """A recall list: instruments grouped by owner, and the lab's standards falling due."""
+
+    today: date
+    until: date
+    """The last day of the window: certificates valid until this day or earlier are listed."""
+    groups: list[RecallGroup]
+    standards: list[RegisteredStandard]
+
+    @property
+    def count(self) -> int:
+        """Number of instruments listed."""
+        return sum(len(g.items) for g in self.groups)
+
+
+class RegisterRecall(RegisterBase):
+    """The recall list of the register."""
+
+    def recall(
+        self,
+        *,
+        within_days: int,
+        today: date,
+        owner: str | None = None,
+        type_code: str | None = None,
+    ) -> Recall:
+        """Instruments whose certificate expires within `within_days` of `today`, or has
+        expired, grouped by owner; and this lab's standards due in the same window.
+
+        An instrument is listed when its latest certificate is valid until ``today +
+        within_days`` or earlier (valid_until is the last valid day). Instruments never
+        certified are not listed. `owner` keeps one owner (its code, or its exact name);
+        `type_code` one instrument type. Groups are ordered by owner name, items by
+        valid-until date and serial.
+        """
+        until = today + timedelta(days=within_days)
+        with self.session() as s:
+            query = (
+                sa_select(
+                    col(Owner.code),
+                    col(Owner.name),
+                    col(Owner.address),
+                    col(Instrument.type_code),
+                    col(InstrumentType.name_vi),
+                    col(Instrument.name),
+                    col(Instrument.model),
+                    col(Instrument.serial),
+                    col(Instrument.place_of_use),
+                    col(Instrument.last_certificate),
+                    col(Instrument.valid_until),
+                )
+                .select_from(Instrument)
+                .join(Owner, col(Owner.id) == col(Instrument.owner_id))
+                .outerjoin(InstrumentType, col(InstrumentType.code) == col(Instrument.type_code))
+                .where(col(Instrument.valid_until) <= until)
+            )
+            if owner:
+                query = query.where(or_(col(Owner.code) == owner, col(Owner.name) == owner))
+            if type_code:
+                query = query.where(col(Instrument.type_code) == type_code)
+            query = query.order_by(
+                col(Owner.name),
+                col(Owner.code),
+                col(Instrument.valid_until),
+                col(Instrument.serial),
+                col(Instrument.id),
+            )
+            rows = s.execute(query).all()
+            standards = list(
+                s.exec(
+                    select(RegisteredStandard)
+                    .where(
+                        RegisteredStandard.lab_code == self.lab_code,
+                        col(RegisteredStandard.calibration_due) <= until,
+                    )
+                    .order_by(col(RegisteredStandard.calibration_due), col(RegisteredStandard.code))
+                ).all()
+            )
+        groups: list[RecallGroup] = []
+        for row in rows:
+            code, name, address, tcode, tname, iname, model, serial, place, last, valid = row
+            assert valid is not None
+            item = RecallItem(
+                code,
+                name,
+                address,
+                tcode,
+                tname or tcode,
+                iname,
+                model,
+                serial,
+                place,
+                last or "",
+                valid,
+                valid < today,
+            )
+            if not groups or groups[-1].owner_code != code:
+                groups.append(RecallGroup(code, name, address, []))
+            groups[-1].items.append(item)
+        return Recall(today=today, until=until, groups=groups, standards=standards)
+
+
+def parse_window(text: str, today: date) -> int:
+    """Days in a recall window written ``30d``, ``6w``, ``3m`` (calendar months) or ``30``.
+
+    Raises `InputError` for anything else.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*([dwm]?)\s*", text.lower())
+    if match is None:
+        raise InputError("--within", f"expected a window such as 30d, 6w or 3m, got '{text}'")
+    n, unit = int(match[1]), match[2] or "d"
+    if unit == "m":
+        return (add_months(today, n) - today).days
+    return n * (7 if unit == "w" else 1)
+
 
 COLUMNS = (
     "what",
@@ -112,7 +280,7 @@ def write_recall(
     if fmt is RecallFormat.TABLE:
         raise ValueError("a table is printed, not written to a file")
     path = out if out.suffix.lower() == f".{fmt.value}" else out.with_suffix(f".{fmt.value}")
-    _write_table(path, COLUMNS, recall_rows(recall, lab_code=lab_code))
+    write_table(path, COLUMNS, recall_rows(recall, lab_code=lab_code))
 
 
 def _dmy(d: Any) -> str:
