@@ -10,9 +10,7 @@ False
 
 from pathlib import Path
 
-from sqlalchemy import (
-    Engine,
-)
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 

@@ -5,7 +5,7 @@ The tables live in the ledger database (migration 0004; change tracking 0005). T
 imports nothing from the ledger, so the ledger's migrations can use it.
 
 >>> [t.code for t in load_instrument_types()][:2]  # doctest: +SKIP
-['cot-do-xang', 'can-dien-tu']
+['can-phan-tich', 'can-ky-thuat']
 """
 
 import tomllib
