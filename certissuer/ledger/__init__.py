@@ -14,7 +14,9 @@ from certissuer.ledger.audit import AuditReport, Witness, load_witness, run_audi
 from certissuer.ledger.claims import process_alive, this_claimant
 from certissuer.ledger.ledger import Ledger
 from certissuer.ledger.signatures import (
+    CheckpointFault,
     Standing,
+    checkpoint_fault,
     checkpoint_problem,
     event_problem,
     sign_event,
@@ -47,6 +49,7 @@ __all__ = [
     "BatchClaim",
     "CertificateEntry",
     "Checkpoint",
+    "CheckpointFault",
     "EventKind",
     "FailedVerification",
     "Ledger",
@@ -58,6 +61,7 @@ __all__ = [
     "Standing",
     "Status",
     "Witness",
+    "checkpoint_fault",
     "checkpoint_json",
     "checkpoint_message",
     "checkpoint_problem",

@@ -21,13 +21,18 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from sqlmodel import Session, col, select
 
 from certissuer import merkle
 from certissuer.errors import LedgerError
-from certissuer.ledger.signatures import checkpoint_problem, event_problem
+from certissuer.ledger.signatures import (
+    CheckpointFault,
+    checkpoint_fault,
+    checkpoint_problem,
+    event_problem,
+)
 from certissuer.ledger.tables import (
     CertificateEntry,
     Checkpoint,
@@ -258,24 +263,24 @@ def _witness_problems(
         f"the saved checkpoint of {day} ({witness.source}) vouches for {cp.tree_size} leaves "
         f"with root {cp.root_hash}"
     )
-    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
-    if key is None:
-        return [f"witness: {saved}, but is signed by unknown key {cp.kid}"]
-    try:
-        signature = bytes.fromhex(cp.signature)
-    except ValueError:
-        signature = b""
-    if not key.verify(signature, cp.message()):
-        return [f"witness: {saved}, but its signature is invalid"]
-    if cp.tree_size > len(hashes):
-        return [f"rollback: {saved}; the log now has {len(hashes)}"]
-    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
-        return [
-            f"rollback: {saved}; the log's first {cp.tree_size} leaves now have root "
-            f"{merkle.tree_hash(hashes[: cp.tree_size]).hex()}: events it vouched for were "
-            "changed or removed"
-        ]
-    return []
+    fault = checkpoint_fault(cp, keys, hashes)
+    match fault:
+        case None:
+            return []
+        case CheckpointFault.UNKNOWN_KEY:
+            return [f"witness: {saved}, but is signed by unknown key {cp.kid}"]
+        case CheckpointFault.BAD_SIGNATURE:
+            return [f"witness: {saved}, but its signature is invalid"]
+        case CheckpointFault.BEYOND_LOG:
+            return [f"rollback: {saved}; the log now has {len(hashes)}"]
+        case CheckpointFault.ROOT_DIFFERS:
+            return [
+                f"rollback: {saved}; the log's first {cp.tree_size} leaves now have root "
+                f"{merkle.tree_hash(hashes[: cp.tree_size]).hex()}: events it vouched for were "
+                "changed or removed"
+            ]
+        case _:
+            assert_never(fault)
 
 
 def _latest_pdf_hashes(events: Iterable[LedgerEvent]) -> dict[str, str]:

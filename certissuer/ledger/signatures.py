@@ -12,6 +12,8 @@ True
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
+from typing import assert_never
 
 from certissuer import merkle
 from certissuer.ledger.tables import (
@@ -24,7 +26,15 @@ from certissuer.ledger.tables import (
 )
 from certissuer.token import TokenKey, TokenPublicKey
 
-__all__ = ["Standing", "checkpoint_problem", "event_problem", "sign_event", "status_from"]
+__all__ = [
+    "CheckpointFault",
+    "Standing",
+    "checkpoint_fault",
+    "checkpoint_problem",
+    "event_problem",
+    "sign_event",
+    "status_from",
+]
 
 
 def sign_event(event: LedgerEvent, entry: CertificateEntry | None, signer: TokenKey) -> None:
@@ -92,6 +102,42 @@ def status_from(
     return Status.VALID, None
 
 
+class CheckpointFault(StrEnum):
+    """Why a checkpoint does not vouch for a log (`checkpoint_fault`)."""
+
+    UNKNOWN_KEY = "unknown key"
+    """It is signed with none of the keys given."""
+    BAD_SIGNATURE = "bad signature"
+    BEYOND_LOG = "beyond the log"
+    """It vouches for more leaves than the log holds."""
+    ROOT_DIFFERS = "root differs"
+    """The log's first ``tree_size`` leaves no longer have its root."""
+
+
+def checkpoint_fault(
+    cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
+) -> CheckpointFault | None:
+    """Why checkpoint `cp` does not vouch for the log of leaf hashes `hashes`, or None.
+
+    Its signature must check with `keys` and the first ``cp.tree_size`` leaves must reproduce
+    its root. `checkpoint_problem` and the audit's witnesses word the answer.
+    """
+    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
+    if key is None:
+        return CheckpointFault.UNKNOWN_KEY
+    try:
+        signature = bytes.fromhex(cp.signature)
+    except ValueError:
+        signature = b""
+    if not key.verify(signature, cp.message()):
+        return CheckpointFault.BAD_SIGNATURE
+    if cp.tree_size > len(hashes):
+        return CheckpointFault.BEYOND_LOG
+    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
+        return CheckpointFault.ROOT_DIFFERS
+    return None
+
+
 def checkpoint_problem(
     cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
 ) -> str | None:
@@ -100,17 +146,17 @@ def checkpoint_problem(
     Its signature must check with `keys` and the first ``cp.tree_size`` leaves must reproduce
     its root.
     """
-    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
-    if key is None:
-        return f"signed by unknown key {cp.kid}"
-    try:
-        signature = bytes.fromhex(cp.signature)
-    except ValueError:
-        signature = b""
-    if not key.verify(signature, cp.message()):
-        return "the signature is invalid"
-    if cp.tree_size > len(hashes):
-        return f"vouches for {cp.tree_size} leaves, the log has {len(hashes)}"
-    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
-        return "the log no longer has the root it vouched for: leaves before it were changed"
-    return None
+    fault = checkpoint_fault(cp, keys, hashes)
+    match fault:
+        case None:
+            return None
+        case CheckpointFault.UNKNOWN_KEY:
+            return f"signed by unknown key {cp.kid}"
+        case CheckpointFault.BAD_SIGNATURE:
+            return "the signature is invalid"
+        case CheckpointFault.BEYOND_LOG:
+            return f"vouches for {cp.tree_size} leaves, the log has {len(hashes)}"
+        case CheckpointFault.ROOT_DIFFERS:
+            return "the log no longer has the root it vouched for: leaves before it were changed"
+        case _:
+            assert_never(fault)
