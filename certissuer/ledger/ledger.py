@@ -33,9 +33,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+import certissuer.ledger.claims as claims
 from certissuer import merkle
 from certissuer.errors import LedgerError
-from certissuer.ledger import claims
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
     Standing,
@@ -138,9 +138,9 @@ class Ledger:
         revision, then upgraded. Upgrades keep every row. Events written before events were
         signed stay unsigned until `sign_unsigned` signs them (``certissuer ledger upgrade``).
         """
-        from certissuer.ledger import migrations
+        from certissuer.ledger.migrations import upgrade
 
-        return migrations.upgrade(self.engine)
+        return upgrade(self.engine)
 
     def sign_unsigned(
         self, ledger_key: TokenKey, *, at: datetime
