@@ -155,7 +155,7 @@ def test_export_and_upgrade(lab: tuple[Path, dict[str, str]], tmp_path: Path) ->
     code, _, err = _run(lab, "ledger", "export", "--format", "pdf", "--out", str(tmp_path / "x"))
     assert code == 3 and "csv, xlsx or json" in err
     code, out, _ = _run(lab, "ledger", "upgrade")
-    from certissuer.migrations import head_revision
+    from certissuer.ledger.migrations import head_revision
 
     assert code == 0 and f"revision {head_revision()}" in out
     code, out, _ = _run(lab, "ledger", "repair", "--out", str(tmp_path / "out"))

@@ -27,11 +27,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from certissuer import merkle
-from certissuer._audit import AuditReport, Witness, load_witness
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.issue import Issued, Issuer, load_token_key
-from certissuer.ledger import Checkpoint, Ledger
+from certissuer.ledger import AuditReport, Checkpoint, Ledger, Witness, load_witness
 from certissuer.model import parse_certificate
 from certissuer.token import TokenKey
 from certissuer.verify import Report, Verdict, Verifier

@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from certissuer import merkle, migrations
+from certissuer import merkle
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
     CertificateEntry,
@@ -22,6 +22,7 @@ from certissuer.ledger import (
     LedgerEvent,
     Status,
     leaf_data,
+    migrations,
 )
 from certissuer.token import TokenKey
 

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from certissuer.cli import app
 from certissuer.config import Settings
 from certissuer.ledger import Ledger
-from certissuer.recall import COLUMNS, RecallFormat, write_recall
-from certissuer.registry import Register, parse_window
+from certissuer.registry import COLUMNS, RecallFormat, Register, parse_window, write_recall
 
 TODAY = date(2026, 12, 1)
 N, OWNERS = 10_000, 300

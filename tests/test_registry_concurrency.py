@@ -66,7 +66,7 @@ def test_stamps_are_never_reused_under_concurrent_issuing(
     issuer = make_issuer(settings, any_ledger_url, sealer, renderer, tmp_path / "out")
     seed(issuer.register)
     # NOTE: one certificate first: concurrent *first* issues on a fresh PostgreSQL ledger
-    # race on creating the log head row (ledger.py), which is not what this test is about.
+    # race on creating the log head row (ledger/migrations), which is not what this test is about.
     first = load_json(SAMPLES / "verification.json")
     issuer.issue(parse_certificate({**first, "ref": "first", "stamp_number": ""}))
     ctx = multiprocessing.get_context("spawn")

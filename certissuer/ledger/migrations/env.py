@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection `certissuer.migrations.upgrade` passes in."""
+"""Alembic environment: runs on the connection `certissuer.ledger.migrations.upgrade` passes in."""
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import certissuer.ledger  # (registers the tables)
-import certissuer.registry  # noqa: F401  (the register's tables, revision 0004)
+import certissuer.ledger.tables  # (registers the tables)
+import certissuer.registry.tables  # noqa: F401  (the register's tables, revision 0004)
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the alembic CLI is not how certissuer runs these

@@ -83,7 +83,7 @@ def _backfill() -> None:
     # are read with plain SQL naming revision 0001's columns (later models have more), then
     # hashed with the ledger's leaf format version 1.
     from certissuer import merkle
-    from certissuer.ledger import CertificateEntry, LedgerEvent, leaf_data
+    from certissuer.ledger.tables import CertificateEntry, LedgerEvent, leaf_data
 
     bind = op.get_bind()
     dates = {"work_date", "issue_date", "valid_until"}

@@ -13,7 +13,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from certissuer.registry import CHANGE_TRACKED, change_tracking_sql
+from certissuer.registry.tables import CHANGE_TRACKED, change_tracking_sql
 
 revision = "0005"
 down_revision = "0004"

@@ -79,7 +79,8 @@ def _upgrade(conn: Connection, revision: str) -> str:
     tables = set(inspect(conn).get_table_names())
     cfg = config(conn)
     if current is None and "certificate" not in tables and revision == "head":
-        import certissuer.registry  # noqa: F401  (its tables are part of the schema)
+        import certissuer.ledger.tables
+        import certissuer.registry.tables  # noqa: F401  (its tables are part of the schema)
 
         SQLModel.metadata.create_all(conn)
         # The log's head row exists from the start: appends lock it, and two processes

@@ -1,9 +1,9 @@
-"""The ledger: one row per certificate, gapless numbers, and an append-only event history.
+"""The `Ledger`: one row per certificate, gapless numbers, and an append-only event history.
 
-SQLModel tables on an SQLite file by default (WAL, synchronous=FULL, a busy timeout) or on
-PostgreSQL by URL. Numbers are unique and gapless per lab, series and year
-("HC-2026-000001"), allocated from a counter row locked in the allocating transaction
-(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``).
+The tables (`certissuer.ledger.tables`) live on an SQLite file by default (WAL,
+synchronous=FULL, a busy timeout) or on PostgreSQL by URL. Numbers are unique and gapless per
+lab, series and year ("HC-2026-000001"), allocated from a counter row locked in the allocating
+transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``).
 
 Issuing is two short transactions around the slow work (render and sign), so that several
 processes can render and sign at once:
@@ -21,387 +21,51 @@ rerun completes it (`Ledger.pending`). So a number is never skipped.
 ['HC-2026-000001']
 """
 
-import json
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, UniqueConstraint, delete, event, func, update
+from sqlalchemy import Engine, delete, event, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
+import certissuer.ledger.claims as claims
 from certissuer import merkle
 from certissuer.errors import LedgerError
+from certissuer.ledger.audit import AuditReport, Witness, run_audit
+from certissuer.ledger.signatures import (
+    Standing,
+    checkpoint_problem,
+    event_problem,
+    sign_event,
+    status_from,
+)
+from certissuer.ledger.tables import (
+    BatchClaim,
+    CertificateEntry,
+    Checkpoint,
+    EventKind,
+    FailedVerification,
+    LedgerEvent,
+    LogHead,
+    LogLeaf,
+    NumberCounter,
+    ScanFile,
+    Status,
+    checkpoint_json,
+    format_number,
+    leaf_data,
+    utc,
+)
 from certissuer.token import TokenKey, TokenPublicKey
 
-if TYPE_CHECKING:
-    from certissuer._audit import AuditReport, Witness
-
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "CertificateEntry",
-    "EventKind",
-    "FailedVerification",
-    "Ledger",
-    "LedgerEvent",
-    "NumberCounter",
-    "Standing",
-    "Status",
-    "checkpoint_problem",
-    "event_message",
-    "event_problem",
-    "format_number",
-    "sign_event",
-]
+__all__ = ["Ledger"]
 
 _logger = logging.getLogger(__name__)
-
-
-class Status(StrEnum):
-    """A certificate's status, derived from its entry and events, never stored."""
-
-    PENDING = "pending"
-    VALID = "valid"
-    REVOKED = "revoked"
-    SUPERSEDED = "superseded"
-    EXPIRED = "expired"
-
-
-class EventKind(StrEnum):
-    """What can happen to a certificate after it is reserved."""
-
-    ISSUED = "issued"
-    REVOKED = "revoked"
-    SUPERSEDED = "superseded"
-
-
-def _utc(dt: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-class NumberCounter(SQLModel, table=True):
-    """The last number used per lab, series and year; its row is the numbering lock."""
-
-    __tablename__ = "number_counter"
-    lab_code: str = Field(primary_key=True, max_length=50)
-    series: str = Field(primary_key=True, max_length=20)
-    year: int = Field(primary_key=True)
-    last: int = 0
-
-
-class CertificateEntry(SQLModel, table=True):
-    """One certificate. Written pending by `reserve_with`; `complete` adds the PDF hash once."""
-
-    __tablename__ = "certificate"
-    __table_args__ = (
-        UniqueConstraint("lab_code", "series", "year", "seq"),
-        UniqueConstraint("lab_code", "ref"),
-    )
-    number: str = Field(primary_key=True, max_length=60)
-    lab_code: str = Field(index=True, max_length=50)
-    series: str = Field(max_length=20)
-    year: int
-    seq: int
-    kind: str = Field(index=True, max_length=20)
-    ref: str = Field(max_length=100)
-    """The input record's reference: the idempotency key."""
-    instrument_name: str
-    instrument_model: str
-    instrument_serial: str = Field(index=True)
-    customer_name: str
-    work_date: date
-    """Verification or calibration date."""
-    issue_date: date
-    valid_until: date | None = None
-    issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    data_digest: str = Field(max_length=64)
-    data_json: str
-    """Canonical JSON of the certificate data (what the digest covers)."""
-    token: str
-    pdf_sha256: str | None = Field(default=None, index=True, unique=True, max_length=64)
-    pdf_path: str | None = None
-    """Where the PDF is (set at reservation, so a crashed issue is completed in place)."""
-    signer: str = ""
-    paper_number: str | None = Field(default=None, index=True, max_length=100)
-    """For an electronic copy of a paper certificate: the paper certificate's own number."""
-    claim: str = Field(default="", max_length=200)
-    """Who is completing a pending entry: ``host:pid``. Empty once complete."""
-    claimed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-
-    @property
-    def is_pending(self) -> bool:
-        """True until the PDF is written and its hash recorded."""
-        return self.pdf_sha256 is None
-
-    def data(self) -> dict[str, Any]:
-        """The certificate data as a mapping (parse with `model.parse_certificate`)."""
-        value: dict[str, Any] = json.loads(self.data_json)
-        return value
-
-
-class LedgerEvent(SQLModel, table=True):
-    """An append-only event: issued, revoked (with reason), superseded (by a number)."""
-
-    __tablename__ = "certificate_event"
-    id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(foreign_key="certificate.number", index=True, max_length=60)
-    kind: str = Field(max_length=20)
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    reason: str = ""
-    related_number: str | None = None
-    pdf_sha256: str | None = Field(default=None, max_length=64)
-    """The PDF's SHA-256 that this event vouches for (issued; a later signature's file)."""
-    kid: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
-    """Key id (hex) of the lab's ledger key that signed the event; empty when unsigned."""
-    signature: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
-    """The lab's signature (hex) over `event_message`; empty when unsigned."""
-    backfilled_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    """When the event was written before events were signed and signed at a later upgrade
-    (``certissuer ledger upgrade``); None for an event signed when it was written."""
-
-
-class LogLeaf(SQLModel, table=True):
-    """Leaf `idx` of the RFC 6962 Merkle log: one per event, in append order."""
-
-    __tablename__ = "log_leaf"
-    idx: int = Field(primary_key=True)
-    event_id: int = Field(unique=True)
-    leaf_hash: str = Field(max_length=64)
-
-
-class LogHead(SQLModel, table=True):
-    """The log's size; its single row is locked while a leaf is appended."""
-
-    __tablename__ = "log_head"
-    id: int = Field(default=1, primary_key=True)
-    size: int = 0
-
-
-class Checkpoint(SQLModel, table=True):
-    """A signed tree head: the lab vouches for (tree size, root hash) at a time."""
-
-    __tablename__ = "checkpoint"
-    id: int | None = Field(default=None, primary_key=True)
-    lab_code: str = Field(max_length=50)
-    tree_size: int
-    root_hash: str = Field(max_length=64)
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    kid: str = Field(max_length=16)
-    signature: str = Field(max_length=200)
-
-    def message(self) -> bytes:
-        """The bytes the lab signs."""
-        return checkpoint_message(self.lab_code, self.tree_size, self.root_hash, _utc(self.at))
-
-    def to_json(self) -> dict[str, Any]:
-        """The signed checkpoint as published (``/api/v1/checkpoint``) and saved
-        (``ledger checkpoint --out``)."""
-        return {"format": CHECKPOINT_FORMAT, **_checkpoint_json(self)}
-
-    @classmethod
-    def from_json(cls, data: Any, *, origin: str) -> "Checkpoint":
-        """A checkpoint from `to_json` output; `origin` names where it came from in errors.
-
-        Raises `LedgerError` when `data` is not a checkpoint. The signature is not checked here.
-        """
-        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-            raise LedgerError(f"{origin}: not a certissuer checkpoint ({CHECKPOINT_FORMAT})")
-        try:
-            cp = cls(
-                lab_code=str(data["lab_code"]),
-                tree_size=int(data["tree_size"]),
-                root_hash=str(data["root_hash"]).lower(),
-                at=datetime.fromisoformat(str(data["at"])),
-                kid=str(data["kid"]).lower(),
-                signature=str(data["signature"]).lower(),
-            )
-            bytes.fromhex(cp.root_hash + cp.signature + cp.kid)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LedgerError(f"{origin}: the checkpoint is malformed ({exc})") from None
-        if cp.tree_size < 0 or len(cp.root_hash) != 64:
-            raise LedgerError(f"{origin}: the checkpoint is malformed (size or root)")
-        return cp
-
-
-def checkpoint_message(lab_code: str, size: int, root_hex: str, at: datetime) -> bytes:
-    """``certissuer-checkpoint/v1`` text: lab, tree size, root (hex) and time, one per line."""
-    return (
-        f"certissuer-checkpoint/v1\n{lab_code}\n{size}\n{root_hex}\n"
-        f"{_utc(at).isoformat(timespec='microseconds')}\n"
-    ).encode()
-
-
-_ENTRY_LOGGED = (
-    "number",
-    "lab_code",
-    "series",
-    "year",
-    "seq",
-    "kind",
-    "ref",
-    "instrument_name",
-    "instrument_model",
-    "instrument_serial",
-    "customer_name",
-    "work_date",
-    "issue_date",
-    "valid_until",
-    "issued_at",
-    "data_digest",
-    "token",
-)
-
-
-_ENTRY_LOGGED_IF_SET = ("paper_number",)
-
-
-def leaf_data(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
-    """The canonical bytes of a log leaf: the event, and for ``issued`` the entry's fields.
-
-    Editing any logged column afterwards changes this, so `Ledger.audit` finds it.
-    """
-    record: dict[str, Any] = {
-        "v": 1,
-        "event": event.kind,
-        "number": event.number,
-        "at": _utc(event.at).isoformat(timespec="microseconds"),
-        "reason": event.reason,
-        "related_number": event.related_number,
-        "pdf_sha256": event.pdf_sha256,
-    }
-    if event.kind == EventKind.ISSUED and entry is not None:
-        for name in _ENTRY_LOGGED_IF_SET:
-            if getattr(entry, name) is not None:  # added after v1: absent when unset
-                record["entry." + name] = getattr(entry, name)
-        for name in _ENTRY_LOGGED:
-            value = getattr(entry, name)
-            if isinstance(value, datetime):
-                value = _utc(value).isoformat(timespec="microseconds")
-            elif isinstance(value, date):
-                value = value.isoformat()
-            record["entry." + name] = value
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def event_message(event: "LedgerEvent", entry: "CertificateEntry | None") -> bytes:
-    """The bytes the lab's ledger key signs for `event`.
-
-    ``certissuer-event/v1``, the event's leaf data (`leaf_data`: the event, its certificate
-    number and, for ``issued``, the entry's logged fields, data digest included) and how it was
-    signed, one per line. The prefix keeps these signatures apart from the token's and the
-    checkpoints' made with the same key; the last line makes "signed at upgrade" a signed fact.
-    """
-    how = (
-        "signed-at-upgrade " + _utc(event.backfilled_at).isoformat(timespec="microseconds")
-        if event.backfilled_at is not None
-        else "signed-when-written"
-    )
-    return b"certissuer-event/v1\n" + leaf_data(event, entry) + b"\n" + how.encode() + b"\n"
-
-
-def sign_event(event: "LedgerEvent", entry: "CertificateEntry | None", signer: TokenKey) -> None:
-    """Sign `event` (of `entry`) with the lab's ledger key `signer`, in place."""
-    event.kid = signer.public.kid.hex()
-    event.signature = signer.sign(event_message(event, entry)).hex()
-
-
-def event_problem(
-    event: "LedgerEvent", entry: "CertificateEntry | None", keys: Sequence[TokenPublicKey]
-) -> str | None:
-    """Why `event` cannot be trusted, or None when its signature checks against `keys`.
-
-    For an ``issued`` event the signature also covers the entry's logged fields, so an edited
-    entry makes its issued event fail here.
-    """
-    if not event.signature:
-        return "it is not signed by the lab"
-    key = next((k for k in keys if k.kid.hex() == event.kid), None)
-    if key is None:
-        return f"it is signed by an unknown key ({event.kid or 'none'})"
-    try:
-        signature = bytes.fromhex(event.signature)
-    except ValueError:
-        return "its signature is not hex"
-    if not key.verify(signature, event_message(event, entry)):
-        return "its signature does not verify (edited or forged)"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """A certificate's status as its *signed* events say (`Ledger.standing`)."""
-
-    status: Status
-    event: "LedgerEvent | None"
-    """The signed event that decided the status (revoked, superseded), if any."""
-    issued: "LedgerEvent | None"
-    """The signed ``issued`` event that vouches for the entry as it is stored, or None."""
-    issued_problem: str | None
-    """Why no issued event vouches for the entry (None when one does)."""
-    rejected: tuple[tuple["LedgerEvent", str], ...] = ()
-    """Events ignored because their signature fails, each with why."""
-
-    @property
-    def vouched(self) -> bool:
-        """True when a signed issued event vouches for the entry's logged fields."""
-        return self.issued is not None
-
-
-CHECKPOINT_FORMAT = "certissuer-checkpoint/v1"
-"""``format`` of a published or saved checkpoint (`Checkpoint.to_json`)."""
-
-
-class ScanFile(SQLModel, table=True):
-    """An original scan behind an electronic copy, with the SHA-256 of the file as received."""
-
-    __tablename__ = "scan_file"
-    id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(foreign_key="certificate.number", index=True, max_length=60)
-    position: int
-    file_name: str
-    sha256: str = Field(max_length=64)
-    pages: int
-
-
-class BatchClaim(SQLModel, table=True):
-    """Which worker is issuing an input record (lab, ref) of a batch run right now."""
-
-    __tablename__ = "batch_claim"
-    lab_code: str = Field(primary_key=True, max_length=50)
-    ref: str = Field(primary_key=True, max_length=100)
-    claimed_by: str = Field(max_length=200)
-    claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class FailedVerification(SQLModel, table=True):
-    """An instrument that failed verification: its results are kept, no certificate is issued."""
-
-    __tablename__ = "failed_verification"
-    id: int | None = Field(default=None, primary_key=True)
-    lab_code: str = Field(index=True, max_length=50)
-    ref: str = Field(max_length=100)
-    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    instrument_serial: str
-    data_digest: str = Field(max_length=64)
-    data_json: str
-
-
-def format_number(series: str, year: int, seq: int) -> str:
-    """The printed number: ``<series>-<year>-<seq:06d>``."""
-    return f"{series}-{year}-{seq:06d}"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -474,9 +138,9 @@ class Ledger:
         revision, then upgraded. Upgrades keep every row. Events written before events were
         signed stay unsigned until `sign_unsigned` signs them (``certissuer ledger upgrade``).
         """
-        from certissuer import migrations
+        from certissuer.ledger.migrations import upgrade
 
-        return migrations.upgrade(self.engine)
+        return upgrade(self.engine)
 
     def sign_unsigned(
         self, ledger_key: TokenKey, *, at: datetime
@@ -498,7 +162,7 @@ class Ledger:
             hashes = [bytes.fromhex(leaf.leaf_hash) for leaf in leaves]
             covered = 0
             for cp in s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())):
-                if _checkpoint_problem(cp, public, hashes) is None:
+                if checkpoint_problem(cp, public, hashes) is None:
                     covered = cp.tree_size
                     break
             leaf_of = {leaf.event_id: leaf for leaf in leaves}
@@ -809,7 +473,7 @@ class Ledger:
         This trusts every row: for the lab's own listings. A verdict takes its status from
         `standing`, which counts only events whose signatures check.
         """
-        return _status(entry, self.events(entry.number), today)
+        return status_from(entry, self.events(entry.number), today)
 
     def standing(
         self, entry: CertificateEntry, *, keys: Sequence[TokenPublicKey], today: date
@@ -840,7 +504,7 @@ class Ledger:
                 f"the entry now names {entry.pdf_sha256}"
             )
             issued = None
-        status, event = _status(entry, good, today)
+        status, event = status_from(entry, good, today)
         return Standing(status, event, issued, issued_problem, tuple(rejected))
 
     def add_event(self, ev: LedgerEvent, *, ledger_key: TokenKey | None = None) -> LedgerEvent:
@@ -937,25 +601,8 @@ class Ledger:
         Returns True when `claimant` now holds it (also when it already did).
         """
         now = datetime.now(UTC)
-        if entry.claim != claimant and not _claim_is_free(
-            entry.claim, entry.claimed_at, now, lease_seconds
-        ):
-            return False
         with self.session() as s:
-            result = s.execute(
-                update(CertificateEntry)
-                .where(
-                    col(CertificateEntry.number) == entry.number,
-                    col(CertificateEntry.claim) == entry.claim,
-                    col(CertificateEntry.pdf_sha256).is_(None),
-                )
-                .values(claim=claimant, claimed_at=now)
-            )
-            s.commit()
-        if getattr(result, "rowcount", 0) != 1:
-            return False
-        entry.claim, entry.claimed_at = claimant, now
-        return True
+            return claims.claim_entry(s, entry, claimant, now=now, lease_seconds=lease_seconds)
 
     def claim_ref(
         self, lab_code: str, ref: str, claimant: str, *, lease_seconds: float = 600
@@ -969,54 +616,19 @@ class Ledger:
         """
         now = datetime.now(UTC)
         with self.session() as s:
-            s.add(BatchClaim(lab_code=lab_code, ref=ref, claimed_by=claimant, claimed_at=now))
-            try:
-                s.commit()
-                return True
-            except IntegrityError:
-                s.rollback()
-            held = s.get(BatchClaim, (lab_code, ref))
-            if held is None:
-                return False  # released meanwhile; the caller may try again later
-            if held.claimed_by == claimant:
-                return True
-            if not _claim_is_free(held.claimed_by, held.claimed_at, now, lease_seconds):
-                return False
-            result = s.execute(
-                update(BatchClaim)
-                .where(
-                    col(BatchClaim.lab_code) == lab_code,
-                    col(BatchClaim.ref) == ref,
-                    col(BatchClaim.claimed_by) == held.claimed_by,
-                )
-                .values(claimed_by=claimant, claimed_at=now)
+            return claims.claim_ref(
+                s, lab_code, ref, claimant, now=now, lease_seconds=lease_seconds
             )
-            s.commit()
-            return getattr(result, "rowcount", 0) == 1
 
     def release_ref(self, lab_code: str, ref: str, claimant: str) -> None:
         """Give up `claimant`'s claim on `ref` (the record is issued, or was refused)."""
         with self.session() as s:
-            s.execute(
-                delete(BatchClaim).where(
-                    col(BatchClaim.lab_code) == lab_code,
-                    col(BatchClaim.ref) == ref,
-                    col(BatchClaim.claimed_by) == claimant,
-                )
-            )
-            s.commit()
+            claims.release_ref(s, lab_code, ref, claimant)
 
     def unclaim(self, number: str, claimant: str) -> None:
         """Give up `claimant`'s claim on pending entry `number` (its issue failed)."""
         with self.session() as s:
-            s.execute(
-                update(CertificateEntry)
-                .where(
-                    col(CertificateEntry.number) == number, col(CertificateEntry.claim) == claimant
-                )
-                .values(claim="", claimed_at=None)
-            )
-            s.commit()
+            claims.unclaim(s, number, claimant)
 
     def scans(self, number: str) -> list[ScanFile]:
         """The original scan files recorded for electronic copy `number`, in page order."""
@@ -1164,10 +776,10 @@ class Ledger:
                     "signature": ev.signature,
                     "signed_at_upgrade": None
                     if ev.backfilled_at is None
-                    else _utc(ev.backfilled_at).isoformat(timespec="microseconds"),
+                    else utc(ev.backfilled_at).isoformat(timespec="microseconds"),
                 }
             )
-        return {"number": number, "checkpoint": _checkpoint_json(cp), "leaves": proofs}
+        return {"number": number, "checkpoint": checkpoint_json(cp), "leaves": proofs}
 
     def consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
         """A consistency proof between tree sizes `first` and `second` (default: the newest
@@ -1191,104 +803,18 @@ class Ledger:
         *,
         keys: Sequence[TokenPublicKey],
         check_files: bool = True,
-        witnesses: Sequence["Witness"] = (),
-    ) -> "AuditReport":
+        witnesses: Sequence[Witness] = (),
+    ) -> AuditReport:
         """Recompute the log from the rows and check event signatures, checkpoints and PDF
         files.
 
         Names every edited, deleted, inserted or reordered row with its position in the log,
         every event whose signature fails (`keys` are the lab's ledger public keys), every
         stored checkpoint the log no longer matches, and every saved checkpoint in `witnesses`
-        (`certissuer._audit.load_witness`) that the log does not extend (a rollback). Leaves
+        (`certissuer.ledger.audit.load_witness`) that the log does not extend (a rollback). Leaves
         that no checkpoint vouches for yet are listed apart (`AuditReport.unvouched`).
         """
-        from certissuer._audit import run_audit
-
         return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses)
-
-
-def _status(
-    entry: CertificateEntry, events: Sequence[LedgerEvent], today: date
-) -> tuple[Status, LedgerEvent | None]:
-    if entry.is_pending:
-        return Status.PENDING, None
-    for ev in reversed(events):
-        if ev.kind == EventKind.REVOKED:
-            return Status.REVOKED, ev
-        if ev.kind == EventKind.SUPERSEDED:
-            return Status.SUPERSEDED, ev
-    if entry.valid_until is not None and today > entry.valid_until:
-        return Status.EXPIRED, None
-    return Status.VALID, None
-
-
-def checkpoint_problem(
-    cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
-) -> str | None:
-    """Why checkpoint `cp` does not vouch for the log of leaf hashes `hashes`, or None.
-
-    Its signature must check with `keys` and the first ``cp.tree_size`` leaves must reproduce
-    its root.
-    """
-    return _checkpoint_problem(cp, keys, hashes)
-
-
-def _checkpoint_problem(
-    cp: Checkpoint, keys: Sequence[TokenPublicKey], hashes: Sequence[bytes]
-) -> str | None:
-    key = next((k for k in keys if k.kid.hex() == cp.kid), None)
-    if key is None:
-        return f"signed by unknown key {cp.kid}"
-    try:
-        signature = bytes.fromhex(cp.signature)
-    except ValueError:
-        signature = b""
-    if not key.verify(signature, cp.message()):
-        return "the signature is invalid"
-    if cp.tree_size > len(hashes):
-        return f"vouches for {cp.tree_size} leaves, the log has {len(hashes)}"
-    if merkle.tree_hash(hashes[: cp.tree_size]).hex() != cp.root_hash:
-        return "the log no longer has the root it vouched for: leaves before it were changed"
-    return None
-
-
-def _claim_is_free(
-    claim: str, claimed_at: datetime | None, now: datetime, lease_seconds: float
-) -> bool:
-    if not claim:
-        return True
-    host, _, pid = claim.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return not process_alive(int(pid))
-    claimed = _utc(claimed_at) if claimed_at else now
-    return (now - claimed).total_seconds() > lease_seconds
-
-
-def process_alive(pid: int) -> bool:
-    """True when process `pid` runs on this host (one we may not signal counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def this_claimant() -> str:
-    """The claim string of this process: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
-    return {
-        "lab_code": cp.lab_code,
-        "tree_size": cp.tree_size,
-        "root_hash": cp.root_hash,
-        "at": _utc(cp.at).isoformat(timespec="microseconds"),
-        "kid": cp.kid,
-        "signature": cp.signature,
-    }
 
 
 def _safe_url(url: str) -> str:
@@ -1297,8 +823,3 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<the configured ledger URL>"
-
-
-def utc(dt: datetime) -> datetime:
-    """`dt` as an aware UTC datetime (SQLite hands back naive ones)."""
-    return _utc(dt)

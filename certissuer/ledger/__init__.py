@@ -1,0 +1,79 @@
+"""The ledger: one row per certificate, gapless numbers, signed events, the Merkle log.
+
+`Ledger` (in `certissuer.ledger.ledger`) opens the database and does the work; `tables` holds
+the SQLModel tables and the canonical bytes that are hashed and signed; `signatures` signs and
+checks events and checkpoints; `claims` says who is completing a pending entry or issuing a
+batch record; `audit` recomputes the log; `migrations` upgrades the schema (Alembic).
+
+>>> ledger = Ledger.open("sqlite:///ledger.db")  # doctest: +SKIP
+>>> [e.number for e in ledger.entries()]  # doctest: +SKIP
+['HC-2026-000001']
+"""
+
+from certissuer.ledger.audit import AuditReport, Witness, load_witness, run_audit
+from certissuer.ledger.claims import process_alive, this_claimant
+from certissuer.ledger.ledger import Ledger
+from certissuer.ledger.signatures import (
+    CheckpointFault,
+    Standing,
+    checkpoint_fault,
+    checkpoint_problem,
+    event_problem,
+    sign_event,
+    status_from,
+)
+from certissuer.ledger.tables import (
+    CHECKPOINT_FORMAT,
+    BatchClaim,
+    CertificateEntry,
+    Checkpoint,
+    EventKind,
+    FailedVerification,
+    LedgerEvent,
+    LogHead,
+    LogLeaf,
+    NumberCounter,
+    ScanFile,
+    Status,
+    checkpoint_json,
+    checkpoint_message,
+    event_message,
+    format_number,
+    leaf_data,
+    utc,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "AuditReport",
+    "BatchClaim",
+    "CertificateEntry",
+    "Checkpoint",
+    "CheckpointFault",
+    "EventKind",
+    "FailedVerification",
+    "Ledger",
+    "LedgerEvent",
+    "LogHead",
+    "LogLeaf",
+    "NumberCounter",
+    "ScanFile",
+    "Standing",
+    "Status",
+    "Witness",
+    "checkpoint_fault",
+    "checkpoint_json",
+    "checkpoint_message",
+    "checkpoint_problem",
+    "event_message",
+    "event_problem",
+    "format_number",
+    "leaf_data",
+    "load_witness",
+    "process_alive",
+    "run_audit",
+    "sign_event",
+    "status_from",
+    "this_claimant",
+    "utc",
+]
