@@ -274,7 +274,7 @@ def ledger_audit(
     Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
     from dataclasses import asdict
 
-    from certissuer._audit import load_witness
+    from certissuer.ledger import load_witness
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj

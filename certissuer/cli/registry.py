@@ -138,8 +138,8 @@ def recall(
     today: Annotated[str | None, typer.Option(help="Count from this date (YYYY-MM-DD).")] = None,
 ) -> None:
     """Instruments whose certificate expires within the window or has expired, by owner."""
-    from certissuer.recall import COLUMNS, RecallFormat, recall_rows, write_recall
     from certissuer.registry import open_register, parse_window
+    from certissuer.registry.recall import COLUMNS, RecallFormat, recall_rows, write_recall
 
     state: State = ctx.obj
     try:
