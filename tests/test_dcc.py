@@ -30,7 +30,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from typer.testing import CliRunner
 
 from certissuer import dcc, intake
-from certissuer import model as model_module
+from certissuer.intake import validate as intake_validate
+from certissuer.model import units as model_module
 from certissuer.cli import app
 from certissuer.config import Settings, load_settings
 from certissuer.errors import ConfigError, InputError, InputErrors
@@ -295,7 +296,7 @@ def _all_fields(cls: type[BaseModel], out: set[tuple[str, str]]) -> None:
         if name == "kind":
             continue
         out.add((cls.__name__, name))
-        sub = intake._submodel(info.annotation)
+        sub = intake_validate.submodel(info.annotation)
         if sub is not None:
             _all_fields(sub, out)
 
