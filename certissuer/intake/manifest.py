@@ -136,16 +136,19 @@ def read_scans(names: Sequence[str], scans: Path, *, where: str, row: int) -> li
     return refs
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(row number, cells by column name)`` per non-blank data row; the header is row 1."""
+def _rows(path: Path) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """``(where, row number, cells by column name)`` per non-blank data row, the header being
+    row 1; `where` names the file, and for a workbook its first sheet, which is the one read."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _named(csv_rows(path))
+        for number, cells in _named(csv_rows(path)):
+            yield str(path), number, cells
     elif suffix == ".xlsx":
         with open_workbook(path) as workbook:
             sheet = workbook.worksheets[0]
             where = sheet_where(path, sheet.title)
-            yield from _named(sheet_rows(where, sheet, lambda cell: _cell(cell.value)))
+            for number, cells in _named(sheet_rows(where, sheet, lambda c: _cell(c.value))):
+                yield where, number, cells
     else:
         raise InputError(path, f"expected a .csv or .xlsx manifest, got '{suffix}'")
 
@@ -178,9 +181,9 @@ def iter_manifest(path: Path, *, scans: Path) -> Iterator[ManifestRow | Manifest
     """
     if not path.is_file():
         raise InputError(path, "the manifest was not found")
-    where = str(path)
+    source = str(path)
     seen: dict[str, int] = {}
-    for row, cells in _rows(path):
+    for where, row, cells in _rows(path):
         problems: list[InputError] = []
         missing = [c for c in _REQUIRED if not cells.get(c)]
         problems += [InputError(where, "missing (required)", row=row, field=c) for c in missing]
@@ -204,7 +207,7 @@ def iter_manifest(path: Path, *, scans: Path) -> Iterator[ManifestRow | Manifest
             except InputError as exc:
                 problems.append(exc)
         if problems:
-            yield ManifestRejected(where, row, number or None, tuple(problems))
+            yield ManifestRejected(source, row, number or None, tuple(problems))
             continue
         data = {
             "ref": cells.get("ref") or f"paper:{number}",
@@ -221,12 +224,12 @@ def iter_manifest(path: Path, *, scans: Path) -> Iterator[ManifestRow | Manifest
             "scans": scan_refs,
         }
         try:
-            yield ManifestRow(PaperCopy.model_validate(data), where, row)
+            yield ManifestRow(PaperCopy.model_validate(data), source, row)
         except ValidationError as exc:
             errors = tuple(
                 InputError(where, _say(e), row=row, field=_field(e["loc"])) for e in exc.errors()
             )
-            yield ManifestRejected(where, row, number, errors)
+            yield ManifestRejected(source, row, number, errors)
 
 
 _FIELD_NAMES = {"paper_kind": "kind", "paper_issue_date": "issue_date"}
