@@ -22,6 +22,7 @@ from lxml import etree
 
 from certissuer.config import Settings
 from certissuer.errors import CertissuerError, ConfigError
+from certissuer.model import Kind
 
 __all__ = [
     "DCC_NAMESPACE",
@@ -78,9 +79,9 @@ class DccError(CertissuerError):
     exit_code = 1
 
 
-KIND_REFTYPE: Final = {
-    "calibration": "certissuer_calibration",
-    "verification": "certissuer_verification",
+KIND_REFTYPE: Final[Mapping[str, str]] = {
+    Kind.CALIBRATION.value: "certissuer_calibration",
+    Kind.VERIFICATION.value: "certissuer_verification",
 }
 STAGE_REFTYPE: Final = {
     "before": "certissuer_beforeAdjustment",

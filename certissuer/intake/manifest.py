@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from certissuer._tables import csv_rows, open_workbook, sheet_rows, sheet_where
 from certissuer.errors import InputError
-from certissuer.model import PaperCopy, ScanRef
+from certissuer.model import KIND_NAMES, PaperCopy, ScanRef
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -244,7 +244,7 @@ def _say(error: Any) -> str:
     got = error.get("input")
     kind = error.get("type", "")
     if kind == "literal_error":
-        return f"expected 'verification' or 'calibration', got '{got}'"
+        return f"expected {' or '.join(repr(k) for k in KIND_NAMES)}, got '{got}'"
     if "date" in kind or "expected a date" in str(error.get("msg", "")):
         return f"expected a date YYYY-MM-DD, got '{got}'"
     return f"{error.get('msg', 'invalid')}, got '{got}'"
