@@ -14,7 +14,7 @@ True
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, Final
@@ -33,7 +33,7 @@ from certissuer.dcc.schema import (
 from certissuer.dcc.schema import SI_PREFIX as _S
 from certissuer.dcc.units import dsi_unit, unit_symbol
 from certissuer.errors import InputError, InputErrors
-from certissuer.model import AnyCertificate, parse_certificate
+from certissuer.model import AnyCertificate, field_path, parse_certificate
 
 __all__ = ["DccDocument", "read_certificate", "read_document", "read_with_document"]
 
@@ -199,16 +199,9 @@ def read_with_document(
     except ValidationError as exc:
         errors = []
         for detail in exc.errors(include_url=False):
-            path = _json_path(detail["loc"][1:])  # after the kind tag
+            path = field_path(detail["loc"][1:])  # after the kind tag
             errors.append(InputError(doc._at(doc.line_of(path)), detail["msg"], field=path or None))
         raise InputErrors(errors) from exc
-
-
-def _json_path(loc: Iterable[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _ref_types(el: Any) -> list[str]:

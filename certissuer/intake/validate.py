@@ -31,6 +31,7 @@ from certissuer.model import (
     CalibrationCertificate,
     Kind,
     VerificationCertificate,
+    field_path,
     parse_certificate,
 )
 
@@ -169,7 +170,7 @@ def _convert(
         problem, hint = _describe(detail, loc, cls)
         return [
             InputError(
-                place.where, problem, row=place.row, field=_json_path(loc) or None, hint=hint
+                place.where, problem, row=place.row, field=field_path(loc) or None, hint=hint
             )
         ]
     head = loc[0] if loc else None
@@ -238,14 +239,6 @@ def _list_errors(
         ]
     problem, hint = _describe(detail, loc, cls)
     return [InputError(place.where, problem, row=place.row, field=table, hint=hint)]
-
-
-def _json_path(loc: Loc) -> str:
-    """``('results', 2, 'uncertainty')`` as ``results[2].uncertainty`` (indices from 0)."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
 
 
 _NUMBER_ERRORS: Final = frozenset(

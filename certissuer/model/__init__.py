@@ -29,6 +29,7 @@ from certissuer.model.certificate import (
     canonical_json,
     certificate_json_schema,
     data_digest,
+    field_path,
     parse_certificate,
 )
 from certissuer.model.kinds import KIND_NAMES, Kind, KindName
@@ -75,6 +76,7 @@ __all__ = [
     "canonical_json",
     "certificate_json_schema",
     "data_digest",
+    "field_path",
     "format_decimal",
     "format_result",
     "is_legal_unit",

@@ -10,6 +10,7 @@ SHA-256 is the data digest recorded in the ledger and carried by the QR token.
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -43,6 +44,7 @@ __all__ = [
     "canonical_json",
     "certificate_json_schema",
     "data_digest",
+    "field_path",
     "parse_certificate",
 ]
 
@@ -151,6 +153,15 @@ def parse_certificate(data: Any) -> AnyCertificate:
 def certificate_json_schema() -> dict[str, Any]:
     """Return the JSON Schema of one certificate record (either kind)."""
     return _ADAPTER.json_schema()
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """A pydantic location as people read it: ``('results', 2, 'unit')`` → ``results[2].unit``
+    (list indices from 0)."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def canonical_json(cert: BaseModel) -> bytes:
