@@ -189,6 +189,7 @@ def read_certificate(
 def read_with_document(
     raw: bytes, where: str, schema: Schema | None
 ) -> tuple[DccDocument, AnyCertificate]:
+    """The document `raw` and its certificate (see `read_document`, `read_certificate`)."""
     from pydantic import ValidationError
 
     doc = read_document(raw, where=where, schema=schema)

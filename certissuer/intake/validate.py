@@ -75,6 +75,8 @@ class Place:
 def judge(
     source: str, data: dict[str, Any], place: Place, errors: list[InputError]
 ) -> Record | Rejected:
+    """Validate the certificate `data` read from `source` at `place`: a `Record`, or a
+    `Rejected` with `errors` (found while reading it) and every problem of the data."""
     cert, problems = _validate(data, place)
     errors = errors + problems
     if cert is None or errors:
@@ -392,6 +394,8 @@ def _flatten(annotation: Any) -> Iterator[Any]:
 
 
 def submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside a field's `annotation` (``list[Measurement] | None`` gives
+    `Measurement`), or None for a plain value."""
     for candidate in _flatten(annotation):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate

@@ -73,6 +73,8 @@ Date = Annotated[date, BeforeValidator(_iso_date)]
 
 
 def check_after(info: ValidationInfo, value: date | None, earlier: str, *, strict: bool) -> None:
+    """Raise `ValueError` when the date `value` is before the field `earlier` (or on the same
+    day, when `strict`); nothing to say when either is missing."""
     other = info.data.get(earlier)
     if value is None or other is None:
         return  # the earlier field failed on its own, or nothing to compare
@@ -82,6 +84,8 @@ def check_after(info: ValidationInfo, value: date | None, earlier: str, *, stric
 
 
 class FrozenModel(BaseModel):
+    """The base of every part: frozen, unknown fields refused, text stripped."""
+
     model_config = ConfigDict(
         frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True
     )
