@@ -25,12 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from certissuer._appearance import signature_slots  # noqa: E402
+
 from certissuer.config import Settings  # noqa: E402
 from certissuer.keys import make_keys  # noqa: E402
 from certissuer.model import parse_certificate  # noqa: E402
 from certissuer.render import Renderer  # noqa: E402
-from certissuer.sign import Level, Sealer, SigningPolicy, policy_from_settings  # noqa: E402
+from certissuer.sign import (  # noqa: E402
+    Level,
+    Sealer,
+    SigningPolicy,
+    policy_from_settings,
+    signature_slots,
+)
 from certissuer.verify import Verifier, load_trust_roots  # noqa: E402
 from tests._pki import PASSPHRASE, make_lab_pki  # noqa: E402
 

@@ -1,5 +1,5 @@
 """``python -m certissuer`` runs the CLI."""
 
-from certissuer.cli import main
+from certissuer import cli
 
-main()
+cli.main()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, overload
 
 from certissuer import intake
+from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.digitise import ManifestRejected, ManifestRow, iter_manifest
 from certissuer.errors import CertissuerError
@@ -459,7 +460,7 @@ def _dry_run(
     reject: Callable[[Any], None],
     renderer: Any,
 ) -> None:
-    from certissuer.issue import VIETNAM_TZ, load_sealer, load_token_key
+    from certissuer.issue import load_sealer, load_token_key
     from certissuer.render import Renderer
 
     load_sealer(settings, passphrase)

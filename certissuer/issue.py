@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from certissuer._appearance import SignatureSlot, signature_slots
 from certissuer._files import write_atomic
+from certissuer._vn import VIETNAM_TZ, file_stem
 from certissuer.config import Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
@@ -48,17 +48,12 @@ from certissuer.model import (
 from certissuer.registry import Register
 from certissuer.render import Renderer
 from certissuer.sign import Sealer
-from certissuer.token import TokenKey, make_token, verification_url
+from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
 
+# VIETNAM_TZ stays importable from here for the CLI until it imports `certissuer._vn`.
 __all__ = ["VIETNAM_TZ", "Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename"]
 
 _logger = logging.getLogger(__name__)
-
-VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
-"""Vietnam has kept UTC+7 without daylight saving since 1975: issue dates are local dates."""
-
-INFO_QR_KEY = "CertissuerQR"
-"""Name of the PDF document-information entry that carries the QR URL."""
 
 Cert = VerificationCertificate | CalibrationCertificate | PaperCopy
 
@@ -78,9 +73,7 @@ class Issued:
 
 def pdf_filename(number: str) -> str:
     """An ASCII file name for `number` ("KĐ-2026-000001" → "KD-2026-000001.pdf")."""
-    folded = unicodedata.normalize("NFKD", number.replace("Đ", "D").replace("đ", "d"))
-    ascii_name = "".join(c for c in folded if c.isascii() and (c.isalnum() or c in "-_."))
-    return f"{ascii_name}.pdf"
+    return f"{file_stem(number)}.pdf"
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

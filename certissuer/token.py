@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from certissuer.errors import TokenError
 
 __all__ = [
+    "INFO_QR_KEY",
     "TokenClaims",
     "TokenKey",
     "TokenPublicKey",
@@ -55,6 +56,10 @@ __all__ = [
     "verification_url",
     "wrong_host",
 ]
+
+INFO_QR_KEY = "CertissuerQR"
+"""Name of the PDF document-information entry that carries the QR URL (the signed file keeps
+the URL beside its QR code, so a verifier reads the token without decoding the image)."""
 
 _VERSION = 1
 _EPOCH = date(2000, 1, 1)

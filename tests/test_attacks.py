@@ -2,7 +2,7 @@
 
 Every case is a real PDF made from a genuine certificate (issued into the ledger, so the ledger
 cannot be what catches it) and judged by `Verifier` with pyHanko's validator. Each case names
-the defences in `certissuer._pades` and `certissuer._strictpdf` that refuse it;
+the defences in `certissuer.verify._pades` and `certissuer.verify._strict` that refuse it;
 `test_attack_passes_without_its_defence` switches exactly those off and shows that the case
 then gets through (the verdict turns VALID), so every test here fails if its defence is
 switched off. The cases on strict reading (issue 14) are built from verification (KĐ) and
@@ -27,7 +27,6 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers.pdf_cms import SimpleSigner
 
-from certissuer import _pades, _strictpdf
 from certissuer.config import Settings
 from certissuer.errors import VerificationFailed
 from certissuer.issue import Issuer, load_token_key
@@ -35,7 +34,7 @@ from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
 from certissuer.model import parse_certificate
 from certissuer.sign import Level, Sealer, SigningPolicy, policy_from_settings
-from certissuer.verify import Verdict, Verifier, load_crls
+from certissuer.verify import Verdict, Verifier, _pades, _strict, load_crls
 
 from . import _forge
 from ._pki import LabPKI
@@ -543,7 +542,7 @@ def _free_number_defined(base: str) -> Any:
 
     def make(lab_env: Lab, _: bytes) -> tuple[bytes, dict[str, Any]]:
         data = lab_env.base(base)
-        final = _strictpdf.final_locations(_forge.reader(data))
+        final = _strict.final_locations(_forge.reader(data))
         free = min(n for n in range(1, _forge.size_of(data)) if final.get(n, (0, None))[1] is None)
         update = _forge.with_dss(data, {free: b"<< /Forged true >>"})
         return _forge.append_revision(data, update), {}
@@ -552,11 +551,11 @@ def _free_number_defined(base: str) -> Any:
 
 
 _XREF = (
-    "_strictpdf.strict_reader",
-    "_strictpdf.check_last_startxref",
-    "_strictpdf.check_xref_offsets",
+    "_strict.strict_reader",
+    "_strict.check_last_startxref",
+    "_strict.check_xref_offsets",
 )
-_UNLISTED = ("_strictpdf.check_object_definitions", "_check_rebuild")
+_UNLISTED = ("_strict.check_object_definitions", "_check_rebuild")
 
 STRICT_ATTACKS = [
     *(
@@ -700,13 +699,13 @@ def _lenient_reader(data: bytes) -> PdfFileReader:
 
 
 def _switch_off(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Switch one named defence off ("_check_x" in `_pades`, "_strictpdf.x" in `_strictpdf`)."""
+    """Switch one named defence off ("_check_x" in `_pades`, "_strict.x" in `_strict`)."""
     if name == "_check_trust":
         monkeypatch.setattr(_pades, name, lambda label, status, *a, **k: status)
-    elif name == "_strictpdf.strict_reader":
-        monkeypatch.setattr(_strictpdf, "strict_reader", _lenient_reader)
-    elif name.startswith("_strictpdf."):
-        monkeypatch.setattr(_strictpdf, name.removeprefix("_strictpdf."), lambda *a, **k: None)
+    elif name == "_strict.strict_reader":
+        monkeypatch.setattr(_strict, "strict_reader", _lenient_reader)
+    elif name.startswith("_strict."):
+        monkeypatch.setattr(_strict, name.removeprefix("_strict."), lambda *a, **k: None)
     else:
         monkeypatch.setattr(_pades, name, lambda *a, **k: None)
 
@@ -778,7 +777,7 @@ def _xref_stream_index_out_of_order(lab_env: Lab) -> bytes:
 def test_too_many_revisions_are_refused_before_analysis(lab_env: Lab) -> None:
     data = lab_env.base("kd")
     root, catalog = _forge.catalog_with(data)
-    for _ in range(_strictpdf.MAX_REVISIONS):
+    for _ in range(_strict.MAX_REVISIONS):
         data = _forge.append_revision(data, {root: catalog})
     report = lab_env.verifier().verify_pdf(data)
     assert report.verdict is Verdict.ALTERED
@@ -899,7 +898,7 @@ def test_rebuilding_reader_alone_catches_unlisted_objects(
     """qpdf, rebuilding by scanning, is a second, independent defence: with the byte scan
     switched off it still sees the forged object (and with both off the file passes)."""
     name = f"{base.upper()}: unlisted object redefines the serial number, startxref correct"
-    _switch_off("_strictpdf.check_object_definitions", monkeypatch)
+    _switch_off("_strict.check_object_definitions", monkeypatch)
     report = lab_env.verifier().verify_pdf(corpus[name][0])
     assert report.verdict is Verdict.ALTERED
     assert any("reads differently when the file is rebuilt" in r for r in report.reasons)
@@ -909,8 +908,8 @@ def test_revision_cap_saves_the_analysis(lab_env: Lab, monkeypatch: pytest.Monke
     """Without the cap, every signature of a 35-revision file is validated first."""
     data = lab_env.base("hc")
     root, catalog = _forge.catalog_with(data)
-    for _ in range(_strictpdf.MAX_REVISIONS):
+    for _ in range(_strict.MAX_REVISIONS):
         data = _forge.append_revision(data, {root: catalog})
-    _switch_off("_strictpdf.check_revision_count", monkeypatch)
+    _switch_off("_strict.check_revision_count", monkeypatch)
     report = lab_env.verifier().verify_pdf(data)
     assert report.signatures and not any("too many revisions" in r for r in report.reasons)

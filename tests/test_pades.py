@@ -262,7 +262,7 @@ def test_visible_signature_over_the_signers_name(
     assert x2 - x1 > 100 and 30 < y2 - y1 < 45
     assert str(field["/TU"]) == "Thủ trưởng đơn vị / Head of organisation"
     # the name printed under it: the head's, right below the box
-    runs = __import__("certissuer._appearance", fromlist=["find_text"]).find_text(data)[1]
+    runs = __import__("certissuer.sign", fromlist=["find_text"]).find_text(data)[1]
     (name,) = [r for r in runs if r.text.strip() == cert.head.name]
     assert x1 < name.x < x2 and 0 < y1 - name.y < 15
     # what the box shows: drawn (dark text, the red seal), fonts embedded
@@ -280,7 +280,7 @@ def test_visible_signature_over_the_signers_name(
 def test_invisible_when_the_name_is_not_printed(
     lab: Settings, lab_pki: LabPKI, tmp_path: Path
 ) -> None:
-    from certissuer._appearance import SignatureSlot
+    from certissuer.sign import SignatureSlot
 
     from .test_sign import _pdf
 

@@ -23,11 +23,10 @@ import pytest
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
 
-from certissuer import render
 from certissuer.config import Settings
 from certissuer.errors import CertissuerError, ConfigError, TemplateError
 from certissuer.model import parse_certificate
-from certissuer.render import Renderer, default_template_dir, qr_png, sanitize_rml
+from certissuer.render import Renderer, _z3c, default_template_dir, qr, qr_png, sanitize_rml
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -512,13 +511,13 @@ def test_forward_reference_is_right_in_one_pass_or_after_a_second(
         ),
     )
     builds: list[int] = []
-    original = render._Document.process
+    original = _z3c.Document.process
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
         builds.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(render._Document, "process", counting)
+    monkeypatch.setattr(_z3c.Document, "process", counting)
     path = tmp_path / "fwd.pdf"
     path.write_bytes(
         Renderer(folder).render_pdf(
@@ -677,7 +676,7 @@ def test_sanitizer_refuses_a_symlink_that_leads_outside(tmp_path: Path) -> None:
 
 def test_sanitizer_keeps_safe_rml_and_resolves_paths(tmp_path: Path) -> None:
     fonts = Path(Renderer().fonts["regular"]).parent
-    png = render._data_uri(qr_png("https://x.example/"))
+    png = qr.data_uri(qr_png("https://x.example/"))
     rml = _doc(
         docinit=f"<registerTTFont faceName='B' fileName='{fonts / 'BeVietnamPro-Bold.ttf'}'/>",
         graphics="<drawRightString x='1' y='1'>Trang <pageNumber/>/<getName id='lastPage'/>"
@@ -722,7 +721,7 @@ def test_qr_png_picks_the_mask_qrcode_would_pick() -> None:
         mine = qrcode.QRCode(error_correction=ERROR_CORRECT_M)
         mine.add_data(url)
         mine.best_fit()
-        assert render._best_mask(mine) == expected, url
+        assert qr.best_mask(mine) == expected, url
 
 
 @pytest.mark.skipif(shutil.which("zbarimg") is None, reason="needs zbar-tools")

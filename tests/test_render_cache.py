@@ -1,7 +1,7 @@
 """certissuer.render: the paragraph cache changes how fast a certificate renders, never what.
 
 Labels, headings, statements and the lab header are parsed and broken into lines once per
-renderer (`render._CachedParagraph`). These tests hold the cached renderer to the bytes of
+renderer (`render._z3c.CachedParagraph`). These tests hold the cached renderer to the bytes of
 an uncached one, and check that paragraphs with per-page content are never reused.
 """
 
@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 import z3c.rml.paraparser
 
-from certissuer import render
 from certissuer.config import Settings
 from certissuer.model import parse_certificate
-from certissuer.render import Renderer
+from certissuer.render import Renderer, _z3c
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUED = date(2026, 11, 27)
@@ -136,7 +135,7 @@ def test_paragraph_with_page_number_is_drawn_anew_on_every_page(tmp_path: Path) 
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "_MAX_PARAGRAPHS", 8)
+    monkeypatch.setattr(_z3c, "_MAX_PARAGRAPHS", 8)
     rend = Renderer()
     for i in range(2):
         _render(rend, _load("calibration.json"), f"HC-2026-{i:06d}")
@@ -169,18 +168,18 @@ def test_line_breaks_of_a_dead_style_never_serve_a_new_one_with_its_id() -> None
 
     from reportlab.lib.styles import ParagraphStyle
 
-    cache = render._ParagraphCache()
+    cache = _z3c.ParagraphCache()
     manager = SimpleNamespace(cache=SimpleNamespace(paragraphs=cache))
     small = ParagraphStyle("small", fontName="Helvetica", fontSize=7, leading=8)
     large = ParagraphStyle("large", fontName="Helvetica", fontSize=14, leading=16)
     text = "Số / No. đo lường chính xác"
-    first = render._CachedParagraph(text, small, manager=manager)
+    first = _z3c.CachedParagraph(text, small, manager=manager)
     first.wrap(300, 100)
     assert first.blPara.fontSize == 7
     # as if `small` had been freed and `large` allocated at its address
     for table in (cache.parsed, cache.broken):
         for key in list(table):
             table[(key[0], id(large), *key[2:])] = table.pop(key)
-    second = render._CachedParagraph(text, large, manager=manager)
+    second = _z3c.CachedParagraph(text, large, manager=manager)
     second.wrap(300, 100)
     assert second.blPara.fontSize == 14

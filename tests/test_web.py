@@ -27,7 +27,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from certissuer._webworker import open_readonly_ledger
 from certissuer.config import Settings, load_settings
 from certissuer.errors import ConfigError, LedgerError
 from certissuer.issue import Issued, Issuer, load_token_key, pdf_filename
@@ -35,6 +34,7 @@ from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.model import parse_certificate
 from certissuer.token import load_public_keys
+from certissuer.web.worker import open_readonly_ledger
 
 from .conftest import SAMPLES, load_json
 

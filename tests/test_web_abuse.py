@@ -27,8 +27,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from certissuer._webworker import open_readonly_ledger
 from certissuer.config import Settings
+from certissuer.web.worker import open_readonly_ledger
 
 from . import test_web
 from .test_web import Lab, _web, token, xref_flood_pdf

@@ -178,7 +178,7 @@ def _context() -> ForkServerContext | SpawnContext:
     # threads). Where there is none, spawn: each worker then imports for a second or two.
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["certissuer.verify", "certissuer._webworker"])
+        ctx.set_forkserver_preload(["certissuer.verify", "certissuer.web.worker"])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -24,6 +24,7 @@ from cryptography import x509
 from pyhanko.sign.signers.pdf_cms import Signer
 
 from certissuer.errors import SigningError
+from certissuer.sign._pyhanko import CertIdOnce
 
 __all__ = ["OpenedToken", "open_token_signer"]
 
@@ -109,9 +110,8 @@ def open_token_signer(
         raise SigningError(f"{module}: cannot load the PKCS#11 module ({exc})") from None
     del pin
     try:
-        from certissuer.sign import _CertIdOnce
 
-        class _TokenSigner(_CertIdOnce, PKCS11Signer):
+        class _TokenSigner(CertIdOnce, PKCS11Signer):
             """pyHanko's PKCS#11 signer; the signing-certificate attribute is encoded once."""
 
         signer = _TokenSigner(

@@ -22,33 +22,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import tsp as asn1_tsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtensionOID
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, append_signature_field
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko.sign.signers.pdf_cms import Signer, SimpleSigner
+from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
@@ -57,100 +48,41 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, RevokedError, ValidationError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
-from certissuer._appearance import Box, SignatureSlot, StampPainter, locate_slot
 from certissuer.errors import ConfigError, SigningError
+from certissuer.sign._appearance import Box, SignatureSlot, locate_slot
+from certissuer.sign._pkcs11 import open_token_signer
+from certissuer.sign._pyhanko import (
+    TIMESTAMP_ROOM,
+    KeptKeySigner,
+    PdfBytesPage,
+    PrivateKey,
+    reserved_size,
+)
+from certissuer.sign.policy import (
+    Level,
+    SigningPolicy,
+    asn1_certificate,
+    load_certificates,
+    policy_from_settings,
+)
 
 if TYPE_CHECKING:
-    from pyhanko_certvalidator.fetchers.api import FetcherBackend
-
     from certissuer.config import Settings
 
 __all__ = [
     "APPROVAL_FIELD",
     "SIGNATURE_FIELD",
-    "Level",
     "Sealer",
-    "SignatureSlot",
-    "SigningPolicy",
     "check_signing_certificate",
-    "load_certificates",
 ]
 
 _logger = logging.getLogger(__name__)
-_PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 SIGNATURE_FIELD = "Signature1"
 """The lab's (first) signature field."""
 APPROVAL_FIELD = "Approval"
 """The field a certification signature leaves for the head of the lab's approval."""
-
-_DIGESTS = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
-_TIMESTAMP_ROOM = 12288
-"""Bytes reserved for a signature timestamp token (the TSA's certificates and signature)."""
-
-
-class Level(StrEnum):
-    """PAdES baseline levels (ETSI EN 319 142-1)."""
-
-    B_B = "B-B"
-    B_T = "B-T"
-    B_LT = "B-LT"
-    B_LTA = "B-LTA"
-
-    @classmethod
-    def parse(cls, text: str) -> Level:
-        """The level named `text` ("B-T", "b-lta", "BLT"); `ConfigError` lists the valid ones."""
-        key = text.strip().upper().replace("_", "-")
-        if not key.startswith("B-"):
-            key = "B-" + key.removeprefix("B")
-        try:
-            return cls(key)
-        except ValueError:
-            valid = ", ".join(level.value for level in cls)
-            raise ConfigError(f"unknown PAdES level '{text}': expected one of {valid}") from None
-
-    @property
-    def timestamped(self) -> bool:
-        """True from B-T up: the signature carries a trusted time."""
-        return self is not Level.B_B
-
-    @property
-    def long_term(self) -> bool:
-        """True for B-LT and B-LTA: validation data goes into the DSS."""
-        return self in (Level.B_LT, Level.B_LTA)
-
-
-@dataclass(frozen=True, slots=True)
-class SigningPolicy:
-    """How a `Sealer` signs: level, time stamping, revocation checks, appearance."""
-
-    level: Level = Level.B_B
-    tsa_url: str | None = None
-    """RFC 3161 time-stamping authority, needed from B-T up."""
-    trust_roots: tuple[asn1_x509.Certificate, ...] = ()
-    """Roots of the signer's and the TSA's chains: B-LT collects revocation data up to them."""
-    revocation_check: bool = True
-    """Refuse a revoked signing certificate (checked once, when the certificate names a CRL
-    or OCSP responder)."""
-    digest: str = "sha256"
-    pss: bool = False
-    """Sign RSA keys with RSASSA-PSS instead of PKCS#1 v1.5."""
-    painter: StampPainter | None = None
-    """Draws visible signatures; None signs invisibly."""
-    organisation: str = ""
-    """Organisation shown in a visible signature (else the certificate's O attribute)."""
-    timeout: float = 10.0
-    """Seconds to wait for the TSA, OCSP responders and CRL servers."""
-    fetcher_backend: FetcherBackend | None = field(default=None, compare=False)
-    """How revocation data is fetched; None: the `requests` backend."""
-
-    def __post_init__(self) -> None:
-        if self.digest not in _DIGESTS:
-            raise ConfigError(
-                f"digest '{self.digest}' is not allowed: expected one of {', '.join(_DIGESTS)}"
-            )
 
 
 def check_signing_certificate(cert: x509.Certificate, *, now: datetime | None = None) -> None:
@@ -190,31 +122,12 @@ def check_signing_certificate(cert: x509.Certificate, *, now: datetime | None = 
         )
 
 
-def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
-    """Certificates from PEM (one or many per file) or DER files; `ConfigError` names the file."""
-    certs: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-            if b"-----BEGIN" in data:
-                certs.extend(x509.load_pem_x509_certificates(data))
-            else:
-                certs.append(x509.load_der_x509_certificate(data))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot load the certificate: {exc}") from None
-    return certs
-
-
 def _spki(key: Any) -> bytes:
     return bytes(
         key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-
-
-def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _declares_revocation_info(cert: x509.Certificate) -> bool:
@@ -225,84 +138,6 @@ def _declares_revocation_info(cert: x509.Certificate) -> bool:
             continue
         return True
     return False
-
-
-class _EncodedCertId(CMSAttributeProvider):
-    """The signing-certificate-v2 attribute (RFC 5035), encoded once per signer.
-
-    pyHanko builds it anew for every signature from the parsed certificate, and asn1crypto
-    then re-encodes the issuer's name each time the signed attributes are serialised (about
-    3 ms a signature). The value depends on the certificate alone: here it is encoded once
-    and each signature gets a fresh object parsed from those bytes, which serialise as is.
-    """
-
-    attribute_type = "signing_certificate_v2"
-
-    def __init__(self, cert: asn1_x509.Certificate) -> None:
-        self.signing_cert = cert
-        self._der: bytes = as_signing_certificate_v2(cert).dump()
-
-    async def build_attr_value(self, dry_run: bool = False) -> asn1_tsp.SigningCertificateV2:
-        return asn1_tsp.SigningCertificateV2.load(self._der)
-
-
-class _CertIdOnce:
-    """Mixin for pyHanko signers: their signed attributes carry `_EncodedCertId`."""
-
-    _cert_id: _EncodedCertId | None = None
-    signing_cert: asn1_x509.Certificate
-
-    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterable[Any]:
-        # NOTE: pyHanko's internal hook (pdf_cms.Signer); if it is renamed, the stock
-        # providers run and only the speed-up is lost (tests/test_sign.py notices).
-        cert = self.signing_cert  # a token signer reads it from the token on first use
-        if self._cert_id is None or self._cert_id.signing_cert is not cert:
-            self._cert_id = _EncodedCertId(cert)
-        stock = super()._signed_attr_providers(*args, **kwargs)  # type: ignore[misc]  # the signer's
-        for provider in stock:
-            if isinstance(provider, SigningCertificateV2Provider) and provider.signing_cert is cert:
-                yield self._cert_id
-            else:
-                yield provider
-
-
-class _KeptKeySigner(_CertIdOnce, SimpleSigner):
-    """A SimpleSigner that keeps the parsed private key instead of re-parsing it per call,
-    and encodes its certificate's signed attribute once (`_CertIdOnce`)."""
-
-    def __init__(self, private: _PrivateKey, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._private = private
-
-    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
-        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
-        algo = mechanism.signature_algo
-        if algo == "rsassa_pkcs1v15" and isinstance(self._private, rsa.RSAPrivateKey):
-            return self._private.sign(
-                data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
-            )
-        if algo == "rsassa_pss" and isinstance(self._private, rsa.RSAPrivateKey):
-            pad, hash_algo = process_pss_params(mechanism["parameters"])
-            return self._private.sign(data, pad, hash_algo)
-        if algo == "ecdsa" and isinstance(self._private, ec.EllipticCurvePrivateKey):
-            return self._private.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
-        return super().sign_raw(data, digest_algorithm)
-
-
-class _PdfBytesPage(PdfContent):
-    """The first page of a PDF held in memory, imported as the appearance's background."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = data
-
-    def render(self) -> bytes:
-        writer = self._ensure_writer
-        xobj = writer.import_page_as_xobject(PdfFileReader(BytesIO(self._data)), page_ix=0)
-        self.resources.xobject["/Stamp"] = xobj
-        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
-        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
-        return b"/Stamp Do"
 
 
 class Sealer:
@@ -333,10 +168,7 @@ class Sealer:
             self.origin = origin
             self.policy = policy or SigningPolicy()
             self._signer = signer
-            der = serialization.Encoding.DER
-            # The CMS holds the certificates, signed attributes and the signature; leave room.
-            size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
-            self._reserved = size + size % 2  # hex-encoded in /Contents: must be even
+            self._reserved = reserved_size(cert, chain)
             if self.policy.revocation_check and _declares_revocation_info(cert):
                 self.check_revocation(now=now)
         except BaseException:
@@ -346,7 +178,7 @@ class Sealer:
     @classmethod
     def from_key(
         cls,
-        private: _PrivateKey,
+        private: PrivateKey,
         cert: x509.Certificate,
         chain: Sequence[x509.Certificate],
         *,
@@ -363,11 +195,11 @@ class Sealer:
             )
         )
         registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-            [_asn1(c) for c in chain]
+            [asn1_certificate(c) for c in chain]
         )
-        signer = _KeptKeySigner(
+        signer = KeptKeySigner(
             private,
-            signing_cert=_asn1(cert),
+            signing_cert=asn1_certificate(cert),
             signing_key=key_info,
             cert_registry=registry,
             prefer_pss=policy.pss,
@@ -436,7 +268,7 @@ class Sealer:
             ) from None
         if key is None or cert is None:
             raise SigningError(f"{path}: the PKCS#12 file holds no private key and certificate")
-        if not isinstance(key, _PrivateKey):
+        if not isinstance(key, PrivateKey):
             raise SigningError(f"{path}: the key type {type(key).__name__} is not allowed")
         _logger.debug("loaded signer %s from %s", cert.subject.rfc4514_string(), path)
         return cls.from_key(key, cert, list(extra), origin=str(path), policy=policy, now=now)
@@ -466,7 +298,7 @@ class Sealer:
             raise SigningError(
                 f"{key_path}: cannot open the private key: wrong passphrase or damaged file"
             ) from None
-        if not isinstance(key, _PrivateKey):
+        if not isinstance(key, PrivateKey):
             raise SigningError(f"{key_path}: the key type {type(key).__name__} is not allowed")
         try:
             (cert,) = load_certificates([cert_path])[:1]
@@ -499,8 +331,6 @@ class Sealer:
         logs in; a wrong PIN is a one-line `SigningError` that does not contain it. Close the
         Sealer (or use it as a context manager) to end the session.
         """
-        from certissuer._pkcs11 import open_token_signer
-
         opened = open_token_signer(
             module,
             token_label=token_label,
@@ -508,7 +338,7 @@ class Sealer:
             key_label=key_label,
             key_id=key_id,
             cert_label=cert_label,
-            chain=[_asn1(c) for c in load_certificates(chain)],
+            chain=[asn1_certificate(c) for c in load_certificates(chain)],
             pss=(policy or SigningPolicy()).pss,
         )
         origin = f"PKCS#11 token '{token_label}'"
@@ -585,7 +415,7 @@ class Sealer:
 
     def _validation_context(self, *, require: bool) -> ValidationContext:
         roots = list(self.policy.trust_roots) or [
-            _asn1(c) for c in self.chain if c.subject == c.issuer
+            asn1_certificate(c) for c in self.chain if c.subject == c.issuer
         ]
         if not roots:
             raise SigningError(
@@ -594,7 +424,7 @@ class Sealer:
             )
         return ValidationContext(
             trust_roots=roots,
-            other_certs=[_asn1(c) for c in self.chain],
+            other_certs=[asn1_certificate(c) for c in self.chain],
             allow_fetching=True,
             revocation_mode="require" if require else "hard-fail",
             fetcher_backend=self.policy.fetcher_backend
@@ -608,8 +438,8 @@ class Sealer:
         """
         context = self._validation_context(require=False)
         validator = CertificateValidator(
-            _asn1(self.certificate),
-            intermediate_certs=[_asn1(c) for c in self.chain],
+            asn1_certificate(self.certificate),
+            intermediate_certs=[asn1_certificate(c) for c in self.chain],
             validation_context=context,
         )
         try:
@@ -691,7 +521,7 @@ class Sealer:
             when=when,
         )
         return StaticStampStyle(
-            background=_PdfBytesPage(pdf), border_width=0, background_opacity=1.0
+            background=PdfBytesPage(pdf), border_width=0, background_opacity=1.0
         )
 
     def _run(
@@ -702,7 +532,7 @@ class Sealer:
         *,
         existing_fields_only: bool = False,
     ) -> bytes:
-        reserved = self._reserved + (_TIMESTAMP_ROOM if level.timestamped else 0)
+        reserved = self._reserved + (TIMESTAMP_ROOM if level.timestamped else 0)
         out = BytesIO()
         try:
             signer.sign_pdf(
@@ -882,36 +712,3 @@ def _find_empty_field(
                     break
         return fld, page, rect
     return None, None, None
-
-
-def policy_from_settings(settings: Settings, *, level: Level | str | None = None) -> SigningPolicy:
-    """The `SigningPolicy` the lab profile's ``[signing]`` section describes."""
-    chosen = level if isinstance(level, Level) else Level.parse(level or settings.signing_level)
-    padding = settings.signing_rsa_padding.strip().lower()
-    if padding not in ("pkcs1v15", "pss"):
-        raise ConfigError(
-            "[signing] rsa_padding must be 'pkcs1v15' or 'pss', "
-            f"got '{settings.signing_rsa_padding}'"
-        )
-    appearance = settings.signing_appearance.strip().lower()
-    if appearance not in ("visible", "invisible"):
-        raise ConfigError(
-            f"[signing] appearance must be 'visible' or 'invisible', "
-            f"got '{settings.signing_appearance}'"
-        )
-    painter = None
-    if appearance == "visible":
-        painter = StampPainter(
-            seal=settings.signing_seal_image, signature=settings.signing_signature_image
-        )
-    roots = load_certificates([*settings.signing_trust_roots, *settings.signing_tsa_roots])
-    return SigningPolicy(
-        level=chosen,
-        tsa_url=settings.signing_tsa_url or None,
-        trust_roots=tuple(_asn1(c) for c in roots),
-        revocation_check=settings.signing_revocation_check,
-        digest=settings.signing_digest.strip().lower().replace("sha-", "sha").replace("-", "_"),
-        pss=padding == "pss",
-        painter=painter,
-        organisation=settings.lab_name_vi,
-    )

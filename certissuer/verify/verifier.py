@@ -1,4 +1,4 @@
-"""One verdict for a certificate: PDF signature + ledger + QR token.
+"""The checks behind one verdict: strict document reading, PDF signatures, ledger, QR token.
 
 >>> ledger = Ledger.open(settings.ledger_url)  # doctest: +SKIP
 >>> verifier = Verifier.from_settings(settings, ledger=ledger)  # doctest: +SKIP
@@ -19,16 +19,12 @@ whose signature fails is ignored and named in the reasons.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
@@ -38,67 +34,31 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from certissuer import _strictpdf
-from certissuer._pades import (
-    SignatureCheck,
-    SignatureInfo,
-    ValidationPolicy,
-    check_signatures,
-    issued_info_entry,
-)
+from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
-from certissuer.issue import INFO_QR_KEY, VIETNAM_TZ
 from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status
 from certissuer.token import (
+    INFO_QR_KEY,
     TokenClaims,
     TokenPublicKey,
     load_public_keys,
     read_token,
     token_from_url,
 )
+from certissuer.verify import _strict
+from certissuer.verify._pades import (
+    SignatureCheck,
+    ValidationPolicy,
+    check_signatures,
+    issued_info_entry,
+)
+from certissuer.verify.verdict import Report, Verdict
 
-__all__ = [
-    "VERDICT_LABELS",
-    "Report",
-    "SignatureInfo",
-    "Verdict",
-    "Verifier",
-    "load_crls",
-    "load_trust_roots",
-]
+__all__ = ["Verifier", "load_crls", "load_trust_roots"]
 
 _logger = logging.getLogger(__name__)
 
-
-class Verdict(StrEnum):
-    """The one answer an inspector gets."""
-
-    VALID = "valid"
-    REVOKED = "revoked"
-    SUPERSEDED = "superseded"
-    EXPIRED = "expired"
-    ALTERED = "altered"
-    UNKNOWN_SIGNER = "unknown_signer"
-    NOT_IN_LEDGER = "not_in_ledger"
-
-
-VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
-    Verdict.VALID: ("HỢP LỆ", "VALID"),
-    Verdict.REVOKED: ("ĐÃ THU HỒI", "REVOKED"),
-    Verdict.SUPERSEDED: ("ĐÃ ĐƯỢC THAY THẾ", "SUPERSEDED"),
-    Verdict.EXPIRED: ("HẾT HIỆU LỰC", "EXPIRED"),
-    Verdict.ALTERED: (
-        "KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)",
-        "NOT GENUINE (altered or forged)",
-    ),
-    Verdict.UNKNOWN_SIGNER: (
-        "KHÔNG XÁC THỰC (người ký không được tin cậy)",
-        "NOT GENUINE (unknown signer)",
-    ),
-    Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
-}
-"""Vietnamese and English wording of each verdict (FORMS.md)."""
 
 _STATUS_VERDICT = {
     Status.VALID: Verdict.VALID,
@@ -109,84 +69,12 @@ _STATUS_VERDICT = {
 }
 
 
-@dataclass
-class Report:
-    """The verdict with its reasons and what was learned about the certificate."""
-
-    verdict: Verdict
-    reasons: list[str] = field(default_factory=list)
-    number: str | None = None
-    kind: str | None = None
-    pdf_sha256: str | None = None
-    signer: str | None = None
-    signed_at: datetime | None = None
-    issue_date: date | None = None
-    valid_until: date | None = None
-    instrument: str | None = None
-    serial: str | None = None
-    customer: str | None = None
-    superseded_by: str | None = None
-    revocation_reason: str | None = None
-    data_digest: str | None = None
-    """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
-    digest and the digest the lab signed: the data any shown field must come from."""
-    signatures: list[SignatureInfo] = field(default_factory=list)
-    """Each signature and document timestamp: signer, time, level, trust path, revocation,
-    coverage and what changed after it."""
-
-    @property
-    def ok(self) -> bool:
-        """True only for a genuine, unaltered, current certificate."""
-        return self.verdict is Verdict.VALID
-
-    @property
-    def label_vi(self) -> str:
-        """The verdict in Vietnamese."""
-        return VERDICT_LABELS[self.verdict][0]
-
-    @property
-    def label_en(self) -> str:
-        """The verdict in English."""
-        return VERDICT_LABELS[self.verdict][1]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (dates as ISO strings)."""
-        data = asdict(self)
-        data.update(
-            verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi, label_en=self.label_en
-        )
-        for key, value in data.items():
-            if isinstance(value, date | datetime):
-                data[key] = value.isoformat()
-        data["signatures"] = [s.to_dict() for s in self.signatures]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        """The report that `to_dict` gave `data` (as a checking process sends it back)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
-        values["verdict"] = Verdict(data["verdict"])
-        values["reasons"] = [str(r) for r in data.get("reasons", [])]
-        for name in ("issue_date", "valid_until"):
-            if values.get(name) is not None:
-                values[name] = date.fromisoformat(values[name])
-        if values.get("signed_at") is not None:
-            values["signed_at"] = datetime.fromisoformat(values["signed_at"])
-        signatures = []
-        for item in data.get("signatures", []):
-            info = dict(item)
-            if info.get("signed_at") is not None:
-                info["signed_at"] = datetime.fromisoformat(info["signed_at"])
-            signatures.append(SignatureInfo(**info))
-        values["signatures"] = signatures
-        return cls(**values)
-
-    def _fill_from(self, entry: CertificateEntry) -> None:
-        self.number, self.kind = entry.number, entry.kind
-        self.issue_date, self.valid_until = entry.issue_date, entry.valid_until
-        self.instrument, self.serial = entry.instrument_name, entry.instrument_serial
-        self.customer = entry.customer_name
+def _fill_from(report: Report, entry: CertificateEntry) -> None:
+    """Copy to `report` the columns of `entry` that its signed issued event covers."""
+    report.number, report.kind = entry.number, entry.kind
+    report.issue_date, report.valid_until = entry.issue_date, entry.valid_until
+    report.instrument, report.serial = entry.instrument_name, entry.instrument_serial
+    report.customer = entry.customer_name
 
 
 def load_crls(paths: Iterable[Path]) -> list[asn1_crl.CertificateList]:
@@ -313,7 +201,7 @@ class Verifier:
     ) -> Report:
         """Check the signed PDF `data`.
 
-        The document is read strictly first (`certissuer._strictpdf`): a file that a validator
+        The document is read strictly first (`certissuer.verify._strict`): a file that a validator
         and a viewer could read as two documents is ALTERED before any signature is judged.
         Raises `VerificationFailed` (exit code 8) if it is not a PDF at all or its structure
         cannot be read (no cross-reference data, objects nested too deeply).
@@ -328,10 +216,10 @@ class Verifier:
         # One document, read strictly: a file that readers can take for two documents is
         # altered; one whose structure cannot be read at all is unreadable (exit code 8).
         try:
-            reader = _strictpdf.open_document(data)
-        except _strictpdf.Unreadable as exc:
+            reader = _strict.open_document(data)
+        except _strict.Unreadable as exc:
             raise VerificationFailed(f"the PDF is unreadable: {exc}") from None
-        except _strictpdf.Ambiguous as exc:
+        except _strict.Ambiguous as exc:
             return self._fail(report, Verdict.ALTERED, str(exc))
         try:
             check = check_signatures(reader, data, self.policy, at=at or datetime.now(UTC))
@@ -521,7 +409,7 @@ class Verifier:
                 f"{standing.issued_problem}",
             )
         report.data_digest = actual
-        report._fill_from(entry)  # these columns are covered by the signed issued event
+        _fill_from(report, entry)  # these columns are covered by the signed issued event
         if standing.issued.backfilled_at is not None:
             report.reasons.append(
                 f"its issued event was written before ledger events were signed and signed "

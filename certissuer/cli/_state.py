@@ -1,0 +1,91 @@
+"""What every command shares: the run's state, the two consoles, and the secrets it asks for.
+
+`State` travels in click's ``ctx.obj``; the error boundary creates it and the root callback
+fills it from ``--config`` and ``--verbose``. Text built from data or settings is printed with
+``markup=False`` or through `rich.markup.escape`, so ``[signing]`` prints as written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from certissuer.config import Settings, load_settings
+from certissuer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from certissuer.issue import Issuer
+    from certissuer.token import TokenKey
+
+__all__ = ["State", "err", "issuer", "out", "passphrase", "say", "token_key", "warn"]
+
+err = Console(stderr=True, highlight=False)
+"""Diagnostics, progress and notes: standard error."""
+
+out = Console(highlight=False)
+"""Results: standard output."""
+
+
+@dataclass
+class State:
+    """One run of the command line: the profile it reads and how much it tells."""
+
+    config: Path | None = None
+    """``--config``; None: ``$CERTISSUER_CONFIG`` or ``./certissuer.toml``."""
+    verbose: bool = False
+    """``--verbose``: debug log and tracebacks (never a different exit code)."""
+
+    def settings(self) -> Settings:
+        """The layered settings: defaults, the profile, then ``CERTISSUER_*`` variables."""
+        return load_settings(self.config, env=os.environ)
+
+
+def say(text: str) -> None:
+    """Print `text` to standard output as written (no markup, no wrapping)."""
+    out.print(text, markup=False, soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    """Print `text` to standard error as written (no markup, no wrapping)."""
+    err.print(text, markup=False, soft_wrap=True)
+
+
+def passphrase(settings: Settings) -> bytes | None:
+    """The signing key's passphrase, or the token's PIN when the key is on a PKCS#11 token.
+
+    Read from the variable `settings` names, else asked at a terminal prompt; raises
+    `ConfigError` when neither is possible.
+    """
+    token = settings.signing_pkcs11_module is not None
+    env = settings.signing_pin_env if token else settings.signing_passphrase_env
+    value = os.environ.get(env)
+    if value is not None:
+        return value.encode()
+    if sys.stdin.isatty():
+        prompt = "Token PIN" if token else "PKCS#12 passphrase"
+        return str(typer.prompt(prompt, hide_input=True)).encode()
+    raise ConfigError(
+        f"no {'PIN for the token' if token else 'passphrase for the signing key'}: set ${env}",
+        hint="or run the command in a terminal to be asked for it",
+    )
+
+
+def issuer(state: State, out_dir: Path) -> Issuer:
+    """An `Issuer` for the profile of `state`, writing PDFs under `out_dir`."""
+    from certissuer.issue import Issuer
+
+    settings = state.settings()
+    return Issuer.from_settings(settings, passphrase=passphrase(settings), out_dir=out_dir)
+
+
+def token_key(state: State) -> TokenKey:
+    """The lab's token (and ledger event) signing key from the profile of `state`."""
+    from certissuer.issue import load_token_key
+
+    return load_token_key(state.settings())

@@ -1,0 +1,79 @@
+"""``certissuer dcc``: the machine-readable certificate (PTB DCC 3.1.2 XML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from certissuer._files import write_atomic
+from certissuer.cli._app import app
+from certissuer.cli._state import State, warn
+from certissuer.errors import ConfigError, LedgerError, VerificationFailed
+from certissuer.ledger import Ledger
+
+__all__ = ["dcc_app", "dcc_export", "dcc_extract"]
+
+dcc_app = typer.Typer(
+    help="Machine-readable certificates: PTB DCC 3.1.2 XML.", no_args_is_help=True
+)
+app.add_typer(dcc_app, name="dcc")
+
+_OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write the XML here, not to stdout.")
+]
+
+
+def _write_bytes(data: bytes, out: Path | None) -> None:
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    try:
+        write_atomic(out, data)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the file ({exc.strerror})") from None
+    warn(f"wrote {out}")
+
+
+@dcc_app.command("extract")
+def dcc_extract(
+    pdf: Annotated[Path, typer.Argument(help="A certificate PDF.")],
+    out: _OutOpt = None,
+) -> None:
+    """Write out the DCC XML embedded in a certificate PDF, byte for byte as it was signed."""
+    from certissuer import dcc
+
+    try:
+        data = pdf.read_bytes()
+    except OSError as exc:
+        raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
+    if b"%PDF-" not in data[:1024]:
+        raise VerificationFailed(f"{pdf}: the file is not a PDF (no %PDF- header)")
+    xml = dcc.extract(data)
+    if xml is None:
+        raise VerificationFailed(
+            f"{pdf}: the PDF carries no DCC",
+            hint="'certissuer dcc export NUMBER' rebuilds it from the ledger",
+        )
+    _write_bytes(xml, out)
+
+
+@dcc_app.command("export")
+def dcc_export(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Certificate number, e.g. HC-2026-000001.")],
+    out: _OutOpt = None,
+) -> None:
+    """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
+    from certissuer import dcc
+
+    state: State = ctx.obj
+    settings = state.settings()
+    entry = Ledger.open(settings.ledger_url, create=False).get(number)
+    if entry is None:
+        raise LedgerError(
+            f"certificate {number} is not in the ledger",
+            hint="'certissuer ledger list' shows what is",
+        )
+    _write_bytes(dcc.export_entry(entry, settings), out)

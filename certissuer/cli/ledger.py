@@ -1,0 +1,421 @@
+"""``certissuer ledger``: look at, search, export, prove and audit what the ledger holds.
+
+A ledger entry prints in one JSON shape everywhere (``ledger list --json``, ``ledger search
+--json``, ``ledger export --format json``): `certissuer.export.entry_row`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from certissuer._files import write_atomic
+from certissuer._vn import VIETNAM_TZ
+from certissuer.cli._app import app
+from certissuer.cli._state import State, issuer, out, say, token_key
+from certissuer.errors import ConfigError, LedgerError
+from certissuer.ledger import Ledger
+
+if TYPE_CHECKING:
+    from certissuer.ledger import CertificateEntry, Status
+
+__all__ = [
+    "ledger_app",
+    "ledger_audit",
+    "ledger_checkpoint",
+    "ledger_consistency",
+    "ledger_export",
+    "ledger_list",
+    "ledger_proof",
+    "ledger_repair",
+    "ledger_search",
+    "ledger_show",
+    "ledger_upgrade",
+    "print_entries_json",
+]
+
+ledger_app = typer.Typer(help="Look at what the ledger holds.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
+    """One table row per (entry, status): number, kind, status, issue date, instrument."""
+    table = Table()
+    for name in ("number", "kind", "status", "issued"):
+        table.add_column(name, no_wrap=True)
+    for name in ("instrument", "serial", "customer"):
+        table.add_column(name, overflow="fold")
+    for e, s in rows:
+        cells = (e.number, e.kind, s.value, e.issue_date.isoformat(), e.instrument_name,
+                 e.instrument_serial, e.customer_name)  # fmt: skip
+        table.add_row(*[escape(c or "") for c in cells])
+    out.print(table)
+
+
+def print_entries_json(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
+    """Print `rows` as a JSON list in the one shape of a ledger entry (`entry_row`)."""
+    from certissuer.export import entry_row
+
+    typer.echo(json.dumps([entry_row(e, s) for e, s in rows], ensure_ascii=False, indent=2))
+
+
+@ledger_app.command("list")
+def ledger_list(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="verification or calibration")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List issued certificates, newest first."""
+    state: State = ctx.obj
+    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    today = datetime.now(VIETNAM_TZ).date()
+    rows = [(e, ledger.status(e, today=today)[0]) for e in ledger.entries(kind=kind, limit=limit)]
+    if as_json:
+        print_entries_json(rows)
+        return
+    _print_entries(rows)
+
+
+@ledger_app.command("show")
+def ledger_show(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Certificate number, e.g. HC-2026-000001.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one certificate's ledger entry, data and events."""
+    from certissuer.ledger import event_problem, utc
+    from certissuer.token import load_public_keys
+
+    state: State = ctx.obj
+    settings = state.settings()
+    ledger = Ledger.open(settings.ledger_url, create=False)
+    entry = ledger.get(number)
+    if entry is None:
+        raise LedgerError(
+            f"certificate {number} is not in the ledger",
+            hint="'certissuer ledger list' shows what is",
+        )
+    keys = load_public_keys(settings.token_key) if settings.token_key else []
+    today = datetime.now(VIETNAM_TZ).date()
+    # With the lab's keys, the status its signed events give (what inspectors are told).
+    status = (
+        ledger.standing(entry, keys=keys, today=today).status
+        if keys
+        else ledger.status(entry, today=today)[0]
+    )
+    events = ledger.events(number)
+    record = entry.model_dump(mode="json", exclude={"data_json"})
+    record["status"] = status.value
+    record["data"] = entry.data()
+    record["events"] = []
+    for ev in events:
+        problem = event_problem(ev, entry, keys) if keys else "no token key configured to check"
+        record["events"].append(
+            {
+                "kind": ev.kind,
+                "at": ev.at.astimezone(UTC).isoformat(),
+                "reason": ev.reason,
+                "related_number": ev.related_number,
+                "signature": (
+                    f"IGNORED: {problem}"
+                    if problem
+                    else "signed"
+                    if ev.backfilled_at is None
+                    else f"signed at upgrade {utc(ev.backfilled_at):%Y-%m-%d}"
+                ),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
+        return
+    from certissuer.export import COLUMNS
+
+    for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
+        say(f"{key:18} {record[key]}")
+    for ev in record["events"]:
+        say(
+            f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip()
+            + f" [{ev['signature']}]"
+        )
+
+
+@ledger_app.command("upgrade")
+def ledger_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the ledger's schema to this version (keeps every row).
+
+    With the lab's token key configured, events written before events were signed are then
+    signed with it, marked "signed at upgrade", where a checkpoint the lab signed vouches for
+    them."""
+    state: State = ctx.obj
+    settings = state.settings()
+    ledger = Ledger.open(settings.ledger_url, create=False)
+    revision = ledger.upgrade()
+    signed, left = (
+        ledger.sign_unsigned(token_key(state), at=datetime.now(UTC))
+        if settings.token_key is not None
+        else ([], [])
+    )
+    say(f"ledger schema at revision {revision}")
+    if signed:
+        say(f"signed {len(signed)} earlier event(s) with the lab's key (signed at upgrade)")
+    for ev, why in left:
+        out.print(
+            "[yellow]"
+            + escape(f"left unsigned: event row {ev.id} ({ev.number}, {ev.kind}): {why}")
+            + "[/]",
+            soft_wrap=True,
+        )
+    if left:
+        say(
+            "hint: 'certissuer ledger audit' shows what differs; verification ignores "
+            "unsigned events"
+        )
+
+
+@ledger_app.command("repair")
+def ledger_repair(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder of the runs.")] = Path(
+        "out"
+    ),
+) -> None:
+    """Complete certificates left pending by a crash (no gap, nothing issued twice)."""
+    repairer = issuer(ctx.obj, out_dir)
+    done = repairer.complete_pending()
+    left = repairer.ledger.pending(repairer.settings.lab_code)
+    for d in done:
+        say(f"completed {d.number}  {d.path}")
+    say(f"{len(done)} completed, {len(left)} still pending (claimed by a running process)")
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    ctx: typer.Context,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the signed checkpoint (JSON) here, to keep outside the database "
+            "for 'ledger audit --witness'.",
+        ),
+    ] = None,
+) -> None:
+    """Sign a checkpoint (tree size and root) of the ledger's log with the lab's key."""
+    state: State = ctx.obj
+    settings = state.settings()
+    ledger = Ledger.open(settings.ledger_url, create=False)
+    cp = ledger.checkpoint(token_key(state), lab_code=settings.lab_code, at=datetime.now(UTC))
+    if out_file is not None:
+        text = json.dumps(cp.to_json(), indent=2) + "\n"
+        write_atomic(out_file, text.encode())
+    say(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")
+    if out_file is not None:
+        say(f"wrote {out_file}")
+
+
+@ledger_app.command("proof")
+def ledger_proof(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Certificate number.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the proof here.")
+    ] = None,
+) -> None:
+    """Export the inclusion proof of a certificate's events in the newest checkpoint (JSON)."""
+    state: State = ctx.obj
+    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    text = json.dumps(ledger.inclusion(number), ensure_ascii=False, indent=2)
+    if out_file is None:
+        typer.echo(text)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        say(f"wrote {out_file}")
+
+
+@ledger_app.command("consistency")
+def ledger_consistency(
+    ctx: typer.Context,
+    first: Annotated[int, typer.Argument(help="The older tree size.")],
+    second: Annotated[int | None, typer.Argument(help="The newer size (newest checkpoint).")] = (
+        None
+    ),
+) -> None:
+    """Print the consistency proof between two tree sizes of the log (JSON)."""
+    state: State = ctx.obj
+    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    typer.echo(json.dumps(ledger.consistency(first, second), indent=2))
+
+
+@ledger_app.command("audit")
+def ledger_audit(
+    ctx: typer.Context,
+    files: Annotated[bool, typer.Option(help="Also hash every PDF the ledger points to.")] = True,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A checkpoint kept outside the database: a file from 'ledger checkpoint "
+            "--out', or a certissuer server's URL (its /api/v1/checkpoint). Repeatable.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recompute the log, check event signatures, checkpoints and PDFs; name any edited,
+    deleted, inserted, reordered or forged row and any rollback behind a saved checkpoint.
+    Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
+    from dataclasses import asdict
+
+    from certissuer._audit import load_witness
+    from certissuer.token import load_public_keys
+
+    state: State = ctx.obj
+    settings = state.settings()
+    if settings.token_key is None:
+        raise ConfigError("no token key configured", hint="set [token] key")
+    witnesses = [load_witness(source) for source in witness or []]
+    ledger = Ledger.open(settings.ledger_url, create=False)
+    report = ledger.audit(
+        keys=load_public_keys(settings.token_key), check_files=files, witnesses=witnesses
+    )
+    if as_json:
+        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        say(
+            f"log: {report.log_size} leaves, {report.entries} certificates, "
+            f"{report.events_signed} signed events ({report.events_signed_at_upgrade} signed "
+            f"at upgrade), {report.checkpoints_checked} checkpoints, "
+            f"{report.witnesses_checked} saved checkpoints, {report.files_checked} PDFs "
+            f"checked ({report.files_missing} not found)"
+        )
+        for problem in report.problems:
+            out.print(f"[red]{escape(problem)}[/]", soft_wrap=True)
+        for warning in report.unvouched:
+            out.print(f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
+        if report.unvouched:
+            say(
+                "hint: run 'certissuer ledger checkpoint --out FILE' so a checkpoint vouches "
+                "for them, and keep the file outside the database"
+            )
+        out.print(
+            "[green]audit: no problems found[/]"
+            if report.ok
+            else f"[red]audit: {len(report.problems)} problem(s)[/]"
+        )
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
+def _search(
+    state: State,
+    number: str | None,
+    paper_number: str | None,
+    serial: str | None,
+    customer: str | None,
+    kind: str | None,
+    issued_from: str | None,
+    issued_to: str | None,
+    status: str | None,
+    limit: int,
+) -> list[Any]:
+    from certissuer.ledger import Status
+
+    def day(value: str | None, name: str) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"--{name}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        raise ConfigError(
+            f"--status: expected one of {', '.join(s.value for s in Status)}, got {status!r}"
+        ) from None
+    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    return ledger.search(
+        number=number,
+        paper_number=paper_number,
+        serial=serial,
+        customer=customer,
+        kind=kind,
+        issued_from=day(issued_from, "from"),
+        issued_to=day(issued_to, "to"),
+        status=wanted,
+        today=datetime.now(VIETNAM_TZ).date(),
+        limit=limit,
+    )
+
+
+_NumberOpt = Annotated[str | None, typer.Option(help="Number contains this.")]
+_PaperOpt = Annotated[str | None, typer.Option(help="Paper number (of a digitised copy).")]
+_SerialOpt = Annotated[str | None, typer.Option(help="Instrument serial contains this.")]
+_CustomerOpt = Annotated[str | None, typer.Option(help="Owner/customer contains this.")]
+_KindOpt = Annotated[str | None, typer.Option(help="verification or calibration")]
+_FromOpt = Annotated[str | None, typer.Option("--from", help="Issued on or after (YYYY-MM-DD).")]
+_ToOpt = Annotated[str | None, typer.Option("--to", help="Issued on or before (YYYY-MM-DD).")]
+_StatusOpt = Annotated[str | None, typer.Option(help="valid, revoked, superseded, expired, ...")]
+
+
+@ledger_app.command("search")
+def ledger_search(
+    ctx: typer.Context,
+    number: _NumberOpt = None,
+    paper_number: _PaperOpt = None,
+    serial: _SerialOpt = None,
+    customer: _CustomerOpt = None,
+    kind: _KindOpt = None,
+    issued_from: _FromOpt = None,
+    issued_to: _ToOpt = None,
+    status: _StatusOpt = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Find certificates by number, serial, owner, kind, issue dates and status."""
+    rows = _search(
+        ctx.obj, number, paper_number, serial, customer, kind, issued_from, issued_to, status,
+        limit,
+    )  # fmt: skip
+    if as_json:
+        print_entries_json(rows)
+        return
+    _print_entries(rows)
+    say(f"{len(rows)} found")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    ctx: typer.Context,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
+    number: _NumberOpt = None,
+    paper_number: _PaperOpt = None,
+    serial: _SerialOpt = None,
+    customer: _CustomerOpt = None,
+    kind: _KindOpt = None,
+    issued_from: _FromOpt = None,
+    issued_to: _ToOpt = None,
+    status: _StatusOpt = None,
+) -> None:
+    """Export certificates (all, or those matching the filters) to CSV, XLSX or JSON."""
+    from certissuer.export import ExportFormat, export_entries
+
+    try:
+        form = ExportFormat(fmt)
+    except ValueError:
+        raise ConfigError(f"--format: expected csv, xlsx or json, got {fmt!r}") from None
+    rows = _search(
+        ctx.obj, number, paper_number, serial, customer, kind, issued_from, issued_to, status,
+        10**9,
+    )  # fmt: skip
+    count = export_entries(rows, form, out_file)
+    say(f"exported {count} certificates to {out_file}")

@@ -1,0 +1,171 @@
+"""``certissuer registry`` and ``certissuer recall``: the measurement register and what is due."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from certissuer._vn import VIETNAM_TZ
+from certissuer.cli._app import app
+from certissuer.cli._state import State, out, say, warn
+from certissuer.errors import InputError, LedgerError
+
+__all__ = [
+    "recall",
+    "registry_add",
+    "registry_app",
+    "registry_export",
+    "registry_import",
+    "registry_list",
+    "registry_show",
+]
+
+registry_app = typer.Typer(
+    help="The measurement register: lab, scope, type, owner, instrument, standard, person, stamp.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+_PartArg = Annotated[
+    str,
+    typer.Argument(help="lab, scope, type, owner, instrument, standard, person or stamp (stock)."),
+]
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else escape(str(value))
+
+
+@registry_app.command("list")
+def registry_list(
+    ctx: typer.Context,
+    part: _PartArg,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+) -> None:
+    """List what the register holds of PART (this lab's rows)."""
+    from certissuer.registry import KINDS, open_register
+
+    register = open_register(ctx.obj.settings())
+    rows = register.list(part, limit=limit)
+    table = Table(*[c.name for c in KINDS[part].columns], title=escape(f"registry: {part}"))
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row.values()])
+    out.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    ctx: typer.Context,
+    part: _PartArg,
+    key: Annotated[list[str], typer.Argument(help="The key columns' values, in order.")],
+) -> None:
+    """Show one row of PART by its key (lab: code; instrument: owner_code type_code serial)."""
+    from certissuer.registry import KINDS, open_register
+
+    row = open_register(ctx.obj.settings()).find(part, key)
+    if row is None:
+        raise LedgerError(
+            f"no {part} with {', '.join(KINDS[part].key)} = {' '.join(key)} in the register",
+            hint=f"see 'certissuer registry list {part}'",
+        )
+    for name, value in row.model_dump().items():
+        say(f"{name:20} {'' if value is None else value}")
+
+
+@registry_app.command("add")
+def registry_add(
+    ctx: typer.Context,
+    part: _PartArg,
+    values: Annotated[list[str], typer.Argument(help="column=value pairs.")],
+) -> None:
+    """Add (or update, by its key) one row of PART: certissuer registry add person name=…"""
+    from certissuer.registry import open_register
+
+    pairs: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError("registry add", f"expected column=value, got '{item}'")
+        pairs[name.strip()] = value
+    open_register(ctx.obj.settings()).add(part, pairs)
+    say(f"added {part}")
+
+
+@registry_app.command("import")
+def registry_import(
+    ctx: typer.Context,
+    part: _PartArg,
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX file, one header row.")],
+) -> None:
+    """Import rows of PART from FILE; bad rows are reported (file, row, field) and skipped."""
+    from certissuer.registry import open_register
+
+    report = open_register(ctx.obj.settings()).import_file(part, file)
+    for error in report.errors:
+        hint = f" (hint: {error.hint})" if error.hint else ""
+        warn(f"rejected: {error}{hint}")
+    say(f"{report.imported} imported, {len(report.errors)} rejected")
+    raise typer.Exit(code=2 if report.errors else 0)
+
+
+@registry_app.command("export")
+def registry_export(
+    ctx: typer.Context,
+    part: _PartArg,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="A .csv or .xlsx file.")],
+) -> None:
+    """Write the rows of PART to a CSV or XLSX file that can be imported again."""
+    from certissuer.registry import open_register
+
+    count = open_register(ctx.obj.settings()).export_file(part, out_file)
+    say(f"wrote {count} rows to {out_file}")
+
+
+@app.command()
+def recall(
+    ctx: typer.Context,
+    within: Annotated[str, typer.Option(help="Window: 30d, 6w, 3m.")] = "30d",
+    owner: Annotated[str | None, typer.Option(help="One owner (code or name).")] = None,
+    type_code: Annotated[str | None, typer.Option("--type", help="One instrument type.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, xlsx or pdf.")] = "table",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File for csv/xlsx/pdf.")
+    ] = None,
+    today: Annotated[str | None, typer.Option(help="Count from this date (YYYY-MM-DD).")] = None,
+) -> None:
+    """Instruments whose certificate expires within the window or has expired, by owner."""
+    from certissuer.recall import COLUMNS, RecallFormat, recall_rows, write_recall
+    from certissuer.registry import open_register, parse_window
+
+    state: State = ctx.obj
+    try:
+        kind = RecallFormat(fmt)
+        day = date.fromisoformat(today) if today else datetime.now(VIETNAM_TZ).date()
+    except ValueError as exc:
+        raise InputError("recall", f"{exc}", hint="--format table|csv|xlsx|pdf") from None
+    if kind is not RecallFormat.TABLE and out_file is None:
+        raise InputError("recall", f"--format {fmt} needs --out FILE")
+    settings = state.settings()
+    result = open_register(settings).recall(
+        within_days=parse_window(within, day), today=day, owner=owner, type_code=type_code
+    )
+    if kind is RecallFormat.TABLE:
+        table = Table("owner", "type", "serial", "place of use", "certificate",
+                      "valid until", "status", title=f"due by {result.until}")  # fmt: skip
+        for row in recall_rows(result, lab_code=settings.lab_code):
+            r = dict(zip(COLUMNS, row, strict=True))
+            table.add_row(*[_cell(v) for v in (
+                r["owner_name"] or r["owner_code"], r["type_name"] or r["name"], r["serial"],
+                r["place_of_use"], r["last_certificate"], r["valid_until"], r["status"],
+            )])  # fmt: skip
+        out.print(table)
+    else:
+        assert out_file is not None
+        write_recall(result, kind, out_file, settings=settings)
+        say(f"wrote {out_file}")
+    say(f"{result.count} instruments of {len(result.groups)} owners, "
+        f"{len(result.standards)} standards due by {result.until}")  # fmt: skip

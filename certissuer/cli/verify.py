@@ -1,0 +1,116 @@
+"""``certissuer verify``: the verdict on a certificate PDF or a scanned QR code."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from certissuer.cli._app import app
+from certissuer.cli._state import State, out, say, warn
+from certissuer.errors import ConfigError, TokenError, VerificationFailed
+from certissuer.ledger import Ledger
+
+__all__ = ["verify"]
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    pdf: Annotated[Path | None, typer.Argument(help="The certificate PDF to check.")] = None,
+    qr: Annotated[str | None, typer.Option("--qr", help="Check a QR URL or token.")] = None,
+    offline: Annotated[
+        bool, typer.Option(help="With --qr: check only the token's signature, not the ledger.")
+    ] = False,
+    token_key: Annotated[
+        Path | None, typer.Option(help="The lab's token public key (PEM) for --qr.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="Validate the signatures as of this time (ISO 8601, UTC if bare)."),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds checking the PDF may take; beyond: exit 8, could not check. "
+            "Default: \\[web] pdf_timeout (10); 0: no time or memory limit.",
+        ),
+    ] = None,
+    memory_mb: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Address space the check may use, in MiB; beyond: exit 8, could not check. "
+            "Default: \\[web] pdf_memory_mb (1024).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="With --qr: refuse (exit 6) a URL that is not on the lab's verification page "
+            "(\\[token] url_base) instead of warning."
+        ),
+    ] = False,
+) -> None:
+    """Say whether a certificate is genuine, unaltered and current (exit 0 only if so).
+
+    A PDF is checked in a child process under the same time and memory bounds as the web
+    page's workers; overrunning them is exit 8 (could not check), not a verdict.
+    """
+    from certissuer._bounded import verify_pdf_bounded
+    from certissuer._pades import describe
+    from certissuer.token import wrong_host
+    from certissuer.verify import Verifier
+
+    state: State = ctx.obj
+    if (pdf is None) == (qr is None):
+        raise ConfigError("give either a PDF file or --qr URL")
+    settings = state.settings()
+    if qr is not None and (elsewhere := wrong_host(qr, settings.token_url_base)):
+        if strict:
+            raise TokenError(
+                f"refused (--strict): {elsewhere}",
+                hint="check the QR code's source; a look-alike page can show anything",
+            )
+        warn(f"warning: {elsewhere}")
+    ledger = None if offline else Ledger.open(settings.ledger_url, create=False)
+    verifier = Verifier.from_settings(settings, ledger=ledger, token_public=token_key)
+    if qr is not None:
+        report = verifier.verify_url(qr)
+    else:
+        assert pdf is not None
+        try:
+            data = pdf.read_bytes()
+        except OSError as exc:
+            raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
+        moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+        seconds = settings.web_pdf_timeout if timeout is None else timeout
+        memory = settings.web_pdf_memory_mb if memory_mb is None else memory_mb
+        report = verify_pdf_bounded(
+            verifier,
+            data,
+            at=moment,
+            timeout=seconds,
+            memory_bytes=0 if seconds == 0 else memory * (1 << 20),
+            name=str(pdf),
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        colour = "green" if report.ok else "red"
+        what = str(pdf) if pdf is not None else "QR"
+        out.print(f"[bold {colour}]{report.label_vi} / {report.label_en}[/]  {escape(what)}")
+        if report.number:
+            say(f"  number:  {report.number}")
+        for reason in report.reasons:
+            say(f"  - {reason}")
+        for info in report.signatures:
+            for line in describe(info):
+                say(f"  {line}")
+    raise typer.Exit(code=0 if report.ok else 1)

@@ -1,0 +1,59 @@
+"""``certissuer serve``: the inspectors' verification page on the lab's ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from certissuer.cli._app import app
+from certissuer.cli._state import State, warn
+from certissuer.errors import ConfigError
+
+__all__ = ["serve"]
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (\\[web] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (\\[web] port).")] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (the proxy usually does).")
+    ] = False,
+) -> None:
+    """Serve the inspectors' verification page (the QR code's URL) on the lab's ledger.
+
+    A client that does not send a request's headers within \\[web] header_timeout seconds,
+    or its body within \\[web] body_timeout, is disconnected; put a reverse proxy with its
+    own limits in front (README).
+    """
+    import uvicorn
+
+    from certissuer._uvicorn import server_config
+    from certissuer.web import create_app
+
+    state: State = ctx.obj
+    settings = state.settings()
+    settings = settings.replace(
+        web_host=host if host is not None else settings.web_host,
+        web_port=port if port is not None else settings.web_port,
+    )
+    web_app = create_app(settings)
+    warn(
+        f"serving {settings.token_url_base}/v/<token> on http://{settings.web_host}:"
+        f"{settings.web_port} (ledger read-only)"
+    )
+    config = server_config(
+        web_app,
+        settings,
+        log_level="debug" if state.verbose else "info",
+        access_log=access_log,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has logged why (the port is taken, say)
+        raise ConfigError(
+            f"cannot serve on {settings.web_host}:{settings.web_port}",
+            hint="see the log above; another process may hold the port ([web] port)",
+        )

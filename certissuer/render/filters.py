@@ -1,0 +1,102 @@
+"""Filters and globals that certificate and report templates use.
+
+Dates print as on paper ("27/11/2026"; "Đồng Tháp, ngày 27 tháng 11 năm 2026"), measured
+values keep their trailing zeros, results are rounded to the decimal place of their
+uncertainty. `install` puts them into a Jinja2 environment under the names templates use.
+
+>>> dmy(date(2026, 11, 27))
+'27/11/2026'
+>>> place_date_en("Đồng Tháp", date(2026, 11, 27))
+'Dong Thap, 27 November 2026'
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import jinja2
+
+from certissuer._vn import strip_marks
+from certissuer.model import VerificationMode, format_decimal, format_result
+
+__all__ = [
+    "VERIFICATION_MODES",
+    "dmy",
+    "install",
+    "num",
+    "place_date_en",
+    "place_date_vi",
+    "result",
+    "split_bilingual",
+    "uncertainty",
+]
+
+_MONTHS_EN = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+VERIFICATION_MODES = {
+    VerificationMode.INITIAL: ("Ban đầu", "Initial"),
+    VerificationMode.PERIODIC: ("Định kỳ", "Periodic"),
+    VerificationMode.AFTER_REPAIR: ("Sau sửa chữa", "After repair"),
+}
+"""Each verification mode in Vietnamese and English (templates: ``verification_modes``)."""
+
+
+def dmy(value: date) -> str:
+    """dd/mm/yyyy, as dates print on the certificate."""
+    return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
+
+
+def place_date_vi(place: str, value: date) -> str:
+    """The Vietnamese place-and-date line: "Đồng Tháp, ngày 27 tháng 11 năm 2026".
+
+    Decree 30/2020/NĐ-CP: days below 10 and the months 1 and 2 take a leading zero.
+    """
+    day = f"{value.day:02d}"
+    month = f"{value.month:02d}" if value.month <= 2 else str(value.month)
+    return f"{place}, ngày {day} tháng {month} năm {value.year}"
+
+
+def place_date_en(place: str, value: date) -> str:
+    """The English place-and-date line: "Dong Thap, 27 November 2026" (marks dropped)."""
+    return f"{strip_marks(place)}, {value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
+
+
+def num(value: Decimal | int | None) -> str:
+    """A Decimal as printed: no exponent, trailing zeros kept ("0.10" stays "0.10")."""
+    if value is None:
+        return ""
+    return format_decimal(Decimal(value))
+
+
+def result(value: Decimal | None, uncertainty: Decimal) -> str:
+    """`value` rounded to the decimal place of the rounded expanded uncertainty."""
+    if value is None:
+        return ""
+    return format_result(value, uncertainty)[0]
+
+
+def uncertainty(uncertainty: Decimal) -> str:
+    """The expanded uncertainty rounded up to two significant digits."""
+    return format_result(uncertainty, uncertainty)[1]
+
+
+def split_bilingual(text: str) -> tuple[str, str]:
+    """Split "Giám đốc / Director" into ("Giám đốc", "Director"); no " / " gives (text, "")."""
+    vi, sep, en = text.partition(" / ")
+    return (vi.strip(), en.strip()) if sep else (text.strip(), "")
+
+
+def install(env: jinja2.Environment) -> None:
+    """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``) and
+    globals (``place_date_vi``, ``place_date_en``, ``verification_modes``) to `env`."""
+    env.filters.update(
+        dmy=dmy, num=num, result=result, uncertainty=uncertainty, bilingual=split_bilingual
+    )
+    env.globals.update(
+        place_date_vi=place_date_vi,
+        place_date_en=place_date_en,
+        verification_modes=VERIFICATION_MODES,
+    )

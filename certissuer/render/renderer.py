@@ -1,0 +1,357 @@
+"""Render a certificate to PDF: Jinja2 template → RML → sanitised RML → z3c.rml → PDF bytes.
+
+A lab's template folder holds ``verification.rml.j2`` and ``calibration.rml.j2`` (see
+``templates/README.md``). Rendering is pure: the output depends only on the certificate, the
+number, the issue date, the QR URL, the settings and the template folder; no clock is read
+(the PDF is written with reportlab's *invariant* flag) and nothing is written to disk.
+
+Templates are data, not code: after Jinja2 renders them, `sanitize_rml` checks the RML
+against an allowlist of elements and attributes and keeps every file reference inside the
+template folder and the font package, so a template cannot run Python (``plugInFlowable``,
+``evalString``), read ``/etc/passwd`` or fetch a URL.
+
+>>> from certissuer.render import Renderer
+>>> renderer = Renderer()  # the templates shipped with certissuer
+>>> pdf = renderer.render_pdf(cert, number="HC-2026-000123", issued=date(2026, 11, 27),
+...                           qr_url="https://verify.example.invalid/v/…",
+...                           settings=settings)  # doctest: +SKIP
+>>> pdf[:5]  # doctest: +SKIP
+b'%PDF-'
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import fontpkg
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # lxml-stubs not installed
+from PIL import Image
+
+import certissuer
+from certissuer.config import Settings
+from certissuer.errors import CertissuerError, ConfigError, TemplateError
+from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.render import filters
+from certissuer.render._z3c import FontCache, lay_out
+from certissuer.render.qr import data_uri, qr_image
+from certissuer.render.sanitize import sanitize_tree
+
+__all__ = ["AnyCertificate", "Renderer", "default_template_dir"]
+
+_logger = logging.getLogger(__name__)
+
+AnyCertificate = VerificationCertificate | CalibrationCertificate
+
+_FONT_FAMILY = "Be Vietnam Pro"
+
+
+def default_template_dir() -> Path:
+    """Return the folder of the templates shipped with certissuer.
+
+    A wheel carries them as ``certissuer/templates``; in a source checkout they are the
+    repository's top-level ``templates/`` folder.
+    """
+    package = Path(certissuer.__file__).resolve().parent
+    bundled = package / "templates"
+    if bundled.is_dir():
+        return bundled
+    return package.parent / "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    template: str
+    root: Any
+    fonts: tuple[tuple[str, str], ...]
+
+
+class Renderer:
+    """Renders certificates with the templates of one folder.
+
+    Build one `Renderer` and keep it: it holds the Jinja2 environment (compiled templates),
+    the font paths and the parsed fonts. `template_dir` is the lab's template folder; None
+    uses `default_template_dir()`. Templates are chosen by the certificate's kind:
+    ``verification.rml.j2`` or ``calibration.rml.j2``.
+    """
+
+    def __init__(self, template_dir: Path | None = None) -> None:
+        self.template_dir = (template_dir or default_template_dir()).resolve()
+        try:
+            regular = fontpkg.path(_FONT_FAMILY, 400)
+            self.fonts: dict[str, str] = {
+                "regular": str(regular),
+                "bold": str(fontpkg.path(_FONT_FAMILY, 700)),
+                "italic": str(fontpkg.path(_FONT_FAMILY, 400, "italic")),
+                "bold_italic": str(fontpkg.path(_FONT_FAMILY, 700, "italic")),
+            }
+        except fontpkg.FontpkgError as exc:
+            raise TemplateError(
+                f"the font '{_FONT_FAMILY}' is not installed: {exc}",
+                hint="pip install fontpkg-be-vietnam-pro",
+            ) from exc
+        self.font_dir = Path(regular).resolve().parent
+        self.allowed_dirs: tuple[Path, ...] = (self.template_dir, self.font_dir)
+        self._cache = FontCache()
+        self._logos: dict[tuple[str, int, int], str] = {}
+        self._env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(self.template_dir),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("j2", "xml", "rml"), default_for_string=True, default=True
+            ),
+            auto_reload=False,  # templates compile once per Renderer
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        filters.install(self._env)
+        _logger.debug("renderer for %s, fonts in %s", self.template_dir, self.font_dir)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def render_rml(
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
+    ) -> str:
+        """Return the sanitised RML for `cert`.
+
+        `number` is the certificate number printed on every page, `issued` the date of issue
+        (the place-and-date line), `qr_url` the address the QR code and the small print
+        beneath it carry, `settings` the lab profile (name, address, place, accreditation,
+        logo), `accredited` False to leave the accreditation mark off and say the work is
+        outside the scope of accreditation (issue 8). Raises `TemplateError` for a missing or
+        broken template, a refused RML
+        construct, a missing font or a character the font cannot draw.
+        """
+        prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
+                                 settings=settings, accredited=accredited)  # fmt: skip
+        text: str = etree.tostring(prepared.root, encoding="unicode")
+        return text
+
+    def render_pdf(
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
+    ) -> bytes:
+        """Return the certificate as PDF bytes (A4, fonts embedded, title = `number`).
+
+        The parameters are those of `render_rml`. Raises `TemplateError` as `render_rml`
+        does, and when z3c.rml or reportlab cannot lay the document out.
+        """
+        prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
+                                 settings=settings, accredited=accredited)  # fmt: skip
+        return self._layout(prepared.root, self.template_dir / prepared.template, prepared.fonts)
+
+    def layout_rml(self, rml: str, *, source: Path) -> bytes:
+        """Lay out RML that a template of this renderer's family produced (a report, say).
+
+        `rml` passes the same allowlist as a certificate's (`sanitize_rml`, file references
+        confined to `allowed_dirs`) and is laid out with the same fonts, canvas and checks:
+        every font embedded, page x of y in one pass. `source` names the template in errors.
+        Raises `TemplateError`.
+        """
+        root = sanitize_tree(rml, self.allowed_dirs)
+        fonts = tuple(
+            (el.get("faceName", ""), el.get("fileName", ""))
+            for el in root.iterfind("docinit/registerTTFont")
+        )
+        return self._layout(root, source, fonts)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _layout(self, root: Any, source: Path, fonts: Sequence[tuple[str, str]]) -> bytes:
+        """z3c.rml on the sanitised tree `root` (see `_z3c.lay_out`)."""
+        return lay_out(root, source, fonts, self._cache)
+
+    def _prepare(
+        self,
+        cert: AnyCertificate,
+        *,
+        number: str,
+        issued: date,
+        qr_url: str,
+        settings: Settings,
+        accredited: bool = True,
+    ) -> _Prepared:
+        if isinstance(cert, VerificationCertificate) and not cert.passes:
+            # Circular 24/2013 Art. 38: a failed instrument gets no verification certificate.
+            raise CertissuerError(
+                f"{number}: refusing to print a verification certificate for an instrument "
+                "that fails: a check point's error exceeds its maximum permissible error"
+            )
+        name = f"{cert.kind}.rml.j2"
+        template = self._template(name)
+        qr_src, qr_modules = qr_image(qr_url)
+        context = {
+            "cert": cert,
+            "number": number,
+            "issued": issued,
+            "qr": {
+                "src": qr_src,
+                "url": qr_url,
+                # 0.5 mm per module scans from a 150 dpi print; cap the size for long URLs
+                "size_mm": min(round(qr_modules * 0.5, 1), 40.0),
+            },
+            "lab": self._lab(settings),
+            "fonts": self.fonts,
+            "template_dir": str(self.template_dir),
+            "accredited": accredited,
+        }
+        try:
+            rml = template.render(context)
+        except jinja2.TemplateError as exc:
+            raise self._jinja_error(name, exc) from exc
+        root = sanitize_tree(rml, self.allowed_dirs)
+        fonts = tuple(
+            (el.get("faceName", ""), el.get("fileName", ""))
+            for el in root.iterfind("docinit/registerTTFont")
+        )
+        if fonts:
+            self._check_glyphs(name, root, fonts, cert, settings, number, qr_url)
+        return _Prepared(template=name, root=root, fonts=fonts)
+
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self._env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(
+                f"{self.template_dir / name}: template not found",
+                hint=f"a template folder needs {name}; see templates/README.md",
+            ) from exc
+        except jinja2.TemplateError as exc:
+            raise self._jinja_error(name, exc) from exc
+
+    def _jinja_error(self, name: str, exc: jinja2.TemplateError) -> TemplateError:
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            where = f"{exc.filename or self.template_dir / (exc.name or name)}, line {exc.lineno}"
+            return TemplateError(f"{where}: {exc.message}")
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return TemplateError(f"{self.template_dir / str(exc.name)}: template not found")
+        # Jinja2 rewrites tracebacks so that template frames carry the template's file and line
+        frames = [
+            frame
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename.endswith(".j2")
+        ]
+        where = (
+            f"{frames[-1].filename}, line {frames[-1].lineno}"
+            if frames
+            else str(self.template_dir / name)
+        )
+        return TemplateError(f"{where}: {exc}")
+
+    def _lab(self, settings: Settings) -> dict[str, str]:
+        return {
+            "name_vi": settings.lab_name_vi,
+            "name_en": settings.lab_name_en,
+            "address_vi": settings.lab_address_vi,
+            "address_en": settings.lab_address_en,
+            "place": settings.lab_place,
+            "accreditation": settings.lab_accreditation,
+            "designation": settings.lab_designation,
+            "logo": self._logo(settings.lab_logo) if settings.lab_logo else "",
+        }
+
+    def _logo(self, path: Path) -> str:
+        """The lab logo as a PNG data URI (read once per file version)."""
+        try:
+            stat = path.stat()
+            key = (str(path), stat.st_size, stat.st_mtime_ns)
+            cached = self._logos.get(key)
+            if cached is not None:
+                return cached
+            with Image.open(path) as image:
+                image.load()
+                if image.format == "PNG":
+                    png = path.read_bytes()
+                else:
+                    buffer = io.BytesIO()
+                    image.convert("RGBA").save(buffer, format="PNG")
+                    png = buffer.getvalue()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"lab logo {path}: cannot read it as an image: {exc}",
+                hint="set [lab] logo to a PNG or JPEG file, or remove the key",
+            ) from exc
+        uri = data_uri(png)
+        self._logos[key] = uri
+        return uri
+
+    def _check_glyphs(
+        self,
+        name: str,
+        root: Any,
+        fonts: Sequence[tuple[str, str]],
+        cert: AnyCertificate,
+        settings: Settings,
+        number: str,
+        qr_url: str,
+    ) -> None:
+        covered = self._cache.coverage(fonts)
+        for section in ("template", "story"):
+            element = root.find(section)
+            if element is None:
+                continue
+            for text in element.itertext():
+                for char in text:
+                    if ord(char) in covered or char.isspace():
+                        continue
+                    field = _find_field(char, cert, settings, number, qr_url)
+                    where = f"in field '{field}'" if field else f"in the template {name}"
+                    raise TemplateError(
+                        f"character '{char}' (U+{ord(char):04X}) {where} is not in the font "
+                        f"{', '.join(face for face, _ in fonts)}: it would print as a blank",
+                        hint="replace the character, or use a template whose font has it",
+                    )
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _find_field(
+    char: str, cert: AnyCertificate, settings: Settings, number: str, qr_url: str
+) -> str | None:
+    """The name of the first input field that contains `char`, for the error message."""
+    sources: list[tuple[str, Any]] = [
+        ("", cert.model_dump(mode="json")),
+        ("number", number),
+        ("qr_url", qr_url),
+    ]
+    sources += [
+        (f"settings.{f.name}", getattr(settings, f.name))
+        for f in fields(settings)
+        if isinstance(getattr(settings, f.name), str)
+    ]
+    for prefix, value in sources:
+        for path, text in _walk(value, prefix):
+            if char in text:
+                return path
+    return None

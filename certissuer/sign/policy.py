@@ -1,0 +1,152 @@
+"""Choosing how to sign: the PAdES level, the time-stamping authority, the trust roots and
+the appearance, from arguments or from the lab profile's ``[signing]`` section.
+
+>>> policy = SigningPolicy(level=Level.parse("b-t"), tsa_url="http://tsa.example/")
+>>> policy.level.timestamped
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certissuer.errors import ConfigError
+from certissuer.sign._appearance import StampPainter
+
+if TYPE_CHECKING:
+    from pyhanko_certvalidator.fetchers.api import FetcherBackend
+
+    from certissuer.config import Settings
+
+__all__ = [
+    "Level",
+    "SigningPolicy",
+    "asn1_certificate",
+    "load_certificates",
+    "policy_from_settings",
+]
+
+_DIGESTS = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
+
+
+class Level(StrEnum):
+    """PAdES baseline levels (ETSI EN 319 142-1)."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        """The level named `text` ("B-T", "b-lta", "BLT"); `ConfigError` lists the valid ones."""
+        key = text.strip().upper().replace("_", "-")
+        if not key.startswith("B-"):
+            key = "B-" + key.removeprefix("B")
+        try:
+            return cls(key)
+        except ValueError:
+            valid = ", ".join(level.value for level in cls)
+            raise ConfigError(f"unknown PAdES level '{text}': expected one of {valid}") from None
+
+    @property
+    def timestamped(self) -> bool:
+        """True from B-T up: the signature carries a trusted time."""
+        return self is not Level.B_B
+
+    @property
+    def long_term(self) -> bool:
+        """True for B-LT and B-LTA: validation data goes into the DSS."""
+        return self in (Level.B_LT, Level.B_LTA)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    """How a `Sealer` signs: level, time stamping, revocation checks, appearance."""
+
+    level: Level = Level.B_B
+    tsa_url: str | None = None
+    """RFC 3161 time-stamping authority, needed from B-T up."""
+    trust_roots: tuple[asn1_x509.Certificate, ...] = ()
+    """Roots of the signer's and the TSA's chains: B-LT collects revocation data up to them."""
+    revocation_check: bool = True
+    """Refuse a revoked signing certificate (checked once, when the certificate names a CRL
+    or OCSP responder)."""
+    digest: str = "sha256"
+    pss: bool = False
+    """Sign RSA keys with RSASSA-PSS instead of PKCS#1 v1.5."""
+    painter: StampPainter | None = None
+    """Draws visible signatures; None signs invisibly."""
+    organisation: str = ""
+    """Organisation shown in a visible signature (else the certificate's O attribute)."""
+    timeout: float = 10.0
+    """Seconds to wait for the TSA, OCSP responders and CRL servers."""
+    fetcher_backend: FetcherBackend | None = field(default=None, compare=False)
+    """How revocation data is fetched; None: the `requests` backend."""
+
+    def __post_init__(self) -> None:
+        if self.digest not in _DIGESTS:
+            raise ConfigError(
+                f"digest '{self.digest}' is not allowed: expected one of {', '.join(_DIGESTS)}"
+            )
+
+
+def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
+    """Certificates from PEM (one or many per file) or DER files; `ConfigError` names the file."""
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            if b"-----BEGIN" in data:
+                certs.extend(x509.load_pem_x509_certificates(data))
+            else:
+                certs.append(x509.load_der_x509_certificate(data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot load the certificate: {exc}") from None
+    return certs
+
+
+def asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
+    """`cert` as asn1crypto parses it, the form pyHanko takes."""
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def policy_from_settings(settings: Settings, *, level: Level | str | None = None) -> SigningPolicy:
+    """The `SigningPolicy` the lab profile's ``[signing]`` section describes."""
+    chosen = level if isinstance(level, Level) else Level.parse(level or settings.signing_level)
+    padding = settings.signing_rsa_padding.strip().lower()
+    if padding not in ("pkcs1v15", "pss"):
+        raise ConfigError(
+            "[signing] rsa_padding must be 'pkcs1v15' or 'pss', "
+            f"got '{settings.signing_rsa_padding}'"
+        )
+    appearance = settings.signing_appearance.strip().lower()
+    if appearance not in ("visible", "invisible"):
+        raise ConfigError(
+            f"[signing] appearance must be 'visible' or 'invisible', "
+            f"got '{settings.signing_appearance}'"
+        )
+    painter = None
+    if appearance == "visible":
+        painter = StampPainter(
+            seal=settings.signing_seal_image, signature=settings.signing_signature_image
+        )
+    roots = load_certificates([*settings.signing_trust_roots, *settings.signing_tsa_roots])
+    return SigningPolicy(
+        level=chosen,
+        tsa_url=settings.signing_tsa_url or None,
+        trust_roots=tuple(asn1_certificate(c) for c in roots),
+        revocation_check=settings.signing_revocation_check,
+        digest=settings.signing_digest.strip().lower().replace("sha-", "sha").replace("-", "_"),
+        pss=padding == "pss",
+        painter=painter,
+        organisation=settings.lab_name_vi,
+    )

@@ -1,0 +1,127 @@
+"""The verdict an inspector gets, and the report that explains it.
+
+>>> report = Report(Verdict.VALID, number="HC-2026-000001")
+>>> report.ok, report.label_en
+(True, 'VALID')
+>>> Report.from_dict(report.to_dict()) == report
+True
+
+`Report.to_dict` and `Report.from_dict` are one encoding: the web page's checking processes send
+their reports back through it, and `--json` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from certissuer.verify._pades import SignatureInfo
+
+__all__ = ["VERDICT_LABELS", "Report", "Verdict"]
+
+
+class Verdict(StrEnum):
+    """The one answer an inspector gets."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+    ALTERED = "altered"
+    UNKNOWN_SIGNER = "unknown_signer"
+    NOT_IN_LEDGER = "not_in_ledger"
+
+
+VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
+    Verdict.VALID: ("HỢP LỆ", "VALID"),
+    Verdict.REVOKED: ("ĐÃ THU HỒI", "REVOKED"),
+    Verdict.SUPERSEDED: ("ĐÃ ĐƯỢC THAY THẾ", "SUPERSEDED"),
+    Verdict.EXPIRED: ("HẾT HIỆU LỰC", "EXPIRED"),
+    Verdict.ALTERED: (
+        "KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)",
+        "NOT GENUINE (altered or forged)",
+    ),
+    Verdict.UNKNOWN_SIGNER: (
+        "KHÔNG XÁC THỰC (người ký không được tin cậy)",
+        "NOT GENUINE (unknown signer)",
+    ),
+    Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
+}
+"""Vietnamese and English wording of each verdict (FORMS.md)."""
+
+
+@dataclass
+class Report:
+    """The verdict with its reasons and what was learned about the certificate."""
+
+    verdict: Verdict
+    reasons: list[str] = field(default_factory=list)
+    number: str | None = None
+    kind: str | None = None
+    pdf_sha256: str | None = None
+    signer: str | None = None
+    signed_at: datetime | None = None
+    issue_date: date | None = None
+    valid_until: date | None = None
+    instrument: str | None = None
+    serial: str | None = None
+    customer: str | None = None
+    superseded_by: str | None = None
+    revocation_reason: str | None = None
+    data_digest: str | None = None
+    """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
+    digest and the digest the lab signed: the data any shown field must come from."""
+    signatures: list[SignatureInfo] = field(default_factory=list)
+    """Each signature and document timestamp: signer, time, level, trust path, revocation,
+    coverage and what changed after it."""
+
+    @property
+    def ok(self) -> bool:
+        """True only for a genuine, unaltered, current certificate."""
+        return self.verdict is Verdict.VALID
+
+    @property
+    def label_vi(self) -> str:
+        """The verdict in Vietnamese."""
+        return VERDICT_LABELS[self.verdict][0]
+
+    @property
+    def label_en(self) -> str:
+        """The verdict in English."""
+        return VERDICT_LABELS[self.verdict][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (dates as ISO strings)."""
+        data = asdict(self)
+        data.update(
+            verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi, label_en=self.label_en
+        )
+        for key, value in data.items():
+            if isinstance(value, date | datetime):
+                data[key] = value.isoformat()
+        data["signatures"] = [s.to_dict() for s in self.signatures]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The report that `to_dict` gave `data` (as a checking process sends it back)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["verdict"] = Verdict(data["verdict"])
+        values["reasons"] = [str(r) for r in data.get("reasons", [])]
+        for name in ("issue_date", "valid_until"):
+            if values.get(name) is not None:
+                values[name] = date.fromisoformat(values[name])
+        if values.get("signed_at") is not None:
+            values["signed_at"] = datetime.fromisoformat(values["signed_at"])
+        signatures = []
+        for item in data.get("signatures", []):
+            info = dict(item)
+            if info.get("signed_at") is not None:
+                info["signed_at"] = datetime.fromisoformat(info["signed_at"])
+            signatures.append(SignatureInfo(**info))
+        values["signatures"] = signatures
+        return cls(**values)

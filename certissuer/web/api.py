@@ -1,0 +1,315 @@
+"""The JSON API: its models and routes, described by ``/api/v1/openapi.json``.
+
+* ``GET /api/v1/verdict/{token}``: the verdict for the token of a QR code.
+* ``POST /api/v1/verify``: the verdict for an uploaded PDF.
+* ``GET /api/v1/lab``: who answers.
+* ``GET /api/v1/checkpoint``, ``GET /api/v1/consistency?from=N``: the ledger log's newest
+  signed checkpoint and the proof that an older one is a prefix of it.
+
+>>> add_api_routes(app, site)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from certissuer.errors import LedgerError
+from certissuer.verify import Report, Verdict
+from certissuer.web.middleware import Problem, client_key
+from certissuer.web.site import Site, read_pdf_upload
+from certissuer.web.views import LEDGER_VERDICTS, CertificateDetails, ResultRow, headline
+
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "UPLOAD_RESPONSES",
+    "CertificateOut",
+    "CheckpointOut",
+    "ConsistencyOut",
+    "LabOut",
+    "ProblemOut",
+    "ResultOut",
+    "VerdictOut",
+    "add_api_routes",
+    "verdict_out",
+]
+
+# -- JSON API models ------------------------------------------------------------------------
+
+
+class ResultOut(BaseModel):
+    """One calibration result point, as printed."""
+
+    nominal: str
+    measured: str
+    error: str
+    uncertainty: str = Field(description="Expanded uncertainty U")
+    coverage_factor: str = Field(description="Coverage factor k")
+    unit: str
+
+
+class CertificateOut(BaseModel):
+    """The certificate's fields (only for a genuine certificate found in the ledger)."""
+
+    number: str
+    kind: str = Field(description="verification or calibration")
+    instrument: str
+    model: str
+    serial: str
+    manufacturer: str
+    owner: str
+    owner_address: str
+    place: str = Field(description="Place of use (verification) or of calibration")
+    stamp_number: str
+    method: str
+    mode: str
+    work_date: date = Field(description="Date of verification or calibration")
+    issue_date: date
+    valid_until: date | None
+    conclusion_vi: str
+    conclusion_en: str
+    pdf_sha256: str = Field(description="SHA-256 (hex) of the signed PDF the lab issued")
+    results: list[ResultOut]
+
+
+class LabOut(BaseModel):
+    """Who answers: compare the domain and the key fingerprint with what the lab publishes."""
+
+    name_vi: str
+    name_en: str
+    domain: str
+    token_key_fingerprints: list[str] = Field(
+        description="SHA-256 (hex) of each QR token public key (DER SubjectPublicKeyInfo)"
+    )
+
+
+class VerdictOut(BaseModel):
+    """The verdict for a QR token or an uploaded PDF."""
+
+    verdict: Verdict
+    ok: bool = Field(description="True only for a genuine, unaltered, current certificate")
+    label_vi: str = Field(description="The verdict in Vietnamese, with reason or number")
+    label_en: str = Field(description="The verdict in English, with reason or number")
+    reasons: list[str]
+    number: str | None = Field(description="The certificate number, when it is known genuine")
+    pdf_sha256: str | None = Field(
+        description="SHA-256 of the uploaded file, or of the registered PDF for a token"
+    )
+    signer: str | None
+    signed_at: datetime | None
+    superseded_by: str | None
+    revocation_reason: str | None
+    certificate: CertificateOut | None
+
+
+class CheckpointOut(BaseModel):
+    """The lab's newest signed checkpoint of its ledger's log: keep it to detect a rollback.
+
+    ``certissuer ledger audit --witness URL_OR_FILE`` checks that the log still extends it.
+    The signature covers ``certissuer-checkpoint/v1``, lab code, tree size, root (hex) and time
+    (ISO 8601, microseconds), one per line, each followed by a newline.
+    """
+
+    format: str = Field(description="Always certissuer-checkpoint/v1")
+    lab_code: str
+    tree_size: int = Field(description="How many leaves (events) the checkpoint vouches for")
+    root_hash: str = Field(description="RFC 6962 Merkle tree hash of those leaves (hex)")
+    at: str = Field(description="When the lab signed it (ISO 8601, UTC)")
+    kid: str = Field(description="Key id of the lab's token key that signed it (hex)")
+    signature: str = Field(description="Ed25519 or ECDSA P-256 (raw r||s) signature (hex)")
+
+
+class ConsistencyOut(BaseModel):
+    """An RFC 6962 / 9162 consistency proof between an older tree size and the newest
+    checkpoint."""
+
+    first: int = Field(description="The older tree size (the from= parameter)")
+    second: int = Field(description="The newest checkpoint's tree size")
+    first_root: str = Field(description="Root of the first `first` leaves, as stored now (hex)")
+    second_root: str = Field(
+        description="Root of the stored leaves at the newest checkpoint's size (hex); it is "
+        "the checkpoint's root_hash unless the stored log was changed"
+    )
+    proof: list[str] = Field(description="The proof's nodes (hex), RFC 9162 §2.1.4")
+
+
+class ProblemOut(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+    detail_vi: str
+
+
+def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOut:
+    """The API's answer for `report`; the certificate's fields only with `details`."""
+    vi, en = headline(report)
+    genuine = report.verdict in LEDGER_VERDICTS or report.verdict is Verdict.NOT_IN_LEDGER
+    return VerdictOut(
+        verdict=report.verdict,
+        ok=report.ok,
+        label_vi=vi,
+        label_en=en,
+        reasons=list(report.reasons),
+        number=report.number if genuine else None,
+        pdf_sha256=report.pdf_sha256 or (details.pdf_sha256 if details else None),
+        signer=report.signer,
+        signed_at=report.signed_at,
+        superseded_by=report.superseded_by,
+        revocation_reason=report.revocation_reason,
+        certificate=None
+        if details is None
+        else CertificateOut(
+            number=details.number,
+            kind=details.kind,
+            instrument=details.instrument,
+            model=details.model,
+            serial=details.serial,
+            manufacturer=details.manufacturer,
+            owner=details.owner,
+            owner_address=details.owner_address,
+            place=details.place,
+            stamp_number=details.stamp_number,
+            method=details.method,
+            mode=details.mode,
+            work_date=details.work_date,
+            issue_date=details.issue_date,
+            valid_until=details.valid_until,
+            conclusion_vi=details.conclusion_vi,
+            conclusion_en=details.conclusion_en,
+            pdf_sha256=details.pdf_sha256,
+            results=[ResultOut(**_asdict(r)) for r in details.results],
+        ),
+    )
+
+
+def _asdict(row: ResultRow) -> dict[str, str]:
+    return {name: getattr(row, name) for name in ResultRow.__slots__}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ProblemOut,
+        "description": "Too many requests, or uploads at once, from the address (see Retry-After)",
+    },
+    413: {"model": ProblemOut, "description": "Request body over the size limit"},
+    503: {"model": ProblemOut, "description": "Busy or the ledger cannot be read"},
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    400: {"model": ProblemOut, "description": "Malformed multipart body"},
+    408: {"model": ProblemOut, "description": "The body was not sent within the deadline"},
+    415: {"model": ProblemOut, "description": "The file is not a PDF"},
+    422: {"description": "No file given, or the file overran the time or memory limits"},
+}
+
+
+def add_api_routes(app: FastAPI, site: Site) -> None:
+    """Add the JSON API's routes to `app`, answered by `site`."""
+
+    # -- JSON API --------------------------------------------------------------------------
+
+    @app.get(
+        "/api/v1/verdict/{token}",
+        response_model=VerdictOut,
+        responses=PROBLEM_RESPONSES,
+        tags=["verify"],
+        summary="Verdict for a QR token",
+    )
+    def api_verdict(token: str) -> VerdictOut:
+        """The verdict for the token of a QR code (the last part of ``<base>/v/<token>``).
+
+        The token's signature is checked first, offline; a token that fails is ``altered``
+        (NOT GENUINE) and the ledger is not asked.
+        """
+        answer = site.check_token(token)
+        return verdict_out(answer.report, answer.details)
+
+    @app.post(
+        "/api/v1/verify",
+        response_model=VerdictOut,
+        responses=UPLOAD_RESPONSES,
+        tags=["verify"],
+        summary="Verdict for an uploaded PDF",
+    )
+    async def api_verify(
+        request: Request,
+        file: Annotated[UploadFile, File(description="The signed certificate PDF")],
+    ) -> VerdictOut:
+        """Upload the certificate's PDF and get the full verdict of ``certissuer verify``."""
+        data = await read_pdf_upload(file)
+        return verdict_out(*await site.check_upload(data, client_key(request.scope)))
+
+    @app.get(
+        "/api/v1/lab",
+        response_model=LabOut,
+        responses=PROBLEM_RESPONSES,
+        tags=["lab"],
+        summary="Who answers",
+    )
+    def api_lab() -> LabOut:
+        """The lab's name, the domain of its verification page and its token key fingerprints."""
+        return LabOut(
+            name_vi=site.lab.name_vi,
+            name_en=site.lab.name_en,
+            domain=site.lab.domain,
+            token_key_fingerprints=list(site.lab.fingerprints),
+        )
+
+    @app.get(
+        "/api/v1/checkpoint",
+        response_model=CheckpointOut,
+        responses={
+            **PROBLEM_RESPONSES,
+            404: {"model": ProblemOut, "description": "No checkpoint yet"},
+        },
+        tags=["log"],
+        summary="The newest signed checkpoint of the ledger's log",
+    )
+    def api_checkpoint() -> CheckpointOut:
+        """The lab's newest signed checkpoint (tree size and root of its ledger's Merkle log).
+
+        Save it (or let another server fetch it): ``certissuer ledger audit --witness`` then
+        proves that the log was not rolled back behind it.
+        """
+        cp = site.ledger.latest_checkpoint()
+        if cp is None:
+            raise Problem(404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet.")
+        return CheckpointOut(**cp.to_json())
+
+    @app.get(
+        "/api/v1/consistency",
+        response_model=ConsistencyOut,
+        responses={
+            **PROBLEM_RESPONSES,
+            400: {"model": ProblemOut, "description": "from is outside the log"},
+            404: {"model": ProblemOut, "description": "No checkpoint yet"},
+            409: {"model": ProblemOut, "description": "The stored log is shorter than it"},
+        },
+        tags=["log"],
+        summary="Consistency proof from a tree size to the newest checkpoint",
+    )
+    def api_consistency(
+        first: Annotated[
+            int, Query(alias="from", ge=1, description="The older tree size (a saved checkpoint)")
+        ],
+    ) -> ConsistencyOut:
+        """Proof (RFC 6962) that the log of size ``from`` is a prefix of the newest checkpoint."""
+        cp = site.ledger.latest_checkpoint()
+        if cp is None:
+            raise Problem(404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet.")
+        if first > cp.tree_size:
+            raise Problem(
+                400,
+                "Kích thước vượt quá điểm kiểm tra mới nhất.",
+                f"from={first} is beyond the newest checkpoint (size {cp.tree_size}).",
+            )
+        try:
+            proof = site.ledger.consistency(first, cp.tree_size)
+        except LedgerError as exc:  # the stored log is shorter than its checkpoint
+            raise Problem(
+                409, "Sổ cấp không khớp điểm kiểm tra.", f"The log cannot prove it: {exc}"
+            ) from None
+        return ConsistencyOut(**proof)

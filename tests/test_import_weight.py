@@ -1,0 +1,69 @@
+"""Reading code stays light: importing `certissuer.verify` loads no rendering or issuing code.
+
+`certissuer verify FILE` and the page's PDF workers import `certissuer.verify`; z3c.rml and
+reportlab (rendering), and certissuer's writing modules, would only cost start-up time and
+memory there (issue 15). Each case runs in a fresh interpreter, so earlier imports do not hide
+a heavy one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+_HEAVY_THIRD_PARTY = {"z3c", "reportlab"}
+_WRITING = {"certissuer.render", "certissuer.issue", "certissuer.sign", "certissuer.cli"}
+_FACES = {"certissuer.cli", "certissuer.web"}
+
+
+def _loaded(module: str) -> set[str]:
+    code = (
+        f"import {module}, sys, json; print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'z3c', 'reportlab', 'certissuer', 'fastapi', 'uvicorn'})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    return set(json.loads(out.stdout))
+
+
+def _under(loaded: set[str], packages: set[str]) -> set[str]:
+    return {m for m in loaded if any(m == p or m.startswith(p + ".") for p in packages)}
+
+
+def test_verify_loads_no_rendering_issuing_or_faces() -> None:
+    loaded = _loaded("certissuer.verify")
+    assert "certissuer.verify" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY_THIRD_PARTY}
+    assert not _under(loaded, _WRITING | _FACES)
+
+
+def test_token_loads_no_pdf_code() -> None:
+    loaded = _loaded("certissuer.token")
+    assert not _under(loaded, _WRITING | _FACES | {"certissuer.verify"})
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY_THIRD_PARTY}
+
+
+def test_package_imports_lazily() -> None:
+    loaded = _loaded("certissuer")
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY_THIRD_PARTY}
+    assert not _under(loaded, _WRITING | _FACES | {"certissuer.verify", "certissuer.ledger"})
+
+
+@pytest.mark.parametrize("name", ["Issuer", "Verifier", "Ledger", "Report", "read_certificates"])
+def test_package_names_resolve_on_use(name: str) -> None:
+    code = f"import certissuer; print(certissuer.{name}.__name__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == name
+
+
+def test_web_worker_loads_no_web_framework() -> None:
+    # The PDF workers' fork server preloads it under a memory limit.
+    loaded = _loaded("certissuer.web.worker")
+    assert not {m for m in loaded if m.split(".")[0] in {"fastapi", "uvicorn", *_HEAVY_THIRD_PARTY}}
+    assert not _under(loaded, {"certissuer.web.app", "certissuer.cli"})
