@@ -85,7 +85,7 @@ def report_dir(settings: Settings) -> tuple[Any, Path]:
 @functools.cache
 def environment(folder: Path) -> SandboxedEnvironment:
     """The sandboxed Jinja2 environment of the report templates in `folder`, made once."""
-    from certissuer.render import _dmy, _place_date_en, _place_date_vi
+    from certissuer.render.filters import dmy, place_date_en, place_date_vi
 
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(folder),
@@ -95,8 +95,8 @@ def environment(folder: Path) -> SandboxedEnvironment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(dmy=_dmy, short=short_label)
-    env.globals.update(place_date_vi=_place_date_vi, place_date_en=_place_date_en)
+    env.filters.update(dmy=dmy, short=short_label)
+    env.globals.update(place_date_vi=place_date_vi, place_date_en=place_date_en)
     return env
 
 
@@ -142,7 +142,7 @@ def sign_report(
     dictionary gets `INFO_CHECKPOINT_KEY` = ``"<tree size> <root hex>"`` in the signed
     revision. Raises `SigningError`.
     """
-    from certissuer._appearance import SignatureSlot
+    from certissuer.sign import SignatureSlot
 
     return bytes(
         sealer.sign(
