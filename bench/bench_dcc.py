@@ -65,6 +65,7 @@ def main() -> None:
     from lxml import etree
 
     from certissuer import dcc
+    from certissuer.dcc import write as dcc_write
     from certissuer.issue import Issuer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,8 +109,8 @@ def main() -> None:
             settings=settings,
         )
         xml = writer.xml(cert, number=number)
-        root = dcc._build(cert, number, settings)
-        build = _median_ms(lambda: dcc._build(cert, number, settings), args.n)
+        root = dcc_write._build(cert, number, settings)
+        build = _median_ms(lambda: dcc_write._build(cert, number, settings), args.n)
         serialise = _median_ms(
             lambda: etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True),
             args.n,

@@ -30,10 +30,11 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from typer.testing import CliRunner
 
 from certissuer import dcc, intake
-from certissuer import model as model_module
 from certissuer.cli import app
 from certissuer.config import Settings, load_settings
+from certissuer.dcc import write as dcc_write
 from certissuer.errors import ConfigError, InputError, InputErrors
+from certissuer.intake import validate as intake_validate
 from certissuer.issue import Issuer
 from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
@@ -44,6 +45,7 @@ from certissuer.model import (
     data_digest,
     parse_certificate,
 )
+from certissuer.model import units as model_module
 from certissuer.verify import Verdict, Verifier
 
 from .conftest import PASSPHRASE, SAMPLES
@@ -295,7 +297,7 @@ def _all_fields(cls: type[BaseModel], out: set[tuple[str, str]]) -> None:
         if name == "kind":
             continue
         out.add((cls.__name__, name))
-        sub = intake._submodel(info.annotation)
+        sub = intake_validate.submodel(info.annotation)
         if sub is not None:
             _all_fields(sub, out)
 
@@ -858,7 +860,7 @@ def test_schema_is_compiled_once_per_real_folder(tmp_path: Path) -> None:
 
 
 def test_embed_true_without_schemas_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dcc, "find_schema_dir", lambda settings=None, env=None: None)
+    monkeypatch.setattr(dcc_write, "find_schema_dir", lambda settings=None, env=None: None)
     with pytest.raises(ConfigError, match="embed is true, but the DCC schemas were not found"):
         dcc.DccWriter.from_settings(Settings(dcc_embed=True))
     assert dcc.DccWriter.from_settings(Settings()) is None  # unset: no schemas, no DCC

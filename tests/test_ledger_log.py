@@ -311,7 +311,7 @@ def test_export_formats(filled: Ledger, tmp_path: Path) -> None:
 
     from openpyxl import load_workbook
 
-    from certissuer.export import COLUMNS, ExportFormat, export_entries
+    from certissuer.report.export import COLUMNS, ExportFormat, export_entries
 
     rows = filled.search(today=TODAY)
     assert export_entries(rows, ExportFormat.CSV, tmp_path / "l.csv") == 5

@@ -27,7 +27,6 @@ from PIL import Image
 
 from certissuer import merkle
 from certissuer.config import Settings
-from certissuer.digitise import PaperCopy, ScanRef
 from certissuer.errors import IssueRefused, LedgerError, TemplateError
 from certissuer.issue import Issuer, load_token_key
 from certissuer.ledger import (
@@ -39,7 +38,7 @@ from certissuer.ledger import (
     LogLeaf,
     leaf_data,
 )
-from certissuer.model import parse_certificate
+from certissuer.model import PaperCopy, ScanRef, parse_certificate
 from certissuer.registry import Register
 from certissuer.render import sanitize_rml
 

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from certissuer.errors import InputError
 from certissuer.model import parse_certificate
 from certissuer.registry import Register
-from certissuer.sector import (
+from certissuer.report.sector import (
     COLUMNS,
     RECORD_TYPES,
     Cursor,

@@ -19,103 +19,74 @@ register at the change number the report also prints. This module only reads.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Connection, Engine, and_, case, func, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
-from certissuer._files import replacing
+from certissuer._tables import new_workbook, save_workbook
 from certissuer.config import Settings
-from certissuer.errors import InputError, LedgerError, TemplateError
+from certissuer.errors import LedgerError
 from certissuer.ledger import (
     CertificateEntry,
-    Checkpoint,
     EventKind,
     FailedVerification,
     LedgerEvent,
-    LogHead,
-    LogLeaf,
-    utc,
 )
 from certissuer.registry import (
     Instrument,
-    InstrumentType,
     Lab,
     Owner,
-    Person,
     RegisteredStandard,
     _match_type,
-    current_change,
+)
+from certissuer.report.layout import KIND_LABELS, month_names, nice_max, render_report
+from certissuer.report.queries import (
+    OTHER_TYPE,
+    ReportCheckpoint,
+    checkpoint_rows,
+    instrument_types,
+    json_text,
+    latest_checkpoint,
+    logged_events,
+    month_buckets,
+    month_edges,
+    period,
+    read_connection,
+    type_names,
+    utc_start,
 )
 
 __all__ = [
     "DIGITISATION_TARGET_YEAR",
-    "HAND",
-    "ActivityLine",
-    "ActivityReport",
+    "UNCLASSIFIED",
+    "UNSPECIFIED",
     "AnnualReport",
     "Digitisation",
     "EventCounts",
     "LabFigures",
     "OverdueGroup",
     "QuantityCount",
-    "ReportCheckpoint",
     "StandardDue",
     "TypeResult",
-    "activity_report",
     "annual_report",
-    "render_activity_pdf",
     "render_annual_pdf",
-    "sign_report",
-    "write_activity_xlsx",
     "write_annual_xlsx",
 ]
 
 _logger = logging.getLogger(__name__)
 
-VIETNAM_TZ_OFFSET = timedelta(hours=7)
-"""Report periods are Vietnamese calendar days (UTC+7); event times are stored in UTC."""
 DIGITISATION_TARGET_YEAR = 2030
 """The provincial plan judges the move from paper to electronic records by the end of 2030."""
-HAND = "(điền tay / to be filled in by hand)"
-"""What the activity report prints where the ledger cannot know the answer."""
-OTHER_TYPE = "(khác / other)"
 UNCLASSIFIED = "(chưa phân loại / unclassified)"
 UNSPECIFIED = "(không rõ / unspecified)"
-INFO_CHECKPOINT_KEY = "CertissuerCheckpoint"
-"""PDF information entry carrying ``<tree size> <root hex>`` of the checkpoint."""
-
-
-# -- the figures -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReportCheckpoint:
-    """The signed ledger checkpoint a report was computed from, and the register's state."""
-
-    lab_code: str
-    tree_size: int
-    """Leaves of the Merkle log the certificate figures count (events at index < size)."""
-    root_hash: str
-    """RFC 6962 root (hex) of those leaves, as signed by the lab."""
-    at: datetime
-    kid: str
-    log_size: int
-    """The log's size when the report was made; above `tree_size` if events came later."""
-    register_change: int
-    """The register's change number when the report was made (see `registry.ChangeCounter`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,153 +251,6 @@ class AnnualReport:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ActivityLine:
-    """One line of form 5.BCHĐ: an instrument type (or quantity) and the work done on it."""
-
-    type_code: str
-    name: str
-    verified: int
-    """Verifications that passed (certificates issued)."""
-    failed: int
-    calibrated: int
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityReport:
-    """The service provider's yearly activity (form 5.BCHĐ of Circular 24/2013/TT-BKHCN)."""
-
-    year: int
-    start: date
-    until: date
-    lab_code: str
-    lab_name_vi: str
-    lab_name_en: str
-    lab_address: str
-    designation: str
-    accreditation: str
-    checkpoint: ReportCheckpoint
-    lines: tuple[ActivityLine, ...]
-    verifiers: int
-    """Personnel of the lab holding a verifier card valid at the end of the period."""
-    signatories: int
-    standards: int
-    """Reference standards of the lab in the register."""
-    revoked: int
-    amended: int
-
-    @property
-    def verified_total(self) -> int:
-        """Verifications that passed."""
-        return sum(x.verified for x in self.lines)
-
-    @property
-    def failed_total(self) -> int:
-        """Verifications that failed."""
-        return sum(x.failed for x in self.lines)
-
-    @property
-    def calibrated_total(self) -> int:
-        """Calibration certificates."""
-        return sum(x.calibrated for x in self.lines)
-
-
-# -- queries ---------------------------------------------------------------------------------
-
-
-def _period(year: int, until: date | None) -> tuple[date, date]:
-    start, end = date(year, 1, 1), date(year, 12, 31)
-    if until is not None:
-        if until.year != year:
-            raise InputError(
-                "--until", f"expected a date in {year}, got {until.isoformat()}", field="until"
-            )
-        end = until
-    return start, end
-
-
-def _utc_start(day: date) -> datetime:
-    """The UTC instant at which Vietnamese calendar day `day` begins."""
-    return datetime.combine(day, time(), tzinfo=UTC) - VIETNAM_TZ_OFFSET
-
-
-def _month_edges(start: date, until: date) -> list[date]:
-    """First day of each month of the period, and the day after `until`."""
-    edges = [date(start.year, m, 1) for m in range(start.month, until.month + 1)]
-    return [*edges, until + timedelta(days=1)]
-
-
-def _buckets(column: Any, edges: Sequence[Any]) -> list[ColumnElement[Any]]:
-    """``SUM(CASE WHEN edges[i] <= column < edges[i+1] THEN 1 ELSE 0 END)`` per interval."""
-    return [
-        func.coalesce(func.sum(case((and_(column >= lo, column < hi), 1), else_=0)), 0)
-        for lo, hi in itertools.pairwise(edges)
-    ]
-
-
-def _json_text(conn: Connection, column: Any, *path: str | int) -> ColumnElement[Any]:
-    """The text at `path` inside a JSON text column (SQLite json_extract / PostgreSQL jsonb)."""
-    if conn.dialect.name == "postgresql":
-        # a literal path, so that the same expression in SELECT and GROUP BY is one expression
-        # for PostgreSQL (bound parameters would differ); the path is ours, never user input
-        pg_path = "{" + ",".join(str(p) for p in path) + "}"
-        expression: ColumnElement[Any] = column.cast(JSONB).op("#>>")(
-            literal_column(f"'{pg_path}'")
-        )
-        return expression
-    json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    return func.json_extract(column, json_path)
-
-
-def _checkpoint(conn: Connection) -> ReportCheckpoint:
-    # first: on PostgreSQL it waits for a transaction writing the register and holds new
-    # ones back while the report reads (see `registry.current_change`)
-    change = current_change(conn)
-    cp = conn.execute(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(1)).first()
-    if cp is None:
-        raise LedgerError(
-            "the ledger's log has no signed checkpoint yet: a report must name the checkpoint "
-            "its figures come from",
-            hint="run 'certissuer ledger checkpoint' (or pass --checkpoint)",
-        )
-    log_size = conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
-    return ReportCheckpoint(
-        lab_code=cp.lab_code,
-        tree_size=cp.tree_size,
-        root_hash=cp.root_hash,
-        at=utc(cp.at),
-        kid=cp.kid,
-        log_size=int(log_size),
-        register_change=int(change),
-    )
-
-
-def _logged_events(size: int) -> Any:
-    """Events covered by the checkpoint of `size` leaves, joined to their certificates."""
-    return (
-        select()
-        .select_from(LedgerEvent)
-        .join(LogLeaf, col(LogLeaf.event_id) == col(LedgerEvent.id))
-        .join(CertificateEntry, col(CertificateEntry.number) == col(LedgerEvent.number))
-        .where(col(LogLeaf.idx) < size)
-    )
-
-
-def _read(engine: Engine) -> Any:
-    """A connection for one read transaction. The certificate figures are bounded by the
-    checkpoint and the register's by `current_change`, so no snapshot isolation is needed."""
-    return engine.connect()
-
-
-def _types(conn: Connection) -> list[InstrumentType]:
-    rows = conn.execute(select(InstrumentType)).all()
-    return [InstrumentType.model_validate(r._mapping) for r in rows]
-
-
-def _type_names(types: Iterable[InstrumentType]) -> dict[str, str]:
-    return {t.code: f"{t.name_vi} / {t.name_en}" if t.name_en else t.name_vi for t in types}
-
-
 def annual_report(
     engine: Engine,
     *,
@@ -446,16 +270,16 @@ def annual_report(
     count as digitised, not as issued. Raises `LedgerError` when there is no checkpoint or the
     database fails, `InputError` when `until` is not in `year`.
     """
-    start, end = _period(year, until)
-    edges = _month_edges(start, end)
+    start, end = period(year, until)
+    edges = month_edges(start, end)
     months = tuple(d.month for d in edges[:-1])
-    utc_edges = [_utc_start(d) for d in edges]
+    utc_edges = [utc_start(d) for d in edges]
     try:
-        with _read(engine) as conn, conn.begin():
-            cp = _checkpoint(conn)
+        with read_connection(engine) as conn, conn.begin():
+            cp = latest_checkpoint(conn)
             size = cp.tree_size
-            types = _types(conn)
-            names = _type_names(types)
+            types = instrument_types(conn)
+            names = type_names(types)
             lab_names = {
                 str(code): str(name)
                 for code, name in conn.execute(select(col(Lab.code), col(Lab.name_vi)))
@@ -464,12 +288,12 @@ def annual_report(
             # certificates issued, per lab, kind and month; and everything before the year
             issue_date = col(CertificateEntry.issue_date)
             issued_rows = conn.execute(
-                _logged_events(size)
+                logged_events(size)
                 .add_columns(
                     col(CertificateEntry.lab_code),
                     col(CertificateEntry.kind),
                     func.coalesce(func.sum(case((issue_date < start, 1), else_=0)), 0),
-                    *_buckets(issue_date, edges),
+                    *month_buckets(issue_date, edges),
                 )
                 .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
                 .where(issue_date <= end)
@@ -495,7 +319,7 @@ def annual_report(
 
             # verification results per instrument type: passed (certificates), failed
             passed_rows = conn.execute(
-                _logged_events(size)
+                logged_events(size)
                 .add_columns(
                     col(CertificateEntry.lab_code),
                     col(CertificateEntry.instrument_name),
@@ -510,13 +334,13 @@ def annual_report(
             failed_rows = conn.execute(
                 select(
                     col(FailedVerification.lab_code),
-                    _json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
+                    json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
                     func.count(),
                 )
                 .where(recorded >= utc_edges[0], recorded < utc_edges[-1])
                 .group_by(
                     col(FailedVerification.lab_code),
-                    _json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
+                    json_text(conn, col(FailedVerification.data_json), "instrument", "name"),
                 )
             ).all()
             results: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -532,9 +356,9 @@ def annual_report(
             )
 
             # calibration certificates per quantity
-            quantity = _json_text(conn, col(CertificateEntry.data_json), "results", 0, "quantity")
+            quantity = json_text(conn, col(CertificateEntry.data_json), "results", 0, "quantity")
             cal_rows = conn.execute(
-                _logged_events(size)
+                logged_events(size)
                 .add_columns(quantity, col(CertificateEntry.instrument_name), func.count())
                 .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
                 .where(col(CertificateEntry.kind) == "calibration")
@@ -553,12 +377,12 @@ def annual_report(
             # revocations and amendments, per kind and month
             at = col(LedgerEvent.at)
             event_rows = conn.execute(
-                _logged_events(size)
+                logged_events(size)
                 .add_columns(
                     col(CertificateEntry.lab_code),
                     col(CertificateEntry.kind),
                     col(LedgerEvent.kind),
-                    *_buckets(at, utc_edges),
+                    *month_buckets(at, utc_edges),
                 )
                 .where(
                     col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
@@ -663,198 +487,13 @@ def annual_report(
     )
 
 
-def activity_report(
-    engine: Engine, *, year: int, lab_code: str, settings: Settings | None = None
-) -> ActivityReport:
-    """Compute the yearly activity report (form 5.BCHĐ) of lab `lab_code` for `year`.
-
-    Counts, per instrument type, the verifications that passed (certificates), those that
-    failed, and the calibration certificates, from 1 January to 31 December; the lab's
-    verifiers (card valid on 31 December), signatories and standards from the register.
-    Names and address come from the register's lab row, else from `settings`. Raises
-    `LedgerError` as `annual_report` does.
-    """
-    start, end = _period(year, None)
-    issue_date = col(CertificateEntry.issue_date)
-    try:
-        with _read(engine) as conn, conn.begin():
-            cp = _checkpoint(conn)
-            types = _types(conn)
-            names = _type_names(types)
-            rows = conn.execute(
-                _logged_events(cp.tree_size)
-                .add_columns(
-                    col(CertificateEntry.kind), col(CertificateEntry.instrument_name), func.count()
-                )
-                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
-                .where(col(CertificateEntry.lab_code) == lab_code)
-                .where(col(CertificateEntry.kind).in_(["verification", "calibration"]))
-                .where(issue_date >= start, issue_date <= end)
-                .group_by(col(CertificateEntry.kind), col(CertificateEntry.instrument_name))
-            ).all()
-            recorded = col(FailedVerification.recorded_at)
-            name_json = _json_text(conn, col(FailedVerification.data_json), "instrument", "name")
-            failed_rows = conn.execute(
-                select(name_json, func.count())
-                .where(col(FailedVerification.lab_code) == lab_code)
-                .where(recorded >= _utc_start(start), recorded < _utc_start(date(year + 1, 1, 1)))
-                .group_by(name_json)
-            ).all()
-            at = col(LedgerEvent.at)
-            event_rows = conn.execute(
-                _logged_events(cp.tree_size)
-                .add_columns(col(LedgerEvent.kind), func.count())
-                .where(col(CertificateEntry.lab_code) == lab_code)
-                .where(
-                    col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
-                )
-                .where(at >= _utc_start(start), at < _utc_start(date(year + 1, 1, 1)))
-                .group_by(col(LedgerEvent.kind))
-            ).all()
-            verifiers = conn.execute(
-                select(func.count())
-                .select_from(Person)
-                .where(col(Person.lab_code) == lab_code, col(Person.verifier_card) != "")
-                .where(col(Person.card_expiry).is_(None) | (col(Person.card_expiry) >= end))
-            ).scalar()
-            signatories = conn.execute(
-                select(func.count())
-                .select_from(Person)
-                .where(col(Person.lab_code) == lab_code, col(Person.signatory).is_(True))
-            ).scalar()
-            standards = conn.execute(
-                select(func.count())
-                .select_from(RegisteredStandard)
-                .where(col(RegisteredStandard.lab_code) == lab_code)
-            ).scalar()
-            lab = conn.execute(select(Lab).where(col(Lab.code) == lab_code)).first()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"the report could not be computed: {exc}") from exc
-    match = functools.lru_cache(maxsize=None)(lambda name: _match_type(name, types))
-    lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for kind, name, n in rows:
-        lines[match(str(name or "")) or OTHER_TYPE][0 if kind == "verification" else 2] += int(n)
-    for name, n in failed_rows:
-        lines[match(str(name or "")) or OTHER_TYPE][1] += int(n)
-    events = {str(k): int(n) for k, n in event_rows}
-    s = settings or Settings(lab_code=lab_code)
-    return ActivityReport(
-        year=year,
-        start=start,
-        until=end,
-        lab_code=lab_code,
-        lab_name_vi=(lab.name_vi if lab is not None and lab.name_vi else s.lab_name_vi),
-        lab_name_en=(lab.name_en if lab is not None and lab.name_en else s.lab_name_en),
-        lab_address=(lab.address_vi if lab is not None and lab.address_vi else s.lab_address_vi),
-        designation=(lab.designation if lab is not None else "") or s.lab_designation,
-        accreditation=(lab.accreditation if lab is not None else "") or s.lab_accreditation,
-        checkpoint=cp,
-        lines=tuple(
-            ActivityLine(code, names.get(code, code), v, f, c)
-            for code, (v, f, c) in sorted(lines.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
-        ),
-        verifiers=int(verifiers or 0),
-        signatories=int(signatories or 0),
-        standards=int(standards or 0),
-        revoked=events.get(EventKind.REVOKED.value, 0),
-        amended=events.get(EventKind.SUPERSEDED.value, 0),
-    )
-
-
-# -- documents -------------------------------------------------------------------------------
-
-_KIND_LABELS = {
-    "verification": ("Kiểm định", "Verification"),
-    "calibration": ("Hiệu chuẩn", "Calibration"),
-    "copy": ("Bản sao điện tử", "Electronic copy"),
-}
-
-
-def _nice_max(values: Iterable[float]) -> tuple[int, int]:
-    """An axis maximum a little above the largest value, and a round step for it."""
-    top = max([0.0, *values])
-    if top <= 5:
-        return 5, 1
-    raw = top * 1.1 / 5
-    magnitude = 10 ** (len(str(int(raw))) - 1)
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return int(step * -(-top * 1.05 // step)), int(step)
-
-
-def _short(text: str, width: int = 28) -> str:
-    """The Vietnamese half of a bilingual label, cut to `width` characters for a chart."""
-    vi = text.split(" / ")[0].strip()
-    return vi if len(vi) <= width else vi[: width - 1] + "…"
-
-
-@functools.cache
-def _renderer(template_dir: Path | None) -> Any:
-    from certissuer.render import Renderer
-
-    return Renderer(template_dir)
-
-
-def _report_dir(settings: Settings) -> tuple[Any, Path]:
-    """The renderer (fonts, allowed folders) and the folder of the report templates: the lab's
-    ``report/`` folder when its template folder has one, else the shipped one."""
-    own = settings.render_template_dir
-    if own is not None and (own / "report").is_dir():
-        renderer = _renderer(own.resolve())
-    else:
-        renderer = _renderer(None)
-    return renderer, renderer.template_dir / "report"
-
-
-@functools.cache
-def _environment(folder: Path) -> SandboxedEnvironment:
-    from certissuer.render import _dmy, _place_date_en, _place_date_vi
-
-    env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-    env.filters.update(dmy=_dmy, short=_short)
-    env.globals.update(place_date_vi=_place_date_vi, place_date_en=_place_date_en)
-    return env
-
-
-def _render(name: str, context: Mapping[str, Any], settings: Settings) -> bytes:
-    """Render template `name` of the report folder to PDF through the certificate pipeline's
-    sanitiser, fonts and canvas (render.py): allowlisted RML, embedded fonts, page x of y."""
-    renderer, folder = _report_dir(settings)
-    lab = {
-        "name_vi": settings.lab_name_vi,
-        "name_en": settings.lab_name_en,
-        "address_vi": settings.lab_address_vi,
-        "address_en": settings.lab_address_en,
-        "place": settings.lab_place,
-    }
-    try:
-        template = _environment(folder).get_template(name)
-        rml = template.render({**context, "fonts": renderer.fonts, "lab": lab})
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"{folder / name}: template not found") from exc
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{folder / name}: {exc}") from exc
-    rendered: bytes = renderer.layout_rml(rml, source=folder / name)
-    return rendered
-
-
-def _month_names(months: Sequence[int]) -> list[str]:
-    return [f"T{m}" for m in months]
-
-
 def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> dict[str, Any]:
     months = list(data.months)
     ver = list(data.issued.get("verification", (0,) * len(months)))
     cal = list(data.issued.get("calibration", (0,) * len(months)))
-    issued_max = _nice_max([*ver, *cal])
+    issued_max = nice_max([*ver, *cal])
     top_types = list(data.verification_results[:10])
-    types_max = _nice_max([x for t in top_types for x in (t.passed, t.failed)])
+    types_max = nice_max([x for t in top_types for x in (t.passed, t.failed)])
     dig = data.digitisation
     line_values = [*dig.electronic, *dig.digitised]
     if dig.paper_total:
@@ -870,16 +509,16 @@ def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> di
         "r": data,
         "signer_name": signer_name,
         "issued_on": issued_on,
-        "kinds": _KIND_LABELS,
-        "month_names": _month_names(months),
+        "kinds": KIND_LABELS,
+        "month_names": month_names(months),
         "ver": ver,
         "cal": cal,
         "issued_max": issued_max,
         "top_types": top_types,
         "types_max": types_max,
-        "line_max": _nice_max(line_values),
+        "line_max": nice_max(line_values),
         "owner_kinds": sorted(owner_kinds.items(), key=lambda kv: (-kv[1], kv[0])),
-        "owner_max": _nice_max(owner_kinds.values()),
+        "owner_max": nice_max(owner_kinds.values()),
         "top_places": top_places[:15],
         "other_places": sum(n for _, n in top_places[15:]),
         "other_places_count": max(0, len(top_places) - 15),
@@ -903,84 +542,20 @@ def render_annual_pdf(
     `TemplateError` when the template is missing or broken.
     """
     context = _annual_context(data, signer_name, issued_on or data.until)
-    return _render("annual.rml.j2", context, settings)
-
-
-def render_activity_pdf(
-    data: ActivityReport, *, settings: Settings, signer_name: str, issued_on: date | None = None
-) -> bytes:
-    """The activity report (form 5.BCHĐ layout) as unsigned PDF bytes; fields the ledger
-    cannot know are left blank and marked `HAND`."""
-    context = {
-        "r": data,
-        "signer_name": signer_name,
-        "issued_on": issued_on or data.until,
-        "hand": HAND,
-    }
-    return _render("activity.rml.j2", context, settings)
-
-
-def sign_report(
-    pdf: bytes,
-    sealer: Any,
-    checkpoint: ReportCheckpoint,
-    *,
-    title: str,
-    location: str,
-    name_on_page: str | None,
-) -> bytes:
-    """PAdES-sign report `pdf` with `sealer` (a `sign.Sealer`), as certificates are signed.
-
-    The visible signature sits over `name_on_page` on the last page; the PDF's information
-    dictionary gets `INFO_CHECKPOINT_KEY` = ``"<tree size> <root hex>"`` in the signed
-    revision. Raises `SigningError`.
-    """
-    from certissuer._appearance import SignatureSlot
-
-    return bytes(
-        sealer.sign(
-            pdf,
-            info={INFO_CHECKPOINT_KEY: f"{checkpoint.tree_size} {checkpoint.root_hash}"},
-            reason=title,
-            location=location,
-            slot=SignatureSlot("Signature1", "Người lập báo cáo / Prepared by", name_on_page),
-        )
-    )
-
-
-# -- workbooks -------------------------------------------------------------------------------
-
-
-def _checkpoint_rows(cp: ReportCheckpoint) -> list[list[Any]]:
-    return [
-        ["checkpoint_lab", cp.lab_code],
-        ["checkpoint_tree_size", cp.tree_size],
-        ["checkpoint_root", cp.root_hash],
-        ["checkpoint_at", cp.at.isoformat()],
-        ["checkpoint_kid", cp.kid],
-        ["log_size", cp.log_size],
-        ["register_change", cp.register_change],
-    ]
-
-
-def _save(workbook: Any, path: Path) -> None:
-    with replacing(path) as tmp:
-        workbook.save(tmp)
+    return render_report("annual.rml.j2", context, settings)
 
 
 def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
     """Write every figure of `data` to an XLSX workbook at `path` (one sheet per table, a
     header row each; the checkpoint in the ``summary`` sheet), atomically."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
+    wb = new_workbook()
     summary = wb.create_sheet("summary")
     summary.append(["figure", "value"])
     for row in [
         ["year", data.year],
         ["from", data.start.isoformat()],
         ["until", data.until.isoformat()],
-        *_checkpoint_rows(data.checkpoint),
+        *checkpoint_rows(data.checkpoint),
         ["issued_total", data.issued_total],
         ["issued_verification", sum(data.issued.get("verification", ()))],
         ["issued_calibration", sum(data.issued.get("calibration", ()))],
@@ -1035,32 +610,4 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
     for lab in data.labs:
         sheet.append([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed,
                       lab.revoked, lab.amended, lab.digitised])  # fmt: skip
-    _save(wb, path)
-
-
-def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
-    """Write the activity report's figures to an XLSX workbook at `path`, atomically."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    summary = wb.create_sheet("summary")
-    summary.append(["figure", "value"])
-    for row in [
-        ["year", data.year],
-        ["lab_code", data.lab_code],
-        *_checkpoint_rows(data.checkpoint),
-        ["verified", data.verified_total],
-        ["failed", data.failed_total],
-        ["calibrated", data.calibrated_total],
-        ["revoked", data.revoked],
-        ["amended", data.amended],
-        ["verifiers", data.verifiers],
-        ["signatories", data.signatories],
-        ["standards", data.standards],
-    ]:
-        summary.append(row)
-    sheet = wb.create_sheet("activity")
-    sheet.append(["type_code", "name", "verified", "failed", "calibrated"])
-    for line in data.lines:
-        sheet.append([line.type_code, line.name, line.verified, line.failed, line.calibrated])
-    _save(wb, path)
+    save_workbook(wb, path)

@@ -1,0 +1,654 @@
+"""DCC 3.1.2 XML → model: a hardened reader that names the line of every problem.
+
+`read_document` maps a DCC back to the model's fields (no DTD, no entities, no network, one
+schema version), so ``certissuer issue FILE.xml`` accepts the documents `certissuer.dcc.write`
+makes, and model → DCC → model gives back the same certificate, Decimal digits, units and
+uncertainties included. Where the D-SI unit maps back to another symbol than the one printed
+(``%RH`` and ``%`` are both ``\\percent``), the printed symbol travels in a ``nonSIUnit``
+metadata entry so that the round trip is exact.
+
+>>> read_certificate(xml) == cert  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any, Final
+
+from lxml import etree
+
+from certissuer.dcc.schema import DCC_PREFIX as _D
+from certissuer.dcc.schema import (
+    MAX_XML_BYTES,
+    ROOT_TAG,
+    SCHEMA_VERSION,
+    STAGE_REFTYPE,
+    Schema,
+    short_names,
+)
+from certissuer.dcc.schema import SI_PREFIX as _S
+from certissuer.dcc.units import dsi_unit, unit_symbol
+from certissuer.errors import InputError, InputErrors
+from certissuer.model import AnyCertificate, field_path, parse_certificate
+
+__all__ = ["DccDocument", "read_certificate", "read_document", "read_with_document"]
+
+
+@dataclass
+class DccDocument:
+    """A DCC document read back into the model's fields, with where each field came from."""
+
+    where: str
+    """The file, for messages."""
+    data: dict[str, Any] | None
+    """The certificate record (as read from JSON); None when the document broke the schema."""
+    number: str | None = None
+    """The document's unique identifier (the number it was issued under), if any."""
+    problems: list[InputError] = field(default_factory=list)
+    """Problems found while mapping the document, each with its line and field."""
+    lines: dict[str, int] = field(default_factory=dict)
+    """Source line of each field, by its path in JSON notation (``results[2].unit``)."""
+
+    @property
+    def ref(self) -> str | None:
+        """The lab's reference of the record, when the document gives one."""
+        ref = (self.data or {}).get("ref")
+        return ref if isinstance(ref, str) else None
+
+    def line_of(self, path: str) -> int:
+        """The source line for the field `path`, or of the nearest enclosing element."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", path) if re.search(r"[.\[]", path) else ""
+        return self.lines.get("", 1)
+
+    def locate(self, error: InputError) -> InputError:
+        """`error` (as the intake words it for this document) with the line of its field."""
+        if error.path != self.where:
+            return error  # already located
+        return InputError(
+            self._at(self.line_of(error.field or "")),
+            error.problem,
+            field=error.field,
+            hint=error.hint,
+        )
+
+    def _at(self, line: int) -> str:
+        return f"{self.where}, line {line}"
+
+    def _problem(
+        self, line: int, field_: str | None, problem: str, hint: str | None = None
+    ) -> None:
+        self.problems.append(InputError(self._at(line), problem, field=field_, hint=hint))
+
+
+_PROLOG: Final = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+"""What may come before a DOCTYPE: a byte-order mark, the XML declaration, PIs, comments."""
+
+
+def _doctype_refused(where: str) -> InputError:
+    return InputError(
+        where,
+        "the document has a DOCTYPE declaration: DTDs and entities are not allowed in a DCC",
+        hint="remove the <!DOCTYPE ...> line and any entity references",
+    )
+
+
+def _parser() -> Any:
+    # NOTE: a parser per document (lxml parsers are not thread-safe). No DTD is loaded, no
+    # entity is resolved, nothing is fetched; huge_tree stays off (libxml2's depth and size
+    # limits apply). Comments and processing instructions are dropped so text reads whole.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        # NOTE: not collect_ids=False: with it, lxml 6.1 / libxml2 2.14 opened the external
+        # DTD named by a DOCTYPE despite load_dtd=False (found by test_dcc's FIFO test).
+    )
+
+
+def read_document(
+    raw: bytes, *, where: str, schema: Schema | None = None, max_bytes: int = MAX_XML_BYTES
+) -> DccDocument:
+    """Parse the DCC document `raw` and map it to the model's fields.
+
+    `where` names the file in messages ("file, line N, field 'x'"). `schema`, when given,
+    validates the document first; a document that breaks it comes back with `DccDocument.data`
+    None and the schema's complaints as `problems`. Raises `InputError` for a document that
+    cannot be used at all: larger than `max_bytes`, not well-formed XML, with a DOCTYPE (DTDs
+    and entities are refused, never read), not a DCC, or a DCC of another schema version.
+    """
+    if len(raw) > max_bytes:
+        raise InputError(
+            where, f"the document is {len(raw)} bytes, more than the limit of {max_bytes}"
+        )
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:4]:
+        raise InputError(where, "the document is not UTF-8 XML", hint="save it as UTF-8")
+    prolog = _PROLOG.match(raw)
+    if prolog is not None and raw.startswith(b"<!DOCTYPE", prolog.end()):
+        # Refused before libxml2 sees it: no DTD, entity declaration or expansion is ever read.
+        raise _doctype_refused(where)
+    try:
+        tree = etree.parse(BytesIO(raw), _parser())
+    except etree.XMLSyntaxError as exc:
+        line = getattr(exc, "lineno", None) or 1
+        raise InputError(
+            f"{where}, line {line}",
+            f"not well-formed XML: {exc.msg}",
+            hint="check that every element is closed and special characters are escaped",
+        ) from exc
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise _doctype_refused(where)
+    root = tree.getroot()
+    if root.tag != ROOT_TAG:
+        raise InputError(
+            f"{where}, line {root.sourceline}",
+            f"not a DCC document: the root element is '{short_names(root.tag)}', expected "
+            "'dcc:digitalCalibrationCertificate' in namespace https://ptb.de/dcc",
+        )
+    version = root.get("schemaVersion")
+    if version != SCHEMA_VERSION:
+        raise InputError(
+            f"{where}, line {root.sourceline}",
+            f"a DCC of schema version {version or '(none)'}: certissuer reads version "
+            f"{SCHEMA_VERSION} only",
+            hint=f"export the certificate as DCC {SCHEMA_VERSION}",
+        )
+    if schema is not None:
+        errors = schema.errors(tree)
+        if errors:
+            doc = DccDocument(where, None)
+            for line, message in errors:
+                doc._problem(
+                    line, None, f"not valid against the DCC {SCHEMA_VERSION} schema: {message}"
+                )
+            return doc
+    return _Reader(where, root).read()
+
+
+def read_certificate(
+    raw: bytes, *, where: str = "DCC", schema: Schema | None = None
+) -> AnyCertificate:
+    """The certificate held by the DCC document `raw` (see `read_document`).
+
+    Raises `InputError` for an unusable document and `InputErrors` listing every problem of a
+    document that does not make a valid certificate.
+    """
+    return read_with_document(raw, where, schema)[1]
+
+
+def read_with_document(
+    raw: bytes, where: str, schema: Schema | None
+) -> tuple[DccDocument, AnyCertificate]:
+    """The document `raw` and its certificate (see `read_document`, `read_certificate`)."""
+    from pydantic import ValidationError
+
+    doc = read_document(raw, where=where, schema=schema)
+    if doc.problems or doc.data is None:
+        raise InputErrors(doc.problems)
+    try:
+        return doc, parse_certificate(doc.data)
+    except ValidationError as exc:
+        errors = []
+        for detail in exc.errors(include_url=False):
+            path = field_path(detail["loc"][1:])  # after the kind tag
+            errors.append(InputError(doc._at(doc.line_of(path)), detail["msg"], field=path or None))
+        raise InputErrors(errors) from exc
+
+
+def _ref_types(el: Any) -> list[str]:
+    value = el.get("refType") or ""
+    return value.split()
+
+
+def _content_text(el: Any | None) -> str | None:
+    """The text of a dcc:textType or richContentType: its contents joined by " / "."""
+    if el is None:
+        return None
+    parts = [c.text or "" for c in el.findall(_D + "content")]
+    return " / ".join(parts) if parts else ""
+
+
+class _Reader:
+    """Maps one DCC document to a certificate record, recording the line of each field."""
+
+    def __init__(self, where: str, root: Any) -> None:
+        self.root = root
+        self.doc = DccDocument(where, {}, lines={"": root.sourceline})
+
+    def read(self) -> DccDocument:
+        doc, root = self.doc, self.root
+        data: dict[str, Any] = {}
+        doc.data = data
+        result = self._one(root, "measurementResults/dcc:measurementResult", "measurementResult")
+        kind = (
+            "verification"
+            if result is not None and "certissuer_verification" in _ref_types(result)
+            else "calibration"
+        )
+        data["kind"] = kind
+        adm = root.find(_D + "administrativeData")
+        core = adm.find(_D + "coreData") if adm is not None else None
+        if core is not None:
+            doc.number = (core.findtext(_D + "uniqueIdentifier") or "").strip() or None
+            ref = self._identification(core, "certissuer_ref", "calibrationLaboratory")
+            if ref is not None:
+                self._set(data, "ref", ref.findtext(_D + "value"), ref)
+            elif doc.number is not None:
+                self._set(data, "ref", doc.number, core.find(_D + "uniqueIdentifier"))
+            self._dates(data, core, kind)
+        if adm is not None:
+            self._item(data, adm, kind)
+            self._persons(data, adm, kind)
+            customer = adm.find(_D + "customer")
+            if customer is not None:
+                key = "customer" if kind == "calibration" else "owner"
+                self._set(data, key, self._party(customer, key), customer)
+            statements = adm.find(_D + "statements")
+            if statements is not None:
+                self._statements(data, statements, kind)
+        if result is not None:
+            method = result.find(f"{_D}usedMethods/{_D}usedMethod/{_D}name")
+            if method is not None:
+                self._set(data, "method", _content_text(method), method)
+            if kind == "calibration":
+                self._standards(data, result)
+                self._conditions(data, result)
+                self._cal_results(data, result)
+            else:
+                self._ver_results(data, result)
+        return doc
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _set(self, target: dict[str, Any], path: str, value: Any, el: Any) -> None:
+        """Set `path` (JSON notation, from the record's root) in `target`, remembering the line."""
+        target[path.rsplit(".", 1)[-1]] = value
+        if el is not None:
+            self.doc.lines[path] = el.sourceline
+
+    def _one(self, parent: Any, path: str, name: str) -> Any | None:
+        found = parent.findall(_D + path.replace("dcc:", _D))
+        if len(found) > 1:
+            self.doc._problem(
+                found[1].sourceline,
+                None,
+                f"expected one {name}, found {len(found)}: certissuer reads one item and one "
+                "measurement result per certificate",
+            )
+        return found[0] if found else None
+
+    @staticmethod
+    def _identification(parent: Any, ref_type: str, issuer: str | None = None) -> Any | None:
+        idents = parent.findall(f"{_D}identifications/{_D}identification")
+        for ident in idents:
+            if ref_type in _ref_types(ident):
+                return ident
+        for ident in idents:  # a DCC from elsewhere: the first one from the right issuer
+            if issuer is not None and (ident.findtext(_D + "issuer") or "").strip() == issuer:
+                return ident
+        return None
+
+    def _party(self, contact: Any, key: str) -> dict[str, Any]:
+        party: dict[str, Any] = {}
+        name = contact.find(_D + "name")
+        if name is not None:
+            self._set(party, f"{key}.name", _content_text(name), name)
+        further = contact.find(f"{_D}location/{_D}further")
+        address = _content_text(further)
+        if address:
+            self._set(party, f"{key}.address", address, further)
+        return party
+
+    def _dates(self, data: dict[str, Any], core: Any, kind: str) -> None:
+        begin = core.find(_D + "beginPerformanceDate")
+        end = core.find(_D + "endPerformanceDate")
+        field_ = "calibrated" if kind == "calibration" else "verification_date"
+        if (
+            begin is not None
+            and end is not None
+            and (begin.text or "").strip() != (end.text or "").strip()
+        ):
+            self.doc._problem(
+                end.sourceline,
+                field_,
+                f"expected the work on one day (beginPerformanceDate {begin.text}, "
+                f"endPerformanceDate {end.text})",
+                hint="certissuer records one calibration or verification date",
+            )
+        if end is not None:
+            self._set(data, field_, (end.text or "").strip(), end)
+        receipt = core.find(_D + "receiptDate")
+        if kind == "calibration" and receipt is not None:
+            self._set(data, "received", (receipt.text or "").strip(), receipt)
+
+    def _item(self, data: dict[str, Any], adm: Any, kind: str) -> None:
+        item = self._one(adm, "items/dcc:item", "item")
+        if item is None:
+            return
+        key = "item" if kind == "calibration" else "instrument"
+        out: dict[str, Any] = {}
+        self._set(data, key, out, item)
+        name = item.find(_D + "name")
+        if name is not None:
+            self._set(out, f"{key}.name", _content_text(name), name)
+        for content in item.findall(f"{_D}description/{_D}content"):
+            types = _ref_types(content)
+            if "certissuer_yearOfManufacture" in types:
+                self._set(out, f"{key}.year", (content.text or "").strip(), content)
+            elif "certissuer_condition" in types:
+                self._set(out, f"{key}.condition", content.text or "", content)
+        maker = item.find(f"{_D}manufacturer/{_D}name")
+        if maker is not None and _content_text(maker):
+            self._set(out, f"{key}.manufacturer", _content_text(maker), maker)
+        model = item.find(_D + "model")
+        if model is not None and (model.text or "").strip():
+            self._set(out, f"{key}.model", model.text, model)
+        serial = self._identification(item, "certissuer_serial", "manufacturer")
+        if serial is not None:
+            self._set(out, f"{key}.serial", serial.findtext(_D + "value"), serial)
+        stamp = self._identification(item, "certissuer_stampNumber")
+        if kind == "verification" and stamp is not None:
+            self._set(data, "stamp_number", stamp.findtext(_D + "value"), stamp)
+
+    def _persons(self, data: dict[str, Any], adm: Any, kind: str) -> None:
+        roles = (
+            ("performed_by", "checked_by", "signatory")
+            if kind == "calibration"
+            else ("verifier", "head")
+        )
+        for person in adm.findall(f"{_D}respPersons/{_D}respPerson"):
+            role = (person.findtext(_D + "role") or "").strip()
+            if role not in roles:
+                continue  # other responsible persons are not part of the model
+            out: dict[str, Any] = {}
+            self._set(data, role, out, person)
+            name = person.find(f"{_D}person/{_D}name")
+            if name is not None:
+                self._set(out, f"{role}.name", _content_text(name), name)
+            title = person.find(_D + "description")
+            if title is not None and _content_text(title):
+                self._set(out, f"{role}.title", _content_text(title), title)
+
+    def _statements(self, data: dict[str, Any], statements: Any, kind: str) -> None:
+        for statement in statements.findall(_D + "statement"):
+            types = _ref_types(statement)
+            declaration = statement.find(_D + "declaration")
+            if "certissuer_place" in types:
+                further = statement.find(f"{_D}location/{_D}further")
+                key = "place_of_calibration" if kind == "calibration" else "place_of_use"
+                self._set(
+                    data, key, _content_text(further), further if further is not None else statement
+                )
+            elif "certissuer_verificationMode" in types and kind == "verification":
+                convention = statement.find(_D + "convention")
+                self._set(
+                    data, "mode", (statement.findtext(_D + "convention") or "").strip(), convention
+                )
+            elif "basic_conformity" in types and kind == "calibration":
+                out: dict[str, Any] = {}
+                self._set(data, "conformity", out, statement)
+                if declaration is not None:
+                    self._set(out, "conformity.statement", _content_text(declaration), declaration)
+                rule = statement.find(_D + "convention")
+                if rule is not None:
+                    self._set(out, "conformity.decision_rule", rule.text or "", rule)
+            elif "certissuer_validUntil" in types:
+                when = statement.find(_D + "date")
+                if when is not None:
+                    self._set(data, "valid_until", (when.text or "").strip(), when)
+            elif "certissuer_deviations" in types and kind == "calibration":
+                self._set(data, "deviations", _content_text(declaration), declaration)
+            elif "certissuer_replaces" in types:
+                out = {}
+                self._set(data, "replaces", out, statement)
+                number = statement.find(_D + "reference")
+                if number is not None:
+                    self._set(out, "replaces.number", number.text or "", number)
+                if declaration is not None:
+                    self._set(out, "replaces.reason", _content_text(declaration), declaration)
+            elif "certissuer_languageNote" in types:
+                self._set(data, "language_note", _content_text(declaration), declaration)
+
+    def _standards(self, data: dict[str, Any], result: Any) -> None:
+        standards: list[dict[str, Any]] = []
+        equipment = result.findall(f"{_D}measuringEquipments/{_D}measuringEquipment")
+        if equipment:
+            self._set(data, "standards", standards, equipment[0].getparent())
+        for index, item in enumerate(equipment):
+            here = f"standards[{index}]"
+            out: dict[str, Any] = {}
+            standards.append(out)
+            self.doc.lines[here] = item.sourceline
+            name = item.find(_D + "name")
+            if name is not None:
+                self._set(out, f"{here}.name", _content_text(name), name)
+            for content in item.findall(f"{_D}description/{_D}content"):
+                if "certissuer_calibrationDue" in _ref_types(content):
+                    self._set(out, f"{here}.calibration_due", (content.text or "").strip(), content)
+            serial = self._identification(item, "certissuer_serial")
+            if serial is not None:
+                self._set(out, f"{here}.serial", serial.findtext(_D + "value"), serial)
+            number = self._identification(item, "certissuer_certificateNumber")
+            if number is not None:
+                self._set(out, f"{here}.certificate_number", number.findtext(_D + "value"), number)
+
+    def _conditions(self, data: dict[str, Any], result: Any) -> None:
+        out: dict[str, Any] = {}
+        names = {"basic_temperature": "temperature", "basic_humidityRelative": "humidity"}
+        units = {"temperature": r"\degreecelsius", "humidity": r"\percent"}
+        for condition in result.findall(f"{_D}influenceConditions/{_D}influenceCondition"):
+            key = next((names[t] for t in _ref_types(condition) if t in names), None)
+            if key is None:
+                continue  # other conditions are not part of the model
+            for quantity in condition.findall(f"{_D}data/{_D}quantity"):
+                types = _ref_types(quantity)
+                name = f"{key}_uncertainty" if "certissuer_uncertainty" in types else key
+                real = self._real(quantity, f"conditions.{name}", units[key])
+                if real is not None:
+                    self._set(out, f"conditions.{name}", real[0], quantity)
+        if out:
+            self._set(data, "conditions", out, result.find(_D + "influenceConditions"))
+
+    def _real(
+        self, quantity: Any, path: str, expected_dsi: str | None = None
+    ) -> tuple[str, str, Any] | None:
+        """``(value, D-SI unit, si:real element)`` of a dcc:quantity, or None (problem noted)."""
+        real = quantity.find(_S + "real")
+        if real is None:
+            self.doc._problem(quantity.sourceline, path, "expected a D-SI value (si:real)")
+            return None
+        value = (real.findtext(_S + "value") or "").strip()
+        dsi = (real.findtext(_S + "unit") or "").strip()
+        if expected_dsi is not None and dsi != expected_dsi:
+            self.doc._problem(
+                real.sourceline, path, f"expected the D-SI unit {expected_dsi}, got '{dsi}'"
+            )
+            return None
+        return value, dsi, real
+
+    def _list(self, result: Any, here: str) -> tuple[Any, dict[str, Any]] | None:
+        data_list = result.find(f"{_D}data/{_D}list")
+        if data_list is None:
+            self.doc._problem(result.sourceline, here, "expected the values in a dcc:list")
+            return None
+        quantities: dict[str, Any] = {}
+        for quantity in data_list.findall(_D + "quantity"):
+            for ref_type in _ref_types(quantity):
+                quantities.setdefault(ref_type, quantity)
+        return data_list, quantities
+
+    def _unit(self, data_list: Any, out: dict[str, Any], here: str, dsi_units: set[str]) -> None:
+        """The printed unit of a list: its nonSIUnit entry, else the symbol of its D-SI unit."""
+        if len(dsi_units) > 1:
+            self.doc._problem(
+                data_list.sourceline,
+                f"{here}.unit",
+                f"expected one unit for the values of an entry, got {', '.join(sorted(dsi_units))}",
+            )
+            return
+        if not dsi_units:
+            return
+        dsi = next(iter(dsi_units))
+        printed = None
+        for meta in data_list.findall(f"{_D}measurementMetaData/{_D}metaData"):
+            if "certissuer_unitSymbol" in _ref_types(meta):
+                printed = meta.find(_D + "nonSIUnit")
+        if printed is not None:
+            symbol = (printed.text or "").strip()
+            if dsi_unit(symbol) != dsi:
+                self.doc._problem(
+                    printed.sourceline,
+                    f"{here}.unit",
+                    f"the unit symbol '{symbol}' does not match the D-SI unit {dsi}",
+                )
+                return
+            self._set(out, f"{here}.unit", symbol, printed)
+            return
+        symbol = unit_symbol(dsi)
+        if symbol is None:
+            self.doc._problem(
+                data_list.sourceline,
+                f"{here}.unit",
+                f"the D-SI unit '{dsi}' is not one certissuer can print",
+                hint="use the D-SI form of a legal unit, for example \\kilogram, \\degreecelsius, "
+                "\\litre\\per\\minute",
+            )
+            return
+        self._set(out, f"{here}.unit", symbol, data_list)
+
+    def _values(
+        self,
+        quantities: Mapping[str, Any],
+        here: str,
+        names: Mapping[str, str],
+        out: dict[str, Any],
+    ) -> set[str]:
+        dsi_units: set[str] = set()
+        for ref_type, name in names.items():
+            quantity = quantities.get(ref_type)
+            if quantity is None:
+                continue
+            real = self._real(quantity, f"{here}.{name}")
+            if real is None:
+                continue
+            value, dsi, _ = real
+            dsi_units.add(dsi)
+            self._set(out, f"{here}.{name}", value, quantity)
+        return dsi_units
+
+    def _cal_results(self, data: dict[str, Any], result: Any) -> None:
+        entries = list(result.findall(f"{_D}results/{_D}result"))
+        rows: list[dict[str, Any]] = []
+        if entries:
+            self._set(data, "results", rows, entries[0].getparent())
+        for index, entry in enumerate(entries):
+            here = f"results[{index}]"
+            out: dict[str, Any] = {}
+            rows.append(out)
+            self.doc.lines[here] = entry.sourceline
+            name = entry.find(_D + "name")
+            if name is not None and _content_text(name):
+                self._set(out, f"{here}.quantity", _content_text(name), name)
+            stage = [s for s, t in STAGE_REFTYPE.items() if t in _ref_types(entry)]
+            if stage:
+                self._set(out, f"{here}.stage", stage[0], entry)
+            found = self._list(entry, here)
+            if found is None:
+                continue
+            data_list, quantities = found
+            names = {
+                "basic_nominalValue": "nominal",
+                "basic_measuredValue": "measured",
+                "basic_measurementError": "error",
+            }
+            dsi_units = self._values(quantities, here, names, out)
+            measured = quantities.get("basic_measuredValue")
+            if measured is None:
+                self.doc._problem(
+                    data_list.sourceline,
+                    f"{here}.measured",
+                    "missing (required): a quantity with refType basic_measuredValue",
+                )
+            else:
+                unc = measured.find(f"{_S}real/{_S}expandedUnc")
+                if unc is None:
+                    self.doc._problem(
+                        measured.sourceline,
+                        f"{here}.uncertainty",
+                        "missing (required): the expanded uncertainty (si:expandedUnc)",
+                    )
+                else:
+                    self._set(
+                        out,
+                        f"{here}.uncertainty",
+                        (unc.findtext(_S + "uncertainty") or "").strip(),
+                        unc,
+                    )
+                    self._set(
+                        out,
+                        f"{here}.coverage_factor",
+                        (unc.findtext(_S + "coverageFactor") or "").strip(),
+                        unc,
+                    )
+            self._unit(data_list, out, here, dsi_units)
+
+    def _ver_results(self, data: dict[str, Any], result: Any) -> None:
+        ranges: list[dict[str, Any]] = []
+        checks: list[dict[str, Any]] = []
+        for entry in result.findall(f"{_D}results/{_D}result"):
+            types = _ref_types(entry)
+            if "certissuer_range" in types:
+                key, rows, names = (
+                    "ranges",
+                    ranges,
+                    {
+                        "certissuer_rangeMin": "lower",
+                        "certissuer_rangeMax": "upper",
+                        "certissuer_scaleInterval": "scale_interval",
+                        "certissuer_mpe": "mpe",
+                    },
+                )
+            elif "certissuer_check" in types:
+                key, rows, names = (
+                    "checks",
+                    checks,
+                    {
+                        "basic_nominalValue": "nominal",
+                        "basic_measurementError": "error",
+                        "certissuer_mpe": "mpe",
+                    },
+                )
+            else:
+                self.doc._problem(
+                    entry.sourceline,
+                    None,
+                    "a result that is neither a range (refType certissuer_range) nor a check "
+                    "point (refType certissuer_check)",
+                )
+                continue
+            if not rows:
+                self._set(data, key, rows, entry)
+            here = f"{key}[{len(rows)}]"
+            out: dict[str, Any] = {}
+            rows.append(out)
+            self.doc.lines[here] = entry.sourceline
+            found = self._list(entry, here)
+            if found is None:
+                continue
+            data_list, quantities = found
+            dsi_units = self._values(quantities, here, names, out)
+            accuracy = quantities.get("certissuer_accuracyClass")
+            if key == "ranges" and accuracy is not None:
+                text = _content_text(accuracy.find(_D + "noQuantity"))
+                self._set(out, f"{here}.accuracy_class", text or "", accuracy)
+            self._unit(data_list, out, here, dsi_units)

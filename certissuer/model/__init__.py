@@ -1,0 +1,85 @@
+"""The certificate and its parts, as typed and validated values; kinds; paper copies.
+
+Two kinds of certificate exist, as Vietnamese labs issue them (Circular 24/2013/TT-BKHCN,
+forms 18.GCNKĐ and 19.GCNHC; ISO/IEC 17025:2017 §7.8):
+
+* `VerificationCertificate` (giấy chứng nhận kiểm định): legal metrology, pass only.
+* `CalibrationCertificate` (giấy chứng nhận hiệu chuẩn): results with expanded uncertainty.
+
+Measured values are `Decimal`, never float. `canonical_json` gives the one canonical form of the
+data (sorted keys, Decimal as string) whose SHA-256 is the data digest recorded in the ledger and
+carried by the QR token.
+
+>>> from certissuer.model import parse_certificate, data_digest
+>>> text = Path("samples/calibration.json").read_text()  # doctest: +SKIP
+>>> cert = parse_certificate(json.loads(text, parse_float=Decimal))  # doctest: +SKIP
+>>> len(data_digest(cert))  # doctest: +SKIP
+64
+
+The package is laid out by part: `kinds` (the kinds, once), `units` (legal units), `parts`
+(parties, instruments, results, ...), `certificate` (the two certificates, parsing, digest),
+`numbers` (values as printed) and `paper` (electronic copies of paper certificates).
+"""
+
+from certissuer.model.certificate import (
+    AnyCertificate,
+    CalibrationCertificate,
+    Certificate,
+    VerificationCertificate,
+    canonical_json,
+    certificate_json_schema,
+    data_digest,
+    field_path,
+    parse_certificate,
+)
+from certissuer.model.kinds import KIND_NAMES, Kind, KindName
+from certissuer.model.numbers import format_decimal, format_result, round_uncertainty
+from certissuer.model.paper import PaperCopy, ScanRef
+from certissuer.model.parts import (
+    CheckPoint,
+    Conditions,
+    Conformity,
+    Date,
+    Instrument,
+    Measurement,
+    MetrologicalRange,
+    Party,
+    ReferenceStandard,
+    Replacement,
+    Signatory,
+    VerificationMode,
+)
+from certissuer.model.units import is_legal_unit
+
+__all__ = [
+    "KIND_NAMES",
+    "AnyCertificate",
+    "CalibrationCertificate",
+    "Certificate",
+    "CheckPoint",
+    "Conditions",
+    "Conformity",
+    "Date",
+    "Instrument",
+    "Kind",
+    "KindName",
+    "Measurement",
+    "MetrologicalRange",
+    "PaperCopy",
+    "Party",
+    "ReferenceStandard",
+    "Replacement",
+    "ScanRef",
+    "Signatory",
+    "VerificationCertificate",
+    "VerificationMode",
+    "canonical_json",
+    "certificate_json_schema",
+    "data_digest",
+    "field_path",
+    "format_decimal",
+    "format_result",
+    "is_legal_unit",
+    "parse_certificate",
+    "round_uncertainty",
+]

@@ -1,0 +1,175 @@
+"""The two kinds of certificate, parsed from data, and their canonical form and digest.
+
+`canonical_json` gives the one canonical form of the data (sorted keys, Decimal as string) whose
+SHA-256 is the data digest recorded in the ledger and carried by the QR token.
+
+>>> cert = parse_certificate(json.loads(text, parse_float=Decimal))  # doctest: +SKIP
+>>> len(data_digest(cert))  # doctest: +SKIP
+64
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationInfo, field_validator
+
+from certissuer.model.kinds import Kind
+from certissuer.model.parts import (
+    CheckPoint,
+    Conditions,
+    Conformity,
+    Date,
+    FrozenModel,
+    Instrument,
+    Measurement,
+    MetrologicalRange,
+    OptText,
+    Party,
+    ReferenceStandard,
+    Replacement,
+    Signatory,
+    Text,
+    VerificationMode,
+    check_after,
+)
+
+__all__ = [
+    "AnyCertificate",
+    "CalibrationCertificate",
+    "Certificate",
+    "VerificationCertificate",
+    "canonical_json",
+    "certificate_json_schema",
+    "data_digest",
+    "field_path",
+    "parse_certificate",
+]
+
+
+class _Common(FrozenModel):
+    ref: Annotated[str, Field(min_length=1, max_length=100)]
+    """The lab's own reference for this record; issuing the same ref again is refused."""
+    replaces: Replacement | None = None
+    """Set by `certissuer amend`: the certificate this one replaces and why."""
+    language_note: OptText = ""
+
+
+class VerificationCertificate(_Common):
+    """Giấy chứng nhận kiểm định / Certificate of verification (Mẫu 18.GCNKĐ)."""
+
+    kind: Literal[Kind.VERIFICATION] = Kind.VERIFICATION
+    instrument: Instrument
+    ranges: list[MetrologicalRange] = Field(min_length=1)
+    owner: Party
+    place_of_use: Text
+    method: Text
+    """Procedure: ĐLVN number and title."""
+    mode: VerificationMode
+    verification_date: Date
+    checks: list[CheckPoint] = Field(min_length=1)
+    stamp_number: OptText = ""
+    """Series and number of the verification stamp; empty when none is used."""
+    valid_until: Date | None = None
+    """Last valid day. Leave it out to have it computed from the register's cycle table
+    (verification date + cycle − 1 day); a given value is checked against the table."""
+    verifier: Signatory
+    head: Signatory
+
+    @property
+    def passes(self) -> bool:
+        """True when every check point is within its maximum permissible error."""
+        return all(c.passes for c in self.checks)
+
+    @field_validator("valid_until")
+    @classmethod
+    def _valid_after_verification(cls, value: date, info: ValidationInfo) -> date:
+        check_after(info, value, "verification_date", strict=True)
+        return value
+
+
+class CalibrationCertificate(_Common):
+    """Giấy chứng nhận hiệu chuẩn / Calibration certificate (Mẫu 19.GCNHC, ISO/IEC 17025 §7.8)."""
+
+    kind: Literal[Kind.CALIBRATION] = Kind.CALIBRATION
+    item: Instrument
+    customer: Party
+    place_of_calibration: Text
+    method: Text
+    received: Date
+    calibrated: Date
+    results: list[Measurement] = Field(min_length=1)
+    standards: list[ReferenceStandard] = Field(min_length=1)
+    conditions: Conditions = Conditions()
+    deviations: OptText = ""
+    """Deviations from, additions to or exclusions from the method."""
+    performed_by: Signatory
+    checked_by: Signatory | None = None
+    signatory: Signatory
+    conformity: Conformity | None = None
+    valid_until: Date | None = None
+    """Only where agreed with the customer (§7.8.4.3)."""
+
+    @property
+    def adjusted(self) -> bool:
+        """True when results are given before and after adjustment."""
+        return any(m.stage for m in self.results)
+
+    @field_validator("calibrated")
+    @classmethod
+    def _calibrated_after_receipt(cls, value: date, info: ValidationInfo) -> date:
+        check_after(info, value, "received", strict=False)
+        return value
+
+    @field_validator("valid_until")
+    @classmethod
+    def _valid_after_calibration(cls, value: date | None, info: ValidationInfo) -> date | None:
+        check_after(info, value, "calibrated", strict=True)
+        return value
+
+
+Certificate = Annotated[
+    VerificationCertificate | CalibrationCertificate, Field(discriminator="kind")
+]
+"""Either kind of certificate, told apart by its ``kind`` field (for pydantic)."""
+
+AnyCertificate = VerificationCertificate | CalibrationCertificate
+"""Either kind of certificate, as a type for annotations."""
+
+_ADAPTER: TypeAdapter[AnyCertificate] = TypeAdapter(Certificate)
+
+
+def parse_certificate(data: Any) -> AnyCertificate:
+    """Validate `data` (a mapping as read from JSON) into a certificate.
+
+    Raises `pydantic.ValidationError`; `certissuer.intake` turns it into `InputError`s that name
+    the file, row and field.
+    """
+    return _ADAPTER.validate_python(data)
+
+
+def certificate_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of one certificate record (either kind)."""
+    return _ADAPTER.json_schema()
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """A pydantic location as people read it: ``('results', 2, 'unit')`` → ``results[2].unit``
+    (list indices from 0)."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def canonical_json(cert: BaseModel) -> bytes:
+    """The canonical JSON form: sorted keys, no spaces, UTF-8, Decimal and dates as strings."""
+    data = cert.model_dump(mode="json")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def data_digest(cert: BaseModel) -> str:
+    """SHA-256 (hex) of `canonical_json(cert)`."""
+    return hashlib.sha256(canonical_json(cert)).hexdigest()

@@ -1,0 +1,228 @@
+"""The parts of a certificate: parties, instruments, ranges, results, standards, signatories.
+
+Each part is a frozen, validated pydantic model; measured values are `Decimal`, units are legal
+units (`certissuer.model.units`), dates are ``YYYY-MM-DD`` and never timestamps.
+
+>>> Party(name="Công ty TNHH ABC").address
+''
+"""
+
+import re
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from certissuer.model.units import check_unit
+
+__all__ = [
+    "CheckPoint",
+    "Conditions",
+    "Conformity",
+    "Date",
+    "FrozenModel",
+    "Instrument",
+    "Measurement",
+    "MetrologicalRange",
+    "OptText",
+    "Party",
+    "ReferenceStandard",
+    "Replacement",
+    "Signatory",
+    "Text",
+    "Unit",
+    "VerificationMode",
+    "check_after",
+]
+
+
+class VerificationMode(StrEnum):
+    """Chế độ kiểm định / Verification mode."""
+
+    INITIAL = "initial"
+    PERIODIC = "periodic"
+    AFTER_REPAIR = "after_repair"
+
+
+Unit = Annotated[str, Field(min_length=1, max_length=20)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+OptText = Annotated[str, Field(max_length=2000)]
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic would read "0" or 86400 as a Unix timestamp: a certificate date is never that.
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        raise ValueError(f"expected a date YYYY-MM-DD, got '{value}'")
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise ValueError(f"expected a date YYYY-MM-DD, got '{value}'")
+    return value
+
+
+Date = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date given as ``YYYY-MM-DD`` (or a `date`), never a timestamp."""
+
+
+def check_after(info: ValidationInfo, value: date | None, earlier: str, *, strict: bool) -> None:
+    """Raise `ValueError` when the date `value` is before the field `earlier` (or on the same
+    day, when `strict`); nothing to say when either is missing."""
+    other = info.data.get(earlier)
+    if value is None or other is None:
+        return  # the earlier field failed on its own, or nothing to compare
+    if value < other or (strict and value == other):
+        word = "after" if strict else "on or after"
+        raise ValueError(f"expected a date {word} {earlier} {other}, got {value}")
+
+
+class FrozenModel(BaseModel):
+    """The base of every part: frozen, unknown fields refused, text stripped."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True
+    )
+
+
+class Party(FrozenModel):
+    """A customer, owner or user of an instrument (name and address as they should print)."""
+
+    name: Text
+    address: OptText = ""
+
+
+class Instrument(FrozenModel):
+    """The measuring instrument or item (Tên phương tiện đo / Đối tượng hiệu chuẩn)."""
+
+    name: Text
+    model: OptText = ""
+    """Kiểu / Type or model."""
+    serial: Text
+    """The maker's serial number, or the number the verifier marked on it."""
+    manufacturer: OptText = ""
+    """Maker and country, as printed: "Mettler Toledo (Thụy Sĩ / Switzerland)"."""
+    year: int | None = Field(default=None, ge=1850, le=2100)
+    condition: OptText = ""
+    """Condition on receipt (calibration, ISO/IEC 17025 §7.8.2.1 f)."""
+
+
+class MetrologicalRange(FrozenModel):
+    """One measuring range and its metrological characteristics (an instrument may have several)."""
+
+    lower: Decimal
+    upper: Decimal
+    unit: Unit
+    scale_interval: Decimal | None = Field(default=None, gt=0)
+    accuracy_class: OptText = ""
+    mpe: Decimal | None = Field(default=None, gt=0)
+    """Maximum permissible error, in `unit`."""
+
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+
+    @field_validator("upper")
+    @classmethod
+    def _upper_above_lower(cls, upper: Decimal, info: ValidationInfo) -> Decimal:
+        lower = info.data.get("lower")
+        if lower is not None and upper <= lower:
+            raise ValueError(f"expected a value above lower ({lower}), got {upper}")
+        return upper
+
+    @model_validator(mode="after")
+    def _range_ok(self) -> "MetrologicalRange":
+        if not self.accuracy_class and self.mpe is None:
+            raise ValueError("expected an accuracy class or a maximum permissible error (mpe)")
+        return self
+
+
+class CheckPoint(FrozenModel):
+    """One verification check point: the error found against the maximum permissible error."""
+
+    nominal: Decimal
+    error: Decimal
+    mpe: Decimal = Field(gt=0)
+    unit: Unit
+
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+
+    @property
+    def passes(self) -> bool:
+        """True when |error| ≤ MPE."""
+        return abs(self.error) <= self.mpe
+
+
+class Measurement(FrozenModel):
+    """One calibration result point."""
+
+    quantity: OptText = ""
+    nominal: Decimal | None = None
+    """Giá trị danh định / Nominal value (the reference value)."""
+    measured: Decimal
+    """Giá trị chỉ thị / Indicated value."""
+    error: Decimal | None = None
+    """Measured minus nominal; computed when absent and a nominal value is given."""
+    uncertainty: Decimal = Field(gt=0)
+    """Expanded uncertainty U, in the unit of `measured`."""
+    coverage_factor: Decimal = Field(default=Decimal(2), gt=0)
+    """k, so that U = k·u_c (usually 2, about 95 % coverage)."""
+    unit: Unit
+    stage: Literal["", "before", "after"] = ""
+    """Before or after adjustment, where the item was adjusted."""
+
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+
+    @property
+    def effective_error(self) -> Decimal | None:
+        """The error as given, or measured − nominal when only the nominal value is given."""
+        if self.error is not None:
+            return self.error
+        if self.nominal is not None:
+            return self.measured - self.nominal
+        return None
+
+
+class ReferenceStandard(FrozenModel):
+    """A reference standard used, with its own certificate (metrological traceability)."""
+
+    name: Text
+    serial: OptText = ""
+    certificate_number: Text
+    calibration_due: Date
+
+
+class Conditions(FrozenModel):
+    """Environmental conditions during the work."""
+
+    temperature: Annotated[Decimal, Field(ge=-60, le=200)] | None = None
+    """Air temperature in °C."""
+    temperature_uncertainty: Decimal | None = Field(default=None, ge=0)
+    humidity: Annotated[Decimal, Field(ge=0, le=100)] | None = None
+    """Relative humidity in %."""
+    humidity_uncertainty: Decimal | None = Field(default=None, ge=0)
+
+
+class Signatory(FrozenModel):
+    """A person who performs, checks, verifies, approves or signs."""
+
+    name: Text
+    title: OptText = ""
+
+
+class Conformity(FrozenModel):
+    """A statement of conformity, only where the customer asked for one (ISO/IEC 17025 §7.8.6)."""
+
+    statement: Text
+    decision_rule: Text
+
+
+class Replacement(FrozenModel):
+    """What an amended certificate replaces, and why (ISO/IEC 17025 §7.8.8)."""
+
+    number: Annotated[str, Field(min_length=1, max_length=60)]
+    reason: Text

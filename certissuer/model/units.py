@@ -1,0 +1,41 @@
+"""Legal units of measurement, as Vietnamese certificates may print them.
+
+>>> is_legal_unit("kg"), is_legal_unit("psi")
+(True, False)
+"""
+
+__all__ = ["check_unit", "is_legal_unit"]
+
+# Legal units of measurement (Decree 86/2012/NĐ-CP: SI units, their decimal multiples and
+# units accepted for use with the SI). Symbols are case-sensitive, as printed on a certificate.
+_SI_PREFIXES = tuple("Y Z E P T G M k h da d c m µ μ n p".split())
+_PREFIXABLE = frozenset(
+    """m g s A K mol cd Hz N Pa J W C V F Ω S Wb T H lm lx Bq Gy Sv L l t bar Wh VA var eV
+    m² m³ m2 m3 m/s N·m N.m g/cm³ g/cm3 g/L kg/m³ kg/m3 L/min L/h m³/h m3/h m/s² m/s2""".split()
+)
+_PLAIN = frozenset(
+    """°C % %RH ° ′ ″ rad sr min h d ha dB pH r/min vòng/phút km/h kWh kVAh kvarh 1 ppm °Bx
+    %vol kgf/cm²""".split()
+) | {"% vol"}
+
+
+def is_legal_unit(symbol: str) -> bool:
+    """Return True when `symbol` is a legal unit of measurement (SI, multiples, accepted units).
+
+    `symbol` is compared exactly ("kg" is legal, "KG", "lbs" and "psi" are not).
+    """
+    s = symbol.strip()
+    if s in _PLAIN or s in _PREFIXABLE:
+        return True
+    return any(s.startswith(p) and s[len(p) :] in _PREFIXABLE for p in _SI_PREFIXES)
+
+
+def check_unit(value: str) -> str:
+    """`value` stripped, when it is a legal unit; raises `ValueError` (for pydantic) if not."""
+    value = value.strip()
+    if not is_legal_unit(value):
+        raise ValueError(
+            f"expected a legal unit of measurement (for example kg, g, mm, L, °C, kPa, %), "
+            f"got '{value}'"
+        )
+    return value
