@@ -1,4 +1,4 @@
-"""Files written whole or not at all.
+"""Files written whole or not at all, and where the shipped templates are.
 
 Every file certissuer writes for a person (certificates, reports, exports, error reports,
 registers) goes to a temporary file beside the target, is flushed to disk and renamed over
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replacing", "temporary_name", "write_atomic"]
+__all__ = ["default_template_dir", "replacing", "temporary_name", "write_atomic"]
 
 
 def temporary_name(path: Path) -> Path:
@@ -54,3 +54,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` whole or not at all (see `replacing`)."""
     with replacing(path) as tmp:
         tmp.write_bytes(data)
+
+
+def default_template_dir() -> Path:
+    """Return the folder of the templates shipped with certissuer.
+
+    A wheel carries them as ``certissuer/templates``; in a source checkout they are the
+    repository's top-level ``templates/`` folder.
+    """
+    package = Path(__file__).resolve().parent
+    bundled = package / "templates"
+    if bundled.is_dir():
+        return bundled
+    return package.parent / "templates"

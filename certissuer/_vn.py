@@ -15,9 +15,9 @@ and "Đồng Tháp" the same English line.
 from __future__ import annotations
 
 import unicodedata
-from datetime import timedelta, timezone
+from datetime import date, timedelta, timezone
 
-__all__ = ["VIETNAM_TZ", "file_stem", "fold", "strip_marks"]
+__all__ = ["VIETNAM_TZ", "dmy", "file_stem", "fold", "strip_marks"]
 
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 """Indochina Time (UTC+7, no daylight saving): the dates on certificates and pages."""
@@ -37,3 +37,8 @@ def file_stem(text: str) -> str:
 def fold(text: str) -> str:
     """A key for comparing names people type: NFC, case-folded, whitespace collapsed."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def dmy(value: date) -> str:
+    """dd/mm/yyyy, as dates print on certificates, pages and letters."""
+    return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"

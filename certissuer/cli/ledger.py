@@ -1,7 +1,7 @@
 """``certissuer ledger``: look at, search, export, prove and audit what the ledger holds.
 
 A ledger entry prints in one JSON shape everywhere (``ledger list --json``, ``ledger search
---json``, ``ledger export --format json``): `certissuer.export.entry_row`.
+--json``, ``ledger export --format json``): `certissuer.report.export.entry_row`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
 
 def print_entries_json(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
     """Print `rows` as a JSON list in the one shape of a ledger entry (`entry_row`)."""
-    from certissuer.export import entry_row
+    from certissuer.report.export import entry_row
 
     typer.echo(json.dumps([entry_row(e, s) for e, s in rows], ensure_ascii=False, indent=2))
 
@@ -136,7 +136,7 @@ def ledger_show(
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
-    from certissuer.export import COLUMNS
+    from certissuer.report.export import COLUMNS
 
     for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
         say(f"{key:18} {record[key]}")
@@ -407,7 +407,7 @@ def ledger_export(
     status: _StatusOpt = None,
 ) -> None:
     """Export certificates (all, or those matching the filters) to CSV, XLSX or JSON."""
-    from certissuer.export import ExportFormat, export_entries
+    from certissuer.report.export import ExportFormat, export_entries
 
     try:
         form = ExportFormat(fmt)

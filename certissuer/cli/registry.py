@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,7 +13,11 @@ from rich.table import Table
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
 from certissuer.cli._state import State, out, say, warn
+from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
+
+if TYPE_CHECKING:
+    from certissuer.registry import Register
 
 __all__ = [
     "recall",
@@ -36,6 +40,19 @@ _PartArg = Annotated[
 ]
 
 
+def _open_register(settings: Settings) -> Register:
+    """The register of the lab `settings` describe, in its ledger (created or upgraded)."""
+    from certissuer.ledger import Ledger
+    from certissuer.registry import Register
+
+    return Register(
+        Ledger.open(settings.ledger_url).engine,
+        lab_code=settings.lab_code,
+        instrument_types=settings.registry_instrument_types,
+        outside_scope=settings.registry_outside_scope,
+    )
+
+
 def _cell(value: object) -> str:
     return "" if value is None else escape(str(value))
 
@@ -47,9 +64,9 @@ def registry_list(
     limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
 ) -> None:
     """List what the register holds of PART (this lab's rows)."""
-    from certissuer.registry import KINDS, open_register
+    from certissuer.registry import KINDS
 
-    register = open_register(ctx.obj.settings())
+    register = _open_register(ctx.obj.settings())
     rows = register.list(part, limit=limit)
     table = Table(*[c.name for c in KINDS[part].columns], title=escape(f"registry: {part}"))
     for row in rows:
@@ -64,9 +81,9 @@ def registry_show(
     key: Annotated[list[str], typer.Argument(help="The key columns' values, in order.")],
 ) -> None:
     """Show one row of PART by its key (lab: code; instrument: owner_code type_code serial)."""
-    from certissuer.registry import KINDS, open_register
+    from certissuer.registry import KINDS
 
-    row = open_register(ctx.obj.settings()).find(part, key)
+    row = _open_register(ctx.obj.settings()).find(part, key)
     if row is None:
         raise LedgerError(
             f"no {part} with {', '.join(KINDS[part].key)} = {' '.join(key)} in the register",
@@ -83,7 +100,6 @@ def registry_add(
     values: Annotated[list[str], typer.Argument(help="column=value pairs.")],
 ) -> None:
     """Add (or update, by its key) one row of PART: certissuer registry add person name=…"""
-    from certissuer.registry import open_register
 
     pairs: dict[str, str] = {}
     for item in values:
@@ -91,7 +107,7 @@ def registry_add(
         if not sep:
             raise InputError("registry add", f"expected column=value, got '{item}'")
         pairs[name.strip()] = value
-    open_register(ctx.obj.settings()).add(part, pairs)
+    _open_register(ctx.obj.settings()).add(part, pairs)
     say(f"added {part}")
 
 
@@ -102,9 +118,8 @@ def registry_import(
     file: Annotated[Path, typer.Argument(help="CSV or XLSX file, one header row.")],
 ) -> None:
     """Import rows of PART from FILE; bad rows are reported (file, row, field) and skipped."""
-    from certissuer.registry import open_register
 
-    report = open_register(ctx.obj.settings()).import_file(part, file)
+    report = _open_register(ctx.obj.settings()).import_file(part, file)
     for error in report.errors:
         hint = f" (hint: {error.hint})" if error.hint else ""
         warn(f"rejected: {error}{hint}")
@@ -119,9 +134,8 @@ def registry_export(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="A .csv or .xlsx file.")],
 ) -> None:
     """Write the rows of PART to a CSV or XLSX file that can be imported again."""
-    from certissuer.registry import open_register
 
-    count = open_register(ctx.obj.settings()).export_file(part, out_file)
+    count = _open_register(ctx.obj.settings()).export_file(part, out_file)
     say(f"wrote {count} rows to {out_file}")
 
 
@@ -138,7 +152,7 @@ def recall(
     today: Annotated[str | None, typer.Option(help="Count from this date (YYYY-MM-DD).")] = None,
 ) -> None:
     """Instruments whose certificate expires within the window or has expired, by owner."""
-    from certissuer.registry import open_register, parse_window
+    from certissuer.registry import parse_window
     from certissuer.registry.recall import COLUMNS, RecallFormat, recall_rows, write_recall
 
     state: State = ctx.obj
@@ -150,7 +164,7 @@ def recall(
     if kind is not RecallFormat.TABLE and out_file is None:
         raise InputError("recall", f"--format {fmt} needs --out FILE")
     settings = state.settings()
-    result = open_register(settings).recall(
+    result = _open_register(settings).recall(
         within_days=parse_window(within, day), today=day, owner=owner, type_code=type_code
     )
     if kind is RecallFormat.TABLE:

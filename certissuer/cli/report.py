@@ -166,7 +166,7 @@ def export_sector(
     fmt: Annotated[str, typer.Option("--format", help="csv, json or xlsx.")] = "json",
 ) -> None:
     """Certificates, instruments, standards and inspectors changed since a date or cursor."""
-    from certissuer.sector import Cursor, SectorFormat, sector_export, write_sector_export
+    from certissuer.report.sector import Cursor, SectorFormat, sector_export, write_sector_export
 
     state: State = ctx.obj
     try:

@@ -5,7 +5,7 @@ and their verification cycles, reference standards, personnel and verification s
 and the cycle rules; `io` the import and export of register files; `recall` the recall lists
 and their letters; `register` the `Register` of one lab that joins them.
 
->>> register = open_register(settings)  # doctest: +SKIP
+>>> register = Register(ledger.engine, lab_code="DT01")  # doctest: +SKIP
 >>> register.recall(within_days=30, today=date(2026, 12, 1)).count  # doctest: +SKIP
 12
 """
@@ -30,7 +30,7 @@ from certissuer.registry.recall import (
     recall_rows,
     write_recall,
 )
-from certissuer.registry.register import Register, open_register
+from certissuer.registry.register import Register
 from certissuer.registry.tables import (
     CHANGE_TRACKED,
     ChangeCounter,
@@ -47,10 +47,6 @@ from certissuer.registry.tables import (
     current_change,
     load_instrument_types,
 )
-
-# NOTE: the name report.py imported before `match_type` was public; drop it once it imports
-# `match_type`.
-_match_type = match_type
 
 __all__ = [
     "CHANGE_TRACKED",
@@ -79,7 +75,6 @@ __all__ = [
     "current_change",
     "load_instrument_types",
     "match_type",
-    "open_register",
     "parse_stamp",
     "parse_window",
     "read_table",

@@ -28,6 +28,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from certissuer._files import write_atomic
+from certissuer._vn import dmy
 from certissuer.config import Settings
 from certissuer.errors import InputError, TemplateError
 from certissuer.registry.base import RegisterBase
@@ -283,11 +284,19 @@ def write_recall(
     write_table(path, COLUMNS, recall_rows(recall, lab_code=lab_code))
 
 
-def _dmy(d: Any) -> str:
-    return f"{d.day:02d}/{d.month:02d}/{d.year}"
-
-
 def recall_pdf(recall: Recall, settings: Settings) -> bytes:
+    """The recall letters as one PDF (one letter per owner), laid out with reportlab.
+
+    reportlab's font registry is process-wide and a certificate render resets it: the letters
+    are laid out under the same lock as every render.
+    """
+    from certissuer.render import reportlab_lock
+
+    with reportlab_lock:
+        return _recall_pdf(recall, settings)
+
+
+def _recall_pdf(recall: Recall, settings: Settings) -> bytes:
     """One bilingual reminder letter per owner, then the lab's standards due, as PDF bytes."""
     from xml.sax.saxutils import escape
 
@@ -374,7 +383,7 @@ def recall_pdf(recall: Recall, settings: Settings) -> bytes:
         )
         return t
 
-    today, until = _dmy(recall.today), _dmy(recall.until)
+    today, until = dmy(recall.today), dmy(recall.until)
     story: list[Any] = []
     for group in recall.groups:
         if story:
@@ -415,7 +424,7 @@ def recall_pdf(recall: Recall, settings: Settings) -> bytes:
                 " ".join(x for x in (i.model, i.serial) if x),
                 i.place_of_use,
                 i.last_certificate,
-                _dmy(i.valid_until) + (" (hết hạn / expired)" if i.overdue else ""),
+                dmy(i.valid_until) + (" (hết hạn / expired)" if i.overdue else ""),
             ]
             for i in group.items
         ]
@@ -456,7 +465,7 @@ def recall_pdf(recall: Recall, settings: Settings) -> bytes:
                         s.name,
                         s.serial,
                         s.certificate_number,
-                        _dmy(s.calibration_due)
+                        dmy(s.calibration_due)
                         + (" (quá hạn / overdue)" if s.calibration_due < recall.today else ""),
                     ]
                     for s in recall.standards

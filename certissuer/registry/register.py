@@ -23,13 +23,11 @@ a lab that is not in the register issues exactly as before.
 ... # doctest: +SKIP
 """
 
-from typing import Any
-
 from certissuer.registry.checks import RegisterChecks
 from certissuer.registry.io import RegisterIO
 from certissuer.registry.recall import RegisterRecall
 
-__all__ = ["Register", "open_register"]
+__all__ = ["Register"]
 
 
 class Register(RegisterChecks, RegisterIO, RegisterRecall):
@@ -40,16 +38,3 @@ class Register(RegisterChecks, RegisterIO, RegisterRecall):
     outside the accreditation scope: ``refuse``, or ``unaccredited`` (issue without the
     accreditation mark, saying so on the certificate).
     """
-
-
-def open_register(settings: Any) -> Register:
-    """The register of the lab `settings` describe, in its ledger (created or upgraded)."""
-    from certissuer.ledger import Ledger
-
-    ledger = Ledger.open(settings.ledger_url)
-    return Register(
-        ledger.engine,
-        lab_code=settings.lab_code,
-        instrument_types=settings.registry_instrument_types,
-        outside_scope=settings.registry_outside_scope,
-    )

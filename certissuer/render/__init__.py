@@ -29,9 +29,3 @@ __all__ = [
     "reportlab_lock",
     "sanitize_rml",
 ]
-
-# NOTE: report.py imports the filters under their former private names; these aliases go
-# once it imports `dmy`, `place_date_en` and `place_date_vi`.
-_dmy = dmy
-_place_date_en = place_date_en
-_place_date_vi = place_date_vi

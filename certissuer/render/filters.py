@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import jinja2
 
-from certissuer._vn import strip_marks
+from certissuer._vn import dmy, strip_marks
 from certissuer.model import VerificationMode, format_decimal, format_result
 
 __all__ = [
@@ -42,11 +42,6 @@ VERIFICATION_MODES = {
     VerificationMode.AFTER_REPAIR: ("Sau sửa chữa", "After repair"),
 }
 """Each verification mode in Vietnamese and English (templates: ``verification_modes``)."""
-
-
-def dmy(value: date) -> str:
-    """dd/mm/yyyy, as dates print on the certificate."""
-    return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
 
 
 def place_date_vi(place: str, value: date) -> str:

@@ -36,7 +36,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # lxml-stubs not installed
 from PIL import Image
 
-import certissuer
+from certissuer._files import default_template_dir
 from certissuer.config import Settings
 from certissuer.errors import CertissuerError, ConfigError, TemplateError
 from certissuer.model import CalibrationCertificate, VerificationCertificate
@@ -52,19 +52,6 @@ _logger = logging.getLogger(__name__)
 AnyCertificate = VerificationCertificate | CalibrationCertificate
 
 _FONT_FAMILY = "Be Vietnam Pro"
-
-
-def default_template_dir() -> Path:
-    """Return the folder of the templates shipped with certissuer.
-
-    A wheel carries them as ``certissuer/templates``; in a source checkout they are the
-    repository's top-level ``templates/`` folder.
-    """
-    package = Path(certissuer.__file__).resolve().parent
-    bundled = package / "templates"
-    if bundled.is_dir():
-        return bundled
-    return package.parent / "templates"
 
 
 @dataclass(frozen=True, slots=True)

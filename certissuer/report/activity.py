@@ -34,7 +34,7 @@ from certissuer.registry import (
     Lab,
     Person,
     RegisteredStandard,
-    _match_type,
+    match_type,
 )
 from certissuer.report.layout import render_report
 from certissuer.report.queries import (
@@ -182,7 +182,7 @@ def activity_report(
             lab = conn.execute(select(Lab).where(col(Lab.code) == lab_code)).first()
     except SQLAlchemyError as exc:
         raise LedgerError(f"the report could not be computed: {exc}") from exc
-    match = functools.lru_cache(maxsize=None)(lambda name: _match_type(name, types))
+    match = functools.lru_cache(maxsize=None)(lambda name: match_type(name, types))
     lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for kind, name, n in rows:
         lines[match(str(name or "")) or OTHER_TYPE][0 if kind == "verification" else 2] += int(n)

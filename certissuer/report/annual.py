@@ -45,7 +45,7 @@ from certissuer.registry import (
     Lab,
     Owner,
     RegisteredStandard,
-    _match_type,
+    match_type,
 )
 from certissuer.report.layout import KIND_LABELS, month_names, nice_max, render_report
 from certissuer.report.queries import (
@@ -344,7 +344,7 @@ def annual_report(
                 )
             ).all()
             results: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-            match = functools.lru_cache(maxsize=None)(lambda name: _match_type(name, types))
+            match = functools.lru_cache(maxsize=None)(lambda name: match_type(name, types))
             for _lab, name, n in passed_rows:
                 results[match(str(name or "")) or OTHER_TYPE][0] += int(n)
             for lab_code, name, n in failed_rows:

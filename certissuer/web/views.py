@@ -21,6 +21,8 @@ import jinja2
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from certissuer._files import default_template_dir
+from certissuer._vn import dmy
 from certissuer.config import Settings
 from certissuer.ledger import CertificateEntry
 from certissuer.model import (
@@ -64,8 +66,6 @@ _MODES = {
 
 def web_template_dir() -> Path:
     """The folder of the page's templates (``templates/web``, shipped with certissuer)."""
-    from certissuer.render import default_template_dir
-
     return default_template_dir() / "web"
 
 
@@ -177,19 +177,15 @@ class CertificateDetails:
             rows.append(Row("mode", "Chế độ kiểm định", "Verification mode", f"{vi} / {en}"))
         rows.append(Row("work-date", *pick(("Ngày kiểm định", "Date of verification"),
                                            ("Ngày hiệu chuẩn", "Date of calibration")),
-                        _dmy(self.work_date)))  # fmt: skip
-        rows.append(Row("issue-date", "Ngày cấp", "Date of issue", _dmy(self.issue_date)))
+                        dmy(self.work_date)))  # fmt: skip
+        rows.append(Row("issue-date", "Ngày cấp", "Date of issue", dmy(self.issue_date)))
         if self.valid_until is not None:
-            rows.append(Row("valid-until", "Có giá trị đến", "Valid until", _dmy(self.valid_until)))
+            rows.append(Row("valid-until", "Có giá trị đến", "Valid until", dmy(self.valid_until)))
         if self.conclusion_vi:
             rows.append(Row("result", *pick(("Kết luận", "Conclusion"), ("Kết quả", "Results")),
                             self.conclusion_vi if self.conclusion_vi == self.conclusion_en
                             else f"{self.conclusion_vi} / {self.conclusion_en}"))  # fmt: skip
         return rows
-
-
-def _dmy(value: date) -> str:
-    return f"{value:%d/%m/%Y}"
 
 
 def certificate_details(entry: CertificateEntry) -> CertificateDetails:
@@ -328,7 +324,7 @@ class Pages:
             auto_reload=False,
         )
         self.env.filters["grouped"] = _grouped
-        self.env.filters["dmy"] = _dmy
+        self.env.filters["dmy"] = dmy
         self.css = (web_template_dir() / "web.css").read_bytes()
 
     def render(self, template: str, *, root: str, **context: Any) -> str:
