@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-out
 
-.PHONY: install demo test lint bench bench-all clean
+.PHONY: install demo test lint lock bench bench-all clean
 
-$(BIN)/certissuer: pyproject.toml
+$(BIN)/certissuer: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,postgres]'
 	touch $@
 
 install: $(BIN)/certissuer
@@ -33,6 +33,12 @@ lint: install
 	$(BIN)/ruff format --check certissuer tests bench
 	$(BIN)/ruff check certissuer tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The exact versions `make` and CI install (pip constraints); refresh after changing pyproject.
+lock: install
+	{ echo "# certissuer's tested dependency versions: make lock writes this file from the venv."; \
+	  $(BIN)/pip freeze --exclude-editable; } > requirements.lock
 
 bench: install
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_issue.py
