@@ -30,18 +30,18 @@ from certissuer.errors import (
     TokenError,
     VerificationFailed,
 )
-from certissuer.model import (
-    CalibrationCertificate,
-    Certificate,
-    Kind,
-    VerificationCertificate,
-    parse_certificate,
-)
 
 if TYPE_CHECKING:
     from certissuer.intake import read_certificates
     from certissuer.issue import Issued, Issuer
     from certissuer.ledger import Ledger
+    from certissuer.model import (
+        CalibrationCertificate,
+        Certificate,
+        Kind,
+        VerificationCertificate,
+        parse_certificate,
+    )
     from certissuer.verify import Report, Verdict, Verifier
 
 __all__ = [
@@ -72,6 +72,11 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CalibrationCertificate": "certissuer.model",
+    "Certificate": "certissuer.model",
+    "Kind": "certissuer.model",
+    "VerificationCertificate": "certissuer.model",
+    "parse_certificate": "certissuer.model",
     "Issued": "certissuer.issue",
     "Issuer": "certissuer.issue",
     "Ledger": "certissuer.ledger",
@@ -83,7 +88,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Rendering and signing pull in reportlab, z3c.rml and pyHanko: import them on first use.
+    # pydantic, SQLAlchemy, reportlab, z3c.rml and pyHanko take most of the start-up time:
+    # the CLI's --help needs none of them, so each is imported on first use.
     if name in _LAZY:
         import importlib
 

@@ -67,3 +67,17 @@ def test_web_worker_loads_no_web_framework() -> None:
     loaded = _loaded("certissuer.web.worker")
     assert not {m for m in loaded if m.split(".")[0] in {"fastapi", "uvicorn", *_HEAVY_THIRD_PARTY}}
     assert not _under(loaded, {"certissuer.web.app", "certissuer.cli"})
+
+
+def test_the_command_line_starts_without_the_libraries_its_commands_use() -> None:
+    # `certissuer --help` (and every command's start) loads Typer and the settings only: the
+    # database, PDF, signing and web libraries come with the command that uses them.
+    code = (
+        "import certissuer.cli, sys, json; print(json.dumps(sorted({m.split('.')[0] "
+        "for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    heavy = {"sqlalchemy", "sqlmodel", "pyhanko", "reportlab", "z3c", "pikepdf", "fastapi"}
+    assert not heavy & set(json.loads(out.stdout))

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from certissuer import intake
 from certissuer.cli._app import app
 from certissuer.cli._state import say
 from certissuer.config import DEFAULT_CONFIG_NAME, starter_config
@@ -34,4 +33,6 @@ def init(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of one certificate record."""
+    from certissuer import intake
+
     typer.echo(intake.certificate_schema_json())

@@ -11,7 +11,6 @@ from certissuer._files import write_atomic
 from certissuer.cli._app import app
 from certissuer.cli._state import State, warn
 from certissuer.errors import ConfigError, LedgerError, VerificationFailed
-from certissuer.ledger import Ledger
 
 __all__ = ["dcc_app", "dcc_export", "dcc_extract"]
 
@@ -67,6 +66,7 @@ def dcc_export(
 ) -> None:
     """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
     from certissuer import dcc
+    from certissuer.ledger import Ledger
 
     state: State = ctx.obj
     settings = state.settings()

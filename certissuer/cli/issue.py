@@ -9,11 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from certissuer import intake
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, passphrase, say, token_key, warn
 from certissuer.errors import ConfigError, InputError, IssueRefused, LedgerError
-from certissuer.ledger import Ledger
 
 __all__ = ["amend", "issue", "revoke", "run_exit_code", "sign_approve"]
 
@@ -45,6 +43,7 @@ def issue(
     level: _LevelOpt = None,
 ) -> None:
     """Issue one signed certificate per record of RESULTS and record it in the ledger."""
+    from certissuer import intake
     from certissuer.issue import Issuer
     from certissuer.sign import Level
 
@@ -135,6 +134,7 @@ def sign_approve(
 ) -> None:
     """Add the head of the lab's approval signature to a verification certificate."""
     from certissuer.approve import approve_pdf
+    from certissuer.ledger import Ledger
     from certissuer.sign import Sealer
     from certissuer.verify import Verifier
 
@@ -165,6 +165,8 @@ def revoke(
     reason: Annotated[str, typer.Option(help="Why (shown to inspectors).")],
 ) -> None:
     """Revoke a certificate: a new event in the ledger; nothing is overwritten."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     settings = state.settings()
     key = token_key(state)  # before anything is written: the event is signed with it
@@ -184,6 +186,8 @@ def amend(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the new PDF.")] = Path("out"),
 ) -> None:
     """Issue an amended certificate that replaces NUMBER (ISO/IEC 17025 §7.8.8)."""
+    from certissuer import intake
+
     records = intake.read_certificates(results)
     if len(records) != 1:
         raise ConfigError(f"{results}: an amendment takes exactly one record, got {len(records)}")

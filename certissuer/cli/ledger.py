@@ -21,7 +21,6 @@ from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, out, say, token_key
 from certissuer.errors import ConfigError, LedgerError
-from certissuer.ledger import Ledger
 
 if TYPE_CHECKING:
     from certissuer.ledger import CertificateEntry, Status
@@ -74,6 +73,8 @@ def ledger_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List issued certificates, newest first."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     ledger = Ledger.open(state.settings().ledger_url, create=False)
     today = datetime.now(VIETNAM_TZ).date()
@@ -91,7 +92,7 @@ def ledger_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one certificate's ledger entry, data and events."""
-    from certissuer.ledger import event_problem, utc
+    from certissuer.ledger import Ledger, event_problem, utc
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj
@@ -154,6 +155,8 @@ def ledger_upgrade(ctx: typer.Context) -> None:
     With the lab's token key configured, events written before events were signed are then
     signed with it, marked "signed at upgrade", where a checkpoint the lab signed vouches for
     them."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     settings = state.settings()
     ledger = Ledger.open(settings.ledger_url, create=False)
@@ -210,6 +213,8 @@ def ledger_checkpoint(
     ] = None,
 ) -> None:
     """Sign a checkpoint (tree size and root) of the ledger's log with the lab's key."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     settings = state.settings()
     ledger = Ledger.open(settings.ledger_url, create=False)
@@ -231,6 +236,8 @@ def ledger_proof(
     ] = None,
 ) -> None:
     """Export the inclusion proof of a certificate's events in the newest checkpoint (JSON)."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     ledger = Ledger.open(state.settings().ledger_url, create=False)
     text = json.dumps(ledger.inclusion(number), ensure_ascii=False, indent=2)
@@ -250,6 +257,8 @@ def ledger_consistency(
     ),
 ) -> None:
     """Print the consistency proof between two tree sizes of the log (JSON)."""
+    from certissuer.ledger import Ledger
+
     state: State = ctx.obj
     ledger = Ledger.open(state.settings().ledger_url, create=False)
     typer.echo(json.dumps(ledger.consistency(first, second), indent=2))
@@ -274,7 +283,7 @@ def ledger_audit(
     Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
     from dataclasses import asdict
 
-    from certissuer.ledger import load_witness
+    from certissuer.ledger import Ledger, load_witness
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj
@@ -325,7 +334,7 @@ def _search(
     status: str | None,
     limit: int,
 ) -> list[Any]:
-    from certissuer.ledger import Status
+    from certissuer.ledger import Ledger, Status
 
     def day(value: str | None, name: str) -> date | None:
         if value is None:

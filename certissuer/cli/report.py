@@ -15,9 +15,9 @@ from certissuer.cli._app import app
 from certissuer.cli._state import State, passphrase, say, token_key, warn
 from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
-from certissuer.ledger import Ledger
 
 if TYPE_CHECKING:
+    from certissuer.ledger import Ledger
     from certissuer.report import ReportCheckpoint
 
 __all__ = ["export_app", "export_sector", "report_activity", "report_annual", "report_app"]
@@ -101,6 +101,7 @@ def report_annual(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The annual measurement report: tables, charts, digitisation progress, per lab."""
+    from certissuer.ledger import Ledger
     from certissuer.report import annual_report, render_annual_pdf, write_annual_xlsx
 
     state: State = ctx.obj
@@ -134,6 +135,7 @@ def report_activity(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The service provider's activity report (form 5.BCHĐ, Circular 24/2013/TT-BKHCN)."""
+    from certissuer.ledger import Ledger
     from certissuer.report import activity_report, render_activity_pdf, write_activity_xlsx
 
     state: State = ctx.obj
@@ -166,6 +168,7 @@ def export_sector(
     fmt: Annotated[str, typer.Option("--format", help="csv, json or xlsx.")] = "json",
 ) -> None:
     """Certificates, instruments, standards and inspectors changed since a date or cursor."""
+    from certissuer.ledger import Ledger
     from certissuer.report.sector import Cursor, SectorFormat, sector_export, write_sector_export
 
     state: State = ctx.obj

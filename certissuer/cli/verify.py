@@ -13,7 +13,6 @@ from rich.markup import escape
 from certissuer.cli._app import app
 from certissuer.cli._state import State, out, say, warn
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
-from certissuer.ledger import Ledger
 
 __all__ = ["verify"]
 
@@ -63,6 +62,7 @@ def verify(
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
     """
+    from certissuer.ledger import Ledger
     from certissuer.token import wrong_host
     from certissuer.verify import Verifier, describe, verify_pdf_bounded
 
