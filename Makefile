@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-out
 
-.PHONY: install demo test lint lock bench bench-all clean
+.PHONY: install demo test test-lowest lint lock lock-lowest bench bench-all clean
 
 $(BIN)/certissuer: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,25 @@ demo: install
 test: install
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
+# The same project at the lowest versions pyproject.toml allows (requirements-lowest.lock), on the
+# tests that guard what certissuer relies on in each library: patched internals, the error
+# boundary, the web server, the ledger's ORM and migrations, the table readers.
+LOWEST = .venv-lowest
+LOWEST_TESTS = tests/test_sign_pyhanko.py tests/test_render_z3c.py tests/test_cli_exit_codes.py \
+  tests/test_issue.py tests/test_verify.py tests/test_pades.py tests/test_web_abuse.py \
+  tests/test_ledger.py tests/test_tables.py
+
+$(LOWEST)/bin/certissuer: pyproject.toml requirements-lowest.lock
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install --quiet --upgrade pip
+	$(LOWEST)/bin/pip install --quiet -r requirements-lowest.lock
+	$(LOWEST)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test-lowest: $(LOWEST)/bin/certissuer
+	$(LOWEST)/bin/pip check
+	$(LOWEST)/bin/pytest -p no:cacheprovider -q $(LOWEST_TESTS)
+
 lint: install
 	$(BIN)/ruff format --check certissuer tests bench
 	$(BIN)/ruff check certissuer tests bench
@@ -39,6 +58,13 @@ lint: install
 lock: install
 	{ echo "# certissuer's tested dependency versions: make lock writes this file from the venv."; \
 	  $(BIN)/pip freeze --exclude-editable; } > requirements.lock
+
+# The lowest versions pyproject.toml allows, resolved by uv (pip has no such resolution).
+lock-lowest:
+	$(PYTHON) -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
+	{ echo "# The lowest versions pyproject.toml allows: make lock-lowest writes this file (uv)."; \
+	  .venv-uv/bin/uv pip compile pyproject.toml --extra test --extra postgres \
+	    --resolution lowest-direct --python-version 3.11 --no-header -q; } > requirements-lowest.lock
 
 bench: install
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_issue.py
@@ -52,4 +78,4 @@ bench-all: bench
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_report.py
 
 clean:
-	rm -rf $(DEMO) .pytest_cache .coverage .mypy_cache
+	rm -rf $(DEMO) $(LOWEST) .venv-uv .pytest_cache .coverage .mypy_cache
