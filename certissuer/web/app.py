@@ -55,7 +55,7 @@ from certissuer.web.middleware import (
 )
 from certissuer.web.site import Site, read_pdf_upload
 from certissuer.web.views import STYLESHEET_CACHE_CONTROL, headline, tone
-from certissuer.web.worker import PdfWorkerPool, open_readonly_ledger
+from certissuer.web.worker import PdfWorkerPool
 
 __all__ = ["create_app"]
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
     opened.
     """
     own_ledger = ledger is None
-    ledger = ledger if ledger is not None else open_readonly_ledger(settings.ledger_url)
+    ledger = ledger if ledger is not None else Ledger.open_readonly(settings.ledger_url)
     pool = PdfWorkerPool(
         settings,
         size=max(settings.web_pdf_workers, 1),
@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
         pool.close()
         site.readers.shutdown(wait=False, cancel_futures=True)
         if own_ledger:
-            site.ledger.engine.dispose()
+            site.ledger.close()
 
     app = FastAPI(
         title="certissuer verification",
