@@ -18,7 +18,9 @@ It runs no SQL of its own: it opens the ledger with `Ledger.open_readonly` and a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from certissuer._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from certissuer.web.api import VerdictOut
@@ -70,12 +72,6 @@ _LAZY = {
     "web_template_dir": "certissuer.web.views",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # The PDF workers import `certissuer.web.worker` in a fork server with a memory limit:
-    # importing the package must not pull in FastAPI, Jinja2 and uvicorn with it.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'certissuer.web' has no attribute {name!r}")
+# The PDF workers import `certissuer.web.worker` in a fork server with a memory limit:
+# importing the package must not pull in FastAPI, Jinja2 and uvicorn with it.
+__getattr__ = lazy_attributes(__name__, _LAZY)
