@@ -15,8 +15,9 @@ HC-2026-000001
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from certissuer._lazy import lazy_attributes
 from certissuer.config import Settings, load_settings
 from certissuer.errors import (
     CertissuerError,
@@ -86,12 +87,6 @@ _LAZY = {
     "read_certificates": "certissuer.intake",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # pydantic, SQLAlchemy, reportlab, z3c.rml and pyHanko take most of the start-up time:
-    # the CLI's --help needs none of them, so each is imported on first use.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'certissuer' has no attribute {name!r}")
+# pydantic, SQLAlchemy, reportlab, z3c.rml and pyHanko take most of the start-up time: the CLI's
+# --help needs none of them, so each is imported on first use.
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -5,6 +5,8 @@ import threading
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from certissuer.errors import LedgerError
@@ -173,4 +175,93 @@ def test_completing_a_certificate_ends_its_batch_claim(any_ledger_url: str) -> N
 def test_unreachable_database_is_a_ledger_error_without_password() -> None:
     with pytest.raises(LedgerError) as info:
         Ledger.open("postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/none?connect_timeout=2")
+    assert "s3cret-pw" not in str(info.value)
+
+
+# -- the read-only ledger and the event count -------------------------------------------------
+
+
+def test_event_count_follows_appended_events(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    entry = _issue(ledger, "a", "cd" * 32)
+    assert ledger.event_count(entry.number) == 1  # issued
+    assert ledger.event_count("HC-2026-999999") == 0
+    ledger.add_event(LedgerEvent(number=entry.number, kind=EventKind.REVOKED, at=NOW, reason="x"))
+    assert ledger.event_count(entry.number) == 2 == len(ledger.events(entry.number))
+    reader = Ledger.open_readonly(any_ledger_url)
+    assert reader.event_count(entry.number) == 2
+    assert reader.get(entry.number) is not None
+    reader.close()
+    assert reader.engine.pool.checkedin() == 0
+    assert reader.event_count(entry.number) == 2  # a closed ledger opens new connections
+    reader.close()
+    ledger.close()
+
+
+def test_nothing_writes_through_the_read_only_ledger(any_ledger_url: str) -> None:
+    """The database refuses the writes, not our code: the ORM's and a raw statement alike."""
+    writer = Ledger.open(any_ledger_url)
+    entry = _issue(writer, "a", "cd" * 32)
+    reader = Ledger.open_readonly(any_ledger_url)
+    with pytest.raises((LedgerError, SQLAlchemyError), match=r"read-only|readonly"):
+        reader.add_event(LedgerEvent(number=entry.number, kind=EventKind.REVOKED, at=NOW))
+    with (
+        pytest.raises(SQLAlchemyError, match=r"read-only|readonly"),
+        reader.engine.begin() as conn,
+    ):
+        conn.exec_driver_sql(f"DELETE FROM {LedgerEvent.__tablename__}")
+    assert writer.event_count(entry.number) == 1
+    assert [e.kind for e in writer.events(entry.number)] == [EventKind.ISSUED]
+    reader.close()
+    writer.close()
+
+
+def test_event_count_failures_are_ledger_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The driver's own error (no such table: the raw path bypasses SQLAlchemy's wrapping)...
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(LedgerError, match="the ledger database failed: no such table"):
+        Ledger.open_readonly(f"sqlite:///{path}").event_count("HC-2026-000001")
+    # ...and SQLAlchemy's, when no connection can be made at all (nothing listens on port 9).
+    dead = Ledger(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none"))
+    with pytest.raises(LedgerError, match="the ledger database failed"):
+        dead.event_count("HC-2026-000001")
+
+
+def test_read_only_event_count_does_not_queue_behind_a_writer_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "l.db"
+    number = _issue(Ledger.open(f"sqlite:///{path}"), "a", "cd" * 32).number
+    reader = Ledger.open_readonly(f"sqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an issue in progress holds the write lock
+    counted: list[int] = []
+    look = threading.Thread(target=lambda: counted.append(reader.event_count(number)))
+    look.start()
+    look.join(timeout=10)
+    try:
+        assert not look.is_alive(), "the read-only count waited for the writer's lock"
+        assert counted == [1]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        look.join()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite:///{tmp}/none.db", r"the ledger .*none\.db does not exist"),
+        ("sqlite://", "needs a file, not an in-memory SQLite database"),
+        ("sqlite:///:memory:", "needs a file, not an in-memory SQLite database"),
+    ],
+)
+def test_read_only_ledger_needs_an_existing_file(tmp_path, url: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LedgerError, match=problem):
+        Ledger.open_readonly(url.format(tmp=tmp_path))
+    assert not (tmp_path / "none.db").exists(), "opening read-only created the file"
+
+
+def test_unreachable_read_only_database_is_a_ledger_error_without_password() -> None:
+    with pytest.raises(LedgerError, match="read-only") as info:
+        Ledger.open_readonly("postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/none?connect_timeout=2")
     assert "s3cret-pw" not in str(info.value)

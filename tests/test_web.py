@@ -35,7 +35,6 @@ from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.model import parse_certificate
 from certissuer.token import load_public_keys
-from certissuer.web.worker import open_readonly_ledger
 
 from .conftest import SAMPLES, load_json
 
@@ -295,7 +294,7 @@ def test_token_signature_is_checked_before_the_database(lab: Lab) -> None:
     from certissuer.web import create_app
 
     statements: list[str] = []
-    counted = open_readonly_ledger(lab.settings.ledger_url)
+    counted = Ledger.open_readonly(lab.settings.ledger_url)
     event.listen(counted.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     # A ledger whose database cannot be reached at all (nothing listens on port 9).
     dead = Ledger(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none"))
@@ -666,7 +665,7 @@ def test_read_only_ledger_on_each_back_end(
         renderer=renderer,
     )
     issued = issuer.issue(parse_certificate(load_json(SAMPLES / "calibration.json")))
-    reader = open_readonly_ledger(any_ledger_url)
+    reader = Ledger.open_readonly(any_ledger_url)
     assert reader.get(issued.number) is not None
     with pytest.raises((LedgerError, SQLAlchemyError), match=r"read-only|readonly"):
         reader.add_event(

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from certissuer.config import Settings
-from certissuer.web.worker import open_readonly_ledger
+from certissuer.ledger import Ledger
 
 from . import test_web
 from .test_web import Lab, _web, token, xref_flood_pdf
@@ -73,7 +73,7 @@ def test_other_spellings_of_a_token_are_refused_without_the_ledger(lab: Lab) -> 
     from certissuer.web import create_app
 
     statements: list[str] = []
-    counted = open_readonly_ledger(lab.settings.ledger_url)
+    counted = Ledger.open_readonly(lab.settings.ledger_url)
     event.listen(counted.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with TestClient(create_app(_web(lab.settings), ledger=counted)) as c:
         for issued in (lab.ver, lab.cal):

@@ -23,7 +23,8 @@ from certissuer.cli._state import State, issuer, out, say, token_key
 from certissuer.errors import ConfigError, LedgerError
 
 if TYPE_CHECKING:
-    from certissuer.ledger import CertificateEntry, Status
+    from certissuer.config import Settings
+    from certissuer.ledger import CertificateEntry, Ledger, Status
 
 __all__ = [
     "ledger_app",
@@ -42,6 +43,17 @@ __all__ = [
 
 ledger_app = typer.Typer(help="Look at what the ledger holds.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+
+
+def _ledger(settings: Settings) -> Ledger:
+    """The lab's ledger (``[ledger] url``), as it is: its schema must be current.
+
+    Every command here reads or signs what is there; only ``certissuer ledger upgrade``
+    changes the schema, and issuing creates the database.
+    """
+    from certissuer.ledger import Ledger
+
+    return Ledger.open(settings.ledger_url, create=False)
 
 
 def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
@@ -73,10 +85,7 @@ def ledger_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List issued certificates, newest first."""
-    from certissuer.ledger import Ledger
-
-    state: State = ctx.obj
-    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    ledger = _ledger(ctx.obj.settings())
     today = datetime.now(VIETNAM_TZ).date()
     rows = [(e, ledger.status(e, today=today)[0]) for e in ledger.entries(kind=kind, limit=limit)]
     if as_json:
@@ -92,12 +101,12 @@ def ledger_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one certificate's ledger entry, data and events."""
-    from certissuer.ledger import Ledger, event_problem, utc
+    from certissuer.ledger import event_problem, utc
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url, create=False)
+    ledger = _ledger(settings)
     entry = ledger.get(number)
     if entry is None:
         raise LedgerError(
@@ -155,11 +164,9 @@ def ledger_upgrade(ctx: typer.Context) -> None:
     With the lab's token key configured, events written before events were signed are then
     signed with it, marked "signed at upgrade", where a checkpoint the lab signed vouches for
     them."""
-    from certissuer.ledger import Ledger
-
     state: State = ctx.obj
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url, create=False)
+    ledger = _ledger(settings)
     revision = ledger.upgrade()
     signed, left = (
         ledger.sign_unsigned(token_key(state), at=datetime.now(UTC))
@@ -213,11 +220,9 @@ def ledger_checkpoint(
     ] = None,
 ) -> None:
     """Sign a checkpoint (tree size and root) of the ledger's log with the lab's key."""
-    from certissuer.ledger import Ledger
-
     state: State = ctx.obj
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url, create=False)
+    ledger = _ledger(settings)
     cp = ledger.checkpoint(token_key(state), lab_code=settings.lab_code, at=datetime.now(UTC))
     if out_file is not None:
         text = json.dumps(cp.to_json(), indent=2) + "\n"
@@ -236,10 +241,7 @@ def ledger_proof(
     ] = None,
 ) -> None:
     """Export the inclusion proof of a certificate's events in the newest checkpoint (JSON)."""
-    from certissuer.ledger import Ledger
-
-    state: State = ctx.obj
-    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    ledger = _ledger(ctx.obj.settings())
     text = json.dumps(ledger.inclusion(number), ensure_ascii=False, indent=2)
     if out_file is None:
         typer.echo(text)
@@ -257,10 +259,7 @@ def ledger_consistency(
     ),
 ) -> None:
     """Print the consistency proof between two tree sizes of the log (JSON)."""
-    from certissuer.ledger import Ledger
-
-    state: State = ctx.obj
-    ledger = Ledger.open(state.settings().ledger_url, create=False)
+    ledger = _ledger(ctx.obj.settings())
     typer.echo(json.dumps(ledger.consistency(first, second), indent=2))
 
 
@@ -283,7 +282,7 @@ def ledger_audit(
     Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
     from dataclasses import asdict
 
-    from certissuer.ledger import Ledger, load_witness
+    from certissuer.ledger import load_witness
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj
@@ -291,7 +290,7 @@ def ledger_audit(
     if settings.token_key is None:
         raise ConfigError("no token key configured", hint="set [token] key")
     witnesses = [load_witness(source) for source in witness or []]
-    ledger = Ledger.open(settings.ledger_url, create=False)
+    ledger = _ledger(settings)
     report = ledger.audit(
         keys=load_public_keys(settings.token_key), check_files=files, witnesses=witnesses
     )
@@ -334,7 +333,7 @@ def _search(
     status: str | None,
     limit: int,
 ) -> list[Any]:
-    from certissuer.ledger import Ledger, Status
+    from certissuer.ledger import Status
 
     def day(value: str | None, name: str) -> date | None:
         if value is None:
@@ -350,8 +349,7 @@ def _search(
         raise ConfigError(
             f"--status: expected one of {', '.join(s.value for s in Status)}, got {status!r}"
         ) from None
-    ledger = Ledger.open(state.settings().ledger_url, create=False)
-    return ledger.search(
+    return _ledger(state.settings()).search(
         number=number,
         paper_number=paper_number,
         serial=serial,

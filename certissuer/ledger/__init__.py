@@ -1,13 +1,18 @@
 """The ledger: one row per certificate, gapless numbers, signed events, the Merkle log.
 
-`Ledger` (in `certissuer.ledger.ledger`) opens the database and does the work; `tables` holds
-the SQLModel tables and the canonical bytes that are hashed and signed; `signatures` signs and
-checks events and checkpoints; `claims` says who is completing a pending entry or issuing a
-batch record; `audit` recomputes the log; `migrations` upgrades the schema (Alembic).
+`Ledger` (in `certissuer.ledger.ledger`) opens the database and does the work, the SQL
+included: code above the ledger (the CLI, the verification page) asks it and runs none of its
+own. `tables` holds the SQLModel tables and the canonical bytes that are hashed and signed;
+`signatures` signs and checks events and checkpoints; `claims` says who is completing a pending
+entry or issuing a batch record; `audit` recomputes the log; `migrations` upgrades the schema
+(Alembic).
 
 >>> ledger = Ledger.open("sqlite:///ledger.db")  # doctest: +SKIP
 >>> [e.number for e in ledger.entries()]  # doctest: +SKIP
 ['HC-2026-000001']
+>>> reader = Ledger.open_readonly("sqlite:///ledger.db")  # doctest: +SKIP
+>>> reader.event_count("HC-2026-000001")  # doctest: +SKIP
+1
 """
 
 from certissuer.ledger.audit import AuditReport, Witness, load_witness, run_audit

@@ -16,21 +16,30 @@ If step 2 fails, `Ledger.release` removes the pending entry and gives the number
 still the newest one; otherwise the entry stays pending, holding its number and data, and a
 rerun completes it (`Ledger.pending`). So a number is never skipped.
 
+Readers that must never write (the verification page and its PDF workers) open the ledger with
+`Ledger.open_readonly`, which the database itself holds to: a write through it fails.
+
 >>> ledger = Ledger.open("sqlite:///ledger.db")  # doctest: +SKIP
->>> [e.number for e in ledger.entries()]  # doctest: +SKIP
-['HC-2026-000001']
+>>> entry = ledger.reserve_with("L1", "HC", 2026, build_entry)  # doctest: +SKIP
+>>> entry.number, entry.is_pending  # doctest: +SKIP
+('HC-2026-000001', True)
+>>> Ledger.open_readonly("sqlite:///ledger.db").event_count(entry.number)  # doctest: +SKIP
+0
 """
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, event, func
+from sqlalchemy import Engine, bindparam, delete, event, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 import certissuer.ledger.claims as claims
@@ -92,6 +101,55 @@ _READ_ONLY = "certissuer_read_only"
 """Execution option of the engine behind `Ledger.session(read_only=True)`."""
 
 
+def _sqlite_readonly_engine(url: str) -> Engine:
+    """An engine on the SQLite file of `url` that cannot write it (``mode=ro``, query_only)."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise LedgerError("a read-only ledger needs a file, not an in-memory SQLite database")
+    path = Path(database).resolve()
+    if not path.is_file():
+        raise LedgerError(
+            f"the ledger {path} does not exist",
+            hint="issue a certificate first, or fix [ledger] url",
+        )
+    uri = path.as_uri() + "?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA query_only=1")
+        return conn
+
+    # An explicit QueuePool: SQLAlchemy would pick a single-connection pool for a creator.
+    return create_engine(
+        "sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=32
+    )
+
+
+def _pg_readonly_engine(url: str) -> Engine:
+    """An engine on the PostgreSQL database of `url` whose sessions are all ``READ ONLY``."""
+    # Autocommit: a reader needs no transaction, and so no BEGIN and ROLLBACK round trips
+    # around each query; a connection that died is replaced when a query on it fails.
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=30)
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_conn: Any, _record: Any) -> None:
+        # Every statement of the session, in or out of a transaction, is read-only.
+        cur = dbapi_conn.cursor()
+        cur.execute("SET default_transaction_read_only = on")
+        cur.close()
+        dbapi_conn.commit()
+
+    return engine
+
+
+_EVENT_COUNT = (
+    sa_select(func.count())
+    .select_from(LedgerEvent)
+    .where(col(LedgerEvent.number) == bindparam("number"))
+)
+"""`Ledger.event_count`'s query, compiled once per ledger for its database's driver."""
+
+
 class Ledger:
     """Access to the ledger tables through one SQLAlchemy engine.
 
@@ -105,6 +163,10 @@ class Ledger:
         self.ledger_key = ledger_key
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._reader = engine.execution_options(**{_READ_ONLY: True})
+        self._event_count_sql: tuple[str, bool] | None = None
+        """`_EVENT_COUNT` in the driver's SQL, and whether it takes positional parameters."""
+        self._driver_error: type[Exception] = getattr(engine.dialect.dbapi, "Error", OSError)
+        """The driver's base error (PEP 249): raw driver calls raise it unwrapped."""
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, ledger_key: TokenKey | None = None) -> "Ledger":
@@ -129,6 +191,37 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
         return ledger
+
+    @classmethod
+    def open_readonly(cls, url: str) -> "Ledger":
+        """Open the ledger at `url` so that no statement can change it.
+
+        The database enforces it, not this class: SQLite is opened through a ``mode=ro`` URI
+        with ``PRAGMA query_only``, in plain deferred read transactions, so readers never take
+        the write lock that issuing needs; PostgreSQL sessions are set to
+        ``default_transaction_read_only`` on connect. Any write through the ledger returned
+        then fails with `LedgerError` (or the database's own error). The schema is not
+        touched, so it must be current. Raises `LedgerError` when the database cannot be
+        reached, or when `url` names an in-memory or missing SQLite file.
+        """
+        try:
+            if url.startswith("sqlite"):
+                engine = _sqlite_readonly_engine(url)
+            else:
+                engine = _pg_readonly_engine(url)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise LedgerError(
+                f"cannot open the ledger at {_safe_url(url)} read-only: {exc}"
+            ) from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        """Close the pooled database connections; the ledger opens new ones if used again."""
+        self.engine.dispose()
 
     def upgrade(self) -> str:
         """Bring the schema to the newest revision; return the revision it ended at.
@@ -466,6 +559,32 @@ class Ledger:
                     .order_by(col(LedgerEvent.id))
                 )
             )
+
+    def event_count(self, number: str) -> int:
+        """How many events certificate `number` has (0 for an unknown number).
+
+        Events are only ever appended, so the count tells a cache whether anything it holds
+        about `number` changed (the verification page asks on every QR scan). The query goes
+        straight through the database driver: SQLAlchemy's execution layer costs several times
+        the indexed count itself. Raises `LedgerError` if the read fails.
+        """
+        if self._event_count_sql is None:
+            compiled = _EVENT_COUNT.compile(dialect=self.engine.dialect)
+            self._event_count_sql = (str(compiled), bool(compiled.positional))
+        sql, positional = self._event_count_sql
+        params: Any = (number,) if positional else {"number": number}
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                conn.close()  # back to the pool, which rolls back (PostgreSQL)
+        except (SQLAlchemyError, self._driver_error) as exc:
+            raise LedgerError(f"the ledger database failed: {exc}") from exc
+        return int(row[0]) if row else 0
 
     def status(self, entry: CertificateEntry, *, today: date) -> tuple[Status, LedgerEvent | None]:
         """The status of `entry` on `today` as the rows say, and the event that decided it.

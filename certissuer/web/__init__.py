@@ -5,20 +5,22 @@
 >>> uvicorn.Server(server_config(app, settings)).run()  # doctest: +SKIP
 
 A face: it parses requests, asks `certissuer.verify` and the ledger, and presents the answer.
+It runs no SQL of its own: it opens the ledger with `Ledger.open_readonly` and asks it.
 
 * `app`: `create_app`, the HTML routes and the wiring.
 * `site`: what the routes share: the verifier, the ledger, the worker pool, the answer caches.
 * `views`: the HTML page: what it shows of a certificate, wording, templates, cache policy.
 * `api`: the JSON API's models and routes.
 * `middleware`: body size and deadline, rate and upload limits, security headers.
-* `ledger_reads`: the page's one ledger query (a certificate's event count).
 * `worker`: PDF checks in worker processes with time and memory limits.
 * `server`: uvicorn's settings and its protocol with a header deadline.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from certissuer._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from certissuer.web.api import VerdictOut
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
     from certissuer.web.server import server_config
     from certissuer.web.site import PDF_MAGIC
     from certissuer.web.views import CertificateDetails, headline, web_template_dir
-    from certissuer.web.worker import open_readonly_ledger
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -50,7 +51,6 @@ __all__ = [
     "client_key",
     "create_app",
     "headline",
-    "open_readonly_ledger",
     "server_config",
     "web_template_dir",
 ]
@@ -68,17 +68,10 @@ _LAZY = {
     "client_key": "certissuer.web.middleware",
     "create_app": "certissuer.web.app",
     "headline": "certissuer.web.views",
-    "open_readonly_ledger": "certissuer.web.worker",
     "server_config": "certissuer.web.server",
     "web_template_dir": "certissuer.web.views",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # The PDF workers import `certissuer.web.worker` in a fork server with a memory limit:
-    # importing the package must not pull in FastAPI, Jinja2 and uvicorn with it.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'certissuer.web' has no attribute {name!r}")
+# The PDF workers import `certissuer.web.worker` in a fork server with a memory limit:
+# importing the package must not pull in FastAPI, Jinja2 and uvicorn with it.
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -18,12 +18,14 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from certissuer.errors import LedgerError
+from certissuer.ledger import Checkpoint
 from certissuer.verify import Report, Verdict
 from certissuer.web.middleware import Problem, client_key
 from certissuer.web.site import Site, read_pdf_upload
 from certissuer.web.views import LEDGER_VERDICTS, CertificateDetails, ResultRow, headline
 
 __all__ = [
+    "CHECKPOINT_RESPONSES",
     "PROBLEM_RESPONSES",
     "UPLOAD_RESPONSES",
     "CertificateOut",
@@ -189,6 +191,14 @@ def _asdict(row: ResultRow) -> dict[str, str]:
     return {name: getattr(row, name) for name in ResultRow.__slots__}
 
 
+def _newest_checkpoint(site: Site) -> Checkpoint:
+    """The ledger's newest checkpoint; 404 when the lab has signed none yet."""
+    cp = site.ledger.latest_checkpoint()
+    if cp is None:
+        raise Problem(404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet.")
+    return cp
+
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ProblemOut,
@@ -203,6 +213,10 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"model": ProblemOut, "description": "The body was not sent within the deadline"},
     415: {"model": ProblemOut, "description": "The file is not a PDF"},
     422: {"description": "No file given, or the file overran the time or memory limits"},
+}
+CHECKPOINT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    404: {"model": ProblemOut, "description": "No checkpoint yet"},
 }
 
 
@@ -261,10 +275,7 @@ def add_api_routes(app: FastAPI, site: Site) -> None:
     @app.get(
         "/api/v1/checkpoint",
         response_model=CheckpointOut,
-        responses={
-            **PROBLEM_RESPONSES,
-            404: {"model": ProblemOut, "description": "No checkpoint yet"},
-        },
+        responses=CHECKPOINT_RESPONSES,
         tags=["log"],
         summary="The newest signed checkpoint of the ledger's log",
     )
@@ -274,18 +285,14 @@ def add_api_routes(app: FastAPI, site: Site) -> None:
         Save it (or let another server fetch it): ``certissuer ledger audit --witness`` then
         proves that the log was not rolled back behind it.
         """
-        cp = site.ledger.latest_checkpoint()
-        if cp is None:
-            raise Problem(404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet.")
-        return CheckpointOut(**cp.to_json())
+        return CheckpointOut(**_newest_checkpoint(site).to_json())
 
     @app.get(
         "/api/v1/consistency",
         response_model=ConsistencyOut,
         responses={
-            **PROBLEM_RESPONSES,
+            **CHECKPOINT_RESPONSES,
             400: {"model": ProblemOut, "description": "from is outside the log"},
-            404: {"model": ProblemOut, "description": "No checkpoint yet"},
             409: {"model": ProblemOut, "description": "The stored log is shorter than it"},
         },
         tags=["log"],
@@ -297,9 +304,7 @@ def add_api_routes(app: FastAPI, site: Site) -> None:
         ],
     ) -> ConsistencyOut:
         """Proof (RFC 6962) that the log of size ``from`` is a prefix of the newest checkpoint."""
-        cp = site.ledger.latest_checkpoint()
-        if cp is None:
-            raise Problem(404, "Sổ cấp chưa có điểm kiểm tra.", "The ledger has no checkpoint yet.")
+        cp = _newest_checkpoint(site)
         if first > cp.tree_size:
             raise Problem(
                 400,

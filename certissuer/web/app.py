@@ -54,8 +54,8 @@ from certissuer.web.middleware import (
     client_key,
 )
 from certissuer.web.site import Site, read_pdf_upload
-from certissuer.web.views import STYLESHEET_CACHE_CONTROL, headline, tone
-from certissuer.web.worker import PdfWorkerPool, open_readonly_ledger
+from certissuer.web.views import STYLESHEET_CACHE_CONTROL
+from certissuer.web.worker import PdfWorkerPool
 
 __all__ = ["create_app"]
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
     opened.
     """
     own_ledger = ledger is None
-    ledger = ledger if ledger is not None else open_readonly_ledger(settings.ledger_url)
+    ledger = ledger if ledger is not None else Ledger.open_readonly(settings.ledger_url)
     pool = PdfWorkerPool(
         settings,
         size=max(settings.web_pdf_workers, 1),
@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
         pool.close()
         site.readers.shutdown(wait=False, cancel_futures=True)
         if own_ledger:
-            site.ledger.engine.dispose()
+            site.ledger.close()
 
     app = FastAPI(
         title="certissuer verification",
@@ -149,15 +149,8 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
                 if details is not None and settings.web_allow_download and details.pdf_sha256
                 else None
             )
-            answer.html = site.pages.render(
-                "verdict.html.j2",
-                root="../",
-                report=report,
-                headline=headline(report),
-                tone=tone(report.verdict),
-                details=details,
-                download=download,
-                uploaded=False,
+            answer.html = site.pages.verdict(
+                report, details, root="../", download=download
             ).encode()
         return Response(answer.html, media_type="text/html; charset=utf-8")
 
@@ -181,16 +174,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
     ) -> HTMLResponse:
         data = await read_pdf_upload(file)
         report, details = await site.check_upload(data, client_key(request.scope))
-        return site.pages.page(
-            "verdict.html.j2",
-            root="",
-            report=report,
-            headline=headline(report),
-            tone=tone(report.verdict),
-            details=details,
-            download=None,
-            uploaded=True,
-        )
+        return HTMLResponse(site.pages.verdict(report, details, root="", uploaded=True))
 
     add_api_routes(app, site)
 

@@ -32,7 +32,6 @@ from certissuer.errors import CertissuerError, TokenError, VerificationFailed
 from certissuer.ledger import CertificateEntry, Ledger
 from certissuer.token import TokenClaims, read_token
 from certissuer.verify import Report, Verdict, Verifier
-from certissuer.web.ledger_reads import EventCounter
 from certissuer.web.middleware import Problem
 from certissuer.web.views import (
     LEDGER_VERDICTS,
@@ -167,13 +166,13 @@ class Site:
         # Answers for genuine tokens of issued certificates, keyed by token, date and event
         # count. A completed ledger entry never changes; what can change its verdict is a new
         # event (revoked, superseded) or the date (expired). Events are only ever appended, so
-        # the certificate's event count, one small indexed query, tells whether an answer
-        # still holds: a revocation shows on the very next request. Forged tokens never get in.
+        # the certificate's event count (`Ledger.event_count`, one small indexed query) tells
+        # whether an answer still holds: a revocation shows on the very next request. Forged
+        # tokens never get in.
         self.answers: Lru[tuple[str, date, int], Answer] = Lru(2048)
         self.genuine: Lru[str, TokenClaims] = Lru(8192)
         """Tokens whose signature was checked (a signature stays valid; keys are fixed)."""
-        self.event_count = EventCounter(ledger)
-        self.local_ledger = ledger.engine.dialect.name == "sqlite"
+        self.local_ledger = ledger.is_sqlite
         self.slots = FairSlots(pool.size)
         self.slot_wait = 2 * settings.web_pdf_timeout + 1
         """Seconds an upload may wait for a worker: one check's time limit and more."""
@@ -193,7 +192,7 @@ class Site:
                 # Forged, altered, truncated, a bare number: answered without the database.
                 return Answer(Report(Verdict.ALTERED, reasons=[f"QR token: {exc}"]), None)
             self.genuine.put(token, claims)
-        key = (token, datetime.now(VIETNAM_TZ).date(), self.event_count(claims.number))
+        key = (token, datetime.now(VIETNAM_TZ).date(), self.ledger.event_count(claims.number))
         cached = self.answers.get(key)
         if cached is not None:
             return cached

@@ -337,6 +337,33 @@ class Pages:
         """`render` as an HTML response with `status`."""
         return HTMLResponse(self.render(template, root=root, **context), status_code=status)
 
+    def verdict(
+        self,
+        report: Report,
+        details: CertificateDetails | None,
+        *,
+        root: str,
+        download: str | None = None,
+        uploaded: bool = False,
+    ) -> str:
+        """The verdict page for `report`, in the forms' wording (`headline`) and colour (`tone`).
+
+        `details` are the certificate's fields, shown only for a genuine certificate found in
+        the ledger; `root` is the relative path to the site's root; `download` is the link to
+        the signed PDF, if it may be downloaded; `uploaded` says the verdict is for a file
+        the inspector sent (rather than a QR code).
+        """
+        return self.render(
+            "verdict.html.j2",
+            root=root,
+            report=report,
+            headline=headline(report),
+            tone=tone(report.verdict),
+            details=details,
+            download=download,
+            uploaded=uploaded,
+        )
+
     def _max_upload_mb(self) -> str:
         return f"{self.settings.web_max_upload / (1024 * 1024):g}"
 

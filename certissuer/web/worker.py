@@ -1,4 +1,4 @@
-"""What the verification page needs besides HTTP: a read-only ledger and a PDF worker pool.
+"""The verification page's PDF worker pool: uploads checked in processes with hard limits.
 
 An uploaded PDF is hostile input. Parsing and validating it runs in a small pool of worker
 processes (forked from a clean fork server that has imported pyHanko, so a new one is ready in
@@ -6,7 +6,8 @@ milliseconds), each with its own address-space limit (``RLIMIT_AS``); the server
 that overruns its time limit and starts a fresh one, so a decompression bomb, or a few KB of
 cross-reference stream that makes the parser build a table of millions of entries, costs one
 worker, never the server. Results come back as JSON, not pickle, so a worker subverted by a
-malicious file cannot run code in the server.
+malicious file cannot run code in the server. Each worker reads the ledger through
+`Ledger.open_readonly`, so it cannot change it either.
 
 >>> pool = PdfWorkerPool(settings, size=2, timeout=10.0, memory_bytes=1 << 30)  # doctest: +SKIP
 >>> pool.verify(Path("out/HC-2026-000001.pdf").read_bytes())["verdict"]  # doctest: +SKIP
@@ -23,23 +24,17 @@ import os
 import queue
 import resource
 import signal
-import sqlite3
 import threading
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import QueuePool
-
 from certissuer.config import Settings
-from certissuer.errors import CertissuerError, LedgerError, VerificationFailed
+from certissuer.errors import CertissuerError, VerificationFailed
 from certissuer.ledger import Ledger
 
-__all__ = ["PdfWorkerPool", "PoolBusy", "WorkerRefused", "open_readonly_ledger"]
+__all__ = ["PdfWorkerPool", "PoolBusy", "WorkerRefused"]
 
 _logger = logging.getLogger(__name__)
 
@@ -56,67 +51,6 @@ class PoolBusy(CertissuerError):
 
 class WorkerRefused(CertissuerError):
     """A PDF overran a worker's time or memory limit, or crashed it."""
-
-
-# -- the read-only ledger -------------------------------------------------------------------
-
-
-def open_readonly_ledger(url: str) -> Ledger:
-    """Open the ledger at `url` so that no statement can change it.
-
-    SQLite is opened through a ``mode=ro`` URI (and ``PRAGMA query_only``), in plain deferred
-    read transactions, so readers never take the write lock that issuing needs. PostgreSQL
-    sessions are set to ``READ ONLY`` on connect. Raises `LedgerError` when the database cannot
-    be reached or the SQLite file does not exist.
-    """
-    try:
-        engine = _sqlite_readonly_engine(url) if url.startswith("sqlite") else _pg_engine(url)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except LedgerError:
-        raise
-    except Exception as exc:
-        raise LedgerError(f"cannot open the ledger read-only: {exc}") from exc
-    return Ledger(engine)
-
-
-def _sqlite_readonly_engine(url: str) -> Engine:
-    database = make_url(url).database
-    if not database or database == ":memory:":
-        raise LedgerError("the web page needs a ledger file, not an in-memory SQLite database")
-    path = Path(database).resolve()
-    if not path.is_file():
-        raise LedgerError(
-            f"the ledger {path} does not exist",
-            hint="issue a certificate first, or fix [ledger] url",
-        )
-    uri = path.as_uri() + "?mode=ro"
-
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA query_only=1")
-        return conn
-
-    # An explicit QueuePool: SQLAlchemy would pick a single-connection pool for a creator.
-    return create_engine(
-        "sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=32
-    )
-
-
-def _pg_engine(url: str) -> Engine:
-    # Autocommit: a reader needs no transaction, and so no BEGIN and ROLLBACK round trips
-    # around each query; a connection that died is replaced when a query on it fails.
-    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=30)
-
-    @event.listens_for(engine, "connect")
-    def _read_only(dbapi_conn: Any, _record: Any) -> None:
-        # Every statement of the session, in or out of a transaction, is read-only.
-        cur = dbapi_conn.cursor()
-        cur.execute("SET default_transaction_read_only = on")
-        cur.close()
-        dbapi_conn.commit()
-
-    return engine
 
 
 # -- the worker process ---------------------------------------------------------------------
@@ -137,7 +71,7 @@ def _worker_main(conn: Connection, settings: Settings, memory_bytes: int) -> Non
 
         verifier = Verifier.from_settings(
             settings,
-            ledger=open_readonly_ledger(settings.ledger_url),
+            ledger=Ledger.open_readonly(settings.ledger_url),
             token_public=settings.web_token_public,
         )
     except Exception as exc:
