@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from certissuer._tables import new_workbook, save_workbook
+from certissuer._tables import add_sheet, new_workbook, save_workbook
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -230,9 +230,7 @@ def render_activity_pdf(
 def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
     """Write the activity report's figures to an XLSX workbook at `path`, atomically."""
     wb = new_workbook()
-    summary = wb.create_sheet("summary")
-    summary.append(["figure", "value"])
-    for row in [
+    summary = [
         ["year", data.year],
         ["lab_code", data.lab_code],
         *checkpoint_rows(data.checkpoint),
@@ -244,10 +242,12 @@ def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
         ["verifiers", data.verifiers],
         ["signatories", data.signatories],
         ["standards", data.standards],
-    ]:
-        summary.append(row)
-    sheet = wb.create_sheet("activity")
-    sheet.append(["type_code", "name", "verified", "failed", "calibrated"])
-    for line in data.lines:
-        sheet.append([line.type_code, line.name, line.verified, line.failed, line.calibrated])
+    ]
+    add_sheet(wb, "summary", ["figure", "value"], summary)
+    add_sheet(
+        wb,
+        "activity",
+        ["type_code", "name", "verified", "failed", "calibrated"],
+        ([x.type_code, x.name, x.verified, x.failed, x.calibrated] for x in data.lines),
+    )
     save_workbook(wb, path)

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from certissuer._tables import new_workbook, save_workbook
+from certissuer._tables import add_sheet, new_workbook, save_workbook
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -549,9 +549,7 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
     """Write every figure of `data` to an XLSX workbook at `path` (one sheet per table, a
     header row each; the checkpoint in the ``summary`` sheet), atomically."""
     wb = new_workbook()
-    summary = wb.create_sheet("summary")
-    summary.append(["figure", "value"])
-    for row in [
+    summary = [
         ["year", data.year],
         ["from", data.start.isoformat()],
         ["until", data.until.isoformat()],
@@ -567,47 +565,62 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
         ["instruments_overdue", data.overdue_total],
         ["standards_due", len(data.standards_due)],
         ["empty", "yes" if data.empty else "no"],
-    ]:
-        summary.append(row)
-    sheet = wb.create_sheet("issued_by_month")
+    ]
+    add_sheet(wb, "summary", ["figure", "value"], summary)
     kinds = sorted(data.issued)
-    sheet.append(["month", *kinds, "total"])
+    by_month = []
     for i, month in enumerate(data.months):
         counts = [data.issued[k][i] for k in kinds]
-        sheet.append([month, *counts, sum(counts)])
-    sheet = wb.create_sheet("verification_by_type")
-    sheet.append(["type_code", "type_name", "passed", "failed", "total"])
-    for t in data.verification_results:
-        sheet.append([t.type_code, t.type_name, t.passed, t.failed, t.passed + t.failed])
-    sheet = wb.create_sheet("calibration_by_quantity")
-    sheet.append(["quantity", "certificates"])
-    for q in data.calibration_quantities:
-        sheet.append([q.quantity, q.count])
-    sheet = wb.create_sheet("revocations_amendments")
-    sheet.append(["kind", "month", "revoked", "amended"])
-    for e in data.events:
-        for i, month in enumerate(data.months):
-            sheet.append([e.kind, month, e.revoked[i], e.amended[i]])
-    sheet = wb.create_sheet("overdue_instruments")
-    sheet.append(["owner_kind", "place_of_use", "instruments"])
-    for g in data.overdue:
-        sheet.append([g.owner_kind, g.place, g.count])
-    sheet = wb.create_sheet("standards_due")
-    sheet.append(["lab_code", "code", "name", "serial", "certificate", "calibration_due", "status"])
-    for st in data.standards_due:
-        status = "overdue" if st.overdue else "due"
-        sheet.append([st.lab_code, st.code, st.name, st.serial, st.certificate_number,
-                      st.calibration_due.isoformat(), status])  # fmt: skip
-    sheet = wb.create_sheet("digitisation")
+        by_month.append([month, *counts, sum(counts)])
+    add_sheet(wb, "issued_by_month", ["month", *kinds, "total"], by_month)
+    add_sheet(
+        wb,
+        "verification_by_type",
+        ["type_code", "type_name", "passed", "failed", "total"],
+        ([t.type_code, t.type_name, t.passed, t.failed, t.passed + t.failed]
+         for t in data.verification_results),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "calibration_by_quantity",
+        ["quantity", "certificates"],
+        ([q.quantity, q.count] for q in data.calibration_quantities),
+    )
+    add_sheet(
+        wb,
+        "revocations_amendments",
+        ["kind", "month", "revoked", "amended"],
+        ([e.kind, month, e.revoked[i], e.amended[i]]
+         for e in data.events for i, month in enumerate(data.months)),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "overdue_instruments",
+        ["owner_kind", "place_of_use", "instruments"],
+        ([g.owner_kind, g.place, g.count] for g in data.overdue),
+    )
+    add_sheet(
+        wb,
+        "standards_due",
+        ["lab_code", "code", "name", "serial", "certificate", "calibration_due", "status"],
+        ([st.lab_code, st.code, st.name, st.serial, st.certificate_number,
+          st.calibration_due.isoformat(), "overdue" if st.overdue else "due"]
+         for st in data.standards_due),
+    )  # fmt: skip
     dig = data.digitisation
-    sheet.append(["month", "electronic_cumulative", "digitised_cumulative", "paper_total",
-                  "target_year"])  # fmt: skip
-    for i, month in enumerate(data.months):
-        sheet.append([month, dig.electronic[i], dig.digitised[i], dig.paper_total, dig.target_year])
-    sheet = wb.create_sheet("labs")
-    sheet.append(["lab_code", "name", "verification", "calibration", "failed", "revoked",
-                  "amended", "digitised"])  # fmt: skip
-    for lab in data.labs:
-        sheet.append([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed,
-                      lab.revoked, lab.amended, lab.digitised])  # fmt: skip
+    add_sheet(
+        wb,
+        "digitisation",
+        ["month", "electronic_cumulative", "digitised_cumulative", "paper_total", "target_year"],
+        ([month, dig.electronic[i], dig.digitised[i], dig.paper_total, dig.target_year]
+         for i, month in enumerate(data.months)),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "labs",
+        ["lab_code", "name", "verification", "calibration", "failed", "revoked", "amended",
+         "digitised"],
+        ([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed, lab.revoked,
+          lab.amended, lab.digitised] for lab in data.labs),
+    )  # fmt: skip
     save_workbook(wb, path)
