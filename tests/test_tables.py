@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from certissuer import _tables, intake
-from certissuer.cli import app
 from certissuer._tables import (
     check_file,
     csv_bytes,
@@ -22,6 +21,7 @@ from certissuer._tables import (
     sheet_rows,
     write_csv,
 )
+from certissuer.cli import app
 from certissuer.errors import InputError, InputErrors
 from certissuer.intake.manifest import ManifestRejected, iter_manifest
 from certissuer.ledger import Ledger
@@ -154,7 +154,7 @@ def test_manifest_csv_with_bom_keeps_its_first_column(bom: bool, tmp_path: Path)
 
 def test_written_csv_starts_with_the_bom_and_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "out" / "t.csv"
-    rows = [["KĐ-2026-000001", "Đồng Tháp"], ["KĐ-2026-000002", None]]
+    rows: list[list[str | None]] = [["KĐ-2026-000001", "Đồng Tháp"], ["KĐ-2026-000002", None]]
     assert write_csv(path, ["number", "place"], rows) == 2
     data = path.read_bytes()
     assert data.startswith(codecs.BOM_UTF8)
