@@ -335,6 +335,7 @@ class RegisterIO(RegisterBase):
     def _import(
         self, kind: str, rows: Iterable[tuple[str, int, Mapping[str, Any]]]
     ) -> ImportReport:
+        """Import `rows` given as ``(where, row number, mapping)``: each error names its place."""
         spec = _spec(kind)
         names = {c.name for c in spec.columns}
         errors: list[InputError] = []
