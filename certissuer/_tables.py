@@ -14,7 +14,7 @@ Every table certissuer reads or writes for a person goes through here, so they a
 ...     print(number, cells)
 >>> with open_workbook(Path("batch.xlsx")) as book:  # doctest: +SKIP
 ...     rows = sheet_rows(sheet_where(Path("batch.xlsx"), "results"), book["results"])
->>> write_csv(Path("out.csv"), ["number"], [["KĐ-2026-000001"]])  # doctest: +SKIP
+>>> write_table(Path("out.csv"), ["number"], [["KĐ-2026-000001"]])  # doctest: +SKIP
 1
 """
 
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_TABLE_BYTES",
     "UNPACK_FACTOR",
     "XLSX_HINT",
+    "add_sheet",
     "cell_text",
     "check_file",
     "check_unpacked_size",
@@ -50,14 +51,18 @@ __all__ = [
     "csv_column",
     "csv_rows",
     "new_workbook",
+    "open_input",
     "open_workbook",
+    "plain_cell",
     "save_workbook",
     "sheet_rows",
     "sheet_where",
     "size_text",
+    "table_rows",
     "too_large",
     "utf8_error",
     "write_csv",
+    "write_table",
     "xlsx_column",
 ]
 
@@ -109,6 +114,14 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def open_input(path: Path) -> IO[bytes]:
+    """`path` opened for reading bytes; `InputError` naming it when it cannot be opened."""
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {exc.strerror}") from exc
+
+
 def utf8_error(where: str, line: int, offset: int, byte: int, hint: str) -> InputError:
     """The error for a byte that is not UTF-8, at `line` and byte `offset` of `where`."""
     return InputError(
@@ -135,11 +148,7 @@ def csv_rows(path: Path, max_bytes: int = MAX_TABLE_BYTES) -> Iterator[tuple[int
     grows past `max_bytes` while being read, or is not CSV.
     """
     where = str(path)
-    try:
-        f = path.open("rb")
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc.strerror}") from exc
-    with f:
+    with open_input(path) as f:
         reader = csv.reader(_utf8_lines(f, where, max_bytes))
         try:
             for number, cells in enumerate(reader, start=1):
@@ -332,3 +341,86 @@ def save_workbook(workbook: Any, path: Path) -> None:
     """Save `workbook` to `path`, whole or not at all."""
     with replacing(path) as tmp:
         workbook.save(tmp)
+
+
+def add_sheet(
+    workbook: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Append a sheet `title` to the write-only `workbook`: the `header` row, then `rows`.
+
+    Returns the number of rows written (the header not counted).
+    """
+    sheet = workbook.create_sheet(title)
+    sheet.append(list(header))
+    count = 0
+    for row in rows:
+        sheet.append(list(row))
+        count += 1
+    return count
+
+
+# --- one table, either format --------------------------------------------------------------
+
+
+def table_rows(
+    path: Path, max_bytes: int = MAX_TABLE_BYTES
+) -> Iterator[tuple[str, int, list[str]]]:
+    """Yield ``(where, row number, cell texts)`` per row of a ``.csv`` file or of the first
+    sheet of an ``.xlsx`` workbook, the header as row 1.
+
+    `where` names the file, or the file and sheet (``people.xlsx [Sheet1]``), for messages.
+    Both formats are checked and decoded as `csv_rows` and `open_workbook` do; raises
+    `InputError` for another suffix or a file that fails the checks.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        check_file(path, max_bytes)
+        for number, cells in csv_rows(path, max_bytes):
+            yield str(path), number, cells
+    elif suffix == ".xlsx":
+        with open_workbook(path, max_bytes) as workbook:
+            sheet = workbook.worksheets[0]
+            where = sheet_where(path, sheet.title)
+            for number, cells in sheet_rows(where, sheet):
+                yield where, number, cells
+    else:
+        raise InputError(
+            path, "expected a .csv or .xlsx file", hint="save the sheet as XLSX or CSV"
+        )
+
+
+def write_table(
+    path: Path,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sheet: str = "table",
+    fmt: str | None = None,
+) -> int:
+    """Write `header` and `rows` to `path`, whole or not at all: as CSV the way `write_csv`
+    does, or as an XLSX workbook with the one sheet `sheet`.
+
+    `fmt` (``csv`` or ``xlsx``) picks the format; by default the suffix of `path` does.
+    Returns the number of rows written; raises `InputError` for any other format.
+    """
+    fmt = fmt or path.suffix.lower().removeprefix(".")
+    if fmt == "csv":
+        return write_csv(path, header, rows)
+    if fmt != "xlsx":
+        raise InputError(path, "expected a .csv or .xlsx file to write")
+    workbook = new_workbook()
+    count = add_sheet(workbook, sheet, header, rows)
+    save_workbook(workbook, path)
+    return count
+
+
+def plain_cell(value: Any) -> Any:
+    """`value` as a table cell a person reads and `table_rows` reads back: None empty, a truth
+    value ``yes`` or ``no``, a date ``YYYY-MM-DD``; anything else as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

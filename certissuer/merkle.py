@@ -107,25 +107,38 @@ def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
     return proof
 
 
+def _sides(fn: int, sn: int, proof: Sequence[bytes]) -> list[tuple[bytes, bool]] | None:
+    """Walk `proof` up from node `fn` of a tree whose last node is `sn` (RFC 9162 §2.1.3.2 and
+    §2.1.4.2): each proof node with True where it joins on the left, False on the right.
+
+    None when the proof is too long or too short for the tree.
+    """
+    sides = []
+    for p in proof:
+        if sn == 0:
+            return None
+        left = bool(fn & 1) or fn == sn
+        sides.append((p, left))
+        if left and not fn & 1:
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        fn, sn = fn >> 1, sn >> 1
+    return sides if sn == 0 else None
+
+
 def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> bool:
     """True when `proof` shows leaf hash `leaf` at `index` in the tree of `size` with `root`."""
     if not 0 <= index < size:
         return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
-        else:
-            r = node_hash(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and hmac.compare_digest(r, root)
+    sides = _sides(index, size - 1, proof)
+    if sides is None:
+        return False
+    r = leaf
+    for p, left in sides:
+        r = node_hash(p, r) if left else node_hash(r, p)
+    return hmac.compare_digest(r, root)
 
 
 def verify_consistency(
@@ -145,16 +158,13 @@ def verify_consistency(
     fn, sn = first - 1, second - 1
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
+    sides = _sides(fn, sn, path[1:])
+    if sides is None:
+        return False
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
+    for c, left in sides:
+        if left:
             fr, sr = node_hash(c, fr), node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
         else:
             sr = node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and hmac.compare_digest(fr, first_root) and hmac.compare_digest(sr, second_root)
+    return hmac.compare_digest(fr, first_root) and hmac.compare_digest(sr, second_root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import subprocess
 from datetime import date, timedelta
@@ -104,7 +105,8 @@ def test_recall_of_10000_instruments_is_exact(big_register: Register, tmp_path: 
     assert [s.code for s in recall.standards] == ["E2"]  # F1 is due later than the window
     out = tmp_path / "recall.csv"
     write_recall(recall, RecallFormat.CSV, out)
-    with open(out, encoding="utf-8") as fh:
+    assert out.read_bytes().startswith(codecs.BOM_UTF8)  # so Excel reads it as UTF-8
+    with open(out, encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == list(COLUMNS) and len(rows) == recall.count + 1
     assert rows[-1]["what"] == "standard" and rows[-1]["valid_until"] == "2026-12-20"
@@ -205,7 +207,7 @@ def test_cli_registry_and_recall(tmp_path: Path, settings: Settings) -> None:
         for i in range(20)
         if date.fromisoformat(instrument(i)["valid_until"]) <= TODAY + timedelta(days=30)
     )
-    assert len(out.read_text(encoding="utf-8").splitlines()) == n + 1
+    assert len(out.read_text(encoding="utf-8-sig").splitlines()) == n + 1
     assert f"{n} instruments" in result.output
     result = runner.invoke(app, [*base, "recall", "--today", "2026-12-01"])
     assert result.exit_code == 0 and "due by 2026-12-31" in result.output

@@ -407,8 +407,9 @@ def test_import_500_instruments_reports_the_2_bad_rows(any_ledger_url: str, tmp_
     report = register.import_file("instrument", path)
     assert report.imported == 498
     assert [str(e) for e in report.errors] == [
-        f"{path}, row 101, field 'valid_until': expected a date YYYY-MM-DD, got '2026-13-01'",
-        f"{path}, row 402, field 'serial': a value is required",
+        f"{path} [Sheet], row 101, field 'valid_until': expected a date YYYY-MM-DD, "
+        "got '2026-13-01'",
+        f"{path} [Sheet], row 402, field 'serial': a value is required",
     ]
     rows = register.list("instrument")
     assert len(rows) == 498 and len({r["owner_code"] for r in rows}) == 40

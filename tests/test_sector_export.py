@@ -3,6 +3,7 @@ exports whose cursor carries exactly the changes, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from datetime import UTC, date, datetime
@@ -165,6 +166,7 @@ def test_since_a_date_and_every_format_follow_the_schema(world: World, tmp_path:
     meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     assert meta["cursor"] == full.cursor.text and meta["version"] == "1.0"
     for kind in RECORD_TYPES:
+        assert (folder / f"{kind}.csv").read_bytes().startswith(codecs.BOM_UTF8)
         with open(folder / f"{kind}.csv", encoding="utf-8-sig", newline="") as fh:
             header, *rows = list(csv.reader(fh))
         assert tuple(header) == COLUMNS[kind]

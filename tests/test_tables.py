@@ -10,6 +10,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from typer.testing import CliRunner
 
 from certissuer import _tables, intake
 from certissuer._tables import (
@@ -20,8 +21,11 @@ from certissuer._tables import (
     sheet_rows,
     write_csv,
 )
+from certissuer.cli import app
 from certissuer.errors import InputError, InputErrors
 from certissuer.intake.manifest import ManifestRejected, iter_manifest
+from certissuer.ledger import Ledger
+from certissuer.registry import Register
 
 BOMB_CLAIM = 0xFFFF0000
 """What each member of the forged workbook claims to unpack to: about 4 GB."""
@@ -62,11 +66,25 @@ def _enter(path: Path) -> None:
         pass
 
 
+def _register(path: Path) -> Register:
+    """A register of lab T01 in a new SQLite ledger beside `path`."""
+    return Register(Ledger.open(f"sqlite:///{path.parent / 'register.db'}").engine, lab_code="T01")
+
+
+def _registry_cli(tmp_path: Path, *args: str) -> Any:
+    """Run ``certissuer registry ARGS`` against a new SQLite ledger in `tmp_path`."""
+    config = tmp_path / "lab.toml"
+    ledger_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config.write_text(f'[lab]\ncode = "T01"\n[ledger]\nurl = "{ledger_url}"\n', encoding="utf-8")
+    return CliRunner().invoke(app, ["--config", str(config), "registry", *args])
+
+
 XLSX_READERS: dict[str, Callable[[Path], object]] = {
     "open_workbook": _enter,
     "intake.read_certificates": intake.read_certificates,
     "intake.iter_records": lambda p: list(intake.iter_records(p)),
     "intake.manifest": lambda p: list(iter_manifest(p, scans=p.parent)),
+    "registry.import_file": lambda p: _register(p).import_file("instrument", p),
 }
 
 
@@ -136,7 +154,7 @@ def test_manifest_csv_with_bom_keeps_its_first_column(bom: bool, tmp_path: Path)
 
 def test_written_csv_starts_with_the_bom_and_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "out" / "t.csv"
-    rows = [["KĐ-2026-000001", "Đồng Tháp"], ["KĐ-2026-000002", None]]
+    rows: list[list[str | None]] = [["KĐ-2026-000001", "Đồng Tháp"], ["KĐ-2026-000002", None]]
     assert write_csv(path, ["number", "place"], rows) == 2
     data = path.read_bytes()
     assert data.startswith(codecs.BOM_UTF8)
@@ -196,3 +214,71 @@ def test_results_workbook_errors_name_sheet_and_row(tmp_path: Path) -> None:
     with pytest.raises(InputErrors) as caught:
         intake.read_certificates(path)
     assert f"{path} [certificates], row 2" in str(caught.value)
+
+
+def test_registry_import_refuses_a_zip_bomb_on_the_console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = _zip_bomb(tmp_path / "bomb.xlsx")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("openpyxl was asked to unpack a zip bomb")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", never)
+    result = _registry_cli(tmp_path, "import", "instrument", str(bomb))
+    assert result.exit_code == 2, result.output
+    assert f"error: {bomb}: the workbook unpacks to" in result.output
+    assert "hint: split the results into several smaller workbooks" in result.output
+
+
+def test_registry_import_errors_name_sheet_and_row_on_the_console(tmp_path: Path) -> None:
+    header = ["owner_code", "owner_name", "type_code", "serial", "valid_until"]
+    rows = [
+        header,
+        ["MST-1", "Cơ sở 1", "can-ban", "S1", "2027-01-31"],
+        ["MST-1", "Cơ sở 1", "can-ban", "S2", "31/01/2027"],
+    ]
+    path = _workbook(tmp_path / "thiết bị.xlsx", "thiết bị", rows)
+    result = _registry_cli(tmp_path, "import", "instrument", str(path))
+    assert result.exit_code == 2, result.output
+    assert (
+        f"rejected: {path} [thiết bị], row 3, field 'valid_until': expected a date YYYY-MM-DD, "
+        "got '31/01/2027'"
+    ) in result.output
+    assert "1 imported, 1 rejected" in result.output
+
+
+def test_registry_csv_import_counts_a_quoted_newline_in_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(
+        csv_bytes(
+            ["name", "title", "card_expiry"],
+            [["A", "Kiểm định viên\nhạng 1", "2027-01-01"], ["B", "", "01/02/2027"]],
+        )
+    )
+    report = _register(path).import_file("person", path)
+    assert report.imported == 1
+    assert [str(e) for e in report.errors] == [
+        f"{path}, row 3, field 'card_expiry': expected a date YYYY-MM-DD, got '01/02/2027'"
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_registry_export_reads_back_through_the_table_module(suffix: str, tmp_path: Path) -> None:
+    register = _register(tmp_path / "x")
+    register.add("person", {"name": "Phạm Minh Tuấn", "signatory": "yes", "card_expiry": ""})
+    out = tmp_path / f"people{suffix}"
+    assert register.export_file("person", out) == 1
+    if suffix == ".csv":
+        assert out.read_bytes().startswith(codecs.BOM_UTF8)  # so Excel reads it as UTF-8
+    rows = list(_tables.table_rows(out))
+    where = str(out) if suffix == ".csv" else f"{out} [person]"
+    assert rows[0][:2] == (where, 1) and rows[0][2][0] == "name"
+    assert dict(zip(rows[0][2], rows[1][2], strict=True))["signatory"] == "yes"
+
+
+def test_write_table_refuses_an_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"t\.txt: expected a \.csv or \.xlsx file to write"):
+        _tables.write_table(tmp_path / "t.txt", ["a"], [])
+    with pytest.raises(InputError, match=r"t\.ods: expected a \.csv or \.xlsx file"):
+        list(_tables.table_rows(tmp_path / "t.ods"))

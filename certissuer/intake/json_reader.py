@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
-from certissuer._tables import too_large, utf8_error
+from certissuer._tables import open_input, too_large, utf8_error
 from certissuer.errors import InputError
 from certissuer.intake.records import Record, Rejected
 from certissuer.intake.validate import Place, duplicate, judge, show
@@ -144,11 +144,7 @@ class _JsonText:
 def json_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
     """The certificates of a JSON file: one object, or a list read one record at a time."""
     where = str(path)
-    try:
-        f = path.open("rb")
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc.strerror}") from exc
-    with f:
+    with open_input(path) as f:
         text = _JsonText(f, where, max_bytes)
         try:
             yield from _json_items(text, where)

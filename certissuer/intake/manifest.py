@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from certissuer._tables import csv_rows, open_workbook, sheet_rows, sheet_where
 from certissuer.errors import InputError
+from certissuer.intake.records import Rejected
 from certissuer.model import KIND_NAMES, PaperCopy, ScanRef
 
 __all__ = [
@@ -66,13 +67,9 @@ class ManifestRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ManifestRejected:
-    """A manifest row that cannot become a copy, with every reason."""
-
-    source: str
-    row: int
-    ref: str | None
-    errors: tuple[InputError, ...]
+class ManifestRejected(Rejected):
+    """A manifest row that cannot become a copy, with every reason; `ref` is its paper
+    certificate's number when one was given."""
 
 
 def _sha256_and_pages(path: Path) -> tuple[str, int]:

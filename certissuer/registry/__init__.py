@@ -18,7 +18,7 @@ from certissuer.registry.checks import (
     parse_stamp,
     valid_until_for,
 )
-from certissuer.registry.io import KINDS, ImportReport, read_table, write_table
+from certissuer.registry.io import KINDS, ImportReport, read_table
 from certissuer.registry.recall import (
     COLUMNS,
     Recall,
@@ -82,5 +82,4 @@ __all__ = [
     "recall_rows",
     "valid_until_for",
     "write_recall",
-    "write_table",
 ]

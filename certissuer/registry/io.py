@@ -10,12 +10,11 @@ field, and is left out.
 500
 """
 
-import csv
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, select
 
-from certissuer._files import replacing
+from certissuer._tables import plain_cell, table_rows, write_table
 from certissuer.errors import InputError, LedgerError
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
@@ -38,7 +37,7 @@ from certissuer.registry.tables import (
     StampStock,
 )
 
-__all__ = ["KINDS", "ImportReport", "RegisterIO", "read_table", "write_table"]
+__all__ = ["KINDS", "ImportReport", "RegisterIO", "read_table"]
 
 _logger = logging.getLogger(__name__)
 
@@ -314,9 +313,10 @@ class RegisterIO(RegisterBase):
 
         Good rows are imported (a row whose key exists updates that row); each bad row gives an
         `InputError` naming the file, the row as the user sees it (the header is row 1) and the
-        field, and is left out. Raises `InputError` when the file cannot be read at all.
+        field, and is left out; a workbook's errors name its sheet. Raises `InputError` when
+        the file cannot be read at all (too large, a zip bomb, not CSV or XLSX).
         """
-        return self.import_rows(kind, read_table(path), source=str(path), first_row=2)
+        return self._import(kind, read_table(path))
 
     def import_rows(
         self,
@@ -326,13 +326,23 @@ class RegisterIO(RegisterBase):
         source: str,
         first_row: int = 1,
     ) -> ImportReport:
-        """Import `rows` (mappings of column name to text) of `kind`; see `import_file`."""
+        """Import `rows` (mappings of column name to text) of `kind`; see `import_file`.
+
+        Errors name `source` and the row, counting from `first_row`.
+        """
+        return self._import(kind, ((source, n, raw) for n, raw in enumerate(rows, first_row)))
+
+    def _import(
+        self, kind: str, rows: Iterable[tuple[str, int, Mapping[str, Any]]]
+    ) -> ImportReport:
+        """Import `rows` given as ``(where, row number, mapping)``: each error names its place."""
         spec = _spec(kind)
         names = {c.name for c in spec.columns}
         errors: list[InputError] = []
         good: list[dict[str, Any]] = []
         seen: set[tuple[Any, ...]] = set()
-        for number, raw in enumerate(rows, first_row):
+        source = "registry import"
+        for source, number, raw in rows:
             values = {k: ("" if v is None else str(v).strip()) for k, v in raw.items() if k}
             if not any(values.values()):
                 continue
@@ -466,8 +476,9 @@ class RegisterIO(RegisterBase):
         number of rows. The file can be imported again."""
         rows = self.list(kind)
         columns = [c.name for c in _spec(kind).columns]
-        write_table(path, columns, ([_cell(r[c]) for c in columns] for r in rows))
-        return len(rows)
+        return write_table(
+            path, columns, ([plain_cell(r[c]) for c in columns] for r in rows), sheet=kind
+        )
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -524,79 +535,17 @@ def _parse_row(
     return parsed, None
 
 
-def read_table(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of the first sheet of `path` (.csv or .xlsx) as mappings of header to text.
+def read_table(path: Path) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """Yield ``(where, row number, header to text)`` per data row of `path`: a .csv file or
+    the first sheet of a .xlsx workbook, read through `certissuer._tables` (size and zip-bomb
+    limits, UTF-8 with or without a byte order mark). `where` names the file, and the sheet
+    of a workbook (``people.xlsx [Sheet1]``); rows count the header as row 1.
 
     Raises `InputError` when the file cannot be read.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as fh:
-                yield from csv.DictReader(fh)
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(path, f"cannot read the CSV file: {exc}") from exc
-        return
-    if suffix != ".xlsx":
-        raise InputError(
-            path, "expected a .csv or .xlsx file", hint="save the sheet as XLSX or CSV"
-        )
-    import openpyxl
-
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for damaged files
-        raise InputError(path, f"cannot read the XLSX file: {exc}") from exc
-    try:
-        sheet = workbook.worksheets[0]
-        sheet.reset_dimensions()
-        rows = sheet.iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        for cells in rows:
-            yield {h: _xlsx_text(v) for h, v in zip(header, cells, strict=False) if h}
-    finally:
-        workbook.close()
-
-
-def _xlsx_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def write_table(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write a header and rows to `path` (.csv or .xlsx) through a temporary file."""
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".xlsx"}:
-        raise InputError(path, "expected a .csv or .xlsx file to write")
-    with replacing(path) as tmp:
-        if suffix == ".csv":
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(columns)
-                writer.writerows(rows)
-        else:
-            import openpyxl
-
-            workbook = openpyxl.Workbook(write_only=True)
-            sheet = workbook.create_sheet()
-            sheet.append(list(columns))
-            for row in rows:
-                sheet.append(list(row))
-            workbook.save(tmp)
+    header: list[str] | None = None
+    for where, number, cells in table_rows(path):
+        if header is None:
+            header = cells
+            continue
+        yield where, number, {h: c for h, c in zip(header, cells, strict=False) if h}

@@ -28,12 +28,12 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from certissuer._files import write_atomic
+from certissuer._tables import write_table
 from certissuer._vn import dmy
 from certissuer.config import Settings
 from certissuer.errors import InputError, TemplateError
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.checks import add_months
-from certissuer.registry.io import write_table
 from certissuer.registry.tables import Instrument, InstrumentType, Owner, RegisteredStandard
 
 __all__ = [
@@ -281,7 +281,7 @@ def write_recall(
     if fmt is RecallFormat.TABLE:
         raise ValueError("a table is printed, not written to a file")
     path = out if out.suffix.lower() == f".{fmt.value}" else out.with_suffix(f".{fmt.value}")
-    write_table(path, COLUMNS, recall_rows(recall, lab_code=lab_code))
+    write_table(path, COLUMNS, recall_rows(recall, lab_code=lab_code), sheet="recall")
 
 
 def recall_pdf(recall: Recall, settings: Settings) -> bytes:

@@ -92,7 +92,19 @@ class InstrumentType(SQLModel, table=True):
     source: str = ""
 
 
-class Owner(SQLModel, table=True):
+class ChangeTracked(SQLModel):
+    """The columns a register table in `CHANGE_TRACKED` shares: the database sets both on every
+    insert and update (the triggers of `change_tracking_sql`, migration 0005)."""
+
+    change_seq: int | None = Field(default=None, index=True)
+    """Register change number of the row's last change; the sector export's cursor (issue 10)."""
+    changed_at: datetime | None = Field(
+        default=None, sa_type=DateTime(timezone=True), nullable=True
+    )
+    """When the row last changed (UTC)."""
+
+
+class Owner(ChangeTracked, table=True):
     """An owner of instruments: an enterprise, a market stall, a public body."""
 
     __tablename__ = "registry_owner"
@@ -103,16 +115,9 @@ class Owner(SQLModel, table=True):
     address: str = ""
     kind: str = ""
     email: str = ""
-    change_seq: int | None = Field(default=None, index=True)
-    """Register change number, set by the database on every insert and update (a trigger,
-    migration 0005); the sector export's cursor (issue 10)."""
-    changed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    """When the row last changed (UTC), set by the same trigger."""
 
 
-class Instrument(SQLModel, table=True):
+class Instrument(ChangeTracked, table=True):
     """A measuring instrument in use, with its latest certificate and when that expires."""
 
     __tablename__ = "registry_instrument"
@@ -132,16 +137,9 @@ class Instrument(SQLModel, table=True):
     last_certificate: str | None = Field(default=None, max_length=60)
     verified_on: date | None = None
     valid_until: date | None = Field(default=None, index=True)
-    change_seq: int | None = Field(default=None, index=True)
-    """Register change number, set by the database on every insert and update (a trigger,
-    migration 0005); the sector export's cursor (issue 10)."""
-    changed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    """When the row last changed (UTC), set by the same trigger."""
 
 
-class RegisteredStandard(SQLModel, table=True):
+class RegisteredStandard(ChangeTracked, table=True):
     """A reference standard of a lab and the certificate that calibrated it."""
 
     __tablename__ = "registry_standard"
@@ -156,16 +154,9 @@ class RegisteredStandard(SQLModel, table=True):
     calibration_due: date = Field(index=True)
     quantities: str = ""
     ranges: str = ""
-    change_seq: int | None = Field(default=None, index=True)
-    """Register change number, set by the database on every insert and update (a trigger,
-    migration 0005); the sector export's cursor (issue 10)."""
-    changed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    """When the row last changed (UTC), set by the same trigger."""
 
 
-class Person(SQLModel, table=True):
+class Person(ChangeTracked, table=True):
     """A verifier (with a card covering some instrument types) or a signatory of a lab."""
 
     __tablename__ = "registry_person"
@@ -181,13 +172,6 @@ class Person(SQLModel, table=True):
     card_expiry: date | None = None
     signatory: bool = False
     """An authorised signatory (which scope: `Scope.signatories`)."""
-    change_seq: int | None = Field(default=None, index=True)
-    """Register change number, set by the database on every insert and update (a trigger,
-    migration 0005); the sector export's cursor (issue 10)."""
-    changed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    """When the row last changed (UTC), set by the same trigger."""
 
 
 class ChangeCounter(SQLModel, table=True):

@@ -10,9 +10,12 @@ The package is laid out by report: `annual`, `activity`, `sector` (the sector ex
 SQL month buckets) and `layout` how they look (labels, chart axes, templates, the signature).
 Tables are written through `certissuer._tables`.
 
->>> data = annual_report(ledger.engine, year=2026, until=date(2026, 11, 20))  # doctest: +SKIP
->>> pdf = render_annual_pdf(data, settings=settings, signer_name="Lê Hoàng Phúc")  # doctest: +SKIP
->>> write_annual_xlsx(data, Path("report.xlsx"))  # doctest: +SKIP
+Each report is computed, rendered, then signed like a certificate:
+
+>>> data = activity_report(ledger.engine, year=2026, lab_code="DT01")  # doctest: +SKIP
+>>> pdf = render_activity_pdf(data, settings=settings, signer_name="Lê Phúc")  # doctest: +SKIP
+>>> signed = sign_report(pdf, sealer, data.checkpoint, title="Báo cáo hoạt động",
+...                      location="Đồng Tháp", name_on_page="Lê Phúc")  # doctest: +SKIP
 """
 
 from certissuer.report.activity import (

@@ -10,17 +10,17 @@ cannot know is left blank and marked `HAND`.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from certissuer._tables import new_workbook, save_workbook
+from certissuer._tables import add_sheet, new_workbook, save_workbook
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -30,16 +30,13 @@ from certissuer.ledger import (
     LedgerEvent,
 )
 from certissuer.model import KIND_NAMES
-from certissuer.registry import (
-    Lab,
-    Person,
-    RegisteredStandard,
-    match_type,
-)
+from certissuer.registry import Lab, Person, RegisteredStandard
 from certissuer.report.layout import render_report
 from certissuer.report.queries import (
-    OTHER_TYPE,
+    ISSUED,
+    LATER_EVENTS,
     ReportCheckpoint,
+    busiest_first,
     checkpoint_rows,
     instrument_types,
     json_text,
@@ -47,6 +44,7 @@ from certissuer.report.queries import (
     logged_events,
     period,
     read_connection,
+    type_matcher,
     type_names,
     utc_start,
 )
@@ -133,16 +131,13 @@ def activity_report(
             cp = latest_checkpoint(conn)
             types = instrument_types(conn)
             names = type_names(types)
+            kind, name = col(CertificateEntry.kind), col(CertificateEntry.instrument_name)
             rows = conn.execute(
-                logged_events(cp.tree_size)
-                .add_columns(
-                    col(CertificateEntry.kind), col(CertificateEntry.instrument_name), func.count()
-                )
-                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                logged_events(cp.tree_size, ISSUED, kind, name, func.count())
                 .where(col(CertificateEntry.lab_code) == lab_code)
                 .where(col(CertificateEntry.kind).in_(KIND_NAMES))
                 .where(issue_date >= start, issue_date <= end)
-                .group_by(col(CertificateEntry.kind), col(CertificateEntry.instrument_name))
+                .group_by(kind, name)
             ).all()
             recorded = col(FailedVerification.recorded_at)
             name_json = json_text(conn, col(FailedVerification.data_json), "instrument", "name")
@@ -154,12 +149,8 @@ def activity_report(
             ).all()
             at = col(LedgerEvent.at)
             event_rows = conn.execute(
-                logged_events(cp.tree_size)
-                .add_columns(col(LedgerEvent.kind), func.count())
+                logged_events(cp.tree_size, LATER_EVENTS, col(LedgerEvent.kind), func.count())
                 .where(col(CertificateEntry.lab_code) == lab_code)
-                .where(
-                    col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
-                )
                 .where(at >= utc_start(start), at < utc_start(date(year + 1, 1, 1)))
                 .group_by(col(LedgerEvent.kind))
             ).all()
@@ -182,12 +173,12 @@ def activity_report(
             lab = conn.execute(select(Lab).where(col(Lab.code) == lab_code)).first()
     except SQLAlchemyError as exc:
         raise LedgerError(f"the report could not be computed: {exc}") from exc
-    match = functools.lru_cache(maxsize=None)(lambda name: match_type(name, types))
+    match = type_matcher(types)
     lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for kind, name, n in rows:
-        lines[match(str(name or "")) or OTHER_TYPE][0 if kind == "verification" else 2] += int(n)
-    for name, n in failed_rows:
-        lines[match(str(name or "")) or OTHER_TYPE][1] += int(n)
+    for cert_kind, instrument, n in rows:
+        lines[match(instrument)][0 if cert_kind == "verification" else 2] += int(n)
+    for instrument, n in failed_rows:
+        lines[match(instrument)][1] += int(n)
     events = {str(k): int(n) for k, n in event_rows}
     s = settings or Settings(lab_code=lab_code)
     return ActivityReport(
@@ -203,7 +194,7 @@ def activity_report(
         checkpoint=cp,
         lines=tuple(
             ActivityLine(code, names.get(code, code), v, f, c)
-            for code, (v, f, c) in sorted(lines.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+            for code, (v, f, c) in busiest_first(lines)
         ),
         verifiers=int(verifiers or 0),
         signatories=int(signatories or 0),
@@ -230,9 +221,7 @@ def render_activity_pdf(
 def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
     """Write the activity report's figures to an XLSX workbook at `path`, atomically."""
     wb = new_workbook()
-    summary = wb.create_sheet("summary")
-    summary.append(["figure", "value"])
-    for row in [
+    summary: list[list[Any]] = [
         ["year", data.year],
         ["lab_code", data.lab_code],
         *checkpoint_rows(data.checkpoint),
@@ -244,10 +233,12 @@ def write_activity_xlsx(data: ActivityReport, path: Path) -> None:
         ["verifiers", data.verifiers],
         ["signatories", data.signatories],
         ["standards", data.standards],
-    ]:
-        summary.append(row)
-    sheet = wb.create_sheet("activity")
-    sheet.append(["type_code", "name", "verified", "failed", "calibrated"])
-    for line in data.lines:
-        sheet.append([line.type_code, line.name, line.verified, line.failed, line.calibrated])
+    ]
+    add_sheet(wb, "summary", ["figure", "value"], summary)
+    add_sheet(
+        wb,
+        "activity",
+        ["type_code", "name", "verified", "failed", "calibrated"],
+        ([x.type_code, x.name, x.verified, x.failed, x.calibrated] for x in data.lines),
+    )
     save_workbook(wb, path)

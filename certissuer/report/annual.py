@@ -18,7 +18,6 @@ register at the change number the report also prints. This module only reads.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from certissuer._tables import new_workbook, save_workbook
+from certissuer._tables import add_sheet, new_workbook, save_workbook
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -40,17 +39,13 @@ from certissuer.ledger import (
     FailedVerification,
     LedgerEvent,
 )
-from certissuer.registry import (
-    Instrument,
-    Lab,
-    Owner,
-    RegisteredStandard,
-    match_type,
-)
+from certissuer.registry import Instrument, Lab, Owner, RegisteredStandard
 from certissuer.report.layout import KIND_LABELS, month_names, nice_max, render_report
 from certissuer.report.queries import (
-    OTHER_TYPE,
+    ISSUED,
+    LATER_EVENTS,
     ReportCheckpoint,
+    busiest_first,
     checkpoint_rows,
     instrument_types,
     json_text,
@@ -60,6 +55,7 @@ from certissuer.report.queries import (
     month_edges,
     period,
     read_connection,
+    type_matcher,
     type_names,
     utc_start,
 )
@@ -287,17 +283,14 @@ def annual_report(
 
             # certificates issued, per lab, kind and month; and everything before the year
             issue_date = col(CertificateEntry.issue_date)
+            lab_col, kind_col = col(CertificateEntry.lab_code), col(CertificateEntry.kind)
+            name_col = col(CertificateEntry.instrument_name)
+            before_year = func.coalesce(func.sum(case((issue_date < start, 1), else_=0)), 0)
+            buckets = month_buckets(issue_date, edges)
             issued_rows = conn.execute(
-                logged_events(size)
-                .add_columns(
-                    col(CertificateEntry.lab_code),
-                    col(CertificateEntry.kind),
-                    func.coalesce(func.sum(case((issue_date < start, 1), else_=0)), 0),
-                    *month_buckets(issue_date, edges),
-                )
-                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
+                logged_events(size, ISSUED, lab_col, kind_col, before_year, *buckets)
                 .where(issue_date <= end)
-                .group_by(col(CertificateEntry.lab_code), col(CertificateEntry.kind))
+                .group_by(lab_col, kind_col)
             ).all()
             issued: dict[str, list[int]] = {
                 "verification": [0] * len(months),
@@ -319,16 +312,10 @@ def annual_report(
 
             # verification results per instrument type: passed (certificates), failed
             passed_rows = conn.execute(
-                logged_events(size)
-                .add_columns(
-                    col(CertificateEntry.lab_code),
-                    col(CertificateEntry.instrument_name),
-                    func.count(),
-                )
-                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
-                .where(col(CertificateEntry.kind) == "verification")
+                logged_events(size, ISSUED, name_col, func.count())
+                .where(kind_col == "verification")
                 .where(issue_date >= start, issue_date <= end)
-                .group_by(col(CertificateEntry.lab_code), col(CertificateEntry.instrument_name))
+                .group_by(name_col)
             ).all()
             recorded = col(FailedVerification.recorded_at)
             failed_rows = conn.execute(
@@ -344,31 +331,29 @@ def annual_report(
                 )
             ).all()
             results: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-            match = functools.lru_cache(maxsize=None)(lambda name: match_type(name, types))
-            for _lab, name, n in passed_rows:
-                results[match(str(name or "")) or OTHER_TYPE][0] += int(n)
-            for lab_code, name, n in failed_rows:
-                results[match(str(name or "")) or OTHER_TYPE][1] += int(n)
+            match = type_matcher(types)
+            for instrument, n in passed_rows:
+                results[match(instrument)][0] += int(n)
+            for lab_code, instrument, n in failed_rows:
+                results[match(instrument)][1] += int(n)
                 per_lab[lab_code]["failed"] += int(n)
             verification_results = tuple(
                 TypeResult(code, names.get(code, code), p, f)
-                for code, (p, f) in sorted(results.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+                for code, (p, f) in busiest_first(results)
             )
 
             # calibration certificates per quantity
             quantity = json_text(conn, col(CertificateEntry.data_json), "results", 0, "quantity")
             cal_rows = conn.execute(
-                logged_events(size)
-                .add_columns(quantity, col(CertificateEntry.instrument_name), func.count())
-                .where(col(LedgerEvent.kind) == EventKind.ISSUED.value)
-                .where(col(CertificateEntry.kind) == "calibration")
+                logged_events(size, ISSUED, quantity, name_col, func.count())
+                .where(kind_col == "calibration")
                 .where(issue_date >= start, issue_date <= end)
-                .group_by(quantity, col(CertificateEntry.instrument_name))
+                .group_by(quantity, name_col)
             ).all()
             type_quantity = {t.code: t.quantity for t in types}
             quantities: dict[str, int] = defaultdict(int)
-            for q, name, n in cal_rows:
-                label = str(q or "").strip() or type_quantity.get(match(str(name or "")) or "", "")
+            for q, instrument, n in cal_rows:
+                label = str(q or "").strip() or type_quantity.get(match(instrument), "")
                 quantities[label or UNSPECIFIED] += int(n)
             calibration_quantities = tuple(
                 QuantityCount(q, n) for q, n in sorted(quantities.items(), key=lambda kv: -kv[1])
@@ -376,35 +361,25 @@ def annual_report(
 
             # revocations and amendments, per kind and month
             at = col(LedgerEvent.at)
+            event_kind = col(LedgerEvent.kind)
             event_rows = conn.execute(
-                logged_events(size)
-                .add_columns(
-                    col(CertificateEntry.lab_code),
-                    col(CertificateEntry.kind),
-                    col(LedgerEvent.kind),
-                    *month_buckets(at, utc_edges),
-                )
-                .where(
-                    col(LedgerEvent.kind).in_([EventKind.REVOKED.value, EventKind.SUPERSEDED.value])
+                logged_events(
+                    size, LATER_EVENTS, lab_col, kind_col, event_kind, *month_buckets(at, utc_edges)
                 )
                 .where(at >= utc_edges[0], at < utc_edges[-1])
-                .group_by(
-                    col(CertificateEntry.lab_code),
-                    col(CertificateEntry.kind),
-                    col(LedgerEvent.kind),
-                )
+                .group_by(lab_col, kind_col, event_kind)
             ).all()
             by_kind: dict[str, dict[str, list[int]]] = {}
-            for lab_code, kind, event_kind, *counts in event_rows:
+            for lab_code, cert_kind, what, *counts in event_rows:
                 slot = by_kind.setdefault(
-                    str(kind), {"revoked": [0] * len(months), "amended": [0] * len(months)}
+                    str(cert_kind), {"revoked": [0] * len(months), "amended": [0] * len(months)}
                 )
-                key = "revoked" if event_kind == EventKind.REVOKED.value else "amended"
+                key = "revoked" if what == EventKind.REVOKED.value else "amended"
                 slot[key] = [a + int(b) for a, b in zip(slot[key], counts, strict=True)]
                 per_lab[lab_code][key] += sum(int(c) for c in counts)
             events = tuple(
-                EventCounts(kind, tuple(v["revoked"]), tuple(v["amended"]))
-                for kind, v in sorted(by_kind.items())
+                EventCounts(k, tuple(v["revoked"]), tuple(v["amended"]))
+                for k, v in sorted(by_kind.items())
             )
 
             # the register: instruments overdue on `until`, by owner type and place
@@ -549,9 +524,7 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
     """Write every figure of `data` to an XLSX workbook at `path` (one sheet per table, a
     header row each; the checkpoint in the ``summary`` sheet), atomically."""
     wb = new_workbook()
-    summary = wb.create_sheet("summary")
-    summary.append(["figure", "value"])
-    for row in [
+    summary: list[list[Any]] = [
         ["year", data.year],
         ["from", data.start.isoformat()],
         ["until", data.until.isoformat()],
@@ -567,47 +540,62 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
         ["instruments_overdue", data.overdue_total],
         ["standards_due", len(data.standards_due)],
         ["empty", "yes" if data.empty else "no"],
-    ]:
-        summary.append(row)
-    sheet = wb.create_sheet("issued_by_month")
+    ]
+    add_sheet(wb, "summary", ["figure", "value"], summary)
     kinds = sorted(data.issued)
-    sheet.append(["month", *kinds, "total"])
+    by_month = []
     for i, month in enumerate(data.months):
         counts = [data.issued[k][i] for k in kinds]
-        sheet.append([month, *counts, sum(counts)])
-    sheet = wb.create_sheet("verification_by_type")
-    sheet.append(["type_code", "type_name", "passed", "failed", "total"])
-    for t in data.verification_results:
-        sheet.append([t.type_code, t.type_name, t.passed, t.failed, t.passed + t.failed])
-    sheet = wb.create_sheet("calibration_by_quantity")
-    sheet.append(["quantity", "certificates"])
-    for q in data.calibration_quantities:
-        sheet.append([q.quantity, q.count])
-    sheet = wb.create_sheet("revocations_amendments")
-    sheet.append(["kind", "month", "revoked", "amended"])
-    for e in data.events:
-        for i, month in enumerate(data.months):
-            sheet.append([e.kind, month, e.revoked[i], e.amended[i]])
-    sheet = wb.create_sheet("overdue_instruments")
-    sheet.append(["owner_kind", "place_of_use", "instruments"])
-    for g in data.overdue:
-        sheet.append([g.owner_kind, g.place, g.count])
-    sheet = wb.create_sheet("standards_due")
-    sheet.append(["lab_code", "code", "name", "serial", "certificate", "calibration_due", "status"])
-    for st in data.standards_due:
-        status = "overdue" if st.overdue else "due"
-        sheet.append([st.lab_code, st.code, st.name, st.serial, st.certificate_number,
-                      st.calibration_due.isoformat(), status])  # fmt: skip
-    sheet = wb.create_sheet("digitisation")
+        by_month.append([month, *counts, sum(counts)])
+    add_sheet(wb, "issued_by_month", ["month", *kinds, "total"], by_month)
+    add_sheet(
+        wb,
+        "verification_by_type",
+        ["type_code", "type_name", "passed", "failed", "total"],
+        ([t.type_code, t.type_name, t.passed, t.failed, t.passed + t.failed]
+         for t in data.verification_results),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "calibration_by_quantity",
+        ["quantity", "certificates"],
+        ([q.quantity, q.count] for q in data.calibration_quantities),
+    )
+    add_sheet(
+        wb,
+        "revocations_amendments",
+        ["kind", "month", "revoked", "amended"],
+        ([e.kind, month, e.revoked[i], e.amended[i]]
+         for e in data.events for i, month in enumerate(data.months)),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "overdue_instruments",
+        ["owner_kind", "place_of_use", "instruments"],
+        ([g.owner_kind, g.place, g.count] for g in data.overdue),
+    )
+    add_sheet(
+        wb,
+        "standards_due",
+        ["lab_code", "code", "name", "serial", "certificate", "calibration_due", "status"],
+        ([st.lab_code, st.code, st.name, st.serial, st.certificate_number,
+          st.calibration_due.isoformat(), "overdue" if st.overdue else "due"]
+         for st in data.standards_due),
+    )  # fmt: skip
     dig = data.digitisation
-    sheet.append(["month", "electronic_cumulative", "digitised_cumulative", "paper_total",
-                  "target_year"])  # fmt: skip
-    for i, month in enumerate(data.months):
-        sheet.append([month, dig.electronic[i], dig.digitised[i], dig.paper_total, dig.target_year])
-    sheet = wb.create_sheet("labs")
-    sheet.append(["lab_code", "name", "verification", "calibration", "failed", "revoked",
-                  "amended", "digitised"])  # fmt: skip
-    for lab in data.labs:
-        sheet.append([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed,
-                      lab.revoked, lab.amended, lab.digitised])  # fmt: skip
+    add_sheet(
+        wb,
+        "digitisation",
+        ["month", "electronic_cumulative", "digitised_cumulative", "paper_total", "target_year"],
+        ([month, dig.electronic[i], dig.digitised[i], dig.paper_total, dig.target_year]
+         for i, month in enumerate(data.months)),
+    )  # fmt: skip
+    add_sheet(
+        wb,
+        "labs",
+        ["lab_code", "name", "verification", "calibration", "failed", "revoked", "amended",
+         "digitised"],
+        ([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed, lab.revoked,
+          lab.amended, lab.digitised] for lab in data.labs),
+    )  # fmt: skip
     save_workbook(wb, path)

@@ -18,32 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from certissuer._files import write_atomic
-from certissuer._tables import new_workbook, save_workbook, write_csv
+from certissuer._tables import write_table
 from certissuer.errors import ConfigError
 from certissuer.ledger import CertificateEntry, Status
 
 __all__ = ["COLUMNS", "ExportFormat", "entry_row", "export_entries"]
+
+
+def _entry_columns(first: str, last: str) -> tuple[str, ...]:
+    """The ledger entry's columns from `first` to `last`, in the order the table has them."""
+    names = list(CertificateEntry.model_fields)
+    return tuple(names[names.index(first) : names.index(last) + 1])
+
 
 COLUMNS = (
     "number",
     "kind",
     "status",
     "lab_code",
-    "ref",
-    "instrument_name",
-    "instrument_model",
-    "instrument_serial",
-    "customer_name",
-    "work_date",
-    "issue_date",
-    "valid_until",
-    "issued_at",
-    "data_digest",
-    "pdf_sha256",
-    "pdf_path",
-    "signer",
+    *_entry_columns("ref", "data_digest"),
+    *_entry_columns("pdf_sha256", "signer"),
 )
-"""The exported columns, in order."""
+"""The exported columns, in order: the certificate's number, kind and status on the export date,
+then columns of the ledger entry in the order `CertificateEntry` declares them."""
 
 
 class ExportFormat(StrEnum):
@@ -69,22 +66,13 @@ def export_entries(
     rows: Iterable[tuple[CertificateEntry, Status]], fmt: ExportFormat, path: Path
 ) -> int:
     """Write `rows` to `path` in `fmt`; return how many were written."""
-    if fmt is ExportFormat.CSV:
-        return write_csv(path, COLUMNS, ([row[c] for c in COLUMNS] for row in _rows(rows)))
     if fmt is ExportFormat.JSON:
         data = list(_rows(rows))
         write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1).encode())
         return len(data)
-    if fmt is ExportFormat.XLSX:
-        count = 0
-        wb = new_workbook()
-        ws = wb.create_sheet("certificates")
-        ws.append(list(COLUMNS))
-        for row in _rows(rows):
-            ws.append([row[c] for c in COLUMNS])
-            count += 1
-        save_workbook(wb, path)
-        return count
+    if fmt in (ExportFormat.CSV, ExportFormat.XLSX):
+        table = ([row[c] for c in COLUMNS] for row in _rows(rows))
+        return write_table(path, COLUMNS, table, sheet="certificates", fmt=fmt.value)
     raise ConfigError(f"unknown export format {fmt}")  # pragma: no cover - StrEnum is closed
 
 

@@ -11,8 +11,9 @@ change number; both reports print them.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,19 +28,20 @@ from certissuer.errors import InputError, LedgerError
 from certissuer.ledger import (
     CertificateEntry,
     Checkpoint,
+    EventKind,
     LedgerEvent,
     LogHead,
     LogLeaf,
     utc,
 )
-from certissuer.registry import (
-    InstrumentType,
-    current_change,
-)
+from certissuer.registry import InstrumentType, current_change, match_type
 
 __all__ = [
+    "ISSUED",
+    "LATER_EVENTS",
     "OTHER_TYPE",
     "ReportCheckpoint",
+    "busiest_first",
     "checkpoint_rows",
     "instrument_types",
     "json_text",
@@ -49,12 +51,17 @@ __all__ = [
     "month_edges",
     "period",
     "read_connection",
+    "type_matcher",
     "type_names",
     "utc_start",
 ]
 
 OTHER_TYPE = "(khác / other)"
 """The type of an instrument that matches no type of the register."""
+ISSUED = (EventKind.ISSUED.value,)
+"""Event kinds of `logged_events` that count certificates issued."""
+LATER_EVENTS = (EventKind.REVOKED.value, EventKind.SUPERSEDED.value)
+"""Event kinds of `logged_events` that count revocations and amendments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +151,16 @@ def latest_checkpoint(conn: Connection) -> ReportCheckpoint:
     )
 
 
-def logged_events(size: int) -> Any:
-    """Events covered by the checkpoint of `size` leaves, joined to their certificates."""
+def logged_events(size: int, kinds: Sequence[str], *columns: Any) -> Any:
+    """``SELECT columns`` over the events of `kinds` (`ISSUED`, `LATER_EVENTS`) covered by the
+    checkpoint of `size` leaves, each joined to its certificate."""
     return (
-        select()
+        select(*columns)
         .select_from(LedgerEvent)
         .join(LogLeaf, col(LogLeaf.event_id) == col(LedgerEvent.id))
         .join(CertificateEntry, col(CertificateEntry.number) == col(LedgerEvent.number))
         .where(col(LogLeaf.idx) < size)
+        .where(col(LedgerEvent.kind).in_(kinds))
     )
 
 
@@ -170,6 +179,22 @@ def instrument_types(conn: Connection) -> list[InstrumentType]:
 def type_names(types: Iterable[InstrumentType]) -> dict[str, str]:
     """Each type's bilingual name by its code."""
     return {t.code: f"{t.name_vi} / {t.name_en}" if t.name_en else t.name_vi for t in types}
+
+
+def type_matcher(types: Sequence[InstrumentType]) -> Callable[[object], str]:
+    """The code of the type of `types` an instrument name matches (`OTHER_TYPE` for none),
+    remembered per name: a report matches the same few names many times."""
+
+    @functools.cache
+    def match(name: object) -> str:
+        return match_type(str(name or ""), types) or OTHER_TYPE
+
+    return match
+
+
+def busiest_first(counts: Mapping[str, Sequence[int]]) -> list[tuple[str, Sequence[int]]]:
+    """The items of `counts` (a type's counts) by their total, largest first, then by key."""
+    return sorted(counts.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
 
 
 def checkpoint_rows(cp: ReportCheckpoint) -> list[list[Any]]:

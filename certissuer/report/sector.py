@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from certissuer._files import write_atomic
-from certissuer._tables import csv_bytes, new_workbook, save_workbook
+from certissuer._tables import add_sheet, new_workbook, plain_cell, save_workbook, write_table
 from certissuer.errors import InputError, LedgerError
 from certissuer.ledger import CertificateEntry, EventKind, LedgerEvent, LogHead, LogLeaf, utc
 from certissuer.registry import Instrument, Owner, Person, RegisteredStandard, current_change
@@ -312,12 +312,10 @@ def _register_rows(
         yield {name: _value(data[name]) for name in COLUMNS[kind]}
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
+def _table(export: SectorExport, kind: str) -> Iterator[list[Any]]:
+    """The records of `kind` as table rows in `COLUMNS` order."""
+    for record in export.records[kind]:
+        yield [plain_cell(record[c]) for c in COLUMNS[kind]]
 
 
 def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> list[Path]:
@@ -335,22 +333,23 @@ def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> l
         return [out]
     if fmt is SectorFormat.XLSX:
         wb = new_workbook()
-        meta = wb.create_sheet("export")
-        meta.append(["key", "value"])
-        for key, value in header.items():
-            meta.append([key, json.dumps(value) if isinstance(value, dict) else _cell(value)])
+        add_sheet(
+            wb,
+            "export",
+            ["key", "value"],
+            (
+                [key, json.dumps(value) if isinstance(value, dict) else plain_cell(value)]
+                for key, value in header.items()
+            ),
+        )
         for kind in RECORD_TYPES:
-            sheet = wb.create_sheet(kind)
-            sheet.append(list(COLUMNS[kind]))
-            for record in export.records[kind]:
-                sheet.append([_cell(record[c]) for c in COLUMNS[kind]])
+            add_sheet(wb, kind, COLUMNS[kind], _table(export, kind))
         save_workbook(wb, out)
         return [out]
     out.mkdir(parents=True, exist_ok=True)
     for kind in RECORD_TYPES:
         path = out / f"{kind}.csv"
-        rows = ([_cell(record[c]) for c in COLUMNS[kind]] for record in export.records[kind])
-        write_atomic(path, csv_bytes(COLUMNS[kind], rows))
+        write_table(path, COLUMNS[kind], _table(export, kind))
         written.append(path)
     meta_path = out / "export.json"
     write_atomic(meta_path, json.dumps(header, ensure_ascii=False, indent=1).encode())
