@@ -281,23 +281,21 @@ def digitise_items(manifest: Path, scans: Path) -> Iterator[Item]:
 def count_rows(paths: Sequence[Path]) -> int | None:
     """A quick count of the rows in `paths` for a progress bar (None when unknown).
 
-    Tables are opened through `certissuer._tables`, with its size and zip-bomb limits; a file
-    that cannot be counted gives None, and the run itself then says what is wrong with it.
+    Tables are opened through `certissuer._tables`, with its size and zip-bomb limits, so a
+    table that cannot be read is refused here, before any key is loaded: raises `InputError`
+    naming the file.
     """
     total = 0
     for path in _expand(paths):
         suffix = path.suffix.lower()
-        try:
-            if suffix == ".csv":
-                check_file(path)
-                total += max(sum(1 for _, cells in csv_rows(path) if any(cells)) - 1, 0)
-            elif suffix == ".xlsx":
-                with open_workbook(path) as book:
-                    # The stored dimension: quick, and close enough for a progress bar.
-                    total += max((book.worksheets[0].max_row or 1) - 1, 0)
-            else:
-                return None
-        except InputError:
+        if suffix == ".csv":
+            check_file(path)
+            total += max(sum(1 for _, cells in csv_rows(path) if any(cells)) - 1, 0)
+        elif suffix == ".xlsx":
+            with open_workbook(path) as book:
+                # The stored dimension: quick, and close enough for a progress bar.
+                total += max((book.worksheets[0].max_row or 1) - 1, 0)
+        else:
             return None
     return total
 

@@ -230,7 +230,7 @@ def test_a_spreadsheet_that_is_not_one_is_an_input_error_in_a_process(tmp_path: 
     done = _process(tmp_path, "batch", "digitise", "bad.xlsx", "--scans", "scans")
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "BadZipFile" not in done.stderr
-    assert done.stderr.startswith("error:") and "XLSX" in done.stderr
+    assert done.stderr.startswith("error:") and "Excel workbook (.xlsx)" in done.stderr
 
 
 def test_an_untrusted_signature_is_a_verdict_without_library_noise(lab: Lab) -> None:
