@@ -16,7 +16,6 @@ Workers on several machines may share one run on PostgreSQL: each claims a recor
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import logging
@@ -29,19 +28,33 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, overload
 
 from certissuer import intake
+from certissuer._tables import (
+    check_file,
+    csv_rows,
+    new_workbook,
+    open_workbook,
+    save_workbook,
+    write_csv,
+)
 from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.digitise import ManifestRejected, ManifestRow, iter_manifest
-from certissuer.errors import CertissuerError
+from certissuer.errors import CertissuerError, InputError, LedgerError
+
+if TYPE_CHECKING:
+    from certissuer.issue import Issued
+    from certissuer.ledger import CertificateEntry, Checkpoint, Status
 
 __all__ = [
-    "BatchReport",
+    "ERROR_REPORT_COLUMNS",
+    "Outcome",
     "Progress",
     "RejectedRow",
     "RejectedRows",
+    "RunReport",
     "count_rows",
     "digitise_items",
     "issue_items",
@@ -63,6 +76,20 @@ class RejectedRow:
     field: str
     reason: str
     hint: str = ""
+    exit_code: int = InputError.exit_code
+    """The exit code of the error that rejected the row (README's table)."""
+
+    def cells(self) -> list[str | int]:
+        """The row as the error report's cells (`ERROR_REPORT_COLUMNS`)."""
+        return [self.source, self.row, self.field, self.reason, self.hint]
+
+    @classmethod
+    def of(cls, source: str | Path, row: int, exc: CertissuerError) -> RejectedRow:
+        """The rejection of row `row` of `source` by `exc` (its field, if it names one)."""
+        fld = getattr(exc, "field", None) or ""
+        # An InputError's problem without its place: the file, row and field are columns.
+        reason = getattr(exc, "problem", None) or str(exc)
+        return cls(str(source), row, fld, reason, exc.hint or "", exc.exit_code)
 
 
 class RejectedRows(Sequence[RejectedRow]):
@@ -71,7 +98,7 @@ class RejectedRows(Sequence[RejectedRow]):
     more than `keep` of them.
 
     It reads as a sequence (`len`, iteration, indexing, slicing); appending while iterating over
-    it is not supported.
+    it is not supported. `exit_codes` holds the exit code of every row's error.
     """
 
     def __init__(self, keep: int = 1000) -> None:
@@ -79,17 +106,19 @@ class RejectedRows(Sequence[RejectedRow]):
         self._head: list[RejectedRow] = []
         self._spill: IO[str] | None = None
         self._count = 0
+        self.exit_codes: set[int] = set()
 
     def append(self, row: RejectedRow) -> None:
         """Add `row` at the end."""
         self._count += 1
+        self.exit_codes.add(row.exit_code)
         if len(self._head) < self._keep:
             self._head.append(row)
             return
         if self._spill is None:
             self._spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._spill.seek(0, os.SEEK_END)
-        fields = [row.source, row.row, row.field, row.reason, row.hint]
+        fields = [*row.cells(), row.exit_code]
         self._spill.write(json.dumps(fields, ensure_ascii=False) + "\n")
 
     def extend(self, rows: Iterable[RejectedRow]) -> None:
@@ -111,8 +140,7 @@ class RejectedRows(Sequence[RejectedRow]):
             self._spill.flush()
             self._spill.seek(0)
             for line in self._spill:
-                source, row, fld, reason, hint = json.loads(line)
-                yield RejectedRow(source, row, fld, reason, hint)
+                yield RejectedRow(*json.loads(line))
 
     @overload
     def __getitem__(self, index: int) -> RejectedRow: ...
@@ -155,10 +183,14 @@ class Progress:
 
 
 @dataclass
-class BatchReport:
-    """What a run did. `ok` when nothing was rejected."""
+class RunReport:
+    """What a run did: the one report of ``issue``, ``batch issue`` and ``batch digitise``.
+
+    `ok` when nothing was rejected; `exit_code` is the run's exit code (see `exit_code`).
+    """
 
     issued: int = 0
+    """Certificates this run issued (with `dry_run`: would issue)."""
     already: int = 0
     """Rows that an earlier run had issued already (nothing new was issued)."""
     skipped: int = 0
@@ -170,12 +202,48 @@ class BatchReport:
     rejected_rows: int = 0
     """How many rows (not errors) were rejected."""
     dry_run: bool = False
+    all_or_nothing: bool = False
+    """The run issued nothing because a record was bad (``issue``), rather than every good
+    row (``batch``)."""
     elapsed: float = 0.0
+    certificates: list[Issued] = field(default_factory=list)
+    """Each certificate the run completed, issued or found issued already, in that order."""
+    checkpoint: Checkpoint | None = None
+    """The checkpoint of the ledger's log the lab signed at the end of a run that issued
+    anything (None: nothing was issued)."""
+    error_report: Path | None = None
+    """Where the rejected rows were written (None: nowhere, or nothing was rejected)."""
 
     @property
     def ok(self) -> bool:
         """True when no row was rejected."""
         return not self.rejected
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing was rejected; else the exit code the rejections share (2 input,
+        4 template, 7 ledger, 9 refused, ...), or 2 when they differ."""
+        codes = self.rejected.exit_codes
+        if not codes:
+            return 0
+        return next(iter(codes)) if len(codes) == 1 else InputError.exit_code
+
+    def ledger_entries(self, settings: Settings) -> list[tuple[Issued, CertificateEntry, Status]]:
+        """Each of `certificates` with its ledger entry and status today, from the ledger of
+        `settings` (the entry's one JSON shape is `certissuer.report.export.entry_row`)."""
+        if not self.certificates:
+            return []
+        from certissuer.ledger import Ledger
+
+        ledger = Ledger.open(settings.ledger_url, create=False)
+        today = datetime.now(VIETNAM_TZ).date()
+        out = []
+        for done in self.certificates:
+            entry = ledger.get(done.number)
+            if entry is None:  # pragma: no cover - the run has just recorded it
+                raise LedgerError(f"certificate {done.number} is not in the ledger")
+            out.append((done, entry, ledger.status(entry, today=today)[0]))
+        return out
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -211,41 +279,49 @@ def digitise_items(manifest: Path, scans: Path) -> Iterator[Item]:
 
 
 def count_rows(paths: Sequence[Path]) -> int | None:
-    """A quick count of the rows in `paths` for a progress bar (None when unknown)."""
+    """A quick count of the rows in `paths` for a progress bar (None when unknown).
+
+    Tables are opened through `certissuer._tables`, with its size and zip-bomb limits, so a
+    table that cannot be read is refused here, before any key is loaded: raises `InputError`
+    naming the file.
+    """
     total = 0
     for path in _expand(paths):
         suffix = path.suffix.lower()
-        try:
-            if suffix == ".csv":
-                with open(path, "rb") as fh:
-                    total += max(sum(1 for line in fh if line.strip()) - 1, 0)
-            elif suffix == ".xlsx":
-                from openpyxl import load_workbook
-
-                wb = load_workbook(path, read_only=True)
-                ws = wb.worksheets[0]
-                total += max((ws.max_row or 1) - 1, 0)
-                wb.close()
-            else:
-                return None
-        except (OSError, ValueError, KeyError):
+        if suffix == ".csv":
+            check_file(path)
+            total += max(sum(1 for _, cells in csv_rows(path) if any(cells)) - 1, 0)
+        elif suffix == ".xlsx":
+            with open_workbook(path) as book:
+                # The stored dimension: quick, and close enough for a progress bar.
+                total += max((book.worksheets[0].max_row or 1) - 1, 0)
+        else:
             return None
     return total
 
 
 # -- running -------------------------------------------------------------------------------
 
-Outcome = tuple[str, str, int, str, str, str]
-"""(kind, source, row, field, message, hint); kind: issued, already, rejected, skipped."""
+
+class Outcome(NamedTuple):
+    """What happened to one row, as a worker reports it."""
+
+    kind: str
+    """issued, already, rejected or skipped; between processes also fatal and exit."""
+    source: str
+    row: int
+    rejection: RejectedRow | None = None
+    done: Issued | None = None
 
 
 def _rejections(item: intake.Rejected | ManifestRejected) -> list[RejectedRow]:
     return [
-        RejectedRow(
-            e.path, e.row if e.row is not None else item.row, e.field or "", e.problem, e.hint or ""
-        )
-        for e in item.errors
+        RejectedRow.of(e.path, e.row if e.row is not None else item.row, e) for e in item.errors
     ]
+
+
+def _cert(item: intake.Record | ManifestRow) -> Any:
+    return item.copy if isinstance(item, ManifestRow) else item.cert
 
 
 class _Worker:
@@ -262,28 +338,32 @@ class _Worker:
             self.issuer.renderer = renderer
         self.claimant = this_claimant()
 
-    def handle(self, cert: Any, source: str, row: int) -> Outcome:
+    def check(self, cert: Any, source: str, row: int) -> Outcome | None:
+        """None when `cert` passes every check before a number; else its rejection."""
+        try:
+            self.issuer.check(cert)
+        except CertissuerError as exc:
+            return Outcome("rejected", source, row, RejectedRow.of(source, row, exc))
+        return None
+
+    def handle(self, cert: Any, source: str, row: int, *, reject: bool = True) -> Outcome:
+        """Issue `cert`. With `reject`, a `CertissuerError` rejects the row; else it is raised."""
         ledger, lab = self.issuer.ledger, self.issuer.settings.lab_code
         if not ledger.claim_ref(lab, cert.ref, self.claimant):
-            busy = f"ref '{cert.ref}' is being issued elsewhere"
-            return ("skipped", source, row, "ref", busy, "")
+            busy = RejectedRow(source, row, "ref", f"ref '{cert.ref}' is being issued elsewhere")
+            return Outcome("skipped", source, row, busy)
         completed = False  # Ledger.complete ends the claim of a certificate it records
         try:
             done = self.issuer.issue(cert)
             completed = not done.reused
         except CertissuerError as exc:
-            return (
-                "rejected",
-                source,
-                row,
-                getattr(exc, "field", "") or "",
-                str(exc),
-                exc.hint or "",
-            )
+            if not reject:
+                raise
+            return Outcome("rejected", source, row, RejectedRow.of(source, row, exc))
         finally:
             if not completed:
                 ledger.release_ref(lab, cert.ref, self.claimant)
-        return ("already" if done.reused else "issued", source, row, "", done.number, "")
+        return Outcome("already" if done.reused else "issued", source, row, done=done)
 
 
 def _worker_main(
@@ -297,12 +377,12 @@ def _worker_main(
     try:
         worker = _Worker(settings, passphrase, out_dir, renderer)
     except CertissuerError as exc:
-        results.put(("fatal", "", 0, "", str(exc), exc.hint or ""))
+        results.put(Outcome("fatal", "", 0, RejectedRow.of("", 0, exc)))
         return
     while True:
         task = tasks.get()
         if task is None:
-            results.put(("exit", "", 0, "", "", ""))
+            results.put(Outcome("exit", "", 0))
             return
         results.put(worker.handle(*task))
 
@@ -315,17 +395,34 @@ def run_batch(
     out_dir: Path,
     jobs: int = 1,
     dry_run: bool = False,
+    all_or_nothing: bool = False,
+    error_report: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     renderer: Any = None,
-) -> BatchReport:
-    """Issue every good item; report every bad one. See the module docstring.
+) -> RunReport:
+    """Issue the records of `items` and report what happened: the one run engine.
 
-    `jobs` worker processes issue in parallel (1: in this process). With `dry_run`, every
-    record is validated and rendered, the keys are loaded, and nothing is issued or written.
-    `renderer` replaces the template renderer (tests). Raises `CertissuerError` when the run
-    cannot start at all (keys, ledger, templates).
+    One rejection policy for every run: a row is rejected, with the exit code of its error,
+    when it cannot be read (intake), when `Issuer.check` refuses it (its template, the
+    register, a failed instrument, its ref issued with other data), or when issuing it
+    fails. Then:
+
+    * by default (``batch``) every good row is issued and every bad one reported; `jobs`
+      worker processes issue in parallel (1: in this process);
+    * with `all_or_nothing` (``issue``) every record is checked first, in this process, and
+      if any is bad nothing is issued and no number is taken (the records are held in
+      memory); otherwise they are issued, and an error while issuing stops the run;
+    * with `dry_run` every record is validated and rendered, the keys are loaded, and
+      nothing is issued or written.
+
+    Certificates a crashed run left pending are completed first. A run that issued or
+    completed anything ends with a checkpoint of the ledger's log signed with the lab's
+    token key (`RunReport.checkpoint`), even when an error stops it. With `error_report` the
+    rejected rows are written there (CSV or XLSX by its suffix). `renderer` replaces the
+    template renderer (tests). Raises `CertissuerError` when the run cannot start at all
+    (keys, ledger, templates).
     """
-    report = BatchReport(dry_run=dry_run)
+    report = RunReport(dry_run=dry_run, all_or_nothing=all_or_nothing)
     start = time.monotonic()
     counts = {"done": 0}
 
@@ -338,16 +435,18 @@ def run_batch(
             )  # fmt: skip
 
     def record(outcome: Outcome) -> None:
-        kind, source, row, fld, message, hint = outcome
-        if kind == "issued":
+        if outcome.kind == "issued":
             report.issued += 1
-        elif kind == "already":
+        elif outcome.kind == "already":
             report.already += 1
-        elif kind == "skipped":
+        elif outcome.kind == "skipped":
             report.skipped += 1
         else:
-            report.rejected.append(RejectedRow(source, row, fld, message, hint))
+            assert outcome.rejection is not None
+            report.rejected.append(outcome.rejection)
             report.rejected_rows += 1
+        if outcome.done is not None:
+            report.certificates.append(outcome.done)
         progressed()
 
     def reject(item: intake.Rejected | ManifestRejected) -> None:
@@ -357,26 +456,70 @@ def run_batch(
 
     if dry_run:
         _dry_run(items, settings, passphrase, record, reject, renderer)
-    elif jobs <= 1:
-        worker = _Worker(settings, passphrase, out_dir, renderer)
-        report.completed = len(worker.issuer.complete_pending())
-        for item in items:
-            if isinstance(item, intake.Rejected | ManifestRejected):
-                reject(item)
-            else:
-                cert = item.copy if isinstance(item, ManifestRow) else item.cert
-                record(worker.handle(cert, item.source, item.row))
     else:
-        # Repair what a crashed run left, once, before the workers start.
-        from certissuer.issue import Issuer
-
-        repairer = Issuer.from_settings(settings, passphrase=passphrase, out_dir=out_dir)
-        if renderer is not None:
-            repairer.renderer = renderer
-        report.completed = len(repairer.complete_pending())
-        _parallel(items, settings, passphrase, out_dir, jobs, renderer, record, reject)
+        # One Issuer in this process: it repairs what a crashed run left, once, before any
+        # worker starts, and signs the checkpoint at the end.
+        worker = _Worker(settings, passphrase, out_dir, renderer)
+        try:
+            report.certificates.extend(worker.issuer.complete_pending())
+            report.completed = len(report.certificates)
+            if all_or_nothing:
+                _all_or_nothing(items, worker, record, reject, report)
+            elif jobs <= 1:
+                for item in items:
+                    if isinstance(item, intake.Rejected | ManifestRejected):
+                        reject(item)
+                    else:
+                        record(worker.handle(_cert(item), item.source, item.row))
+            else:
+                _parallel(items, settings, passphrase, out_dir, jobs, renderer, record, reject)
+        except BaseException:
+            _vouch(worker, report, stopping=True)
+            raise
+        _vouch(worker, report, stopping=False)
     report.elapsed = time.monotonic() - start
+    if error_report is not None and report.rejected:
+        write_error_report(report.rejected, error_report)
+        report.error_report = error_report
     return report
+
+
+def _vouch(worker: _Worker, report: RunReport, *, stopping: bool) -> None:
+    # The lab vouches for the log as the run left it, so reports (the annual count) and
+    # audits can rely on every certificate the run issued.
+    if not (report.issued or report.completed):
+        return
+    try:
+        report.checkpoint = worker.issuer.checkpoint()
+    except CertissuerError:
+        if not stopping:
+            raise
+        # The run is already stopping with its own error, which is the one to report.
+        _logger.warning("no checkpoint signed after the run stopped", exc_info=True)
+
+
+def _all_or_nothing(
+    items: Iterable[Item],
+    worker: _Worker,
+    record: Callable[[Outcome], None],
+    reject: Callable[[Any], None],
+    report: RunReport,
+) -> None:
+    good: list[tuple[Any, str, int]] = []
+    for item in items:
+        if isinstance(item, intake.Rejected | ManifestRejected):
+            reject(item)
+            continue
+        cert = _cert(item)
+        refused = worker.check(cert, item.source, item.row)
+        if refused is not None:
+            record(refused)
+        else:
+            good.append((cert, item.source, item.row))
+    if report.rejected:
+        return  # one bad record: nothing is issued, no number is taken
+    for cert, source, row in good:
+        record(worker.handle(cert, source, row, reject=False))
 
 
 def _parallel(
@@ -412,11 +555,11 @@ def _parallel(
                 outcome = results.get(timeout=0.2) if block else results.get_nowait()
             except queue.Empty:
                 return
-            if outcome[0] == "exit":
+            if outcome.kind == "exit":
                 running -= 1
-            elif outcome[0] == "fatal":
+            elif outcome.kind == "fatal":
                 running -= 1
-                fatal = outcome[4]
+                fatal = outcome.rejection.reason
             else:
                 record(outcome)
             block = False
@@ -426,12 +569,12 @@ def _parallel(
             if isinstance(item, intake.Rejected | ManifestRejected):
                 reject(item)
                 continue
-            cert = item.copy if isinstance(item, ManifestRow) else item.cert
+            task = (_cert(item), item.source, item.row)
             while True:
                 if fatal is not None or running == 0:
                     raise CertissuerError(f"the batch workers stopped: {fatal or 'unknown'}")
                 try:
-                    tasks.put((cert, item.source, item.row), timeout=0.2)
+                    tasks.put(task, timeout=0.2)
                     break
                 except queue.Full:
                     drain(block=False)
@@ -460,7 +603,7 @@ def _dry_run(
     reject: Callable[[Any], None],
     renderer: Any,
 ) -> None:
-    from certissuer.issue import load_sealer, load_token_key
+    from certissuer.issue import load_sealer, load_token_key, trial_render
     from certissuer.render import Renderer
 
     load_sealer(settings, passphrase)
@@ -471,45 +614,37 @@ def _dry_run(
         if isinstance(item, intake.Rejected | ManifestRejected):
             reject(item)
             continue
-        cert = item.copy if isinstance(item, ManifestRow) else item.cert
         try:
-            renderer.render_pdf(
-                cert,
-                number=f"{settings.series_for(cert.kind)}-DRY-RUN",
-                issued=today,
-                qr_url=f"{settings.token_url_base}/v/dry-run",
-                settings=settings,
-            )
+            trial_render(renderer, _cert(item), settings, label="DRY-RUN", today=today)
         except CertissuerError as exc:
-            record(("rejected", item.source, item.row, "", str(exc), exc.hint or ""))
+            record(
+                Outcome(
+                    "rejected", item.source, item.row, RejectedRow.of(item.source, item.row, exc)
+                )
+            )
             continue
-        record(("issued", item.source, item.row, "", "(dry run)", ""))
+        record(Outcome("issued", item.source, item.row))
+
+
+ERROR_REPORT_COLUMNS = ("file", "row", "field", "reason", "hint")
+"""The columns of the error report, in order."""
 
 
 def write_error_report(rejected: Iterable[RejectedRow], path: Path) -> None:
-    """Write the rejected rows to `path` (CSV, or XLSX by its suffix), atomically.
+    """Write the rejected rows to `path` (CSV, or XLSX by its suffix), whole or not at all.
 
     The rows are written as they are read from `rejected` (openpyxl in write-only mode for
-    XLSX), never all held at once.
+    XLSX), never all held at once, through `certissuer._tables` (CSV as UTF-8 with a byte
+    order mark).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    header = ["file", "row", "field", "reason", "hint"]
-    rows = ([r.source, r.row, r.field, r.reason, r.hint] for r in rejected)
-    try:
-        if path.suffix.lower() == ".xlsx":
-            from openpyxl import Workbook
-
-            wb = Workbook(write_only=True)
-            ws = wb.create_sheet("errors")
-            ws.append(header)
-            for r in rows:
-                ws.append(r)
-            wb.save(tmp)
-        else:
-            with open(tmp, "w", newline="", encoding="utf-8-sig") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(header)
-                writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    rows = (r.cells() for r in rejected)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".xlsx":
+        book = new_workbook()
+        sheet = book.create_sheet("errors")
+        sheet.append(list(ERROR_REPORT_COLUMNS))
+        for row in rows:
+            sheet.append(row)
+        save_workbook(book, path)
+    else:
+        write_csv(path, ERROR_REPORT_COLUMNS, rows)

@@ -49,7 +49,7 @@ from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
 
-__all__ = ["Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename"]
+__all__ = ["Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename", "trial_render"]
 
 _logger = logging.getLogger(__name__)
 
@@ -97,6 +97,33 @@ def load_token_key(settings: Settings) -> TokenKey:
     if settings.token_key is None:
         raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
     return TokenKey.load(settings.token_key)
+
+
+def trial_render(
+    renderer: Renderer,
+    cert: Cert,
+    settings: Settings,
+    *,
+    label: str,
+    today: date,
+    accredited: bool = True,
+) -> bytes:
+    """Render `cert` with `renderer` as it would be issued today, with a stand-in number.
+
+    The number is the series of `cert` followed by `label` ("HC-CHECK"), the QR code points
+    nowhere; nothing is numbered, signed or written. Raises `TemplateError` when the template
+    cannot render `cert`. `Issuer.check` and a batch's dry run use it.
+    """
+    # Only told when it is not accredited: a renderer need not take the option otherwise.
+    options = {} if accredited else {"accredited": False}
+    return renderer.render_pdf(
+        cert,  # type: ignore[arg-type]  # any model with .kind; copies use copy.rml.j2
+        number=f"{settings.series_for(cert.kind)}-{label}",
+        issued=today,
+        qr_url=f"{settings.token_url_base}/v/{label.lower()}",
+        settings=settings,
+        **options,
+    )
 
 
 class Issuer:
@@ -157,29 +184,8 @@ class Issuer:
         entry that `complete_pending` finishes).
         """
         now = now or datetime.now(UTC)
-        if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
-            # Computed, not typed: the end of the legal verification cycle (issue 8).
-            computed = self.register.computed_valid_until(cert)
-            if computed is None:
-                raise IssueRefused(
-                    f"ref '{cert.ref}': valid_until is not given and the register has no "
-                    f"verification cycle for '{cert.instrument.name}'",
-                    hint="give valid_until, or add the instrument or its type to the register",
-                )
-            cert = cert.model_copy(update={"valid_until": computed})
-        data_json = canonical_json(cert).decode()
-        digest = hashlib.sha256(data_json.encode()).hexdigest()
-        lab = self.settings.lab_code
-        if isinstance(cert, VerificationCertificate) and not cert.passes:
-            self._refuse_failed(cert, digest, data_json, now)
-
-        existing = self.ledger.by_ref(lab, cert.ref)
+        cert, digest, data_json, existing = self._prepare(cert, now)
         if existing is not None:
-            if existing.data_digest != digest:
-                raise LedgerError(
-                    f"ref '{cert.ref}' was already issued as {existing.number} with other data",
-                    hint="use a new ref, or amend the certificate",
-                )
             if existing.is_pending:
                 if not self.ledger.claim_entry(existing, this_claimant()):
                     raise LedgerError(
@@ -210,11 +216,39 @@ class Issuer:
         clearance = None
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             clearance = self.register.clear(cert, now=now)
-        entry = self.ledger.reserve_with(lab, series, issue_date.year, build, claim=this_claimant())
+        entry = self.ledger.reserve_with(
+            self.settings.lab_code, series, issue_date.year, build, claim=this_claimant()
+        )
         issued = self._finish(entry, cert, now)
         if clearance is not None:
             self.register.record(clearance, cert, issued.number)
         return issued
+
+    def check(self, cert: Cert, *, now: datetime | None = None) -> None:
+        """Make every check `issue` makes before it takes a number, and take none.
+
+        `cert` is checked as `issue` would check it at `now`: its valid-until date, its
+        verification results (a failed instrument is recorded as failed and refused with
+        `IssueRefused`, as `issue` does), its ``ref`` against the ledger (`LedgerError` for
+        the same ref with other data), the register's rules (`RegisterRefused`), and its
+        template, rendered once with a stand-in number (`TemplateError`). A record the ledger
+        already holds passes: issuing it again returns the certificate it has. This is how a
+        run issues nothing when one record of it is bad.
+        """
+        now = now or datetime.now(UTC)
+        cert, _, _, existing = self._prepare(cert, now)
+        if existing is not None:
+            return
+        if not isinstance(cert, PaperCopy) and self.register.enabled():
+            self.register.check(cert)
+        trial_render(
+            self.renderer,
+            cert,
+            self.settings,
+            label="CHECK",
+            today=now.astimezone(VIETNAM_TZ).date(),
+            accredited=self._accredited(cert),
+        )
 
     def complete_pending(self, *, now: datetime | None = None) -> list[Issued]:
         """Finish the pending entries of this lab that no live process is working on.
@@ -270,6 +304,31 @@ class Issuer:
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _prepare(self, cert: Cert, now: datetime) -> tuple[Cert, str, str, CertificateEntry | None]:
+        """The checks before a number is taken: `cert` completed, its canonical JSON and
+        digest, and the ledger's entry for its ref (None: a new record)."""
+        if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
+            # Computed, not typed: the end of the legal verification cycle (issue 8).
+            computed = self.register.computed_valid_until(cert)
+            if computed is None:
+                raise IssueRefused(
+                    f"ref '{cert.ref}': valid_until is not given and the register has no "
+                    f"verification cycle for '{cert.instrument.name}'",
+                    hint="give valid_until, or add the instrument or its type to the register",
+                )
+            cert = cert.model_copy(update={"valid_until": computed})
+        data_json = canonical_json(cert).decode()
+        digest = hashlib.sha256(data_json.encode()).hexdigest()
+        if isinstance(cert, VerificationCertificate) and not cert.passes:
+            self._refuse_failed(cert, digest, data_json, now)
+        existing = self.ledger.by_ref(self.settings.lab_code, cert.ref)
+        if existing is not None and existing.data_digest != digest:
+            raise LedgerError(
+                f"ref '{cert.ref}' was already issued as {existing.number} with other data",
+                hint="use a new ref, or amend the certificate",
+            )
+        return cert, digest, data_json, existing
 
     def _entry(
         self,
@@ -332,7 +391,7 @@ class Issuer:
                 issued=entry.issue_date,
                 qr_url=url,
                 settings=self.settings,
-                **self._register_render_options(cert),
+                **({} if self._accredited(cert) else {"accredited": False}),
             )
             scans: list[tuple[str, str, int]] = []
             if isinstance(cert, PaperCopy):
@@ -375,12 +434,10 @@ class Issuer:
         _logger.info("issued %s -> %s", entry.number, path)
         return Issued(entry.number, entry.kind, path, sha, url)
 
-    def _register_render_options(self, cert: Cert) -> dict[str, bool]:
+    def _accredited(self, cert: Cert) -> bool:
         # Work outside the accreditation scope, when the profile allows it, is printed
         # without the accreditation mark (issue 8); the renderer is only told when it is.
-        if isinstance(cert, PaperCopy) or self.register.accredited(cert):
-            return {}
-        return {"accredited": False}
+        return isinstance(cert, PaperCopy) or self.register.accredited(cert)
 
     def _refuse_failed(
         self, cert: VerificationCertificate, digest: str, data_json: str, now: datetime

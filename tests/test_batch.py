@@ -395,7 +395,7 @@ def test_cli_batch_reports_and_exit_code(keys: KeyPaths, tmp_path: Path) -> None
         env={"CERTISSUER_P12_PASSPHRASE": "pw"},
     )
     assert result.exit_code == 2
-    assert "issued 2" in result.stdout and "rejected 1" in result.stdout
+    assert "2 issued" in result.stdout and "1 rejected" in result.stdout
     assert "row 3" in result.stderr and "psi" in result.stderr
     from openpyxl import load_workbook
 

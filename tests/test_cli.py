@@ -95,7 +95,7 @@ def test_verify_exit_codes_for_altered_and_qr(
         str(tmp_path / "o"),
     )
     issued = json.loads(stdout)["issued"][0]
-    data = bytearray(Path(issued["path"]).read_bytes())
+    data = bytearray(Path(issued["entry"]["pdf_path"]).read_bytes())
     data[len(data) // 3] ^= 0x01
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(bytes(data))

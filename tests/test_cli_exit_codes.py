@@ -70,13 +70,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, other_pki: KeyP
     args = ["--config", str(profile), "issue", str(SAMPLES / "calibration.json"), "--json"]
     done = runner.invoke(app, [*args, "--out", str(root / "out")], env=ENV)
     assert done.exit_code == 0, done.output
-    issued = json.loads(done.stdout)["issued"][0]
+    issued = json.loads(done.stdout)["issued"][0]["entry"]
     forger = _profile(root / "forger.toml", other_pki, code="FRG")
     args = ["--config", str(forger), "issue", str(SAMPLES / "calibration.json"), "--json"]
     done = runner.invoke(app, [*args, "--out", str(root / "forged")], env=ENV)
     assert done.exit_code == 0, done.output
-    foreign = Path(json.loads(done.stdout)["issued"][0]["path"])
-    return Lab(root, profile, Path(issued["path"]), issued["number"], foreign, pki)
+    foreign = Path(json.loads(done.stdout)["issued"][0]["entry"]["pdf_path"])
+    return Lab(root, profile, Path(issued["pdf_path"]), issued["number"], foreign, pki)
 
 
 def _failed_instrument(lab: Lab) -> list[str]:
@@ -230,7 +230,7 @@ def test_a_spreadsheet_that_is_not_one_is_an_input_error_in_a_process(tmp_path: 
     done = _process(tmp_path, "batch", "digitise", "bad.xlsx", "--scans", "scans")
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "BadZipFile" not in done.stderr
-    assert done.stderr.startswith("error:") and "XLSX" in done.stderr
+    assert done.stderr.startswith("error:") and "Excel workbook (.xlsx)" in done.stderr
 
 
 def test_an_untrusted_signature_is_a_verdict_without_library_noise(lab: Lab) -> None:

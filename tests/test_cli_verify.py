@@ -58,13 +58,13 @@ def _run(lab: dict[str, Any], *args: str) -> tuple[int, str, str]:
 
 
 def test_a_genuine_pdf_is_judged_within_the_bounds(lab: dict[str, Any]) -> None:
-    path = lab["issued"]["path"]
+    path = lab["issued"]["entry"]["pdf_path"]
     code, stdout, _ = _run(lab, path)
     assert code == 0 and "HỢP LỆ / VALID" in stdout and "hợp lệ / valid" in stdout
     code, stdout, _ = _run(lab, "--json", "--timeout", "30", path)
     report = json.loads(stdout)
     assert code == 0 and report["verdict"] == "valid" and report["signatures"][0]["valid"]
-    assert report["number"] == lab["issued"]["number"]
+    assert report["number"] == lab["issued"]["entry"]["number"]
 
 
 def test_a_pdf_that_overruns_the_time_limit_cannot_be_checked(lab: dict[str, Any]) -> None:
@@ -90,7 +90,7 @@ def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_pdf_that_overruns_the_memory_limit_cannot_be_checked(lab: dict[str, Any]) -> None:
     # A fresh CLI holds about 165 MiB of address space and checks a genuine certificate
     # within 220 MiB; the flood's cross-reference table wants well over 100 MiB more.
-    genuine = _cli(lab, "--memory-mb", "240", lab["issued"]["path"])
+    genuine = _cli(lab, "--memory-mb", "240", lab["issued"]["entry"]["pdf_path"])
     assert genuine.returncode == 0 and "HỢP LỆ / VALID" in genuine.stdout, genuine.stderr
     done = _cli(lab, "--timeout", "60", "--memory-mb", "240", str(lab["flood"]))
     assert done.returncode == 8, (done.stdout, done.stderr)

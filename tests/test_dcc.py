@@ -697,7 +697,9 @@ def test_issue_accepts_a_dcc_document(
     )
     assert result.exit_code == 0, result.stderr
     [done] = json.loads(result.stdout)["issued"]
-    extracted = runner.invoke(app, ["--config", str(profile), "dcc", "extract", done["path"]])
+    extracted = runner.invoke(
+        app, ["--config", str(profile), "dcc", "extract", done["entry"]["pdf_path"]]
+    )
     assert dcc.read_certificate(extracted.stdout_bytes) == ver_cert
 
 

@@ -62,11 +62,17 @@ def test_samples_verify_with_demo_keys(demo: tuple[dict[str, str], list[dict[str
     for item in issued:
         result = CliRunner().invoke(
             app,
-            ["--config", str(SAMPLES / "certissuer.toml"), "verify", "--json", item["path"]],
+            [
+                "--config",
+                str(SAMPLES / "certissuer.toml"),
+                "verify",
+                "--json",
+                item["entry"]["pdf_path"],
+            ],
             env=env,
         )
         assert result.exit_code == 0, result.stdout
-        assert json.loads(result.stdout)["number"] == item["number"]
+        assert json.loads(result.stdout)["number"] == item["entry"]["number"]
 
 
 @pytest.mark.parametrize(
@@ -76,17 +82,17 @@ def test_every_page_has_title_number_and_page_x_of_y(
     demo: tuple[dict[str, str], list[dict[str, str]]], index: int, title: str
 ) -> None:
     item = demo[1][index]
-    pages = _pages(item["path"])
+    pages = _pages(item["entry"]["pdf_path"])
     assert title in pages[0]
     for n, page in enumerate(pages, 1):
-        assert item["number"] in page, f"page {n} lacks the number"
+        assert item["entry"]["number"] in page, f"page {n} lacks the number"
         assert f"Trang {n}/{len(pages)}" in page, f"page {n} lacks 'Trang {n}/{len(pages)}'"
 
 
 def test_all_fonts_are_embedded(demo: tuple[dict[str, str], list[dict[str, str]]]) -> None:
     for item in demo[1]:
         rows = subprocess.run(
-            ["pdffonts", item["path"]], check=True, capture_output=True, text=True
+            ["pdffonts", item["entry"]["pdf_path"]], check=True, capture_output=True, text=True
         ).stdout.splitlines()[2:]
         assert rows, "no fonts listed"
         for row in rows:
@@ -99,8 +105,10 @@ def test_qr_code_on_the_page_decodes_to_the_token_url(
 ) -> None:
     env, issued = demo
     for item in issued:
-        stem = tmp_path / Path(item["path"]).stem
-        subprocess.run(["pdftoppm", "-r", "150", "-png", item["path"], str(stem)], check=True)
+        stem = tmp_path / Path(item["entry"]["pdf_path"]).stem
+        subprocess.run(
+            ["pdftoppm", "-r", "150", "-png", item["entry"]["pdf_path"], str(stem)], check=True
+        )
         found: list[str] = []
         for png in sorted(tmp_path.glob(f"{stem.name}*.png")):
             res = subprocess.run(

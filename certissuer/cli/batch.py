@@ -1,10 +1,16 @@
-"""``certissuer batch``: many certificates in one run, or a paper archive digitised."""
+"""``certissuer batch``: many certificates in one run, or a paper archive digitised.
+
+Also the one presentation of a run's report (`show_run`), which ``certissuer issue`` prints
+too: the same lines, and with ``--json`` the same JSON shape, for every run.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,11 +18,12 @@ import typer
 
 from certissuer.cli._app import app
 from certissuer.cli._state import State, err, passphrase, say, warn
+from certissuer.config import Settings
 
 if TYPE_CHECKING:
     from certissuer import batch
 
-__all__ = ["batch_app", "batch_digitise", "batch_issue"]
+__all__ = ["batch_app", "batch_digitise", "batch_issue", "run_json", "show_run"]
 
 batch_app = typer.Typer(
     help="Batch runs: many certificates, or a paper archive.", no_args_is_help=True
@@ -31,6 +38,80 @@ _ReportOpt = Annotated[
     Path | None,
     typer.Option("--report", help="Error report (.csv or .xlsx); default OUT/batch-errors.csv."),
 ]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON report.")]
+
+_SHOWN_REJECTIONS = 20
+"""Rejected rows printed on standard error; the error report (batch) holds them all."""
+
+
+def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
+    """The JSON report of a run: one shape for ``issue``, ``batch issue`` and ``batch
+    digitise``. Each certificate is its ledger entry in the ledger's one JSON shape
+    (`certissuer.report.export.entry_row`, as ``ledger list --json`` prints it) with its
+    verification URL and whether an earlier run had issued it."""
+    from certissuer import batch
+    from certissuer.report.export import entry_row
+
+    return {
+        "issued": [
+            {"entry": entry_row(entry, status), "url": done.url, "reused": done.reused}
+            for done, entry, status in report.ledger_entries(settings)
+        ],
+        "rejected": [
+            {
+                **dict(zip(batch.ERROR_REPORT_COLUMNS, r.cells(), strict=True)),
+                "exit_code": r.exit_code,
+            }
+            for r in report.rejected
+        ],
+        "counts": {
+            "issued": report.issued,
+            "already": report.already,
+            "rejected": report.rejected_rows,
+            "skipped": report.skipped,
+            "completed": report.completed,
+        },
+        "dry_run": report.dry_run,
+        "checkpoint": report.checkpoint.to_json() if report.checkpoint else None,
+        "error_report": str(report.error_report) if report.error_report else None,
+        "exit_code": report.exit_code,
+    }
+
+
+def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> int:
+    """Print `report` (JSON with `as_json`) and return the run's exit code.
+
+    Rejected rows go to standard error in both forms, each with its file, row and field.
+    """
+    for r in report.rejected[:_SHOWN_REJECTIONS]:
+        where = f"{r.source}, row {r.row}" + (f", field '{r.field}'" if r.field else "")
+        warn(f"rejected: {where}: {r.reason}" + (f" (hint: {r.hint})" if r.hint else ""))
+    if len(report.rejected) > _SHOWN_REJECTIONS:
+        warn(f"... and {len(report.rejected) - _SHOWN_REJECTIONS} more")
+    if report.error_report is not None:
+        warn(f"error report: {report.error_report}")
+    if report.all_or_nothing and report.rejected:
+        warn(
+            f"error: nothing was issued: {report.rejected_rows} record(s) rejected; "
+            "fix them and run again"
+        )
+    if as_json:
+        typer.echo(json.dumps(run_json(report, settings), ensure_ascii=False, indent=2))
+        return report.exit_code
+    for done in report.certificates:
+        say(f"issued {done.number}  {done.path}" + (" (already issued)" if done.reused else ""))
+    verb = "would be issued" if report.dry_run else "issued"
+    say(
+        f"{report.issued} {verb}, {report.already} already issued, "
+        f"{report.rejected_rows} rejected"
+        + (f", {report.skipped} being issued elsewhere" if report.skipped else "")
+        + (f", {report.completed} completed after a crash" if report.completed else "")
+        + f" ({report.elapsed:.1f} s)"
+    )
+    if report.checkpoint is not None:
+        cp = report.checkpoint
+        say(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")
+    return report.exit_code
 
 
 def _progress_printer(total: int | None) -> Callable[[batch.Progress], None]:
@@ -50,17 +131,15 @@ def _progress_printer(total: int | None) -> Callable[[batch.Progress], None]:
     return plain
 
 
-def _run_batch(
-    state: State,
-    items: Iterable[Any],
-    total: int | None,
-    *,
-    out: Path,
-    jobs: int,
-    dry_run: bool,
-    quiet: bool,
-    report_path: Path | None,
-) -> None:
+@contextmanager
+def _progress(quiet: bool, total: int | None) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on a terminal, plain lines elsewhere, nothing when `quiet`."""
+    if quiet:
+        yield None
+        return
+    if not err.is_terminal:
+        yield _progress_printer(total)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -70,65 +149,40 @@ def _run_batch(
         TimeRemainingColumn,
     )
 
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = bar.add_task("issuing", total=total, rate=0.0)
+    with bar:
+        yield lambda p: bar.update(task, completed=p.done, rate=p.rate)
+
+
+def _batch(ctx: typer.Context, items: Iterable[Any], total: int | None) -> None:
+    """Run `items` with the options of the batch command in `ctx`, print, exit."""
     from certissuer import batch
 
+    state: State = ctx.obj
+    options = ctx.params
     settings = state.settings()
-    key_passphrase = passphrase(settings)
-    bar: Progress | None = None
-    on_progress: Callable[[batch.Progress], None] | None = None
-    if not quiet and err.is_terminal:
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f}/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-        )
-        task = bar.add_task("issuing", total=total, rate=0.0)
-        shown = bar
-
-        def on_progress(p: batch.Progress) -> None:
-            shown.update(task, completed=p.done, rate=p.rate)
-    elif not quiet:
-        on_progress = _progress_printer(total)
-    if bar is not None:
-        bar.start()
-    try:
-        result = batch.run_batch(
+    out: Path = options["out"]
+    with _progress(options["quiet"], total) as on_progress:
+        report = batch.run_batch(
             items,
             settings=settings,
-            passphrase=key_passphrase,
+            passphrase=passphrase(settings),
             out_dir=out,
-            jobs=jobs,
-            dry_run=dry_run,
+            jobs=options["jobs"] or (os.cpu_count() or 1),
+            dry_run=options["dry_run"],
+            error_report=options["report"] or out / "batch-errors.csv",
             on_progress=on_progress,
         )
-    finally:
-        if bar is not None:
-            bar.stop()
-    if result.rejected:
-        path = report_path or out / "batch-errors.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        batch.write_error_report(result.rejected, path)
-        for r in result.rejected[:20]:
-            warn(
-                f"rejected: {r.source}, row {r.row}"
-                + (f", field '{r.field}'" if r.field else "")
-                + f": {r.reason}"
-            )
-        if len(result.rejected) > 20:
-            warn(f"... and {len(result.rejected) - 20} more")
-        warn(f"error report: {path}")
-    verb = "would issue" if dry_run else "issued"
-    say(
-        f"{verb} {result.issued}, already issued {result.already}, "
-        f"rejected {result.rejected_rows}, being issued elsewhere {result.skipped}"
-        + (f", completed after a crash {result.completed}" if result.completed else "")
-        + f" ({result.elapsed:.1f} s)"
-    )
-    raise typer.Exit(code=2 if result.rejected else 0)
+    raise typer.Exit(code=show_run(report, settings, as_json=options["as_json"]))
 
 
 @batch_app.command("issue")
@@ -140,20 +194,12 @@ def batch_issue(
     dry_run: _DryOpt = False,
     quiet: _QuietOpt = False,
     report: _ReportOpt = None,
+    as_json: _JsonOpt = False,
 ) -> None:
-    """Issue every certificate in the inputs; report bad rows; rerun to resume."""
+    """Issue every good certificate in the inputs; report bad rows; rerun to resume."""
     from certissuer import batch
 
-    _run_batch(
-        ctx.obj,
-        batch.issue_items(inputs),
-        batch.count_rows(inputs),
-        out=out,
-        jobs=jobs or (os.cpu_count() or 1),
-        dry_run=dry_run,
-        quiet=quiet,
-        report_path=report,
-    )
+    _batch(ctx, batch.issue_items(inputs), batch.count_rows(inputs))
 
 
 @batch_app.command("digitise")
@@ -166,17 +212,9 @@ def batch_digitise(
     dry_run: _DryOpt = False,
     quiet: _QuietOpt = False,
     report: _ReportOpt = None,
+    as_json: _JsonOpt = False,
 ) -> None:
     """Turn scanned paper certificates into signed, QR-verifiable electronic copies."""
     from certissuer import batch
 
-    _run_batch(
-        ctx.obj,
-        batch.digitise_items(manifest, scans),
-        batch.count_rows([manifest]),
-        out=out,
-        jobs=jobs or (os.cpu_count() or 1),
-        dry_run=dry_run,
-        quiet=quiet,
-        report_path=report,
-    )
+    _batch(ctx, batch.digitise_items(manifest, scans), batch.count_rows([manifest]))

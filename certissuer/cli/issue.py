@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, passphrase, say, token_key, warn
-from certissuer.errors import ConfigError, InputError, IssueRefused, LedgerError
+from certissuer.cli._state import State, issuer, passphrase, say, token_key
+from certissuer.cli.batch import show_run
+from certissuer.errors import ConfigError
 
-__all__ = ["amend", "issue", "revoke", "run_exit_code", "sign_approve"]
+__all__ = ["amend", "issue", "revoke", "sign_approve"]
 
 _LevelOpt = Annotated[
     str | None,
     typer.Option(help="PAdES level: B-B, B-T, B-LT or B-LTA (default: \\[signing] level)."),
 ]
-
-
-def run_exit_code(rejected: list[dict[str, Any]]) -> int:
-    """The exit code of a run that rejected `rejected`: 0 if nothing, else the code of the
-    rejections' error class (2 input, 7 ledger, 9 refused), or 2 when they differ."""
-    codes = {r["exit_code"] for r in rejected}
-    if not codes:
-        return 0
-    return codes.pop() if len(codes) == 1 else InputError.exit_code
 
 
 @app.command()
@@ -42,76 +33,22 @@ def issue(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
     level: _LevelOpt = None,
 ) -> None:
-    """Issue one signed certificate per record of RESULTS and record it in the ledger."""
-    from certissuer import intake
-    from certissuer.issue import Issuer
+    """Issue one signed certificate per record of RESULTS (nothing if any record is bad)."""
+    from certissuer import batch
     from certissuer.sign import Level
 
     state: State = ctx.obj
-    issued: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
     settings = state.settings()
     if level is not None:
         settings = settings.replace(signing_level=Level.parse(level).value)
-    runner = Issuer.from_settings(settings, passphrase=passphrase(settings), out_dir=out)
-    issued.extend(
-        {"number": d.number, "path": str(d.path), "completed": True}
-        for d in runner.complete_pending()
+    report = batch.run_batch(
+        batch.issue_items(results),
+        settings=settings,
+        passphrase=passphrase(settings),
+        out_dir=out,
+        all_or_nothing=True,
     )
-    # NOTE: this loop is a second run engine beside `batch.run_batch` (issue 15 merges them).
-    for path in results:
-        for item in intake.iter_records(path):
-            if isinstance(item, intake.Rejected):
-                for error in item.errors:
-                    rejected.append(
-                        {
-                            "source": item.source,
-                            "row": item.row,
-                            "error": str(error),
-                            "hint": error.hint,
-                            "exit_code": error.exit_code,
-                        }
-                    )
-                    hint = f" (hint: {error.hint})" if error.hint else ""
-                    warn(f"rejected: {error}{hint}")
-                continue
-            try:
-                done = runner.issue(item.cert)
-            except (IssueRefused, LedgerError) as exc:
-                rejected.append(
-                    {
-                        "source": item.source,
-                        "row": item.row,
-                        "error": str(exc),
-                        "exit_code": exc.exit_code,
-                    }
-                )
-                warn(f"rejected: {item.source}, row {item.row}: {exc}")
-                continue
-            issued.append(
-                {
-                    "number": done.number,
-                    "path": str(done.path),
-                    "sha256": done.pdf_sha256,
-                    "url": done.url,
-                    "reused": done.reused,
-                }
-            )
-            if not as_json:
-                note = " (already issued)" if done.reused else ""
-                say(f"issued {done.number}  {done.path}{note}")
-    if any(not i.get("reused") for i in issued):
-        runner.checkpoint()  # the lab vouches for the log as this run left it
-    code = run_exit_code(rejected)
-    if as_json:
-        for r in rejected:
-            del r["exit_code"]
-        typer.echo(
-            json.dumps({"issued": issued, "rejected": rejected}, ensure_ascii=False, indent=2)
-        )
-    else:
-        say(f"{len(issued)} issued, {len(rejected)} rejected")
-    raise typer.Exit(code=code)
+    raise typer.Exit(code=show_run(report, settings, as_json=as_json))
 
 
 @app.command("sign-approve")
