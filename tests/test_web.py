@@ -713,9 +713,9 @@ def test_web_settings_from_the_profile_and_environment(tmp_path: Path) -> None:
     s = load_settings(profile, env={"CERTISSUER_WEB_RATE_LIMIT": "10"})
     assert (s.web_host, s.web_port, s.web_allow_download) == ("0.0.0.0", 9000, True)
     assert s.web_pdf_timeout == 2.5 and s.web_rate_limit == 10
-    with pytest.raises(ConfigError, match="'web_port' must be a whole number"):
+    with pytest.raises(ConfigError, match="CERTISSUER_WEB_PORT must be a whole number"):
         load_settings(profile, env={"CERTISSUER_WEB_PORT": "80a"})
-    with pytest.raises(ConfigError, match="'web_allow_download' must be true or false"):
+    with pytest.raises(ConfigError, match="CERTISSUER_WEB_ALLOW_DOWNLOAD must be true or false"):
         load_settings(profile, env={"CERTISSUER_WEB_ALLOW_DOWNLOAD": "perhaps"})
 
 
