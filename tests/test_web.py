@@ -36,7 +36,7 @@ from certissuer.model import parse_certificate
 from certissuer.token import load_public_keys
 from certissuer.web.worker import open_readonly_ledger
 
-from .conftest import SAMPLES, load_json
+from .conftest import SAMPLES, lab_settings, load_json
 
 # -- hostile PDFs ---------------------------------------------------------------------------
 
@@ -143,16 +143,7 @@ def token(issued: Issued) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, sealer: Any, renderer: Any) -> Lab:
     root = tmp_path_factory.mktemp("web-lab")
-    settings = Settings(
-        lab_code="T01",
-        lab_name_vi="Phòng thí nghiệm thử nghiệm",
-        lab_name_en="Test laboratory",
-        signing_pkcs12=pki.signer_p12,
-        signing_trust_roots=(pki.ca_cert,),
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=f"sqlite:///{root / 'ledger.db'}",
-    )
+    settings = lab_settings(pki, ledger=root)
     ledger = Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings))
     issuer = Issuer(
         settings,
