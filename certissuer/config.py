@@ -3,7 +3,9 @@
 The profile is found by ``--config``, then the ``CERTISSUER_CONFIG`` variable, then
 ``./certissuer.toml``. Sections and keys map to flat `Settings` fields: ``[ledger] url`` is
 ``ledger_url`` and is overridden by ``CERTISSUER_LEDGER_URL``. Relative paths are resolved
-against the folder of the TOML file.
+against the folder of the TOML file. Each field's annotation says how its value is read; a
+closed choice (``[signing] level``, ``[verify] revocation``, ...) is a `Choice` enum, and a
+bad value is refused with the key or variable named and the valid values listed.
 
 >>> from certissuer.config import load_settings
 >>> settings = load_settings(Path("samples/certissuer.toml"), env={})  # doctest: +SKIP
