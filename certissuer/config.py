@@ -3,7 +3,9 @@
 The profile is found by ``--config``, then the ``CERTISSUER_CONFIG`` variable, then
 ``./certissuer.toml``. Sections and keys map to flat `Settings` fields: ``[ledger] url`` is
 ``ledger_url`` and is overridden by ``CERTISSUER_LEDGER_URL``. Relative paths are resolved
-against the folder of the TOML file.
+against the folder of the TOML file. Each field's annotation says how its value is read; a
+closed choice (``[signing] level``, ``[verify] revocation``, ...) is a `Choice` enum, and a
+bad value is refused with the key or variable named and the valid values listed.
 
 >>> from certissuer.config import load_settings
 >>> settings = load_settings(Path("samples/certissuer.toml"), env={})  # doctest: +SKIP
@@ -14,54 +16,147 @@ against the folder of the TOML file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from certissuer.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_NAME", "Settings", "find_config", "load_settings", "starter_config"]
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "Appearance",
+    "Choice",
+    "Digest",
+    "Level",
+    "OutsideScope",
+    "Revocation",
+    "RsaPadding",
+    "Settings",
+    "find_config",
+    "load_settings",
+    "starter_config",
+]
 
 DEFAULT_CONFIG_NAME = "certissuer.toml"
-_PATH_FIELDS = {
-    "lab_logo",
-    "signing_pkcs12",
-    "signing_trust_roots",
-    "token_key",
-    "render_template_dir",
-    "web_token_public",
-    "dcc_schema_dir",
-    "signing_key",
-    "signing_cert",
-    "signing_chain",
-    "signing_pkcs11_module",
-    "signing_tsa_roots",
-    "signing_seal_image",
-    "signing_signature_image",
-    "verify_crls",
-    "registry_instrument_types",
-}
-_PATH_LIST_FIELDS = {"signing_trust_roots", "signing_chain", "signing_tsa_roots", "verify_crls"}
-_INT_FIELDS = {
-    "web_port",
-    "web_max_upload",
-    "web_rate_limit",
-    "web_rate_burst",
-    "web_pdf_workers",
-    "web_pdf_memory_mb",
-    "web_upload_concurrency",
-}
-_FLOAT_FIELDS = {"web_pdf_timeout", "web_header_timeout", "web_body_timeout"}
-_BOOL_FIELDS = {
-    "web_allow_download",
-    "dcc_embed",
-    "signing_approval",
-    "signing_revocation_check",
-    "verify_fetch",
-}
+
+
+class Choice(StrEnum):
+    """A closed choice of the lab profile, read leniently and refused with the valid values.
+
+    Each subclass lists its values; `parse` accepts them in any case and with stray spaces.
+    As a `str`, a member compares equal to its value, so ``settings.verify_revocation ==
+    "require"`` holds for the profile ``[verify] revocation = "require"``.
+    """
+
+    _label: ClassVar[str]
+    """What the choice is called in errors: ``class Level(Choice, label="PAdES level")``."""
+
+    def __init_subclass__(cls, *, label: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._label = label
+
+    @classmethod
+    def _key(cls, text: str) -> str:
+        """`text` spelled as the values are (subclasses accept more spellings)."""
+        return text.strip().lower()
+
+    @classmethod
+    def parse(cls, text: str, *, where: str | None = None) -> Self:
+        """The member named `text`; `ConfigError` names `where` and lists the valid values.
+
+        `where` is the setting as the user wrote it: ``lab.toml: [signing] level`` or
+        ``CERTISSUER_SIGNING_LEVEL``; None names the choice itself ("the PAdES level").
+        """
+        if isinstance(text, cls):
+            return text
+        if isinstance(text, str):
+            try:
+                return cls(cls._key(text))
+            except ValueError:
+                pass
+        valid = ", ".join(member.value for member in cls)
+        raise ConfigError(f"{where or 'the ' + cls._label} must be one of {valid}, got {text!r}")
+
+
+class Level(Choice, label="PAdES level"):
+    """PAdES baseline levels (ETSI EN 319 142-1): ``[signing] level``."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @classmethod
+    def _key(cls, text: str) -> str:
+        # "b-t", "B_T", "BT" and "T" all name B-T.
+        key = text.strip().upper().replace("_", "-")
+        return key if key.startswith("B-") else "B-" + key.removeprefix("B")
+
+    @property
+    def timestamped(self) -> bool:
+        """True from B-T up: the signature carries a trusted time."""
+        return self is not Level.B_B
+
+    @property
+    def long_term(self) -> bool:
+        """True for B-LT and B-LTA: validation data goes into the DSS."""
+        return self in (Level.B_LT, Level.B_LTA)
+
+
+class Digest(Choice, label="digest"):
+    """Hash algorithms a signature may use: ``[signing] digest``."""
+
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+    SHA3_256 = "sha3_256"
+    SHA3_384 = "sha3_384"
+    SHA3_512 = "sha3_512"
+
+    @classmethod
+    def _key(cls, text: str) -> str:
+        # "SHA-256" and "sha3-256" as the standards spell them.
+        return text.strip().lower().replace("sha-", "sha").replace("-", "_")
+
+
+class RsaPadding(Choice, label="RSA padding"):
+    """The RSA signature scheme: ``[signing] rsa_padding``."""
+
+    PKCS1V15 = "pkcs1v15"
+    PSS = "pss"
+    """RSASSA-PSS."""
+
+
+class Appearance(Choice, label="signature appearance"):
+    """``[signing] appearance``: a signature box over the signer's printed name, or none."""
+
+    VISIBLE = "visible"
+    INVISIBLE = "invisible"
+
+
+class Revocation(Choice, label="revocation policy"):
+    """``[verify] revocation``: what a missing or unreachable revocation answer means."""
+
+    SOFT_FAIL = "soft-fail"
+    """A revoked signer is refused; one whose status cannot be learnt is accepted."""
+    HARD_FAIL = "hard-fail"
+    """A signer whose certificate names a CRL or OCSP responder needs a status answer."""
+    REQUIRE = "require"
+    """Every signer needs a status answer."""
+
+
+class OutsideScope(Choice, label="outside-scope rule"):
+    """``[registry] outside_scope``: work outside the accreditation scope."""
+
+    REFUSE = "refuse"
+    UNACCREDITED = "unaccredited"
+    """Issue it without the accreditation mark, with a statement saying so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +201,16 @@ class Settings:
     """The certificate's label on the token; default: the key's label or id."""
     signing_pin_env: str = "CERTISSUER_PKCS11_PIN"
     """Name of the environment variable that holds the token PIN (never the value)."""
-    signing_level: str = "B-B"
+    signing_level: Level = Level.B_B
     """PAdES baseline level: B-B, B-T, B-LT or B-LTA (`certissuer issue --level` overrides)."""
     signing_tsa_url: str = ""
     """RFC 3161 time-stamping authority, needed from B-T up."""
     signing_tsa_roots: tuple[Path, ...] = ()
     """Roots that time-stamping authorities must chain to (in addition to the trust roots)."""
-    signing_digest: str = "sha256"
-    signing_rsa_padding: str = "pkcs1v15"
+    signing_digest: Digest = Digest.SHA256
+    signing_rsa_padding: RsaPadding = RsaPadding.PKCS1V15
     """RSA signature scheme: pkcs1v15 or pss (RSASSA-PSS)."""
-    signing_appearance: str = "visible"
+    signing_appearance: Appearance = Appearance.VISIBLE
     """visible: a signature box over the signer's printed name; invisible: none."""
     signing_seal_image: Path | None = None
     """The lab's seal (PNG with transparency), shown over the signature image's left third."""
@@ -125,7 +220,7 @@ class Settings:
     the head of the lab signs with `certissuer sign-approve`."""
     signing_revocation_check: bool = True
     """Before signing, ask the CA (CRL/OCSP) whether the signing certificate is revoked."""
-    verify_revocation: str = "soft-fail"
+    verify_revocation: Revocation = Revocation.SOFT_FAIL
     """Revocation policy when verifying: soft-fail, hard-fail or require."""
     verify_fetch: bool = False
     """Let `certissuer verify` fetch CRLs and OCSP responses (default: offline)."""
@@ -176,66 +271,107 @@ class Settings:
     registry_instrument_types: Path | None = None
     """The lab's own cycle table (TOML, as certissuer/data/instrument_types.toml); None: the
     shipped national list."""
-    registry_outside_scope: str = "refuse"
+    registry_outside_scope: OutsideScope = OutsideScope.REFUSE
     """Work outside the accreditation scope: refuse, or unaccredited (issue it without the
     accreditation mark, with a statement saying so)."""
     source: Path | None = field(default=None, compare=False)
     """The TOML file these settings came from, if any."""
 
+    def __post_init__(self) -> None:
+        # Settings built in code may name a choice by its text ("B-T", "invisible"): store the
+        # member, so that the field holds what its annotation says.
+        for name, choice in _choices().items():
+            value = getattr(self, name)
+            if not isinstance(value, choice):
+                object.__setattr__(self, name, choice.parse(value, where=_setting(name)))
+
     def series_for(self, kind: str) -> str:
         """The number series prefix for a kind: "verification", "calibration" or "copy" (an
-        electronic copy of a paper certificate)."""
-        if kind == "copy":
-            return self.numbering_copy
-        return self.numbering_verification if kind == "verification" else self.numbering_calibration
+        electronic copy of a paper certificate). Raises `ValueError` for another kind."""
+        match kind:
+            case "verification":
+                return self.numbering_verification
+            case "calibration":
+                return self.numbering_calibration
+            case "copy":
+                return self.numbering_copy
+        raise ValueError(f"no number series for kind {kind!r}")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (used by the CLI for its options)."""
         return dataclasses.replace(self, **changes)
 
 
-def _valid_keys() -> dict[str, str]:
-    return {f.name: f.name for f in dataclasses.fields(Settings) if f.name != "source"}
+def _setting(name: str) -> str:
+    """The field `name` as the profile spells it: ``signing_level`` is ``[signing] level``."""
+    section, key = name.split("_", 1)
+    return f"[{section}] {key}"
 
 
-def _coerce(name: str, value: Any, base: Path, origin: str) -> Any:
-    if name in _PATH_FIELDS:
-        if name in _PATH_LIST_FIELDS:
-            items = value if isinstance(value, list) else [value]
-            if not all(isinstance(v, str) for v in items):
-                raise ConfigError(f"{origin}: '{name}' must be a path or a list of paths")
-            return tuple((base / v).resolve() for v in items if v)
+@functools.cache
+def _fields() -> dict[str, Any]:
+    """Each setting's name and its type, which says how a TOML or variable value is read."""
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if f.name != "source"}
+
+
+@functools.cache
+def _choices() -> dict[str, type[Choice]]:
+    return {
+        name: kind
+        for name, kind in _fields().items()
+        if isinstance(kind, type) and issubclass(kind, Choice)
+    }
+
+
+def _coerce(name: str, value: Any, base: Path, where: str) -> Any:
+    """`value` read as setting `name` wants it; relative paths are resolved against `base`.
+
+    TOML gives typed values, ``CERTISSUER_*`` variables give text. `where` names the value
+    in errors (``lab.toml: [web] port`` or ``CERTISSUER_WEB_PORT``).
+    """
+    kind = _fields()[name]
+    if kind == tuple[Path, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{where} must be a path or a list of paths, got {value!r}")
+        return tuple((base / v).resolve() for v in items if v)
+    if kind == Path | None:
         if not isinstance(value, str):
-            raise ConfigError(f"{origin}: '{name}' must be a path, got {value!r}")
+            raise ConfigError(f"{where} must be a path, got {value!r}")
         return (base / value).resolve() if value else None
-    if name in _INT_FIELDS | _FLOAT_FIELDS | _BOOL_FIELDS:
-        return _coerce_scalar(name, value, origin)
+    if kind in (bool, bool | None):
+        return _coerce_bool(value, where)
+    if kind in (int, float):
+        return _coerce_number(kind, value, where)
+    if name in _choices():
+        return _choices()[name].parse(value, where=where)
     if not isinstance(value, str):
-        raise ConfigError(f"{origin}: '{name}' must be text, got {value!r}")
+        raise ConfigError(f"{where} must be text, got {value!r}")
     return value
 
 
-def _coerce_scalar(name: str, value: Any, origin: str) -> int | float | bool:
-    # TOML gives typed values; CERTISSUER_* variables give text.
-    if name in _BOOL_FIELDS:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{origin}: '{name}' must be true or false, got {value!r}")
-    kind: type[int] | type[float] = int if name in _INT_FIELDS else float
+def _coerce_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
+def _coerce_number(kind: type[int] | type[float], value: Any, where: str) -> int | float:
+    word = "a whole number" if kind is int else "a number"
     if isinstance(value, bool) or (kind is int and isinstance(value, float)):
-        raise ConfigError(f"{origin}: '{name}' must be a whole number, got {value!r}")
+        raise ConfigError(f"{where} must be {word}, got {value!r}")
     try:
         number = kind(value)
     except (TypeError, ValueError):
-        word = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{origin}: '{name}' must be {word}, got {value!r}") from None
+        raise ConfigError(f"{where} must be {word}, got {value!r}") from None
     if number < 0:
-        raise ConfigError(f"{origin}: '{name}' must not be negative, got {value!r}")
+        raise ConfigError(f"{where} must not be negative, got {value!r}")
     return number
 
 
@@ -257,7 +393,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     (listing the valid ones) or a value of the wrong type.
     """
     env = os.environ if env is None else env
-    valid = _valid_keys()
+    valid = _fields()
     values: dict[str, Any] = {}
     path = find_config(path, env)
     if path is not None:
@@ -276,11 +412,11 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
             for key, value in table.items():
                 name = f"{section}_{key.replace('-', '_')}"
                 if name not in valid:
-                    keys = ", ".join(f"[{k.split('_', 1)[0]}] {k.split('_', 1)[1]}" for k in valid)
+                    keys = ", ".join(_setting(k) for k in valid)
                     raise ConfigError(
                         f"{path}: unknown setting [{section}] {key}", hint=f"valid keys: {keys}"
                     )
-                values[name] = _coerce(name, value, base, str(path))
+                values[name] = _coerce(name, value, base, f"{path}: [{section}] {key}")
     for name in valid:
         var = f"CERTISSUER_{name.upper()}"
         if var in env:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import assert_never
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,10 +22,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from certissuer.config import Choice
 from certissuer.errors import ConfigError
 from certissuer.token import TokenKey
 
-__all__ = ["KeyPaths", "make_keys"]
+__all__ = ["KeyPaths", "KeyType", "make_keys"]
+
+
+class KeyType(Choice, label="key type"):
+    """The kind of key `make_keys` makes for the CA and the signer."""
+
+    RSA2048 = "rsa2048"
+    """RSA, 2048 bits, signing with PKCS#1 v1.5."""
+    P256 = "p256"
+    """ECDSA on NIST P-256."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +73,18 @@ def make_keys(
     passphrase: bytes,
     organisation: str = "certissuer demo lab",
     signer_name: str = "Demo signer",
-    key_type: str = "rsa2048",
+    key_type: KeyType | str = KeyType.RSA2048,
     valid_days: int = 3650,
     now: datetime | None = None,
     overwrite: bool = False,
 ) -> KeyPaths:
     """Write a CA certificate, a PKCS#12 signer and an Ed25519 token key into `directory`.
 
-    `passphrase` encrypts the PKCS#12 file. `key_type` is ``rsa2048`` (PKCS#1 v1.5 signatures) or
-    ``p256`` (ECDSA). `now` fixes the clock for tests. Refuses to overwrite existing keys unless
-    `overwrite` is set (raises `ConfigError`).
+    `passphrase` encrypts the PKCS#12 file. `key_type` is a `KeyType` or its name (``rsa2048``,
+    ``p256``). `now` fixes the clock for tests. Raises `ConfigError` for an unknown key type,
+    and refuses to overwrite existing keys unless `overwrite` is set.
     """
+    kind = KeyType.parse(key_type)
     now = now or datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
     paths = KeyPaths(
@@ -90,11 +102,12 @@ def make_keys(
         )
 
     def new_key() -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-        if key_type == "p256":
-            return ec.generate_private_key(ec.SECP256R1())
-        if key_type == "rsa2048":
-            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        raise ConfigError(f"unknown key type {key_type!r}: expected 'rsa2048' or 'p256'")
+        match kind:
+            case KeyType.P256:
+                return ec.generate_private_key(ec.SECP256R1())
+            case KeyType.RSA2048:
+                return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        assert_never(kind)
 
     ca_key, signer_key = new_key(), new_key()
     ca_name = _name(f"{organisation} CA", organisation)

@@ -42,19 +42,40 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
     )
 
 
+def lab_settings(
+    keys: KeyPaths | None = None, *, ledger: Path | str | None = None, **changes: Any
+) -> Settings:
+    """The test lab's profile, the one way tests build `Settings`.
+
+    The lab is T01, "Phòng thí nghiệm thử nghiệm", with tokens under
+    https://verify.test.invalid. `keys` (a `make_keys` result) signs with its PKCS#12 file,
+    trusts its CA and signs QR tokens; `ledger` is a folder (for ``ledger.db`` in it) or a
+    database URL; `changes` set any other field, as `Settings.replace` does.
+    """
+    values: dict[str, Any] = {
+        "lab_code": "T01",
+        "lab_name_vi": "Phòng thí nghiệm thử nghiệm",
+        "lab_name_en": "Test laboratory",
+        "lab_place": "Đồng Tháp",
+        "token_url_base": "https://verify.test.invalid",
+    }
+    if keys is not None:
+        values |= {
+            "signing_pkcs12": keys.signer_p12,
+            "signing_trust_roots": (keys.ca_cert,),
+            "token_key": keys.token_key,
+        }
+    if isinstance(ledger, Path):
+        values["ledger_url"] = f"sqlite:///{ledger / 'ledger.db'}"
+    elif ledger is not None:
+        values["ledger_url"] = ledger
+    return Settings(**(values | changes))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, pki: KeyPaths) -> Settings:
-    return Settings(
-        lab_code="T01",
-        lab_name_vi="Phòng thí nghiệm thử nghiệm",
-        lab_name_en="Test laboratory",
-        lab_place="Đồng Tháp",
-        signing_pkcs12=pki.signer_p12,
-        signing_trust_roots=(pki.ca_cert,),
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-    )
+    """The test lab signing with `pki`, its ledger in `tmp_path`."""
+    return lab_settings(pki, ledger=tmp_path)
 
 
 @pytest.fixture

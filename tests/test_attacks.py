@@ -38,21 +38,20 @@ from certissuer.verify import Verdict, Verifier, _pades, _strict, load_crls
 
 from . import _forge
 from ._pki import LabPKI
-from .conftest import PASSPHRASE, SAMPLES, load_json
+from .conftest import PASSPHRASE, SAMPLES, lab_settings, load_json
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, lab_pki: LabPKI, pki: KeyPaths) -> Settings:
     home = tmp_path_factory.mktemp("attack-lab")
-    return Settings(
+    return lab_settings(
+        pki,
+        ledger=home,
         lab_code="ATK",
         signing_pkcs12=lab_pki.p12("alice", PASSPHRASE),
         signing_trust_roots=(lab_pki.pem("root"),),
         signing_tsa_url=lab_pki.tsa_url,
         signing_appearance="invisible",
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=f"sqlite:///{home / 'ledger.db'}",
     )
 
 

@@ -24,6 +24,7 @@ from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
 
 from . import _workers
+from .conftest import lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = json.loads((ROOT / "samples" / "calibration.json").read_text(encoding="utf-8"))
@@ -35,14 +36,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
 
 
 def _settings(keys: KeyPaths, url: str) -> Settings:
-    return Settings(
-        lab_code="B1",
-        signing_pkcs12=keys.signer_p12,
-        signing_trust_roots=(keys.ca_cert,),
-        token_key=keys.token_key,
-        ledger_url=url,
-        signing_appearance="invisible",
-    )
+    return lab_settings(keys, ledger=url, lab_code="B1", signing_appearance="invisible")
 
 
 def _records(n: int, bad: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from certissuer.ledger import Ledger
 from certissuer.sign import Sealer
 
 from . import _workers
+from .conftest import lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,13 +35,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
 
 
 def _settings(keys: KeyPaths, url: str) -> Settings:
-    return Settings(
-        lab_code="C1",
-        signing_pkcs12=keys.signer_p12,
-        signing_trust_roots=(keys.ca_cert,),
-        token_key=keys.token_key,
-        ledger_url=url,
-    )
+    return lab_settings(keys, ledger=url, lab_code="C1")
 
 
 def _check_ledger(ledger: Ledger, expected_refs: set[str]) -> None:

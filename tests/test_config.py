@@ -4,7 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from certissuer.config import Settings, load_settings, starter_config
+from certissuer.config import (
+    Appearance,
+    Digest,
+    Level,
+    OutsideScope,
+    Revocation,
+    RsaPadding,
+    Settings,
+    load_settings,
+    starter_config,
+)
 from certissuer.errors import ConfigError
 
 
@@ -53,3 +63,48 @@ def test_starter_config_loads(tmp_path: Path) -> None:
     s = load_settings(tmp_path / "certissuer.toml", env={})
     assert s.lab_code == "ABC" and s.token_key == (tmp_path / "keys" / "token-key.pem").resolve()
     assert isinstance(s, Settings)
+
+
+def test_a_closed_choice_is_read_as_its_member(tmp_path: Path) -> None:
+    (tmp_path / "lab.toml").write_text(
+        '[signing]\nlevel = "b-lt"\ndigest = "SHA-384"\nappearance = "Invisible"\n'
+        '[verify]\nrevocation = "require"\n',
+        encoding="utf-8",
+    )
+    s = load_settings(tmp_path / "lab.toml", env={"CERTISSUER_SIGNING_RSA_PADDING": "PSS"})
+    assert s.signing_level is Level.B_LT and s.signing_digest is Digest.SHA384
+    assert s.signing_appearance is Appearance.INVISIBLE and s.signing_rsa_padding is RsaPadding.PSS
+    assert s.verify_revocation is Revocation.REQUIRE and s.verify_revocation == "require"
+    assert s.registry_outside_scope is OutsideScope.REFUSE  # the default, a member too
+
+
+def test_a_bad_choice_names_the_key_and_lists_the_valid_values(tmp_path: Path) -> None:
+    (tmp_path / "lab.toml").write_text('[signing]\nlevel = "B-X"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "lab.toml", env={})
+    assert str(info.value) == (
+        f"{tmp_path / 'lab.toml'}: [signing] level must be one of B-B, B-T, B-LT, B-LTA, got 'B-X'"
+    )
+    with pytest.raises(ConfigError, match=r"^CERTISSUER_VERIFY_REVOCATION must be one of "
+                       r"soft-fail, hard-fail, require, got 'maybe'$"):  # fmt: skip
+        load_settings(None, env={"CERTISSUER_VERIFY_REVOCATION": "maybe"})
+
+
+def test_settings_built_in_code_hold_members_and_refuse_bad_choices() -> None:
+    s = Settings(signing_level="t", registry_outside_scope="unaccredited")
+    assert s.signing_level is Level.B_T and s.registry_outside_scope is OutsideScope.UNACCREDITED
+    assert s.replace(signing_appearance="invisible").signing_appearance is Appearance.INVISIBLE
+    with pytest.raises(ConfigError, match=r"^\[signing\] rsa_padding must be one of pkcs1v15, pss"):
+        Settings(signing_rsa_padding="oaep")
+
+
+def test_a_bad_number_names_the_key_in_the_file(tmp_path: Path) -> None:
+    (tmp_path / "lab.toml").write_text("[web]\nport = -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"lab\.toml: \[web\] port must not be negative"):
+        load_settings(tmp_path / "lab.toml", env={})
+
+
+def test_series_for_an_unknown_kind_is_an_error() -> None:
+    assert Settings().series_for("copy") == "BS"
+    with pytest.raises(ValueError, match="no number series for kind 'recall'"):
+        Settings().series_for("recall")

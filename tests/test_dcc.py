@@ -48,7 +48,7 @@ from certissuer.model import (
 from certissuer.model import units as model_module
 from certissuer.verify import Verdict, Verifier
 
-from .conftest import PASSPHRASE, SAMPLES
+from .conftest import PASSPHRASE, SAMPLES, lab_settings
 
 SCHEMA_DIR = dcc.find_schema_dir()
 pytestmark = pytest.mark.skipif(
@@ -184,10 +184,7 @@ MAXIMAL = _maximal()
 
 @pytest.fixture
 def lab() -> Settings:
-    return Settings(
-        lab_code="T01",
-        lab_name_vi="Phòng thí nghiệm thử nghiệm",
-        lab_name_en="Test laboratory",
+    return lab_settings(
         lab_address_vi="Số 1, Đồng Tháp",
         lab_address_en="No. 1, Dong Thap",
         lab_accreditation="VILAS 999",

@@ -29,7 +29,7 @@ from certissuer.sign import Level, Sealer, SigningPolicy, policy_from_settings
 from certissuer.verify import Verdict, Verifier
 
 from ._pki import LabPKI
-from .conftest import PASSPHRASE, SAMPLES, load_json
+from .conftest import PASSPHRASE, SAMPLES, lab_settings, load_json
 
 LEVELS = [level.value for level in Level]
 
@@ -44,15 +44,13 @@ def _cert(name: str, ref: str) -> Any:
 def lab(tmp_path_factory: pytest.TempPathFactory, lab_pki: LabPKI, pki: KeyPaths) -> Settings:
     """A lab profile signing with the test PKI's signer Alice (RSA-2048, CRL + OCSP)."""
     home = tmp_path_factory.mktemp("pades-lab")
-    return Settings(
+    return lab_settings(
+        pki,
+        ledger=home,
         lab_code="PADES",
-        lab_name_vi="Phòng thí nghiệm thử nghiệm",
         signing_pkcs12=lab_pki.p12("alice", PASSPHRASE),
         signing_trust_roots=(lab_pki.pem("root"),),
         signing_tsa_url=lab_pki.tsa_url,
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=f"sqlite:///{home / 'ledger.db'}",
     )
 
 

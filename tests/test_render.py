@@ -28,6 +28,8 @@ from certissuer.errors import CertissuerError, ConfigError, TemplateError
 from certissuer.model import parse_certificate
 from certissuer.render import Renderer, _z3c, default_template_dir, qr, qr_png, sanitize_rml
 
+from .conftest import lab_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 ISSUED = date(2026, 11, 27)
@@ -56,7 +58,7 @@ def rend() -> Renderer:
 
 @pytest.fixture(scope="module")
 def lab() -> Settings:
-    return Settings(
+    return lab_settings(
         lab_name_vi="Trung tâm Kỹ thuật Tiêu chuẩn Đo lường Chất lượng Đồng Tháp",
         lab_name_en="Dong Thap Technical Centre for Standards, Metrology and Quality",
         lab_address_vi="Số 12, đường 30 Tháng 4, phường Cao Lãnh, tỉnh Đồng Tháp",

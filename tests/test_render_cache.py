@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 import z3c.rml.paraparser
 
-from certissuer.config import Settings
 from certissuer.model import parse_certificate
 from certissuer.render import Renderer, _z3c
+
+from .conftest import lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUED = date(2026, 11, 27)
 QR_URL = "https://kiemdinh.example.vn/v/" + "eyJhbGciOiJFZERTQSJ9" * 9
-LAB = Settings(
+LAB = lab_settings(
     lab_name_vi="Trung tâm Kỹ thuật Tiêu chuẩn Đo lường Chất lượng Đồng Tháp",
     lab_name_en="Dong Thap Technical Centre for Standards, Metrology and Quality",
     lab_address_vi="Số 12, đường 30 Tháng 4, phường Cao Lãnh, tỉnh Đồng Tháp",

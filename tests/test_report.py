@@ -42,7 +42,7 @@ from certissuer.model import PaperCopy, ScanRef, parse_certificate
 from certissuer.registry import Register
 from certissuer.render import sanitize_rml
 
-from .conftest import SAMPLES, load_json
+from .conftest import SAMPLES, lab_settings, load_json
 
 YEAR = 2026
 UNTIL = date(2026, 11, 20)
@@ -169,16 +169,11 @@ def append_bulk(ledger: Ledger, entries: list[CertificateEntry]) -> None:
 
 def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> World:
     """Generate the ledger and register with known contents (see the module docstring)."""
-    settings = Settings(
-        lab_code="T01",
+    settings = lab_settings(
+        pki,
+        ledger=url,
         lab_name_vi="Trung tâm Kỹ thuật Đồng Tháp",
         lab_name_en="Dong Thap Technical Centre",
-        lab_place="Đồng Tháp",
-        signing_pkcs12=pki.signer_p12,
-        signing_trust_roots=(pki.ca_cert,),
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=url,
     )
     ledger = Ledger.open(url)
     issuer = Issuer(

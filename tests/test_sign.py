@@ -17,9 +17,16 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from reportlab.pdfgen import canvas
 
-from certissuer.errors import SigningError
+from certissuer.config import Digest, Settings
+from certissuer.errors import ConfigError, SigningError
 from certissuer.keys import KeyPaths, make_keys
-from certissuer.sign import Sealer, check_signing_certificate
+from certissuer.sign import (
+    Level,
+    Sealer,
+    SigningPolicy,
+    check_signing_certificate,
+    policy_from_settings,
+)
 
 from .conftest import PASSPHRASE
 
@@ -73,6 +80,29 @@ def test_ecdsa_keys_sign_too(tmp_path: Path) -> None:
     (sig,) = PdfFileReader(BytesIO(signed)).embedded_signatures
     ctx = ValidationContext(trust_roots=[load_cert_from_pemder(str(keys.ca_cert))])
     assert validate_pdf_signature(sig, ctx).bottom_line
+
+
+def test_an_unknown_key_type_is_refused_before_any_file_is_written(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^the key type must be one of rsa2048, p256, got 'dsa'$"
+    ):
+        make_keys(tmp_path / "keys", passphrase=b"pw", key_type="dsa")
+    assert not (tmp_path / "keys").exists()
+
+
+def test_the_policy_takes_the_profile_choices() -> None:
+    policy = policy_from_settings(
+        Settings(
+            signing_digest="SHA-512", signing_rsa_padding="pss", signing_appearance="invisible"
+        )
+    )
+    assert policy.digest is Digest.SHA512 and policy.pss and policy.painter is None
+    assert (
+        policy.level is Level.B_B and policy_from_settings(Settings(), level="lta").level.long_term
+    )
+    assert policy_from_settings(Settings()).painter is not None  # visible by default
+    with pytest.raises(ConfigError, match=r"^the digest must be one of sha256, .*got 'md5'$"):
+        SigningPolicy(digest="md5")  # type: ignore[arg-type]  # text, as callers may pass it
 
 
 def test_wrong_passphrase_is_one_line_without_secret(pki: KeyPaths) -> None:

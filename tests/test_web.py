@@ -36,7 +36,7 @@ from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.model import parse_certificate
 from certissuer.token import load_public_keys
 
-from .conftest import SAMPLES, load_json
+from .conftest import SAMPLES, lab_settings, load_json
 
 # -- hostile PDFs ---------------------------------------------------------------------------
 
@@ -143,16 +143,7 @@ def token(issued: Issued) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, sealer: Any, renderer: Any) -> Lab:
     root = tmp_path_factory.mktemp("web-lab")
-    settings = Settings(
-        lab_code="T01",
-        lab_name_vi="Phòng thí nghiệm thử nghiệm",
-        lab_name_en="Test laboratory",
-        signing_pkcs12=pki.signer_p12,
-        signing_trust_roots=(pki.ca_cert,),
-        token_key=pki.token_key,
-        token_url_base="https://verify.test.invalid",
-        ledger_url=f"sqlite:///{root / 'ledger.db'}",
-    )
+    settings = lab_settings(pki, ledger=root)
     ledger = Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings))
     issuer = Issuer(
         settings,
@@ -713,9 +704,9 @@ def test_web_settings_from_the_profile_and_environment(tmp_path: Path) -> None:
     s = load_settings(profile, env={"CERTISSUER_WEB_RATE_LIMIT": "10"})
     assert (s.web_host, s.web_port, s.web_allow_download) == ("0.0.0.0", 9000, True)
     assert s.web_pdf_timeout == 2.5 and s.web_rate_limit == 10
-    with pytest.raises(ConfigError, match="'web_port' must be a whole number"):
+    with pytest.raises(ConfigError, match="CERTISSUER_WEB_PORT must be a whole number"):
         load_settings(profile, env={"CERTISSUER_WEB_PORT": "80a"})
-    with pytest.raises(ConfigError, match="'web_allow_download' must be true or false"):
+    with pytest.raises(ConfigError, match="CERTISSUER_WEB_ALLOW_DOWNLOAD must be true or false"):
         load_settings(profile, env={"CERTISSUER_WEB_ALLOW_DOWNLOAD": "perhaps"})
 
 

@@ -14,7 +14,7 @@ True
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, Final
@@ -89,6 +89,28 @@ class DccDocument:
 
 _PROLOG: Final = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
 """What may come before a DOCTYPE: a byte-order mark, the XML declaration, PIs, comments."""
+
+
+_VER_LISTS: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "certissuer_range": (
+        "ranges",
+        {
+            "certissuer_rangeMin": "lower",
+            "certissuer_rangeMax": "upper",
+            "certissuer_scaleInterval": "scale_interval",
+            "certissuer_mpe": "mpe",
+        },
+    ),
+    "certissuer_check": (
+        "checks",
+        {
+            "basic_nominalValue": "nominal",
+            "basic_measurementError": "error",
+            "certissuer_mpe": "mpe",
+        },
+    ),
+}
+"""A verification result's refType: the list it is a row of, and its quantities' fields."""
 
 
 def _doctype_refused(where: str) -> InputError:
@@ -276,6 +298,25 @@ class _Reader:
         if el is not None:
             self.doc.lines[path] = el.sourceline
 
+    def _row(self, rows: list[dict[str, Any]], key: str, el: Any) -> tuple[str, dict[str, Any]]:
+        """A new row of the list `key`, read from `el`: its path (``results[2]``) and its data."""
+        here = f"{key}[{len(rows)}]"
+        out: dict[str, Any] = {}
+        rows.append(out)
+        self.doc.lines[here] = el.sourceline
+        return here, out
+
+    def _rows(
+        self, data: dict[str, Any], key: str, elements: Sequence[Any]
+    ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+        """Each of `elements` with its row of the list `key` in `data` (see `_row`)."""
+        rows: list[dict[str, Any]] = []
+        if elements:
+            self._set(data, key, rows, elements[0].getparent())
+        for el in elements:
+            here, out = self._row(rows, key, el)
+            yield el, here, out
+
     def _one(self, parent: Any, path: str, name: str) -> Any | None:
         found = parent.findall(_D + path.replace("dcc:", _D))
         if len(found) > 1:
@@ -420,15 +461,8 @@ class _Reader:
                 self._set(data, "language_note", _content_text(declaration), declaration)
 
     def _standards(self, data: dict[str, Any], result: Any) -> None:
-        standards: list[dict[str, Any]] = []
         equipment = result.findall(f"{_D}measuringEquipments/{_D}measuringEquipment")
-        if equipment:
-            self._set(data, "standards", standards, equipment[0].getparent())
-        for index, item in enumerate(equipment):
-            here = f"standards[{index}]"
-            out: dict[str, Any] = {}
-            standards.append(out)
-            self.doc.lines[here] = item.sourceline
+        for item, here, out in self._rows(data, "standards", equipment):
             name = item.find(_D + "name")
             if name is not None:
                 self._set(out, f"{here}.name", _content_text(name), name)
@@ -547,15 +581,8 @@ class _Reader:
         return dsi_units
 
     def _cal_results(self, data: dict[str, Any], result: Any) -> None:
-        entries = list(result.findall(f"{_D}results/{_D}result"))
-        rows: list[dict[str, Any]] = []
-        if entries:
-            self._set(data, "results", rows, entries[0].getparent())
-        for index, entry in enumerate(entries):
-            here = f"results[{index}]"
-            out: dict[str, Any] = {}
-            rows.append(out)
-            self.doc.lines[here] = entry.sourceline
+        entries = result.findall(f"{_D}results/{_D}result")
+        for entry, here, out in self._rows(data, "results", entries):
             name = entry.find(_D + "name")
             if name is not None and _content_text(name):
                 self._set(out, f"{here}.quantity", _content_text(name), name)
@@ -603,32 +630,11 @@ class _Reader:
             self._unit(data_list, out, here, dsi_units)
 
     def _ver_results(self, data: dict[str, Any], result: Any) -> None:
-        ranges: list[dict[str, Any]] = []
-        checks: list[dict[str, Any]] = []
+        lists: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in _VER_LISTS.values()}
         for entry in result.findall(f"{_D}results/{_D}result"):
             types = _ref_types(entry)
-            if "certissuer_range" in types:
-                key, rows, names = (
-                    "ranges",
-                    ranges,
-                    {
-                        "certissuer_rangeMin": "lower",
-                        "certissuer_rangeMax": "upper",
-                        "certissuer_scaleInterval": "scale_interval",
-                        "certissuer_mpe": "mpe",
-                    },
-                )
-            elif "certissuer_check" in types:
-                key, rows, names = (
-                    "checks",
-                    checks,
-                    {
-                        "basic_nominalValue": "nominal",
-                        "basic_measurementError": "error",
-                        "certissuer_mpe": "mpe",
-                    },
-                )
-            else:
+            ref_type = next((t for t in _VER_LISTS if t in types), None)
+            if ref_type is None:
                 self.doc._problem(
                     entry.sourceline,
                     None,
@@ -636,12 +642,11 @@ class _Reader:
                     "point (refType certissuer_check)",
                 )
                 continue
+            key, names = _VER_LISTS[ref_type]
+            rows = lists[key]
             if not rows:
                 self._set(data, key, rows, entry)
-            here = f"{key}[{len(rows)}]"
-            out: dict[str, Any] = {}
-            rows.append(out)
-            self.doc.lines[here] = entry.sourceline
+            here, out = self._row(rows, key, entry)
             found = self._list(entry, here)
             if found is None:
                 continue

@@ -468,12 +468,25 @@ def _conditions(result: Any, conditions: Conditions) -> None:
             _real(data, "certissuer_uncertainty", uncertainty, dsi)
 
 
+def _result_list(
+    results: Any, ref_type: str, *, text: str | None = None, label: str | None = None
+) -> Any:
+    """A dcc:result of `ref_type`, named by `text` or by the wording of `label`; its dcc:list.
+
+    The name comes first: the schema orders a result's name before its data.
+    """
+    result = _sub(results, "result", ref_type=ref_type)
+    if label is not None:
+        _label(result, "name", label)
+    else:
+        _text(result, "name", text or "")
+    return _sub(_sub(result, "data"), "list")
+
+
 def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
     for m in cert.results:
         ref_types = " ".join(filter(None, ["certissuer_result", STAGE_REFTYPE.get(m.stage)]))
-        result = _sub(results, "result", ref_type=ref_types)
-        _text(result, "name", m.quantity)
-        data_list = _sub(_sub(result, "data"), "list")
+        data_list = _result_list(results, ref_types, text=m.quantity)
         dsi = _unit_for(m.unit)
         if m.nominal is not None:
             _real(data_list, "basic_nominalValue", m.nominal, dsi)
@@ -492,9 +505,7 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
 
 def _ver_results(results: Any, cert: VerificationCertificate) -> None:
     for r in cert.ranges:
-        result = _sub(results, "result", ref_type="certissuer_range")
-        _label(result, "name", "range")
-        data_list = _sub(_sub(result, "data"), "list")
+        data_list = _result_list(results, "certissuer_range", label="range")
         dsi = _unit_for(r.unit)
         _real(data_list, "certissuer_rangeMin", r.lower, dsi)
         _real(data_list, "certissuer_rangeMax", r.upper, dsi)
@@ -507,9 +518,7 @@ def _ver_results(results: Any, cert: VerificationCertificate) -> None:
             _sub(_sub(quantity, "noQuantity"), "content", r.accuracy_class)
         _list_metadata(data_list, r.unit)
     for c in cert.checks:
-        result = _sub(results, "result", ref_type="certissuer_check")
-        _label(result, "name", "check")
-        data_list = _sub(_sub(result, "data"), "list")
+        data_list = _result_list(results, "certissuer_check", label="check")
         dsi = _unit_for(c.unit)
         _real(data_list, "basic_nominalValue", c.nominal, dsi)
         _real(data_list, "basic_measurementError", c.error, dsi)

@@ -158,11 +158,7 @@ class Renderer:
         Raises `TemplateError`.
         """
         root = sanitize_tree(rml, self.allowed_dirs)
-        fonts = tuple(
-            (el.get("faceName", ""), el.get("fileName", ""))
-            for el in root.iterfind("docinit/registerTTFont")
-        )
-        return self._layout(root, source, fonts)
+        return self._layout(root, source, _fonts(root))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -209,10 +205,7 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise self._jinja_error(name, exc) from exc
         root = sanitize_tree(rml, self.allowed_dirs)
-        fonts = tuple(
-            (el.get("faceName", ""), el.get("fileName", ""))
-            for el in root.iterfind("docinit/registerTTFont")
-        )
+        fonts = _fonts(root)
         if fonts:
             self._check_glyphs(name, root, fonts, cert, settings, number, qr_url)
         return _Prepared(template=name, root=root, fonts=fonts)
@@ -310,6 +303,14 @@ class Renderer:
                         f"{', '.join(face for face, _ in fonts)}: it would print as a blank",
                         hint="replace the character, or use a template whose font has it",
                     )
+
+
+def _fonts(root: Any) -> tuple[tuple[str, str], ...]:
+    """The ``(faceName, fileName)`` of each TrueType font the sanitised RML `root` registers."""
+    return tuple(
+        (el.get("faceName", ""), el.get("fileName", ""))
+        for el in root.iterfind("docinit/registerTTFont")
+    )
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -52,6 +52,26 @@ _CELL_LINES = frozenset(
     for prop in ("Thickness", "Color", "Cap", "Count", "Dash", "Space")
 )
 _XY = frozenset({"x", "y"})
+# Charts: what their elements share.
+_OUTLINE = frozenset({"strokeColor", "strokeWidth", "fillColor"})
+_CHART = _XY | _OUTLINE | {"dx", "dy", "dwidth", "dheight", "angle", "width", "height"}
+"""A chart's box and outline."""
+_LABEL = _XY | {
+    "angle", "bottomPadding", "boxAnchor", "boxFillColor", "boxStrokeColor", "boxStrokeWidth",
+    "boxTarget", "dx", "dy", "fillColor", "fontName", "fontSize", "height", "leading",
+    "leftPadding", "maxWidth", "rightPadding", "strokeColor", "strokeWidth", "textAnchor",
+    "topPadding", "visible", "width",
+}  # fmt: skip
+_AXIS = frozenset({
+    "gridEnd", "gridStart", "gridStrokeColor", "gridStrokeDashArray", "gridStrokeWidth",
+    "strokeColor", "strokeDashArray", "strokeWidth", "style", "visible", "visibleAxis",
+    "visibleGrid", "visibleLabels", "visibleTicks",
+})  # fmt: skip
+_VALUE_AXIS = _AXIS | {
+    "forceZero", "labelTextPostFormat", "labelTextScale", "maximumTicks", "minimumTickSpacing",
+    "rangeRound", "valueMax", "valueMin", "valueStep", "valueSteps", "zrangePref",
+}  # fmt: skip
+_SLICE = _OUTLINE | {"strokeDashArray", "fontName", "fontSize", "labelRadius", "popout"}
 
 ALLOWED_ELEMENTS: Mapping[str, frozenset[str]] = {
     # document structure and set-up
@@ -163,68 +183,28 @@ ALLOWED_ELEMENTS: Mapping[str, frozenset[str]] = {
     # pointers. Category names and series values are text nodes; no chart element takes a
     # file, and an <image> inside an illustration is checked like any other.
     "illustration": frozenset({"width", "height"}),
-    "barChart": frozenset({"x", "y", "dx", "dy", "dwidth", "dheight", "angle", "width", "height",
-                          "strokeColor", "strokeWidth", "fillColor",
-                          "direction", "useAbsolute", "barWidth", "groupSpacing", "barSpacing",
-                          "barLabelFormat"}),
-    "linePlot": frozenset({"x", "y", "dx", "dy", "dwidth", "dheight", "angle", "width", "height",
-                          "strokeColor", "strokeWidth", "fillColor",
-                          "joinedLines", "reversePlotOrder", "lineLabelNudge", "inFill"}),
-    "pieChart": frozenset({"x", "y", "dx", "dy", "dwidth", "dheight", "angle", "width", "height",
-                          "strokeColor", "strokeWidth", "fillColor",
-                          "startAngle", "direction", "checkLabelOverlap", "sameRadii",
-                          "orderMode", "xradius", "yradius"}),
+    "barChart": _CHART | {"direction", "useAbsolute", "barWidth", "groupSpacing", "barSpacing",
+                          "barLabelFormat"},
+    "linePlot": _CHART | {"joinedLines", "reversePlotOrder", "lineLabelNudge", "inFill"},
+    "pieChart": _CHART | {"startAngle", "direction", "checkLabelOverlap", "sameRadii",
+                          "orderMode", "xradius", "yradius"},
     "data": frozenset(),
     "series": frozenset(),
-    "bars": frozenset({"strokeColor", "strokeWidth", "fillColor"}),
-    "bar": frozenset({"strokeColor", "strokeWidth", "fillColor"}),
-    "barLabels": frozenset({"x", "y", "angle", "bottomPadding", "boxAnchor", "boxFillColor",
-                        "boxStrokeColor", "boxStrokeWidth", "boxTarget", "dx", "dy", "fillColor",
-                        "fontName", "fontSize", "height", "leading", "leftPadding", "maxWidth",
-                        "rightPadding", "strokeColor", "strokeWidth", "textAnchor", "topPadding",
-                        "visible", "width"}) - _XY,
-    "labels": frozenset({"x", "y", "angle", "bottomPadding", "boxAnchor", "boxFillColor",
-                        "boxStrokeColor", "boxStrokeWidth", "boxTarget", "dx", "dy", "fillColor",
-                        "fontName", "fontSize", "height", "leading", "leftPadding", "maxWidth",
-                        "rightPadding", "strokeColor", "strokeWidth", "textAnchor", "topPadding",
-                        "visible", "width"}),
-    "label": frozenset({"x", "y", "angle", "bottomPadding", "boxAnchor", "boxFillColor",
-                        "boxStrokeColor", "boxStrokeWidth", "boxTarget", "dx", "dy", "fillColor",
-                        "fontName", "fontSize", "height", "leading", "leftPadding", "maxWidth",
-                        "rightPadding", "strokeColor", "strokeWidth", "textAnchor", "topPadding",
-                        "visible", "width"}),
-    "categoryAxis": frozenset({"gridEnd", "gridStart", "gridStrokeColor", "gridStrokeDashArray",
-                             "gridStrokeWidth", "strokeColor", "strokeDashArray", "strokeWidth",
-                             "style", "visible", "visibleAxis", "visibleGrid", "visibleLabels",
-                             "visibleTicks",
-                             "joinAxis", "joinAxisPos", "labelAxisMode", "reverseDirection",
-                             "tickShift"}),
+    "bars": _OUTLINE,
+    "bar": _OUTLINE,
+    "barLabels": _LABEL - _XY,
+    "labels": _LABEL,
+    "label": _LABEL,
+    "categoryAxis": _AXIS | {"joinAxis", "joinAxisPos", "labelAxisMode", "reverseDirection",
+                             "tickShift"},
     "categoryNames": frozenset(),
-    "valueAxis": frozenset({"gridEnd", "gridStart", "gridStrokeColor", "gridStrokeDashArray",
-                             "gridStrokeWidth", "strokeColor", "strokeDashArray", "strokeWidth",
-                             "style", "visible", "visibleAxis", "visibleGrid", "visibleLabels",
-                             "visibleTicks", "forceZero", "labelTextPostFormat",
-                             "labelTextScale", "maximumTicks", "minimumTickSpacing", "rangeRound",
-                             "valueMax", "valueMin", "valueStep", "valueSteps", "zrangePref"}),
-    "xValueAxis": frozenset({"gridEnd", "gridStart", "gridStrokeColor", "gridStrokeDashArray",
-                             "gridStrokeWidth", "strokeColor", "strokeDashArray", "strokeWidth",
-                             "style", "visible", "visibleAxis", "visibleGrid", "visibleLabels",
-                             "visibleTicks", "forceZero", "labelTextPostFormat",
-                             "labelTextScale", "maximumTicks", "minimumTickSpacing", "rangeRound",
-                             "valueMax", "valueMin", "valueStep", "valueSteps", "zrangePref",
-                             "joinAxis", "joinAxisMode", "joinAxisPos", "tickDown", "tickUp"}),
-    "yValueAxis": frozenset({"gridEnd", "gridStart", "gridStrokeColor", "gridStrokeDashArray",
-                             "gridStrokeWidth", "strokeColor", "strokeDashArray", "strokeWidth",
-                             "style", "visible", "visibleAxis", "visibleGrid", "visibleLabels",
-                             "visibleTicks", "forceZero", "labelTextPostFormat",
-                             "labelTextScale", "maximumTicks", "minimumTickSpacing", "rangeRound",
-                             "valueMax", "valueMin", "valueStep", "valueSteps", "zrangePref",
-                             "joinAxis", "joinAxisMode", "joinAxisPos", "tickLeft", "tickRight"}),
+    "valueAxis": _VALUE_AXIS,
+    "xValueAxis": _VALUE_AXIS | {"joinAxis", "joinAxisMode", "joinAxisPos", "tickDown", "tickUp"},
+    "yValueAxis": _VALUE_AXIS | {"joinAxis", "joinAxisMode", "joinAxisPos", "tickLeft",
+                                 "tickRight"},
     "line": frozenset({"name", "strokeColor", "strokeWidth", "strokeDashArray", "symbol"}),
-    "slices": frozenset({"strokeColor", "strokeWidth", "fillColor", "strokeDashArray", "fontName",
-                         "fontSize", "labelRadius", "popout"}),
-    "slice": frozenset({"strokeColor", "strokeWidth", "fillColor", "strokeDashArray", "fontName",
-                        "fontSize", "labelRadius", "popout"}),
+    "slices": _SLICE,
+    "slice": _SLICE,
     "texts": frozenset(),
     "text": frozenset({"x", "y", "angle", "fontName", "fontSize", "fillColor", "textAnchor"}),
 }  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certissuer.config import Appearance, Digest, Level, RsaPadding
 from certissuer.errors import ConfigError
 from certissuer.sign._appearance import StampPainter
 
@@ -34,39 +34,6 @@ __all__ = [
     "policy_from_settings",
 ]
 
-_DIGESTS = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
-
-
-class Level(StrEnum):
-    """PAdES baseline levels (ETSI EN 319 142-1)."""
-
-    B_B = "B-B"
-    B_T = "B-T"
-    B_LT = "B-LT"
-    B_LTA = "B-LTA"
-
-    @classmethod
-    def parse(cls, text: str) -> Level:
-        """The level named `text` ("B-T", "b-lta", "BLT"); `ConfigError` lists the valid ones."""
-        key = text.strip().upper().replace("_", "-")
-        if not key.startswith("B-"):
-            key = "B-" + key.removeprefix("B")
-        try:
-            return cls(key)
-        except ValueError:
-            valid = ", ".join(level.value for level in cls)
-            raise ConfigError(f"unknown PAdES level '{text}': expected one of {valid}") from None
-
-    @property
-    def timestamped(self) -> bool:
-        """True from B-T up: the signature carries a trusted time."""
-        return self is not Level.B_B
-
-    @property
-    def long_term(self) -> bool:
-        """True for B-LT and B-LTA: validation data goes into the DSS."""
-        return self in (Level.B_LT, Level.B_LTA)
-
 
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
@@ -80,7 +47,8 @@ class SigningPolicy:
     revocation_check: bool = True
     """Refuse a revoked signing certificate (checked once, when the certificate names a CRL
     or OCSP responder)."""
-    digest: str = "sha256"
+    digest: Digest = Digest.SHA256
+    """The hash signed; given as text ("SHA-256"), it is read as `Digest.parse` reads it."""
     pss: bool = False
     """Sign RSA keys with RSASSA-PSS instead of PKCS#1 v1.5."""
     painter: StampPainter | None = None
@@ -93,10 +61,7 @@ class SigningPolicy:
     """How revocation data is fetched; None: the `requests` backend."""
 
     def __post_init__(self) -> None:
-        if self.digest not in _DIGESTS:
-            raise ConfigError(
-                f"digest '{self.digest}' is not allowed: expected one of {', '.join(_DIGESTS)}"
-            )
+        object.__setattr__(self, "digest", Digest.parse(self.digest))
 
 
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
@@ -120,33 +85,24 @@ def asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def policy_from_settings(settings: Settings, *, level: Level | str | None = None) -> SigningPolicy:
-    """The `SigningPolicy` the lab profile's ``[signing]`` section describes."""
-    chosen = level if isinstance(level, Level) else Level.parse(level or settings.signing_level)
-    padding = settings.signing_rsa_padding.strip().lower()
-    if padding not in ("pkcs1v15", "pss"):
-        raise ConfigError(
-            "[signing] rsa_padding must be 'pkcs1v15' or 'pss', "
-            f"got '{settings.signing_rsa_padding}'"
-        )
-    appearance = settings.signing_appearance.strip().lower()
-    if appearance not in ("visible", "invisible"):
-        raise ConfigError(
-            f"[signing] appearance must be 'visible' or 'invisible', "
-            f"got '{settings.signing_appearance}'"
-        )
+    """The `SigningPolicy` the lab profile's ``[signing]`` section describes.
+
+    `level` overrides ``[signing] level`` (as a `Level` or its name); `ConfigError` names a
+    level that does not exist or a certificate file that cannot be read.
+    """
     painter = None
-    if appearance == "visible":
+    if settings.signing_appearance is Appearance.VISIBLE:
         painter = StampPainter(
             seal=settings.signing_seal_image, signature=settings.signing_signature_image
         )
     roots = load_certificates([*settings.signing_trust_roots, *settings.signing_tsa_roots])
     return SigningPolicy(
-        level=chosen,
+        level=Level.parse(level) if level else settings.signing_level,
         tsa_url=settings.signing_tsa_url or None,
         trust_roots=tuple(asn1_certificate(c) for c in roots),
         revocation_check=settings.signing_revocation_check,
-        digest=settings.signing_digest.strip().lower().replace("sha-", "sha").replace("-", "_"),
-        pss=padding == "pss",
+        digest=settings.signing_digest,
+        pss=settings.signing_rsa_padding is RsaPadding.PSS,
         painter=painter,
         organisation=settings.lab_name_vi,
     )

@@ -471,7 +471,7 @@ class Sealer:
         return PdfSignatureMetadata(
             field_name=field_name,
             subfilter=SigSeedSubFilter.PADES,
-            md_algorithm=self.policy.digest,
+            md_algorithm=self.policy.digest.value,
             reason=reason,
             location=location,
             certify=certify,
