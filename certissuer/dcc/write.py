@@ -43,6 +43,7 @@ from certissuer.dcc.schema import SI_PREFIX as _S
 from certissuer.dcc.units import UNIT_HINT, dsi_unit, unit_symbol
 from certissuer.errors import ConfigError
 from certissuer.model import (
+    PASS_CONCLUSION,
     AnyCertificate,
     CalibrationCertificate,
     Conditions,
@@ -136,7 +137,7 @@ _LABELS: Final[Mapping[str, tuple[str, str]]] = {
     "place_use": ("Địa điểm sử dụng", "Place of use"),
     "valid_until": ("Có giá trị đến", "Valid until"),
     "mode": ("Chế độ kiểm định", "Verification mode"),
-    "pass": ("Đạt yêu cầu kỹ thuật đo lường", "Meets the metrological requirements"),
+    "pass": PASS_CONCLUSION,
 }
 
 

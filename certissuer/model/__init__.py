@@ -36,6 +36,7 @@ from certissuer.model.kinds import KIND_NAMES, Kind, KindName
 from certissuer.model.numbers import format_decimal, format_result, round_uncertainty
 from certissuer.model.paper import PaperCopy, ScanRef
 from certissuer.model.parts import (
+    PASS_CONCLUSION,
     CheckPoint,
     Conditions,
     Conformity,
@@ -53,6 +54,7 @@ from certissuer.model.units import is_legal_unit
 
 __all__ = [
     "KIND_NAMES",
+    "PASS_CONCLUSION",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",

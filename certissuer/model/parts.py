@@ -26,6 +26,7 @@ from pydantic import (
 from certissuer.model.units import check_unit
 
 __all__ = [
+    "PASS_CONCLUSION",
     "CheckPoint",
     "Conditions",
     "Conformity",
@@ -52,6 +53,21 @@ class VerificationMode(StrEnum):
     INITIAL = "initial"
     PERIODIC = "periodic"
     AFTER_REPAIR = "after_repair"
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """The mode as the forms print it, in Vietnamese and English: ("Định kỳ", "Periodic")."""
+        return _MODE_WORDS[self]
+
+
+_MODE_WORDS = {
+    VerificationMode.INITIAL: ("Ban đầu", "Initial"),
+    VerificationMode.PERIODIC: ("Định kỳ", "Periodic"),
+    VerificationMode.AFTER_REPAIR: ("Sau sửa chữa", "After repair"),
+}
+
+PASS_CONCLUSION = ("Đạt yêu cầu kỹ thuật đo lường", "Meets the metrological requirements")
+"""The conclusion of a verification certificate (Mẫu 18.GCNKĐ), in Vietnamese and English."""
 
 
 Unit = Annotated[str, Field(min_length=1, max_length=20)]

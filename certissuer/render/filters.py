@@ -36,11 +36,7 @@ _MONTHS_EN = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December",
 )  # fmt: skip
-VERIFICATION_MODES = {
-    VerificationMode.INITIAL: ("Ban đầu", "Initial"),
-    VerificationMode.PERIODIC: ("Định kỳ", "Periodic"),
-    VerificationMode.AFTER_REPAIR: ("Sau sửa chữa", "After repair"),
-}
+VERIFICATION_MODES = {mode: mode.words for mode in VerificationMode}
 """Each verification mode in Vietnamese and English (templates: ``verification_modes``)."""
 
 

@@ -26,8 +26,10 @@ from certissuer._vn import dmy
 from certissuer.config import Settings
 from certissuer.ledger import CertificateEntry
 from certissuer.model import (
+    PASS_CONCLUSION,
     CalibrationCertificate,
     VerificationCertificate,
+    VerificationMode,
     format_decimal,
     format_result,
     parse_certificate,
@@ -57,11 +59,7 @@ _logger = logging.getLogger(__name__)
 LEDGER_VERDICTS = frozenset({Verdict.VALID, Verdict.REVOKED, Verdict.SUPERSEDED, Verdict.EXPIRED})
 """Verdicts reached only for a genuine certificate found in the ledger: its fields are shown."""
 
-_MODES = {
-    "initial": ("Ban đầu", "Initial"),
-    "periodic": ("Định kỳ", "Periodic"),
-    "after_repair": ("Sau sửa chữa", "After repair"),
-}
+_MODE_VALUES = frozenset(mode.value for mode in VerificationMode)
 
 
 def web_template_dir() -> Path:
@@ -172,8 +170,8 @@ class CertificateDetails:
             rows.append(Row("method", *pick(("Phương pháp thực hiện", "Method of verification"),
                                             ("Phương pháp hiệu chuẩn", "Calibration method")),
                             self.method))  # fmt: skip
-        if self.mode in _MODES:
-            vi, en = _MODES[self.mode]
+        if self.mode in _MODE_VALUES:
+            vi, en = VerificationMode(self.mode).words
             rows.append(Row("mode", "Chế độ kiểm định", "Verification mode", f"{vi} / {en}"))
         rows.append(Row("work-date", *pick(("Ngày kiểm định", "Date of verification"),
                                            ("Ngày hiệu chuẩn", "Date of calibration")),
@@ -216,8 +214,8 @@ def certificate_details(entry: CertificateEntry) -> CertificateDetails:
             "stamp_number": cert.stamp_number,
             "mode": cert.mode.value,
             # Only an instrument that passes gets a certificate (FORMS.md, Mẫu 18.GCNKĐ).
-            "conclusion_vi": "Đạt yêu cầu kỹ thuật đo lường" if cert.passes else "",
-            "conclusion_en": "Meets the metrological requirements" if cert.passes else "",
+            "conclusion_vi": PASS_CONCLUSION[0] if cert.passes else "",
+            "conclusion_en": PASS_CONCLUSION[1] if cert.passes else "",
         }
     else:
         assert isinstance(cert, CalibrationCertificate)
