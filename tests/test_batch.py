@@ -234,7 +234,7 @@ def test_two_machines_share_one_postgresql_run(
     refs = [e.ref for e, _ in entries]
     assert sorted(refs) == [f"b-{i:05d}" for i in range(40)] and len(refs) == len(set(refs))
     issued = [int(m[1]) for o in outputs if (m := re.search(r"(\d+) issued, ", o))]
-    assert sum(issued) == 40 and all(n > 0 for n in issued), outputs  # both did real work
+    assert len(issued) == 2 and sum(issued) == 40 and min(issued) > 0, outputs  # both worked
 
 
 def _scans(folder: Path) -> dict[str, Path]:
