@@ -15,6 +15,7 @@ Overrunning a bound is not a verdict either way: `verify_pdf_bounded` raises
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -99,7 +100,14 @@ def verify_pdf_bounded(
         name="certissuer-verify",
         daemon=True,
     )
-    child.start()
+    # Everything imported so far is moved out of the collector's reach before the fork: the
+    # child's collections then do not write to (and copy) every inherited page. The parent
+    # takes its objects back at once, so a long-lived caller collects as before.
+    gc.freeze()
+    try:
+        child.start()
+    finally:
+        gc.unfreeze()
     sender.close()
     try:
         if not receiver.poll(timeout if timeout > 0 else None):

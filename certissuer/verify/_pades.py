@@ -80,7 +80,6 @@ from pyhanko.sign.validation.status import (
     TimestampSignatureStatus,
 )
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from certissuer.verify import _strict
 
@@ -281,6 +280,10 @@ class _Contexts:
         crls = (m.dss_crls if dss_revinfo else []) + ([] if dss_only else list(self.policy.crls))
         kwargs: dict[str, Any] = {}
         if fetch:
+            # Imported here: `requests` and urllib3 cost a verification that fetches nothing
+            # (the default) a tenth of its start-up.
+            from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
             # NOTE: the `requests` backend, not pyHanko's default aiohttp one: one HTTP stack
             # for signing and verifying (and the one the tests' in-process PKI answers).
             kwargs["fetcher_backend"] = self.policy.fetcher_backend or RequestsFetcherBackend(
