@@ -213,13 +213,15 @@ def _converse(
     """The parent's half: the ledger, while the child reads the document; then the DCC."""
     from certissuer.token import lab_public_keys
 
+    # In `Verifier.verify_pdf`'s order: the ledger is opened, then the child's `Verifier`
+    # is built from the profile (its errors come first), then the token keys load here too.
     opened = ledger()
-    keys = lab_public_keys(token_public or settings.token_key)
-    from certissuer.verify import _standing
-
     ready = _receive(conn, child, None, timeout, memory_bytes, name)
     if "ready" not in ready:
         return _outcome(ready, name, memory_bytes)
+    keys = lab_public_keys(token_public or settings.token_key)
+    from certissuer.verify import _standing
+
     # The time limit counts from the moment the child starts reading the file (the clock is
     # the system's monotonic one, the same in both processes).
     deadline = float(ready["ready"]) + timeout if timeout > 0 else None
