@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from certissuer.cli._app import app
+from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 
@@ -73,10 +73,15 @@ def verify(
         raise ConfigError("give either a PDF file or --qr URL")
     settings = state.settings()
 
+    opened: list[Ledger] = []
+
     def open_ledger() -> Ledger | None:
         from certissuer.ledger import Ledger
 
-        return None if offline else Ledger.open(settings.ledger_url, create=False)
+        if offline:
+            return None
+        opened.append(Ledger.open(settings.ledger_url, create=False))
+        return opened[-1]
 
     if qr is not None:
         from certissuer.verify import Verifier
@@ -125,4 +130,7 @@ def verify(
         for info in report.signatures:
             for line in describe(info):
                 say(f"  {line}")
+    for ledger in opened:
+        ledger.engine.dispose()  # its connections say goodbye to the server now
+    skip_teardown()  # everything is printed, the checking child reaped
     raise typer.Exit(code=0 if report.ok else 1)

@@ -68,6 +68,12 @@ def _attempt(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return {"refused": "memory"}
 
 
+def _import_dcc() -> dict[str, Any]:
+    import certissuer.dcc  # noqa: F401
+
+    return {}
+
+
 def _send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(json.dumps(message).encode())
 
@@ -98,9 +104,6 @@ def _child(
         verifier: Verifier = state["verifier"]
         doc: Document = verifier.read_document(state.pop("data"), at=at)
         state["doc"] = doc
-        if not doc.final:
-            import certissuer.dcc  # noqa: F401  # while the parent asks the ledger
-
         return {
             "document": {
                 "report": doc.report.to_dict(),
@@ -124,6 +127,8 @@ def _child(
     _send(conn, reply)
     if "document" not in reply or reply["document"]["final"]:
         return
+    # While the parent asks the ledger: the DCC reader it will most likely want.
+    _attempt(_import_dcc)
     asked = json.loads(conn.recv_bytes(_MAX_REPLY))
     if "dcc" in asked:
         number, digest = asked["dcc"]
