@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -42,13 +42,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from certissuer.errors import TokenError
+from certissuer.errors import ConfigError, TokenError
 
 __all__ = [
     "INFO_QR_KEY",
     "TokenClaims",
     "TokenKey",
     "TokenPublicKey",
+    "lab_public_keys",
     "load_public_keys",
     "make_token",
     "read_token",
@@ -206,6 +207,17 @@ def load_public_keys(path: Path) -> list[TokenPublicKey]:
     return keys
 
 
+def lab_public_keys(path: Path | None) -> list[TokenPublicKey]:
+    """The lab's token (and ledger event) public keys from the key file `path` of its profile.
+
+    Raises `ConfigError` when no file is configured (`path` is None), `TokenError` when it
+    cannot be read.
+    """
+    if path is None:
+        raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
+    return load_public_keys(path)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     """What a valid token says."""
@@ -219,6 +231,25 @@ class TokenClaims:
     def matches_digest(self, digest: str) -> bool:
         """True when the full data digest `digest` (hex) starts with this token's prefix."""
         return hmac.compare_digest(digest[: 2 * _DIGEST_BYTES].lower(), self.digest_prefix)
+
+    def to_dict(self) -> dict[str, str]:
+        """The claims as JSON-ready strings (`from_dict` reads them back)."""
+        return {
+            "number": self.number,
+            "issued": self.issued.isoformat(),
+            "digest_prefix": self.digest_prefix,
+            "kid": self.kid,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> TokenClaims:
+        """The claims `to_dict` wrote."""
+        return cls(
+            number=data["number"],
+            issued=date.fromisoformat(data["issued"]),
+            digest_prefix=data["digest_prefix"],
+            kid=data["kid"],
+        )
 
 
 def make_token(key: TokenKey, *, number: str, issued: date, digest: str) -> str:

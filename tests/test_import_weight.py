@@ -35,10 +35,38 @@ def _under(loaded: set[str], packages: set[str]) -> set[str]:
 
 
 def test_verify_loads_no_rendering_issuing_or_faces() -> None:
-    loaded = _loaded("certissuer.verify")
+    # The package resolves its names on use: import the modules that do the checking.
+    loaded = _loaded(
+        "certissuer.verify.verifier, certissuer.verify._standing, certissuer.verify._bounded"
+    )
     assert "certissuer.verify" in loaded
     assert not {m for m in loaded if m.split(".")[0] in _HEAVY_THIRD_PARTY}
     assert not _under(loaded, _WRITING | _FACES)
+
+
+def _top_level(modules: str) -> set[str]:
+    code = (
+        f"import {modules}, sys, json; print(json.dumps(sorted({{m.split('.')[0] "
+        "for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    return set(json.loads(out.stdout))
+
+
+def test_the_checking_child_loads_no_sql_stack() -> None:
+    # `certissuer verify FILE` reads the file in a child that holds pyHanko and the DCC
+    # reader, and asks the ledger in the parent: neither process holds both stacks.
+    loaded = _loaded("certissuer.verify.verifier, certissuer.dcc")
+    assert not _under(loaded, {"certissuer.ledger", "certissuer.verify._standing"})
+    assert not {"sqlalchemy", "sqlmodel"} & _top_level("certissuer.verify.verifier, certissuer.dcc")
+
+
+def test_the_ledger_side_of_verify_loads_no_pdf_library() -> None:
+    modules = "certissuer.verify._standing, certissuer.verify._bounded, certissuer.verify._info"
+    assert not {"pyhanko", "pyhanko_certvalidator", "pikepdf"} & _top_level(modules)
+    assert not _under(_loaded(modules), {"certissuer.verify.verifier", "certissuer.verify._pades"})
 
 
 def test_token_loads_no_pdf_code() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from certissuer.cli._app import app
+from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
+
+if TYPE_CHECKING:
+    from certissuer.ledger import Ledger
 
 __all__ = ["verify"]
 
@@ -62,26 +65,39 @@ def verify(
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
     """
-    from certissuer.ledger import Ledger
     from certissuer.token import wrong_host
-    from certissuer.verify import Verifier, describe, verify_pdf_bounded
+    from certissuer.verify import describe
 
     state: State = ctx.obj
     if (pdf is None) == (qr is None):
         raise ConfigError("give either a PDF file or --qr URL")
     settings = state.settings()
-    if qr is not None and (elsewhere := wrong_host(qr, settings.token_url_base)):
-        if strict:
-            raise TokenError(
-                f"refused (--strict): {elsewhere}",
-                hint="check the QR code's source; a look-alike page can show anything",
-            )
-        warn(f"warning: {elsewhere}")
-    ledger = None if offline else Ledger.open(settings.ledger_url, create=False)
-    verifier = Verifier.from_settings(settings, ledger=ledger, token_public=token_key)
+
+    opened: list[Ledger] = []
+
+    def open_ledger() -> Ledger | None:
+        from certissuer.ledger import Ledger
+
+        if offline:
+            return None
+        opened.append(Ledger.open(settings.ledger_url, create=False))
+        return opened[-1]
+
     if qr is not None:
+        from certissuer.verify import Verifier
+
+        if elsewhere := wrong_host(qr, settings.token_url_base):
+            if strict:
+                raise TokenError(
+                    f"refused (--strict): {elsewhere}",
+                    hint="check the QR code's source; a look-alike page can show anything",
+                )
+            warn(f"warning: {elsewhere}")
+        verifier = Verifier.from_settings(settings, ledger=open_ledger(), token_public=token_key)
         report = verifier.verify_url(qr)
     else:
+        from certissuer.verify import verify_pdf_bounded
+
         assert pdf is not None
         try:
             data = pdf.read_bytes()
@@ -90,9 +106,12 @@ def verify(
         moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
         seconds = settings.web_pdf_timeout if timeout is None else timeout
         memory = settings.web_pdf_memory_mb if memory_mb is None else memory_mb
+        # The ledger is opened while a child process reads the file (see verify_pdf_bounded).
         report = verify_pdf_bounded(
-            verifier,
+            settings,
             data,
+            ledger=open_ledger,
+            token_public=token_key,
             at=moment,
             timeout=seconds,
             memory_bytes=0 if seconds == 0 else memory * (1 << 20),
@@ -111,4 +130,7 @@ def verify(
         for info in report.signatures:
             for line in describe(info):
                 say(f"  {line}")
+    for ledger in opened:
+        ledger.engine.dispose()  # its connections say goodbye to the server now
+    skip_teardown()  # everything is printed, the checking child reaped
     raise typer.Exit(code=0 if report.ok else 1)

@@ -2,131 +2,294 @@
 
 A PDF is hostile input wherever it is checked. The page checks uploads in worker processes
 with an address-space limit that are killed when they overrun their time
-(`certissuer.web.worker`); the CLI gets the same bounds. The check runs in a child forked from
-the CLI (the CLI is one thread, and a fork starts in about a millisecond with everything
-already imported), which limits its own address space (``RLIMIT_AS``) and sends the report
-back as JSON. A child that overruns its time is killed.
+(`certissuer.web.worker`); the CLI gets the same bounds. Everything that reads the file runs
+in a child forked from the CLI (the CLI is one thread): strict reading, the signatures, the QR
+token and, when the ledger asks for it, the embedded DCC. The child limits its own address
+space (``RLIMIT_AS``) once it has imported what it needs, and answers in JSON. A child that
+overruns its time is killed.
+
+The ledger is asked by the CLI itself, while the child imports pyHanko and reads the file:
+the two halves of `Verifier.verify_pdf` (`Verifier.read_document`, then
+`certissuer.verify._standing`, then `Verifier.check_dcc`) run in the order they always run,
+in two processes. Neither process holds both pyHanko and the SQL stack, and the ledger's
+imports overlap the document's.
 
 Overrunning a bound is not a verdict either way: `verify_pdf_bounded` raises
 `VerificationFailed` (exit code 8, "could not check"), never ALTERED.
 
->>> verify_pdf_bounded(verifier, data, timeout=10.0, memory_bytes=1 << 30)  # doctest: +SKIP
+>>> verify_pdf_bounded(settings, data, ledger=open_ledger, timeout=10.0, memory_bytes=1 << 30)
+... # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
 import signal
 import sys
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import date, datetime
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from certissuer.config import Settings
 from certissuer.errors import CertissuerError, VerificationFailed
+from certissuer.token import TokenClaims
 from certissuer.verify.verdict import Report
-from certissuer.verify.verifier import Verifier
+
+if TYPE_CHECKING:
+    from certissuer.ledger import Ledger
+    from certissuer.verify.verifier import Document, Verifier
 
 __all__ = ["verify_pdf_bounded"]
 
 _logger = logging.getLogger(__name__)
 
 _MAX_REPLY = 16 << 20
-"""Largest report accepted from the child (a report is a few kilobytes)."""
+"""Largest message accepted from the child (a report is a few kilobytes)."""
+
+
+def _attempt(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`work()`, or the reply that says why it failed (in the child)."""
+    try:
+        return work()
+    except MemoryError:
+        pass  # answer once the traceback and the parser's objects are gone
+    except RecursionError:
+        return {"refused": "structure"}
+    except CertissuerError as exc:
+        return {"error": str(exc), "hint": exc.hint, "exit_code": exc.exit_code}
+    except Exception as exc:
+        return {"unreadable": f"the file could not be processed ({type(exc).__name__})"}
+    return {"refused": "memory"}
+
+
+def _import_dcc() -> dict[str, Any]:
+    import certissuer.dcc  # noqa: F401
+
+    return {}
+
+
+def _send(conn: Connection, message: dict[str, Any]) -> None:
+    conn.send_bytes(json.dumps(message).encode())
 
 
 def _child(
-    conn: Connection, verifier: Verifier, data: bytes, at: datetime | None, memory: int
+    conn: Connection,
+    settings: Settings,
+    token_public: Path | None,
+    data: bytes,
+    at: datetime | None,
+    memory: int,
 ) -> None:
-    """Body of the child: limit itself, check `data`, send the outcome as JSON."""
+    """Body of the child: set up, limit itself, read `data`, then check the DCC if asked."""
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it too
     # Short of memory, objects fail in their __del__ and Python reports each on sys.stderr:
     # the parent says what happened, in one line. Log handlers keep their own stream.
     sys.stderr = None
+
+    def setup() -> dict[str, Any]:
+        from certissuer.verify.verifier import Verifier
+
+        state["verifier"] = Verifier.from_settings(settings, ledger=None, token_public=token_public)
+        return {"ready": time.monotonic()}
+
+    def read() -> dict[str, Any]:
+        verifier: Verifier = state["verifier"]
+        doc: Document = verifier.read_document(state.pop("data"), at=at)
+        state["doc"] = doc
+        return {
+            "document": {
+                "report": doc.report.to_dict(),
+                "final": doc.final,
+                "sha256": doc.sha256,
+                "claims": None if doc.claims is None else doc.claims.to_dict(),
+                "issued_sha256": doc.issued_sha256,
+            }
+        }
+
+    state: dict[str, Any] = {"data": data}
+    del data  # read() takes the only reference: a child short of memory frees it first
+    ready = _attempt(setup)
+    _send(conn, ready)
+    if "ready" not in ready:
+        return
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if verifier.ledger is not None:
-        # The parent's pooled connections are its own: the child opens fresh ones.
-        verifier.ledger.engine.dispose(close=False)
-    out_of_memory = False
-    try:
-        reply: dict[str, Any] = {"report": verifier.verify_pdf(data, at=at).to_dict()}
-    except MemoryError:
-        out_of_memory = True  # answer once the traceback and the parser's objects are gone
-    except RecursionError:
-        reply = {"refused": "structure"}
-    except CertissuerError as exc:
-        reply = {"error": str(exc), "hint": exc.hint, "exit_code": exc.exit_code}
-    except Exception as exc:
-        reply = {"unreadable": f"the file could not be processed ({type(exc).__name__})"}
-    del data
-    if out_of_memory:
-        reply = {"refused": "memory"}
-    conn.send_bytes(json.dumps(reply).encode())
+    reply = _attempt(read)
+    _send(conn, reply)
+    if "document" not in reply or reply["document"]["final"]:
+        return
+    # While the parent asks the ledger: the DCC reader it will most likely want.
+    _attempt(_import_dcc)
+    asked = json.loads(conn.recv_bytes(_MAX_REPLY))
+    if "dcc" in asked:
+        number, digest = asked["dcc"]
+        _send(
+            conn,
+            _attempt(
+                lambda: {
+                    "dcc": state["verifier"].check_dcc(state["doc"], number=number, digest=digest)
+                }
+            ),
+        )
     conn.close()
 
 
 def verify_pdf_bounded(
-    verifier: Verifier,
+    settings: Settings,
     data: bytes,
     *,
+    ledger: Callable[[], Ledger | None],
     timeout: float,
     memory_bytes: int,
+    token_public: Path | None = None,
     at: datetime | None = None,
+    today: date | None = None,
     name: str = "the file",
 ) -> Report:
-    """`verifier.verify_pdf(data, at=at)` in a child process with a time and memory limit.
+    """The verdict of `Verifier.verify_pdf` on `data`, the file read under a time and memory limit.
 
-    `timeout` is the seconds the check may take (0: no limit) and `memory_bytes` the child's
-    address-space limit (0: none); with both 0 the check runs in this process. `name` names
-    the file in messages. Raises `VerificationFailed` when the check overruns a bound, crashes
-    or cannot read the file, and the `CertissuerError` the check raised otherwise.
+    `settings` is the lab profile the `Verifier` is built from (`token_public` overrides its
+    token key); `ledger` opens the ledger to ask (None: none, the verdict is then "not in the
+    ledger"). `timeout` is the seconds the check may take (0: no limit) and `memory_bytes`
+    the reading process's address-space limit (0: none); with both 0 the check runs in this
+    process. `at` and `today` are `Verifier.verify_pdf`'s; `name` names the file in messages.
+
+    Raises `VerificationFailed` when the check overruns a bound, crashes or cannot read the
+    file, and the `CertissuerError` the check (or opening the ledger) raised otherwise.
     """
-    if timeout <= 0 and memory_bytes <= 0:
-        return verifier.verify_pdf(data, at=at)
-    if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+    unbounded = timeout <= 0 and memory_bytes <= 0
+    if not unbounded and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         _logger.warning("no fork on this system: the file is checked without time or memory limits")
-        return verifier.verify_pdf(data, at=at)
+        unbounded = True
+    if unbounded:
+        from certissuer.verify.verifier import Verifier
+
+        verifier = Verifier.from_settings(settings, ledger=ledger(), token_public=token_public)
+        return verifier.verify_pdf(data, at=at, today=today)
+    # Forked before this process imports the ledger, and the child imports pyHanko after.
     ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
+    conn, child_conn = ctx.Pipe(duplex=True)
     child = ctx.Process(
         target=_child,
-        args=(sender, verifier, data, at, memory_bytes),
+        args=(child_conn, settings, token_public, data, at, memory_bytes),
         name="certissuer-verify",
         daemon=True,
     )
-    child.start()
-    sender.close()
+    # Everything imported so far is moved out of the collector's reach before the fork: the
+    # child's collections then do not write to (and copy) every inherited page. The parent
+    # takes its objects back at once, so a long-lived caller collects as before.
+    gc.freeze()
     try:
-        if not receiver.poll(timeout if timeout > 0 else None):
-            if memory_bytes > 0 and _peak_address_space(child.pid) >= memory_bytes * 0.95:
-                # Python short of memory can spend its remaining time failing to allocate
-                # (each failure raising again in a finaliser) instead of unwinding: the limit
-                # it hit, not the clock, is why it never answered.
-                return _outcome({"refused": "memory"}, name, memory_bytes)
-            raise VerificationFailed(
-                f"{name}: could not check: checking took longer than {timeout:g} s "
-                "(--timeout); nothing is known about the certificate either way"
-            )
-        try:
-            reply: dict[str, Any] = json.loads(receiver.recv_bytes(_MAX_REPLY))
-        except (EOFError, OSError, ValueError):
-            child.join(5)
-            raise VerificationFailed(
-                f"{name}: could not check: the checking process failed "
-                f"(exit status {child.exitcode}); nothing is known about the certificate "
-                "either way"
-            ) from None
+        child.start()
     finally:
-        receiver.close()
+        gc.unfreeze()
+    child_conn.close()
+    try:
+        return _converse(
+            conn, child, settings, ledger, token_public, today, timeout, memory_bytes, name
+        )
+    finally:
+        conn.close()
         if child.is_alive():
             child.kill()
         child.join(5)
-    return _outcome(reply, name, memory_bytes)
+
+
+def _converse(
+    conn: Connection,
+    child: Any,
+    settings: Settings,
+    ledger: Callable[[], Ledger | None],
+    token_public: Path | None,
+    today: date | None,
+    timeout: float,
+    memory_bytes: int,
+    name: str,
+) -> Report:
+    """The parent's half: the ledger, while the child reads the document; then the DCC."""
+    from certissuer.token import lab_public_keys
+
+    # In `Verifier.verify_pdf`'s order: the ledger is opened, then the child's `Verifier`
+    # is built from the profile (its errors come first), then the token keys load here too.
+    opened = ledger()
+    ready = _receive(conn, child, None, timeout, memory_bytes, name)
+    if "ready" not in ready:
+        return _outcome(ready, name, memory_bytes)
+    keys = lab_public_keys(token_public or settings.token_key)
+    from certissuer.verify import _standing
+
+    # The time limit counts from the moment the child starts reading the file (the clock is
+    # the system's monotonic one, the same in both processes).
+    deadline = float(ready["ready"]) + timeout if timeout > 0 else None
+    reply = _receive(conn, child, deadline, timeout, memory_bytes, name)
+    if "document" not in reply:
+        return _outcome(reply, name, memory_bytes)
+    document = reply["document"]
+    report = Report.from_dict(document["report"])
+    if document["final"]:
+        return report
+    claims = None if document["claims"] is None else TokenClaims.from_dict(document["claims"])
+    report, entry = _standing.judge_pdf(
+        report,
+        opened,
+        keys,
+        sha=document["sha256"],
+        claims=claims,
+        issued_sha256=document["issued_sha256"],
+        today=today,
+    )
+    wanted = _standing.dcc_wanted(report, entry)
+    _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})
+    if wanted is None:
+        return report
+    reply = _receive(conn, child, deadline, timeout, memory_bytes, name)
+    if "dcc" not in reply:
+        return _outcome(reply, name, memory_bytes)
+    finding = reply["dcc"]
+    return _standing.apply_dcc(
+        report, None if finding is None else (bool(finding[0]), str(finding[1]))
+    )
+
+
+def _receive(
+    conn: Connection,
+    child: Any,
+    deadline: float | None,
+    timeout: float,
+    memory_bytes: int,
+    name: str,
+) -> dict[str, Any]:
+    """The child's next message, waiting until `deadline` (monotonic seconds; None: no limit)."""
+    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if not conn.poll(wait):
+        if memory_bytes > 0 and _peak_address_space(child.pid) >= memory_bytes * 0.95:
+            # Python short of memory can spend its remaining time failing to allocate
+            # (each failure raising again in a finaliser) instead of unwinding: the limit
+            # it hit, not the clock, is why it never answered.
+            return {"refused": "memory"}
+        raise VerificationFailed(
+            f"{name}: could not check: checking took longer than {timeout:g} s "
+            "(--timeout); nothing is known about the certificate either way"
+        )
+    try:
+        message: dict[str, Any] = json.loads(conn.recv_bytes(_MAX_REPLY))
+    except (EOFError, OSError, ValueError):
+        child.join(5)
+        raise VerificationFailed(
+            f"{name}: could not check: the checking process failed "
+            f"(exit status {child.exitcode}); nothing is known about the certificate "
+            "either way"
+        ) from None
+    return message
 
 
 def _peak_address_space(pid: int | None) -> int:
@@ -142,8 +305,7 @@ def _peak_address_space(pid: int | None) -> int:
 
 
 def _outcome(reply: dict[str, Any], name: str, memory_bytes: int) -> Report:
-    if "report" in reply:
-        return Report.from_dict(reply["report"])
+    """Raise the error a child's failed `reply` stands for."""
     if "refused" in reply:
         what = (
             f"more than the memory limit of {memory_bytes / (1 << 20):g} MiB"

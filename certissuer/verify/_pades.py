@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -80,9 +80,9 @@ from pyhanko.sign.validation.status import (
     TimestampSignatureStatus,
 )
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from certissuer.verify import _strict
+from certissuer.verify._info import SIGNATURE_LABELS, SignatureInfo, describe
 
 __all__ = [
     "SIGNATURE_LABELS",
@@ -171,40 +171,6 @@ class ValidationPolicy:
     """pyHanko fetcher backend when `fetch` is set; None: its default."""
 
 
-@dataclass(slots=True)
-class SignatureInfo:
-    """What `certissuer verify` reports about one signature or document timestamp."""
-
-    index: int
-    field_name: str
-    kind: str
-    """"signature", "certification" (with its DocMDP permission) or "document timestamp"."""
-    signer: str = ""
-    signed_at: datetime | None = None
-    time_trusted: bool = False
-    """True when `signed_at` comes from a trusted timestamp, not the signer's own clock."""
-    timestamp_authority: str | None = None
-    level: str | None = None
-    """PAdES level reached (B-B, B-T, B-LT, B-LTA); None for a document timestamp."""
-    trust_path: list[str] = field(default_factory=list)
-    """Signer first, trust root last."""
-    trusted: bool = False
-    revocation: str = ""
-    coverage: str = ""
-    modification: str = ""
-    """What changed after this signature (pyHanko's modification level)."""
-    algorithm: str = ""
-    valid: bool = False
-    problem: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping."""
-        data = asdict(self)
-        if self.signed_at is not None:
-            data["signed_at"] = self.signed_at.isoformat()
-        return data
-
-
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why the document is not genuine: the verdict kind and a one-line reason."""
@@ -281,6 +247,10 @@ class _Contexts:
         crls = (m.dss_crls if dss_revinfo else []) + ([] if dss_only else list(self.policy.crls))
         kwargs: dict[str, Any] = {}
         if fetch:
+            # Imported here: `requests` and urllib3 cost a verification that fetches nothing
+            # (the default) a tenth of its start-up.
+            from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
             # NOTE: the `requests` backend, not pyHanko's default aiohttp one: one HTTP stack
             # for signing and verifying (and the one the tests' in-process PKI answers).
             kwargs["fetcher_backend"] = self.policy.fetcher_backend or RequestsFetcherBackend(
@@ -847,57 +817,3 @@ def issued_info_entry(reader: PdfFileReader, revision: int, key: str) -> str | N
     except (PdfError, KeyError, ValueError):
         return None
     return None if value is None else str(value)
-
-
-SIGNATURE_LABELS: dict[str, tuple[str, str]] = {
-    "signer": ("Người ký", "Signer"),
-    "signed_at": ("Thời điểm ký", "Signing time"),
-    "level": ("Mức PAdES", "PAdES level"),
-    "trust_path": ("Chuỗi tin cậy", "Trust path"),
-    "revocation": ("Tình trạng thu hồi", "Revocation status"),
-    "coverage": ("Phạm vi ký", "Signature covers"),
-    "modification": ("Thay đổi sau khi ký", "Changes after signing"),
-    "algorithm": ("Thuật toán", "Algorithm"),
-}
-"""Vietnamese and English labels of the per-signature details `certissuer verify` shows."""
-
-_KIND_VI = {
-    "signature": "Chữ ký",
-    "document timestamp": "Dấu thời gian tài liệu",
-    "certification": "Chữ ký chứng thực",
-}
-
-
-def describe(info: SignatureInfo) -> list[str]:
-    """Lines describing one signature, each labelled in Vietnamese / English."""
-    base = info.kind.split(" (")[0]
-    status = "hợp lệ / valid" if info.valid else "KHÔNG hợp lệ / NOT valid"
-    lines = [f"{_KIND_VI.get(base, base)} / {info.kind} {info.index} ({info.field_name}): {status}"]
-    if info.signed_at is not None:
-        source = (
-            "dấu thời gian tin cậy / trusted timestamp"
-            if info.time_trusted
-            else "đồng hồ của người ký / signer's clock"
-        )
-        when = f"{info.signed_at.isoformat(timespec='seconds')} ({source})"
-    else:
-        when = ""
-    if info.timestamp_authority and info.kind != "document timestamp":
-        when += f", TSA: {info.timestamp_authority}"
-    values = {
-        "signer": info.signer,
-        "signed_at": when,
-        "level": info.level or "",
-        "trust_path": " → ".join(info.trust_path),
-        "revocation": info.revocation,
-        "coverage": info.coverage,
-        "modification": info.modification,
-        "algorithm": info.algorithm,
-    }
-    for key, value in values.items():
-        if value:
-            vi, en = SIGNATURE_LABELS[key]
-            lines.append(f"    {vi} / {en}: {value}")
-    if info.problem:
-        lines.append(f"    Vấn đề / Problem: {info.problem}")
-    return lines

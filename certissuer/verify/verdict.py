@@ -18,7 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from certissuer.verify._pades import SignatureInfo
+from certissuer.verify._info import SignatureInfo
 
 __all__ = ["VERDICT_LABELS", "Report", "Verdict"]
 

@@ -20,11 +20,12 @@ whose signature fails is ignored and named in the reasons.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
@@ -34,15 +35,13 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
-from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status
 from certissuer.token import (
     INFO_QR_KEY,
     TokenClaims,
     TokenPublicKey,
-    load_public_keys,
+    lab_public_keys,
     read_token,
     token_from_url,
 )
@@ -55,26 +54,12 @@ from certissuer.verify._pades import (
 )
 from certissuer.verify.verdict import Report, Verdict
 
-__all__ = ["Verifier", "load_crls", "load_trust_roots"]
+if TYPE_CHECKING:
+    from certissuer.ledger import Ledger
+
+__all__ = ["Document", "Verifier", "load_crls", "load_trust_roots"]
 
 _logger = logging.getLogger(__name__)
-
-
-_STATUS_VERDICT = {
-    Status.VALID: Verdict.VALID,
-    Status.REVOKED: Verdict.REVOKED,
-    Status.SUPERSEDED: Verdict.SUPERSEDED,
-    Status.EXPIRED: Verdict.EXPIRED,
-    Status.PENDING: Verdict.NOT_IN_LEDGER,
-}
-
-
-def _fill_from(report: Report, entry: CertificateEntry) -> None:
-    """Copy to `report` the columns of `entry` that its signed issued event covers."""
-    report.number, report.kind = entry.number, entry.kind
-    report.issue_date, report.valid_until = entry.issue_date, entry.valid_until
-    report.instrument, report.serial = entry.instrument_name, entry.instrument_serial
-    report.customer = entry.customer_name
 
 
 def load_crls(paths: Iterable[Path]) -> list[asn1_crl.CertificateList]:
@@ -104,30 +89,6 @@ def load_trust_roots(paths: Iterable[Path]) -> list[asn1_x509.Certificate]:
     return roots
 
 
-def _check_dcc(report: Report, reader: PdfFileReader, entry: CertificateEntry | None) -> Report:
-    """The DCC XML embedded in the PDF, if any, must carry the ledger's data (issue 9).
-
-    Runs after the other checks, only for a genuine file found in the ledger whose stored data
-    were recomputed (`Report.data_digest`): a DCC that does not match that digest (another
-    certificate's data, or unreadable) makes the verdict ALTERED.
-    """
-    from certissuer.dcc import check_embedded
-
-    if (
-        entry is None
-        or report.data_digest is None
-        or report.verdict in (Verdict.ALTERED, Verdict.UNKNOWN_SIGNER, Verdict.NOT_IN_LEDGER)
-    ):
-        return report
-    finding = check_embedded(reader, number=entry.number, digest=report.data_digest)
-    if finding is not None:
-        matches, reason = finding
-        report.reasons.append(reason)
-        if not matches:
-            report.verdict = Verdict.ALTERED
-    return report
-
-
 def _info_entry(reader: PdfFileReader, key: str) -> str | None:
     info = reader.trailer_view.get("/Info")
     if info is None:
@@ -135,6 +96,25 @@ def _info_entry(reader: PdfFileReader, key: str) -> str | None:
     info = info.get_object()
     value = info.get("/" + key) if isinstance(info, generic.DictionaryObject) else None
     return None if value is None else str(value)
+
+
+@dataclass(slots=True)
+class Document:
+    """What a PDF says of itself, before the ledger is asked (`Verifier.read_document`)."""
+
+    report: Report
+    """The report so far: the signatures judged, the token read."""
+    final: bool
+    """True when the document alone decided the verdict (altered, unknown signer)."""
+    sha256: str
+    """SHA-256 (hex) of the whole file."""
+    claims: TokenClaims | None = None
+    """The QR token the first signature covers, verified; None when there is none."""
+    issued_sha256: str | None = None
+    """SHA-256 of the revision the first signature covers, when only signatures, validation
+    data or document timestamps follow it (the file as the ledger knows it)."""
+    reader: PdfFileReader | None = None
+    """The strictly read document, for the embedded DCC's check."""
 
 
 class Verifier:
@@ -178,23 +158,16 @@ class Verifier:
             raise ConfigError(
                 "no trust roots configured", hint="set [signing] trust_roots in the lab profile"
             )
-        key_path = token_public or settings.token_key
-        if key_path is None:
-            raise ConfigError("no token key configured", hint="set [token] key in the lab profile")
         roots = load_trust_roots(settings.signing_trust_roots)
         return cls(
             trust_roots=roots,
-            token_keys=load_public_keys(key_path),
+            token_keys=lab_public_keys(token_public or settings.token_key),
             ledger=ledger,
             tsa_roots=[*load_trust_roots(settings.signing_tsa_roots), *roots],
             revocation=settings.verify_revocation,
             fetch=settings.verify_fetch,
             crls=load_crls(settings.verify_crls),
         )
-
-    @staticmethod
-    def _today(today: date | None) -> date:
-        return today or datetime.now(VIETNAM_TZ).date()
 
     def verify_pdf(
         self, data: bytes, *, today: date | None = None, at: datetime | None = None
@@ -208,6 +181,33 @@ class Verifier:
 
         `today` decides the ledger status (expiry); `at` is the moment the signatures are
         validated at (default: now), to check how a file will fare after its signer expires.
+        The three steps, `read_document`, the ledger's say (`certissuer.verify._standing`) and
+        `check_dcc`, are the ones the command line runs in two processes.
+        """
+        from certissuer.verify import _standing
+
+        doc = self.read_document(data, at=at)
+        if doc.final:
+            return doc.report
+        report, entry = _standing.judge_pdf(
+            doc.report,
+            self.ledger,
+            self.token_keys,
+            sha=doc.sha256,
+            claims=doc.claims,
+            issued_sha256=doc.issued_sha256,
+            today=today,
+        )
+        if (wanted := _standing.dcc_wanted(report, entry)) is not None:
+            number, digest = wanted
+            report = _standing.apply_dcc(report, self.check_dcc(doc, number=number, digest=digest))
+        return report
+
+    def read_document(self, data: bytes, *, at: datetime | None = None) -> Document:
+        """What the PDF `data` says of itself: strict reading, its signatures, its QR token.
+
+        Asks no ledger. The `Document` is final when the file alone decides the verdict
+        (altered, unknown signer); raises `VerificationFailed` as `verify_pdf` does.
         """
         if b"%PDF-" not in data[:1024]:
             raise VerificationFailed("the file is not a PDF (no %PDF- header)")
@@ -220,7 +220,7 @@ class Verifier:
         except _strict.Unreadable as exc:
             raise VerificationFailed(f"the PDF is unreadable: {exc}") from None
         except _strict.Ambiguous as exc:
-            return self._fail(report, Verdict.ALTERED, str(exc))
+            return Document(self._fail(report, Verdict.ALTERED, str(exc)), True, sha)
         try:
             check = check_signatures(reader, data, self.policy, at=at or datetime.now(UTC))
         except RecursionError:
@@ -229,9 +229,10 @@ class Verifier:
             ) from None
         except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # The structure reads, but an object in it does not: the signed file was changed.
-            return self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
+            damaged = self._fail(report, Verdict.ALTERED, f"the PDF is damaged: {exc}")
+            return Document(damaged, True, sha)
         if (failed := self._judge_signatures(report, check)) is not None:
-            return failed
+            return Document(failed, True, sha)
         # The QR URL as the first signature signed it: later revisions cannot swap it.
         if check.issued_revision is not None:
             qr_url = issued_info_entry(reader, check.issued_revision, INFO_QR_KEY)
@@ -245,17 +246,34 @@ class Verifier:
             try:
                 claims = read_token(token_from_url(qr_url), self.token_keys)
             except TokenError as exc:
-                return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
+                forged = self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
+                return Document(forged, True, sha)
             report.number = claims.number
             report.reasons.append(f"QR token: signed by the lab key {claims.kid}")
 
         # Only later *revisions* (checked above) may follow the issued file; bytes after the
         # last %%EOF are no revision, and any other byte makes the file not the issued one.
         later_ok = check.later_revisions > 0 and data.rstrip().endswith(b"%%EOF")
-        entry = self._lookup_pdf(
-            sha, claims, report, issued_sha256=check.issued_sha256 if later_ok else None
+        return Document(
+            report,
+            False,
+            sha,
+            claims=claims,
+            issued_sha256=check.issued_sha256 if later_ok else None,
+            reader=reader,
         )
-        return _check_dcc(self._judge(report, entry, claims, today), reader, entry)
+
+    @staticmethod
+    def check_dcc(doc: Document, *, number: str, digest: str) -> tuple[bool, str] | None:
+        """Does the DCC embedded in `doc` carry certificate `number` with data `digest`?
+
+        The finding of `certissuer.dcc.check_embedded` (issue 9): None when the PDF embeds no
+        DCC, else whether it matches and why.
+        """
+        from certissuer.dcc import check_embedded
+
+        assert doc.reader is not None, "a final document has no DCC to check"
+        return check_embedded(doc.reader, number=number, digest=digest)
 
     def verify_url(self, url: str, *, today: date | None = None) -> Report:
         """Check a QR URL (or bare token): offline signature check, then the ledger if any.
@@ -273,8 +291,10 @@ class Verifier:
             return self._fail(
                 report, Verdict.NOT_IN_LEDGER, "no ledger to check the status against (offline)"
             )
+        from certissuer.verify import _standing
+
         entry = self.ledger.get(claims.number)
-        return self._judge(report, entry, claims, today)
+        return _standing.judge(report, self.ledger, self.token_keys, entry, claims, today)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -315,118 +335,3 @@ class Verifier:
                 "signatures, validation data or document timestamps only"
             )
         return None
-
-    def _lookup_pdf(
-        self,
-        sha: str,
-        claims: TokenClaims | None,
-        report: Report,
-        *,
-        issued_sha256: str | None = None,
-    ) -> CertificateEntry | None:
-        if self.ledger is None:
-            return None
-        entry = self.ledger.by_pdf_sha256(sha)
-        if entry is None and issued_sha256 is not None:
-            # An approval signature, validation data or a document timestamp was added after
-            # issue: the ledger knows the file as it was issued, the revision the first
-            # signature covers (later revisions were checked above).
-            entry = self.ledger.by_pdf_sha256(issued_sha256)
-        if entry is None and claims is not None:
-            registered = self.ledger.get(claims.number)
-            if registered is not None and not registered.is_pending:
-                # Same number, other bytes: even a change the signature does not cover (padding
-                # in /Contents) makes this file other than the one the lab issued.
-                report.verdict = Verdict.ALTERED
-                report.reasons.append(
-                    f"the file differs from the registered copy of {claims.number} "
-                    f"(SHA-256 {registered.pdf_sha256})"
-                )
-        return entry
-
-    def _judge(
-        self,
-        report: Report,
-        entry: CertificateEntry | None,
-        claims: TokenClaims | None,
-        today: date | None,
-    ) -> Report:
-        if self.ledger is None:
-            return self._fail(report, Verdict.NOT_IN_LEDGER, "no ledger was given to check")
-        if report.verdict is Verdict.ALTERED:
-            return report
-        if entry is None:
-            return self._fail(report, Verdict.NOT_IN_LEDGER, "not found in the ledger")
-        if claims is not None and claims.number != entry.number:
-            return self._fail(
-                report,
-                Verdict.ALTERED,
-                f"QR token names {claims.number} but the ledger entry is {entry.number}",
-            )
-        if entry.is_pending:
-            report.number = entry.number
-            return self._fail(
-                report, Verdict.NOT_IN_LEDGER, f"{entry.number} is reserved but not yet issued"
-            )
-        # Recompute, don't trust: the stored data must hash to what the token carries and to
-        # the digest the lab signed (in the issued event, checked below); no column is taken
-        # on its word.
-        actual = hashlib.sha256(entry.data_json.encode()).hexdigest()
-        if not hmac.compare_digest(actual, entry.data_digest.lower()):
-            return self._fail(
-                report,
-                Verdict.ALTERED,
-                f"the ledger's data of {entry.number} do not hash to the digest it records: "
-                "the stored data were changed after issue",
-            )
-        if claims is not None and not claims.matches_digest(actual):
-            return self._fail(
-                report,
-                Verdict.ALTERED,
-                f"QR token's data digest does not match the ledger's data of {entry.number} "
-                "(recomputed): the stored data were changed, or the token is not this entry's",
-            )
-        if claims is not None and claims.issued != entry.issue_date:
-            return self._fail(
-                report,
-                Verdict.ALTERED,
-                f"QR token's issue date {claims.issued} differs from the ledger's "
-                f"{entry.issue_date}",
-            )
-        standing = self.ledger.standing(entry, keys=self.token_keys, today=self._today(today))
-        for ev, why in standing.rejected:
-            report.reasons.append(
-                f"ignored: the {ev.kind} event of {entry.number} recorded "
-                f"{ev.at:%Y-%m-%d} (event row {ev.id}): {why}"
-            )
-        if standing.issued is None:
-            issued_events = [ev for ev, _ in standing.rejected if ev.kind == EventKind.ISSUED]
-            unsigned = bool(issued_events) and all(not ev.signature for ev in issued_events)
-            return self._fail(
-                report,
-                Verdict.NOT_IN_LEDGER if unsigned else Verdict.ALTERED,
-                f"the lab's signed ledger does not vouch for {entry.number}: "
-                f"{standing.issued_problem}",
-            )
-        report.data_digest = actual
-        _fill_from(report, entry)  # these columns are covered by the signed issued event
-        if standing.issued.backfilled_at is not None:
-            report.reasons.append(
-                f"its issued event was written before ledger events were signed and signed "
-                f"at the ledger upgrade of {standing.issued.backfilled_at:%Y-%m-%d}"
-            )
-        status, event = standing.status, standing.event
-        report.verdict = _STATUS_VERDICT[status]
-        if status is Status.PENDING:
-            report.reasons.append(f"{entry.number} is reserved but not yet issued")
-        elif status is Status.REVOKED and event is not None:
-            report.revocation_reason = event.reason
-            report.reasons.append(f"revoked on {event.at:%Y-%m-%d}: {event.reason}")
-        elif status is Status.SUPERSEDED and event is not None:
-            report.superseded_by = event.related_number
-            report.reasons.append(f"superseded by {event.related_number}: {event.reason}")
-        elif status is Status.EXPIRED:
-            report.reasons.append(f"valid until {entry.valid_until}, now expired")
-        else:
-            report.reasons.append(f"in the ledger as {entry.number}, issued {entry.issue_date}")
-        return report

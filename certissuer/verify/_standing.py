@@ -1,0 +1,219 @@
+"""The ledger's say in a verdict: the entry a file is, its recomputed data, its signed events.
+
+These checks read the ledger and the token, never the PDF, so they import neither pyHanko nor
+the document checks (`certissuer.verify._pades`, `certissuer.verify._strict`). `Verifier`
+runs them after the document checks; the command line runs them in its own process while a
+bounded child reads the document (`certissuer.verify._bounded`).
+
+>>> report, entry = judge_pdf(report, ledger, keys, sha=sha, claims=claims)  # doctest: +SKIP
+>>> wanted = dcc_wanted(report, entry)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from certissuer._vn import VIETNAM_TZ
+from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status
+from certissuer.token import TokenClaims, TokenPublicKey
+from certissuer.verify.verdict import Report, Verdict
+
+__all__ = [
+    "apply_dcc",
+    "dcc_wanted",
+    "fail",
+    "judge",
+    "judge_pdf",
+    "lookup_pdf",
+]
+
+_STATUS_VERDICT = {
+    Status.VALID: Verdict.VALID,
+    Status.REVOKED: Verdict.REVOKED,
+    Status.SUPERSEDED: Verdict.SUPERSEDED,
+    Status.EXPIRED: Verdict.EXPIRED,
+    Status.PENDING: Verdict.NOT_IN_LEDGER,
+}
+
+
+def fail(report: Report, verdict: Verdict, reason: str) -> Report:
+    """Set `verdict` on `report`, add `reason` to its reasons, and return it."""
+    report.verdict = verdict
+    report.reasons.append(reason)
+    return report
+
+
+def _fill_from(report: Report, entry: CertificateEntry) -> None:
+    """Copy to `report` the columns of `entry` that its signed issued event covers."""
+    report.number, report.kind = entry.number, entry.kind
+    report.issue_date, report.valid_until = entry.issue_date, entry.valid_until
+    report.instrument, report.serial = entry.instrument_name, entry.instrument_serial
+    report.customer = entry.customer_name
+
+
+def lookup_pdf(
+    ledger: Ledger | None,
+    sha: str,
+    claims: TokenClaims | None,
+    report: Report,
+    *,
+    issued_sha256: str | None = None,
+) -> CertificateEntry | None:
+    """The ledger entry of the file whose SHA-256 is `sha`, or None.
+
+    `issued_sha256` is the SHA-256 of the revision the first signature covers, when only
+    signatures, validation data or document timestamps were added after it. A file whose
+    token names a registered number with other bytes makes `report` ALTERED.
+    """
+    if ledger is None:
+        return None
+    entry = ledger.by_pdf_sha256(sha)
+    if entry is None and issued_sha256 is not None:
+        # An approval signature, validation data or a document timestamp was added after
+        # issue: the ledger knows the file as it was issued, the revision the first
+        # signature covers (later revisions were checked before).
+        entry = ledger.by_pdf_sha256(issued_sha256)
+    if entry is None and claims is not None:
+        registered = ledger.get(claims.number)
+        if registered is not None and not registered.is_pending:
+            # Same number, other bytes: even a change the signature does not cover (padding
+            # in /Contents) makes this file other than the one the lab issued.
+            report.verdict = Verdict.ALTERED
+            report.reasons.append(
+                f"the file differs from the registered copy of {claims.number} "
+                f"(SHA-256 {registered.pdf_sha256})"
+            )
+    return entry
+
+
+def judge(
+    report: Report,
+    ledger: Ledger | None,
+    keys: Sequence[TokenPublicKey],
+    entry: CertificateEntry | None,
+    claims: TokenClaims | None,
+    today: date | None,
+) -> Report:
+    """The verdict of `report` from the ledger `entry` and its events signed with `keys`.
+
+    `today` decides expiry (default: today in Vietnam). The stored data are recomputed and
+    must hash to the digest the entry records, the token carries and the lab signed.
+    """
+    if ledger is None:
+        return fail(report, Verdict.NOT_IN_LEDGER, "no ledger was given to check")
+    if report.verdict is Verdict.ALTERED:
+        return report
+    if entry is None:
+        return fail(report, Verdict.NOT_IN_LEDGER, "not found in the ledger")
+    if claims is not None and claims.number != entry.number:
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"QR token names {claims.number} but the ledger entry is {entry.number}",
+        )
+    if entry.is_pending:
+        report.number = entry.number
+        return fail(report, Verdict.NOT_IN_LEDGER, f"{entry.number} is reserved but not yet issued")
+    # Recompute, don't trust: the stored data must hash to what the token carries and to
+    # the digest the lab signed (in the issued event, checked below); no column is taken
+    # on its word.
+    actual = hashlib.sha256(entry.data_json.encode()).hexdigest()
+    if not hmac.compare_digest(actual, entry.data_digest.lower()):
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"the ledger's data of {entry.number} do not hash to the digest it records: "
+            "the stored data were changed after issue",
+        )
+    if claims is not None and not claims.matches_digest(actual):
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"QR token's data digest does not match the ledger's data of {entry.number} "
+            "(recomputed): the stored data were changed, or the token is not this entry's",
+        )
+    if claims is not None and claims.issued != entry.issue_date:
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"QR token's issue date {claims.issued} differs from the ledger's {entry.issue_date}",
+        )
+    standing = ledger.standing(entry, keys=keys, today=today or datetime.now(VIETNAM_TZ).date())
+    for ev, why in standing.rejected:
+        report.reasons.append(
+            f"ignored: the {ev.kind} event of {entry.number} recorded "
+            f"{ev.at:%Y-%m-%d} (event row {ev.id}): {why}"
+        )
+    if standing.issued is None:
+        issued_events = [ev for ev, _ in standing.rejected if ev.kind == EventKind.ISSUED]
+        unsigned = bool(issued_events) and all(not ev.signature for ev in issued_events)
+        return fail(
+            report,
+            Verdict.NOT_IN_LEDGER if unsigned else Verdict.ALTERED,
+            f"the lab's signed ledger does not vouch for {entry.number}: {standing.issued_problem}",
+        )
+    report.data_digest = actual
+    _fill_from(report, entry)  # these columns are covered by the signed issued event
+    if standing.issued.backfilled_at is not None:
+        report.reasons.append(
+            f"its issued event was written before ledger events were signed and signed "
+            f"at the ledger upgrade of {standing.issued.backfilled_at:%Y-%m-%d}"
+        )
+    status, event = standing.status, standing.event
+    report.verdict = _STATUS_VERDICT[status]
+    if status is Status.PENDING:
+        report.reasons.append(f"{entry.number} is reserved but not yet issued")
+    elif status is Status.REVOKED and event is not None:
+        report.revocation_reason = event.reason
+        report.reasons.append(f"revoked on {event.at:%Y-%m-%d}: {event.reason}")
+    elif status is Status.SUPERSEDED and event is not None:
+        report.superseded_by = event.related_number
+        report.reasons.append(f"superseded by {event.related_number}: {event.reason}")
+    elif status is Status.EXPIRED:
+        report.reasons.append(f"valid until {entry.valid_until}, now expired")
+    else:
+        report.reasons.append(f"in the ledger as {entry.number}, issued {entry.issue_date}")
+    return report
+
+
+def judge_pdf(
+    report: Report,
+    ledger: Ledger | None,
+    keys: Sequence[TokenPublicKey],
+    *,
+    sha: str,
+    claims: TokenClaims | None,
+    issued_sha256: str | None = None,
+    today: date | None = None,
+) -> tuple[Report, CertificateEntry | None]:
+    """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry."""
+    entry = lookup_pdf(ledger, sha, claims, report, issued_sha256=issued_sha256)
+    return judge(report, ledger, keys, entry, claims, today), entry
+
+
+def dcc_wanted(report: Report, entry: CertificateEntry | None) -> tuple[str, str] | None:
+    """The number and data digest an embedded DCC must carry, or None if it is not checked.
+
+    The DCC is checked (issue 9) only for a genuine file found in the ledger whose stored
+    data were recomputed (`Report.data_digest`).
+    """
+    if (
+        entry is None
+        or report.data_digest is None
+        or report.verdict in (Verdict.ALTERED, Verdict.UNKNOWN_SIGNER, Verdict.NOT_IN_LEDGER)
+    ):
+        return None
+    return entry.number, report.data_digest
+
+
+def apply_dcc(report: Report, finding: tuple[bool, str] | None) -> Report:
+    """Add the DCC check's `finding` to `report`: one that does not match makes it ALTERED."""
+    if finding is not None:
+        matches, reason = finding
+        report.reasons.append(reason)
+        if not matches:
+            report.verdict = Verdict.ALTERED
+    return report
