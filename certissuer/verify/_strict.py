@@ -731,16 +731,22 @@ def _maybe_ref(container: Any, key: str) -> tuple[int, int] | None:
     return _ref_of(container.raw_get(key)) if key in container else None
 
 
-def _value_ref(annot: Any) -> tuple[int, int] | None:
+def _field_node(annot: Any, key: str) -> Any:
+    """The first of `annot` and its parent fields (eight at most) that holds `key`, or None:
+    a widget inherits its field's type (/FT) and value (/V) from the field above it."""
     node = annot
     for _ in range(8):
-        if "/V" in node:
-            return _ref_of(node.raw_get("/V"))
-        parent = node.get("/Parent")
-        if not isinstance(parent, generic.DictionaryObject):
+        if key in node:
+            return node
+        node = node.get("/Parent")
+        if not isinstance(node, generic.DictionaryObject):
             return None
-        node = parent
     return None
+
+
+def _value_ref(annot: Any) -> tuple[int, int] | None:
+    node = _field_node(annot, "/V")
+    return None if node is None else _ref_of(node.raw_get("/V"))
 
 
 def _is_signature_widget(annot: Any) -> bool:
@@ -748,15 +754,8 @@ def _is_signature_widget(annot: Any) -> bool:
         return False
     if annot.get("/Subtype") != "/Widget":
         return False
-    node = annot
-    for _ in range(8):
-        if "/FT" in node:
-            return bool(node.get("/FT") == "/Sig")
-        parent = node.get("/Parent")
-        if not isinstance(parent, generic.DictionaryObject):
-            return False
-        node = parent
-    return False
+    node = _field_node(annot, "/FT")
+    return node is not None and bool(node.get("/FT") == "/Sig")
 
 
 def _field_name(annot: Any) -> str:
