@@ -51,22 +51,29 @@ def append_scans(first_page: bytes, copy: PaperCopy) -> bytes:
     changed between reading the manifest and issuing is refused).
     """
     import img2pdf
-    from pypdf import PdfReader, PdfWriter
+    import pikepdf
 
-    writer = PdfWriter()
-    writer.append(PdfReader(io.BytesIO(first_page)))
-    for scan in copy.scans:
-        path = Path(scan.path)
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != scan.sha256:
-            raise InputError(path, "the scan changed after it was read: its SHA-256 differs")
-        if path.suffix.lower() == ".pdf":
-            writer.append(PdfReader(io.BytesIO(data)))
-        else:
+    sources: list[pikepdf.Pdf] = []  # open until the copy is saved: its pages refer to them
+    try:
+        pdf = pikepdf.open(io.BytesIO(first_page))
+        sources.append(pdf)
+        for scan in copy.scans:
+            path = Path(scan.path)
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != scan.sha256:
+                raise InputError(path, "the scan changed after it was read: its SHA-256 differs")
             # img2pdf embeds JPEG as is and PNG/TIFF losslessly, one page per frame, at the
             # image's own size and resolution.
-            writer.append(PdfReader(io.BytesIO(img2pdf.convert(data))))
-        del data
-    out = io.BytesIO()
-    writer.write(out)
+            pages = data if path.suffix.lower() == ".pdf" else img2pdf.convert(data)
+            del data
+            source = pikepdf.open(io.BytesIO(pages))
+            sources.append(source)
+            pdf.pages.extend(source.pages)
+        out = io.BytesIO()
+        # A classic cross-reference table and no object streams, as a PDF writer makes them:
+        # the copy is signed next by an incremental update.
+        pdf.save(out, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    finally:
+        for source in reversed(sources):
+            source.close()
     return out.getvalue()

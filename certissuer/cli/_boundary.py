@@ -43,7 +43,6 @@ NOISY_LOGGERS = (
     "sqlalchemy",
     "alembic",
     "pikepdf",
-    "pypdf",
     "multipart",
     "httpx",
 )

@@ -79,9 +79,10 @@ def _sha256_and_pages(path: Path) -> tuple[str, int]:
             digest.update(block)
     suffix = path.suffix.lower()
     if suffix == ".pdf":
-        from pypdf import PdfReader
+        import pikepdf
 
-        pages = len(PdfReader(str(path)).pages)
+        with pikepdf.open(path) as pdf:
+            pages = len(pdf.pages)
     else:
         from PIL import Image
 
@@ -122,7 +123,7 @@ def read_scans(names: Sequence[str], scans: Path, *, where: str, row: int) -> li
             )
         try:
             sha, pages = _sha256_and_pages(path)
-        except Exception as exc:  # Pillow and pypdf raise many kinds
+        except Exception as exc:  # Pillow and pikepdf raise many kinds
             raise InputError(
                 where,
                 f"scan '{name}' is unreadable ({type(exc).__name__}: {exc})",
