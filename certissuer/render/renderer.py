@@ -39,17 +39,15 @@ from PIL import Image
 from certissuer._files import default_template_dir
 from certissuer.config import Settings
 from certissuer.errors import CertissuerError, ConfigError, TemplateError
-from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.model import AnyCertificate, VerificationCertificate
 from certissuer.render import filters
 from certissuer.render._z3c import FontCache, lay_out
 from certissuer.render.qr import data_uri, qr_image
 from certissuer.render.sanitize import sanitize_tree
 
-__all__ = ["AnyCertificate", "Renderer", "default_template_dir"]
+__all__ = ["Renderer", "default_template_dir"]
 
 _logger = logging.getLogger(__name__)
-
-AnyCertificate = VerificationCertificate | CalibrationCertificate
 
 _FONT_FAMILY = "Be Vietnam Pro"
 

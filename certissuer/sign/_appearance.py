@@ -34,7 +34,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from certissuer._vn import VIETNAM_TZ
 from certissuer.errors import ConfigError
-from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.model import AnyCertificate, CalibrationCertificate
 
 __all__ = [
     "SIGNED_BY",
@@ -104,7 +104,7 @@ class TextRun:
 
 
 def signature_slots(
-    cert: VerificationCertificate | CalibrationCertificate, *, approval: bool
+    cert: AnyCertificate, *, approval: bool
 ) -> tuple[SignatureSlot, SignatureSlot | None]:
     """The lab's signature and, with `approval`, the field left for the head's approval.
 
