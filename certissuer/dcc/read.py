@@ -597,6 +597,7 @@ class _Reader:
                 "basic_nominalValue": "nominal",
                 "basic_measuredValue": "measured",
                 "basic_measurementError": "error",
+                "certissuer_resolution": "resolution",
             }
             dsi_units = self._values(quantities, here, names, out)
             measured = quantities.get("basic_measuredValue")
@@ -627,6 +628,9 @@ class _Reader:
                         (unc.findtext(_S + "coverageFactor") or "").strip(),
                         unc,
                     )
+                    probability = (unc.findtext(_S + "coverageProbability") or "").strip()
+                    if probability:  # 0.95 with k = 2 is the default: the model drops it
+                        self._set(out, f"{here}.coverage_probability", probability, unc)
             self._unit(data_list, out, here, dsi_units)
 
     def _ver_results(self, data: dict[str, Any], result: Any) -> None:

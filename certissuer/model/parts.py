@@ -18,11 +18,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from certissuer.model.numbers import check_typed_error, format_decimal
 from certissuer.model.units import check_unit
 
 __all__ = [
@@ -187,11 +190,68 @@ class Measurement(FrozenModel):
     """Expanded uncertainty U, in the unit of `measured`."""
     coverage_factor: Decimal = Field(default=Decimal(2), gt=0)
     """k, so that U = k·u_c (usually 2, about 95 % coverage)."""
+    coverage_probability: Decimal | None = Field(default=None, gt=0, lt=1, validate_default=True)
+    """p, as a fraction (0.9545 for 95.45 %): required unless k = 2, where it defaults to
+    ≈ 0.95 (GUM 6.2.2; 0.95 with k = 2 is that default and is stored as absent)."""
     unit: Unit
     stage: Literal["", "before", "after"] = ""
     """Before or after adjustment, where the item was adjusted."""
+    resolution: Decimal | None = Field(default=None, gt=0)
+    """The instrument's display step (0.01 for a display reading 10.00): the indicated value is
+    printed no finer, and must be a reading the display can show."""
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+
+    @field_validator("error")
+    @classmethod
+    def _error_is_the_difference(
+        cls, error: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        nominal, measured = info.data.get("nominal"), info.data.get("measured")
+        if error is not None and nominal is not None and measured is not None:
+            check_typed_error(measured, nominal, error)
+        return error
+
+    @field_validator("coverage_probability")
+    @classmethod
+    def _probability_stated(cls, p: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        k = info.data.get("coverage_factor")
+        if k is None:
+            return p  # k failed on its own
+        if k == 2:
+            return None if p == Decimal("0.95") else p
+        if p is None:
+            raise ValueError(
+                f"expected the coverage probability for k = {format_decimal(k)}, as a fraction "
+                f"(0.9973 for k = 3 and a normal distribution); only k = 2 defaults to ≈ 95 %"
+            )
+        return p
+
+    @field_validator("resolution")
+    @classmethod
+    def _reading_on_the_display(cls, step: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        measured = info.data.get("measured")
+        if step is not None and measured is not None and measured % step != 0:
+            raise ValueError(
+                f"expected an indicated value the display can show (a multiple of "
+                f"{format_decimal(step)}), but measured is {format_decimal(measured)}"
+            )
+        return step
+
+    @model_serializer(mode="wrap")
+    def _absent_when_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records issued before these fields existed keep their canonical form and digest.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("coverage_probability", "resolution"):
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
+
+    @property
+    def probability(self) -> Decimal:
+        """The coverage probability p: as stated, or 0.95 for k = 2."""
+        return Decimal("0.95") if self.coverage_probability is None else self.coverage_probability
 
     @property
     def effective_error(self) -> Decimal | None:
