@@ -166,6 +166,13 @@ def _maximal() -> list[Any]:
             "coverage_probability": "0.988",
             "unit": "°C",
         },
+        {
+            "measured": "3.3",
+            "uncertainty": "0.2",
+            "coverage_factor": "2.37",
+            "unit": "L",
+            "degrees_of_freedom": "8",
+        },
     ]
     cal["standards"].append(
         {

@@ -7,6 +7,7 @@ keeps its sign; one SI prefix or ×10ⁿ per row; an indicated value no finer th
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ from certissuer.model import (
     format_percent,
     format_result,
     format_row,
+    t_factor,
 )
 
 from .test_intake import MakeResults, calibration, make_results, problems, where
@@ -214,3 +216,43 @@ def test_new_fields_are_read_and_checked_in_every_format(
         and "got -0.00049" in line
         for line in found
     ), found
+
+
+# -- the t-distribution (GUM Table G.2) -----------------------------------------------------
+
+
+def _t_coverage(t: float, nu: int, steps: int = 2000) -> float:
+    """P(|T| ≤ t) for Student's t with `nu` degrees of freedom (Simpson's rule on the density)."""
+    c = math.exp(math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2)) / math.sqrt(nu * math.pi)
+    h = t / steps
+    total = sum(
+        (1 if i in (0, steps) else 4 if i % 2 else 2)
+        * c
+        * (1 + (i * h) ** 2 / nu) ** (-(nu + 1) / 2)
+        for i in range(steps + 1)
+    )
+    return float(2 * total * h / 3)
+
+
+@pytest.mark.parametrize("nu", [1, 2, 3, 5, 8, 10, 14, 20, 25, 45, 100])
+def test_t_table_is_gum_table_g2_as_printed(nu: int) -> None:
+    # the true t₉₅.₄₅(ν) lies within half a unit of the table's last digit
+    t = t_factor(nu)
+    exponent = t.as_tuple().exponent
+    assert isinstance(exponent, int)
+    half = float(Decimal(5).scaleb(exponent - 1))
+    assert _t_coverage(float(t) - half, nu) < 0.9545 < _t_coverage(float(t) + half, nu)
+
+
+def test_degrees_of_freedom_give_9545_when_k_is_the_t_factor() -> None:
+    m = Measurement(**{**BASE, "coverage_factor": "2.37", "degrees_of_freedom": "8"})
+    assert m.probability == Decimal("0.9545") and m.coverage_probability is None
+    field, message = _problem(coverage_factor="2", degrees_of_freedom="8")
+    assert field == "coverage_probability"
+    assert "expected k = 2.37 for 8 degrees of freedom" in message and "got k = 2" in message
+    # between the table's rows the row below (larger t) is used: 22 → the row for 20
+    between = Measurement(**{**BASE, "coverage_factor": "2.13", "degrees_of_freedom": "22"})
+    assert between.probability == Decimal("0.9545")
+    # a stated probability is taken as stated
+    stated = {"coverage_factor": "2", "degrees_of_freedom": "8", "coverage_probability": "0.91"}
+    assert Measurement(**{**BASE, **stated}).probability == Decimal("0.91")

@@ -196,11 +196,14 @@ def test_uncertainty_statement_per_k_and_p_next_to_its_rows(
          "coverage_probability": "0.6827", **unit},
         {"nominal": "40", "measured": "40.0044", "uncertainty": "0.0011", "coverage_factor": "2",
          "coverage_probability": "0.9545", **unit},
+        {"nominal": "50", "measured": "50.0055", "uncertainty": "0.0011",
+         "coverage_factor": "2.37", "degrees_of_freedom": "8", **unit},  # p from GUM Table G.2
     ]  # fmt: skip
     text = _squash(" ".join(_pages(_pdf(rend, cal_data, lab, tmp_path))))
     order = []
     for value, k, p in (("10.0011", "2", "95"), ("20.0022", "3", "99.73"),
-                        ("30.0033", "1", "68.27"), ("40.0044", "2", "95.45")):  # fmt: skip
+                        ("30.0033", "1", "68.27"), ("40.0044", "2", "95.45"),
+                        ("50.0055", "2.37", "95.45")):  # fmt: skip
         vi, en = (_squash(s) for s in _statement(k, p))
         assert text.count(vi) == 1 and text.count(en) == 1, (k, p)
         order += [text.index(value), text.index(vi)]

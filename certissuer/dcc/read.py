@@ -600,6 +600,11 @@ class _Reader:
                 "certissuer_resolution": "resolution",
             }
             dsi_units = self._values(quantities, here, names, out)
+            freedom = quantities.get("certissuer_degreesOfFreedom")  # a count: unit \one
+            if freedom is not None:
+                real = self._real(freedom, f"{here}.degrees_of_freedom")
+                if real is not None:
+                    self._set(out, f"{here}.degrees_of_freedom", real[0], freedom)
             measured = quantities.get("basic_measuredValue")
             if measured is None:
                 self.doc._problem(

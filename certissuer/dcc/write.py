@@ -490,6 +490,8 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             _real(data_list, "basic_measurementError", m.error, dsi)
         if m.resolution is not None:  # the display step the indicated value was read at
             _real(data_list, "certissuer_resolution", m.resolution, dsi)
+        if m.degrees_of_freedom is not None:  # ν_eff, which gave p (GUM Table G.2)
+            _real(data_list, "certissuer_degreesOfFreedom", Decimal(m.degrees_of_freedom), "\\one")
         _list_metadata(data_list, m.unit)
 
 

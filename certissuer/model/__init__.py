@@ -40,6 +40,7 @@ from certissuer.model.numbers import (
     format_result,
     format_row,
     round_uncertainty,
+    t_factor,
 )
 from certissuer.model.paper import PaperCopy, ScanRef
 from certissuer.model.parts import (
@@ -94,4 +95,5 @@ __all__ = [
     "is_legal_unit",
     "parse_certificate",
     "round_uncertainty",
+    "t_factor",
 ]

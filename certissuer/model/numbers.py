@@ -27,6 +27,7 @@ from certissuer.model.units import is_legal_unit, split_prefix
 
 __all__ = [
     "MINUS",
+    "P_T_TABLE",
     "PrintedRow",
     "check_typed_error",
     "format_decimal",
@@ -34,6 +35,7 @@ __all__ = [
     "format_result",
     "format_row",
     "round_uncertainty",
+    "t_factor",
 ]
 
 MINUS = "\u2212"
@@ -47,6 +49,34 @@ _PREFIX_OF = {
     -3: "m", -6: "µ", -9: "n", -12: "p",
 }  # fmt: skip
 """The SI prefixes a row may be given: powers of a thousand, as engineering notation uses."""
+
+
+P_T_TABLE = Decimal("0.9545")
+"""The coverage probability of `t_factor`: 95.45 %, the normal distribution's ±2σ."""
+
+_T_95_45 = {
+    1: "13.97", 2: "4.53", 3: "3.31", 4: "2.87", 5: "2.65", 6: "2.52", 7: "2.43", 8: "2.37",
+    9: "2.32", 10: "2.28", 11: "2.25", 12: "2.23", 13: "2.21", 14: "2.20", 15: "2.18",
+    16: "2.17", 17: "2.16", 18: "2.15", 19: "2.14", 20: "2.13", 25: "2.11", 30: "2.09",
+    35: "2.07", 40: "2.06", 45: "2.06", 50: "2.05", 100: "2.025",
+}  # fmt: skip
+"""t₉₅.₄₅(ν) of the t-distribution: JCGM 100:2008 (GUM), Annex G, Table G.2, column
+p = 95.45 %, exactly as printed there."""
+
+
+def t_factor(degrees_of_freedom: int) -> Decimal:
+    """The coverage factor k = t₉₅.₄₅(ν) for ν effective degrees of freedom (GUM G.4, G.6.4).
+
+    Between the table's rows, the row below is used (the larger t: the interval never shrinks),
+    as GUM G.6.4 truncates ν_eff; above 100, the row for 100.
+
+    >>> t_factor(8), t_factor(22), t_factor(1000)
+    (Decimal('2.37'), Decimal('2.13'), Decimal('2.025'))
+    """
+    if degrees_of_freedom < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {degrees_of_freedom}")
+    row = max(nu for nu in _T_95_45 if nu <= degrees_of_freedom)
+    return Decimal(_T_95_45[row])
 
 
 def round_uncertainty(u: Decimal) -> Decimal:

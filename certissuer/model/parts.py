@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from certissuer.model.numbers import check_typed_error, format_decimal
+from certissuer.model.numbers import P_T_TABLE, check_typed_error, format_decimal, t_factor
 from certissuer.model.units import check_unit
 
 __all__ = [
@@ -190,9 +190,13 @@ class Measurement(FrozenModel):
     """Expanded uncertainty U, in the unit of `measured`."""
     coverage_factor: Decimal = Field(default=Decimal(2), gt=0)
     """k, so that U = k·u_c (usually 2, about 95 % coverage)."""
+    degrees_of_freedom: int | None = Field(default=None, ge=1)
+    """ν_eff of the combined uncertainty (Welch–Satterthwaite, GUM G.4): with it and no stated
+    probability, k must be t₉₅.₄₅(ν) of GUM Table G.2 and p is 95.45 %."""
     coverage_probability: Decimal | None = Field(default=None, gt=0, lt=1, validate_default=True)
     """p, as a fraction (0.9545 for 95.45 %): required unless k = 2, where it defaults to
-    ≈ 0.95 (GUM 6.2.2; 0.95 with k = 2 is that default and is stored as absent)."""
+    ≈ 0.95 (GUM 6.2.2; 0.95 with k = 2 is that default and is stored as absent), or unless
+    `degrees_of_freedom` gives it."""
     unit: Unit
     stage: Literal["", "before", "after"] = ""
     """Before or after adjustment, where the item was adjusted."""
@@ -218,6 +222,16 @@ class Measurement(FrozenModel):
         k = info.data.get("coverage_factor")
         if k is None:
             return p  # k failed on its own
+        nu = info.data.get("degrees_of_freedom")
+        if nu is not None and p in (None, P_T_TABLE):  # 95.45 % is what ν gives: stored absent
+            t = t_factor(nu)
+            if k != t:
+                raise ValueError(
+                    f"expected k = {t} for {nu} degrees of freedom (t-distribution, 95.45 %, "
+                    f"GUM Table G.2), got k = {format_decimal(k)}; or state the coverage "
+                    f"probability"
+                )
+            return None
         if k == 2:
             return None if p == Decimal("0.95") else p
         if p is None:
@@ -243,15 +257,18 @@ class Measurement(FrozenModel):
         # Records issued before these fields existed keep their canonical form and digest.
         data = handler(self)
         if isinstance(data, dict):
-            for name in ("coverage_probability", "resolution"):
+            for name in ("degrees_of_freedom", "coverage_probability", "resolution"):
                 if data.get(name) is None:
                     data.pop(name, None)
         return data
 
     @property
     def probability(self) -> Decimal:
-        """The coverage probability p: as stated, or 0.95 for k = 2."""
-        return Decimal("0.95") if self.coverage_probability is None else self.coverage_probability
+        """The coverage probability p: as stated; else 95.45 % with degrees of freedom (k was
+        checked against GUM Table G.2); else 0.95 for k = 2."""
+        if self.coverage_probability is not None:
+            return self.coverage_probability
+        return P_T_TABLE if self.degrees_of_freedom is not None else Decimal("0.95")
 
     @property
     def effective_error(self) -> Decimal | None:
