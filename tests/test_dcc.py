@@ -144,14 +144,35 @@ def _maximal() -> list[Any]:
             "measured": "1.000",
             "uncertainty": "0.5",
             "coverage_factor": "1.96",
+            "coverage_probability": "0.95",
             "unit": "m2",
             "stage": "after",
         },
-        {"measured": "55", "uncertainty": "3", "coverage_factor": "3", "unit": "%RH"},
+        {
+            "measured": "55",
+            "uncertainty": "3",
+            "coverage_factor": "3",
+            "coverage_probability": "0.9973",
+            "unit": "%RH",
+            "resolution": "1",
+        },
         {"measured": "1500", "uncertainty": "2", "unit": "vòng/phút"},
         {"measured": "12.5", "uncertainty": "0.2", "unit": "L/min"},
         {"measured": "7.8", "uncertainty": "0.1", "unit": "kg/m³"},
-        {"measured": "21.0", "uncertainty": "0.3", "coverage_factor": "2.5", "unit": "°C"},
+        {
+            "measured": "21.0",
+            "uncertainty": "0.3",
+            "coverage_factor": "2.5",
+            "coverage_probability": "0.988",
+            "unit": "°C",
+        },
+        {
+            "measured": "3.3",
+            "uncertainty": "0.2",
+            "coverage_factor": "2.37",
+            "unit": "L",
+            "degrees_of_freedom": "8",
+        },
     ]
     cal["standards"].append(
         {
@@ -410,6 +431,7 @@ def test_coverage_factor_below_one_and_control_characters_refused_at_intake(
 ) -> None:
     data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
     data["results"][0]["coverage_factor"] = "0.5"
+    data["results"][0]["coverage_probability"] = "0.383"
     data["item"]["model"] = "XPR\x07205"
     path = tmp_path / "c.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

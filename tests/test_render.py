@@ -176,6 +176,81 @@ def test_calibration_prints_labels_statements_and_rounded_results(
     assert "Cógiátrịđến" not in text and "Tuyênbốsựphùhợp" not in text
 
 
+def _statement(k: str, p: str) -> tuple[str, str]:
+    return (
+        f"nhân với hệ số phủ k = {k}, tương ứng với xác suất phủ xấp xỉ {p} %",
+        f"coverage factor k = {k}, corresponding to a coverage probability of approximately {p} %",
+    )
+
+
+@needs_poppler
+def test_uncertainty_statement_per_k_and_p_next_to_its_rows(
+    rend: Renderer, cal_data: dict[str, Any], lab: Settings, tmp_path: Path
+) -> None:
+    unit = {"unit": "g"}
+    cal_data["results"] = [
+        {"nominal": "10", "measured": "10.0011", "uncertainty": "0.0011", **unit},
+        {"nominal": "20", "measured": "20.0022", "uncertainty": "0.0011", "coverage_factor": "3",
+         "coverage_probability": "0.9973", **unit},
+        {"nominal": "30", "measured": "30.0033", "uncertainty": "0.0011", "coverage_factor": "1",
+         "coverage_probability": "0.6827", **unit},
+        {"nominal": "40", "measured": "40.0044", "uncertainty": "0.0011", "coverage_factor": "2",
+         "coverage_probability": "0.9545", **unit},
+        {"nominal": "50", "measured": "50.0055", "uncertainty": "0.0011",
+         "coverage_factor": "2.37", "degrees_of_freedom": "8", **unit},  # p from GUM Table G.2
+    ]  # fmt: skip
+    text = _squash(" ".join(_pages(_pdf(rend, cal_data, lab, tmp_path))))
+    order = []
+    for value, k, p in (("10.0011", "2", "95"), ("20.0022", "3", "99.73"),
+                        ("30.0033", "1", "68.27"), ("40.0044", "2", "95.45"),
+                        ("50.0055", "2.37", "95.45")):  # fmt: skip
+        vi, en = (_squash(s) for s in _statement(k, p))
+        assert text.count(vi) == 1 and text.count(en) == 1, (k, p)
+        order += [text.index(value), text.index(vi)]
+    assert order == sorted(order), "each statement follows its own rows"
+    assert _squash("k = 3, tương ứng với xác suất phủ xấp xỉ 95 %") not in text
+    assert (
+        _squash("k = 1, corresponding to a coverage probability of approximately 95 %") not in text
+    )
+
+
+@needs_poppler
+def test_one_statement_when_every_row_shares_k_and_p(
+    rend: Renderer, cal_data: dict[str, Any], lab: Settings, tmp_path: Path
+) -> None:
+    first, second = cal_data["results"][:2]
+    cal_data["results"] = [{**first, "stage": "before"}, {**second, "stage": "after"}]
+    for row in cal_data["results"]:
+        row.update(coverage_factor="3", coverage_probability="0.9973")
+    text = _squash(" ".join(_pages(_pdf(rend, cal_data, lab, tmp_path))))
+    vi, en = (_squash(s) for s in _statement("3", "99.73"))
+    assert text.count(vi) == 1 and text.count(en) == 1
+    assert _squash("xấp xỉ 95 %") not in text
+
+
+@needs_poppler
+def test_results_keep_the_sign_and_a_prefix_per_row(
+    rend: Renderer, cal_data: dict[str, Any], lab: Settings, tmp_path: Path
+) -> None:
+    cal_data["results"] = [
+        {"nominal": "10", "measured": "9.9996", "uncertainty": "0.01", "unit": "g"},
+        {"nominal": "1E-9", "measured": "1E-9", "uncertainty": "1E-12", "unit": "kPa"},
+        {"nominal": "1000000000", "measured": "1000123456", "uncertainty": "1234567",
+         "unit": "kWh"},
+        {"nominal": "1E-9", "measured": "1E-9", "uncertainty": "1E-12", "unit": "%"},
+        {"nominal": "20", "measured": "20.1", "uncertainty": "0.012", "unit": "°C",
+         "resolution": "0.1"},
+    ]  # fmt: skip
+    text = _squash(" ".join(_pages(_pdf(rend, cal_data, lab, tmp_path))))
+    # nominal, indicated, error, U, k, unit
+    assert "1010.000\u22120.0000.0102g" in text  # the error keeps its sign: −0.000, not 0
+    assert "11.00000.00000.00102µPa" in text  # not 0.000000001000 kPa
+    assert "11.00010.00010.00132TWh" in text  # not 1000100000 kWh
+    assert "11.00000.00000.00102×10\u22129%" in text  # a unit without prefixes: ×10⁻⁹
+    assert "2020.10.1000.0122°C" in text  # the display shows 20.1, not 20.100
+    assert "0.000000001" not in text and "1000100000" not in text
+
+
 @needs_poppler
 def test_calibration_optional_parts_print_only_when_given(
     rend: Renderer, cal_data: dict[str, Any], lab: Settings, tmp_path: Path

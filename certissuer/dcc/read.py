@@ -597,8 +597,14 @@ class _Reader:
                 "basic_nominalValue": "nominal",
                 "basic_measuredValue": "measured",
                 "basic_measurementError": "error",
+                "certissuer_resolution": "resolution",
             }
             dsi_units = self._values(quantities, here, names, out)
+            freedom = quantities.get("certissuer_degreesOfFreedom")  # a count: unit \one
+            if freedom is not None:
+                real = self._real(freedom, f"{here}.degrees_of_freedom")
+                if real is not None:
+                    self._set(out, f"{here}.degrees_of_freedom", real[0], freedom)
             measured = quantities.get("basic_measuredValue")
             if measured is None:
                 self.doc._problem(
@@ -627,6 +633,9 @@ class _Reader:
                         (unc.findtext(_S + "coverageFactor") or "").strip(),
                         unc,
                     )
+                    probability = (unc.findtext(_S + "coverageProbability") or "").strip()
+                    if probability:  # 0.95 with k = 2 is the default: the model drops it
+                        self._set(out, f"{here}.coverage_probability", probability, unc)
             self._unit(data_list, out, here, dsi_units)
 
     def _ver_results(self, data: dict[str, Any], result: Any) -> None:

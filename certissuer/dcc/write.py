@@ -14,7 +14,6 @@ valid DCC could.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -184,22 +183,6 @@ def _decimal(value: Decimal) -> str:
     return str(value)
 
 
-def _coverage_probability(k: Decimal) -> str:
-    """p for coverage factor `k`, assuming a normal distribution (GUM G.1.3).
-
-    k = 2 gives 0.95, as the certificate states it ("approximately 95 %"); otherwise erf(k/√2)
-    to three decimals, more where three would round to 1.
-    """
-    known = {Decimal(1): "0.683", Decimal(2): "0.95", Decimal(3): "0.997"}
-    if k in known:
-        return known[k]
-    p = math.erf(float(k) / math.sqrt(2))
-    digits = 3
-    while round(p, digits) >= 1 and digits < 9:
-        digits += 1
-    return f"{p:.{digits}f}"
-
-
 def _real(
     parent: Any,
     ref_type: str,
@@ -208,16 +191,19 @@ def _real(
     *,
     uncertainty: Decimal | None = None,
     k: Decimal | None = None,
+    p: Decimal | None = None,
 ) -> Any:
     quantity = _sub(parent, "quantity", ref_type=ref_type)
     real = etree.SubElement(quantity, _S + "real")
     etree.SubElement(real, _S + "value").text = _decimal(value)
     etree.SubElement(real, _S + "unit").text = dsi
-    if uncertainty is not None and k is not None:
+    if uncertainty is not None and k is not None and p is not None:
+        # p is the result's own (Measurement.probability): stated, or 0.95 for k = 2, the
+        # "approximately 95 %" the certificate prints.
         unc = etree.SubElement(real, _S + "expandedUnc")
         etree.SubElement(unc, _S + "uncertainty").text = _decimal(uncertainty)
         etree.SubElement(unc, _S + "coverageFactor").text = _decimal(k)
-        etree.SubElement(unc, _S + "coverageProbability").text = _coverage_probability(k)
+        etree.SubElement(unc, _S + "coverageProbability").text = _decimal(p)
         etree.SubElement(unc, _S + "distribution").text = "normal"
     return quantity
 
@@ -498,9 +484,14 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             dsi,
             uncertainty=m.uncertainty,
             k=m.coverage_factor,
+            p=m.probability,
         )
         if m.error is not None:
             _real(data_list, "basic_measurementError", m.error, dsi)
+        if m.resolution is not None:  # the display step the indicated value was read at
+            _real(data_list, "certissuer_resolution", m.resolution, dsi)
+        if m.degrees_of_freedom is not None:  # ν_eff, which gave p (GUM Table G.2)
+            _real(data_list, "certissuer_degreesOfFreedom", Decimal(m.degrees_of_freedom), "\\one")
         _list_metadata(data_list, m.unit)
 
 

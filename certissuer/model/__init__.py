@@ -33,7 +33,15 @@ from certissuer.model.certificate import (
     parse_certificate,
 )
 from certissuer.model.kinds import KIND_NAMES, Kind, KindName
-from certissuer.model.numbers import format_decimal, format_result, round_uncertainty
+from certissuer.model.numbers import (
+    PrintedRow,
+    format_decimal,
+    format_percent,
+    format_result,
+    format_row,
+    round_uncertainty,
+    t_factor,
+)
 from certissuer.model.paper import PaperCopy, ScanRef
 from certissuer.model.parts import (
     PASS_CONCLUSION,
@@ -69,6 +77,7 @@ __all__ = [
     "MetrologicalRange",
     "PaperCopy",
     "Party",
+    "PrintedRow",
     "ReferenceStandard",
     "Replacement",
     "ScanRef",
@@ -80,8 +89,11 @@ __all__ = [
     "data_digest",
     "field_path",
     "format_decimal",
+    "format_percent",
     "format_result",
+    "format_row",
     "is_legal_unit",
     "parse_certificate",
     "round_uncertainty",
+    "t_factor",
 ]

@@ -18,11 +18,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from certissuer.model.numbers import P_T_TABLE, check_typed_error, format_decimal, t_factor
 from certissuer.model.units import check_unit
 
 __all__ = [
@@ -187,11 +190,85 @@ class Measurement(FrozenModel):
     """Expanded uncertainty U, in the unit of `measured`."""
     coverage_factor: Decimal = Field(default=Decimal(2), gt=0)
     """k, so that U = k·u_c (usually 2, about 95 % coverage)."""
+    degrees_of_freedom: int | None = Field(default=None, ge=1)
+    """ν_eff of the combined uncertainty (Welch–Satterthwaite, GUM G.4): with it and no stated
+    probability, k must be t₉₅.₄₅(ν) of GUM Table G.2 and p is 95.45 %."""
+    coverage_probability: Decimal | None = Field(default=None, gt=0, lt=1, validate_default=True)
+    """p, as a fraction (0.9545 for 95.45 %): required unless k = 2, where it defaults to
+    ≈ 0.95 (GUM 6.2.2; 0.95 with k = 2 is that default and is stored as absent), or unless
+    `degrees_of_freedom` gives it."""
     unit: Unit
     stage: Literal["", "before", "after"] = ""
     """Before or after adjustment, where the item was adjusted."""
+    resolution: Decimal | None = Field(default=None, gt=0)
+    """The instrument's display step (0.01 for a display reading 10.00): the indicated value is
+    printed no finer, and must be a reading the display can show."""
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+
+    @field_validator("error")
+    @classmethod
+    def _error_is_the_difference(
+        cls, error: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        nominal, measured = info.data.get("nominal"), info.data.get("measured")
+        if error is not None and nominal is not None and measured is not None:
+            check_typed_error(measured, nominal, error)
+        return error
+
+    @field_validator("coverage_probability")
+    @classmethod
+    def _probability_stated(cls, p: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        k = info.data.get("coverage_factor")
+        if k is None:
+            return p  # k failed on its own
+        nu = info.data.get("degrees_of_freedom")
+        if nu is not None and p in (None, P_T_TABLE):  # 95.45 % is what ν gives: stored absent
+            t = t_factor(nu)
+            if k != t:
+                raise ValueError(
+                    f"expected k = {t} for {nu} degrees of freedom (t-distribution, 95.45 %, "
+                    f"GUM Table G.2), got k = {format_decimal(k)}; or state the coverage "
+                    f"probability"
+                )
+            return None
+        if k == 2:
+            return None if p == Decimal("0.95") else p
+        if p is None:
+            raise ValueError(
+                f"expected the coverage probability for k = {format_decimal(k)}, as a fraction "
+                f"(0.9973 for k = 3 and a normal distribution); only k = 2 defaults to ≈ 95 %"
+            )
+        return p
+
+    @field_validator("resolution")
+    @classmethod
+    def _reading_on_the_display(cls, step: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        measured = info.data.get("measured")
+        if step is not None and measured is not None and measured % step != 0:
+            raise ValueError(
+                f"expected an indicated value the display can show (a multiple of "
+                f"{format_decimal(step)}), but measured is {format_decimal(measured)}"
+            )
+        return step
+
+    @model_serializer(mode="wrap")
+    def _absent_when_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records issued before these fields existed keep their canonical form and digest.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("degrees_of_freedom", "coverage_probability", "resolution"):
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
+
+    @property
+    def probability(self) -> Decimal:
+        """The coverage probability p: as stated; else 95.45 % with degrees of freedom (k was
+        checked against GUM Table G.2); else 0.95 for k = 2."""
+        if self.coverage_probability is not None:
+            return self.coverage_probability
+        return P_T_TABLE if self.degrees_of_freedom is not None else Decimal("0.95")
 
     @property
     def effective_error(self) -> Decimal | None:

@@ -4,7 +4,7 @@
 (True, False)
 """
 
-__all__ = ["check_unit", "is_legal_unit"]
+__all__ = ["check_unit", "is_legal_unit", "split_prefix"]
 
 # Legal units of measurement (Decree 86/2012/NĐ-CP: SI units, their decimal multiples and
 # units accepted for use with the SI). Symbols are case-sensitive, as printed on a certificate.
@@ -28,6 +28,29 @@ def is_legal_unit(symbol: str) -> bool:
     if s in _PLAIN or s in _PREFIXABLE:
         return True
     return any(s.startswith(p) and s[len(p) :] in _PREFIXABLE for p in _SI_PREFIXES)
+
+
+_PREFIX_EXPONENT = {
+    "Y": 24, "Z": 21, "E": 18, "P": 15, "T": 12, "G": 9, "M": 6, "k": 3, "h": 2, "da": 1,
+    "d": -1, "c": -2, "m": -3, "µ": -6, "μ": -6, "n": -9, "p": -12,
+}  # fmt: skip
+_POWERED = ("m²", "m³", "m2", "m3")
+"""Units whose prefix is raised to a power (1 km² = 10⁶ m²): a row never re-prefixes them."""
+
+
+def split_prefix(symbol: str) -> tuple[int, str] | None:
+    """(power of ten of the SI prefix, the unit it prefixes) for a unit that takes a prefix:
+    "kPa" gives (3, "Pa"), "Pa" gives (0, "Pa"), "kWh" gives (3, "Wh"); None for a unit that
+    takes none ("°C", "%") or whose prefix is squared or cubed ("mm²", "m³/h").
+    """
+    s = symbol.strip()
+    candidates = [(0, s)] + [
+        (exp, s[len(p) :]) for p, exp in _PREFIX_EXPONENT.items() if s.startswith(p)
+    ]
+    for exp, base in candidates:
+        if base in _PREFIXABLE and not base.startswith(_POWERED):
+            return exp, base
+    return None
 
 
 def check_unit(value: str) -> str:

@@ -12,21 +12,34 @@ uncertainty. `install` puts them into a Jinja2 environment under the names templ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 import jinja2
 
 from certissuer._vn import dmy, strip_marks
-from certissuer.model import VerificationMode, format_decimal, format_result
+from certissuer.model import (
+    Measurement,
+    PrintedRow,
+    VerificationMode,
+    format_decimal,
+    format_percent,
+    format_result,
+    format_row,
+)
 
 __all__ = [
     "VERIFICATION_MODES",
+    "CoverageRun",
+    "coverage_runs",
+    "coverage_statement",
     "dmy",
     "install",
     "num",
     "place_date_en",
     "place_date_vi",
+    "printed",
     "result",
     "split_bilingual",
     "uncertainty",
@@ -74,6 +87,56 @@ def uncertainty(uncertainty: Decimal) -> str:
     return format_result(uncertainty, uncertainty)[1]
 
 
+def printed(m: Measurement) -> PrintedRow:
+    """A calibration result row as printed: signed error, U's decimals, one prefix per row."""
+    return format_row(
+        m.measured,
+        m.uncertainty,
+        m.unit,
+        nominal=m.nominal,
+        error=m.error,
+        resolution=m.resolution,
+    )
+
+
+@dataclass(frozen=True)
+class CoverageRun:
+    """Consecutive result rows that share one coverage factor and probability."""
+
+    k: str
+    p: str
+    rows: list[Measurement]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(k, p) as printed: runs with equal keys share one statement's wording."""
+        return self.k, self.p
+
+
+def coverage_runs(rows: list[Measurement]) -> list[CoverageRun]:
+    """Split `rows` (in their order) into runs of one (k, p), each to be followed by its own
+    uncertainty statement; rows with the same k and p are one run."""
+    runs: list[CoverageRun] = []
+    for m in rows:
+        k, p = format_decimal(m.coverage_factor.normalize()), format_percent(m.probability)
+        if runs and runs[-1].key == (k, p):
+            runs[-1].rows.append(m)
+        else:
+            runs.append(CoverageRun(k, p, [m]))
+    return runs
+
+
+def coverage_statement(k: str, p: str) -> tuple[str, str]:
+    """The uncertainty statement of the calibration form, with k and p filled in."""
+    return (
+        f"Độ không đảm bảo đo mở rộng được công bố là độ không đảm bảo đo chuẩn nhân với hệ số "
+        f"phủ k = {k}, tương ứng với xác suất phủ xấp xỉ {p} %.",
+        f"The reported expanded uncertainty is the standard uncertainty multiplied by the "
+        f"coverage factor k = {k}, corresponding to a coverage probability of approximately "
+        f"{p} %.",
+    )
+
+
 def split_bilingual(text: str) -> tuple[str, str]:
     """Split "Giám đốc / Director" into ("Giám đốc", "Director"); no " / " gives (text, "")."""
     vi, sep, en = text.partition(" / ")
@@ -81,12 +144,20 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 
 def install(env: jinja2.Environment) -> None:
-    """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``) and
-    globals (``place_date_vi``, ``place_date_en``, ``verification_modes``) to `env`."""
+    """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
+    ``printed``, ``coverage_runs``) and globals (``place_date_vi``, ``place_date_en``,
+    ``verification_modes``, ``coverage_statement``) to `env`."""
     env.filters.update(
-        dmy=dmy, num=num, result=result, uncertainty=uncertainty, bilingual=split_bilingual
+        dmy=dmy,
+        num=num,
+        result=result,
+        uncertainty=uncertainty,
+        bilingual=split_bilingual,
+        printed=printed,
+        coverage_runs=coverage_runs,
     )
     env.globals.update(
+        coverage_statement=coverage_statement,
         place_date_vi=place_date_vi,
         place_date_en=place_date_en,
         verification_modes=VERIFICATION_MODES,
