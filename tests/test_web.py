@@ -217,7 +217,20 @@ def test_calibration_page_shows_results(lab: Lab, client: TestClient) -> None:
     html = client.get(f"/v/{token(lab.cal)}").text
     assert "GIẤY CHỨNG NHẬN HIỆU CHUẨN" in html and "CALIBRATION CERTIFICATE" in html
     assert field(html, "serial") == "B912345678"
-    assert "<td>200.00000</td><td>200.00031</td><td>0.00031</td><td>0.00019</td>" in html
+    # As the certificate prints them: the nominal value as typed, the rest to U's decimals.
+    assert "<td>200</td><td>200.00031</td><td>0.00031</td><td>0.00019</td>" in html
+
+
+def test_page_prints_results_as_the_certificate_does(lab: Lab, client: TestClient) -> None:
+    # The signed error keeps its sign and U's decimals; a tiny value gets a prefix, not zeros.
+    rows = [
+        {"nominal": "10", "measured": "9.9996", "uncertainty": "0.01", "unit": "g"},
+        {"nominal": "0", "measured": "1E-9", "uncertainty": "1E-12", "unit": "kPa"},
+    ]
+    html = client.get(f"/v/{token(lab.issue('calibration', results=rows))}").text
+    assert "<td>10</td><td>10.000</td><td>\u22120.000</td><td>0.010</td>" in html
+    assert "<td>0</td><td>1.0000</td><td>1.0000</td><td>0.0010</td>" in html
+    assert "0.000000001" not in html and "µPa" in html
 
 
 def test_revoked_superseded_and_expired(lab: Lab, client: TestClient) -> None:
@@ -371,8 +384,8 @@ def test_json_api(lab: Lab, client: TestClient, pki: KeyPaths) -> None:
     assert body["label_vi"] == "HỢP LỆ" and body["pdf_sha256"] == lab.cal.pdf_sha256
     cert = body["certificate"]
     assert cert["serial"] == "B912345678" and cert["kind"] == "calibration"
-    assert cert["results"][-1] == {
-        "nominal": "200.00000",
+    assert cert["results"][-1] == {  # as printed on the certificate
+        "nominal": "200",
         "measured": "200.00031",
         "error": "0.00031",
         "uncertainty": "0.00019",

@@ -25,7 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-from certissuer.model.numbers import P_T_TABLE, check_typed_error, format_decimal, t_factor
+from certissuer.model.numbers import (
+    P_T_TABLE,
+    PrintedRow,
+    check_typed_error,
+    format_decimal,
+    format_row,
+    t_factor,
+)
 from certissuer.model.units import check_unit
 
 __all__ = [
@@ -278,6 +285,18 @@ class Measurement(FrozenModel):
         if self.nominal is not None:
             return self.measured - self.nominal
         return None
+
+    def printed(self) -> PrintedRow:
+        """The row as the certificate and the page print it: signed error, U's decimals, one
+        prefix per row (ILAC-P14, GUM 7.2.6)."""
+        return format_row(
+            self.measured,
+            self.uncertainty,
+            self.unit,
+            nominal=self.nominal,
+            error=self.error,
+            resolution=self.resolution,
+        )
 
 
 class ReferenceStandard(FrozenModel):

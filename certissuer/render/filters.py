@@ -26,7 +26,6 @@ from certissuer.model import (
     format_decimal,
     format_percent,
     format_result,
-    format_row,
 )
 
 __all__ = [
@@ -89,14 +88,7 @@ def uncertainty(uncertainty: Decimal) -> str:
 
 def printed(m: Measurement) -> PrintedRow:
     """A calibration result row as printed: signed error, U's decimals, one prefix per row."""
-    return format_row(
-        m.measured,
-        m.uncertainty,
-        m.unit,
-        nominal=m.nominal,
-        error=m.error,
-        resolution=m.resolution,
-    )
+    return m.printed()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from certissuer.model import (
     VerificationCertificate,
     VerificationMode,
     format_decimal,
-    format_result,
     parse_certificate,
 )
 from certissuer.token import TokenPublicKey
@@ -241,19 +240,22 @@ def certificate_details(entry: CertificateEntry) -> CertificateDetails:
 def _results(cert: CalibrationCertificate) -> tuple[ResultRow, ...]:
     rows = []
     for m in cert.results:
-        measured, u = format_result(m.measured, m.uncertainty)
-        error = m.effective_error
+        row = m.printed()  # as the certificate prints it
+        power = str(row.power).replace("-", "\u2212")
         rows.append(
             ResultRow(
-                nominal="" if m.nominal is None else format_result(m.nominal, m.uncertainty)[0],
-                measured=measured,
-                error="" if error is None else format_result(error, m.uncertainty)[0],
-                uncertainty=u,
+                nominal=row.nominal,
+                measured=row.measured,
+                error=row.error,
+                uncertainty=row.uncertainty,
                 coverage_factor=format_decimal(m.coverage_factor),
-                unit=m.unit,
+                unit=f"×10{power.translate(_SUPERSCRIPT)} {row.unit}" if row.power else row.unit,
             )
         )
     return tuple(rows)
+
+
+_SUPERSCRIPT = str.maketrans("0123456789\u2212", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 def headline(report: Report) -> tuple[str, str]:
