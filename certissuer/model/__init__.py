@@ -18,7 +18,8 @@ carried by the QR token.
 
 The package is laid out by part: `kinds` (the kinds, once), `units` (legal units), `parts`
 (parties, instruments, results, ...), `certificate` (the two certificates, parsing, digest),
-`numbers` (values as printed) and `paper` (electronic copies of paper certificates).
+`numbers` (values as printed), `mpe_rules` (the procedures' MPE per type and class) and
+`paper` (electronic copies of paper certificates).
 """
 
 from certissuer.model.certificate import (
@@ -33,10 +34,12 @@ from certissuer.model.certificate import (
     parse_certificate,
 )
 from certissuer.model.kinds import KIND_NAMES, Kind, KindName
+from certissuer.model.mpe_rules import MpeRule, MpeRules, contradictions, load_mpe_rules
 from certissuer.model.numbers import format_decimal, format_result, round_uncertainty
 from certissuer.model.paper import PaperCopy, ScanRef
 from certissuer.model.parts import (
     PASS_CONCLUSION,
+    RELATIVE_MPE_UNITS,
     CheckPoint,
     Conditions,
     Conformity,
@@ -48,6 +51,7 @@ from certissuer.model.parts import (
     ReferenceStandard,
     Replacement,
     Signatory,
+    Verdict,
     VerificationMode,
 )
 from certissuer.model.units import is_legal_unit
@@ -55,6 +59,7 @@ from certissuer.model.units import is_legal_unit
 __all__ = [
     "KIND_NAMES",
     "PASS_CONCLUSION",
+    "RELATIVE_MPE_UNITS",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
@@ -67,21 +72,26 @@ __all__ = [
     "KindName",
     "Measurement",
     "MetrologicalRange",
+    "MpeRule",
+    "MpeRules",
     "PaperCopy",
     "Party",
     "ReferenceStandard",
     "Replacement",
     "ScanRef",
     "Signatory",
+    "Verdict",
     "VerificationCertificate",
     "VerificationMode",
     "canonical_json",
     "certificate_json_schema",
+    "contradictions",
     "data_digest",
     "field_path",
     "format_decimal",
     "format_result",
     "is_legal_unit",
+    "load_mpe_rules",
     "parse_certificate",
     "round_uncertainty",
 ]

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationInfo, field_validator
@@ -32,11 +33,14 @@ from certissuer.model.parts import (
     Replacement,
     Signatory,
     Text,
+    Verdict,
     VerificationMode,
     check_after,
 )
 
 __all__ = [
+    "GUARDED_ACCEPTANCE",
+    "SIMPLE_ACCEPTANCE",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
@@ -55,6 +59,26 @@ class _Common(FrozenModel):
     replaces: Replacement | None = None
     """Set by `certissuer amend`: the certificate this one replaces and why."""
     language_note: OptText = ""
+
+
+SIMPLE_ACCEPTANCE = (
+    "Chấp nhận đơn giản theo quy trình kiểm định: đạt khi |sai số| ≤ MPE tại mọi điểm kiểm tra; "
+    "độ không đảm bảo đo của phép kiểm tra không được tính đến.",
+    "Simple acceptance per the verification procedure: pass when |error| ≤ MPE at every check "
+    "point; the measurement uncertainty of the check is not taken into account.",
+)
+"""The decision rule of a verification whose checks carry no uncertainty (vi, en)."""
+
+GUARDED_ACCEPTANCE = (
+    "Chấp nhận có dải bảo vệ theo ILAC-G8:09/2019 (w = U): đạt khi |sai số| ≤ MPE − U; "
+    "không xác định được khi MPE − U < |sai số| ≤ MPE + U; không đạt khi |sai số| > MPE + U. "
+    "Tỷ số độ không đảm bảo đo của phép thử TUR = MPE/U, nhỏ nhất: {tur}.",
+    "Guarded acceptance per ILAC-G8:09/2019 (w = U): pass when |error| ≤ MPE − U; "
+    "indeterminate when MPE − U < |error| ≤ MPE + U; fail when |error| > MPE + U. "
+    "Test uncertainty ratio TUR = MPE/U, lowest: {tur}.",
+)
+"""The decision rule of a verification whose checks carry their uncertainty U (vi, en), with
+the lowest test uncertainty ratio of the checks in place of ``{tur}``."""
 
 
 class VerificationCertificate(_Common):
@@ -80,8 +104,45 @@ class VerificationCertificate(_Common):
 
     @property
     def passes(self) -> bool:
-        """True when every check point is within its maximum permissible error."""
+        """True when every check point passes under the decision rule (`CheckPoint.verdict`)."""
         return all(c.passes for c in self.checks)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Fail when a check fails, else indeterminate when one is, else pass."""
+        verdicts = {c.verdict for c in self.checks}
+        for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+            if worst in verdicts:
+                return worst
+        return Verdict.PASS
+
+    @property
+    def lowest_tur(self) -> Decimal | None:
+        """The lowest test uncertainty ratio of the checks; None when they carry no U."""
+        ratios = [t for c in self.checks if (t := c.test_uncertainty_ratio) is not None]
+        return min(ratios) if ratios else None
+
+    @property
+    def decision_rule(self) -> tuple[str, str]:
+        """The decision rule as printed on the certificate, in Vietnamese and English."""
+        tur = self.lowest_tur
+        if tur is None:
+            return SIMPLE_ACCEPTANCE
+        vi, en = GUARDED_ACCEPTANCE
+        return vi.format(tur=f"{tur:f}".replace(".", ",")), en.format(tur=f"{tur:f}")
+
+    @field_validator("checks")
+    @classmethod
+    def _one_rule(cls, checks: list[CheckPoint]) -> list[CheckPoint]:
+        # One decision rule per certificate: every check carries its U, or none does.
+        given = [c.uncertainty is not None for c in checks]
+        if any(given) and not all(given):
+            missing = ", ".join(f"checks[{i}]" for i, g in enumerate(given) if not g)
+            raise ValueError(
+                f"expected an uncertainty on every check point or on none (one decision rule "
+                f"per certificate); missing on {missing}"
+            )
+        return checks
 
     @field_validator("valid_until")
     @classmethod

@@ -18,12 +18,13 @@ from decimal import Decimal
 import jinja2
 
 from certissuer._vn import dmy, strip_marks
-from certissuer.model import VerificationMode, format_decimal, format_result
+from certissuer.model import RELATIVE_MPE_UNITS, VerificationMode, format_decimal, format_result
 
 __all__ = [
     "VERIFICATION_MODES",
     "dmy",
     "install",
+    "mpe_unit",
     "num",
     "place_date_en",
     "place_date_vi",
@@ -81,13 +82,26 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 
 def install(env: jinja2.Environment) -> None:
-    """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``) and
+    """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
+    ``mpe_unit``) and
     globals (``place_date_vi``, ``place_date_en``, ``verification_modes``) to `env`."""
     env.filters.update(
-        dmy=dmy, num=num, result=result, uncertainty=uncertainty, bilingual=split_bilingual
+        dmy=dmy,
+        num=num,
+        result=result,
+        uncertainty=uncertainty,
+        bilingual=split_bilingual,
+        mpe_unit=mpe_unit,
     )
     env.globals.update(
         place_date_vi=place_date_vi,
         place_date_en=place_date_en,
         verification_modes=VERIFICATION_MODES,
     )
+
+
+def mpe_unit(symbol: str) -> str:
+    """An MPE's unit as printed: a legal unit as it is, a relative one in both languages
+    ("% of volume" → "% thể tích / % of volume")."""
+    words = RELATIVE_MPE_UNITS.get(symbol)
+    return f"{words[0]} / {words[1]}" if words else symbol
