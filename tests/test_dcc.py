@@ -171,11 +171,19 @@ def _maximal() -> list[Any]:
     ver["ranges"] = [
         {"lower": "0", "upper": "60", "unit": "L/min", "scale_interval": "0.01", "mpe": "0.5"},
         {"lower": "-10", "upper": "1E+2", "unit": "°C", "accuracy_class": "A"},
-    ]
+        {
+            "lower": "5", "upper": "50", "unit": "L/min", "scale_interval": "0.01",
+            "scale_interval_unit": "L", "mpe": "0.5", "mpe_unit": "% of volume",
+        },
+    ]  # fmt: skip
     ver["checks"] = [
-        {"nominal": "20", "error": "-0.10", "mpe": "0.10", "unit": "L"},
-        {"nominal": "5.0", "error": "0", "mpe": "0.5", "unit": "mL"},
-    ]
+        {"nominal": "20", "error": "-0.10", "mpe": "0.10", "unit": "L", "uncertainty": "0.01"},
+        {"nominal": "5.0", "error": "0", "mpe": "0.5", "unit": "mL", "uncertainty": "0.05"},
+        {
+            "nominal": "20", "error": "0.02", "mpe": "0.5", "mpe_unit": "% of volume",
+            "unit": "L", "uncertainty": "0.01",
+        },
+    ]  # fmt: skip
     return [parse_certificate(cal), parse_certificate(ver)]
 
 
