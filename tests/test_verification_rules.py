@@ -228,3 +228,56 @@ def test_page_prints_guarded_acceptance_with_tur(ver_data: dict[str, Any], tmp_p
     )
     assert "TUR = MPE/U, lowest: 5.0" in text and "nhỏ nhất: 5,0" in text
     assert "Uncertainty U" in text
+
+
+# --- calibration conformity, computed ------------------------------------------------------
+
+
+def _conformity(cal_data: dict[str, Any], **spec: str) -> dict[str, Any]:
+    return {**cal_data, "conformity": {"decision_rule": "simple", "mpe": "0.0001", **spec}}
+
+
+def test_conformity_is_computed_from_the_results(cal_data: dict[str, Any]) -> None:
+    # errors up to 0.00031 g (U 0.00019 g there) against an MPE of 0.0001 g, then 0.0004 g
+    cert = parse_certificate(_conformity(cal_data))
+    assert cert.conformity_verdict is Verdict.FAIL
+    cert = parse_certificate(_conformity(cal_data, mpe="0.0004"))
+    assert cert.conformity_verdict is Verdict.PASS
+    guarded = parse_certificate(_conformity(cal_data, mpe="0.0004", decision_rule="guarded"))
+    assert guarded.conformity_verdict is Verdict.INDETERMINATE  # 0.00031 > 0.0004 − 0.00019
+
+
+def test_typed_conformity_that_disagrees_is_refused(cal_data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="claims 'conforms', but the results give 'does"):
+        parse_certificate(_conformity(cal_data, statement="Phù hợp cấp E2 / Conforms to E2"))
+    cert = parse_certificate(_conformity(cal_data, statement="Không phù hợp / Does not conform"))
+    assert cert.conformity_verdict is Verdict.FAIL
+
+
+def test_computed_conformity_names_its_rule(cal_data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="expected decision_rule 'simple' or 'guarded'"):
+        parse_certificate(_conformity(cal_data, decision_rule="Chấp nhận đơn giản"))
+    without_nominal = {**cal_data, "results": [{**r, "nominal": None} for r in cal_data["results"]]}
+    with pytest.raises(ValidationError, match=r"results\[0\] has no error"):
+        parse_certificate(_conformity(without_nominal))
+
+
+@needs_poppler
+def test_page_prints_the_computed_conformity_and_its_rule(
+    cal_data: dict[str, Any], tmp_path: Path
+) -> None:
+    from certissuer.render import Renderer
+
+    data = _conformity(cal_data, mpe="0.0004", statement="Cấp E2 / Class E2")
+    cert = parse_certificate(data)
+    pdf = Renderer().render_pdf(
+        cert, number="HC-1", issued=cert.calibrated, qr_url="https://x.vn/v/x",
+        settings=lab_settings(),
+    )  # fmt: skip
+    path = tmp_path / "c.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True)
+    text = " ".join(out.stdout.split())
+    assert "Phù hợp / Conforms: Cấp E2 / Class E2" in text
+    assert "Yêu cầu / Requirement: |sai số / error| ≤ 0.0004 g" in text
+    assert "Simple acceptance per ILAC-G8:09/2019 §4.2.1 (w = 0)" in text

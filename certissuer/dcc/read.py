@@ -450,6 +450,7 @@ class _Reader:
                 rule = statement.find(_D + "convention")
                 if rule is not None:
                     self._set(out, "conformity.decision_rule", rule.text or "", rule)
+                self._conformity_spec(statement, out)
             elif "certissuer_validUntil" in types:
                 when = statement.find(_D + "date")
                 if when is not None:
@@ -635,6 +636,18 @@ class _Reader:
                         unc,
                     )
             self._unit(data_list, out, here, dsi_units)
+
+    def _conformity_spec(self, statement: Any, out: dict[str, Any]) -> None:
+        """The specification of a computed conformity: its MPE and the MPE's own unit."""
+        for quantity in statement.findall(f"{_D}data/{_D}quantity"):
+            types = _ref_types(quantity)
+            if "certissuer_mpe" in types:
+                real = self._real(quantity, "conformity.mpe")
+                if real is not None:
+                    self._set(out, "conformity.mpe", real[0], quantity)
+            elif "certissuer_mpeUnit" in types:
+                symbol = _content_text(quantity.find(_D + "noQuantity")) or ""
+                self._set(out, "conformity.mpe_unit", symbol, quantity)
 
     def _own_units(
         self,

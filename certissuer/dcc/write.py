@@ -54,6 +54,7 @@ from certissuer.model import (
     MetrologicalRange,
     Party,
     Signatory,
+    Verdict,
     VerificationCertificate,
     parse_certificate,
 )
@@ -402,7 +403,9 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
     elif cert.conformity is not None:
         verdict = _statement(parent, "basic_conformity")
         _sub(verdict, "convention", cert.conformity.decision_rule)
-        _sub(_sub(verdict, "declaration"), "content", cert.conformity.statement)
+        if cert.conformity.statement or cert.conformity.mpe is None:
+            _sub(_sub(verdict, "declaration"), "content", cert.conformity.statement)
+        _conformity_spec(verdict, cert)
     if cert.valid_until is not None:
         valid = _statement(parent, "certissuer_validUntil")
         _label(valid, "declaration", "valid_until")
@@ -533,6 +536,20 @@ def _ver_results(results: Any, cert: VerificationCertificate) -> None:
         if c.uncertainty is not None:
             _real(data_list, "certissuer_checkUncertainty", c.uncertainty, dsi)
         _list_metadata(data_list, c.unit, "pass" if c.passes else "fail")
+
+
+def _conformity_spec(statement: Any, cert: CalibrationCertificate) -> None:
+    # A computed conformity (issue 16): its verdict and the specification it was computed from.
+    spec, computed = cert.conformity, cert.conformity_verdict
+    if spec is None or spec.mpe is None or computed is None:
+        return
+    status = {Verdict.PASS: "pass", Verdict.FAIL: "fail"}.get(computed)
+    if status is not None:  # D-SI has no "indeterminate"; the page says it in words
+        _sub(statement, "conformity", status)
+    data = _sub(statement, "data")
+    relative = spec.mpe_unit in RELATIVE_MPE_UNITS
+    _real(data, "certissuer_mpe", spec.mpe, _unit_for("%" if relative else cert.results[0].unit))
+    _own_unit(data, "certissuer_mpeUnit", spec.mpe_unit)
 
 
 def _own_dsi(part: MetrologicalRange | CheckPoint, which: str) -> str:

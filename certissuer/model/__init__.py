@@ -23,6 +23,8 @@ The package is laid out by part: `kinds` (the kinds, once), `units` (legal units
 """
 
 from certissuer.model.certificate import (
+    CONFORMITY_RULES,
+    CONFORMITY_WORDS,
     AnyCertificate,
     CalibrationCertificate,
     Certificate,
@@ -57,6 +59,8 @@ from certissuer.model.parts import (
 from certissuer.model.units import is_legal_unit
 
 __all__ = [
+    "CONFORMITY_RULES",
+    "CONFORMITY_WORDS",
     "KIND_NAMES",
     "PASS_CONCLUSION",
     "RELATIVE_MPE_UNITS",

@@ -15,7 +15,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from certissuer.model.kinds import Kind
 from certissuer.model.parts import (
@@ -39,6 +46,8 @@ from certissuer.model.parts import (
 )
 
 __all__ = [
+    "CONFORMITY_RULES",
+    "CONFORMITY_WORDS",
     "GUARDED_ACCEPTANCE",
     "SIMPLE_ACCEPTANCE",
     "AnyCertificate",
@@ -151,6 +160,30 @@ class VerificationCertificate(_Common):
         return value
 
 
+CONFORMITY_WORDS = {
+    Verdict.PASS: ("Phù hợp", "Conforms"),
+    Verdict.FAIL: ("Không phù hợp", "Does not conform"),
+    Verdict.INDETERMINATE: ("Không xác định được", "Indeterminate"),
+}
+"""A computed statement of conformity as printed (vi, en)."""
+
+CONFORMITY_RULES = {
+    "simple": (
+        "Chấp nhận đơn giản theo ILAC-G8:09/2019 §4.2.1 (w = 0): phù hợp khi |sai số| ≤ MPE tại "
+        "mọi điểm đo; độ không đảm bảo đo không được tính đến.",
+        "Simple acceptance per ILAC-G8:09/2019 §4.2.1 (w = 0): conforms when |error| ≤ MPE at "
+        "every point; the measurement uncertainty is not taken into account.",
+    ),
+    "guarded": (
+        "Chấp nhận có dải bảo vệ theo ILAC-G8:09/2019 §4.2.3 (w = U): phù hợp khi |sai số| ≤ "
+        "MPE − U; không phù hợp khi |sai số| > MPE + U; không xác định được khi ở giữa.",
+        "Guarded acceptance per ILAC-G8:09/2019 §4.2.3 (w = U): conforms when |error| ≤ MPE − U; "
+        "does not conform when |error| > MPE + U; indeterminate in between.",
+    ),
+}
+"""The decision rules a computed statement of conformity names (vi, en)."""
+
+
 class CalibrationCertificate(_Common):
     """Giấy chứng nhận hiệu chuẩn / Calibration certificate (Mẫu 19.GCNHC, ISO/IEC 17025 §7.8)."""
 
@@ -172,6 +205,47 @@ class CalibrationCertificate(_Common):
     conformity: Conformity | None = None
     valid_until: Date | None = None
     """Only where agreed with the customer (§7.8.4.3)."""
+
+    @property
+    def conformity_verdict(self) -> Verdict | None:
+        """The conformity computed from the results (the worst point decides); None without
+        a specification (`Conformity.mpe`). Results after adjustment are judged, where given."""
+        spec = self.conformity
+        if spec is None or spec.mpe is None:
+            return None
+        judged = [m for m in self.results if m.stage == "after"] or [
+            m for m in self.results if m.stage != "before"
+        ]
+        verdicts = set()
+        for m in judged:
+            error = m.effective_error
+            assert error is not None  # checked by _conformity_computed
+            verdicts.add(spec.judge(error, m.nominal, m.uncertainty, m.unit))
+        for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+            if worst in verdicts:
+                return worst
+        return Verdict.PASS
+
+    @model_validator(mode="after")
+    def _conformity_computed(self) -> "CalibrationCertificate":
+        spec = self.conformity
+        if spec is None or spec.mpe is None:
+            return self
+        for i, m in enumerate(self.results):
+            if m.effective_error is None:
+                raise ValueError(
+                    f"conformity: results[{i}] has no error (give its nominal value) to judge "
+                    "against the mpe"
+                )
+        computed = self.conformity_verdict
+        claim = spec.claim
+        if claim is not None and computed is not None and claim is not computed:
+            raise ValueError(
+                f"conformity.statement claims '{CONFORMITY_WORDS[claim][1].lower()}', but the "
+                f"results give '{CONFORMITY_WORDS[computed][1].lower()}' under the "
+                f"{spec.decision_rule} decision rule with MPE {spec.mpe} {spec.mpe_unit}".rstrip()
+            )
+        return self
 
     @property
     def adjusted(self) -> bool:

@@ -378,10 +378,60 @@ class Signatory(FrozenModel):
 
 
 class Conformity(FrozenModel):
-    """A statement of conformity, only where the customer asked for one (ISO/IEC 17025 §7.8.6)."""
+    """A statement of conformity, only where the customer asked for one (ISO/IEC 17025 §7.8.6).
 
-    statement: Text
+    With a specification (`mpe`), the conformity is computed from the results, not typed:
+    `decision_rule` is then "simple" (|error| ≤ MPE) or "guarded" (ILAC-G8:09/2019 §4.2.3,
+    w = U), and `statement` names what the item is compared with; a statement that claims the
+    opposite of the computed verdict is refused. Without `mpe`, both are free text as typed.
+    """
+
+    statement: OptText = ""
     decision_rule: Text
+    mpe: Decimal | None = Field(default=None, gt=0)
+    """The specification: the largest |error| permitted at every result, in `mpe_unit`."""
+    mpe_unit: Annotated[str, Field(max_length=20)] = ""
+    """The results' unit (empty), or "% of reading" (a rate of each result's nominal value)."""
+
+    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+
+    @model_validator(mode="after")
+    def _rule_named(self) -> "Conformity":
+        if self.mpe is None:
+            if not self.statement:
+                raise ValueError("expected a statement, or an mpe to compute it from")
+            if self.mpe_unit:
+                raise ValueError("mpe_unit is given without an mpe")
+        elif self.decision_rule not in ("simple", "guarded"):
+            raise ValueError(
+                f"expected decision_rule 'simple' or 'guarded' with an mpe, "
+                f"got '{self.decision_rule}'"
+            )
+        return self
+
+    def judge(self, error: Decimal, nominal: Decimal | None, u: Decimal, unit: str) -> Verdict:
+        """The verdict on one result under this specification and decision rule."""
+        assert self.mpe is not None
+        check = CheckPoint(
+            nominal=nominal if nominal is not None else Decimal(0),
+            error=error,
+            mpe=self.mpe,
+            mpe_unit=self.mpe_unit,
+            unit=unit,
+            uncertainty=u if self.decision_rule == "guarded" else None,
+        )
+        return check.verdict
+
+    @property
+    def claim(self) -> Verdict | None:
+        """What the typed `statement` claims: fail ("không phù hợp", "does not conform"), pass
+        ("phù hợp", "conforms", "complies"), or None when it only names a specification."""
+        text = self.statement.casefold()
+        if any(w in text for w in ("không phù hợp", "not conform", "not comply", "non-conform")):
+            return Verdict.FAIL
+        if any(w in text for w in ("phù hợp", "conform", "compl")):
+            return Verdict.PASS
+        return None
 
 
 class Replacement(FrozenModel):

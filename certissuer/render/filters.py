@@ -18,7 +18,14 @@ from decimal import Decimal
 import jinja2
 
 from certissuer._vn import dmy, strip_marks
-from certissuer.model import RELATIVE_MPE_UNITS, VerificationMode, format_decimal, format_result
+from certissuer.model import (
+    CONFORMITY_RULES,
+    CONFORMITY_WORDS,
+    RELATIVE_MPE_UNITS,
+    VerificationMode,
+    format_decimal,
+    format_result,
+)
 
 __all__ = [
     "VERIFICATION_MODES",
@@ -83,8 +90,8 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 def install(env: jinja2.Environment) -> None:
     """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
-    ``mpe_unit``) and
-    globals (``place_date_vi``, ``place_date_en``, ``verification_modes``) to `env`."""
+    ``mpe_unit``) and globals (``place_date_vi``, ``place_date_en``, ``verification_modes``,
+    ``conformity_words``, ``conformity_rules``) to `env`."""
     env.filters.update(
         dmy=dmy,
         num=num,
@@ -97,6 +104,8 @@ def install(env: jinja2.Environment) -> None:
         place_date_vi=place_date_vi,
         place_date_en=place_date_en,
         verification_modes=VERIFICATION_MODES,
+        conformity_words=CONFORMITY_WORDS,
+        conformity_rules=CONFORMITY_RULES,
     )
 
 
