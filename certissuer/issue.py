@@ -40,6 +40,7 @@ from certissuer.ledger import (
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
+    Verdict,
     VerificationCertificate,
     canonical_json,
     contradictions,
@@ -470,6 +471,13 @@ class Issuer:
             )
         )
         bad = [f"check {i} ({c.finding})" for i, c in enumerate(cert.checks, 1) if not c.passes]
+        if cert.verdict is Verdict.INDETERMINATE:  # ILAC-G8 guarded acceptance (issue 16)
+            raise IssueRefused(
+                f"ref '{cert.ref}': the verification is indeterminate ({'; '.join(bad)}): an "
+                "error lies in the guard band (|error| within U of the MPE), so the instrument "
+                "is not shown to pass and gets no certificate. Its results were recorded.",
+                hint="repeat the check with a smaller uncertainty, or adjust the instrument",
+            )
         raise IssueRefused(
             f"ref '{cert.ref}': the instrument failed verification ({'; '.join(bad)}); "
             "a failed instrument gets no certificate. Its results were recorded."

@@ -153,9 +153,8 @@ def test_water_meter_mpe_is_one_of_its_zones(ver_data: dict[str, Any]) -> None:
 
 
 def test_scale_mpe_in_scale_intervals(ver_data: dict[str, Any]) -> None:
-    ver_data.update(mode="initial", ranges=[
-        {"lower": "0", "upper": "150", "unit": "kg", "scale_interval": "0.05", "accuracy_class": "III"}
-    ])  # fmt: skip
+    scale = {"lower": "0", "upper": "150", "unit": "kg", "scale_interval": "0.05"}
+    ver_data.update(mode="initial", ranges=[{**scale, "accuracy_class": "III"}])
     ver_data["checks"] = [
         {"nominal": "20", "error": "0", "mpe": "0.025", "unit": "kg"},  # 400 e: ±0.5 e
         {"nominal": "100", "error": "0", "mpe": "0.05", "unit": "kg"},  # 2000 e: ±1 e
@@ -183,7 +182,11 @@ def test_issue_refuses_a_typed_mpe_the_class_contradicts(
 def test_issue_refuses_an_indeterminate_check(issuer: Any, ver_data: dict[str, Any]) -> None:
     data = _with_u(ver_data)
     data["checks"][2]["error"] = "0.09"  # MPE 0.10 − U 0.02 < 0.09: in the guard band
-    with pytest.raises(IssueRefused, match=r"check 3 \(20 L: .*U 0.02 L.*: indeterminate\)"):
+    with pytest.raises(
+        IssueRefused,
+        match=r"indeterminate \(check 3 \(20 L: .*U 0.02 L.*: indeterminate\)\): an error lies "
+        r"in the guard band",
+    ):
         issuer.check(parse_certificate(data))
     assert issuer.ledger.count() == 0
 
