@@ -14,9 +14,11 @@ from pydantic import ValidationError
 
 from certissuer.errors import ConfigError, IssueRefused
 from certissuer.model import (
+    CalibrationCertificate,
     CheckPoint,
     MetrologicalRange,
     Verdict,
+    VerificationCertificate,
     contradictions,
     load_mpe_rules,
     parse_certificate,
@@ -27,6 +29,18 @@ from .conftest import lab_settings
 needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
 RULES = load_mpe_rules()
+
+
+def _ver(data: dict[str, Any]) -> VerificationCertificate:
+    cert = parse_certificate(data)
+    assert isinstance(cert, VerificationCertificate)
+    return cert
+
+
+def _cal(data: dict[str, Any]) -> CalibrationCertificate:
+    cert = parse_certificate(data)
+    assert isinstance(cert, CalibrationCertificate)
+    return cert
 
 
 def _with_u(data: dict[str, Any], u: str = "0.02") -> dict[str, Any]:
@@ -88,9 +102,9 @@ def test_guarded_acceptance_per_ilac_g8(error: str, verdict: Verdict) -> None:
 
 
 def test_certificate_states_its_decision_rule(ver_data: dict[str, Any]) -> None:
-    vi, en = parse_certificate(ver_data).decision_rule
+    vi, en = _ver(ver_data).decision_rule
     assert "|sai số| ≤ MPE" in vi and en.startswith("Simple acceptance")
-    vi, en = parse_certificate(_with_u(ver_data, "0.025")).decision_rule
+    vi, en = _ver(_with_u(ver_data, "0.025")).decision_rule
     assert "ILAC-G8:09/2019" in vi and "không xác định được" in vi and "4,0" in vi
     assert en.startswith("Guarded acceptance") and "lowest: 4.0" in en
 
@@ -122,19 +136,19 @@ def test_a_bad_rules_table_names_file_and_row(tmp_path: Path) -> None:
 
 
 def test_typed_mpe_against_the_accuracy_class(ver_data: dict[str, Any]) -> None:
-    assert contradictions(parse_certificate(ver_data), "cot-do-xang-dau", RULES) == []
+    assert contradictions(_ver(ver_data), "cot-do-xang-dau", RULES) == []
     ver_data["checks"][1] = {"nominal": "20", "error": "1.5", "mpe": "2", "unit": "L"}  # 7.5 %
-    (line,) = contradictions(parse_certificate(ver_data), "cot-do-xang-dau", RULES)
+    (line,) = contradictions(_ver(ver_data), "cot-do-xang-dau", RULES)
     assert line == (
         "checks[1] (20 L): typed MPE 2 L, but ĐLVN 10:2017 (OIML R 117-1, accuracy class 0.5) "
         "gives ±0.5 % of volume = 0.1 L for class 0.5"
     )
-    assert contradictions(parse_certificate(ver_data), None, RULES) == []  # type unknown
+    assert contradictions(_ver(ver_data), None, RULES) == []  # type unknown
 
 
 def test_relative_range_mpe_against_the_class(ver_data: dict[str, Any]) -> None:
     ver_data["ranges"][0]["mpe"] = "1"
-    (line,) = contradictions(parse_certificate(ver_data), "cot-do-xang-dau", RULES)
+    (line,) = contradictions(_ver(ver_data), "cot-do-xang-dau", RULES)
     assert line.startswith("ranges[0]: typed MPE 1 % of volume") and "ĐLVN 10:2017" in line
 
 
@@ -147,7 +161,7 @@ def test_water_meter_mpe_is_one_of_its_zones(ver_data: dict[str, Any]) -> None:
         {"nominal": "10", "error": "0.3", "mpe": "5", "mpe_unit": "% of volume", "unit": "L"},
         {"nominal": "10", "error": "0.3", "mpe": "4", "mpe_unit": "% of volume", "unit": "L"},
     ]
-    (line,) = contradictions(parse_certificate(ver_data), "dong-ho-nuoc-co", RULES)
+    (line,) = contradictions(_ver(ver_data), "dong-ho-nuoc-co", RULES)
     assert line.startswith("checks[2] (10 L): typed MPE 4 % of volume = 0.4 L")
     assert "ĐLVN 17:2017" in line and "0.2 L or 0.5 L" in line
 
@@ -160,10 +174,10 @@ def test_scale_mpe_in_scale_intervals(ver_data: dict[str, Any]) -> None:
         {"nominal": "100", "error": "0", "mpe": "0.05", "unit": "kg"},  # 2000 e: ±1 e
         {"nominal": "150", "error": "0", "mpe": "0.05", "unit": "kg"},  # 3000 e: ±1.5 e
     ]
-    (line,) = contradictions(parse_certificate(ver_data), "can-ban", RULES)
+    (line,) = contradictions(_ver(ver_data), "can-ban", RULES)
     assert line.startswith("checks[2] (150 kg): typed MPE 0.05 kg") and "= 0.075 kg" in line
     ver_data["mode"] = "periodic"  # the rows apply to initial verification only
-    assert contradictions(parse_certificate(ver_data), "can-ban", RULES) == []
+    assert contradictions(_ver(ver_data), "can-ban", RULES) == []
 
 
 # --- issuing -------------------------------------------------------------------------------
@@ -200,7 +214,7 @@ def _text(data: dict[str, Any], tmp_path: Path) -> str:
     pdf = Renderer().render_pdf(
         parse_certificate(data),
         number="KĐ-2026-000009",
-        issued=parse_certificate(data).verification_date,
+        issued=_ver(data).verification_date,
         qr_url="https://kiemdinh.example.vn/v/x",
         settings=lab_settings(),
     )
@@ -242,18 +256,18 @@ def _conformity(cal_data: dict[str, Any], **spec: str) -> dict[str, Any]:
 
 def test_conformity_is_computed_from_the_results(cal_data: dict[str, Any]) -> None:
     # errors up to 0.00031 g (U 0.00019 g there) against an MPE of 0.0001 g, then 0.0004 g
-    cert = parse_certificate(_conformity(cal_data))
+    cert = _cal(_conformity(cal_data))
     assert cert.conformity_verdict is Verdict.FAIL
-    cert = parse_certificate(_conformity(cal_data, mpe="0.0004"))
+    cert = _cal(_conformity(cal_data, mpe="0.0004"))
     assert cert.conformity_verdict is Verdict.PASS
-    guarded = parse_certificate(_conformity(cal_data, mpe="0.0004", decision_rule="guarded"))
+    guarded = _cal(_conformity(cal_data, mpe="0.0004", decision_rule="guarded"))
     assert guarded.conformity_verdict is Verdict.INDETERMINATE  # 0.00031 > 0.0004 − 0.00019
 
 
 def test_typed_conformity_that_disagrees_is_refused(cal_data: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="claims 'conforms', but the results give 'does"):
         parse_certificate(_conformity(cal_data, statement="Phù hợp cấp E2 / Conforms to E2"))
-    cert = parse_certificate(_conformity(cal_data, statement="Không phù hợp / Does not conform"))
+    cert = _cal(_conformity(cal_data, statement="Không phù hợp / Does not conform"))
     assert cert.conformity_verdict is Verdict.FAIL
 
 
@@ -272,7 +286,7 @@ def test_page_prints_the_computed_conformity_and_its_rule(
     from certissuer.render import Renderer
 
     data = _conformity(cal_data, mpe="0.0004", statement="Cấp E2 / Class E2")
-    cert = parse_certificate(data)
+    cert = _cal(data)
     pdf = Renderer().render_pdf(
         cert, number="HC-1", issued=cert.calibrated, qr_url="https://x.vn/v/x",
         settings=lab_settings(),
