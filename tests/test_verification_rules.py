@@ -180,12 +180,30 @@ def test_scale_mpe_in_scale_intervals(ver_data: dict[str, Any]) -> None:
     assert contradictions(_ver(ver_data), "can-ban", RULES) == []
 
 
-# --- issuing -------------------------------------------------------------------------------
+# --- issuing (SQLite and PostgreSQL: a refused record takes no number) ---------------------
+
+
+@pytest.fixture
+def any_issuer(
+    settings: Any, any_ledger_url: str, sealer: Any, renderer: Any, tmp_path: Path
+) -> Any:
+    from certissuer.issue import Issuer, load_token_key
+    from certissuer.ledger import Ledger
+
+    return Issuer(
+        settings.replace(ledger_url=any_ledger_url),
+        ledger=Ledger.open(any_ledger_url),
+        sealer=sealer,
+        token_key=load_token_key(settings),
+        out_dir=tmp_path / "out",
+        renderer=renderer,
+    )
 
 
 def test_issue_refuses_a_typed_mpe_the_class_contradicts(
-    issuer: Any, ver_data: dict[str, Any]
+    any_issuer: Any, ver_data: dict[str, Any]
 ) -> None:
+    issuer = any_issuer
     ver_data["checks"][1] = {"nominal": "20", "error": "1.5", "mpe": "2", "unit": "L"}
     with pytest.raises(IssueRefused, match=r"checks\[1\] \(20 L\): typed MPE 2 L") as caught:
         issuer.check(parse_certificate(ver_data))
@@ -193,7 +211,8 @@ def test_issue_refuses_a_typed_mpe_the_class_contradicts(
     assert issuer.ledger.count() == 0
 
 
-def test_issue_refuses_an_indeterminate_check(issuer: Any, ver_data: dict[str, Any]) -> None:
+def test_issue_refuses_an_indeterminate_check(any_issuer: Any, ver_data: dict[str, Any]) -> None:
+    issuer = any_issuer
     data = _with_u(ver_data)
     data["checks"][2]["error"] = "0.09"  # MPE 0.10 − U 0.02 < 0.09: in the guard band
     with pytest.raises(
