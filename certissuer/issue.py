@@ -40,11 +40,14 @@ from certissuer.ledger import (
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
+    Verdict,
     VerificationCertificate,
     canonical_json,
+    contradictions,
+    load_mpe_rules,
     parse_certificate,
 )
-from certissuer.registry import Register
+from certissuer.registry import Register, load_instrument_types, match_type
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -154,6 +157,9 @@ class Issuer:
             outside_scope=settings.registry_outside_scope,
         )
         """The measurement register (issue 8): checked before each number is reserved."""
+        self.mpe_rules = load_mpe_rules()
+        """The procedures' MPE per instrument type and class, checked without any register."""
+        self.instrument_types = load_instrument_types(settings.registry_instrument_types)
 
     @classmethod
     def from_settings(
@@ -318,6 +324,8 @@ class Issuer:
                     hint="give valid_until, or add the instrument or its type to the register",
                 )
             cert = cert.model_copy(update={"valid_until": computed})
+        if isinstance(cert, VerificationCertificate):
+            self._check_mpe(cert)
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         if isinstance(cert, VerificationCertificate) and not cert.passes:
@@ -439,6 +447,16 @@ class Issuer:
         # without the accreditation mark (issue 8); the renderer is only told when it is.
         return isinstance(cert, PaperCopy) or self.register.accredited(cert)
 
+    def _check_mpe(self, cert: VerificationCertificate) -> None:
+        # Issue 16: a typed MPE must be the one the procedure gives for the type and class.
+        code = match_type(cert.instrument.name, self.instrument_types)
+        problems = contradictions(cert, code, self.mpe_rules)
+        if problems:
+            raise IssueRefused(
+                "\n".join(f"ref '{cert.ref}': {p}" for p in problems),
+                hint=f"type the MPE the procedure gives (table: {self.mpe_rules.where})",
+            )
+
     def _refuse_failed(
         self, cert: VerificationCertificate, digest: str, data_json: str, now: datetime
     ) -> None:
@@ -452,11 +470,14 @@ class Issuer:
                 data_json=data_json,
             )
         )
-        bad = [
-            f"check {i} ({c.nominal} {c.unit}): error {c.error} exceeds MPE {c.mpe}"
-            for i, c in enumerate(cert.checks, 1)
-            if not c.passes
-        ]
+        bad = [f"check {i} ({c.finding})" for i, c in enumerate(cert.checks, 1) if not c.passes]
+        if cert.verdict is Verdict.INDETERMINATE:  # ILAC-G8 guarded acceptance (issue 16)
+            raise IssueRefused(
+                f"ref '{cert.ref}': the verification is indeterminate ({'; '.join(bad)}): an "
+                "error lies in the guard band (|error| within U of the MPE), so the instrument "
+                "is not shown to pass and gets no certificate. Its results were recorded.",
+                hint="repeat the check with a smaller uncertainty, or adjust the instrument",
+            )
         raise IssueRefused(
             f"ref '{cert.ref}': the instrument failed verification ({'; '.join(bad)}); "
             "a failed instrument gets no certificate. Its results were recorded."

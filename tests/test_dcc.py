@@ -192,12 +192,30 @@ def _maximal() -> list[Any]:
     ver["ranges"] = [
         {"lower": "0", "upper": "60", "unit": "L/min", "scale_interval": "0.01", "mpe": "0.5"},
         {"lower": "-10", "upper": "1E+2", "unit": "°C", "accuracy_class": "A"},
-    ]
+        {
+            "lower": "5", "upper": "50", "unit": "L/min", "scale_interval": "0.01",
+            "scale_interval_unit": "L", "mpe": "0.5", "mpe_unit": "% of volume",
+        },
+    ]  # fmt: skip
     ver["checks"] = [
-        {"nominal": "20", "error": "-0.10", "mpe": "0.10", "unit": "L"},
-        {"nominal": "5.0", "error": "0", "mpe": "0.5", "unit": "mL"},
-    ]
-    return [parse_certificate(cal), parse_certificate(ver)]
+        {"nominal": "20", "error": "-0.10", "mpe": "0.10", "unit": "L", "uncertainty": "0.01"},
+        {"nominal": "5.0", "error": "0", "mpe": "0.5", "unit": "mL", "uncertainty": "0.05"},
+        {
+            "nominal": "20", "error": "0.02", "mpe": "0.5", "mpe_unit": "% of volume",
+            "unit": "L", "uncertainty": "0.01",
+        },
+    ]  # fmt: skip
+    computed = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
+    computed.update(  # a conformity computed from the results (issue 16)
+        ref="HC-MAX-2",
+        conformity={
+            "statement": "Cấp E2 / Class E2",
+            "decision_rule": "guarded",
+            "mpe": "0.001",
+            "mpe_unit": "% of reading",
+        },
+    )
+    return [parse_certificate(cal), parse_certificate(ver), parse_certificate(computed)]
 
 
 MAXIMAL = _maximal()

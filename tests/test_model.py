@@ -102,3 +102,23 @@ def test_bad_values_are_refused(
         return
     with pytest.raises(ValidationError, match=fragment):
         parse_certificate(cal_data)
+
+
+def test_one_home_for_pass_fail_the_worst_check_decides(ver_data: dict[str, Any]) -> None:
+    from certissuer.model import Verdict
+
+    checks = [{**c, "uncertainty": "0.02"} for c in ver_data["checks"]]
+    checks[0]["error"] = "0.09"  # in the guard band
+    cert = parse_certificate({**ver_data, "checks": checks})
+    assert cert.verdict is Verdict.INDETERMINATE and not cert.passes
+    checks[1]["error"] = "-0.5"  # beyond MPE + U
+    cert = parse_certificate({**ver_data, "checks": checks})
+    assert cert.verdict is Verdict.FAIL and [c.passes for c in cert.checks] == [False] * 2 + [True]
+
+
+def test_mpe_units_are_in_the_json_schema() -> None:
+    from certissuer.model import certificate_json_schema
+
+    text = json.dumps(certificate_json_schema())
+    for name in ("scale_interval_unit", "mpe_unit", "uncertainty"):
+        assert f'"{name}"' in text

@@ -33,7 +33,7 @@ from certissuer.dcc.schema import (
 from certissuer.dcc.schema import SI_PREFIX as _S
 from certissuer.dcc.units import dsi_unit, unit_symbol
 from certissuer.errors import InputError, InputErrors
-from certissuer.model import AnyCertificate, field_path, parse_certificate
+from certissuer.model import RELATIVE_MPE_UNITS, AnyCertificate, field_path, parse_certificate
 
 __all__ = ["DccDocument", "read_certificate", "read_document", "read_with_document"]
 
@@ -91,6 +91,12 @@ _PROLOG: Final = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", 
 """What may come before a DOCTYPE: a byte-order mark, the XML declaration, PIs, comments."""
 
 
+_OWN_UNITS: Final = {
+    "certissuer_scaleInterval": ("certissuer_scaleIntervalUnit", "scale_interval_unit"),
+    "certissuer_mpe": ("certissuer_mpeUnit", "mpe_unit"),
+}
+"""A value's refType → the refType of the entry naming its own unit, and the model field."""
+
 _VER_LISTS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "certissuer_range": (
         "ranges",
@@ -107,6 +113,7 @@ _VER_LISTS: Final[dict[str, tuple[str, dict[str, str]]]] = {
             "basic_nominalValue": "nominal",
             "basic_measurementError": "error",
             "certissuer_mpe": "mpe",
+            "certissuer_checkUncertainty": "uncertainty",
         },
     ),
 }
@@ -443,6 +450,7 @@ class _Reader:
                 rule = statement.find(_D + "convention")
                 if rule is not None:
                     self._set(out, "conformity.decision_rule", rule.text or "", rule)
+                self._conformity_spec(statement, out)
             elif "certissuer_validUntil" in types:
                 when = statement.find(_D + "date")
                 if when is not None:
@@ -638,6 +646,44 @@ class _Reader:
                         self._set(out, f"{here}.coverage_probability", probability, unc)
             self._unit(data_list, out, here, dsi_units)
 
+    def _conformity_spec(self, statement: Any, out: dict[str, Any]) -> None:
+        """The specification of a computed conformity: its MPE and the MPE's own unit."""
+        for quantity in statement.findall(f"{_D}data/{_D}quantity"):
+            types = _ref_types(quantity)
+            if "certissuer_mpe" in types:
+                real = self._real(quantity, "conformity.mpe")
+                if real is not None:
+                    self._set(out, "conformity.mpe", real[0], quantity)
+            elif "certissuer_mpeUnit" in types:
+                symbol = _content_text(quantity.find(_D + "noQuantity")) or ""
+                self._set(out, "conformity.mpe_unit", symbol, quantity)
+
+    def _own_units(
+        self,
+        quantities: Mapping[str, Any],
+        here: str,
+        names: Mapping[str, str],
+        out: dict[str, Any],
+    ) -> dict[str, str]:
+        """Read the scale interval and MPE given in a unit of their own (issue 16); return the
+        other names, whose values share the list's unit."""
+        rest = dict(names)
+        for value_type, (unit_type, unit_field) in _OWN_UNITS.items():
+            named = quantities.get(unit_type)
+            if named is None or value_type not in rest:
+                continue
+            symbol = _content_text(named.find(_D + "noQuantity")) or ""
+            self._set(out, f"{here}.{unit_field}", symbol, named)
+            got = self._values(quantities, here, {value_type: rest.pop(value_type)}, out)
+            expected = dsi_unit("%" if symbol in RELATIVE_MPE_UNITS else symbol)
+            if got and got != {expected}:
+                self.doc._problem(
+                    named.sourceline,
+                    f"{here}.{unit_field}",
+                    f"the unit '{symbol}' does not match the D-SI unit {', '.join(sorted(got))}",
+                )
+        return rest
+
     def _ver_results(self, data: dict[str, Any], result: Any) -> None:
         lists: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in _VER_LISTS.values()}
         for entry in result.findall(f"{_D}results/{_D}result"):
@@ -660,6 +706,7 @@ class _Reader:
             if found is None:
                 continue
             data_list, quantities = found
+            names = self._own_units(quantities, here, names, out)
             dsi_units = self._values(quantities, here, names, out)
             accuracy = quantities.get("certissuer_accuracyClass")
             if key == "ranges" and accuracy is not None:

@@ -43,13 +43,17 @@ from certissuer.dcc.units import UNIT_HINT, dsi_unit, unit_symbol
 from certissuer.errors import ConfigError
 from certissuer.model import (
     PASS_CONCLUSION,
+    RELATIVE_MPE_UNITS,
     AnyCertificate,
     CalibrationCertificate,
+    CheckPoint,
     Conditions,
     Instrument,
     Measurement,
+    MetrologicalRange,
     Party,
     Signatory,
+    Verdict,
     VerificationCertificate,
     parse_certificate,
 )
@@ -385,7 +389,9 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
     elif cert.conformity is not None:
         verdict = _statement(parent, "basic_conformity")
         _sub(verdict, "convention", cert.conformity.decision_rule)
-        _sub(_sub(verdict, "declaration"), "content", cert.conformity.statement)
+        if cert.conformity.statement or cert.conformity.mpe is None:
+            _sub(_sub(verdict, "declaration"), "content", cert.conformity.statement)
+        _conformity_spec(verdict, cert)
     if cert.valid_until is not None:
         valid = _statement(parent, "certissuer_validUntil")
         _label(valid, "declaration", "valid_until")
@@ -502,9 +508,11 @@ def _ver_results(results: Any, cert: VerificationCertificate) -> None:
         _real(data_list, "certissuer_rangeMin", r.lower, dsi)
         _real(data_list, "certissuer_rangeMax", r.upper, dsi)
         if r.scale_interval is not None:
-            _real(data_list, "certissuer_scaleInterval", r.scale_interval, dsi)
+            _real(data_list, "certissuer_scaleInterval", r.scale_interval, _own_dsi(r, "scale"))
+            _own_unit(data_list, "certissuer_scaleIntervalUnit", r.scale_interval_unit)
         if r.mpe is not None:
-            _real(data_list, "certissuer_mpe", r.mpe, dsi)
+            _real(data_list, "certissuer_mpe", r.mpe, _own_dsi(r, "mpe"))
+            _own_unit(data_list, "certissuer_mpeUnit", r.mpe_unit)
         if r.accuracy_class:
             quantity = _sub(data_list, "quantity", ref_type="certissuer_accuracyClass")
             _sub(_sub(quantity, "noQuantity"), "content", r.accuracy_class)
@@ -514,8 +522,41 @@ def _ver_results(results: Any, cert: VerificationCertificate) -> None:
         dsi = _unit_for(c.unit)
         _real(data_list, "basic_nominalValue", c.nominal, dsi)
         _real(data_list, "basic_measurementError", c.error, dsi)
-        _real(data_list, "certissuer_mpe", c.mpe, dsi)
+        _real(data_list, "certissuer_mpe", c.mpe, _own_dsi(c, "mpe"))
+        _own_unit(data_list, "certissuer_mpeUnit", c.mpe_unit)
+        if c.uncertainty is not None:
+            _real(data_list, "certissuer_checkUncertainty", c.uncertainty, dsi)
         _list_metadata(data_list, c.unit, "pass" if c.passes else "fail")
+
+
+def _conformity_spec(statement: Any, cert: CalibrationCertificate) -> None:
+    # A computed conformity (issue 16): its verdict and the specification it was computed from.
+    spec, computed = cert.conformity, cert.conformity_verdict
+    if spec is None or spec.mpe is None or computed is None:
+        return
+    status = {Verdict.PASS: "pass", Verdict.FAIL: "fail"}.get(computed)
+    if status is not None:  # D-SI has no "indeterminate"; the page says it in words
+        _sub(statement, "conformity", status)
+    data = _sub(statement, "data")
+    relative = spec.mpe_unit in RELATIVE_MPE_UNITS
+    _real(data, "certissuer_mpe", spec.mpe, _unit_for("%" if relative else cert.results[0].unit))
+    _own_unit(data, "certissuer_mpeUnit", spec.mpe_unit)
+
+
+def _own_dsi(part: MetrologicalRange | CheckPoint, which: str) -> str:
+    """The D-SI unit of a scale interval or MPE: its own unit's, a relative MPE's \\percent."""
+    if which == "scale":
+        assert isinstance(part, MetrologicalRange)
+        return _unit_for(part.scale_interval_symbol)
+    return _unit_for("%" if part.mpe_symbol in RELATIVE_MPE_UNITS else part.mpe_symbol)
+
+
+def _own_unit(data_list: Any, ref_type: str, symbol: str) -> None:
+    # A scale interval or MPE in a unit of its own ("L" on a L/min range, "% of volume"), named
+    # beside its value: D-SI has no "% of volume", and the list's unit is the range's.
+    if symbol:
+        quantity = _sub(data_list, "quantity", ref_type=ref_type)
+        _sub(_sub(quantity, "noQuantity"), "content", symbol)
 
 
 def to_xml(cert: AnyCertificate, *, number: str, settings: Settings, schema: Schema) -> bytes:

@@ -18,10 +18,13 @@ carried by the QR token.
 
 The package is laid out by part: `kinds` (the kinds, once), `units` (legal units), `parts`
 (parties, instruments, results, ...), `certificate` (the two certificates, parsing, digest),
-`numbers` (values as printed) and `paper` (electronic copies of paper certificates).
+`numbers` (values as printed), `mpe_rules` (the procedures' MPE per type and class) and
+`paper` (electronic copies of paper certificates).
 """
 
 from certissuer.model.certificate import (
+    CONFORMITY_RULES,
+    CONFORMITY_WORDS,
     AnyCertificate,
     CalibrationCertificate,
     Certificate,
@@ -33,6 +36,7 @@ from certissuer.model.certificate import (
     parse_certificate,
 )
 from certissuer.model.kinds import KIND_NAMES, Kind, KindName
+from certissuer.model.mpe_rules import MpeRule, MpeRules, contradictions, load_mpe_rules
 from certissuer.model.numbers import (
     PrintedRow,
     format_decimal,
@@ -45,6 +49,7 @@ from certissuer.model.numbers import (
 from certissuer.model.paper import PaperCopy, ScanRef
 from certissuer.model.parts import (
     PASS_CONCLUSION,
+    RELATIVE_MPE_UNITS,
     CheckPoint,
     Conditions,
     Conformity,
@@ -56,13 +61,17 @@ from certissuer.model.parts import (
     ReferenceStandard,
     Replacement,
     Signatory,
+    Verdict,
     VerificationMode,
 )
 from certissuer.model.units import is_legal_unit
 
 __all__ = [
+    "CONFORMITY_RULES",
+    "CONFORMITY_WORDS",
     "KIND_NAMES",
     "PASS_CONCLUSION",
+    "RELATIVE_MPE_UNITS",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
@@ -75,6 +84,8 @@ __all__ = [
     "KindName",
     "Measurement",
     "MetrologicalRange",
+    "MpeRule",
+    "MpeRules",
     "PaperCopy",
     "Party",
     "PrintedRow",
@@ -82,10 +93,12 @@ __all__ = [
     "Replacement",
     "ScanRef",
     "Signatory",
+    "Verdict",
     "VerificationCertificate",
     "VerificationMode",
     "canonical_json",
     "certificate_json_schema",
+    "contradictions",
     "data_digest",
     "field_path",
     "format_decimal",
@@ -93,6 +106,7 @@ __all__ = [
     "format_result",
     "format_row",
     "is_legal_unit",
+    "load_mpe_rules",
     "parse_certificate",
     "round_uncertainty",
     "t_factor",

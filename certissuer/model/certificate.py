@@ -12,9 +12,17 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from certissuer.model.kinds import Kind
 from certissuer.model.parts import (
@@ -32,11 +40,16 @@ from certissuer.model.parts import (
     Replacement,
     Signatory,
     Text,
+    Verdict,
     VerificationMode,
     check_after,
 )
 
 __all__ = [
+    "CONFORMITY_RULES",
+    "CONFORMITY_WORDS",
+    "GUARDED_ACCEPTANCE",
+    "SIMPLE_ACCEPTANCE",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
@@ -55,6 +68,26 @@ class _Common(FrozenModel):
     replaces: Replacement | None = None
     """Set by `certissuer amend`: the certificate this one replaces and why."""
     language_note: OptText = ""
+
+
+SIMPLE_ACCEPTANCE = (
+    "Chấp nhận đơn giản theo quy trình kiểm định: đạt khi |sai số| ≤ MPE tại mọi điểm kiểm tra; "
+    "độ không đảm bảo đo của phép kiểm tra không được tính đến.",
+    "Simple acceptance per the verification procedure: pass when |error| ≤ MPE at every check "
+    "point; the measurement uncertainty of the check is not taken into account.",
+)
+"""The decision rule of a verification whose checks carry no uncertainty (vi, en)."""
+
+GUARDED_ACCEPTANCE = (
+    "Chấp nhận có dải bảo vệ theo ILAC-G8:09/2019 (w = U): đạt khi |sai số| ≤ MPE − U; "
+    "không xác định được khi MPE − U < |sai số| ≤ MPE + U; không đạt khi |sai số| > MPE + U. "
+    "Tỷ số độ không đảm bảo đo của phép thử TUR = MPE/U, nhỏ nhất: {tur}.",
+    "Guarded acceptance per ILAC-G8:09/2019 (w = U): pass when |error| ≤ MPE − U; "
+    "indeterminate when MPE − U < |error| ≤ MPE + U; fail when |error| > MPE + U. "
+    "Test uncertainty ratio TUR = MPE/U, lowest: {tur}.",
+)
+"""The decision rule of a verification whose checks carry their uncertainty U (vi, en), with
+the lowest test uncertainty ratio of the checks in place of ``{tur}``."""
 
 
 class VerificationCertificate(_Common):
@@ -80,14 +113,75 @@ class VerificationCertificate(_Common):
 
     @property
     def passes(self) -> bool:
-        """True when every check point is within its maximum permissible error."""
+        """True when every check point passes under the decision rule (`CheckPoint.verdict`)."""
         return all(c.passes for c in self.checks)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Fail when a check fails, else indeterminate when one is, else pass."""
+        verdicts = {c.verdict for c in self.checks}
+        for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+            if worst in verdicts:
+                return worst
+        return Verdict.PASS
+
+    @property
+    def lowest_tur(self) -> Decimal | None:
+        """The lowest test uncertainty ratio of the checks; None when they carry no U."""
+        ratios = [t for c in self.checks if (t := c.test_uncertainty_ratio) is not None]
+        return min(ratios) if ratios else None
+
+    @property
+    def decision_rule(self) -> tuple[str, str]:
+        """The decision rule as printed on the certificate, in Vietnamese and English."""
+        tur = self.lowest_tur
+        if tur is None:
+            return SIMPLE_ACCEPTANCE
+        vi, en = GUARDED_ACCEPTANCE
+        return vi.format(tur=f"{tur:f}".replace(".", ",")), en.format(tur=f"{tur:f}")
+
+    @field_validator("checks")
+    @classmethod
+    def _one_rule(cls, checks: list[CheckPoint]) -> list[CheckPoint]:
+        # One decision rule per certificate: every check carries its U, or none does.
+        given = [c.uncertainty is not None for c in checks]
+        if any(given) and not all(given):
+            missing = ", ".join(f"checks[{i}]" for i, g in enumerate(given) if not g)
+            raise ValueError(
+                f"expected an uncertainty on every check point or on none (one decision rule "
+                f"per certificate); missing on {missing}"
+            )
+        return checks
 
     @field_validator("valid_until")
     @classmethod
     def _valid_after_verification(cls, value: date, info: ValidationInfo) -> date:
         check_after(info, value, "verification_date", strict=True)
         return value
+
+
+CONFORMITY_WORDS = {
+    Verdict.PASS: ("Phù hợp", "Conforms"),
+    Verdict.FAIL: ("Không phù hợp", "Does not conform"),
+    Verdict.INDETERMINATE: ("Không xác định được", "Indeterminate"),
+}
+"""A computed statement of conformity as printed (vi, en)."""
+
+CONFORMITY_RULES = {
+    "simple": (
+        "Chấp nhận đơn giản theo ILAC-G8:09/2019 §4.2.1 (w = 0): phù hợp khi |sai số| ≤ MPE tại "
+        "mọi điểm đo; độ không đảm bảo đo không được tính đến.",
+        "Simple acceptance per ILAC-G8:09/2019 §4.2.1 (w = 0): conforms when |error| ≤ MPE at "
+        "every point; the measurement uncertainty is not taken into account.",
+    ),
+    "guarded": (
+        "Chấp nhận có dải bảo vệ theo ILAC-G8:09/2019 §4.2.3 (w = U): phù hợp khi |sai số| ≤ "
+        "MPE − U; không phù hợp khi |sai số| > MPE + U; không xác định được khi ở giữa.",
+        "Guarded acceptance per ILAC-G8:09/2019 §4.2.3 (w = U): conforms when |error| ≤ MPE − U; "
+        "does not conform when |error| > MPE + U; indeterminate in between.",
+    ),
+}
+"""The decision rules a computed statement of conformity names (vi, en)."""
 
 
 class CalibrationCertificate(_Common):
@@ -111,6 +205,47 @@ class CalibrationCertificate(_Common):
     conformity: Conformity | None = None
     valid_until: Date | None = None
     """Only where agreed with the customer (§7.8.4.3)."""
+
+    @property
+    def conformity_verdict(self) -> Verdict | None:
+        """The conformity computed from the results (the worst point decides); None without
+        a specification (`Conformity.mpe`). Results after adjustment are judged, where given."""
+        spec = self.conformity
+        if spec is None or spec.mpe is None:
+            return None
+        judged = [m for m in self.results if m.stage == "after"] or [
+            m for m in self.results if m.stage != "before"
+        ]
+        verdicts = set()
+        for m in judged:
+            error = m.effective_error
+            assert error is not None  # checked by _conformity_computed
+            verdicts.add(spec.judge(error, m.nominal, m.uncertainty, m.unit))
+        for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+            if worst in verdicts:
+                return worst
+        return Verdict.PASS
+
+    @model_validator(mode="after")
+    def _conformity_computed(self) -> "CalibrationCertificate":
+        spec = self.conformity
+        if spec is None or spec.mpe is None:
+            return self
+        for i, m in enumerate(self.results):
+            if m.effective_error is None:
+                raise ValueError(
+                    f"conformity: results[{i}] has no error (give its nominal value) to judge "
+                    "against the mpe"
+                )
+        computed = self.conformity_verdict
+        claim = spec.claim
+        if claim is not None and computed is not None and claim is not computed:
+            raise ValueError(
+                f"conformity.statement claims '{CONFORMITY_WORDS[claim][1].lower()}', but the "
+                f"results give '{CONFORMITY_WORDS[computed][1].lower()}' under the "
+                f"{spec.decision_rule} decision rule with MPE {spec.mpe} {spec.mpe_unit}".rstrip()
+            )
+        return self
 
     @property
     def adjusted(self) -> bool:

@@ -37,6 +37,7 @@ from certissuer.model.units import check_unit
 
 __all__ = [
     "PASS_CONCLUSION",
+    "RELATIVE_MPE_UNITS",
     "CheckPoint",
     "Conditions",
     "Conformity",
@@ -52,8 +53,10 @@ __all__ = [
     "Signatory",
     "Text",
     "Unit",
+    "Verdict",
     "VerificationMode",
     "check_after",
+    "check_mpe_unit",
 ]
 
 
@@ -139,6 +142,50 @@ class Instrument(FrozenModel):
     """Condition on receipt (calibration, ISO/IEC 17025 §7.8.2.1 f)."""
 
 
+RELATIVE_MPE_UNITS = {
+    "% of reading": ("% giá trị đo", "% of reading"),
+    "% of volume": ("% thể tích", "% of volume"),
+}
+"""MPE units relative to the check point's reference value, with their printed words (vi, en):
+a rate of 0.5 "% of volume" permits ±0.1 L at a check of 20 L."""
+
+
+def check_mpe_unit(value: str) -> str:
+    """`value` stripped when it is a relative MPE unit ("% of reading", "% of volume") or a
+    legal unit; raises `ValueError` (for pydantic) if not. Empty means "the range's unit"."""
+    value = value.strip()
+    if not value or value in RELATIVE_MPE_UNITS:
+        return value
+    try:
+        return check_unit(value)
+    except ValueError:
+        raise ValueError(
+            f"expected a legal unit or one of {', '.join(map(repr, RELATIVE_MPE_UNITS))}, "
+            f"got '{value}'"
+        ) from None
+
+
+class Verdict(StrEnum):
+    """What a check point's error says about the instrument under the decision rule."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INDETERMINATE = "indeterminate"
+    """The error lies in the guard band: the check cannot tell pass from fail (ILAC-G8)."""
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """The verdict as printed, in Vietnamese and English."""
+        return _VERDICT_WORDS[self]
+
+
+_VERDICT_WORDS = {
+    Verdict.PASS: ("Đạt", "Pass"),
+    Verdict.FAIL: ("Không đạt", "Fail"),
+    Verdict.INDETERMINATE: ("Không xác định được", "Indeterminate"),
+}
+
+
 class MetrologicalRange(FrozenModel):
     """One measuring range and its metrological characteristics (an instrument may have several)."""
 
@@ -146,11 +193,20 @@ class MetrologicalRange(FrozenModel):
     upper: Decimal
     unit: Unit
     scale_interval: Decimal | None = Field(default=None, gt=0)
+    scale_interval_unit: Annotated[str, Field(max_length=20)] = ""
+    """The unit of `scale_interval` when it is not `unit` (a dispenser measuring flow in L/min
+    shows volume in L); empty: `unit`."""
     accuracy_class: OptText = ""
     mpe: Decimal | None = Field(default=None, gt=0)
-    """Maximum permissible error, in `unit`."""
+    """Maximum permissible error, in `mpe_unit`."""
+    mpe_unit: Annotated[str, Field(max_length=20)] = ""
+    """The unit of `mpe`: a legal unit, "% of reading" or "% of volume"; empty: `unit`."""
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+    _check_si_unit = field_validator("scale_interval_unit")(
+        classmethod(lambda cls, v: check_unit(v) if v.strip() else "")
+    )
+    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
 
     @field_validator("upper")
     @classmethod
@@ -164,23 +220,114 @@ class MetrologicalRange(FrozenModel):
     def _range_ok(self) -> "MetrologicalRange":
         if not self.accuracy_class and self.mpe is None:
             raise ValueError("expected an accuracy class or a maximum permissible error (mpe)")
+        if self.mpe_unit and self.mpe is None:
+            raise ValueError("mpe_unit is given without an mpe")
+        if self.scale_interval_unit and self.scale_interval is None:
+            raise ValueError("scale_interval_unit is given without a scale_interval")
         return self
+
+    @property
+    def scale_interval_symbol(self) -> str:
+        """The unit `scale_interval` is printed in."""
+        return self.scale_interval_unit or self.unit
+
+    @property
+    def mpe_symbol(self) -> str:
+        """The unit `mpe` is printed in: a legal unit or a relative unit ("% of volume")."""
+        return self.mpe_unit or self.unit
 
 
 class CheckPoint(FrozenModel):
-    """One verification check point: the error found against the maximum permissible error."""
+    """One verification check point: the error found against the maximum permissible error.
+
+    The one home of the pass/fail logic (`verdict`): without an `uncertainty`, simple
+    acceptance (|error| ≤ MPE, the procedure's rule); with one, guarded acceptance per
+    ILAC-G8:09/2019 §4.2.3 with the guard band w = U: pass when |error| ≤ MPE − U, fail when
+    |error| > MPE + U, indeterminate in between.
+
+    >>> CheckPoint(nominal="20", error="0.06", mpe="0.5", mpe_unit="% of volume",
+    ...            unit="L").permitted_error
+    Decimal('0.100')
+    """
 
     nominal: Decimal
+    """The reference value of the check (what the standard delivered or indicated)."""
     error: Decimal
     mpe: Decimal = Field(gt=0)
+    """The maximum permissible error at this check, in `mpe_unit`."""
     unit: Unit
+    mpe_unit: Annotated[str, Field(max_length=20)] = ""
+    """`unit` (empty means the same), "% of reading" or "% of volume": a relative MPE permits
+    `mpe` % of the check's reference value `nominal`."""
+    uncertainty: Decimal | None = Field(default=None, gt=0)
+    """The expanded uncertainty U of the check, in `unit`; given, the decision is guarded."""
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+
+    @model_validator(mode="after")
+    def _mpe_unit_known(self) -> "CheckPoint":
+        if self.mpe_unit and self.mpe_unit != self.unit and not self.relative:
+            raise ValueError(
+                f"expected mpe_unit '{self.unit}' (the check's unit), "
+                f"{' or '.join(map(repr, RELATIVE_MPE_UNITS))}, got '{self.mpe_unit}'"
+            )
+        if self.relative and self.nominal == 0:
+            raise ValueError("a relative MPE needs a non-zero nominal value to apply to")
+        return self
+
+    @property
+    def relative(self) -> bool:
+        """True when `mpe` is a rate of the reference value ("% of volume")."""
+        return self.mpe_unit in RELATIVE_MPE_UNITS
+
+    @property
+    def mpe_symbol(self) -> str:
+        """The unit `mpe` is given in."""
+        return self.mpe_unit or self.unit
+
+    @property
+    def permitted_error(self) -> Decimal:
+        """The MPE at this check in `unit`: `mpe` itself, or `mpe` % of |nominal|."""
+        if self.relative:
+            return self.mpe * abs(self.nominal) / 100
+        return self.mpe
+
+    @property
+    def test_uncertainty_ratio(self) -> Decimal | None:
+        """TUR = MPE / U (ILAC-G8:09/2019), to one decimal; None without an uncertainty."""
+        if self.uncertainty is None:
+            return None
+        return (self.permitted_error / self.uncertainty).quantize(Decimal("0.1"))
+
+    @property
+    def verdict(self) -> Verdict:
+        """Pass, fail or indeterminate under the decision rule (see the class docstring)."""
+        size, mpe = abs(self.error), self.permitted_error
+        if self.uncertainty is None:
+            return Verdict.PASS if size <= mpe else Verdict.FAIL
+        if size <= mpe - self.uncertainty:
+            return Verdict.PASS
+        return Verdict.FAIL if size > mpe + self.uncertainty else Verdict.INDETERMINATE
 
     @property
     def passes(self) -> bool:
-        """True when |error| ≤ MPE."""
-        return abs(self.error) <= self.mpe
+        """True when the verdict is pass (|error| ≤ MPE, or ≤ MPE − U when U is given)."""
+        return self.verdict is Verdict.PASS
+
+    @property
+    def finding(self) -> str:
+        """The check's result in one line, as a refusal names it."""
+        limit = f"MPE {self.mpe} {self.unit}"
+        if self.relative:
+            limit = (
+                f"MPE {self.permitted_error.normalize():f} {self.unit} ({self.mpe} {self.mpe_unit})"
+            )
+        text = f"{self.nominal} {self.unit}: error {self.error} {self.unit}"
+        if self.uncertainty is None:
+            word = "within" if self.passes else "exceeds"
+            return f"{text} {word} {limit}"
+        return f"{text}, U {self.uncertainty} {self.unit}, {limit}: {self.verdict.value}"
 
 
 class Measurement(FrozenModel):
@@ -327,10 +474,60 @@ class Signatory(FrozenModel):
 
 
 class Conformity(FrozenModel):
-    """A statement of conformity, only where the customer asked for one (ISO/IEC 17025 §7.8.6)."""
+    """A statement of conformity, only where the customer asked for one (ISO/IEC 17025 §7.8.6).
 
-    statement: Text
+    With a specification (`mpe`), the conformity is computed from the results, not typed:
+    `decision_rule` is then "simple" (|error| ≤ MPE) or "guarded" (ILAC-G8:09/2019 §4.2.3,
+    w = U), and `statement` names what the item is compared with; a statement that claims the
+    opposite of the computed verdict is refused. Without `mpe`, both are free text as typed.
+    """
+
+    statement: OptText = ""
     decision_rule: Text
+    mpe: Decimal | None = Field(default=None, gt=0)
+    """The specification: the largest |error| permitted at every result, in `mpe_unit`."""
+    mpe_unit: Annotated[str, Field(max_length=20)] = ""
+    """The results' unit (empty), or "% of reading" (a rate of each result's nominal value)."""
+
+    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+
+    @model_validator(mode="after")
+    def _rule_named(self) -> "Conformity":
+        if self.mpe is None:
+            if not self.statement:
+                raise ValueError("expected a statement, or an mpe to compute it from")
+            if self.mpe_unit:
+                raise ValueError("mpe_unit is given without an mpe")
+        elif self.decision_rule not in ("simple", "guarded"):
+            raise ValueError(
+                f"expected decision_rule 'simple' or 'guarded' with an mpe, "
+                f"got '{self.decision_rule}'"
+            )
+        return self
+
+    def judge(self, error: Decimal, nominal: Decimal | None, u: Decimal, unit: str) -> Verdict:
+        """The verdict on one result under this specification and decision rule."""
+        assert self.mpe is not None
+        check = CheckPoint(
+            nominal=nominal if nominal is not None else Decimal(0),
+            error=error,
+            mpe=self.mpe,
+            mpe_unit=self.mpe_unit,
+            unit=unit,
+            uncertainty=u if self.decision_rule == "guarded" else None,
+        )
+        return check.verdict
+
+    @property
+    def claim(self) -> Verdict | None:
+        """What the typed `statement` claims: fail ("không phù hợp", "does not conform"), pass
+        ("phù hợp", "conforms", "complies"), or None when it only names a specification."""
+        text = self.statement.casefold()
+        if any(w in text for w in ("không phù hợp", "not conform", "not comply", "non-conform")):
+            return Verdict.FAIL
+        if any(w in text for w in ("phù hợp", "conform", "compl")):
+            return Verdict.PASS
+        return None
 
 
 class Replacement(FrozenModel):

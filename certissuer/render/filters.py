@@ -20,6 +20,9 @@ import jinja2
 
 from certissuer._vn import dmy, strip_marks
 from certissuer.model import (
+    CONFORMITY_RULES,
+    CONFORMITY_WORDS,
+    RELATIVE_MPE_UNITS,
     Measurement,
     PrintedRow,
     VerificationMode,
@@ -35,6 +38,7 @@ __all__ = [
     "coverage_statement",
     "dmy",
     "install",
+    "mpe_unit",
     "num",
     "place_date_en",
     "place_date_vi",
@@ -137,8 +141,9 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 def install(env: jinja2.Environment) -> None:
     """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
-    ``printed``, ``coverage_runs``) and globals (``place_date_vi``, ``place_date_en``,
-    ``verification_modes``, ``coverage_statement``) to `env`."""
+    ``printed``, ``coverage_runs``, ``mpe_unit``) and globals (``place_date_vi``,
+    ``place_date_en``, ``verification_modes``, ``coverage_statement``, ``conformity_words``,
+    ``conformity_rules``) to `env`."""
     env.filters.update(
         dmy=dmy,
         num=num,
@@ -147,10 +152,20 @@ def install(env: jinja2.Environment) -> None:
         bilingual=split_bilingual,
         printed=printed,
         coverage_runs=coverage_runs,
+        mpe_unit=mpe_unit,
     )
     env.globals.update(
         coverage_statement=coverage_statement,
         place_date_vi=place_date_vi,
         place_date_en=place_date_en,
         verification_modes=VERIFICATION_MODES,
+        conformity_words=CONFORMITY_WORDS,
+        conformity_rules=CONFORMITY_RULES,
     )
+
+
+def mpe_unit(symbol: str) -> str:
+    """An MPE's unit as printed: a legal unit as it is, a relative one in both languages
+    ("% of volume" → "% thể tích / % of volume")."""
+    words = RELATIVE_MPE_UNITS.get(symbol)
+    return f"{words[0]} / {words[1]}" if words else symbol
