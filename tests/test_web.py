@@ -233,6 +233,15 @@ def test_page_prints_results_as_the_certificate_does(lab: Lab, client: TestClien
     assert "0.000000001" not in html and "µPa" in html
 
 
+def test_page_states_a_computed_conformity(lab: Lab, client: TestClient) -> None:
+    # The largest error of the sample is 0.00031 g: within 0.001 g, not within 0.0002 g.
+    for mpe, words in (("0.001", "Phù hợp / Conforms"), ("0.0002", "Không phù hợp / Does not")):
+        spec = {"statement": "OIML R 111 E2", "decision_rule": "simple", "mpe": mpe}
+        html = client.get(f"/v/{token(lab.issue('calibration', conformity=spec))}").text
+        vi, en = words.split(" / ")
+        assert f"{vi}: OIML R 111 E2" in html and en in html, html
+
+
 def test_revoked_superseded_and_expired(lab: Lab, client: TestClient) -> None:
     now = datetime.now(UTC)
     revoked, old, new = (

@@ -26,6 +26,7 @@ from certissuer._vn import dmy
 from certissuer.config import Settings
 from certissuer.ledger import CertificateEntry
 from certissuer.model import (
+    CONFORMITY_WORDS,
     PASS_CONCLUSION,
     CalibrationCertificate,
     VerificationCertificate,
@@ -220,7 +221,13 @@ def certificate_details(entry: CertificateEntry) -> CertificateDetails:
         assert isinstance(cert, CalibrationCertificate)
         instrument, party = cert.item, cert.customer
         extra = {"place": cert.place_of_calibration, "results": _results(cert)}
-        if cert.conformity is not None:
+        if cert.conformity is not None and cert.conformity_verdict is not None:
+            # Computed from the results (a specification was given): the verdict's words,
+            # then what the item was compared with, as the certificate prints them.
+            vi, en = CONFORMITY_WORDS[cert.conformity_verdict]
+            spec = f": {cert.conformity.statement}" if cert.conformity.statement else ""
+            extra["conclusion_vi"], extra["conclusion_en"] = vi + spec, en + spec
+        elif cert.conformity is not None:
             extra["conclusion_vi"] = extra["conclusion_en"] = cert.conformity.statement
     return CertificateDetails(
         **{
