@@ -308,16 +308,14 @@ class Issuer:
     def _prepare(self, cert: Cert, now: datetime) -> tuple[Cert, str, str, CertificateEntry | None]:
         """The checks before a number is taken: `cert` completed, its canonical JSON and
         digest, and the ledger's entry for its ref (None: a new record)."""
-        if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
-            # Computed, not typed: the end of the legal verification cycle (issue 8).
-            computed = self.register.computed_valid_until(cert)
-            if computed is None:
-                raise IssueRefused(
-                    f"ref '{cert.ref}': valid_until is not given and the register has no "
-                    f"verification cycle for '{cert.instrument.name}'",
-                    hint="give valid_until, or add the instrument or its type to the register",
-                )
-            cert = cert.model_copy(update={"valid_until": computed})
+        if not isinstance(cert, PaperCopy):
+            # Issue 16: the checks the record and the cycle table allow, register or not
+            # (dates, standards' due dates, type and valid-until), before any number is taken.
+            today = now.astimezone(VIETNAM_TZ).date()
+            basics = self.register.basic_check(cert, today=today)
+            if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
+                # Computed, not typed: the end of the legal verification cycle (issue 8).
+                cert = cert.model_copy(update={"valid_until": basics.valid_until})
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         if isinstance(cert, VerificationCertificate) and not cert.passes:
