@@ -216,14 +216,15 @@ def check_basics(
             f"{ref}: the instrument's year of manufacture {item.year} is after the work date "
             f"{work}; hint: check the instrument's year"
         )
-    for std in getattr(cert, "standards", []):
-        if std.calibration_due < work:
-            problems.append(
-                f"{ref}: reference standard {std.name} ({std.serial or std.certificate_number})"
-                f" was due for calibration on {std.calibration_due}, before the calibration "
-                f"date {work}; hint: have the standard recalibrated and give its new "
-                "certificate and due date, or use another standard"
-            )
+    standards = cert.standards if isinstance(cert, CalibrationCertificate) else []
+    problems.extend(
+        f"{ref}: reference standard {std.name} ({std.serial or std.certificate_number}) was "
+        f"due for calibration on {std.calibration_due}, before the calibration date {work}; "
+        "hint: have the standard recalibrated and give its new certificate and due date, or "
+        "use another standard"
+        for std in standards
+        if std.calibration_due < work
+    )
     basics = Basics(type_code=None, valid_until=None)
     if isinstance(cert, VerificationCertificate):
         basics = _check_cycle(cert, types, type_code, problems)
