@@ -300,3 +300,23 @@ def test_a_name_two_types_fit_equally_is_refused_as_ambiguous(ver_data: dict[str
     assert match_type("Đồng hồ đo nước lạnh", types) is None
     with pytest.raises(IssueRefused, match="could be any of Nước lạnh cơ khí"):
         check_basics(parse_certificate(ver_data), types, today=date(2026, 12, 3))
+
+
+def test_a_csv_row_with_an_empty_valid_until_gets_the_cycle_date(
+    bare_issuer: Issuer, tmp_path: Path
+) -> None:
+    from certissuer import intake
+
+    from .conftest import SAMPLES
+
+    text = (SAMPLES / "batch.csv").read_text(encoding="utf-8").replace(",2027-11-24", ",", 1)
+    (tmp_path / "rows.csv").write_text(text, encoding="utf-8")
+    for name in ("ranges", "checks", "results", "standards"):
+        src = SAMPLES / f"batch.{name}.csv"
+        if src.exists():
+            (tmp_path / src.name.replace("batch.", "rows.")).write_bytes(src.read_bytes())
+    first = intake.read_certificates(tmp_path / "rows.csv")[0].cert
+    assert first.kind == "verification" and first.valid_until is None
+    issued = bare_issuer.issue(first, now=NOW)
+    entry = bare_issuer.ledger.get(issued.number)
+    assert entry is not None and entry.valid_until == date(2027, 11, 24)

@@ -6,6 +6,12 @@ instrument type, the signatory approved for the scope, the work inside the accre
 the stamp in stock and unused, and the valid-until date equal to the one the cycle table gives.
 A refusal is a `RegisterRefused` naming what failed and how to fix it.
 
+`check_basics` makes the checks that need no register (issue 16), for every lab: dates
+against today in Vietnam, reference standards' due dates, the year of manufacture, and for a
+verification the instrument type (`find_types`: whole words, diacritics and case folded) and
+the valid-until date of the cycle table. `Issuer` runs it (`RegisterChecks.basic_check`)
+before the register's own checks.
+
 >>> valid_until_for(date(2026, 11, 25), 12)
 datetime.date(2027, 11, 24)
 >>> parse_stamp("ĐT-26 0012345")
