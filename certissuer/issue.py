@@ -47,7 +47,7 @@ from certissuer.model import (
     load_mpe_rules,
     parse_certificate,
 )
-from certissuer.registry import Register, load_instrument_types, match_type
+from certissuer.registry import Register
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -159,7 +159,6 @@ class Issuer:
         """The measurement register (issue 8): checked before each number is reserved."""
         self.mpe_rules = load_mpe_rules()
         """The procedures' MPE per instrument type and class, checked without any register."""
-        self.instrument_types = load_instrument_types(settings.registry_instrument_types)
 
     @classmethod
     def from_settings(
@@ -314,18 +313,16 @@ class Issuer:
     def _prepare(self, cert: Cert, now: datetime) -> tuple[Cert, str, str, CertificateEntry | None]:
         """The checks before a number is taken: `cert` completed, its canonical JSON and
         digest, and the ledger's entry for its ref (None: a new record)."""
-        if isinstance(cert, VerificationCertificate) and cert.valid_until is None:
-            # Computed, not typed: the end of the legal verification cycle (issue 8).
-            computed = self.register.computed_valid_until(cert)
-            if computed is None:
-                raise IssueRefused(
-                    f"ref '{cert.ref}': valid_until is not given and the register has no "
-                    f"verification cycle for '{cert.instrument.name}'",
-                    hint="give valid_until, or add the instrument or its type to the register",
-                )
-            cert = cert.model_copy(update={"valid_until": computed})
-        if isinstance(cert, VerificationCertificate):
-            self._check_mpe(cert)
+        if not isinstance(cert, PaperCopy):
+            # Issue 16: the checks the record and the cycle table allow, register or not
+            # (dates, standards' due dates, type and valid-until), before any number is taken.
+            today = now.astimezone(VIETNAM_TZ).date()
+            basics = self.register.basic_check(cert, today=today)
+            if isinstance(cert, VerificationCertificate):
+                if cert.valid_until is None:
+                    # Computed, not typed: the end of the legal verification cycle (issue 8).
+                    cert = cert.model_copy(update={"valid_until": basics.valid_until})
+                self._check_mpe(cert, basics.type_code)
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         if isinstance(cert, VerificationCertificate) and not cert.passes:
@@ -447,9 +444,9 @@ class Issuer:
         # without the accreditation mark (issue 8); the renderer is only told when it is.
         return isinstance(cert, PaperCopy) or self.register.accredited(cert)
 
-    def _check_mpe(self, cert: VerificationCertificate) -> None:
-        # Issue 16: a typed MPE must be the one the procedure gives for the type and class.
-        code = match_type(cert.instrument.name, self.instrument_types)
+    def _check_mpe(self, cert: VerificationCertificate, code: str | None) -> None:
+        # Issue 16: a typed MPE must be the one the procedure gives for the type (`code`, as
+        # the cycle table checks found it) and the accuracy class.
         problems = contradictions(cert, code, self.mpe_rules)
         if problems:
             raise IssueRefused(

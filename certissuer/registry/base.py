@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from certissuer.errors import ConfigError, LedgerError
 from certissuer.registry.tables import InstrumentType, Lab, load_instrument_types
@@ -46,6 +46,23 @@ class RegisterBase:
         self.lab_code = lab_code
         self.instrument_types = instrument_types
         self.outside_scope = outside_scope
+        self._table: list[InstrumentType] | None = None
+
+    def cycle_types(self) -> list[InstrumentType]:
+        """The cycle table the checks use: the register's types once it holds some (the lab's
+        own, loaded by ``registry add lab``), else the profile's `instrument_types` file or the
+        shipped table, read once. So the checks that need only the table run without a
+        register."""
+        try:
+            with self.session() as s:
+                held = list(s.exec(select(InstrumentType)).all())
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the register cannot be read: {exc}") from exc
+        if held:
+            return held
+        if self._table is None:
+            self._table = load_instrument_types(self.instrument_types)
+        return self._table
 
     def session(self) -> Session:
         """A session on the register's database (rows stay loaded after commit)."""

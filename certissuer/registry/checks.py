@@ -6,6 +6,12 @@ instrument type, the signatory approved for the scope, the work inside the accre
 the stamp in stock and unused, and the valid-until date equal to the one the cycle table gives.
 A refusal is a `RegisterRefused` naming what failed and how to fix it.
 
+`check_basics` makes the checks that need no register (issue 16), for every lab: dates
+against today in Vietnam, reference standards' due dates, the year of manufacture, and for a
+verification the instrument type (`find_types`: whole words, diacritics and case folded) and
+the valid-until date of the cycle table. `Issuer` runs it (`RegisterChecks.basic_check`)
+before the register's own checks.
+
 >>> valid_until_for(date(2026, 11, 25), 12)
 datetime.date(2027, 11, 24)
 >>> parse_stamp("ĐT-26 0012345")
@@ -13,6 +19,7 @@ datetime.date(2027, 11, 24)
 """
 
 import calendar
+import difflib
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from certissuer._vn import fold, strip_marks
-from certissuer.errors import RegisterRefused
+from certissuer.errors import IssueRefused, RegisterRefused
 from certissuer.model import CalibrationCertificate, VerificationCertificate
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
@@ -41,10 +48,14 @@ from certissuer.registry.tables import (
 )
 
 __all__ = [
+    "Basics",
     "Cert",
     "Clearance",
     "RegisterChecks",
     "add_months",
+    "check_basics",
+    "closest_types",
+    "find_types",
     "match_type",
     "parse_stamp",
     "valid_until_for",
@@ -95,16 +106,190 @@ def _split(text: str) -> list[str]:
     return [p.strip() for p in text.split(";") if p.strip()]
 
 
-def match_type(name: str, types: Sequence[InstrumentType]) -> str | None:
-    """The type whose name (vi or en) or alias appears in `name`; the longest match wins."""
-    folded = fold(name)
-    best: tuple[int, str] | None = None
+def _words(text: str) -> list[str]:
+    """The whole words of `text`, diacritics and case folded ("Đồng hồ" → ["dong", "ho"])."""
+    return re.findall(r"\w+", strip_marks(fold(text)))
+
+
+def _in_order(words: Sequence[str], label: Sequence[str]) -> bool:
+    """True when every word of `label` is a whole word of `words`, in the same order."""
+    rest = iter(words)
+    return bool(label) and all(any(w == word for w in rest) for word in label)
+
+
+def _labels(t: InstrumentType) -> list[str]:
+    return [label for label in (t.name_vi, t.name_en, *_split(t.aliases)) if label.strip()]
+
+
+def find_types(name: str, types: Sequence[InstrumentType]) -> list[InstrumentType]:
+    """The types whose name (vi or en) or an alias names the instrument `name`.
+
+    A label matches when each of its words is a whole word of `name`, in order, with other
+    words allowed between them (diacritics and case folded; each part of a bilingual name
+    "vi / en" is matched on its own): "Đồng hồ đo nước lạnh cơ khí" names "Đồng hồ nước
+    lạnh cơ khí", "Huyết áp kế điện tử" names "Huyết áp kế". The label with the most words
+    wins, so "Huyết áp kế" is not an "Áp kế"; when types of different codes tie, all of them
+    are returned and the caller refuses the name as ambiguous. An empty list: no type.
+    """
+    parts = [_words(part) for part in name.split("/")]
+    best: list[InstrumentType] = []
+    score = 0
     for t in types:
-        for label in (t.name_vi, t.name_en, *_split(t.aliases)):
-            needle = fold(label)
-            if needle and needle in folded and (best is None or len(needle) > best[0]):
-                best = (len(needle), t.code)
-    return best[1] if best else None
+        found = max(
+            (
+                len(label)
+                for label in map(_words, _labels(t))
+                if any(_in_order(words, label) for words in parts)
+            ),
+            default=0,
+        )
+        if found and found > score:
+            best, score = [t], found
+        elif found and found == score and all(b.code != t.code for b in best):
+            best.append(t)
+    return best
+
+
+def match_type(name: str, types: Sequence[InstrumentType]) -> str | None:
+    """The code of the one type `find_types` finds for `name`; None when none or several."""
+    found = find_types(name, types)
+    return found[0].code if len(found) == 1 else None
+
+
+def closest_types(name: str, types: Sequence[InstrumentType], n: int = 3) -> list[InstrumentType]:
+    """The `n` types whose names or aliases read most like `name` (difflib, marks folded)."""
+    key = " ".join(_words(name))
+    by_label = {" ".join(_words(label)): t for t in types for label in _labels(t)}
+    near = difflib.get_close_matches(key, list(by_label), n=n * 3, cutoff=0.0)
+    out: list[InstrumentType] = []
+    for label in near:
+        if by_label[label] not in out:
+            out.append(by_label[label])
+    return out[:n]
+
+
+@dataclass(frozen=True, slots=True)
+class Basics:
+    """What the checks without a register found for one certificate (see `check_basics`)."""
+
+    type_code: str | None
+    """The instrument type of a verification certificate (None for a calibration)."""
+    valid_until: date | None
+    """The valid-until date the cycle table gives (None: a calibration, or a type verified
+    only once, before first use)."""
+
+
+def _type_line(t: InstrumentType) -> str:
+    return f"{t.name_vi} / {t.name_en} ({t.code})" if t.name_en else f"{t.name_vi} ({t.code})"
+
+
+def check_basics(
+    cert: VerificationCertificate | CalibrationCertificate,
+    types: Sequence[InstrumentType],
+    *,
+    today: date,
+    type_code: str | None = None,
+) -> Basics:
+    """The checks every certificate passes, with or without a register (issue 16).
+
+    `types` is the cycle table; `today` the issue date (today in Vietnam time); `type_code` the
+    instrument's type when the register already knows the instrument. Checked: the dates
+    (received ≤ calibrated or verified ≤ issue date = today), every reference standard's
+    calibration due date on or after the work date, the instrument's year of manufacture not
+    after the work date, and for a verification the instrument's type (found by name or
+    alias, see `find_types`) and its valid-until date (`valid_until_for`; computed when
+    absent, none for a type verified only initially). Raises `IssueRefused` with one line per
+    problem, each with its hint; returns what it found.
+    """
+    ref = f"ref '{cert.ref}'"
+    problems: list[str] = []
+    if isinstance(cert, VerificationCertificate):
+        item, work, work_field = cert.instrument, cert.verification_date, "verification_date"
+    else:
+        item, work, work_field = cert.item, cert.calibrated, "calibrated"
+        if cert.received > today:
+            problems.append(
+                f"{ref}: received {cert.received} is after the issue date {today} (today in "
+                "Vietnam); hint: an item cannot be received in the future, check the date"
+            )
+    if work > today:
+        problems.append(
+            f"{ref}: {work_field} {work} is after the issue date {today} (today in Vietnam); "
+            f"hint: issue the certificate on or after the work is done, or correct {work_field}"
+        )
+    if item.year is not None and item.year > work.year:
+        problems.append(
+            f"{ref}: the instrument's year of manufacture {item.year} is after the work date "
+            f"{work}; hint: check the instrument's year"
+        )
+    standards = cert.standards if isinstance(cert, CalibrationCertificate) else []
+    problems.extend(
+        f"{ref}: reference standard {std.name} ({std.serial or std.certificate_number}) was "
+        f"due for calibration on {std.calibration_due}, before the calibration date {work}; "
+        "hint: have the standard recalibrated and give its new certificate and due date, or "
+        "use another standard"
+        for std in standards
+        if std.calibration_due < work
+    )
+    basics = Basics(type_code=None, valid_until=None)
+    if isinstance(cert, VerificationCertificate):
+        basics = _check_cycle(cert, types, type_code, problems)
+    if len(problems) == 1:
+        message, _, hint = problems[0].partition("; hint: ")
+        raise IssueRefused(message, hint=hint)
+    if problems:
+        raise IssueRefused(
+            "\n".join(problems),
+            hint="fix every line above in the record and issue it again; no number was taken",
+        )
+    return basics
+
+
+def _check_cycle(
+    cert: VerificationCertificate,
+    types: Sequence[InstrumentType],
+    type_code: str | None,
+    problems: list[str],
+) -> Basics:
+    ref = f"ref '{cert.ref}'"
+    name = cert.instrument.name
+    found = [t for t in types if t.code == type_code] if type_code else []
+    found = found or find_types(name, types)
+    if not found:
+        near = "; ".join(_type_line(t) for t in closest_types(name, types))
+        problems.append(
+            f"{ref}: instrument '{name}' names no type of the cycle table; closest: "
+            f"{near or 'none'}; hint: name the instrument as the table does (or by an alias), "
+            "or add the instrument or its type to the register or to the lab's cycle table "
+            "([registry] instrument_types)"
+        )
+        return Basics(type_code=None, valid_until=None)
+    if len(found) > 1:
+        problems.append(
+            f"{ref}: instrument '{name}' could be any of "
+            f"{'; '.join(_type_line(t) for t in found)}, whose cycles differ; hint: name the "
+            "instrument fully, as the cycle table does"
+        )
+        return Basics(type_code=None, valid_until=None)
+    kind = found[0]
+    if kind.cycle_months <= 0:
+        # Verified once, before first use: the law sets no date until which it is valid.
+        if cert.valid_until is not None:
+            problems.append(
+                f"{ref}: valid_until is {cert.valid_until}, but a {kind.name_vi} / "
+                f"{kind.name_en} needs only initial verification and has no valid-until "
+                "date; hint: leave valid_until out"
+            )
+        return Basics(type_code=kind.code, valid_until=None)
+    computed = valid_until_for(cert.verification_date, kind.cycle_months)
+    if cert.valid_until is not None and cert.valid_until != computed:
+        problems.append(
+            f"{ref}: valid_until is {cert.valid_until}, but a {kind.name_vi} / "
+            f"{kind.name_en} verified on {cert.verification_date} with a cycle of "
+            f"{kind.cycle_months} months is valid until {computed}; hint: set valid_until to "
+            f"{computed}, or leave it out to have it computed"
+        )
+    return Basics(type_code=kind.code, valid_until=computed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +351,28 @@ class RegisterChecks(RegisterBase):
                 )
             return self._check_calibration(s, cert, type_code, persons, scopes)
 
-    def computed_valid_until(self, cert: VerificationCertificate) -> date | None:
-        """The valid-until date of `cert` from the cycle table, or None when the register does
-        not know the instrument's type (by its registered serial, or by its name)."""
-        with self.session() as s:
-            types = list(s.exec(select(InstrumentType)).all())
+    def basic_check(self, cert: Cert, *, today: date) -> Basics:
+        """`check_basics` for `cert` against `cycle_types`, with or without the lab's row.
+
+        An instrument the register already holds (by serial, model and maker) keeps its
+        registered type; any other is typed by its name.
+        """
+        type_code = None
+        if isinstance(cert, VerificationCertificate):
             item = cert.instrument
-            instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
-            code = instrument.type_code if instrument else match_type(item.name, types)
-        kind = next((t for t in types if t.code == code), None)
-        return valid_until_for(cert.verification_date, kind.cycle_months) if kind else None
+            with self.session() as s:
+                instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
+            type_code = instrument.type_code if instrument else None
+        return check_basics(cert, self.cycle_types(), today=today, type_code=type_code)
+
+    def computed_valid_until(self, cert: VerificationCertificate) -> date | None:
+        """The valid-until date of `cert` from the cycle table, or None when the table does
+        not name its type or the type is verified only initially (no refusal: see
+        `basic_check` for that)."""
+        try:
+            return self.basic_check(cert, today=date.max).valid_until
+        except IssueRefused:
+            return None
 
     def _find_instrument(
         self, s: Session, serial: str, model: str, manufacturer: str
@@ -207,13 +404,17 @@ class RegisterChecks(RegisterBase):
                 hint="add the instrument with 'certissuer registry add instrument type_code=… "
                 "serial=… owner_code=…', or name it as the cycle table does",
             )
-        computed = valid_until_for(cert.verification_date, kind.cycle_months)
+        computed = (
+            valid_until_for(cert.verification_date, kind.cycle_months)
+            if kind.cycle_months > 0
+            else None  # verified only initially: no valid-until date
+        )
         if cert.valid_until != computed:
             raise RegisterRefused(
                 f"{ref}: valid_until is {cert.valid_until}, but a {kind.name_vi} / "
                 f"{kind.name_en} verified on {cert.verification_date} with a cycle of "
                 f"{kind.cycle_months} months is valid until {computed}",
-                hint=f"set valid_until to {computed}",
+                hint=f"set valid_until to {computed}" if computed else "leave valid_until out",
             )
         verifier = persons.get(fold(cert.verifier.name))
         if verifier is None or not verifier.verifier_card:

@@ -12,8 +12,10 @@ and does two jobs:
 * **recall** (`Register.recall`): the instruments whose certificate expires within a window or
   has expired, grouped by owner, and the lab's reference standards falling due.
 
-The checks are on for a lab once the register holds that lab (``certissuer registry add lab``);
-a lab that is not in the register issues exactly as before.
+The register's checks are on for a lab once the register holds that lab (``certissuer
+registry add lab``). The checks that need only the record and the cycle table (valid-until,
+instrument type, dates, standards' due dates, year; `certissuer.registry.checks.check_basics`)
+run for every lab, with or without a register.
 
 >>> register = Register(ledger.engine, lab_code="DT01")  # doctest: +SKIP
 >>> register.add("lab", {"code": "DT01", "name_vi": "Trung tâm …"})  # doctest: +SKIP

@@ -323,9 +323,13 @@ def load_instrument_types(path: Path | None = None) -> list[InstrumentType]:
     types = []
     for i, entry in enumerate(raw.get("type", []), 1):
         try:
-            months = entry["cycle_months"]
-            if not isinstance(months, int) or isinstance(months, bool) or months <= 0:
+            # initial_only = true: verified once before use, no cycle (stored as 0 months).
+            initial = entry.get("initial_only", False) is True
+            months = entry.get("cycle_months", 0) if initial else entry["cycle_months"]
+            if not isinstance(months, int) or isinstance(months, bool) or months < 0:
                 raise ValueError(f"cycle_months must be a positive whole number, got {months!r}")
+            if months == 0 and not initial:
+                raise ValueError("cycle_months must be a positive whole number, got 0")
             types.append(
                 InstrumentType(
                     code=str(entry["code"]),
@@ -334,7 +338,7 @@ def load_instrument_types(path: Path | None = None) -> list[InstrumentType]:
                     quantity=str(entry.get("quantity", "")),
                     cycle_months=months,
                     aliases=";".join(str(a) for a in entry.get("aliases", [])),
-                    source=source,
+                    source=str(entry.get("source", source)),
                 )
             )
         except (KeyError, ValueError, TypeError) as exc:
