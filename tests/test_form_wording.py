@@ -10,6 +10,7 @@ marked and the disclaimer of §7.8.2.2 printed.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -19,6 +20,9 @@ from typing import Any
 import pytest
 
 from certissuer.config import Settings
+from certissuer.errors import ConfigError
+from certissuer.issue import Issuer, load_token_key
+from certissuer.ledger import Ledger
 from certissuer.model import parse_certificate
 from certissuer.render import Renderer
 
@@ -144,6 +148,73 @@ def test_calibration_carries_the_mark_within_scope_and_not_the_designation(
     assert "VILAS 321" in inside and "Quyết định chỉ định" not in inside
     outside = _text(rend, _load("calibration.json"), lab, accredited=False)
     assert "VILAS 321" not in outside
+
+
+# -- the accredited scope without a register (issued through the Issuer) ---------------------
+
+
+def _issue(
+    settings: Settings, url: str, sealer: Any, renderer: Renderer, out: Path, data: dict[str, Any]
+) -> str:
+    issuer = Issuer(
+        settings.replace(ledger_url=url),
+        ledger=Ledger.open(url),
+        sealer=sealer,
+        token_key=load_token_key(settings),
+        out_dir=out,
+        renderer=renderer,
+    )
+    issued = issuer.issue(parse_certificate(data))
+    return " ".join(pdftotext(issued.path.read_bytes()).split())
+
+
+OUTSIDE = "outside the laboratory's scope of accreditation"
+
+
+@pytest.mark.parametrize(
+    ("scope", "marked"),
+    [
+        (("Cân / Balance: 0..500 g",), True),  # every result (10 … 200 g) inside
+        (("Cân / Balance: 0..100 g",), False),  # 200 g outside
+        (("Nhiệt kế / Thermometer: 0..500 g",), False),  # not this item
+        (("0..100 g", "100..500 g"), True),  # any item; each result inside one line
+    ],
+)
+def test_profile_scope_decides_the_mark_without_a_register(
+    settings: Settings,
+    any_ledger_url: str,
+    sealer: Any,
+    renderer: Renderer,
+    tmp_path: Path,
+    scope: tuple[str, ...],
+    marked: bool,
+) -> None:
+    lab = settings.replace(lab_accreditation="VILAS 1234", lab_accredited_scope=scope)
+    text = _issue(lab, any_ledger_url, sealer, renderer, tmp_path, _load("calibration.json"))
+    assert ("VILAS 1234" in text) is marked
+    assert (OUTSIDE in text) is not marked
+
+
+def test_no_scope_data_prints_no_mark_and_says_so_once(
+    settings: Settings,
+    any_ledger_url: str,
+    sealer: Any,
+    renderer: Renderer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lab = settings.replace(lab_accreditation="VILAS 1234")
+    with caplog.at_level(logging.WARNING, logger="certissuer"):
+        text = _issue(lab, any_ledger_url, sealer, renderer, tmp_path, _load("calibration.json"))
+    assert "VILAS 1234" not in text
+    assert OUTSIDE not in text  # no scope data: no claim either way
+    notes = [r.getMessage() for r in caplog.records if "accredited scope" in r.getMessage()]
+    assert len(notes) == 1 and "without the accreditation mark" in notes[0]
+
+
+def test_a_bad_scope_line_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"\[lab\] accredited_scope\[1\]: '0 - 100 g'"):
+        lab_settings(lab_accredited_scope=("0..1 g", "0 - 100 g"))
 
 
 # -- external provider and customer-supplied information -------------------------------------
