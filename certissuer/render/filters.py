@@ -211,8 +211,9 @@ def traceability_statement(standards: Sequence[ReferenceStandard]) -> tuple[str,
             en_parts.append(f"through {', '.join(names)}")
             continue
         vi, en = _NATIONAL if to == "national" else _SI
-        if by:
-            vi, en = f"{vi} thông qua {by}", f"{en} through {by}"
+        if by:  # "Viện Đo lường Việt Nam / Vietnam Metrology Institute": each language its own
+            by_vi, by_en = split_bilingual(by)
+            vi, en = f"{vi} thông qua {by_vi}", f"{en} through {by_en or by_vi}"
         vi_parts.append(f"tới {vi}{which}")
         en_parts.append(f"to {en}{which}")
     return (
