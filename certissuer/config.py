@@ -509,6 +509,8 @@ address_vi = "Số 1, đường Ví Dụ, phường 1, Đồng Tháp"
 address_en = "No. 1, Example Street, Ward 1, Dong Thap"
 place = "Đồng Tháp"
 accreditation = "VILAS 000"
+# The accredited calibration scope when no register holds it; without one, no mark is printed.
+# accredited_scope = ["Cân / Balance: 0.001..500 g"]
 designation = ""
 # logo = "logo.png"
 
