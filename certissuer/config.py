@@ -18,14 +18,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from certissuer._vn import strip_marks
 from certissuer.errors import ConfigError
 
 __all__ = [
@@ -160,6 +163,56 @@ class OutsideScope(Choice, label="outside-scope rule"):
 
 
 @dataclass(frozen=True, slots=True)
+class ScopeLine:
+    """One line of the accredited calibration scope as the profile states it.
+
+    Written "[item words:] lower..upper unit": the range in a legal unit, optionally preceded
+    by words that the item's name must contain (diacritics and case folded, whole words).
+
+    >>> line = ScopeLine.parse("Cân / Balance: 0..220 g")
+    >>> line.covers("Cân phân tích / Analytical balance", "g", Decimal("200"))
+    True
+    >>> line.covers("Cân phân tích / Analytical balance", "kg", Decimal("0.2"))
+    False
+    """
+
+    item: str
+    lower: Decimal
+    upper: Decimal
+    unit: str
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "[lab] accredited_scope") -> ScopeLine:
+        """Read one line; `ConfigError` (naming `where`) when it is not "lower..upper unit"."""
+        item, _, span = text.rpartition(":")
+        low, dots, rest = span.strip().partition("..")
+        high, _, unit = rest.strip().partition(" ")
+        try:
+            line = cls(item.strip(), Decimal(low.strip()), Decimal(high.strip()), unit.strip())
+        except InvalidOperation:
+            line = None
+        if line is None or not dots or not line.unit or line.lower > line.upper:
+            raise ConfigError(
+                f"{where}: {text!r} is not a scope line",
+                hint='write "[item words:] lower..upper unit", e.g. "Cân / Balance: 0..220 g"',
+            )
+        return line
+
+    def covers(self, item_name: str, unit: str, value: Decimal) -> bool:
+        """True when `value` in `unit` lies in the range and `item_name` has the item words."""
+        words = set(_words(item_name))
+        return (
+            unit == self.unit
+            and self.lower <= value <= self.upper
+            and all(w in words for w in _words(self.item))
+        )
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", strip_marks(text).casefold())
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything certissuer needs to know about one lab. Fields are ``<section>_<key>``."""
 
@@ -174,7 +227,12 @@ class Settings:
     lab_accreditation: str = ""
     """Accreditation number, for example "VILAS 123"."""
     lab_designation: str = ""
-    """Designation decision for legal verification."""
+    """Designation decision for legal verification ("Quyết định chỉ định số …"), printed on
+    verification certificates."""
+    lab_accredited_scope: tuple[str, ...] = ()
+    """The accredited scope for calibration when no register holds the lab's scope: lines
+    "[item words:] lower..upper unit" ("Cân / Balance: 0..220 g"); see `ScopeLine`. A
+    calibration certificate carries the accreditation mark only within one of them."""
     lab_logo: Path | None = None
     numbering_verification: str = "KĐ"
     numbering_calibration: str = "HC"
@@ -284,6 +342,14 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, choice):
                 object.__setattr__(self, name, choice.parse(value, where=_setting(name)))
+        self.accredited_scope()  # a bad scope line is refused when the profile is read
+
+    def accredited_scope(self) -> tuple[ScopeLine, ...]:
+        """`lab_accredited_scope` parsed (`ConfigError` names the bad line)."""
+        return tuple(
+            ScopeLine.parse(line, where=f"[lab] accredited_scope[{i}]")
+            for i, line in enumerate(self.lab_accredited_scope)
+        )
 
     def series_for(self, kind: str) -> str:
         """The number series prefix for a kind: "verification", "calibration" or "copy" (an
@@ -336,6 +402,11 @@ def _coerce(name: str, value: Any, base: Path, where: str) -> Any:
         if not all(isinstance(v, str) for v in items):
             raise ConfigError(f"{where} must be a path or a list of paths, got {value!r}")
         return tuple((base / v).resolve() for v in items if v)
+    if kind == tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{where} must be text or a list of texts, got {value!r}")
+        return tuple(v.strip() for v in items if v.strip())
     if kind == Path | None:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a path, got {value!r}")
@@ -438,6 +509,8 @@ address_vi = "Số 1, đường Ví Dụ, phường 1, Đồng Tháp"
 address_en = "No. 1, Example Street, Ward 1, Dong Thap"
 place = "Đồng Tháp"
 accreditation = "VILAS 000"
+# The accredited calibration scope when no register holds it; without one, no mark is printed.
+# accredited_scope = ["Cân / Balance: 0.001..500 g"]
 designation = ""
 # logo = "logo.png"
 

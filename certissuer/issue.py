@@ -157,6 +157,7 @@ class Issuer:
             outside_scope=settings.registry_outside_scope,
         )
         """The measurement register (issue 8): checked before each number is reserved."""
+        self._scope_noted = False
         self.mpe_rules = load_mpe_rules()
         """The procedures' MPE per instrument type and class, checked without any register."""
 
@@ -249,7 +250,7 @@ class Issuer:
         trial_render(
             self.renderer,
             cert,
-            self.settings,
+            self._printed_settings(cert),
             label="CHECK",
             today=now.astimezone(VIETNAM_TZ).date(),
             accredited=self._accredited(cert),
@@ -395,7 +396,7 @@ class Issuer:
                 number=entry.number,
                 issued=entry.issue_date,
                 qr_url=url,
-                settings=self.settings,
+                settings=self._printed_settings(cert),
                 **({} if self._accredited(cert) else {"accredited": False}),
             )
             scans: list[tuple[str, str, int]] = []
@@ -442,7 +443,43 @@ class Issuer:
     def _accredited(self, cert: Cert) -> bool:
         # Work outside the accreditation scope, when the profile allows it, is printed
         # without the accreditation mark (issue 8); the renderer is only told when it is.
-        return isinstance(cert, PaperCopy) or self.register.accredited(cert)
+        return self._in_scope(cert) is not False
+
+    def _in_scope(self, cert: Cert) -> bool | None:
+        """Issue 16: is `cert` within the accredited scope? The register's scope decides when
+        the register holds the lab; otherwise the profile's [lab] accredited_scope lines (a
+        calibration certificate's every result must fall inside one). None: no scope data, so
+        no mark is printed (and no claim that the work is outside the scope)."""
+        if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
+            return True
+        if self.register.enabled():
+            return self.register.accredited(cert)
+        if not isinstance(cert, CalibrationCertificate):
+            return True  # verification certificates carry the designation, not the mark
+        lines = self.settings.accredited_scope()
+        if not lines:
+            if not self._scope_noted:
+                self._scope_noted = True
+                _logger.warning(
+                    "note: no accredited scope in the register or in [lab] accredited_scope: "
+                    "calibration certificates are issued without the accreditation mark"
+                )
+            return None
+        return all(
+            any(
+                line.covers(
+                    cert.item.name, m.unit, m.nominal if m.nominal is not None else m.measured
+                )
+                for line in lines
+            )
+            for m in cert.results
+        )
+
+    def _printed_settings(self, cert: Cert) -> Settings:
+        # Without scope data the profile is printed without its accreditation number.
+        if self._in_scope(cert) is None:
+            return self.settings.replace(lab_accreditation="")
+        return self.settings
 
     def _check_mpe(self, cert: VerificationCertificate, code: str | None) -> None:
         # Issue 16: a typed MPE must be the one the procedure gives for the type (`code`, as

@@ -179,7 +179,13 @@ def _maximal() -> list[Any]:
             "name": "Nhiệt kế / Thermometer",
             "certificate_number": "T-1",
             "calibration_due": "2027-01-31",
+            "traceable_to": "si",
+            "calibrated_by": "PTB (Đức / Germany)",
         }
+    )
+    cal.update(
+        external_provider="Phòng thí nghiệm X / Laboratory X (VILAS 999)",
+        customer_supplied=["item.serial", "place_of_calibration"],
     )
     ver = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
     ver.update(

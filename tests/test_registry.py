@@ -322,21 +322,22 @@ def test_failed_instrument_is_still_refused_and_recorded(
 
 
 def test_outside_scope_can_be_issued_without_the_accreditation_mark(
-    settings: Settings, sealer: Any, renderer: Any, tmp_path: Path, ver_data: dict[str, Any]
+    settings: Settings, sealer: Any, renderer: Any, tmp_path: Path, cal_data: dict[str, Any]
 ) -> None:
+    # The accreditation mark is printed on calibration certificates only (issue 16).
     settings = settings.replace(
         lab_accreditation="VILAS 1234", registry_outside_scope="unaccredited"
     )
     url = f"sqlite:///{tmp_path / 'l.db'}"
     issuer = make_issuer(settings, url, sealer, renderer, tmp_path / "out")
     seed(issuer.register)
-    inside = issuer.issue(parse_certificate(ver_data))
+    inside = issuer.issue(parse_certificate(cal_data))
+    big = {**cal_data["results"][-1], "nominal": "1000", "measured": "1000.0004"}
     wide = {
-        **ver_data,
+        **cal_data,
         "ref": "wide",
-        "stamp_number": "ĐT-26 0012346",
-        "instrument": {**ver_data["instrument"], "serial": "TS-2"},
-        "ranges": [{"lower": "5", "upper": "150", "unit": "L/min", "mpe": "0.5"}],
+        "item": {**cal_data["item"], "serial": "TS-2"},
+        "results": [*cal_data["results"], big],
     }
     outside = issuer.issue(parse_certificate(wide))
     text_in, text_out = pdf_text(inside.path), pdf_text(outside.path)

@@ -161,7 +161,7 @@ def test_calibration_prints_labels_statements_and_rounded_results(
         "Kết quả hiệu chuẩn chỉ có giá trị đối với đối tượng được hiệu chuẩn.",
         "The results relate only to the item calibrated.",
         "This certificate shall not be reproduced except in full without the written approval",
-        "The results are traceable to national / international (SI) standards",
+        "The results are traceable to the national measurement standards of Vietnam",
     ):
         assert _squash(statement) in text, statement
     assert "V09.M-2026-0123" in text and "31/03/2027" in text  # standard and its due date

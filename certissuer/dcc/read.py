@@ -467,6 +467,11 @@ class _Reader:
                     self._set(out, "replaces.reason", _content_text(declaration), declaration)
             elif "certissuer_languageNote" in types:
                 self._set(data, "language_note", _content_text(declaration), declaration)
+            elif "certissuer_externalProvider" in types and kind == "calibration":
+                self._set(data, "external_provider", _content_text(declaration), declaration)
+            elif "certissuer_customerSupplied" in types and kind == "calibration":
+                fields = (_content_text(declaration) or "").split()
+                self._set(data, "customer_supplied", fields, declaration)
 
     def _standards(self, data: dict[str, Any], result: Any) -> None:
         equipment = result.findall(f"{_D}measuringEquipments/{_D}measuringEquipment")
@@ -475,8 +480,13 @@ class _Reader:
             if name is not None:
                 self._set(out, f"{here}.name", _content_text(name), name)
             for content in item.findall(f"{_D}description/{_D}content"):
-                if "certissuer_calibrationDue" in _ref_types(content):
+                kinds = _ref_types(content)
+                if "certissuer_calibrationDue" in kinds:
                     self._set(out, f"{here}.calibration_due", (content.text or "").strip(), content)
+                elif "certissuer_traceableTo" in kinds:
+                    self._set(out, f"{here}.traceable_to", (content.text or "").strip(), content)
+                elif "certissuer_calibratedBy" in kinds:
+                    self._set(out, f"{here}.calibrated_by", (content.text or "").strip(), content)
             serial = self._identification(item, "certissuer_serial")
             if serial is not None:
                 self._set(out, f"{here}.serial", serial.findtext(_D + "value"), serial)

@@ -409,6 +409,14 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
     if cert.language_note:
         note = _statement(parent, "certissuer_languageNote")
         _sub(_sub(note, "declaration"), "content", cert.language_note)
+    if isinstance(cert, CalibrationCertificate) and cert.external_provider:
+        # ISO/IEC 17025 §7.8.2.1 p: results from an external provider
+        external = _statement(parent, "certissuer_externalProvider")
+        _sub(_sub(external, "declaration"), "content", cert.external_provider)
+    if isinstance(cert, CalibrationCertificate) and cert.customer_supplied:
+        # §7.8.2.2: the fields the customer supplied, space-separated field names
+        supplied = _statement(parent, "certissuer_customerSupplied")
+        _sub(_sub(supplied, "declaration"), "content", " ".join(cert.customer_supplied))
 
 
 def _standards(result: Any, cert: CalibrationCertificate) -> None:
@@ -417,7 +425,12 @@ def _standards(result: Any, cert: CalibrationCertificate) -> None:
         item = _sub(equipment, "measuringEquipment", ref_type="certissuer_referenceStandard")
         _text(item, "name", standard.name)
         due = standard.calibration_due.isoformat()
-        _sub(_sub(item, "description"), "content", due, "certissuer_calibrationDue")
+        description = _sub(item, "description")
+        _sub(description, "content", due, "certissuer_calibrationDue")
+        if standard.traceable_to:
+            _sub(description, "content", standard.traceable_to, "certissuer_traceableTo")
+        if standard.calibrated_by:
+            _sub(description, "content", standard.calibrated_by, "certissuer_calibratedBy")
         idents = _sub(item, "identifications")
         if standard.serial:
             _identification(idents, "manufacturer", standard.serial, "certissuer_serial", "serial")

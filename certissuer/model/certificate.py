@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,7 @@ from certissuer.model.parts import (
 __all__ = [
     "CONFORMITY_RULES",
     "CONFORMITY_WORDS",
+    "CUSTOMER_FIELDS",
     "GUARDED_ACCEPTANCE",
     "SIMPLE_ACCEPTANCE",
     "AnyCertificate",
@@ -184,6 +185,20 @@ CONFORMITY_RULES = {
 """The decision rules a computed statement of conformity names (vi, en)."""
 
 
+CustomerField = Literal[
+    "item.name",
+    "item.model",
+    "item.serial",
+    "item.manufacturer",
+    "item.year",
+    "customer.name",
+    "customer.address",
+    "place_of_calibration",
+]
+"""A field a calibration certificate may mark as supplied by the customer."""
+CUSTOMER_FIELDS: tuple[str, ...] = get_args(CustomerField)
+
+
 class CalibrationCertificate(_Common):
     """Giấy chứng nhận hiệu chuẩn / Calibration certificate (Mẫu 19.GCNHC, ISO/IEC 17025 §7.8)."""
 
@@ -205,6 +220,12 @@ class CalibrationCertificate(_Common):
     conformity: Conformity | None = None
     valid_until: Date | None = None
     """Only where agreed with the customer (§7.8.4.3)."""
+    external_provider: OptText = ""
+    """The external provider whose results these are (ISO/IEC 17025 §7.8.2.1 p): every result
+    row is marked and a footnote names the provider."""
+    customer_supplied: list[CustomerField] = Field(default_factory=list)
+    """Fields whose values the customer supplied (§7.8.2.2), from `CUSTOMER_FIELDS`: they are
+    marked with an asterisk and the lab's disclaimer is printed."""
 
     @property
     def conformity_verdict(self) -> Verdict | None:

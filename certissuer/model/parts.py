@@ -453,6 +453,13 @@ class ReferenceStandard(FrozenModel):
     serial: OptText = ""
     certificate_number: Text
     calibration_due: Date
+    traceable_to: Literal["national", "si"] | None = None
+    """What the standard's own calibration traces to: "national" (chuẩn quốc gia của Việt
+    Nam / the national standards of Vietnam) or "si" (the SI through another national
+    metrology institute or an accredited laboratory, named in `calibrated_by`). Unset: the
+    certificate claims neither and says only that the results trace through the standards."""
+    calibrated_by: OptText = ""
+    """The laboratory or national metrology institute that calibrated the standard."""
 
 
 class Conditions(FrozenModel):

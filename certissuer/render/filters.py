@@ -12,6 +12,7 @@ uncertainty. `install` puts them into a Jinja2 environment under the names templ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,6 +26,7 @@ from certissuer.model import (
     RELATIVE_MPE_UNITS,
     Measurement,
     PrintedRow,
+    ReferenceStandard,
     VerificationMode,
     format_decimal,
     format_percent,
@@ -45,6 +47,8 @@ __all__ = [
     "printed",
     "result",
     "split_bilingual",
+    "supplied",
+    "traceability_statement",
     "uncertainty",
 ]
 
@@ -162,6 +166,7 @@ def install(env: jinja2.Environment) -> None:
         conformity_words=CONFORMITY_WORDS,
         conformity_rules=CONFORMITY_RULES,
     )
+    install_wording(env)
 
 
 def mpe_unit(symbol: str) -> str:
@@ -169,3 +174,79 @@ def mpe_unit(symbol: str) -> str:
     ("% of volume" → "% thể tích / % of volume")."""
     words = RELATIVE_MPE_UNITS.get(symbol)
     return f"{words[0]} / {words[1]}" if words else symbol
+
+
+_NATIONAL = ("chuẩn quốc gia của Việt Nam", "the national measurement standards of Vietnam")
+_SI = ("hệ đơn vị đo quốc tế (SI)", "the International System of Units (SI)")
+
+
+def traceability_statement(standards: Sequence[ReferenceStandard]) -> tuple[str, str]:
+    """The traceability sentence (vi, en), composed from what the standards trace to.
+
+    Each distinct (`traceable_to`, `calibrated_by`) is named once; when the standards differ,
+    each part names its standards. Standards without `traceable_to` claim nothing: with none
+    set, the sentence says only that the results trace through the standards listed — never
+    both alternatives ("national / international") at once.
+
+    >>> traceability_statement([])[1]
+    'The results are traceable through the reference standards listed above.'
+    """
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for s in standards:
+        groups.setdefault((s.traceable_to, s.calibrated_by if s.traceable_to else ""), []).append(
+            s.name
+        )
+    if set(groups) <= {(None, "")}:
+        return (
+            "Kết quả được liên kết chuẩn thông qua các chuẩn đo lường nêu trên.",
+            "The results are traceable through the reference standards listed above.",
+        )
+    named = len(groups) > 1
+    vi_parts: list[str] = []
+    en_parts: list[str] = []
+    for (to, by), names in groups.items():
+        which = f" ({', '.join(names)})" if named else ""
+        if to is None:
+            vi_parts.append(f"thông qua {', '.join(names)}")
+            en_parts.append(f"through {', '.join(names)}")
+            continue
+        vi, en = _NATIONAL if to == "national" else _SI
+        if by:  # "Viện Đo lường Việt Nam / Vietnam Metrology Institute": each language its own
+            by_vi, by_en = split_bilingual(by)
+            vi, en = f"{vi} thông qua {by_vi}", f"{en} through {by_en or by_vi}"
+        vi_parts.append(f"tới {vi}{which}")
+        en_parts.append(f"to {en}{which}")
+    return (
+        f"Kết quả được liên kết chuẩn {'; '.join(vi_parts)}, "
+        "thông qua các chuẩn đo lường nêu trên.",
+        f"The results are traceable {'; '.join(en_parts)}, through the reference standards "
+        "listed above.",
+    )
+
+
+CUSTOMER_DISCLAIMER = (
+    "Thông tin do khách hàng cung cấp; phòng thí nghiệm không chịu trách nhiệm về thông tin "
+    "này và các kết quả chịu ảnh hưởng của nó.",
+    "Information supplied by the customer; the laboratory is not responsible for it or for "
+    "results it may affect.",
+)
+"""ISO/IEC 17025 §7.8.2.2: the disclaimer printed under values marked with an asterisk."""
+
+
+def supplied(value: object, fields: Sequence[str], name: str) -> str:
+    """`value` as printed, with " *" when `name` is among the customer-supplied `fields`.
+
+    >>> supplied("SN-1", ["item.serial"], "item.serial")
+    'SN-1 *'
+    """
+    text = "" if value is None else str(value)
+    return f"{text} *" if name in fields and text else text
+
+
+def install_wording(env: jinja2.Environment) -> None:
+    """Add ``supplied`` (filter), ``traceability_statement`` and ``customer_disclaimer``
+    (globals) to `env`; `install` calls it."""
+    env.filters.update(supplied=supplied)
+    env.globals.update(
+        traceability_statement=traceability_statement, customer_disclaimer=CUSTOMER_DISCLAIMER
+    )
