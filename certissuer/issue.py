@@ -44,7 +44,7 @@ from certissuer.model import (
     canonical_json,
     parse_certificate,
 )
-from certissuer.registry import Register
+from certissuer.registry import Register, parse_stamp
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -164,10 +164,17 @@ class Issuer:
         out_dir: Path,
         ledger: Ledger | None = None,
     ) -> Issuer:
-        """Open the ledger, keys and templates the profile names."""
+        """Open the ledger, keys and templates the profile names.
+
+        The ledger is opened for the profile's lab (`Ledger.bind`): another lab's ledger is
+        refused with `LedgerError`.
+        """
         return cls(
             settings,
-            ledger=ledger or Ledger.open(settings.ledger_url),
+            ledger=ledger
+            or Ledger.open(
+                settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
+            ),
             sealer=load_sealer(settings, passphrase),
             token_key=load_token_key(settings),
             out_dir=out_dir,
@@ -216,8 +223,15 @@ class Issuer:
         clearance = None
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             clearance = self.register.clear(cert, now=now)
+        # Issue 16: the stamp is claimed with the number, once per lab (see `_stamp`).
         entry = self.ledger.reserve_with(
-            self.settings.lab_code, series, issue_date.year, build, claim=this_claimant()
+            self.settings.lab_code,
+            series,
+            issue_date.year,
+            build,
+            claim=this_claimant(),
+            stamp=self._stamp(cert),
+            replaces=self._replaced(cert),
         )
         issued = self._finish(entry, cert, now)
         if clearance is not None:
@@ -328,7 +342,42 @@ class Issuer:
                 f"ref '{cert.ref}' was already issued as {existing.number} with other data",
                 hint="use a new ref, or amend the certificate",
             )
+        stamp = self._stamp(cert)
+        if existing is None and stamp is not None:
+            # Issue 16: a stamp number is used once per lab, with or without a register. This
+            # refuses before a number is taken; the ledger's key on the stamp guards the race.
+            holder = self.ledger.stamp_holder(self.settings.lab_code, stamp)
+            if holder is not None and holder != self._replaced(cert):
+                raise IssueRefused(
+                    f"ref '{cert.ref}': stamp {stamp[0]} {stamp[1]} is already on certificate "
+                    f"{holder}",
+                    hint="each stamp number is used once per lab: put the next stamp from stock "
+                    "on the instrument and give its number",
+                )
         return cert, digest, data_json, existing
+
+    @staticmethod
+    def _replaced(cert: Cert) -> str | None:
+        """The number an amended verification certificate replaces (it keeps that stamp)."""
+        if isinstance(cert, VerificationCertificate) and cert.replaces is not None:
+            return cert.replaces.number
+        return None
+
+    @staticmethod
+    def _stamp(cert: Cert) -> tuple[str, int] | None:
+        """The verification stamp of `cert` as (series, number), or None when it has none.
+
+        Raises `IssueRefused` when the stamp has no number to tell it apart.
+        """
+        if not isinstance(cert, VerificationCertificate) or not cert.stamp_number.strip():
+            return None
+        try:
+            return parse_stamp(cert.stamp_number)
+        except ValueError as exc:
+            raise IssueRefused(
+                f"ref '{cert.ref}': stamp_number: {exc}",
+                hint="give the stamp's series and number as printed on it",
+            ) from None
 
     def _entry(
         self,
