@@ -223,14 +223,15 @@ class Issuer:
         clearance = None
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             clearance = self.register.clear(cert, now=now)
-        # Issue 16: the stamp is claimed with the number, once per lab (see `_stamp`).
+        # Issue 16: the stamp is claimed with the number, once per lab.
+        stamp = self._check_stamp(cert)
         entry = self.ledger.reserve_with(
             self.settings.lab_code,
             series,
             issue_date.year,
             build,
             claim=this_claimant(),
-            stamp=self._stamp(cert),
+            stamp=stamp,
             replaces=self._replaced(cert),
         )
         issued = self._finish(entry, cert, now)
@@ -255,6 +256,7 @@ class Issuer:
             return
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             self.register.check(cert)
+        self._check_stamp(cert)
         trial_render(
             self.renderer,
             cert,
@@ -342,10 +344,17 @@ class Issuer:
                 f"ref '{cert.ref}' was already issued as {existing.number} with other data",
                 hint="use a new ref, or amend the certificate",
             )
+        return cert, digest, data_json, existing
+
+    def _check_stamp(self, cert: Cert) -> tuple[str, int] | None:
+        """Refuse (`IssueRefused`) a stamp number another certificate of this lab holds.
+
+        Issue 16: a stamp is used once per lab, with or without a register. This refuses
+        before a number is taken; the ledger's key on the stamp (`Ledger.reserve_with`) guards
+        the race between processes. Returns the stamp as (series, number), or None.
+        """
         stamp = self._stamp(cert)
-        if existing is None and stamp is not None:
-            # Issue 16: a stamp number is used once per lab, with or without a register. This
-            # refuses before a number is taken; the ledger's key on the stamp guards the race.
+        if stamp is not None:
             holder = self.ledger.stamp_holder(self.settings.lab_code, stamp)
             if holder is not None and holder != self._replaced(cert):
                 raise IssueRefused(
@@ -354,7 +363,7 @@ class Issuer:
                     hint="each stamp number is used once per lab: put the next stamp from stock "
                     "on the instrument and give its number",
                 )
-        return cert, digest, data_json, existing
+        return stamp
 
     @staticmethod
     def _replaced(cert: Cert) -> str | None:
