@@ -245,7 +245,8 @@ class Issuer:
         `cert` is checked as `issue` would check it at `now`: its valid-until date, its
         verification results (a failed instrument is recorded as failed and refused with
         `IssueRefused`, as `issue` does), its ``ref`` against the ledger (`LedgerError` for
-        the same ref with other data), the register's rules (`RegisterRefused`), and its
+        the same ref with other data), the register's rules (`RegisterRefused`), its stamp
+        number against the ledger (`IssueRefused`: a stamp is used once per lab), and its
         template, rendered once with a stand-in number (`TemplateError`). A record the ledger
         already holds passes: issuing it again returns the certificate it has. This is how a
         run issues nothing when one record of it is bad.
