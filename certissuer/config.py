@@ -2,10 +2,13 @@
 
 The profile is found by ``--config``, then the ``CERTISSUER_CONFIG`` variable, then
 ``./certissuer.toml``. Sections and keys map to flat `Settings` fields: ``[ledger] url`` is
-``ledger_url`` and is overridden by ``CERTISSUER_LEDGER_URL``. Relative paths are resolved
-against the folder of the TOML file. Each field's annotation says how its value is read; a
-closed choice (``[signing] level``, ``[verify] revocation``, ...) is a `Choice` enum, and a
-bad value is refused with the key or variable named and the valid values listed.
+``ledger_url`` and is overridden by ``CERTISSUER_LEDGER_URL``. Relative paths in the profile,
+the SQLite file of ``[ledger] url`` included (and the default ledger when a profile does not name
+one), are resolved against the folder of the TOML file, so every folder a lab runs from reaches
+the same ledger; a path in a ``CERTISSUER_*`` variable is resolved against the current folder.
+Each field's annotation says how its value is read; a closed choice (``[signing] level``,
+``[verify] revocation``, ...) is a `Choice` enum, and a bad value is refused with the key or
+variable named and the valid values listed.
 
 >>> from certissuer.config import load_settings
 >>> settings = load_settings(Path("samples/certissuer.toml"), env={})  # doctest: +SKIP
@@ -33,6 +36,7 @@ from certissuer.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "DEFAULT_LEDGER_URL",
     "Appearance",
     "Choice",
     "Digest",
@@ -43,10 +47,14 @@ __all__ = [
     "Settings",
     "find_config",
     "load_settings",
+    "resolve_sqlite_url",
     "starter_config",
 ]
 
 DEFAULT_CONFIG_NAME = "certissuer.toml"
+
+DEFAULT_LEDGER_URL = "sqlite:///certissuer-ledger.db"
+"""The ledger when none is named: beside the profile, or in the current folder without one."""
 
 
 class Choice(StrEnum):
@@ -287,7 +295,9 @@ class Settings:
     token_key: Path | None = None
     """Ed25519 or ECDSA P-256 private key (PEM) that signs QR tokens."""
     token_url_base: str = "https://verify.example.invalid"
-    ledger_url: str = "sqlite:///certissuer-ledger.db"
+    ledger_url: str = DEFAULT_LEDGER_URL
+    """The ledger database. A relative SQLite file in the profile is relative to the profile
+    (`resolve_sqlite_url`); in ``CERTISSUER_LEDGER_URL``, to the current folder."""
     render_template_dir: Path | None = None
     """A lab's own template folder; None uses the templates shipped with certissuer."""
     web_host: str = "127.0.0.1"
@@ -390,6 +400,25 @@ def _choices() -> dict[str, type[Choice]]:
     }
 
 
+_SQLITE_URL = re.compile(r"^(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>[^?]*)(?P<query>\?.*)?$")
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """`url` with a relative SQLite file made absolute against the folder `base`.
+
+    ``sqlite:///ledger.db`` read from ``/lab/certissuer.toml`` becomes
+    ``sqlite:////lab/ledger.db``: a ledger URL names one file wherever certissuer is run from.
+    Absolute and in-memory SQLite URLs and other databases are returned unchanged.
+    """
+    match = _SQLITE_URL.match(url)
+    if match is None:
+        return url
+    path = match["path"]
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
+        return url
+    return f"{match['scheme']}{(base / path).resolve()}{match['query'] or ''}"
+
+
 def _coerce(name: str, value: Any, base: Path, where: str) -> Any:
     """`value` read as setting `name` wants it; relative paths are resolved against `base`.
 
@@ -419,6 +448,8 @@ def _coerce(name: str, value: Any, base: Path, where: str) -> Any:
         return _choices()[name].parse(value, where=where)
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be text, got {value!r}")
+    if name == "ledger_url":
+        return resolve_sqlite_url(value, base)
     return value
 
 
@@ -488,9 +519,12 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
                         f"{path}: unknown setting [{section}] {key}", hint=f"valid keys: {keys}"
                     )
                 values[name] = _coerce(name, value, base, f"{path}: [{section}] {key}")
+        # A profile without [ledger] url still has one ledger: the default file beside it.
+        values.setdefault("ledger_url", resolve_sqlite_url(DEFAULT_LEDGER_URL, base))
     for name in valid:
         var = f"CERTISSUER_{name.upper()}"
         if var in env:
+            # A variable is not in a profile: its relative paths are the current folder's.
             values[name] = _coerce(name, env[var], Path.cwd(), var)
     return Settings(**values, source=path)
 
@@ -498,7 +532,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
 def starter_config(lab_code: str = "LAB") -> str:
     """Text of a starter lab profile for ``certissuer init``."""
     return f"""\
-# certissuer lab profile. Paths are relative to this file.
+# certissuer lab profile. Paths are relative to this file (the ledger's SQLite file too).
 # Every key can be overridden by an environment variable: [ledger] url -> CERTISSUER_LEDGER_URL.
 
 [lab]

@@ -47,7 +47,7 @@ from certissuer.model import (
     load_mpe_rules,
     parse_certificate,
 )
-from certissuer.registry import Register
+from certissuer.registry import Register, parse_stamp
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -170,10 +170,17 @@ class Issuer:
         out_dir: Path,
         ledger: Ledger | None = None,
     ) -> Issuer:
-        """Open the ledger, keys and templates the profile names."""
+        """Open the ledger, keys and templates the profile names.
+
+        The ledger is opened for the profile's lab (`Ledger.bind`): another lab's ledger is
+        refused with `LedgerError`.
+        """
         return cls(
             settings,
-            ledger=ledger or Ledger.open(settings.ledger_url),
+            ledger=ledger
+            or Ledger.open(
+                settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
+            ),
             sealer=load_sealer(settings, passphrase),
             token_key=load_token_key(settings),
             out_dir=out_dir,
@@ -222,8 +229,16 @@ class Issuer:
         clearance = None
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             clearance = self.register.clear(cert, now=now)
+        # Issue 16: the stamp is claimed with the number, once per lab.
+        stamp = self._check_stamp(cert)
         entry = self.ledger.reserve_with(
-            self.settings.lab_code, series, issue_date.year, build, claim=this_claimant()
+            self.settings.lab_code,
+            series,
+            issue_date.year,
+            build,
+            claim=this_claimant(),
+            stamp=stamp,
+            replaces=self._replaced(cert),
         )
         issued = self._finish(entry, cert, now)
         if clearance is not None:
@@ -236,7 +251,8 @@ class Issuer:
         `cert` is checked as `issue` would check it at `now`: its valid-until date, its
         verification results (a failed instrument is recorded as failed and refused with
         `IssueRefused`, as `issue` does), its ``ref`` against the ledger (`LedgerError` for
-        the same ref with other data), the register's rules (`RegisterRefused`), and its
+        the same ref with other data), the register's rules (`RegisterRefused`), its stamp
+        number against the ledger (`IssueRefused`: a stamp is used once per lab), and its
         template, rendered once with a stand-in number (`TemplateError`). A record the ledger
         already holds passes: issuing it again returns the certificate it has. This is how a
         run issues nothing when one record of it is bad.
@@ -247,6 +263,7 @@ class Issuer:
             return
         if not isinstance(cert, PaperCopy) and self.register.enabled():
             self.register.check(cert)
+        self._check_stamp(cert)
         trial_render(
             self.renderer,
             cert,
@@ -335,6 +352,48 @@ class Issuer:
                 hint="use a new ref, or amend the certificate",
             )
         return cert, digest, data_json, existing
+
+    def _check_stamp(self, cert: Cert) -> tuple[str, int] | None:
+        """Refuse (`IssueRefused`) a stamp number another certificate of this lab holds.
+
+        Issue 16: a stamp is used once per lab, with or without a register. This refuses
+        before a number is taken; the ledger's key on the stamp (`Ledger.reserve_with`) guards
+        the race between processes. Returns the stamp as (series, number), or None.
+        """
+        stamp = self._stamp(cert)
+        if stamp is not None:
+            holder = self.ledger.stamp_holder(self.settings.lab_code, stamp)
+            if holder is not None and holder != self._replaced(cert):
+                raise IssueRefused(
+                    f"ref '{cert.ref}': stamp {stamp[0]} {stamp[1]} is already on certificate "
+                    f"{holder}",
+                    hint="each stamp number is used once per lab: put the next stamp from stock "
+                    "on the instrument and give its number",
+                )
+        return stamp
+
+    @staticmethod
+    def _replaced(cert: Cert) -> str | None:
+        """The number an amended verification certificate replaces (it keeps that stamp)."""
+        if isinstance(cert, VerificationCertificate) and cert.replaces is not None:
+            return cert.replaces.number
+        return None
+
+    @staticmethod
+    def _stamp(cert: Cert) -> tuple[str, int] | None:
+        """The verification stamp of `cert` as (series, number), or None when it has none.
+
+        Raises `IssueRefused` when the stamp has no number to tell it apart.
+        """
+        if not isinstance(cert, VerificationCertificate) or not cert.stamp_number.strip():
+            return None
+        try:
+            return parse_stamp(cert.stamp_number)
+        except ValueError as exc:
+            raise IssueRefused(
+                f"ref '{cert.ref}': stamp_number: {exc}",
+                hint="give the stamp's series and number as printed on it",
+            ) from None
 
     def _entry(
         self,

@@ -86,6 +86,8 @@ class Lab:
         self.count += 1
         data = load_json(SAMPLES / kind)
         data["ref"] = f"attack-{self.count}"
+        if data.get("stamp_number"):  # a stamp is used once per lab: each record its own
+            data["stamp_number"] = f"ĐT-26 {self.count:07d}"
         settings = self.settings.replace(**changes)
         issuer = Issuer(
             settings,

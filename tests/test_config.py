@@ -26,7 +26,8 @@ def test_toml_then_environment_override(tmp_path: Path) -> None:
     )
     s = load_settings(tmp_path / "lab.toml", env={"CERTISSUER_LEDGER_URL": "sqlite:///b.db"})
     assert s.lab_code == "DT9"
-    assert s.ledger_url == "sqlite:///b.db"
+    # A variable is not in the profile: its relative file is the current folder's.
+    assert s.ledger_url == f"sqlite:///{Path.cwd() / 'b.db'}"
     assert s.signing_pkcs12 == (tmp_path / "k" / "s.p12").resolve()
     assert s.signing_trust_roots == ((tmp_path / "k" / "ca.pem").resolve(),)
     assert s.series_for("verification") == "KĐ" and s.series_for("calibration") == "HC"

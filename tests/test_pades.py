@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -37,6 +38,8 @@ LEVELS = [level.value for level in Level]
 def _cert(name: str, ref: str) -> Any:
     data = load_json(SAMPLES / name)
     data["ref"] = ref
+    if data.get("stamp_number"):  # a stamp is used once per lab: each record its own
+        data["stamp_number"] = f"ĐT-26 {zlib.crc32(ref.encode()) % 10**7:07d}"
     return parse_certificate(data)
 
 

@@ -203,7 +203,10 @@ def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> Wo
     del ver["valid_until"]
     ver["verification_date"] = "2026-03-10"
     cal["received"] = cal["calibrated"] = "2026-03-12"
-    v1 = issuer.issue(parse_certificate({**ver, "ref": "V1"}), now=_at(date(2026, 3, 10)))
+    v1 = issuer.issue(
+        parse_certificate({**ver, "ref": "V1", "stamp_number": "ĐT-26 0000101"}),
+        now=_at(date(2026, 3, 10)),
+    )
     count("verification", date(2026, 3, 10))
     w.passed["cot-do-xang-dau"] += 1
     issuer.issue(parse_certificate({**cal, "ref": "C1"}), now=_at(date(2026, 3, 12)))
@@ -215,12 +218,15 @@ def build_world(url: str, tmp: Path, pki: Any, sealer: Any, renderer: Any) -> Wo
     ledger.revoke(c2.number, reason="chuẩn hết hạn / standard expired", at=_at(date(2026, 6, 1)))
     w.revoked += 1
     w.labs["T01"]["revoked"] += 1
-    v2 = issuer.issue(parse_certificate({**ver, "ref": "V2"}), now=_at(date(2026, 4, 2)))
+    v2 = issuer.issue(
+        parse_certificate({**ver, "ref": "V2", "stamp_number": "ĐT-26 0000102"}),
+        now=_at(date(2026, 4, 2)),
+    )
     count("verification", date(2026, 4, 2))
     w.passed["cot-do-xang-dau"] += 1
     issuer.amend(
         v2.number,
-        parse_certificate({**ver, "ref": "V2"}),
+        parse_certificate({**ver, "ref": "V2", "stamp_number": "ĐT-26 0000102"}),
         reason="sai số hiệu",
         now=_at(date(2026, 7, 1)),
     )

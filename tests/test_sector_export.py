@@ -89,7 +89,8 @@ def test_export_then_changes_then_export_from_the_cursor_carries_exactly_the_cha
     # renamed (its instruments change), a standard re-calibrated, a new inspector
     ver = load_json(SAMPLES / "verification.json")
     new = world.issuer.issue(
-        parse_certificate({**ver, "ref": "V9"}), now=datetime(2026, 11, 25, 3, tzinfo=UTC)
+        parse_certificate({**ver, "ref": "V9", "stamp_number": "ĐT-26 0000109"}),
+        now=datetime(2026, 11, 25, 3, tzinfo=UTC),
     )
     world.ledger.revoke(world.numbers[0], reason="hư hỏng / damaged", at=datetime.now(UTC))
     register = Register(engine, lab_code="T01")

@@ -127,6 +127,9 @@ class Lab:
         """Issue a fresh copy of a sample (a new ref) with `changes` to its data."""
         data = load_json(SAMPLES / f"{sample}.json")
         data["ref"] = f"{data['ref']}-{uuid.uuid4().hex[:8]}"
+        if data.get("stamp_number") and self.ver is not None:
+            # A stamp is used once per lab: the first copy (`ver`) keeps the sample's.
+            data["stamp_number"] = f"ĐT-26 {uuid.uuid4().int % 10**7:07d}"
         for path, value in changes.items():
             target = data
             *parents, leaf = path.split("__")

@@ -16,6 +16,12 @@ If step 2 fails, `Ledger.release` removes the pending entry and gives the number
 still the newest one; otherwise the entry stays pending, holding its number and data, and a
 rerun completes it (`Ledger.pending`). So a number is never skipped.
 
+One lab, one ledger (issue 16): `Ledger.open` with a lab code says on the log (standard error
+for the command line) when it creates a new, empty ledger, and `Ledger.bind` records the lab and
+profile a ledger was made for and refuses another lab's profile. A verification stamp number is
+used once per lab: `reserve_with` claims it in the transaction that takes the number, under the
+key of ``ledger_stamp``, so a refused stamp takes no number.
+
 Readers that must never write (the verification page and its PDF workers) open the ledger with
 `Ledger.open_readonly`, which the database itself holds to: a write through it fails.
 
@@ -35,7 +41,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, event, func
+from sqlalchemy import Engine, bindparam, delete, event, func, inspect
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -44,7 +50,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 import certissuer.ledger.claims as claims
 from certissuer import merkle
-from certissuer.errors import LedgerError
+from certissuer.errors import IssueRefused, LedgerError
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
     Standing,
@@ -60,10 +66,12 @@ from certissuer.ledger.tables import (
     EventKind,
     FailedVerification,
     LedgerEvent,
+    LedgerLab,
     LogHead,
     LogLeaf,
     NumberCounter,
     ScanFile,
+    StampClaim,
     Status,
     checkpoint_json,
     format_number,
@@ -169,12 +177,24 @@ class Ledger:
         """The driver's base error (PEP 249): raw driver calls raise it unwrapped."""
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True, ledger_key: TokenKey | None = None) -> "Ledger":
+    def open(
+        cls,
+        url: str,
+        *,
+        create: bool = True,
+        ledger_key: TokenKey | None = None,
+        lab_code: str | None = None,
+        profile: Path | None = None,
+    ) -> "Ledger":
         """Open the ledger at `url` (``sqlite:///path`` or ``postgresql+psycopg://…``).
 
         With `create`, a new database gets the current schema and an older one is upgraded
-        (Alembic). Without it, the schema must already be current. `ledger_key` signs the
-        events written (see `Ledger`). Raises `LedgerError` when the database cannot be reached.
+        (Alembic); creating a new, empty ledger is logged as a warning naming its file (or
+        URL), so that a lab running from another folder sees it did not reach its ledger.
+        Without `create`, the schema must already be current. `ledger_key` signs the events
+        written (see `Ledger`). With `lab_code`, the ledger is bound to that lab and `profile`
+        (`bind`). Raises `LedgerError` when the database cannot be reached or belongs to
+        another lab.
         """
         try:
             if url.startswith("sqlite"):
@@ -186,11 +206,81 @@ class Ledger:
             else:
                 engine = create_engine(url, pool_pre_ping=True)
             ledger = cls(engine, ledger_key=ledger_key)
+            new = False
             if create:
+                new = not inspect(engine).has_table(CertificateEntry.__tablename__)
                 ledger.upgrade()
+                if new:
+                    _logger.warning("created a new, empty ledger at %s", ledger.where)
+            if lab_code is not None and inspect(engine).has_table(LedgerLab.__tablename__):
+                ledger.bind(lab_code, profile, new=new)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
         return ledger
+
+    @property
+    def where(self) -> str:
+        """The ledger as a person finds it: its SQLite file, or its URL without a password."""
+        url = self.engine.url
+        if self.engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
+            return str(Path(url.database or "").resolve())
+        return url.render_as_string(hide_password=True)
+
+    def lab(self) -> LedgerLab | None:
+        """The lab this ledger belongs to (`bind`), or None before a lab has opened it."""
+        with self.session(read_only=True) as s:
+            return s.get(LedgerLab, 1)
+
+    def bind(self, lab_code: str, profile: Path | None, *, new: bool = False) -> LedgerLab:
+        """Make this ledger lab `lab_code`'s (read from `profile`), or check that it is.
+
+        One lab, one ledger (issue 16). The first lab that opens a ledger is written into it
+        with its profile's absolute path: a `new` ledger quietly, an existing one that knew no
+        lab (made before revision 0007) with a warning that it adopts this lab. Afterwards a
+        profile of another lab code is refused with `LedgerError`; the same lab from another
+        profile path (a moved or copied profile) is allowed with a warning. Returns the row.
+        """
+        where = str(profile.resolve()) if profile is not None else ""
+        row = self.lab()
+        if row is None:
+            with self.session() as s:
+                s.execute(
+                    self._insert_ignore(
+                        LedgerLab,
+                        id=1,
+                        lab_code=lab_code,
+                        profile=where,
+                        bound_at=datetime.now(UTC),
+                        adopted=not new,
+                    )
+                )
+                s.commit()
+                row = s.get(LedgerLab, 1)  # ours, or another process's that bound it first
+            assert row is not None
+            if row.lab_code == lab_code and row.profile == where and row.adopted:
+                _logger.warning(
+                    "the ledger at %s did not record its lab: it is now lab %s's (profile %s)",
+                    self.where,
+                    lab_code,
+                    where or "none",
+                )
+        if row.lab_code != lab_code:
+            raise LedgerError(
+                f"the ledger at {self.where} belongs to lab {row.lab_code} (profile "
+                f"{row.profile or 'not recorded'}), not to lab {lab_code} (profile "
+                f"{where or 'none'})",
+                hint="each lab keeps its own ledger: check --config and [ledger] url "
+                "(or $CERTISSUER_LEDGER_URL)",
+            )
+        if where and row.profile and row.profile != where:
+            _logger.warning(
+                "the ledger at %s was made for the profile %s; lab %s now opens it with %s",
+                self.where,
+                row.profile,
+                lab_code,
+                where,
+            )
+        return row
 
     @classmethod
     def open_readonly(cls, url: str) -> "Ledger":
@@ -325,11 +415,18 @@ class Ledger:
         build: Callable[[str, int], CertificateEntry],
         *,
         claim: str = "",
+        stamp: tuple[str, int] | None = None,
+        replaces: str | None = None,
     ) -> CertificateEntry:
         """Allocate the next gapless number and store the pending entry `build(number, seq)`.
 
-        Both happen in one transaction holding the counter lock. Raises `LedgerError` if the
-        entry's ref was already used by this lab.
+        Both happen in one transaction holding the counter lock. `stamp` is the certificate's
+        verification stamp (series, number as `certissuer.registry.parse_stamp` splits it),
+        claimed for this lab in the same transaction: a stamp another certificate holds is
+        refused with `IssueRefused` and no number is taken, also when two processes claim it
+        at once (the key of ``ledger_stamp`` decides). An amendment (`replaces`: the number it
+        replaces) takes over that certificate's stamp. Raises `LedgerError` if the entry's ref
+        was already used by this lab.
         """
         with self.session() as s:
             # Make sure the counter row exists before locking it: two first issues of a series
@@ -359,9 +456,15 @@ class Ledger:
             s.add(counter)
             s.add(entry)
             try:
+                if stamp is not None:
+                    s.flush()  # the entry first: the stamp's row refers to it
+                    self._claim_stamp(s, lab_code, stamp, entry, replaces)
                 s.commit()
             except IntegrityError as exc:
                 s.rollback()
+                held = None if stamp is None else s.get(StampClaim, (lab_code, *stamp))
+                if stamp is not None and held is not None and held.certificate != entry.number:
+                    raise _stamp_refused(entry.ref, stamp, held.certificate) from exc
                 holder = s.get(CertificateEntry, entry.number)
                 if holder is not None and holder.lab_code != lab_code:
                     raise LedgerError(
@@ -381,6 +484,36 @@ class Ledger:
                 raise LedgerError(f"could not reserve {entry.number}: {exc.orig}") from exc
             _logger.debug("reserved %s for ref %s", entry.number, entry.ref)
             return entry
+
+    @staticmethod
+    def _claim_stamp(
+        s: Session,
+        lab_code: str,
+        stamp: tuple[str, int],
+        entry: CertificateEntry,
+        replaces: str | None,
+    ) -> None:
+        # Inside the reservation: raising here rolls the counter back with it (no number
+        # taken). A concurrent claim of the same stamp fails the insert (IntegrityError).
+        held = s.get(StampClaim, (lab_code, *stamp), with_for_update=True)
+        if held is None:
+            s.add(
+                StampClaim(
+                    lab_code=lab_code, series=stamp[0], number=stamp[1], certificate=entry.number
+                )
+            )
+        elif replaces is not None and held.certificate == replaces:
+            held.certificate, held.replaced = entry.number, replaces
+            s.add(held)
+        elif held.certificate != entry.number:
+            raise _stamp_refused(entry.ref, stamp, held.certificate)
+        s.flush()
+
+    def stamp_holder(self, lab_code: str, stamp: tuple[str, int]) -> str | None:
+        """The certificate number holding verification stamp `stamp` of lab `lab_code`, or None."""
+        with self.session(read_only=True) as s:
+            held = s.get(StampClaim, (lab_code, *stamp))
+            return held.certificate if held is not None else None
 
     def _insert_ignore(self, table: type[SQLModel], **values: Any) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` in this database's dialect."""
@@ -489,6 +622,14 @@ class Ledger:
                 return False
             counter.last -= 1
             s.add(counter)
+            # Its stamp is free again (or back with the certificate an amendment replaced).
+            for held in s.exec(select(StampClaim).where(StampClaim.certificate == number)):
+                if held.replaced is not None:
+                    held.certificate, held.replaced = held.replaced, None
+                    s.add(held)
+                else:
+                    s.delete(held)
+            s.flush()
             s.delete(entry)
             s.commit()
             return True
@@ -934,6 +1075,14 @@ class Ledger:
         that no checkpoint vouches for yet are listed apart (`AuditReport.unvouched`).
         """
         return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses)
+
+
+def _stamp_refused(ref: str, stamp: tuple[str, int], holder: str) -> IssueRefused:
+    return IssueRefused(
+        f"ref '{ref}': stamp {stamp[0]} {stamp[1]} is already on certificate {holder}",
+        hint="each stamp number is used once per lab: put the next stamp from stock on the "
+        "instrument and give its number",
+    )
 
 
 def _safe_url(url: str) -> str:

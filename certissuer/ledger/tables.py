@@ -27,10 +27,12 @@ __all__ = [
     "EventKind",
     "FailedVerification",
     "LedgerEvent",
+    "LedgerLab",
     "LogHead",
     "LogLeaf",
     "NumberCounter",
     "ScanFile",
+    "StampClaim",
     "Status",
     "checkpoint_json",
     "checkpoint_message",
@@ -326,6 +328,43 @@ class FailedVerification(SQLModel, table=True):
     instrument_serial: str
     data_digest: str = Field(max_length=64)
     data_json: str
+
+
+class LedgerLab(SQLModel, table=True):
+    """The lab a ledger belongs to (issue 16: one lab, one ledger): its single row.
+
+    Written by the first `Ledger.open` that names a lab (a new ledger, or an older one that
+    adopts the first lab opening it); a profile of another lab code is refused afterwards.
+    """
+
+    __tablename__ = "ledger_lab"
+    id: int = Field(default=1, primary_key=True)
+    lab_code: str = Field(max_length=50)
+    profile: str = ""
+    """The lab profile (absolute path) the ledger was made for; empty when it was opened
+    without one."""
+    bound_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    adopted: bool = False
+    """True when the ledger existed before it knew its lab (it took the first lab opening it)."""
+
+
+class StampClaim(SQLModel, table=True):
+    """A verification stamp number used by a certificate; the key makes it once per lab.
+
+    Written in the transaction that reserves the certificate's number, so of two processes
+    issuing the same stamp exactly one commits, and the other takes no number. An amended
+    certificate takes over the stamp of the one it replaces (`replaced`).
+    """
+
+    __tablename__ = "ledger_stamp"
+    lab_code: str = Field(primary_key=True, max_length=50)
+    series: str = Field(primary_key=True, max_length=40)
+    """The stamp's series as `certissuer.registry.parse_stamp` splits it ("ĐT-26")."""
+    number: int = Field(primary_key=True)
+    certificate: str = Field(foreign_key="certificate.number", index=True, max_length=60)
+    """The certificate that holds the stamp now."""
+    replaced: str | None = Field(default=None, max_length=60)
+    """The certificate that held it before, when `certificate` amends it."""
 
 
 def format_number(series: str, year: int, seq: int) -> str:

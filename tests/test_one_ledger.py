@@ -1,0 +1,325 @@
+"""One lab, one ledger; a stamp number once per lab (issue 16).
+
+A relative ledger file in the profile is the profile's, wherever certissuer runs from; a new,
+empty ledger is announced on standard error; a ledger belongs to the lab that made (or adopted)
+it and refuses another lab's profile; a verification stamp is claimed with the certificate's
+number, so two processes issuing the same stamp get one certificate and one refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from certissuer.config import Settings, load_settings
+from certissuer.errors import IssueRefused, LedgerError
+from certissuer.keys import KeyPaths
+from certissuer.ledger import CertificateEntry, Ledger, NumberCounter, StampClaim
+from certissuer.ledger.migrations import upgrade
+from certissuer.model import parse_certificate
+
+from .conftest import PASSPHRASE, ROOT, SAMPLES, lab_settings
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+# -- the profile's folder, not the current one -------------------------------------------------
+
+
+def _lab_folder(tmp_path: Path, keys: KeyPaths, code: str = "T01") -> Path:
+    """A lab folder as a lab keeps it: the profile, its keys beside it, all paths relative."""
+    lab = tmp_path / "lab"
+    (lab / "keys").mkdir(parents=True, exist_ok=True)
+    for src in (keys.signer_p12, keys.ca_cert, keys.token_key):
+        shutil.copy(src, lab / "keys" / Path(src).name)
+    profile = lab / f"{code.lower()}.toml"
+    profile.write_text(
+        f'[lab]\ncode = "{code}"\nname_vi = "Phòng thí nghiệm"\nname_en = "Test laboratory"\n'
+        'place = "Đồng Tháp"\n'
+        f'[signing]\npkcs12 = "keys/{Path(keys.signer_p12).name}"\n'
+        f'trust_roots = ["keys/{Path(keys.ca_cert).name}"]\n'
+        f'[token]\nkey = "keys/{Path(keys.token_key).name}"\n'
+        'url_base = "https://verify.test.invalid"\n'
+        '[ledger]\nurl = "sqlite:///ledger.db"\n',
+        encoding="utf-8",
+    )
+    return profile
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m certissuer ARGS`` in folder `cwd`, as a lab would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTISSUER_")}
+    env |= {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode(), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "certissuer", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _calibration(folder: Path, ref: str) -> Path:
+    data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
+    data["ref"] = ref
+    path = folder / f"{ref}.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_relative_sqlite_file_is_the_profiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = tmp_path / "lab" / "certissuer.toml"
+    profile.parent.mkdir()
+    profile.write_text('[ledger]\nurl = "sqlite:///data/ledger.db"\n', encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = load_settings(Path("..") / "lab" / "certissuer.toml", env={})
+    assert settings.ledger_url == f"sqlite:///{profile.parent.resolve() / 'data' / 'ledger.db'}"
+
+
+def test_a_profile_without_ledger_url_keeps_its_ledger_beside_it(tmp_path: Path) -> None:
+    profile = tmp_path / "certissuer.toml"
+    profile.write_text('[lab]\ncode = "T01"\n', encoding="utf-8")
+    settings = load_settings(profile, env={})
+    assert settings.ledger_url == f"sqlite:///{tmp_path.resolve() / 'certissuer-ledger.db'}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////var/lib/lab/ledger.db",
+        "sqlite:///:memory:",
+        "postgresql+psycopg://lab@db.example.vn/ledger",
+    ],
+)
+def test_absolute_and_other_urls_are_kept(tmp_path: Path, url: str) -> None:
+    profile = tmp_path / "certissuer.toml"
+    profile.write_text(f'[ledger]\nurl = "{url}"\n', encoding="utf-8")
+    assert load_settings(profile, env={}).ledger_url == url
+
+
+def test_issuing_from_two_folders_uses_one_ledger(tmp_path: Path, pki: KeyPaths) -> None:
+    profile = _lab_folder(tmp_path, pki)
+    first, second = tmp_path / "desk-a", tmp_path / "desk-b" / "deeper"
+    second.mkdir(parents=True)
+    first.mkdir()
+    ran = []
+    for cwd, ref in ((first, "from-a"), (second, "from-b")):
+        rel_profile = os.path.relpath(profile, cwd)
+        done = _cli(
+            cwd, "--config", rel_profile, "issue", str(_calibration(cwd, ref)), "--out", "out"
+        )
+        assert done.returncode == 0, done.stderr
+        ran.append(done)
+    ledger_file = profile.parent / "ledger.db"
+    assert f"created a new, empty ledger at {ledger_file.resolve()}" in ran[0].stderr
+    assert "created a new" not in ran[1].stderr
+    assert not (first / "ledger.db").exists() and not (second / "ledger.db").exists()
+    entries = sorted(Ledger.open(f"sqlite:///{ledger_file}").entries(), key=lambda e: e.seq)
+    assert [(e.ref, e.seq) for e in entries] == [("from-a", 1), ("from-b", 2)]
+    # Another lab's profile naming the same file is refused, exit 7, naming both labs.
+    other = _lab_folder(tmp_path, pki, code="T02")
+    refused = _cli(first, "--config", str(other), "issue", str(_calibration(first, "x")))
+    assert refused.returncode == 7, refused.stderr
+    assert "belongs to lab T01" in refused.stderr and "not to lab T02" in refused.stderr
+    assert "hint:" in refused.stderr
+
+
+# -- the ledger's lab ---------------------------------------------------------------------------
+
+
+def test_a_new_ledger_says_so_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'ledger.db'}"
+    with caplog.at_level(logging.WARNING, logger="certissuer.ledger.ledger"):
+        Ledger.open(url, lab_code="T01", profile=tmp_path / "lab.toml")
+        Ledger.open(url, lab_code="T01", profile=tmp_path / "lab.toml")
+    created = [r for r in caplog.records if "created a new, empty ledger" in r.getMessage()]
+    assert len(created) == 1
+    assert str((tmp_path / "new" / "ledger.db").resolve()) in created[0].getMessage()
+
+
+def test_another_labs_profile_is_refused(any_ledger_url: str, tmp_path: Path) -> None:
+    ledger = Ledger.open(any_ledger_url, lab_code="T01", profile=tmp_path / "t01.toml")
+    row = ledger.lab()
+    assert row is not None and row.lab_code == "T01" and not row.adopted
+    assert row.profile == str((tmp_path / "t01.toml").resolve())
+    with pytest.raises(LedgerError, match=r"belongs to lab T01 .* not to lab T02") as info:
+        Ledger.open(any_ledger_url, lab_code="T02", profile=tmp_path / "t02.toml")
+    assert info.value.exit_code == 7
+    assert info.value.hint is not None and "own ledger" in info.value.hint
+
+
+def test_the_same_lab_from_a_moved_profile_is_allowed_and_noted(
+    any_ledger_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Ledger.open(any_ledger_url, lab_code="T01", profile=tmp_path / "old" / "lab.toml")
+    with caplog.at_level(logging.WARNING, logger="certissuer.ledger.ledger"):
+        ledger = Ledger.open(any_ledger_url, lab_code="T01", profile=tmp_path / "new" / "lab.toml")
+    assert any("was made for the profile" in r.getMessage() for r in caplog.records)
+    row = ledger.lab()
+    assert row is not None and row.profile.endswith(str(Path("old") / "lab.toml"))
+
+
+def test_the_issuer_opens_the_ledger_for_its_lab(
+    tmp_path: Path, pki: KeyPaths, settings: Settings
+) -> None:
+    from certissuer.issue import Issuer
+
+    Ledger.open(settings.ledger_url, lab_code="OTHER")
+    with pytest.raises(LedgerError, match="belongs to lab OTHER"):
+        Issuer.from_settings(settings, passphrase=PASSPHRASE, out_dir=tmp_path / "out")
+
+
+def _entry(number: str, seq: int, ref: str, data: dict[str, Any]) -> CertificateEntry:
+    return CertificateEntry(
+        number=number, lab_code="T01", series="KĐ", year=2026, seq=seq, kind="verification",
+        ref=ref, instrument_name="Cột đo", instrument_model="X", instrument_serial=ref,
+        customer_name="Khách", work_date=date(2026, 11, 20), issue_date=date(2026, 11, 27),
+        issued_at=NOW, data_digest="ab" * 32, data_json=json.dumps(data), token="tok",
+    )  # fmt: skip
+
+
+def test_an_existing_ledger_adopts_the_first_lab_and_keeps_its_stamps(
+    any_ledger_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A ledger made before revision 0007: it knows no lab and no stamp.
+    old = Ledger.open(any_ledger_url, create=False)
+    assert upgrade(old.engine, "0006") == "0006"
+    for ref, data in (
+        ("a", {"stamp_number": "ĐT-26 0000007"}),
+        ("b", {"stamp_number": "ĐT-26 7"}),  # reused before the rule: stays with "a"
+        ("c", {"stamp_number": "ĐT-26 0000007", "replaces": {"number": "KĐ-2026-000001"}}),
+        ("d", {"stamp_number": ""}),
+    ):
+        old.reserve_with("T01", "KĐ", 2026, lambda n, s, r=ref, d=data: _entry(n, s, r, d))
+    old.close()
+    with caplog.at_level(logging.WARNING, logger="certissuer.ledger.ledger"):
+        ledger = Ledger.open(any_ledger_url, lab_code="T01", profile=tmp_path / "lab.toml")
+    assert any("did not record its lab" in r.getMessage() for r in caplog.records)
+    assert not any("created a new" in r.getMessage() for r in caplog.records)
+    row = ledger.lab()
+    assert row is not None and row.lab_code == "T01" and row.adopted
+    # The amendment "c" took the stamp over from "a", which it replaces.
+    assert ledger.stamp_holder("T01", ("ĐT-26", 7)) == "KĐ-2026-000003"
+    with pytest.raises(LedgerError, match="belongs to lab T01"):
+        Ledger.open(any_ledger_url, lab_code="T02")
+
+
+# -- a stamp once per lab ------------------------------------------------------------------------
+
+
+def _builder(ref: str) -> Any:
+    return lambda number, seq: _entry(number, seq, ref, {})
+
+
+def test_a_stamp_is_refused_the_second_time_and_takes_no_number(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    first = ledger.reserve_with("T01", "KĐ", 2026, _builder("a"), stamp=("ĐT-26", 12345))
+    with pytest.raises(IssueRefused, match=rf"stamp ĐT-26 12345 is already on .*{first.number}"):
+        ledger.reserve_with("T01", "KĐ", 2026, _builder("b"), stamp=("ĐT-26", 12345))
+    # No number was taken: the next certificate is the second.
+    assert ledger.reserve_with("T01", "KĐ", 2026, _builder("c")).seq == 2
+    # Another lab's stamp of the same series and number is its own.
+    other = ledger.reserve_with("T02", "KĐ-T02", 2026, _builder("a"), stamp=("ĐT-26", 12345))
+    assert ledger.stamp_holder("T02", ("ĐT-26", 12345)) == other.number
+
+
+def test_an_amendment_keeps_the_stamp_and_a_release_gives_it_back(any_ledger_url: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    stamp = ("ĐT-26", 5)
+    first = ledger.reserve_with("T01", "KĐ", 2026, _builder("a"), stamp=stamp)
+    amended = ledger.reserve_with(
+        "T01", "KĐ", 2026, _builder("a/amends"), stamp=stamp, replaces=first.number
+    )
+    assert ledger.stamp_holder("T01", stamp) == amended.number
+    assert ledger.release(amended.number)  # the amendment failed: the stamp goes back
+    assert ledger.stamp_holder("T01", stamp) == first.number
+    assert ledger.release(first.number)
+    assert ledger.stamp_holder("T01", stamp) is None
+    with Session(ledger.engine) as s:
+        assert s.exec(select(StampClaim)).all() == []
+
+
+def test_the_issuer_refuses_a_used_stamp_without_a_register(
+    issuer: Any, ver_data: dict[str, Any]
+) -> None:
+    assert not issuer.register.enabled()
+    first = issuer.issue(parse_certificate(ver_data))
+    again = parse_certificate({**ver_data, "ref": "another"})
+    with pytest.raises(IssueRefused, match=f"already on certificate {first.number}") as info:
+        issuer.check(again)
+    assert info.value.exit_code == 9 and info.value.hint
+    with pytest.raises(IssueRefused, match=f"already on certificate {first.number}"):
+        issuer.issue(again)
+    # The same record again is not a second use: it returns the certificate it has.
+    assert issuer.issue(parse_certificate(ver_data)).reused
+    # An amendment keeps the instrument's stamp.
+    amended = issuer.amend(first.number, parse_certificate(ver_data), reason="sai địa chỉ")
+    assert issuer.ledger.stamp_holder("T01", ("ĐT-26", 12345)) == amended.number
+
+
+def _race_worker(settings: Settings, out: str, ref: str, barrier: Any) -> str:
+    """Issue the sample verification with `ref` and its stamp, after `barrier`."""
+    from certissuer.issue import Issuer, load_token_key
+    from certissuer.sign import Sealer
+
+    from ._workers import TinyRenderer
+
+    data = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
+    cert = parse_certificate({**data, "ref": ref})
+    issuer = Issuer(
+        settings,
+        ledger=Ledger.open(settings.ledger_url),
+        sealer=Sealer.from_pkcs12(settings.signing_pkcs12, PASSPHRASE),  # type: ignore[arg-type]
+        token_key=load_token_key(settings),
+        out_dir=Path(out),
+        renderer=TinyRenderer(),  # type: ignore[arg-type]
+    )
+    barrier.wait()
+    try:
+        return issuer.issue(cert).number
+    except IssueRefused as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize("same_series", [True, False], ids=["one-series", "two-series"])
+def test_two_processes_issuing_one_stamp_get_one_certificate(
+    any_ledger_url: str, pki: KeyPaths, tmp_path: Path, same_series: bool
+) -> None:
+    # Two series make the processes not wait on one number counter: the stamp's key decides.
+    Ledger.open(any_ledger_url)
+    settings = [
+        lab_settings(pki, ledger=any_ledger_url, numbering_verification=series)
+        for series in (("KĐ", "KĐ") if same_series else ("KĐ", "KĐB"))
+    ]
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        results = pool.starmap(
+            _race_worker,
+            [(settings[i], str(tmp_path / "out"), f"race-{i}", barrier) for i in range(2)],
+        )
+    issued = [r for r in results if not r.startswith("refused")]
+    refused = [r for r in results if r.startswith("refused")]
+    assert len(issued) == 1 and len(refused) == 1, results
+    assert "stamp ĐT-26 12345 is already on certificate" in refused[0]
+    ledger = Ledger.open(any_ledger_url)
+    assert [e.number for e in ledger.entries()] == issued
+    with Session(ledger.engine) as s:
+        counters = {c.series: c.last for c in s.exec(select(NumberCounter))}
+    assert sum(counters.values()) == 1, f"the refused process took no number: {counters}"
