@@ -146,3 +146,16 @@ def test_ledger_failures_lists_the_notice(lab: Lab) -> None:
     assert row["status"] == "valid"
     code, out, _ = lab.run("ledger", "failures")
     assert code == 0 and failed.notice.stem in out and earlier in out and "TS-2019-88231" in out
+
+
+def test_a_run_with_a_failed_record_issues_the_others_and_exits_9(lab: Lab) -> None:
+    failed = _fail(lab)  # writes failed.json; rerun it first in a run with a calibration
+    code, _, err = lab.run(
+        "issue",
+        "--out",
+        str(lab.root / "run"),
+        str(lab.root / "failed.json"),
+        str(SAMPLES / "calibration.json"),
+    )
+    assert code == 9 and failed.notice.stem in err
+    assert len(list((lab.root / "run").glob("HC-*.pdf"))) == 1  # the calibration is issued
