@@ -159,3 +159,17 @@ def test_a_run_with_a_failed_record_issues_the_others_and_exits_9(lab: Lab) -> N
     )
     assert code == 9 and failed.notice.stem in err
     assert len(list((lab.root / "run").glob("HC-*.pdf"))) == 1  # the calibration is issued
+
+
+def test_a_failure_is_recorded_once_per_record(lab: Lab) -> None:
+    from sqlmodel import Session, select
+
+    from certissuer.ledger import FailedVerification, Ledger
+
+    _fail(lab)
+    _fail(lab)  # a rerun of the same record
+    ledger = Ledger.open(load_settings(lab.profile).ledger_url, create=False)
+    with Session(ledger.engine) as s:
+        (row,) = s.exec(select(FailedVerification)).all()
+    ledger.engine.dispose()
+    assert row.ref == "KD-REQ-2027-0001" and row.instrument_serial == "TS-2019-88231"

@@ -517,10 +517,22 @@ class Ledger:
             return True
 
     def record_failed(self, failed: FailedVerification) -> None:
-        """Keep the results of an instrument that failed verification."""
+        """Keep the results of an instrument that failed verification.
+
+        The same results recorded again (same lab, ref and data digest: a run's check, then
+        its issue, or a rerun) add nothing, so each failure counts once.
+        """
         with self.session() as s:
-            s.add(failed)
-            s.commit()
+            known = s.exec(
+                select(FailedVerification.id).where(
+                    FailedVerification.lab_code == failed.lab_code,
+                    FailedVerification.ref == failed.ref,
+                    FailedVerification.data_digest == failed.data_digest,
+                )
+            ).first()
+            if known is None:
+                s.add(failed)
+                s.commit()
 
     # -- reading ---------------------------------------------------------------------------
 
