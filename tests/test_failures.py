@@ -110,7 +110,7 @@ def test_the_earlier_certificate_is_no_longer_valid_everywhere(lab: Lab) -> None
     pdf = next((lab.root / "out").glob("K*.pdf"))
     code, out, _ = lab.run("verify", "--json", str(pdf))
     assert code == 0 and json.loads(out)["verdict"] == "valid"
-    _fail(lab)
+    failed = _fail(lab)
 
     code, out, _ = lab.run("verify", "--json", str(pdf))
     report = json.loads(out)
@@ -127,8 +127,15 @@ def test_the_earlier_certificate_is_no_longer_valid_everywhere(lab: Lab) -> None
     from certissuer.web import create_app
 
     settings = load_settings(lab.profile).replace(web_rate_limit=0, web_pdf_workers=1)
+    code, out, _ = lab.run("ledger", "show", failed.notice.stem, "--json")
+    notice_token = json.loads(out)["token"]
     with TestClient(create_app(settings)) as client:
         html = client.get(f"/v/{token}").text
+        notice_html = client.get(f"/v/{notice_token}").text
+    # The notice itself is genuine and current, and its page says what it is.
+    assert 'data-verdict="valid"' in notice_html
+    assert "THÔNG BÁO KẾT QUẢ KIỂM ĐỊNH KHÔNG ĐẠT" in notice_html
+    assert "NOTICE OF FAILED VERIFICATION" in notice_html
     assert f"HẾT HIỆU LỰC ({REASON_VI})" in html
     assert "NO LONGER VALID (the instrument failed re-verification)" in html
     assert 'data-verdict="no_longer_valid"' in html
