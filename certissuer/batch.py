@@ -357,7 +357,9 @@ class _Worker:
             done = self.issuer.issue(cert)
             completed = not done.reused
         except CertissuerError as exc:
-            if not reject:
+            # A failed instrument's notice of failure was issued (`NoticeIssued.issued`): the
+            # row is rejected (exit 9) and the run goes on, even where errors stop it.
+            if not reject and getattr(exc, "issued", None) is None:
                 raise
             return Outcome("rejected", source, row, RejectedRow.of(source, row, exc))
         finally:

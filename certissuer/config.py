@@ -246,6 +246,8 @@ class Settings:
     numbering_calibration: str = "HC"
     numbering_copy: str = "BS"
     """Series of electronic copies of paper certificates (bản sao)."""
+    numbering_failure: str = "TB"
+    """Series of notices of failed verification (thông báo kết quả kiểm định không đạt)."""
     signing_pkcs12: Path | None = None
     signing_passphrase_env: str = "CERTISSUER_P12_PASSPHRASE"
     """Name of the environment variable that holds the PKCS#12 passphrase (never the value)."""
@@ -362,8 +364,9 @@ class Settings:
         )
 
     def series_for(self, kind: str) -> str:
-        """The number series prefix for a kind: "verification", "calibration" or "copy" (an
-        electronic copy of a paper certificate). Raises `ValueError` for another kind."""
+        """The number series prefix for a kind: "verification", "calibration", "copy" (an
+        electronic copy of a paper certificate) or "failure" (a notice of failed
+        verification). Raises `ValueError` for another kind."""
         match kind:
             case "verification":
                 return self.numbering_verification
@@ -371,6 +374,8 @@ class Settings:
                 return self.numbering_calibration
             case "copy":
                 return self.numbering_copy
+            case "failure":
+                return self.numbering_failure
         raise ValueError(f"no number series for kind {kind!r}")
 
     def replace(self, **changes: Any) -> Settings:

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, file_stem
@@ -30,6 +31,8 @@ from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
 from certissuer.errors import ConfigError, IssueRefused, LedgerError
 from certissuer.ledger import (
+    FAILED_REVERIFICATION_EN,
+    FAILED_REVERIFICATION_VI,
     CertificateEntry,
     Checkpoint,
     FailedVerification,
@@ -52,7 +55,16 @@ from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
 
-__all__ = ["Issued", "Issuer", "load_sealer", "load_token_key", "pdf_filename", "trial_render"]
+__all__ = [
+    "FailureNotice",
+    "Issued",
+    "Issuer",
+    "NoticeIssued",
+    "load_sealer",
+    "load_token_key",
+    "pdf_filename",
+    "trial_render",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -70,6 +82,50 @@ class Issued:
     url: str
     reused: bool = False
     """True when the ledger already held this record and nothing new was issued."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailureNotice:
+    """A notice of failed verification (thông báo kết quả kiểm định không đạt).
+
+    An instrument whose verification fails gets no certificate; it gets this notice instead,
+    issued like a certificate (its own series, QR token, signature and ledger entry) from
+    ``failure.rml.j2``. `result` is the failed verification record, whose canonical JSON is
+    the notice's data; `earlier` the number of the instrument's earlier certificate that
+    the failure makes no longer valid (None: the ledger holds none).
+    """
+
+    result: VerificationCertificate
+    earlier: str | None = None
+    kind: str = "failure"
+    replaces: None = None
+    """A notice replaces no certificate (the templates' base asks)."""
+
+    @property
+    def ref(self) -> str:
+        """The failed record's reference: the notice's idempotency key."""
+        return self.result.ref
+
+    @property
+    def failing(self) -> list[tuple[int, Any]]:
+        """The checks that do not pass, with their 1-based position on the record."""
+        return [(i, c) for i, c in enumerate(self.result.checks, 1) if not c.passes]
+
+
+_Doc = Cert | FailureNotice
+"""What the issuer renders, signs and records: a certificate, a copy or a notice."""
+
+
+class NoticeIssued(IssueRefused):
+    """A failed instrument was refused a certificate and issued a notice of failure.
+
+    The notice is in the ledger with its signed PDF (`issued`); the record still counts as
+    refused (exit 9), so a script sees that this instrument did not pass.
+    """
+
+    def __init__(self, message: str, *, issued: Issued) -> None:
+        super().__init__(message, hint="remove the instrument's old verification stamp")
+        self.issued = issued
 
 
 def pdf_filename(number: str) -> str:
@@ -197,40 +253,44 @@ class Issuer:
         entry that `complete_pending` finishes).
         """
         now = now or datetime.now(UTC)
-        cert, digest, data_json, existing = self._prepare(cert, now)
+        doc, digest, data_json, existing = self._prepare(cert, now)
         if existing is not None:
             if existing.is_pending:
                 if not self.ledger.claim_entry(existing, this_claimant()):
                     raise LedgerError(
-                        f"ref '{cert.ref}' ({existing.number}) is being issued by another "
+                        f"ref '{doc.ref}' ({existing.number}) is being issued by another "
                         f"process ({existing.claim})"
                     )
-                return self._finish(existing, cert, now)
+                return self._noticed(doc, self._finish(existing, doc, now), now)
             assert existing.pdf_sha256 is not None and existing.pdf_path is not None
-            return Issued(
-                existing.number,
-                existing.kind,
-                Path(existing.pdf_path),
-                existing.pdf_sha256,
-                verification_url(self.settings.token_url_base, existing.token),
-                reused=True,
+            return self._noticed(
+                doc,
+                Issued(
+                    existing.number,
+                    existing.kind,
+                    Path(existing.pdf_path),
+                    existing.pdf_sha256,
+                    verification_url(self.settings.token_url_base, existing.token),
+                    reused=True,
+                ),
+                now,
             )
 
         issue_date = now.astimezone(VIETNAM_TZ).date()
-        series = self.settings.series_for(cert.kind)
+        series = self.settings.series_for(doc.kind)
 
         def build(number: str, seq: int) -> CertificateEntry:
-            entry = self._entry(cert, number, seq, series, issue_date, now, digest, data_json)
+            entry = self._entry(doc, number, seq, series, issue_date, now, digest, data_json)
             entry.pdf_path = str(self.out_dir / pdf_filename(number))
             return entry
 
         # Issue 8: the register's checks (standards, verifier card, signatory, scope, stamp,
         # valid-until) before a number is taken; on once the register holds this lab.
         clearance = None
-        if not isinstance(cert, PaperCopy) and self.register.enabled():
-            clearance = self.register.clear(cert, now=now)
-        # Issue 16: the stamp is claimed with the number, once per lab.
-        stamp = self._check_stamp(cert)
+        if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
+            clearance = self.register.clear(doc, now=now)
+        # Issue 16: the stamp is claimed with the number, once per lab (a notice has none).
+        stamp = self._check_stamp(doc)
         entry = self.ledger.reserve_with(
             self.settings.lab_code,
             series,
@@ -238,12 +298,12 @@ class Issuer:
             build,
             claim=this_claimant(),
             stamp=stamp,
-            replaces=self._replaced(cert),
+            replaces=self._replaced(doc),
         )
-        issued = self._finish(entry, cert, now)
-        if clearance is not None:
-            self.register.record(clearance, cert, issued.number)
-        return issued
+        issued = self._finish(entry, doc, now)
+        if clearance is not None and not isinstance(doc, FailureNotice):
+            self.register.record(clearance, doc, issued.number)
+        return self._noticed(doc, issued, now)
 
     def check(self, cert: Cert, *, now: datetime | None = None) -> None:
         """Make every check `issue` makes before it takes a number, and take none.
@@ -258,19 +318,19 @@ class Issuer:
         run issues nothing when one record of it is bad.
         """
         now = now or datetime.now(UTC)
-        cert, _, _, existing = self._prepare(cert, now)
+        doc, _, _, existing = self._prepare(cert, now)
         if existing is not None:
             return
-        if not isinstance(cert, PaperCopy) and self.register.enabled():
-            self.register.check(cert)
-        self._check_stamp(cert)
+        if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
+            self.register.check(doc)
+        self._check_stamp(doc)
         trial_render(
             self.renderer,
-            cert,
-            self._printed_settings(cert),
+            doc,  # type: ignore[arg-type]  # a notice renders from failure.rml.j2
+            self._printed_settings(doc),
             label="CHECK",
             today=now.astimezone(VIETNAM_TZ).date(),
-            accredited=self._accredited(cert),
+            accredited=self._accredited(doc),
         )
 
     def complete_pending(self, *, now: datetime | None = None) -> list[Issued]:
@@ -286,9 +346,12 @@ class Issuer:
         done = []
         for entry in self.ledger.claim_pending(this_claimant(), lab_code=self.settings.lab_code):
             data = json.loads(entry.data_json)
-            cert: Cert = (
+            cert: _Doc = (
                 PaperCopy.model_validate(data) if entry.kind == "copy" else parse_certificate(data)
             )
+            if entry.kind == "failure":
+                assert isinstance(cert, VerificationCertificate)
+                cert = self._notice(cert)
             if entry.pdf_path:
                 _remove_stale_temporaries(Path(entry.pdf_path).parent)
             done.append(self._finish(entry, cert, now or datetime.now(UTC)))
@@ -328,9 +391,10 @@ class Issuer:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _prepare(self, cert: Cert, now: datetime) -> tuple[Cert, str, str, CertificateEntry | None]:
-        """The checks before a number is taken: `cert` completed, its canonical JSON and
-        digest, and the ledger's entry for its ref (None: a new record)."""
+    def _prepare(self, cert: Cert, now: datetime) -> tuple[_Doc, str, str, CertificateEntry | None]:
+        """The checks before a number is taken: `cert` completed (a failed verification: its
+        notice of failure), its canonical JSON and digest, and the ledger's entry for its ref
+        (None: a new record)."""
         if not isinstance(cert, PaperCopy):
             # Issue 16: the checks the record and the cycle table allow, register or not
             # (dates, standards' due dates, type and valid-until), before any number is taken.
@@ -343,17 +407,19 @@ class Issuer:
                 self._check_mpe(cert, basics.type_code)
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
+        doc: _Doc = cert
         if isinstance(cert, VerificationCertificate) and not cert.passes:
             self._refuse_failed(cert, digest, data_json, now)
+            doc = self._notice(cert)  # issue 16: a failed instrument gets a notice of failure
         existing = self.ledger.by_ref(self.settings.lab_code, cert.ref)
         if existing is not None and existing.data_digest != digest:
             raise LedgerError(
                 f"ref '{cert.ref}' was already issued as {existing.number} with other data",
                 hint="use a new ref, or amend the certificate",
             )
-        return cert, digest, data_json, existing
+        return doc, digest, data_json, existing
 
-    def _check_stamp(self, cert: Cert) -> tuple[str, int] | None:
+    def _check_stamp(self, cert: _Doc) -> tuple[str, int] | None:
         """Refuse (`IssueRefused`) a stamp number another certificate of this lab holds.
 
         Issue 16: a stamp is used once per lab, with or without a register. This refuses
@@ -373,14 +439,14 @@ class Issuer:
         return stamp
 
     @staticmethod
-    def _replaced(cert: Cert) -> str | None:
+    def _replaced(cert: _Doc) -> str | None:
         """The number an amended verification certificate replaces (it keeps that stamp)."""
         if isinstance(cert, VerificationCertificate) and cert.replaces is not None:
             return cert.replaces.number
         return None
 
     @staticmethod
-    def _stamp(cert: Cert) -> tuple[str, int] | None:
+    def _stamp(cert: _Doc) -> tuple[str, int] | None:
         """The verification stamp of `cert` as (series, number), or None when it has none.
 
         Raises `IssueRefused` when the stamp has no number to tell it apart.
@@ -397,7 +463,7 @@ class Issuer:
 
     def _entry(
         self,
-        cert: Cert,
+        cert: _Doc,
         number: str,
         seq: int,
         series: str,
@@ -418,7 +484,10 @@ class Issuer:
                 data_json=data_json, token=token, paper_number=cert.paper_number,
             )  # fmt: skip
         valid_until: date | None
-        if isinstance(cert, VerificationCertificate):
+        if isinstance(cert, FailureNotice):  # a notice is valid as a record, it has no term
+            instrument, customer = cert.result.instrument, cert.result.owner.name
+            work_date, valid_until = cert.result.verification_date, None
+        elif isinstance(cert, VerificationCertificate):
             instrument, customer = cert.instrument, cert.owner.name
             work_date, valid_until = cert.verification_date, cert.valid_until
         else:
@@ -430,7 +499,7 @@ class Issuer:
             series=series,
             year=issue_date.year,
             seq=seq,
-            kind=cert.kind.value,
+            kind=str(cert.kind),
             ref=cert.ref,
             instrument_name=instrument.name,
             instrument_model=instrument.model,
@@ -445,7 +514,7 @@ class Issuer:
             token=token,
         )
 
-    def _finish(self, entry: CertificateEntry, cert: Cert, now: datetime) -> Issued:
+    def _finish(self, entry: CertificateEntry, cert: _Doc, now: datetime) -> Issued:
         url = verification_url(self.settings.token_url_base, entry.token)
         path = Path(entry.pdf_path) if entry.pdf_path else self.out_dir / pdf_filename(entry.number)
         written = False
@@ -464,6 +533,10 @@ class Issuer:
                 pdf = append_scans(pdf, cert)
                 scans = [(s.file_name, s.sha256, s.pages) for s in cert.scans]
                 slot, reserve = SignatureSlot("Signature1", "Người số hóa / Digitised by"), None
+            elif isinstance(cert, FailureNotice):  # signed as the verification would be
+                slot, reserve = signature_slots(
+                    cert.result, approval=self.settings.signing_approval
+                )
             else:
                 if self.dcc is not None:  # before signing, so the signature covers the DCC
                     pdf = self.dcc.embed(pdf, cert, number=entry.number)
@@ -499,16 +572,17 @@ class Issuer:
         _logger.info("issued %s -> %s", entry.number, path)
         return Issued(entry.number, entry.kind, path, sha, url)
 
-    def _accredited(self, cert: Cert) -> bool:
+    def _accredited(self, cert: _Doc) -> bool:
         # Work outside the accreditation scope, when the profile allows it, is printed
         # without the accreditation mark (issue 8); the renderer is only told when it is.
         return self._in_scope(cert) is not False
 
-    def _in_scope(self, cert: Cert) -> bool | None:
+    def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when
         the register holds the lab; otherwise the profile's [lab] accredited_scope lines (a
         calibration certificate's every result must fall inside one). None: no scope data, so
         no mark is printed (and no claim that the work is outside the scope)."""
+        cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
         if self.register.enabled():
@@ -534,11 +608,45 @@ class Issuer:
             for m in cert.results
         )
 
-    def _printed_settings(self, cert: Cert) -> Settings:
+    def _printed_settings(self, cert: _Doc) -> Settings:
         # Without scope data the profile is printed without its accreditation number.
         if self._in_scope(cert) is None:
             return self.settings.replace(lab_accreditation="")
         return self.settings
+
+    def _notice(self, cert: VerificationCertificate) -> FailureNotice:
+        """The notice of failure for the failed `cert`, naming the instrument's earlier
+        certificate in this ledger (same lab, serial and model)."""
+        earlier = self.ledger.earlier_verification(
+            self.settings.lab_code,
+            serial=cert.instrument.serial,
+            model=cert.instrument.model,
+            before_ref=cert.ref,
+        )
+        return FailureNotice(cert, earlier.number if earlier is not None else None)
+
+    def _noticed(self, doc: _Doc, issued: Issued, now: datetime) -> Issued:
+        """`issued`, or for a notice of failure: mark the earlier certificate no longer valid
+        (a signed event) and raise `NoticeIssued`, so the record counts as refused."""
+        if not isinstance(doc, FailureNotice):
+            return issued
+        if doc.earlier is not None:
+            self.ledger.fail_reverification(
+                doc.earlier,
+                notice=issued.number,
+                reason=f"{FAILED_REVERIFICATION_VI} / {FAILED_REVERIFICATION_EN} "
+                f"(notice of failure {issued.number})",
+                at=now,
+                ledger_key=self.token_key,
+            )
+        bad = [f"check {i} ({c.finding})" for i, c in doc.failing]
+        earlier = f"; certificate {doc.earlier} is no longer valid" if doc.earlier else ""
+        raise NoticeIssued(
+            f"ref '{doc.ref}': the instrument failed verification ({'; '.join(bad)}); the "
+            f"record is rejected and gets no certificate: notice of failure {issued.number} "
+            f"was issued instead -> {issued.path}{earlier}",
+            issued=issued,
+        )
 
     def _check_mpe(self, cert: VerificationCertificate, code: str | None) -> None:
         # Issue 16: a typed MPE must be the one the procedure gives for the type (`code`, as
@@ -571,7 +679,4 @@ class Issuer:
                 "is not shown to pass and gets no certificate. Its results were recorded.",
                 hint="repeat the check with a smaller uncertainty, or adjust the instrument",
             )
-        raise IssueRefused(
-            f"ref '{cert.ref}': the instrument failed verification ({'; '.join(bad)}); "
-            "a failed instrument gets no certificate. Its results were recorded."
-        )
+        # A failed instrument: `_prepare` turns the record into its notice of failure.

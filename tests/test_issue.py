@@ -66,7 +66,11 @@ def test_failed_instrument_gets_no_certificate_but_is_recorded(
     ver_data["checks"][1]["error"] = "-0.12"
     with pytest.raises(IssueRefused, match=r"check 2 .*exceeds MPE 0.10"):
         issuer.issue(parse_certificate(ver_data))
-    assert issuer.ledger.count() == 0 and _files(issuer.out_dir) == []
+    # Issue 16: no certificate, but a notice of failure (its own series) is issued instead.
+    (entry,) = issuer.ledger.entries()
+    assert entry.kind == "failure" and entry.number.startswith("TB-")
+    assert issuer.ledger.entries(kind="verification") == []
+    assert _files(issuer.out_dir) == [f"{entry.number}.pdf"]
     from sqlmodel import Session, select
 
     with Session(issuer.ledger.engine) as s:

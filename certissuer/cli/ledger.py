@@ -32,6 +32,7 @@ __all__ = [
     "ledger_checkpoint",
     "ledger_consistency",
     "ledger_export",
+    "ledger_failures",
     "ledger_list",
     "ledger_proof",
     "ledger_repair",
@@ -92,6 +93,64 @@ def ledger_list(
         print_entries_json(rows)
         return
     _print_entries(rows)
+
+
+@ledger_app.command("failures")
+def ledger_failures(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List failed verifications, oldest first: each notice of failure issued (with the
+    instrument's earlier certificate it made no longer valid) and each failure only recorded.
+
+    With --json, a notice prints as a ledger entry does (`entry_row`) plus ``earlier``; a
+    recorded failure without a notice has ``number`` null and its ``ref``, ``serial``,
+    ``recorded_at`` and the instrument and owner from its recorded data.
+    """
+    from certissuer.report.export import entry_row
+
+    settings = ctx.obj.settings()
+    ledger = _ledger(settings)
+    today = datetime.now(VIETNAM_TZ).date()
+    rows: list[dict[str, Any]] = []
+    for f in ledger.failures(settings.lab_code):
+        if f.notice is not None:
+            row = entry_row(f.notice, ledger.status(f.notice, today=today)[0])
+            row["earlier"] = f.earlier
+        else:
+            assert f.recorded is not None
+            data = json.loads(f.recorded.data_json)
+            ins = data.get("instrument") or {}
+            row = {
+                "number": None,
+                "kind": "failure",
+                "status": "recorded",
+                "lab_code": f.recorded.lab_code,
+                "ref": f.recorded.ref,
+                "instrument_name": ins.get("name", ""),
+                "instrument_model": ins.get("model", ""),
+                "instrument_serial": f.recorded.instrument_serial,
+                "customer_name": (data.get("owner") or {}).get("name", ""),
+                "work_date": data.get("verification_date"),
+                "recorded_at": f.at.isoformat(),
+                "earlier": None,
+            }
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table()
+    for name in ("number", "date", "earlier"):
+        table.add_column(name, no_wrap=True)
+    for name in ("instrument", "serial", "owner"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        number = r["number"] or f"(recorded, ref {r['ref']})"
+        when = r.get("issue_date") or r["recorded_at"][:10]
+        cells = (number, when, r["earlier"] or "—", r["instrument_name"],
+                 r["instrument_serial"], r["customer_name"])  # fmt: skip
+        table.add_row(*[escape(str(c or "")) for c in cells])
+    out.print(table)
 
 
 @ledger_app.command("show")

@@ -17,7 +17,7 @@ entry or issuing a batch record; `audit` recomputes the log; `migrations` upgrad
 
 from certissuer.ledger.audit import AuditReport, Witness, load_witness, run_audit
 from certissuer.ledger.claims import process_alive, this_claimant
-from certissuer.ledger.ledger import Ledger
+from certissuer.ledger.ledger import Failure, Ledger
 from certissuer.ledger.signatures import (
     CheckpointFault,
     Standing,
@@ -29,6 +29,8 @@ from certissuer.ledger.signatures import (
 )
 from certissuer.ledger.tables import (
     CHECKPOINT_FORMAT,
+    FAILED_REVERIFICATION_EN,
+    FAILED_REVERIFICATION_VI,
     BatchClaim,
     CertificateEntry,
     Checkpoint,
@@ -52,6 +54,8 @@ from certissuer.ledger.tables import (
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "FAILED_REVERIFICATION_EN",
+    "FAILED_REVERIFICATION_VI",
     "AuditReport",
     "BatchClaim",
     "CertificateEntry",
@@ -59,6 +63,7 @@ __all__ = [
     "CheckpointFault",
     "EventKind",
     "FailedVerification",
+    "Failure",
     "Ledger",
     "LedgerEvent",
     "LedgerLab",

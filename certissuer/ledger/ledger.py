@@ -37,6 +37,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,29 @@ from certissuer.ledger.tables import (
 )
 from certissuer.token import TokenKey, TokenPublicKey
 
-__all__ = ["Ledger"]
+__all__ = ["Failure", "Ledger"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed verification: the notice of failure issued for it, or (no notice) the
+    results recorded when a failed instrument was refused."""
+
+    notice: CertificateEntry | None
+    """The notice of failure (kind ``failure``), or None for a failure only recorded."""
+    earlier: str | None
+    """The earlier certificate of the instrument the notice made no longer valid, if any."""
+    recorded: FailedVerification | None = None
+    """The recorded results, when no notice was issued."""
+
+    @property
+    def at(self) -> datetime:
+        """When the notice was issued or the failure recorded (UTC)."""
+        if self.notice is not None:
+            return utc(self.notice.issued_at)
+        assert self.recorded is not None
+        return utc(self.recorded.recorded_at)
+
 
 _logger = logging.getLogger(__name__)
 
@@ -635,10 +658,22 @@ class Ledger:
             return True
 
     def record_failed(self, failed: FailedVerification) -> None:
-        """Keep the results of an instrument that failed verification."""
+        """Keep the results of an instrument that failed verification.
+
+        The same results recorded again (same lab, ref and data digest: a run's check, then
+        its issue, or a rerun) add nothing, so each failure counts once.
+        """
         with self.session() as s:
-            s.add(failed)
-            s.commit()
+            known = s.exec(
+                select(FailedVerification.id).where(
+                    FailedVerification.lab_code == failed.lab_code,
+                    FailedVerification.ref == failed.ref,
+                    FailedVerification.data_digest == failed.data_digest,
+                )
+            ).first()
+            if known is None:
+                s.add(failed)
+                s.commit()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -790,6 +825,104 @@ class Ledger:
             LedgerEvent(number=number, kind=EventKind.REVOKED, at=at, reason=reason.strip()),
             ledger_key=ledger_key,
         )
+
+    def fail_reverification(
+        self,
+        number: str,
+        *,
+        notice: str,
+        reason: str,
+        at: datetime,
+        ledger_key: TokenKey | None = None,
+    ) -> LedgerEvent | None:
+        """Mark verification certificate `number` NO LONGER VALID: its instrument failed a
+        later verification, for which the notice of failure `notice` was issued.
+
+        A signed event like a revocation (nothing is overwritten). Returns the event, the one
+        already recorded for `notice` (a rerun), or None when `number` is revoked, superseded
+        or already no longer valid (nothing is added).
+        """
+        key = ledger_key or self.ledger_key
+        entry = self.get(number)
+        if entry is None or entry.is_pending:
+            raise LedgerError(f"certificate {number} is not an issued certificate")
+        for ev in self.events(number):
+            if ev.kind == EventKind.FAILED_REVERIFICATION and ev.related_number == notice:
+                return ev
+        status = (
+            self.standing(entry, keys=[key.public], today=at.date()).status
+            if key is not None
+            else self.status(entry, today=at.date())[0]
+        )
+        if status in (Status.REVOKED, Status.SUPERSEDED, Status.NO_LONGER_VALID):
+            return None
+        return self.add_event(
+            LedgerEvent(
+                number=number,
+                kind=EventKind.FAILED_REVERIFICATION,
+                at=at,
+                reason=reason,
+                related_number=notice,
+            ),
+            ledger_key=ledger_key,
+        )
+
+    def earlier_verification(
+        self, lab_code: str, *, serial: str, model: str, before_ref: str
+    ) -> CertificateEntry | None:
+        """The newest issued verification certificate of lab `lab_code` for the instrument
+        with `serial` and `model` (the same instrument), other than the record `before_ref`;
+        None when the ledger holds none."""
+        with self.session(read_only=True) as s:
+            q = (
+                select(CertificateEntry)
+                .where(
+                    CertificateEntry.lab_code == lab_code,
+                    CertificateEntry.kind == "verification",
+                    CertificateEntry.instrument_serial == serial,
+                    CertificateEntry.instrument_model == model,
+                    CertificateEntry.ref != before_ref,
+                    col(CertificateEntry.pdf_sha256).is_not(None),
+                )
+                .order_by(
+                    col(CertificateEntry.issued_at).desc(), col(CertificateEntry.number).desc()
+                )
+            )
+            return s.exec(q).first()
+
+    def failures(self, lab_code: str | None = None) -> list[Failure]:
+        """Failed verifications, oldest first: each notice of failure issued (with the earlier
+        certificate it made no longer valid) and each recorded failure without a notice."""
+        with self.session(read_only=True) as s:
+            q = select(CertificateEntry).where(
+                CertificateEntry.kind == "failure", col(CertificateEntry.pdf_sha256).is_not(None)
+            )
+            fq = select(FailedVerification)
+            if lab_code is not None:
+                q = q.where(CertificateEntry.lab_code == lab_code)
+                fq = fq.where(FailedVerification.lab_code == lab_code)
+            notices = list(s.exec(q))
+            recorded = list(s.exec(fq))
+            numbers = [n.number for n in notices]
+            earlier: dict[str, str] = {}
+            if numbers:
+                evs = s.exec(
+                    select(LedgerEvent).where(
+                        LedgerEvent.kind == EventKind.FAILED_REVERIFICATION,
+                        col(LedgerEvent.related_number).in_(numbers),
+                    )
+                )
+                earlier = {str(ev.related_number): ev.number for ev in evs}
+        out = [Failure(n, earlier.get(n.number)) for n in notices]
+        noticed = {(n.lab_code, n.ref) for n in notices}
+        seen: set[tuple[str, str]] = set()
+        for f in recorded:
+            key = (f.lab_code, f.ref)
+            if key in noticed or key in seen:
+                continue  # a notice was issued for it, or it was recorded twice (a rerun)
+            seen.add(key)
+            out.append(Failure(None, None, recorded=f))
+        return sorted(out, key=lambda f: f.at)
 
     def supersede(
         self,

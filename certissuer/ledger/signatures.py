@@ -97,6 +97,8 @@ def status_from(
             return Status.REVOKED, ev
         if ev.kind == EventKind.SUPERSEDED:
             return Status.SUPERSEDED, ev
+        if ev.kind == EventKind.FAILED_REVERIFICATION:
+            return Status.NO_LONGER_VALID, ev
     if entry.valid_until is not None and today > entry.valid_until:
         return Status.EXPIRED, None
     return Status.VALID, None

@@ -21,6 +21,8 @@ from certissuer.errors import LedgerError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "FAILED_REVERIFICATION_EN",
+    "FAILED_REVERIFICATION_VI",
     "BatchClaim",
     "CertificateEntry",
     "Checkpoint",
@@ -43,6 +45,11 @@ __all__ = [
 ]
 
 
+FAILED_REVERIFICATION_VI = "phương tiện đo không đạt khi kiểm định lại"
+FAILED_REVERIFICATION_EN = "the instrument failed re-verification"
+"""Why a verification certificate is NO LONGER VALID: a later notice of failure names it."""
+
+
 class Status(StrEnum):
     """A certificate's status, derived from its entry and events, never stored."""
 
@@ -51,6 +58,8 @@ class Status(StrEnum):
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    NO_LONGER_VALID = "no_longer_valid"
+    """The instrument failed a later verification: a notice of failure names it."""
 
 
 class EventKind(StrEnum):
@@ -59,6 +68,9 @@ class EventKind(StrEnum):
     ISSUED = "issued"
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
+    FAILED_REVERIFICATION = "failed_reverify"
+    """The instrument failed a later verification (``related_number``: the notice of
+    failure); the certificate is no longer valid."""
 
 
 def utc(dt: datetime) -> datetime:

@@ -300,6 +300,8 @@ def annual_report(
             copies = [0] * len(months)
             per_lab: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for lab_code, kind, earlier, *counts in issued_rows:
+                if kind == "failure":
+                    continue  # a notice of failure: counted with the failed verifications
                 if kind == "copy":
                     before["copy"] += int(earlier)
                     copies = [a + int(b) for a, b in zip(copies, counts, strict=True)]

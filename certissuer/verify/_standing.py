@@ -35,6 +35,7 @@ _STATUS_VERDICT = {
     Status.REVOKED: Verdict.REVOKED,
     Status.SUPERSEDED: Verdict.SUPERSEDED,
     Status.EXPIRED: Verdict.EXPIRED,
+    Status.NO_LONGER_VALID: Verdict.NO_LONGER_VALID,
     Status.PENDING: Verdict.NOT_IN_LEDGER,
 }
 
@@ -172,6 +173,10 @@ def judge(
     elif status is Status.SUPERSEDED and event is not None:
         report.superseded_by = event.related_number
         report.reasons.append(f"superseded by {event.related_number}: {event.reason}")
+    elif status is Status.NO_LONGER_VALID and event is not None:
+        report.revocation_reason = event.reason
+        report.superseded_by = event.related_number
+        report.reasons.append(f"no longer valid since {event.at:%Y-%m-%d}: {event.reason}")
     elif status is Status.EXPIRED:
         report.reasons.append(f"valid until {entry.valid_until}, now expired")
     else:

@@ -30,6 +30,8 @@ class Verdict(StrEnum):
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    NO_LONGER_VALID = "no_longer_valid"
+    """The instrument failed a later verification: a notice of failure was issued."""
     ALTERED = "altered"
     UNKNOWN_SIGNER = "unknown_signer"
     NOT_IN_LEDGER = "not_in_ledger"
@@ -40,6 +42,7 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     Verdict.REVOKED: ("ĐÃ THU HỒI", "REVOKED"),
     Verdict.SUPERSEDED: ("ĐÃ ĐƯỢC THAY THẾ", "SUPERSEDED"),
     Verdict.EXPIRED: ("HẾT HIỆU LỰC", "EXPIRED"),
+    Verdict.NO_LONGER_VALID: ("HẾT HIỆU LỰC", "NO LONGER VALID"),
     Verdict.ALTERED: (
         "KHÔNG XÁC THỰC (bị sửa đổi hoặc giả mạo)",
         "NOT GENUINE (altered or forged)",

@@ -24,7 +24,11 @@ from pydantic import ValidationError
 from certissuer._files import default_template_dir
 from certissuer._vn import dmy
 from certissuer.config import Settings
-from certissuer.ledger import CertificateEntry
+from certissuer.ledger import (
+    FAILED_REVERIFICATION_EN,
+    FAILED_REVERIFICATION_VI,
+    CertificateEntry,
+)
 from certissuer.model import (
     CONFORMITY_WORDS,
     PASS_CONCLUSION,
@@ -56,7 +60,9 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-LEDGER_VERDICTS = frozenset({Verdict.VALID, Verdict.REVOKED, Verdict.SUPERSEDED, Verdict.EXPIRED})
+LEDGER_VERDICTS = frozenset(
+    {Verdict.VALID, Verdict.REVOKED, Verdict.SUPERSEDED, Verdict.EXPIRED, Verdict.NO_LONGER_VALID}
+)
 """Verdicts reached only for a genuine certificate found in the ledger: its fields are shown."""
 
 _MODE_VALUES = frozenset(mode.value for mode in VerificationMode)
@@ -121,8 +127,8 @@ class CertificateDetails:
 
     @property
     def is_verification(self) -> bool:
-        """True for a verification certificate (Mẫu 18.GCNKĐ)."""
-        return self.kind == "verification"
+        """True for a verification certificate (Mẫu 18.GCNKĐ) or a notice of failure."""
+        return self.kind in ("verification", "failure")
 
     @property
     def common_unit(self) -> str:
@@ -139,6 +145,8 @@ class CertificateDetails:
     @property
     def title(self) -> tuple[str, str]:
         """The form's title in Vietnamese and English (FORMS.md)."""
+        if self.kind == "failure":
+            return "THÔNG BÁO KẾT QUẢ KIỂM ĐỊNH KHÔNG ĐẠT", "NOTICE OF FAILED VERIFICATION"
         if self.is_verification:
             return "GIẤY CHỨNG NHẬN KIỂM ĐỊNH", "CERTIFICATE OF VERIFICATION"
         return "GIẤY CHỨNG NHẬN HIỆU CHUẨN", "CALIBRATION CERTIFICATE"
@@ -273,6 +281,11 @@ def headline(report: Report) -> tuple[str, str]:
     if report.verdict is Verdict.SUPERSEDED and report.superseded_by:
         n = report.superseded_by
         return f"ĐÃ ĐƯỢC THAY THẾ bởi giấy chứng nhận số {n}", f"SUPERSEDED by certificate No. {n}"
+    if report.verdict is Verdict.NO_LONGER_VALID:
+        return (
+            f"HẾT HIỆU LỰC ({FAILED_REVERIFICATION_VI})",
+            f"NO LONGER VALID ({FAILED_REVERIFICATION_EN})",
+        )
     return report.label_vi, report.label_en
 
 
