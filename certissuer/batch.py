@@ -42,7 +42,8 @@ from certissuer._tables import (
 from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.digitise import ManifestRejected, ManifestRow, iter_manifest
-from certissuer.errors import CertissuerError, InputError, LedgerError
+from certissuer.errors import CertissuerError, InputError, IssueRefused, LedgerError
+from certissuer.registry import parse_stamp
 
 if TYPE_CHECKING:
     from certissuer.issue import Issued
@@ -500,6 +501,16 @@ def _vouch(worker: _Worker, report: RunReport, *, stopping: bool) -> None:
         _logger.warning("no checkpoint signed after the run stopped", exc_info=True)
 
 
+def _stamp_key(cert: Any) -> str:
+    """The verification stamp of `cert` as series and number ("ĐT-26 12345"), or ""."""
+    text = getattr(cert, "stamp_number", "") or ""
+    try:
+        series, number = parse_stamp(text)
+    except ValueError:
+        return " ".join(text.split())  # the issuer's own check refuses it
+    return f"{series} {number}"
+
+
 def _all_or_nothing(
     items: Iterable[Item],
     worker: _Worker,
@@ -508,12 +519,31 @@ def _all_or_nothing(
     report: RunReport,
 ) -> None:
     good: list[tuple[Any, str, int]] = []
+    stamps: dict[str, int] = {}  # a stamp once per lab, within the run too (issue 16)
     for item in items:
         if isinstance(item, intake.Rejected | ManifestRejected):
             reject(item)
             continue
         cert = _cert(item)
         refused = worker.check(cert, item.source, item.row)
+        stamp = _stamp_key(cert)
+        if refused is None and stamp and stamp in stamps:
+            refused = Outcome(
+                "rejected",
+                item.source,
+                item.row,
+                RejectedRow.of(
+                    item.source,
+                    item.row,
+                    IssueRefused(
+                        f"ref '{cert.ref}': stamp {stamp} is also on row {stamps[stamp]} of "
+                        "this run",
+                        hint="each stamp number is used once per lab",
+                    ),
+                ),
+            )
+        elif stamp:
+            stamps.setdefault(stamp, item.row)
         if refused is not None:
             record(refused)
         else:

@@ -323,3 +323,32 @@ def test_two_processes_issuing_one_stamp_get_one_certificate(
     with Session(ledger.engine) as s:
         counters = {c.series: c.last for c in s.exec(select(NumberCounter))}
     assert sum(counters.values()) == 1, f"the refused process took no number: {counters}"
+
+
+def test_one_run_may_not_put_one_stamp_on_two_certificates(tmp_path: Path, pki: KeyPaths) -> None:
+    # Two records of one `issue` run with the same stamp, written two ways: the ledger's key
+    # sees only claimed stamps, so the run itself refuses the second, and issues nothing.
+    profile = _lab_folder(tmp_path, pki)
+    records = []
+    for ref, stamp in (("v-1", "ĐT-26 0000009"), ("v-2", "ĐT-26 9")):
+        data = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
+        records.append(data | {"ref": ref, "stamp_number": stamp})
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    done = _cli(tmp_path, "--config", str(profile), "issue", str(both), "--out", "out")
+    assert done.returncode == 9, done.stderr
+    assert "stamp ĐT-26 9 is also on row 1 of this run" in done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pdf"))
+    assert Ledger.open(f"sqlite:///{profile.parent / 'ledger.db'}").entries() == []
+
+
+def test_revoking_with_another_labs_profile_is_refused(tmp_path: Path, pki: KeyPaths) -> None:
+    profile = _lab_folder(tmp_path, pki)
+    issued = _cli(tmp_path, "--config", str(profile), "issue", str(_calibration(tmp_path, "r")))
+    assert issued.returncode == 0, issued.stderr
+    other = _lab_folder(tmp_path, pki, code="T02")  # the same ledger file, another lab
+    refused = _cli(tmp_path, "--config", str(other), "revoke", "HC-2026-000001", "--reason", "x")
+    assert refused.returncode == 7, refused.stderr
+    assert "belongs to lab T01" in refused.stderr
+    ledger = Ledger.open(f"sqlite:///{profile.parent / 'ledger.db'}")
+    assert [e.kind for e in ledger.events("HC-2026-000001")] == ["issued"]

@@ -107,7 +107,10 @@ def revoke(
     state: State = ctx.obj
     settings = state.settings()
     key = token_key(state)  # before anything is written: the event is signed with it
-    ledger = Ledger.open(settings.ledger_url, ledger_key=key)
+    # One lab, one ledger: revoking writes, so another lab's ledger is refused (exit 7).
+    ledger = Ledger.open(
+        settings.ledger_url, ledger_key=key, lab_code=settings.lab_code, profile=settings.source
+    )
     now = datetime.now(UTC)
     ledger.revoke(number, reason=reason, at=now)
     ledger.checkpoint(key, lab_code=settings.lab_code, at=now)
