@@ -50,7 +50,7 @@ from certissuer.model import (
     load_mpe_rules,
     parse_certificate,
 )
-from certissuer.registry import Register, parse_stamp
+from certissuer.registry import Clearance, Register, parse_stamp
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -214,6 +214,8 @@ class Issuer:
         )
         """The measurement register (issue 8): checked before each number is reserved."""
         self._scope_noted = False
+        self._type_codes: dict[str, str | None] = {}
+        """The instrument type the checks found, by ref, for the register's record."""
         self.mpe_rules = load_mpe_rules()
         """The procedures' MPE per instrument type and class, checked without any register."""
 
@@ -301,6 +303,12 @@ class Issuer:
             replaces=self._replaced(doc),
         )
         issued = self._finish(entry, doc, now)
+        if clearance is None and isinstance(doc, VerificationCertificate):
+            # Issue 16: the register fills itself, lab row or not: the owner and the instrument
+            # (its type as the cycle-table checks found it, latest certificate, valid-until),
+            # so recall lists what this lab verified from its first certificate on.
+            type_code = self._type_codes.pop(doc.ref, None)
+            clearance = Clearance(ref=doc.ref, accredited=True, type_code=type_code)
         if clearance is not None and not isinstance(doc, FailureNotice):
             self.register.record(clearance, doc, issued.number)
         return self._noticed(doc, issued, now)
@@ -405,6 +413,7 @@ class Issuer:
                     # Computed, not typed: the end of the legal verification cycle (issue 8).
                     cert = cert.model_copy(update={"valid_until": basics.valid_until})
                 self._check_mpe(cert, basics.type_code)
+                self._type_codes[cert.ref] = basics.type_code
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         doc: _Doc = cert

@@ -352,3 +352,21 @@ def test_revoking_with_another_labs_profile_is_refused(tmp_path: Path, pki: KeyP
     assert "belongs to lab T01" in refused.stderr
     ledger = Ledger.open(f"sqlite:///{profile.parent / 'ledger.db'}")
     assert [e.kind for e in ledger.events("HC-2026-000001")] == ["issued"]
+
+
+def test_the_register_fills_itself_without_the_labs_row(tmp_path: Path, pki: KeyPaths) -> None:
+    # A new lab, no `registry add lab`: issuing a verification records the owner and the
+    # instrument, so recall lists it from the first certificate on (as after `make demo`).
+    profile = _lab_folder(tmp_path, pki)
+    data = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
+    record = tmp_path / "v.json"
+    record.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert _cli(tmp_path, "--config", str(profile), "issue", str(record)).returncode == 0
+    out = tmp_path / "recall.csv"
+    done = _cli(
+        tmp_path, "--config", str(profile), "recall", "--within", "365d",
+        "--format", "csv", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8-sig")
+    assert data["instrument"]["serial"] in text and "KĐ-2026-000001" in text
