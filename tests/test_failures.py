@@ -63,11 +63,14 @@ def lab(tmp_path: Path, pki: KeyPaths, any_ledger_url: str) -> Lab:
 
 
 def _fail(lab: Lab) -> Failed:
-    """Re-verify the same instrument a year later; check 2 fails."""
+    """Re-verify the same instrument after the sample's verification; check 2 fails.
+
+    The date is after the sample's (2026-11-25) and never in the future (issue 16's checks);
+    the valid-until date is computed from it."""
     data = load_json(SAMPLES / "verification.json")
     data["ref"] = "KD-REQ-2027-0001"
-    data["verification_date"] = "2027-11-20"
-    data["valid_until"] = "2028-11-19"
+    data["verification_date"] = "2026-12-01"
+    del data["valid_until"]
     data["checks"][1]["error"] = "-0.35"  # beyond the MPE of 0.10 L
     path = lab.root / "failed.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

@@ -127,7 +127,10 @@ def test_export_then_changes_then_export_from_the_cursor_carries_exactly_the_cha
     second = sector_export(engine, since=None, after=first.cursor, today=TODAY)
     keys = _keys(second)
     assert keys["certificates"] == {new.number, world.numbers[0]}
-    assert keys["instruments"] == {("O1", "I2"), ("O3", "I6")}  # I6: its owner was renamed
+    # I6: its owner was renamed; the new certificate's instrument, recorded by issuing it (the
+    # register fills itself, issue 16), under its owner's automatic code.
+    verified = ("auto-cua-hang-xang-dau-so-12-cong-ty-xang-dau-dong-thap", "TS-2019-88231")
+    assert keys["instruments"] == {("O1", "I2"), ("O3", "I6"), verified}
     assert keys["standards"] == {"S1"}
     assert keys["inspectors"] == {"Phạm Minh Tuấn"}
     records = {r["number"]: r for r in second.records["certificates"]}
