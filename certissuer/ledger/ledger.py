@@ -224,6 +224,13 @@ class Ledger:
                 database = make_url(url).database
                 if create and database and database != ":memory:":
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
+                elif database and database != ":memory:" and not Path(database).is_file():
+                    # Reading a ledger that is not there must not leave an empty file behind.
+                    raise LedgerError(
+                        f"there is no ledger at {Path(database).resolve()}",
+                        hint="issue a certificate first, or set [ledger] url in the lab "
+                        "profile (a relative path is relative to the profile)",
+                    )
                 engine = create_engine(url, connect_args={"timeout": 30})
                 _sqlite_setup(engine)
             else:
