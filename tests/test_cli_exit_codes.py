@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from certissuer import errors
 from certissuer.cli import app
 from certissuer.keys import KeyPaths
+from certissuer.ledger import Ledger
 
 from .conftest import PASSPHRASE, ROOT, SAMPLES, load_json
 
@@ -274,6 +275,7 @@ def test_help_keeps_settings_names(args: list[str], shown: str) -> None:
 def test_hints_keep_settings_names(lab: Lab, pki: KeyPaths, tmp_path: Path) -> None:
     bare = tmp_path / "bare.toml"
     bare.write_text(f'[ledger]\nurl = "sqlite:///{tmp_path / "l.db"}"\n', encoding="utf-8")
+    Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")  # a ledger that exists: the profile is at fault
     result = runner.invoke(app, ["--config", str(bare), "verify", str(lab.pdf)], env=ENV)
     assert result.exit_code == 3 and "[signing] trust_roots" in result.stderr, result.stderr
     result = runner.invoke(app, ["--config", str(bare), "ledger", "audit"], env=ENV)
