@@ -43,7 +43,6 @@ from certissuer._vn import VIETNAM_TZ
 from certissuer.config import Settings
 from certissuer.digitise import ManifestRejected, ManifestRow, iter_manifest
 from certissuer.errors import CertissuerError, InputError, IssueRefused, LedgerError
-from certissuer.registry import parse_stamp
 
 if TYPE_CHECKING:
     from certissuer.issue import Issued
@@ -501,16 +500,6 @@ def _vouch(worker: _Worker, report: RunReport, *, stopping: bool) -> None:
         _logger.warning("no checkpoint signed after the run stopped", exc_info=True)
 
 
-def _stamp_key(cert: Any) -> str:
-    """The verification stamp of `cert` as series and number ("ĐT-26 12345"), or ""."""
-    text = getattr(cert, "stamp_number", "") or ""
-    try:
-        series, number = parse_stamp(text)
-    except ValueError:
-        return " ".join(text.split())  # the issuer's own check refuses it
-    return f"{series} {number}"
-
-
 def _all_or_nothing(
     items: Iterable[Item],
     worker: _Worker,
@@ -519,15 +508,18 @@ def _all_or_nothing(
     report: RunReport,
 ) -> None:
     good: list[tuple[Any, str, int]] = []
-    stamps: dict[str, int] = {}  # a stamp once per lab, within the run too (issue 16)
+    stamps: dict[tuple[str, int], int] = {}  # a stamp once per lab, in the run too (issue 16)
     for item in items:
         if isinstance(item, intake.Rejected | ManifestRejected):
             reject(item)
             continue
         cert = _cert(item)
         refused = worker.check(cert, item.source, item.row)
-        stamp = _stamp_key(cert)
-        if refused is None and stamp and stamp in stamps:
+        try:
+            stamp = worker.issuer.stamp_of(cert)
+        except IssueRefused:
+            stamp = None  # a stamp without a number: the issuer's own check refused it
+        if refused is None and stamp is not None and stamp in stamps:
             refused = Outcome(
                 "rejected",
                 item.source,
@@ -536,13 +528,14 @@ def _all_or_nothing(
                     item.source,
                     item.row,
                     IssueRefused(
-                        f"ref '{cert.ref}': stamp {stamp} is also on row {stamps[stamp]} of "
+                        f"ref '{cert.ref}': stamp {stamp[0]} {stamp[1]} is also on row "
+                        f"{stamps[stamp]} of "
                         "this run",
                         hint="each stamp number is used once per lab",
                     ),
                 ),
             )
-        elif stamp:
+        elif stamp is not None:
             stamps.setdefault(stamp, item.row)
         if refused is not None:
             record(refused)

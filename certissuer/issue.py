@@ -435,7 +435,7 @@ class Issuer:
         before a number is taken; the ledger's key on the stamp (`Ledger.reserve_with`) guards
         the race between processes. Returns the stamp as (series, number), or None.
         """
-        stamp = self._stamp(cert)
+        stamp = self.stamp_of(cert)
         if stamp is not None:
             holder = self.ledger.stamp_holder(self.settings.lab_code, stamp)
             if holder is not None and holder != self._replaced(cert):
@@ -455,7 +455,7 @@ class Issuer:
         return None
 
     @staticmethod
-    def _stamp(cert: _Doc) -> tuple[str, int] | None:
+    def stamp_of(cert: _Doc) -> tuple[str, int] | None:
         """The verification stamp of `cert` as (series, number), or None when it has none.
 
         Raises `IssueRefused` when the stamp has no number to tell it apart.
