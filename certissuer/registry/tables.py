@@ -325,7 +325,13 @@ def load_instrument_types(path: Path | None = None) -> list[InstrumentType]:
         try:
             # initial_only = true: verified once before use, no cycle (stored as 0 months).
             initial = entry.get("initial_only", False) is True
-            months = entry.get("cycle_months", 0) if initial else entry["cycle_months"]
+            if initial and "cycle_months" in entry:
+                raise ValueError(
+                    f"type {entry.get('code')!r} has initial_only = true and a cycle_months: "
+                    "a type verified only once before use has no cycle; remove cycle_months "
+                    "or initial_only"
+                )
+            months = 0 if initial else entry["cycle_months"]
             if not isinstance(months, int) or isinstance(months, bool) or months < 0:
                 raise ValueError(f"cycle_months must be a positive whole number, got {months!r}")
             if months == 0 and not initial:
