@@ -132,6 +132,7 @@ def test_after_the_signer_expired_only_timestamped_levels_stay_valid(
     if level == "B-B":
         assert report.verdict is Verdict.UNKNOWN_SIGNER
         assert "expired and no trusted timestamp" in report.reasons[-1]
+        assert "the signing time cannot be proven" in report.reasons[-1]
         return
     assert report.verdict is Verdict.VALID, report.reasons
     sig = report.signatures[0]
@@ -323,13 +324,19 @@ def test_two_signers_end_to_end(
     verifier = Verifier.from_settings(settings, ledger=lab_ledger)
     issued_bytes = path.read_bytes()
     first = verifier.verify_pdf(issued_bytes)
-    assert first.verdict is Verdict.VALID, first.reasons
+    assert first.verdict is Verdict.AWAITING_APPROVAL and not first.ok, first.reasons
     assert first.signatures[0].kind == "certification (fill_forms)"
     assert any("'Approval' is not signed yet" in r for r in first.reasons)
 
     head = settings.replace(signing_pkcs12=lab_pki.p12("bob", PASSPHRASE))
     with Sealer.from_settings(head, PASSPHRASE) as sealer:
-        done = approve_pdf(path, sealer=sealer, verifier=verifier, location="Đồng Tháp")
+        done = approve_pdf(
+            path,
+            sealer=sealer,
+            verifier=verifier,
+            location="Đồng Tháp",
+            ledger_key=load_token_key(settings),
+        )
     approved = path.read_bytes()
     assert approved.startswith(issued_bytes) and done.signer == "Lê Hoàng Phúc"
     report = verifier.verify_pdf(approved)
