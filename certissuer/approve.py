@@ -6,10 +6,16 @@ field over the head's name. `approve_pdf` checks the file first (a head must not
 forged or altered certificate), then signs that field as an incremental update and replaces
 the file atomically.
 
+Until the head signs, the certificate is not in force: it verifies as CHỜ PHÊ DUYỆT /
+AWAITING APPROVAL (the issue logged an ``awaiting_approval`` event, and the file has an empty
+field). Only the head printed on the certificate may approve it: the approver's certificate
+name must be that name (diacritics, case and spacing aside), checked before signing.
+
 The ledger keeps the SHA-256 of the file as issued. The approved file starts with exactly those
 bytes: `certissuer verify` finds it in the ledger through the revision its first signature
 covers, after checking that everything added later is a valid signature in the reserved
-field, validation data or a document timestamp. So nothing in the ledger changes.
+field, validation data or a document timestamp. The approval itself is a signed ``approved``
+event in the ledger, so a scanned QR code says the same as the approved file.
 
 >>> approved = approve_pdf(Path("out/KD-2026-000001.pdf"), sealer=head_sealer,
 ...                        verifier=verifier, location="Đồng Tháp")  # doctest: +SKIP
@@ -22,14 +28,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certissuer._files import write_atomic
-from certissuer.errors import SigningError, VerificationFailed
+from certissuer._vn import fold, strip_marks
+from certissuer.errors import ConfigError, SigningError, VerificationFailed
+from certissuer.ledger import approval_awaited
 from certissuer.sign import APPROVAL_FIELD, Level, Sealer
-from certissuer.verify import Report, Verifier
+from certissuer.verify import Report, Verdict, Verifier
 
-__all__ = ["Approved", "approve_pdf"]
+if TYPE_CHECKING:
+    from certissuer.token import TokenKey
+
+__all__ = ["Approved", "approve_pdf", "printed_head", "same_name"]
 
 _logger = logging.getLogger(__name__)
 
@@ -47,6 +60,23 @@ class Approved:
     """The verification of the file before approval."""
 
 
+def same_name(a: str, b: str) -> bool:
+    """True when `a` and `b` are one person's name: diacritics, case and spacing aside."""
+    return " ".join(strip_marks(fold(a)).split()) == " ".join(strip_marks(fold(b)).split())
+
+
+def printed_head(verifier: Verifier, number: str | None) -> str | None:
+    """The head's name printed on certificate `number`, from its ledger data, or None."""
+    if verifier.ledger is None or number is None:
+        return None
+    entry = verifier.ledger.get(number)
+    if entry is None:
+        return None
+    head = entry.data().get("head")
+    name = head.get("name") if isinstance(head, dict) else None
+    return str(name) if name else None
+
+
 def approve_pdf(
     path: Path,
     *,
@@ -56,23 +86,55 @@ def approve_pdf(
     field_name: str = APPROVAL_FIELD,
     location: str | None = None,
     level: Level | None = None,
+    ledger_key: TokenKey | None = None,
 ) -> Approved:
     """Verify the certificate at `path`, then sign its empty field `field_name` with `sealer`.
 
-    `verifier` must find the file genuine and current (verdict VALID). The result goes to
-    `out` (default: `path`, replaced atomically). Raises `VerificationFailed` when the file
-    cannot be read or does not verify, `SigningError` when it has no such empty field.
+    `verifier` must find the file genuine and awaiting approval (verdict AWAITING APPROVAL,
+    or VALID for a certificate issued before approvals were logged), and the name in
+    `sealer`'s certificate must be the head's printed on it. The result goes to `out`
+    (default: `path`, replaced atomically), and the approval is recorded in the verifier's
+    ledger as an event signed with `ledger_key` (default: the ledger's own key). Raises
+    `VerificationFailed` when the file cannot be read or does not verify, `SigningError` when
+    it has no such empty field or the approver is not the printed head, `ConfigError` when
+    the approval cannot be recorded signed; all before anything is signed.
     """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise VerificationFailed(f"{path}: cannot read the file ({exc.strerror})") from None
     report = verifier.verify_pdf(data)
-    if not report.ok:
+    # VALID: a certificate issued before approvals were logged in the ledger; the sealer
+    # finds out whether its field is still empty.
+    if report.verdict not in (Verdict.AWAITING_APPROVAL, Verdict.VALID):
         raise VerificationFailed(
             f"{path}: will not approve a certificate that does not verify: "
             f"{report.label_en} ({report.reasons[-1] if report.reasons else 'no reason'})",
             hint="run 'certissuer verify' on it for the details",
+        )
+    head = printed_head(verifier, report.number)
+    if head is None:
+        raise SigningError(
+            f"{path}: the ledger holds no head's name for {report.number}: "
+            "cannot check who may approve it"
+        )
+    if not same_name(sealer.signer_name, head):
+        raise SigningError(
+            f"{path}: the approver's certificate names '{sealer.signer_name}', but the head "
+            f"printed on {report.number} is '{head}'; nothing was signed",
+            hint="approve with the key of the head named on the certificate",
+        )
+    ledger = verifier.ledger
+    waiting = (
+        ledger is not None
+        and report.number is not None
+        and approval_awaited(ledger.events(report.number)) is not None
+    )
+    if ledger is not None and waiting and ledger_key is None and ledger.ledger_key is None:
+        raise ConfigError(
+            f"{path}: the approval of {report.number} must be recorded in the ledger, signed "
+            "with the lab's ledger key, and none was given; nothing was signed",
+            hint="give the lab's token key ([token] key in the profile)",
         )
     reason = f"Phê duyệt / Approved {report.number}" if report.number else "Phê duyệt / Approved"
     approved = sealer.approve(
@@ -85,6 +147,9 @@ def approve_pdf(
         write_atomic(target, approved)
     except OSError as exc:
         raise SigningError(f"{target}: cannot write the approved file ({exc.strerror})") from None
+    if ledger is not None and waiting:  # what the ledger awaits (older issues logged none)
+        assert report.number is not None
+        ledger.approve(report.number, approver=head, at=datetime.now(UTC), ledger_key=ledger_key)
     _logger.info("approved %s by %s -> %s", report.number, sealer.subject, target)
     return Approved(
         target, report.number, sealer.signer_name, hashlib.sha256(approved).hexdigest(), report

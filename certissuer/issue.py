@@ -569,6 +569,7 @@ class Issuer:
                 at=now,
                 scans=scans,
                 ledger_key=self.token_key,  # the ledger's events are signed with the token key
+                awaiting_approval=reserve is not None,  # the head's field is left empty
             )
         except BaseException:
             if written:

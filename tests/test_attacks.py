@@ -16,7 +16,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -851,10 +851,19 @@ def _pyhanko_dss_update(lab_env: Lab) -> bytes:
 
 
 def _approved(lab_env: Lab, kind: str) -> bytes:
-    """A certificate with the head's approval signature in its reserved field."""
+    """A certificate with the head's approval signature in its reserved field, the approval
+    recorded in the ledger (as `certissuer sign-approve` does)."""
     with lab_env.pki.services():
         issued = lab_env.issue(lab_env.sealer(visible=True), kind=kind, signing_approval=True)
-        return lab_env.sealer("bob").approve(issued, field_name="Approval")
+        approved = lab_env.sealer("bob").approve(issued, field_name="Approval")
+    (entry,) = lab_env.ledger.entries(limit=1)  # the one just issued
+    lab_env.ledger.approve(
+        entry.number,
+        approver="Lê Hoàng Phúc",
+        at=datetime.now(UTC),
+        ledger_key=load_token_key(lab_env.settings),
+    )
+    return approved
 
 
 def _issued_at(level: Level, kind: str) -> Callable[[Lab], bytes]:

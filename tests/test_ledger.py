@@ -265,3 +265,48 @@ def test_unreachable_read_only_database_is_a_ledger_error_without_password() -> 
     with pytest.raises(LedgerError, match="read-only") as info:
         Ledger.open_readonly("postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/none?connect_timeout=2")
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_status_at_a_moment_and_approval_events(any_ledger_url: str) -> None:
+    """Events count from when they were recorded; approval is a state with its own events."""
+    from datetime import timedelta
+
+    from certissuer.token import TokenKey
+
+    key = TokenKey.generate()
+    ledger = Ledger.open(any_ledger_url, ledger_key=key)
+    entry = ledger.reserve_with("L1", "HC", 2026, _builder("appr", valid_until=date(2027, 11, 24)))  # type: ignore[arg-type]
+    entry = ledger.complete(
+        entry.number, pdf_sha256="cd" * 32, pdf_path="x.pdf", signer="CN=x", at=NOW,
+        awaiting_approval=True,
+    )  # fmt: skip
+    other = _issue(ledger, "plain", "ef" * 32)
+    assert [e.number for e in ledger.awaiting_approval("L1")] == [entry.number]
+    today = date(2026, 12, 1)
+
+    def status(at: datetime | None = None, day: date = today) -> Status:
+        return ledger.standing(entry, keys=[key.public], today=day, at=at).status
+
+    assert status() is Status.AWAITING_APPROVAL
+    approved_at = NOW + timedelta(days=2)
+    ledger.approve(entry.number, approver="Lê Hoàng Phúc", at=approved_at)
+    assert ledger.awaiting_approval("L1") == []
+    assert status() is Status.VALID
+    assert status(at=approved_at - timedelta(seconds=1)) is Status.AWAITING_APPROVAL
+    assert status(day=date(2030, 1, 1)) is Status.EXPIRED
+    with pytest.raises(LedgerError, match="not waiting for approval"):
+        ledger.approve(entry.number, approver="x", at=approved_at)
+    with pytest.raises(LedgerError, match="not waiting for approval"):
+        ledger.approve(other.number, approver="x", at=approved_at)  # issued without approval
+
+    revoked_at = NOW + timedelta(days=10)
+    ledger.revoke(entry.number, reason="lỗi", at=revoked_at)
+    assert status() is Status.REVOKED
+    assert status(at=revoked_at - timedelta(seconds=1)) is Status.VALID
+    assert status(at=revoked_at) is Status.REVOKED
+    ledger.checkpoint(key, lab_code="L1", at=revoked_at)
+    audit = ledger.audit(keys=[key.public], check_files=False)
+    # The new events are logged and signed like any other (the builder's data are fake: the
+    # only problem is that they do not hash to their made-up digest).
+    assert audit.events_signed == 5 and audit.log_size == 5, audit
+    assert all("its data no longer match its digest" in p for p in audit.problems), audit

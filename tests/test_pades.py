@@ -132,11 +132,52 @@ def test_after_the_signer_expired_only_timestamped_levels_stay_valid(
     if level == "B-B":
         assert report.verdict is Verdict.UNKNOWN_SIGNER
         assert "expired and no trusted timestamp" in report.reasons[-1]
+        assert "the signing time cannot be proven" in report.reasons[-1]
         return
     assert report.verdict is Verdict.VALID, report.reasons
     sig = report.signatures[0]
     assert sig.time_trusted and sig.level == level
     assert sig.signed_at is not None and sig.signed_at < lab_pki.signer_expires
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LTA"])
+def test_cli_verify_at_after_the_signer_expired(
+    level: str, issued: dict[str, bytes], lab: Settings, lab_pki: LabPKI, tmp_path: Path
+) -> None:
+    """`certissuer verify --at`: the signing time of a B-B file cannot be proven once its
+    signer expired; a timestamp proves it was signed while the signer was valid."""
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    toml = tmp_path / "lab.toml"
+    toml.write_text(
+        f"""
+[lab]
+code = "{lab.lab_code}"
+[signing]
+trust_roots = ["{lab_pki.pem("root")}"]
+[token]
+key = "{lab.token_key}"
+[ledger]
+url = "{lab.ledger_url}"
+""",
+        encoding="utf-8",
+    )
+    pdf = tmp_path / f"{level}.pdf"
+    pdf.write_bytes(issued[level])
+    args = ["--config", str(toml), "verify", str(pdf)]
+    before = lab_pki.signer_expires - timedelta(days=30)
+    after = lab_pki.signer_expires + timedelta(days=365)
+    result = CliRunner().invoke(app, [*args, "--at", f"{before:%Y-%m-%d}"])
+    assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout, result.output
+    result = CliRunner().invoke(app, [*args, "--at", f"{after:%Y-%m-%d}"])
+    if level == "B-B":
+        assert result.exit_code == 1 and "HỢP LỆ" not in result.stdout, result.output
+        assert "the signing time cannot be proven" in result.stdout
+    else:
+        assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout, result.output
+        assert "(dấu thời gian tin cậy / trusted timestamp)" in result.stdout
 
 
 def test_frozen_clock_after_expiry(
@@ -323,13 +364,19 @@ def test_two_signers_end_to_end(
     verifier = Verifier.from_settings(settings, ledger=lab_ledger)
     issued_bytes = path.read_bytes()
     first = verifier.verify_pdf(issued_bytes)
-    assert first.verdict is Verdict.VALID, first.reasons
+    assert first.verdict is Verdict.AWAITING_APPROVAL and not first.ok, first.reasons
     assert first.signatures[0].kind == "certification (fill_forms)"
     assert any("'Approval' is not signed yet" in r for r in first.reasons)
 
     head = settings.replace(signing_pkcs12=lab_pki.p12("bob", PASSPHRASE))
     with Sealer.from_settings(head, PASSPHRASE) as sealer:
-        done = approve_pdf(path, sealer=sealer, verifier=verifier, location="Đồng Tháp")
+        done = approve_pdf(
+            path,
+            sealer=sealer,
+            verifier=verifier,
+            location="Đồng Tháp",
+            ledger_key=load_token_key(settings),
+        )
     approved = path.read_bytes()
     assert approved.startswith(issued_bytes) and done.signer == "Lê Hoàng Phúc"
     report = verifier.verify_pdf(approved)

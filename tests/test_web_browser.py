@@ -59,7 +59,7 @@ class BrowserLab:
     base: str = ""
     """The running server, ``http://127.0.0.1:<port>``."""
 
-    def issue(self, sample: str) -> Issued:
+    def issue(self, sample: str, issuer: Issuer | None = None) -> Issued:
         data = load_json(SAMPLES / f"{sample}.json")
         data["ref"] = f"{data['ref']}-{uuid.uuid4().hex[:8]}"
         if "stamp_number" in data and self.ledger.stamp_holder(
@@ -67,7 +67,7 @@ class BrowserLab:
         ):
             # A stamp is used once per lab (issue 16): later copies get stamps of their own.
             data["stamp_number"] = f"ĐT-26 {uuid.uuid4().int % 10**7:07d}"
-        return self.issuer.issue(parse_certificate(data))
+        return (issuer or self.issuer).issue(parse_certificate(data))
 
     def qr_url(self, issued: Issued) -> str:
         """The issued QR URL, with the lab's public base replaced by the local server."""
@@ -321,4 +321,31 @@ def test_upload_a_genuine_and_a_tampered_pdf(blab: BrowserLab, driver: Any, tmp_
     upload_file(driver, blab.base, tampered)
     assert text(driver, "verdict-en") == "NOT GENUINE (altered or forged)"
     assert not has(driver, "f-number")
+    assert csp_violations(driver) == []
+
+
+def test_awaiting_approval_until_the_head_approves(
+    blab: BrowserLab, driver: Any, tmp_path: Path
+) -> None:
+    two_signers = Issuer(
+        blab.settings.replace(signing_approval=True),
+        ledger=blab.ledger,
+        sealer=blab.issuer.sealer,
+        token_key=load_token_key(blab.settings),
+        out_dir=tmp_path / "out",
+        renderer=blab.issuer.renderer,
+    )
+    issued = blab.issue("verification", two_signers)
+    driver.get(blab.qr_url(issued))
+    assert text(driver, "verdict-vi") == "CHỜ PHÊ DUYỆT"
+    assert text(driver, "verdict-en") == "AWAITING APPROVAL"
+    assert text(driver, "f-number") == issued.number  # genuine: the fields are shown
+    assert "chưa có hiệu lực" in driver.page_source
+    screenshot(driver, tmp_path, "verify-page-awaiting-approval-390x844.png")
+    upload_file(driver, blab.base, issued.path)
+    assert text(driver, "verdict-en") == "AWAITING APPROVAL"
+
+    blab.ledger.approve(issued.number, approver="Lê Hoàng Phúc", at=datetime.now(UTC))
+    driver.get(blab.qr_url(issued))
+    assert text(driver, "verdict-vi") == "HỢP LỆ" and text(driver, "verdict-en") == "VALID"
     assert csp_violations(driver) == []

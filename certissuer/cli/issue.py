@@ -1,19 +1,25 @@
-"""``certissuer issue``, ``amend``, ``revoke`` and ``sign-approve``: what writes certificates."""
+"""``certissuer issue``, ``amend``, ``revoke``, ``sign-approve`` and ``approve``: what writes
+certificates."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, passphrase, say, token_key
 from certissuer.cli.batch import show_run
 from certissuer.errors import ConfigError
 
-__all__ = ["amend", "issue", "revoke", "sign_approve"]
+if TYPE_CHECKING:
+    from certissuer.ledger import CertificateEntry
+
+__all__ = ["amend", "approve", "issue", "revoke", "sign_approve"]
 
 _LevelOpt = Annotated[
     str | None,
@@ -51,31 +57,112 @@ def issue(
     raise typer.Exit(code=show_run(report, settings, as_json=as_json))
 
 
+_ApproveOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write here instead of replacing PDF.")
+]
+_ApproveLevel = Annotated[
+    str | None, typer.Option(help="PAdES level (default: \\[signing] level).")
+]
+_ApproveP12 = Annotated[
+    Path | None, typer.Option(help="The approver's PKCS#12 file (default: the profile's).")
+]
+_ApproveToken = Annotated[str | None, typer.Option(help="Label of the approver's PKCS#11 token.")]
+_ApproveKeyLabel = Annotated[str | None, typer.Option(help="Key label on that token.")]
+
+
 @app.command("sign-approve")
 def sign_approve(
     ctx: typer.Context,
     pdf: Annotated[Path, typer.Argument(help="The verification certificate to approve.")],
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write here instead of replacing PDF.")
-    ] = None,
-    level: Annotated[
-        str | None, typer.Option(help="PAdES level (default: \\[signing] level).")
-    ] = None,
-    pkcs12: Annotated[
-        Path | None, typer.Option(help="The approver's PKCS#12 file (default: the profile's).")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="Label of the approver's PKCS#11 token.")
-    ] = None,
-    key_label: Annotated[str | None, typer.Option(help="Key label on that token.")] = None,
+    out: _ApproveOut = None,
+    level: _ApproveLevel = None,
+    pkcs12: _ApproveP12 = None,
+    token: _ApproveToken = None,
+    key_label: _ApproveKeyLabel = None,
 ) -> None:
-    """Add the head of the lab's approval signature to a verification certificate."""
+    """Add the head of the lab's approval signature to a verification certificate.
+
+    The approver's certificate must name the head printed on it; the approval is recorded
+    in the ledger, so the certificate then verifies VALID instead of AWAITING APPROVAL.
+    """
+    _approve(ctx.obj, pdf, out=out, level=level, pkcs12=pkcs12, token=token, key_label=key_label)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    pdf: Annotated[
+        Path | None, typer.Argument(help="The verification certificate to approve.")
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="List the certificates waiting for approval.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --pending: print JSON.")] = False,
+    out: _ApproveOut = None,
+    level: _ApproveLevel = None,
+    pkcs12: _ApproveP12 = None,
+    token: _ApproveToken = None,
+    key_label: _ApproveKeyLabel = None,
+) -> None:
+    """Approve a verification certificate as the head (as sign-approve), or list what waits."""
+    state: State = ctx.obj
+    if pending == (pdf is not None):
+        raise ConfigError(
+            "give either a PDF to approve or --pending",
+            hint="'certissuer approve --pending' lists what waits for approval",
+        )
+    if pdf is not None:
+        _approve(state, pdf, out=out, level=level, pkcs12=pkcs12, token=token, key_label=key_label)
+        return
+    from certissuer.ledger import Ledger
+
+    settings = state.settings()
+    ledger = Ledger.open(settings.ledger_url, create=False)
+    rows = [_pending_row(e) for e in ledger.awaiting_approval(settings.lab_code)]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        say("no certificate is waiting for approval")
+        return
+    for row in rows:  # one line each, never wrapped: easy to read and to grep
+        say(
+            f"{row['number']}  issued {row['issued_at']}  {row['instrument']} "
+            f"(serial {row['serial']})  verifier: {row['verifier']}"
+        )
+    say(f"{len(rows)} certificate(s) waiting for approval")
+
+
+def _pending_row(entry: CertificateEntry) -> dict[str, str]:
+    """What `approve --pending` shows of a certificate waiting for approval."""
+    verifier = entry.data().get("verifier")
+    name = verifier.get("name") if isinstance(verifier, dict) else None
+    issued = entry.issued_at if entry.issued_at.tzinfo else entry.issued_at.replace(tzinfo=UTC)
+    return {
+        "number": entry.number,
+        "issued_at": issued.astimezone(VIETNAM_TZ).isoformat(timespec="minutes"),
+        "instrument": entry.instrument_name,
+        "serial": entry.instrument_serial,
+        "verifier": str(name or ""),
+    }
+
+
+def _approve(
+    state: State,
+    pdf: Path,
+    *,
+    out: Path | None,
+    level: str | None,
+    pkcs12: Path | None,
+    token: str | None,
+    key_label: str | None,
+) -> None:
+    """Sign the head's approval into `pdf` and record it in the ledger."""
     from certissuer.approve import approve_pdf
     from certissuer.ledger import Ledger
     from certissuer.sign import Sealer
     from certissuer.verify import Verifier
 
-    state: State = ctx.obj
     settings = state.settings()
     if pkcs12 is not None:
         settings = settings.replace(
@@ -85,12 +172,18 @@ def sign_approve(
         settings = settings.replace(signing_pkcs11_token=token)
     if key_label is not None:
         settings = settings.replace(signing_pkcs11_key_label=key_label)
+    key = token_key(state)  # before anything is signed: the ledger's event is signed with it
     verifier = Verifier.from_settings(
         settings, ledger=Ledger.open(settings.ledger_url, create=False)
     )
     with Sealer.from_settings(settings, passphrase(settings), level=level) as sealer:
         done = approve_pdf(
-            pdf, sealer=sealer, verifier=verifier, out=out, location=settings.lab_place
+            pdf,
+            sealer=sealer,
+            verifier=verifier,
+            out=out,
+            location=settings.lab_place,
+            ledger_key=key,
         )
     say(f"approved {done.number or pdf} by {done.signer}  {done.path}")
 

@@ -34,7 +34,17 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
     at: Annotated[
         datetime | None,
-        typer.Option(help="Validate the signatures as of this time (ISO 8601, UTC if bare)."),
+        typer.Option(
+            formats=[
+                "%Y-%m-%d",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S%z",
+                "%Y-%m-%dT%H:%M:%S.%f%z",
+            ],
+            help="Judge the certificate as of this time (ISO 8601, UTC if no offset is "
+            "given): its signatures, its validity dates and the ledger's status then.",
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
@@ -72,6 +82,7 @@ def verify(
     if (pdf is None) == (qr is None):
         raise ConfigError("give either a PDF file or --qr URL")
     settings = state.settings()
+    moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
 
     opened: list[Ledger] = []
 
@@ -94,7 +105,7 @@ def verify(
                 )
             warn(f"warning: {elsewhere}")
         verifier = Verifier.from_settings(settings, ledger=open_ledger(), token_public=token_key)
-        report = verifier.verify_url(qr)
+        report = verifier.verify_url(qr, at=moment)
     else:
         from certissuer.verify import verify_pdf_bounded
 
@@ -103,7 +114,6 @@ def verify(
             data = pdf.read_bytes()
         except OSError as exc:
             raise VerificationFailed(f"{pdf}: cannot read the file ({exc.strerror})") from None
-        moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
         seconds = settings.web_pdf_timeout if timeout is None else timeout
         memory = settings.web_pdf_memory_mb if memory_mb is None else memory_mb
         # The ledger is opened while a child process reads the file (see verify_pdf_bounded).

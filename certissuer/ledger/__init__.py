@@ -21,6 +21,7 @@ from certissuer.ledger.ledger import Failure, Ledger
 from certissuer.ledger.signatures import (
     CheckpointFault,
     Standing,
+    approval_awaited,
     checkpoint_fault,
     checkpoint_problem,
     event_problem,
@@ -75,6 +76,7 @@ __all__ = [
     "Standing",
     "Status",
     "Witness",
+    "approval_awaited",
     "checkpoint_fault",
     "checkpoint_json",
     "checkpoint_message",

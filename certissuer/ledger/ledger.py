@@ -55,6 +55,7 @@ from certissuer.errors import IssueRefused, LedgerError
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
     Standing,
+    approval_awaited,
     checkpoint_problem,
     event_problem,
     sign_event,
@@ -565,9 +566,14 @@ class Ledger:
         at: datetime,
         scans: Sequence[tuple[str, str, int]] = (),
         ledger_key: TokenKey | None = None,
+        awaiting_approval: bool = False,
     ) -> CertificateEntry:
         """Record the signed PDF of pending entry `number` and log its ``issued`` event; a
         batch claim on its ref (`claim_ref`) ends in the same transaction.
+
+        `awaiting_approval`: the PDF leaves the head's approval field empty; an
+        ``awaiting_approval`` event is logged with the issued one, and the certificate is
+        not in force until `approve` records the approval.
 
         `scans` lists the original scan files of an electronic copy as
         ``(file name, SHA-256, pages)``; they are stored in the same transaction. `ledger_key`
@@ -601,6 +607,9 @@ class Ledger:
                 number=number, kind=EventKind.ISSUED, at=at, pdf_sha256=entry.pdf_sha256
             )
             self._append(s, ev, entry, ledger_key or self.ledger_key)
+            if awaiting_approval:
+                waiting = LedgerEvent(number=number, kind=EventKind.AWAITING_APPROVAL, at=at)
+                self._append(s, waiting, entry, ledger_key or self.ledger_key)
             s.commit()
             return entry
 
@@ -778,12 +787,18 @@ class Ledger:
         return status_from(entry, self.events(entry.number), today)
 
     def standing(
-        self, entry: CertificateEntry, *, keys: Sequence[TokenPublicKey], today: date
+        self,
+        entry: CertificateEntry,
+        *,
+        keys: Sequence[TokenPublicKey],
+        today: date,
+        at: datetime | None = None,
     ) -> Standing:
         """The status of `entry` on `today` from the events whose signatures check with `keys`.
 
         An event whose signature fails is ignored and listed in `Standing.rejected`. The entry
         is vouched for only by a signed ``issued`` event naming the PDF hash the entry holds.
+        With `at`, the status at that moment (`status_from`): later events do not count yet.
         """
         good: list[LedgerEvent] = []
         rejected: list[tuple[LedgerEvent, str]] = []
@@ -806,8 +821,14 @@ class Ledger:
                 f"the entry now names {entry.pdf_sha256}"
             )
             issued = None
-        status, event = status_from(entry, good, today)
-        return Standing(status, event, issued, issued_problem, tuple(rejected))
+        status, event = status_from(entry, good, today, at=at)
+        requested = any(
+            ev.kind == EventKind.AWAITING_APPROVAL and (at is None or utc(ev.at) <= utc(at))
+            for ev in good
+        )
+        return Standing(
+            status, event, issued, issued_problem, tuple(rejected), approval_requested=requested
+        )
 
     def add_event(self, ev: LedgerEvent, *, ledger_key: TokenKey | None = None) -> LedgerEvent:
         """Append `ev` to the history and the log (history is never rewritten), signed with
@@ -873,6 +894,55 @@ class Ledger:
             ),
             ledger_key=ledger_key,
         )
+
+    def approve(
+        self, number: str, *, approver: str, at: datetime, ledger_key: TokenKey | None = None
+    ) -> LedgerEvent:
+        """Record that `approver` (the head) signed the approval of certificate `number`,
+        signed with `ledger_key` (default: the ledger's `ledger_key`).
+
+        Raises `LedgerError` unless the certificate waits for approval.
+        """
+        entry = self.get(number)
+        if entry is None or entry.is_pending:
+            raise LedgerError(f"certificate {number} is not an issued certificate")
+        if approval_awaited(self.events(number)) is None:
+            raise LedgerError(
+                f"certificate {number} is not waiting for approval",
+                hint="'certissuer approve --pending' lists the certificates that are",
+            )
+        return self.add_event(
+            LedgerEvent(number=number, kind=EventKind.APPROVED, at=at, reason=approver.strip()),
+            ledger_key=ledger_key,
+        )
+
+    def awaiting_approval(self, lab_code: str | None = None) -> list[CertificateEntry]:
+        """Issued certificates still waiting for the head's approval, oldest first.
+
+        This trusts the rows (for the lab's own listing); a verdict counts signed events only.
+        """
+        with self.session(read_only=True) as s:
+            q = (
+                select(LedgerEvent)
+                .where(
+                    col(LedgerEvent.kind).in_(
+                        [EventKind.AWAITING_APPROVAL.value, EventKind.APPROVED.value]
+                    )
+                )
+                .order_by(col(LedgerEvent.id))
+            )
+            by_number: dict[str, list[LedgerEvent]] = {}
+            for ev in s.exec(q):
+                by_number.setdefault(ev.number, []).append(ev)
+            waiting = [n for n, evs in by_number.items() if approval_awaited(evs) is not None]
+            if not waiting:
+                return []
+            eq = select(CertificateEntry).where(col(CertificateEntry.number).in_(waiting))
+            if lab_code is not None:
+                eq = eq.where(CertificateEntry.lab_code == lab_code)
+            return list(
+                s.exec(eq.order_by(col(CertificateEntry.issued_at), col(CertificateEntry.number)))
+            )
 
     def earlier_verification(
         self, lab_code: str, *, serial: str, model: str, before_ref: str

@@ -11,7 +11,7 @@ True
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import assert_never
 
@@ -23,12 +23,14 @@ from certissuer.ledger.tables import (
     LedgerEvent,
     Status,
     event_message,
+    utc,
 )
 from certissuer.token import TokenKey, TokenPublicKey
 
 __all__ = [
     "CheckpointFault",
     "Standing",
+    "approval_awaited",
     "checkpoint_fault",
     "checkpoint_problem",
     "event_problem",
@@ -78,6 +80,9 @@ class Standing:
     """Why no issued event vouches for the entry (None when one does)."""
     rejected: tuple[tuple[LedgerEvent, str], ...] = ()
     """Events ignored because their signature fails, each with why."""
+    approval_requested: bool = False
+    """True when a signed ``awaiting_approval`` event says the certificate was issued for
+    the head's approval (approved since or not)."""
 
     @property
     def vouched(self) -> bool:
@@ -86,12 +91,23 @@ class Standing:
 
 
 def status_from(
-    entry: CertificateEntry, events: Sequence[LedgerEvent], today: date
+    entry: CertificateEntry,
+    events: Sequence[LedgerEvent],
+    today: date,
+    *,
+    at: datetime | None = None,
 ) -> tuple[Status, LedgerEvent | None]:
     """The status of `entry` on `today` that `events` (oldest first) give, and the event that
-    decided it (revoked or superseded), if any."""
+    decided it (revoked, superseded, no longer valid), if any.
+
+    With `at`, the status at that moment: events recorded after it have not happened yet
+    (a certificate revoked later was not revoked then; one approved later was awaiting).
+    """
     if entry.is_pending:
         return Status.PENDING, None
+    if at is not None:
+        moment = utc(at)
+        events = [ev for ev in events if utc(ev.at) <= moment]
     for ev in reversed(events):
         if ev.kind == EventKind.REVOKED:
             return Status.REVOKED, ev
@@ -101,7 +117,22 @@ def status_from(
             return Status.NO_LONGER_VALID, ev
     if entry.valid_until is not None and today > entry.valid_until:
         return Status.EXPIRED, None
+    waiting = approval_awaited(events)
+    if waiting is not None:
+        return Status.AWAITING_APPROVAL, waiting
     return Status.VALID, None
+
+
+def approval_awaited(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
+    """The ``awaiting_approval`` event of `events` (oldest first) that no ``approved`` event
+    followed, or None: the certificate waits for the head's approval."""
+    waiting: LedgerEvent | None = None
+    for ev in events:
+        if ev.kind == EventKind.AWAITING_APPROVAL:
+            waiting = ev
+        elif ev.kind == EventKind.APPROVED:
+            waiting = None
+    return waiting
 
 
 class CheckpointFault(StrEnum):

@@ -60,6 +60,8 @@ class Status(StrEnum):
     EXPIRED = "expired"
     NO_LONGER_VALID = "no_longer_valid"
     """The instrument failed a later verification: a notice of failure names it."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Issued with an empty field for the head's approval, not approved yet."""
 
 
 class EventKind(StrEnum):
@@ -71,6 +73,11 @@ class EventKind(StrEnum):
     FAILED_REVERIFICATION = "failed_reverify"
     """The instrument failed a later verification (``related_number``: the notice of
     failure); the certificate is no longer valid."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Issued with an empty field for the head's approval (``[signing] approval``): the
+    certificate is not in force until an ``approved`` event follows."""
+    APPROVED = "approved"
+    """The head signed the approval field (``reason``: the approver's name)."""
 
 
 def utc(dt: datetime) -> datetime:

@@ -111,6 +111,7 @@ def _child(
                 "sha256": doc.sha256,
                 "claims": None if doc.claims is None else doc.claims.to_dict(),
                 "issued_sha256": doc.issued_sha256,
+                "unsigned_fields": list(doc.unsigned_fields),
             }
         }
 
@@ -195,7 +196,7 @@ def verify_pdf_bounded(
     child_conn.close()
     try:
         return _converse(
-            conn, child, settings, ledger, token_public, today, timeout, memory_bytes, name
+            conn, child, settings, ledger, token_public, today, at, timeout, memory_bytes, name
         )
     finally:
         conn.close()
@@ -211,6 +212,7 @@ def _converse(
     ledger: Callable[[], Ledger | None],
     token_public: Path | None,
     today: date | None,
+    at: datetime | None,
     timeout: float,
     memory_bytes: int,
     name: str,
@@ -246,6 +248,8 @@ def _converse(
         claims=claims,
         issued_sha256=document["issued_sha256"],
         today=today,
+        at=at,
+        unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
     )
     wanted = _standing.dcc_wanted(report, entry)
     _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})

@@ -378,10 +378,13 @@ def _check_trust(
             "unknown_signer", f"{label}: signer '{who}' does not chain to the lab's trust roots"
         )
     if trusted_time is None:
+        until = cert["tbs_certificate"]["validity"]["not_after"].native
         raise _Refused(
             "unknown_signer",
             f"{label}: the signer's certificate ('{who}') expired and no trusted timestamp "
-            "shows that the signature was made while it was valid",
+            f"shows that the signature was made while it was valid (until {until:%Y-%m-%d}): "
+            "the signing time cannot be proven (a PAdES B-B signature carries only the "
+            "signer's own clock)",
         )
     if past is not None and past.trusted and not past.revoked:
         return past

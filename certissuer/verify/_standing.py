@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from certissuer._vn import VIETNAM_TZ
-from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status
+from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status, utc
 from certissuer.token import TokenClaims, TokenPublicKey
 from certissuer.verify.verdict import Report, Verdict
 
@@ -36,6 +36,7 @@ _STATUS_VERDICT = {
     Status.SUPERSEDED: Verdict.SUPERSEDED,
     Status.EXPIRED: Verdict.EXPIRED,
     Status.NO_LONGER_VALID: Verdict.NO_LONGER_VALID,
+    Status.AWAITING_APPROVAL: Verdict.AWAITING_APPROVAL,
     Status.PENDING: Verdict.NOT_IN_LEDGER,
 }
 
@@ -97,12 +98,23 @@ def judge(
     entry: CertificateEntry | None,
     claims: TokenClaims | None,
     today: date | None,
+    *,
+    at: datetime | None = None,
+    unsigned_fields: Sequence[str] = (),
 ) -> Report:
     """The verdict of `report` from the ledger `entry` and its events signed with `keys`.
 
-    `today` decides expiry (default: today in Vietnam). The stored data are recomputed and
-    must hash to the digest the entry records, the token carries and the lab signed.
+    `today` decides expiry (default: the date of `at` in Vietnam, else today there). With
+    `at` the ledger is judged as it stood then: events recorded later do not count, and a
+    certificate issued later was not issued yet. The stored data are recomputed and must
+    hash to the digest the entry records, the token carries and the lab signed.
+    `unsigned_fields` are the PDF's empty signature fields: the file of a certificate issued
+    for approval that still has one is not the approved copy, so it awaits approval.
     """
+    if at is not None:
+        at = utc(at)  # a bare time is UTC
+        if today is None:
+            today = at.astimezone(VIETNAM_TZ).date()
     if ledger is None:
         return fail(report, Verdict.NOT_IN_LEDGER, "no ledger was given to check")
     if report.verdict is Verdict.ALTERED:
@@ -142,7 +154,9 @@ def judge(
             Verdict.ALTERED,
             f"QR token's issue date {claims.issued} differs from the ledger's {entry.issue_date}",
         )
-    standing = ledger.standing(entry, keys=keys, today=today or datetime.now(VIETNAM_TZ).date())
+    standing = ledger.standing(
+        entry, keys=keys, today=today or datetime.now(VIETNAM_TZ).date(), at=at
+    )
     for ev, why in standing.rejected:
         report.reasons.append(
             f"ignored: the {ev.kind} event of {entry.number} recorded "
@@ -158,6 +172,13 @@ def judge(
         )
     report.data_digest = actual
     _fill_from(report, entry)  # these columns are covered by the signed issued event
+    if at is not None and utc(standing.issued.at) > at:
+        return fail(
+            report,
+            Verdict.NOT_IN_LEDGER,
+            f"{entry.number} was issued {utc(standing.issued.at):%Y-%m-%d %H:%M} UTC, "
+            f"after the time asked about ({at:%Y-%m-%d %H:%M} UTC): it did not exist yet",
+        )
     if standing.issued.backfilled_at is not None:
         report.reasons.append(
             f"its issued event was written before ledger events were signed and signed "
@@ -178,9 +199,23 @@ def judge(
         report.superseded_by = event.related_number
         report.reasons.append(f"no longer valid since {event.at:%Y-%m-%d}: {event.reason}")
     elif status is Status.EXPIRED:
-        report.reasons.append(f"valid until {entry.valid_until}, now expired")
+        when = "now" if at is None else f"on {today}"
+        report.reasons.append(f"valid until {entry.valid_until}, expired {when}")
+    elif status is Status.AWAITING_APPROVAL:
+        report.reasons.append(
+            f"{entry.number} waits for the head's approval signature: not in force until approved"
+        )
     else:
         report.reasons.append(f"in the ledger as {entry.number}, issued {entry.issue_date}")
+    if report.verdict is Verdict.VALID and unsigned_fields and standing.approval_requested:
+        # The ledger records the approval, but this copy of the file predates it: it lacks
+        # the signature that puts the certificate in force.
+        report.verdict = Verdict.AWAITING_APPROVAL
+        names = ", ".join(repr(n) for n in unsigned_fields)
+        report.reasons.append(
+            f"awaiting approval: signature field {names} is empty, so this file is not in "
+            "force (the lab's approved copy carries the head's signature)"
+        )
     return report
 
 
@@ -193,10 +228,15 @@ def judge_pdf(
     claims: TokenClaims | None,
     issued_sha256: str | None = None,
     today: date | None = None,
+    at: datetime | None = None,
+    unsigned_fields: Sequence[str] = (),
 ) -> tuple[Report, CertificateEntry | None]:
     """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry."""
     entry = lookup_pdf(ledger, sha, claims, report, issued_sha256=issued_sha256)
-    return judge(report, ledger, keys, entry, claims, today), entry
+    judged = judge(
+        report, ledger, keys, entry, claims, today, at=at, unsigned_fields=unsigned_fields
+    )
+    return judged, entry
 
 
 def dcc_wanted(report: Report, entry: CertificateEntry | None) -> tuple[str, str] | None:

@@ -35,6 +35,8 @@ class Verdict(StrEnum):
     ALTERED = "altered"
     UNKNOWN_SIGNER = "unknown_signer"
     NOT_IN_LEDGER = "not_in_ledger"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Genuine and in the ledger, but the head has not signed its approval yet: not in force."""
 
 
 VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
@@ -52,6 +54,7 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
         "NOT GENUINE (unknown signer)",
     ),
     Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
+    Verdict.AWAITING_APPROVAL: ("CHỜ PHÊ DUYỆT", "AWAITING APPROVAL"),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
 

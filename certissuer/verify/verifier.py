@@ -115,6 +115,8 @@ class Document:
     data or document timestamps follow it (the file as the ledger knows it)."""
     reader: PdfFileReader | None = None
     """The strictly read document, for the embedded DCC's check."""
+    unsigned_fields: tuple[str, ...] = ()
+    """Signature fields left empty (the head's approval not given yet)."""
 
 
 class Verifier:
@@ -179,8 +181,10 @@ class Verifier:
         Raises `VerificationFailed` (exit code 8) if it is not a PDF at all or its structure
         cannot be read (no cross-reference data, objects nested too deeply).
 
-        `today` decides the ledger status (expiry); `at` is the moment the signatures are
-        validated at (default: now), to check how a file will fare after its signer expires.
+        `at` is the moment the certificate is judged at (default: now): the signatures are
+        validated then (how a file fares after its signer expires), and the ledger's status
+        is the one at that moment (expired after its valid-until date, revoked only after the
+        revocation was recorded). `today` overrides the date that decides expiry.
         The three steps, `read_document`, the ledger's say (`certissuer.verify._standing`) and
         `check_dcc`, are the ones the command line runs in two processes.
         """
@@ -197,6 +201,8 @@ class Verifier:
             claims=doc.claims,
             issued_sha256=doc.issued_sha256,
             today=today,
+            at=at,
+            unsigned_fields=doc.unsigned_fields,
         )
         if (wanted := _standing.dcc_wanted(report, entry)) is not None:
             number, digest = wanted
@@ -261,6 +267,7 @@ class Verifier:
             claims=claims,
             issued_sha256=check.issued_sha256 if later_ok else None,
             reader=reader,
+            unsigned_fields=tuple(check.unsigned_fields),
         )
 
     @staticmethod
@@ -275,10 +282,13 @@ class Verifier:
         assert doc.reader is not None, "a final document has no DCC to check"
         return check_embedded(doc.reader, number=number, digest=digest)
 
-    def verify_url(self, url: str, *, today: date | None = None) -> Report:
+    def verify_url(
+        self, url: str, *, today: date | None = None, at: datetime | None = None
+    ) -> Report:
         """Check a QR URL (or bare token): offline signature check, then the ledger if any.
 
         Without a ledger the best verdict is `NOT_IN_LEDGER` with the reason "token genuine".
+        `at` judges the ledger's status as it stood then (see `verify_pdf`).
         """
         report = Report(Verdict.VALID)
         try:
@@ -294,7 +304,7 @@ class Verifier:
         from certissuer.verify import _standing
 
         entry = self.ledger.get(claims.number)
-        return _standing.judge(report, self.ledger, self.token_keys, entry, claims, today)
+        return _standing.judge(report, self.ledger, self.token_keys, entry, claims, today, at=at)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -61,7 +61,14 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 LEDGER_VERDICTS = frozenset(
-    {Verdict.VALID, Verdict.REVOKED, Verdict.SUPERSEDED, Verdict.EXPIRED, Verdict.NO_LONGER_VALID}
+    {
+        Verdict.VALID,
+        Verdict.REVOKED,
+        Verdict.SUPERSEDED,
+        Verdict.EXPIRED,
+        Verdict.NO_LONGER_VALID,
+        Verdict.AWAITING_APPROVAL,
+    }
 )
 """Verdicts reached only for a genuine certificate found in the ledger: its fields are shown."""
 
