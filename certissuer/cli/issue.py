@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, passphrase, say, token_key
+from certissuer.cli._state import State, issuer, open_ledger, passphrase, say, token_key
 from certissuer.cli.batch import show_run
 from certissuer.errors import ConfigError
 
@@ -71,7 +71,6 @@ def sign_approve(
 ) -> None:
     """Add the head of the lab's approval signature to a verification certificate."""
     from certissuer.approve import approve_pdf
-    from certissuer.ledger import Ledger
     from certissuer.sign import Sealer
     from certissuer.verify import Verifier
 
@@ -85,9 +84,7 @@ def sign_approve(
         settings = settings.replace(signing_pkcs11_token=token)
     if key_label is not None:
         settings = settings.replace(signing_pkcs11_key_label=key_label)
-    verifier = Verifier.from_settings(
-        settings, ledger=Ledger.open(settings.ledger_url, create=False)
-    )
+    verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
     with Sealer.from_settings(settings, passphrase(settings), level=level) as sealer:
         done = approve_pdf(
             pdf, sealer=sealer, verifier=verifier, out=out, location=settings.lab_place
@@ -102,15 +99,11 @@ def revoke(
     reason: Annotated[str, typer.Option(help="Why (shown to inspectors).")],
 ) -> None:
     """Revoke a certificate: a new event in the ledger; nothing is overwritten."""
-    from certissuer.ledger import Ledger
-
     state: State = ctx.obj
     settings = state.settings()
     key = token_key(state)  # before anything is written: the event is signed with it
     # One lab, one ledger: revoking writes, so another lab's ledger is refused (exit 7).
-    ledger = Ledger.open(
-        settings.ledger_url, ledger_key=key, lab_code=settings.lab_code, profile=settings.source
-    )
+    ledger = open_ledger(settings, create=True, ledger_key=key)
     now = datetime.now(UTC)
     ledger.revoke(number, reason=reason, at=now)
     ledger.checkpoint(key, lab_code=settings.lab_code, at=now)
