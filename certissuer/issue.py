@@ -548,7 +548,9 @@ class Issuer:
                 )
             else:
                 if self.dcc is not None:  # before signing, so the signature covers the DCC
-                    pdf = self.dcc.embed(pdf, cert, number=entry.number)
+                    pdf = self.dcc.embed(
+                        pdf, cert, number=entry.number, accredited=self._in_scope(cert) is True
+                    )
                 slot, reserve = signature_slots(cert, approval=self.settings.signing_approval)
             signed = self.sealer.sign(
                 pdf,

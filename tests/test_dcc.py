@@ -811,7 +811,7 @@ def test_lab_signed_dcc_that_differs_from_ledger_is_altered(
     real_xml = issuer.dcc.xml
     other = cal_cert.model_copy(update={"method": "another method"})
 
-    def wrong_xml(cert: Any, *, number: str) -> bytes:
+    def wrong_xml(cert: Any, *, number: str, accredited: bool = True) -> bytes:
         if change == "data":
             return real_xml(other, number=number)
         if change == "number":
@@ -909,3 +909,103 @@ def test_embed_true_without_schemas_is_a_config_error(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="embed is true, but the DCC schemas were not found"):
         dcc.DccWriter.from_settings(Settings(dcc_embed=True))
     assert dcc.DccWriter.from_settings(Settings()) is None  # unset: no schemas, no DCC
+
+
+# --- what the PDF says, the DCC says: indeterminate verdicts, the accreditation number --------
+
+
+def _conformities(xml: bytes) -> list[str]:
+    return re.findall(r"<dcc:conformity>([^<]*)</dcc:conformity>", xml.decode())
+
+
+def _lab_code(xml: bytes) -> str:
+    found = re.search(
+        r"<dcc:calibrationLaboratoryCode>([^<]*)</dcc:calibrationLaboratoryCode>", xml.decode()
+    )
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("error", "written"),
+    [
+        ("0.08", "pass"),  # |e| ≤ MPE − U
+        ("0.09", "conditionalPass"),  # in the guard band, inside the MPE: indeterminate
+        ("-0.12", "conditionalFail"),  # beyond the MPE, within MPE + U: indeterminate
+        ("0.13", "fail"),
+    ],
+)
+def test_an_indeterminate_check_is_written_as_neither_pass_nor_fail(
+    ver_data: dict[str, Any], lab: Settings, schema: dcc.Schema, error: str, written: str
+) -> None:
+    data = json.loads(json.dumps(ver_data))
+    for check in data["checks"]:
+        check["uncertainty"] = "0.02"  # guarded acceptance, ILAC-G8 (w = U)
+    data["checks"][2]["error"] = error
+    cert = parse_certificate(data)
+    xml = dcc.to_xml(cert, number="KĐ-2026-000001", settings=lab, schema=schema)  # validated
+    # The certificate's verdict, then each check's (0.04 and -0.02 pass: ≤ 0.10 − 0.02).
+    assert _conformities(xml) == [written, "pass", "pass", written]
+    assert dcc.read_certificate(xml, schema=schema) == cert  # the round trip still holds
+
+
+@pytest.mark.parametrize(
+    ("spec", "written"),
+    [
+        ({"mpe": "0.0004"}, "pass"),
+        ({"mpe": "0.0004", "decision_rule": "guarded"}, "conditionalPass"),  # 0.00031 in band
+        ({"mpe": "0.0001"}, "fail"),
+    ],
+)
+def test_a_calibration_conformity_in_the_guard_band_is_conditional(
+    cal_data: dict[str, Any], lab: Settings, schema: dcc.Schema, spec: dict[str, str], written: str
+) -> None:
+    cert = parse_certificate({**cal_data, "conformity": {"decision_rule": "simple", **spec}})
+    xml = dcc.to_xml(cert, number=NUMBER, settings=lab, schema=schema)
+    assert _conformities(xml) == [written]
+    assert dcc.read_certificate(xml, schema=schema) == cert
+
+
+def test_the_accreditation_number_only_where_the_pdf_carries_the_mark(
+    cal_cert: Any, ver_cert: Any, lab: Settings, schema: dcc.Schema
+) -> None:
+    assert lab.lab_accreditation == "VILAS 999"
+    inside = dcc.to_xml(cal_cert, number=NUMBER, settings=lab, schema=schema)
+    assert _lab_code(inside) == "VILAS 999"
+    outside = dcc.to_xml(cal_cert, number=NUMBER, settings=lab, schema=schema, accredited=False)
+    assert _lab_code(outside) == lab.lab_code
+    # A verification certificate carries the designation decision, never the VILAS number.
+    ver = dcc.to_xml(ver_cert, number="KĐ-2026-000001", settings=lab, schema=schema)
+    assert _lab_code(ver) == lab.lab_code
+
+
+@pytest.mark.parametrize(
+    ("scope", "code"),
+    [
+        (("Cân / Balance: 0..500 g",), "VILAS 1234"),  # every result inside: the mark
+        (("Cân / Balance: 0..100 g",), "T01"),  # 200 g outside: no mark, no number
+        ((), "T01"),  # no scope data: no mark, no number
+    ],
+)
+def test_the_issued_dcc_follows_the_accreditation_mark(
+    settings: Settings,
+    ledger: Ledger,
+    sealer: Any,
+    renderer: Any,
+    tmp_path: Path,
+    cal_cert: Any,
+    scope: tuple[str, ...],
+    code: str,
+) -> None:
+    from certissuer.issue import load_token_key
+
+    lab = settings.replace(lab_accreditation="VILAS 1234", lab_accredited_scope=scope)
+    issuer = Issuer(
+        lab, ledger=ledger, sealer=sealer, token_key=load_token_key(lab),
+        out_dir=tmp_path / "o", renderer=renderer,
+    )  # fmt: skip
+    issued = issuer.issue(cal_cert)
+    embedded = dcc.extract(issued.path.read_bytes())
+    assert embedded is not None and _lab_code(embedded) == code
+    # Rebuilt from the ledger with the same profile: the same bytes.
+    assert dcc.export_entry(ledger.get(issued.number), lab) == embedded
