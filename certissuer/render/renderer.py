@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import fontpkg
 import jinja2
@@ -51,6 +51,11 @@ _logger = logging.getLogger(__name__)
 
 _FONT_FAMILY = "Be Vietnam Pro"
 
+_LATER_FORMS: Final = frozenset({"copy", "failure"})
+"""Forms added after labs began copying the template folder (the electronic copy, issue 7; the
+notice of failure, issue 16): a lab folder without one borrows the shipped form. The two
+certificate forms are the lab's own, and a folder without them is refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
@@ -66,9 +71,9 @@ class Renderer:
     the font paths and the parsed fonts. `template_dir` is the lab's template folder; None
     uses `default_template_dir()`. Templates are chosen by the document's kind:
     ``verification.rml.j2``, ``calibration.rml.j2``, ``copy.rml.j2`` or ``failure.rml.j2``.
-    A lab folder copied before a form existed (``failure.rml.j2`` came with issue 16) lacks
-    it: that form is then rendered from the shipped folder, its own partials included, and
-    the log says so once per form (`_for`).
+    A lab folder copied before a later form existed (``copy.rml.j2``, ``failure.rml.j2``)
+    lacks it: that form is then rendered from the shipped folder, its own partials included,
+    and the log says so once per form (`_for`).
     """
 
     def __init__(self, template_dir: Path | None = None) -> None:
@@ -182,11 +187,12 @@ class Renderer:
         name = f"{kind}.rml.j2"
         shipped = default_template_dir().resolve()
         if (
-            self.template_dir == shipped
+            kind not in _LATER_FORMS
+            or self.template_dir == shipped
             or (self.template_dir / name).is_file()
             or not (shipped / name).is_file()
         ):
-            return self  # a form neither folder has is reported by `_template`
+            return self  # a missing certificate form is an error (`_template`): a wrong folder
         if self._shipped is None:
             self._shipped = Renderer(shipped)
         if name not in self._borrowed:
