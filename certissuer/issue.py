@@ -355,7 +355,9 @@ class Issuer:
         for entry in self.ledger.claim_pending(this_claimant(), lab_code=self.settings.lab_code):
             data = json.loads(entry.data_json)
             cert: _Doc = (
-                PaperCopy.model_validate(data) if entry.kind == "copy" else parse_certificate(data)
+                PaperCopy.model_validate(data)
+                if entry.kind == "copy"
+                else parse_certificate(data, stored=True)
             )
             if entry.kind == "failure":
                 assert isinstance(cert, VerificationCertificate)

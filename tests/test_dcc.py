@@ -297,7 +297,14 @@ def test_invalid_output_is_never_returned(
     # past the model shows that to_xml validates rather than trusting its input.
     bad = cal_cert.model_copy(
         update={
-            "results": [cal_cert.results[0].model_copy(update={"coverage_factor": Decimal("0.5")})]
+            "results": [
+                cal_cert.results[0].model_copy(
+                    update={
+                        "coverage_factor": Decimal("0.5"),
+                        "coverage_probability": Decimal("0.38"),
+                    }
+                )
+            ]
         }
     )
     with pytest.raises(dcc.DccError, match=r"not valid against dcc-3\.1\.2\.xsd.*coverageFactor"):
@@ -1009,3 +1016,88 @@ def test_the_issued_dcc_follows_the_accreditation_mark(
     assert embedded is not None and _lab_code(embedded) == code
     # Rebuilt from the ledger with the same profile: the same bytes.
     assert dcc.export_entry(ledger.get(issued.number), lab) == embedded
+
+
+# --- records stored before issue 16: k ≠ 2 and no coverage probability ------------------------
+
+
+def _old_record(cal_data: dict[str, Any]) -> dict[str, Any]:
+    """The sample calibration as stored before issue 16: its first result has k = 3 and no
+    coverage probability (then nothing asked for one)."""
+    data = json.loads(json.dumps(cal_data))
+    data["results"][0]["coverage_factor"] = "3"
+    data["results"][0].pop("coverage_probability", None)
+    return data
+
+
+def test_a_stored_record_parses_as_issued_but_new_input_is_refused(
+    cal_data: dict[str, Any], renderer: Any, lab: Settings
+) -> None:
+    from pydantic import ValidationError
+
+    from certissuer.model import canonical_json
+
+    from ._forge import pdftotext
+
+    old = _old_record(cal_data)
+    with pytest.raises(ValidationError, match="expected the coverage probability for k = 3"):
+        parse_certificate(old)  # as input: refused
+    cert = parse_certificate(old, stored=True)
+    assert cert.results[0].probability is None and cert.results[1].probability == Decimal("0.95")
+    # Its canonical form (and so its digest) is the one stored: no probability was added.
+    first = json.loads(canonical_json(cert))["results"][0]
+    assert first["coverage_factor"] == "3" and "coverage_probability" not in first
+    pdf = renderer.render_pdf(
+        cert, number=NUMBER, issued=date(2026, 11, 27), qr_url="https://v.invalid/v/x",
+        settings=lab,
+    )  # fmt: skip
+    text = " ".join(pdftotext(pdf).split())
+    # Its statement names k = 3 and claims no probability; the k = 2 rows keep theirs.
+    assert "nhân với hệ số phủ k = 3." in text and "coverage factor k = 3." in text
+    assert "k = 3, tương ứng" not in text and "k = 3, corresponding" not in text
+    assert "k = 2, tương ứng với xác suất phủ xấp xỉ 95 %" in text
+
+
+def test_a_stored_record_exports_a_valid_dcc_that_input_refuses(
+    cal_data: dict[str, Any], lab: Settings, schema: dcc.Schema, tmp_path: Path
+) -> None:
+    cert = parse_certificate(_old_record(cal_data), stored=True)
+    xml = dcc.to_xml(cert, number=NUMBER, settings=lab, schema=schema)  # validated
+    assert "certissuer_expandedUncertainty" in xml.decode()
+    assert xml.decode().count("<si:coverageProbability>") == len(cert.results) - 1
+    assert _xmlschema_errors([_write(tmp_path / "old.xml", xml)]) == []
+    assert dcc.read_certificate(xml, schema=schema, stored=True) == cert
+    with pytest.raises(InputErrors, match="expected the coverage probability for k = 3"):
+        dcc.read_certificate(xml, schema=schema)  # as input: refused
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("dcc_written", ["now", "before issue 16"])
+def test_a_stored_record_verifies_valid_and_exports(
+    issuer: Issuer, verifier: Verifier, ledger: Ledger, settings: Settings,
+    cal_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dcc_written: str,
+) -> None:  # fmt: skip
+    cert = parse_certificate(_old_record(cal_data), stored=True)
+    assert issuer.dcc is not None
+    if dcc_written == "before issue 16":
+        # Then the DCC carried p computed from k (normal distribution, 0.997 for k = 3).
+        real_xml = issuer.dcc.xml
+
+        def old_xml(c: Any, **kw: Any) -> bytes:
+            results = [r.model_copy(update={"coverage_probability": Decimal("0.997")})
+                       if r.coverage_factor == 3 else r for r in c.results]  # fmt: skip
+            return real_xml(c.model_copy(update={"results": results}), **kw)
+
+        monkeypatch.setattr(issuer.dcc, "xml", old_xml)
+    issued = issuer.issue(cert)
+    entry = ledger.get(issued.number)
+    assert "coverage_probability" not in entry.data()["results"][0]  # stored the old way
+    report = verifier.verify_pdf(issued.path.read_bytes())
+    assert report.verdict is Verdict.VALID, report.reasons
+    assert any(r.startswith("embedded DCC: matches the ledger's data") for r in report.reasons)
+    exported = dcc.export_entry(entry, settings)  # rebuilt from the ledger: parses
+    assert dcc.read_certificate(exported, stored=True) == cert

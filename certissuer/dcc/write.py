@@ -515,6 +515,11 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             _real(data_list, "certissuer_resolution", m.resolution, dsi)
         if m.degrees_of_freedom is not None:  # ν_eff, which gave p (GUM Table G.2)
             _real(data_list, "certissuer_degreesOfFreedom", Decimal(m.degrees_of_freedom), "\\one")
+        if m.probability is None:
+            # Stored before issue 16 with k ≠ 2 and no stated p: si:expandedUnc needs a
+            # probability the lab never stated, so U and k are quantities of their own.
+            _real(data_list, "certissuer_expandedUncertainty", m.uncertainty, dsi)
+            _real(data_list, "certissuer_coverageFactor", m.coverage_factor, "\\one")
         _list_metadata(data_list, m.unit)
 
 
@@ -710,7 +715,7 @@ def export_entry(
             "the DCC schemas were not found",
             hint=SCHEMA_HINT,
         )
-    cert = parse_certificate(entry.data())
+    cert = parse_certificate(entry.data(), stored=True)
     if accredited is None:
         accredited = in_profile_scope(cert, settings)
     return to_xml(
