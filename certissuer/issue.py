@@ -355,7 +355,9 @@ class Issuer:
         for entry in self.ledger.claim_pending(this_claimant(), lab_code=self.settings.lab_code):
             data = json.loads(entry.data_json)
             cert: _Doc = (
-                PaperCopy.model_validate(data) if entry.kind == "copy" else parse_certificate(data)
+                PaperCopy.model_validate(data)
+                if entry.kind == "copy"
+                else parse_certificate(data, stored=True)
             )
             if entry.kind == "failure":
                 assert isinstance(cert, VerificationCertificate)
@@ -548,7 +550,9 @@ class Issuer:
                 )
             else:
                 if self.dcc is not None:  # before signing, so the signature covers the DCC
-                    pdf = self.dcc.embed(pdf, cert, number=entry.number)
+                    pdf = self.dcc.embed(
+                        pdf, cert, number=entry.number, accredited=self._in_scope(cert) is True
+                    )
                 slot, reserve = signature_slots(cert, approval=self.settings.signing_approval)
             signed = self.sealer.sign(
                 pdf,

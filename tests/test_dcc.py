@@ -297,7 +297,14 @@ def test_invalid_output_is_never_returned(
     # past the model shows that to_xml validates rather than trusting its input.
     bad = cal_cert.model_copy(
         update={
-            "results": [cal_cert.results[0].model_copy(update={"coverage_factor": Decimal("0.5")})]
+            "results": [
+                cal_cert.results[0].model_copy(
+                    update={
+                        "coverage_factor": Decimal("0.5"),
+                        "coverage_probability": Decimal("0.38"),
+                    }
+                )
+            ]
         }
     )
     with pytest.raises(dcc.DccError, match=r"not valid against dcc-3\.1\.2\.xsd.*coverageFactor"):
@@ -811,7 +818,7 @@ def test_lab_signed_dcc_that_differs_from_ledger_is_altered(
     real_xml = issuer.dcc.xml
     other = cal_cert.model_copy(update={"method": "another method"})
 
-    def wrong_xml(cert: Any, *, number: str) -> bytes:
+    def wrong_xml(cert: Any, *, number: str, accredited: bool = True) -> bytes:
         if change == "data":
             return real_xml(other, number=number)
         if change == "number":
@@ -909,3 +916,188 @@ def test_embed_true_without_schemas_is_a_config_error(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="embed is true, but the DCC schemas were not found"):
         dcc.DccWriter.from_settings(Settings(dcc_embed=True))
     assert dcc.DccWriter.from_settings(Settings()) is None  # unset: no schemas, no DCC
+
+
+# --- what the PDF says, the DCC says: indeterminate verdicts, the accreditation number --------
+
+
+def _conformities(xml: bytes) -> list[str]:
+    return re.findall(r"<dcc:conformity>([^<]*)</dcc:conformity>", xml.decode())
+
+
+def _lab_code(xml: bytes) -> str:
+    found = re.search(
+        r"<dcc:calibrationLaboratoryCode>([^<]*)</dcc:calibrationLaboratoryCode>", xml.decode()
+    )
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("error", "written"),
+    [
+        ("0.08", "pass"),  # |e| ≤ MPE − U
+        ("0.09", "conditionalPass"),  # in the guard band, inside the MPE: indeterminate
+        ("-0.12", "conditionalFail"),  # beyond the MPE, within MPE + U: indeterminate
+        ("0.13", "fail"),
+    ],
+)
+def test_an_indeterminate_check_is_written_as_neither_pass_nor_fail(
+    ver_data: dict[str, Any], lab: Settings, schema: dcc.Schema, error: str, written: str
+) -> None:
+    data = json.loads(json.dumps(ver_data))
+    for check in data["checks"]:
+        check["uncertainty"] = "0.02"  # guarded acceptance, ILAC-G8 (w = U)
+    data["checks"][2]["error"] = error
+    cert = parse_certificate(data)
+    xml = dcc.to_xml(cert, number="KĐ-2026-000001", settings=lab, schema=schema)  # validated
+    # The certificate's verdict, then each check's (0.04 and -0.02 pass: ≤ 0.10 − 0.02).
+    assert _conformities(xml) == [written, "pass", "pass", written]
+    assert dcc.read_certificate(xml, schema=schema) == cert  # the round trip still holds
+
+
+@pytest.mark.parametrize(
+    ("spec", "written"),
+    [
+        ({"mpe": "0.0004"}, "pass"),
+        ({"mpe": "0.0004", "decision_rule": "guarded"}, "conditionalPass"),  # 0.00031 in band
+        ({"mpe": "0.0001"}, "fail"),
+    ],
+)
+def test_a_calibration_conformity_in_the_guard_band_is_conditional(
+    cal_data: dict[str, Any], lab: Settings, schema: dcc.Schema, spec: dict[str, str], written: str
+) -> None:
+    cert = parse_certificate({**cal_data, "conformity": {"decision_rule": "simple", **spec}})
+    xml = dcc.to_xml(cert, number=NUMBER, settings=lab, schema=schema)
+    assert _conformities(xml) == [written]
+    assert dcc.read_certificate(xml, schema=schema) == cert
+
+
+def test_the_accreditation_number_only_where_the_pdf_carries_the_mark(
+    cal_cert: Any, ver_cert: Any, lab: Settings, schema: dcc.Schema
+) -> None:
+    assert lab.lab_accreditation == "VILAS 999"
+    inside = dcc.to_xml(cal_cert, number=NUMBER, settings=lab, schema=schema)
+    assert _lab_code(inside) == "VILAS 999"
+    outside = dcc.to_xml(cal_cert, number=NUMBER, settings=lab, schema=schema, accredited=False)
+    assert _lab_code(outside) == lab.lab_code
+    # A verification certificate carries the designation decision, never the VILAS number.
+    ver = dcc.to_xml(ver_cert, number="KĐ-2026-000001", settings=lab, schema=schema)
+    assert _lab_code(ver) == lab.lab_code
+
+
+@pytest.mark.parametrize(
+    ("scope", "code"),
+    [
+        (("Cân / Balance: 0..500 g",), "VILAS 1234"),  # every result inside: the mark
+        (("Cân / Balance: 0..100 g",), "T01"),  # 200 g outside: no mark, no number
+        ((), "T01"),  # no scope data: no mark, no number
+    ],
+)
+def test_the_issued_dcc_follows_the_accreditation_mark(
+    settings: Settings,
+    ledger: Ledger,
+    sealer: Any,
+    renderer: Any,
+    tmp_path: Path,
+    cal_cert: Any,
+    scope: tuple[str, ...],
+    code: str,
+) -> None:
+    from certissuer.issue import load_token_key
+
+    lab = settings.replace(lab_accreditation="VILAS 1234", lab_accredited_scope=scope)
+    issuer = Issuer(
+        lab, ledger=ledger, sealer=sealer, token_key=load_token_key(lab),
+        out_dir=tmp_path / "o", renderer=renderer,
+    )  # fmt: skip
+    issued = issuer.issue(cal_cert)
+    embedded = dcc.extract(issued.path.read_bytes())
+    assert embedded is not None and _lab_code(embedded) == code
+    # Rebuilt from the ledger with the same profile: the same bytes.
+    assert dcc.export_entry(ledger.get(issued.number), lab) == embedded
+
+
+# --- records stored before issue 16: k ≠ 2 and no coverage probability ------------------------
+
+
+def _old_record(cal_data: dict[str, Any]) -> dict[str, Any]:
+    """The sample calibration as stored before issue 16: its first result has k = 3 and no
+    coverage probability (then nothing asked for one)."""
+    data = json.loads(json.dumps(cal_data))
+    data["results"][0]["coverage_factor"] = "3"
+    data["results"][0].pop("coverage_probability", None)
+    return data
+
+
+def test_a_stored_record_parses_as_issued_but_new_input_is_refused(
+    cal_data: dict[str, Any], renderer: Any, lab: Settings
+) -> None:
+    from pydantic import ValidationError
+
+    from certissuer.model import canonical_json
+
+    from ._forge import pdftotext
+
+    old = _old_record(cal_data)
+    with pytest.raises(ValidationError, match="expected the coverage probability for k = 3"):
+        parse_certificate(old)  # as input: refused
+    cert = parse_certificate(old, stored=True)
+    assert cert.results[0].probability is None and cert.results[1].probability == Decimal("0.95")
+    # Its canonical form (and so its digest) is the one stored: no probability was added.
+    first = json.loads(canonical_json(cert))["results"][0]
+    assert first["coverage_factor"] == "3" and "coverage_probability" not in first
+    pdf = renderer.render_pdf(
+        cert, number=NUMBER, issued=date(2026, 11, 27), qr_url="https://v.invalid/v/x",
+        settings=lab,
+    )  # fmt: skip
+    text = " ".join(pdftotext(pdf).split())
+    # Its statement names k = 3 and claims no probability; the k = 2 rows keep theirs.
+    assert "nhân với hệ số phủ k = 3." in text and "coverage factor k = 3." in text
+    assert "k = 3, tương ứng" not in text and "k = 3, corresponding" not in text
+    assert "k = 2, tương ứng với xác suất phủ xấp xỉ 95 %" in text
+
+
+def test_a_stored_record_exports_a_valid_dcc_that_input_refuses(
+    cal_data: dict[str, Any], lab: Settings, schema: dcc.Schema, tmp_path: Path
+) -> None:
+    cert = parse_certificate(_old_record(cal_data), stored=True)
+    xml = dcc.to_xml(cert, number=NUMBER, settings=lab, schema=schema)  # validated
+    assert "certissuer_expandedUncertainty" in xml.decode()
+    assert xml.decode().count("<si:coverageProbability>") == len(cert.results) - 1
+    assert _xmlschema_errors([_write(tmp_path / "old.xml", xml)]) == []
+    assert dcc.read_certificate(xml, schema=schema, stored=True) == cert
+    with pytest.raises(InputErrors, match="expected the coverage probability for k = 3"):
+        dcc.read_certificate(xml, schema=schema)  # as input: refused
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("dcc_written", ["now", "before issue 16"])
+def test_a_stored_record_verifies_valid_and_exports(
+    issuer: Issuer, verifier: Verifier, ledger: Ledger, settings: Settings,
+    cal_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dcc_written: str,
+) -> None:  # fmt: skip
+    cert = parse_certificate(_old_record(cal_data), stored=True)
+    assert issuer.dcc is not None
+    if dcc_written == "before issue 16":
+        # Then the DCC carried p computed from k (normal distribution, 0.997 for k = 3).
+        real_xml = issuer.dcc.xml
+
+        def old_xml(c: Any, **kw: Any) -> bytes:
+            results = [r.model_copy(update={"coverage_probability": Decimal("0.997")})
+                       if r.coverage_factor == 3 else r for r in c.results]  # fmt: skip
+            return real_xml(c.model_copy(update={"results": results}), **kw)
+
+        monkeypatch.setattr(issuer.dcc, "xml", old_xml)
+    issued = issuer.issue(cert)
+    entry = ledger.get(issued.number)
+    assert "coverage_probability" not in entry.data()["results"][0]  # stored the old way
+    report = verifier.verify_pdf(issued.path.read_bytes())
+    assert report.verdict is Verdict.VALID, report.reasons
+    assert any(r.startswith("embedded DCC: matches the ledger's data") for r in report.reasons)
+    exported = dcc.export_entry(entry, settings)  # rebuilt from the ledger: parses
+    assert dcc.read_certificate(exported, stored=True) == cert

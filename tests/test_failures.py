@@ -5,6 +5,7 @@ the page; ``ledger failures`` lists it. Run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +184,42 @@ def test_a_failure_is_recorded_once_per_record(lab: Lab) -> None:
         (row,) = s.exec(select(FailedVerification)).all()
     ledger.engine.dispose()
     assert row.ref == "KD-REQ-2027-0001" and row.instrument_serial == "TS-2019-88231"
+
+
+def test_a_lab_template_folder_without_the_notice_form_borrows_the_shipped_one(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lab that copied the templates before notices of failure existed has no
+    # failure.rml.j2: the notice is still issued, from the shipped form, and stderr says so
+    # once per run however many notices it makes.
+    import shutil
+
+    from certissuer._files import default_template_dir
+
+    mine = lab.root / "my-templates"
+    shutil.copytree(default_template_dir(), mine)
+    (mine / "failure.rml.j2").unlink()
+    with lab.profile.open("a", encoding="utf-8") as f:
+        f.write('[render]\ntemplate_dir = "my-templates"\n')
+    records = []
+    for ref, serial in (("KD-REQ-2027-0001", None), ("KD-REQ-2027-0002", "OTHER-1")):
+        data = load_json(SAMPLES / "verification.json")
+        data["ref"], data["verification_date"] = ref, "2026-12-01"
+        del data["valid_until"]
+        data["checks"][1]["error"] = "-0.35"
+        if serial:
+            data["instrument"]["serial"] = serial
+            data.pop("stamp_number", None)
+        records.append(data)
+    path = lab.root / "failed.json"
+    path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="certissuer.render.renderer"):
+        code, _, err = lab.run("issue", "--out", str(lab.root / "out"), str(path))
+    assert code == 9, err
+    notices = sorted((lab.root / "out").glob("TB-*.pdf"))
+    assert len(notices) == 2, err
+    text = " ".join(pdftotext(notices[0].read_bytes()).split())
+    assert "THÔNG BÁO KẾT QUẢ KIỂM ĐỊNH KHÔNG ĐẠT" in text
+    said = [r.getMessage() for r in caplog.records if "failure.rml.j2" in r.getMessage()]
+    assert len(said) == 1, said
+    assert str(mine.resolve()) in said[0] and "shipped with certissuer" in said[0]

@@ -915,3 +915,59 @@ def test_list_table_rows_are_not_held_in_memory(tmp_path: Path) -> None:
     small, large = peak(1_000), peak(10_000)
     assert large < 1.5 * small, (small, large)
     assert large < 512 * 1024, large  # the 10,000 rows are 1.2 MB of CSV
+
+
+# --- external provider and customer-supplied fields (ISO/IEC 17025 §7.8.2.1 p, §7.8.2.2) -----
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "xlsx"])
+def test_external_provider_and_customer_supplied_are_columns(
+    make_results: MakeResults, fmt: str
+) -> None:
+    record = calibration("HC-1")
+    record["external_provider"] = "Phòng thí nghiệm X (VILAS 999)"
+    # One cell in a table: the field names separated by commas, semicolons or spaces.
+    names = ["item.serial", "place_of_calibration", "customer.address"]
+    record["customer_supplied"] = (
+        names if fmt == "json" else "item.serial, place_of_calibration;customer.address"
+    )
+    (cert,) = [r.cert for r in intake.read_certificates(make_results(fmt, [record]))]
+    assert isinstance(cert, CalibrationCertificate)
+    assert cert.external_provider == "Phòng thí nghiệm X (VILAS 999)"
+    assert cert.customer_supplied == names
+
+
+@pytest.mark.parametrize(("fmt", "field"), [
+    ("json", "customer_supplied[1]"), ("csv", "customer_supplied"), ("xlsx", "customer_supplied"),
+])  # fmt: skip
+def test_customer_supplied_cell_names_the_row_field_and_known_names(
+    make_results: MakeResults, fmt: str, field: str
+) -> None:
+    record = calibration("HC-1")
+    record["customer_supplied"] = (
+        ["item.serial", "item.colour"] if fmt == "json" else "item.serial, item.colour"
+    )
+    path = make_results(fmt, [record])
+    (problem,) = problems(path)
+    row = 1 if fmt == "json" else 2  # JSON records count from 1; a table counts its header
+    assert problem.startswith(f"{where(path, 'certificates')}, row {row}, field '{field}': ")
+    assert "got 'item.colour'" in problem and "'place_of_calibration'" in problem
+    if fmt != "json":
+        assert "name 2 in the cell" in problem
+        with pytest.raises(InputErrors) as info:
+            intake.read_certificates(path)
+        assert info.value.errors[0].hint == "separate the names with commas"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_customer_supplied_is_not_a_verification_column(
+    make_results: MakeResults, fmt: str
+) -> None:
+    record = verification("KĐ-1") | {"customer_supplied": "item.serial", "external_provider": "X"}
+    path = make_results(fmt, [record])
+    found = problems(path)
+    assert len(found) == 2
+    for name in ("customer_supplied", "external_provider"):
+        assert any(
+            f"row 2, field '{name}': not used on a verification certificate" in p for p in found
+        ), found

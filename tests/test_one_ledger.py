@@ -384,3 +384,122 @@ def test_reading_a_ledger_that_is_not_there_leaves_no_file(tmp_path: Path, pki: 
         assert done.returncode == 7, (args, done.stderr)
         assert f"there is no ledger at {profile.parent / 'ledger.db'}" in done.stderr
         assert not (profile.parent / "ledger.db").exists()
+
+
+# -- every command opens the ledger for its lab ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_labs(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths) -> dict[str, Any]:
+    """Lab T01's ledger with a calibration and a verification certificate, and lab T02's
+    profile naming the same ledger file (both profiles with absolute paths)."""
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    root = tmp_path_factory.mktemp("two-labs")
+    ledger_file = root / "ledger.db"
+    profiles = {}
+    for code in ("T01", "T02"):
+        profile = root / code.lower() / "lab.toml"
+        profile.parent.mkdir()
+        profile.write_text(
+            f'[lab]\ncode = "{code}"\n[signing]\napproval = true\npkcs12 = "{pki.signer_p12}"\n'
+            f'trust_roots = ["{pki.ca_cert}"]\n[token]\nkey = "{pki.token_key}"\n'
+            f'url_base = "https://verify.test.invalid"\n'
+            f'[ledger]\nurl = "sqlite:///{ledger_file}"\n',
+            encoding="utf-8",
+        )
+        profiles[code] = profile
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    done = CliRunner().invoke(
+        app,
+        ["--config", str(profiles["T01"]), "issue", "--out", str(root / "out"),
+         str(SAMPLES / "calibration.json"), str(SAMPLES / "verification.json")],
+        env=env,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    return {"root": root, "profiles": profiles, "env": env, "ledger": ledger_file}
+
+
+_EVERY_COMMAND = [
+    ("ledger", "list"),
+    ("ledger", "show", "{HC}"),
+    ("ledger", "search", "--json"),
+    ("ledger", "failures"),
+    ("ledger", "audit", "--no-files"),
+    ("ledger", "proof", "{HC}"),
+    ("ledger", "checkpoint"),
+    ("ledger", "export", "--out", "{dir}/export.csv"),
+    ("report", "activity", "--year", "2026", "--xlsx", "{dir}/activity.xlsx"),
+    ("export", "sector", "--out", "{dir}/sector.json"),
+    ("registry", "list", "owner"),
+    ("recall", "--within", "365d"),
+    ("dcc", "export", "{HC}", "--out", "{dir}/dcc.xml"),
+    ("verify", "{HC.pdf}"),
+    ("sign-approve", "{KĐ.pdf}", "--out", "{dir}/approved.pdf"),
+]
+
+
+@pytest.mark.parametrize("args", _EVERY_COMMAND, ids=lambda a: " ".join(a[:2]))
+def test_every_command_refuses_another_labs_ledger(
+    two_labs: dict[str, Any], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    out = two_labs["root"] / "out"
+    fill = {
+        "{HC}": "HC-2026-000001",
+        "{HC.pdf}": str(next(out.glob("HC-*.pdf"))),
+        "{KĐ.pdf}": str(next(out.glob("K*.pdf"))),
+    }
+    argv = [fill.get(a, a).replace("{dir}", str(tmp_path)) for a in args]
+    runner = CliRunner()
+
+    def run(code: str) -> Any:
+        profile = two_labs["profiles"][code]
+        return runner.invoke(app, ["--config", str(profile), *argv], env=two_labs["env"])
+
+    refused = run("T02")
+    assert refused.exit_code == 7, refused.output
+    assert "belongs to lab T01" in refused.stderr and "not to lab T02" in refused.stderr
+    assert "hint: each lab keeps its own ledger" in refused.stderr
+    assert not list(tmp_path.iterdir()), "a refused command wrote nothing"
+    row = Ledger.open(f"sqlite:///{two_labs['ledger']}", create=False).lab()
+    assert row is not None and row.lab_code == "T01"
+    done = run("T01")
+    assert done.exit_code == 0, done.output
+    assert "belongs to lab" not in done.stderr
+
+
+def test_the_verification_page_refuses_another_labs_ledger(two_labs: dict[str, Any]) -> None:
+    from certissuer.web import create_app
+
+    url = f"sqlite:///{two_labs['ledger']}"
+    other = load_settings(two_labs["profiles"]["T02"], env={})
+    with pytest.raises(LedgerError, match=r"belongs to lab T01 .* not to lab T02"):
+        create_app(other)
+    with pytest.raises(LedgerError, match="belongs to lab T01"):
+        Ledger.open_readonly(url, lab_code="T02")
+    own = Ledger.open_readonly(url, lab_code="T01", profile=two_labs["profiles"]["T01"])
+    assert own.get("HC-2026-000001") is not None
+    own.close()
+
+
+def test_reading_checks_the_lab_and_never_records_one(any_ledger_url: str, tmp_path: Path) -> None:
+    # A ledger that has recorded no lab yet (an upgraded older one) is read as it is: neither
+    # an open to read nor a read-only open writes a lab into it; the next bind does.
+    Ledger.open(any_ledger_url).close()
+    assert Ledger.open(any_ledger_url, create=False, lab_code="T01").lab() is None
+    if any_ledger_url.startswith("sqlite"):
+        assert Ledger.open_readonly(any_ledger_url, lab_code="T01").lab() is None
+    bound = Ledger.open(any_ledger_url, lab_code="T01", profile=tmp_path / "lab.toml")
+    assert bound.lab() is not None
+    with pytest.raises(LedgerError, match="belongs to lab T01") as info:
+        Ledger.open(any_ledger_url, create=False, lab_code="T02")
+    assert info.value.exit_code == 7
+    if any_ledger_url.startswith("sqlite"):
+        with pytest.raises(LedgerError, match="belongs to lab T01"):
+            Ledger.open_readonly(any_ledger_url, lab_code="T02")

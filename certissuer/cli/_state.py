@@ -21,9 +21,20 @@ from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
     from certissuer.issue import Issuer
+    from certissuer.ledger import Ledger
     from certissuer.token import TokenKey
 
-__all__ = ["State", "err", "issuer", "out", "passphrase", "say", "token_key", "warn"]
+__all__ = [
+    "State",
+    "err",
+    "issuer",
+    "open_ledger",
+    "out",
+    "passphrase",
+    "say",
+    "token_key",
+    "warn",
+]
 
 err = Console(stderr=True, highlight=False)
 """Diagnostics, progress and notes: standard error."""
@@ -82,6 +93,27 @@ def issuer(state: State, out_dir: Path) -> Issuer:
 
     settings = state.settings()
     return Issuer.from_settings(settings, passphrase=passphrase(settings), out_dir=out_dir)
+
+
+def open_ledger(
+    settings: Settings, *, create: bool = False, ledger_key: TokenKey | None = None
+) -> Ledger:
+    """The ledger of the lab `settings` describe (``[ledger] url``), opened for that lab.
+
+    One lab, one ledger (issue 16): a ledger recorded for another lab code is refused with
+    `LedgerError` (exit 7) by every command, as `Issuer.from_settings` does. With `create`
+    (commands that may write: reports, the register) a new ledger is made and bound to the
+    lab; without it the ledger must exist and is only checked, never written.
+    """
+    from certissuer.ledger import Ledger
+
+    return Ledger.open(
+        settings.ledger_url,
+        create=create,
+        ledger_key=ledger_key,
+        lab_code=settings.lab_code,
+        profile=settings.source,
+    )
 
 
 def token_key(state: State) -> TokenKey:

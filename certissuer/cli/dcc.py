@@ -9,7 +9,7 @@ import typer
 
 from certissuer._files import write_atomic
 from certissuer.cli._app import app
-from certissuer.cli._state import State, warn
+from certissuer.cli._state import State, open_ledger, warn
 from certissuer.errors import ConfigError, LedgerError, VerificationFailed
 
 __all__ = ["dcc_app", "dcc_export", "dcc_extract"]
@@ -66,11 +66,10 @@ def dcc_export(
 ) -> None:
     """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
     from certissuer import dcc
-    from certissuer.ledger import Ledger
 
     state: State = ctx.obj
     settings = state.settings()
-    entry = Ledger.open(settings.ledger_url, create=False).get(number)
+    entry = open_ledger(settings).get(number)
     if entry is None:
         raise LedgerError(
             f"certificate {number} is not in the ledger",

@@ -12,7 +12,7 @@ import typer
 
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, passphrase, say, token_key
+from certissuer.cli._state import State, issuer, open_ledger, passphrase, say, token_key
 from certissuer.cli.batch import show_run
 from certissuer.errors import ConfigError
 
@@ -114,10 +114,9 @@ def approve(
     if pdf is not None:
         _approve(state, pdf, out=out, level=level, pkcs12=pkcs12, token=token, key_label=key_label)
         return
-    from certissuer.ledger import Ledger
 
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url, create=False)
+    ledger = open_ledger(settings)
     rows = [_pending_row(e) for e in ledger.awaiting_approval(settings.lab_code)]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -159,7 +158,6 @@ def _approve(
 ) -> None:
     """Sign the head's approval into `pdf` and record it in the ledger."""
     from certissuer.approve import approve_pdf
-    from certissuer.ledger import Ledger
     from certissuer.sign import Sealer
     from certissuer.verify import Verifier
 
@@ -173,9 +171,7 @@ def _approve(
     if key_label is not None:
         settings = settings.replace(signing_pkcs11_key_label=key_label)
     key = token_key(state)  # before anything is signed: the ledger's event is signed with it
-    verifier = Verifier.from_settings(
-        settings, ledger=Ledger.open(settings.ledger_url, create=False)
-    )
+    verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
     with Sealer.from_settings(settings, passphrase(settings), level=level) as sealer:
         done = approve_pdf(
             pdf,
@@ -195,15 +191,11 @@ def revoke(
     reason: Annotated[str, typer.Option(help="Why (shown to inspectors).")],
 ) -> None:
     """Revoke a certificate: a new event in the ledger; nothing is overwritten."""
-    from certissuer.ledger import Ledger
-
     state: State = ctx.obj
     settings = state.settings()
     key = token_key(state)  # before anything is written: the event is signed with it
     # One lab, one ledger: revoking writes, so another lab's ledger is refused (exit 7).
-    ledger = Ledger.open(
-        settings.ledger_url, ledger_key=key, lab_code=settings.lab_code, profile=settings.source
-    )
+    ledger = open_ledger(settings, create=True, ledger_key=key)
     now = datetime.now(UTC)
     ledger.revoke(number, reason=reason, at=now)
     ledger.checkpoint(key, lab_code=settings.lab_code, at=now)

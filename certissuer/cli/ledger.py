@@ -19,7 +19,7 @@ from rich.table import Table
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, out, say, token_key
+from certissuer.cli._state import State, issuer, open_ledger, out, say, token_key
 from certissuer.errors import ConfigError, LedgerError
 
 if TYPE_CHECKING:
@@ -50,11 +50,9 @@ def _ledger(settings: Settings) -> Ledger:
     """The lab's ledger (``[ledger] url``), as it is: its schema must be current.
 
     Every command here reads or signs what is there; only ``certissuer ledger upgrade``
-    changes the schema, and issuing creates the database.
+    changes the schema, and issuing creates the database. Another lab's ledger is refused.
     """
-    from certissuer.ledger import Ledger
-
-    return Ledger.open(settings.ledger_url, create=False)
+    return open_ledger(settings)
 
 
 def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
@@ -222,11 +220,12 @@ def ledger_upgrade(ctx: typer.Context) -> None:
 
     With the lab's token key configured, events written before events were signed are then
     signed with it, marked "signed at upgrade", where a checkpoint the lab signed vouches for
-    them."""
+    them. A ledger made before it recorded its lab becomes this lab's."""
     state: State = ctx.obj
     settings = state.settings()
     ledger = _ledger(settings)
     revision = ledger.upgrade()
+    ledger.bind(settings.lab_code, settings.source)  # an older ledger adopts this lab
     signed, left = (
         ledger.sign_unsigned(token_key(state), at=datetime.now(UTC))
         if settings.token_key is not None

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
-from certissuer.cli._state import State, out, say, warn
+from certissuer.cli._state import State, open_ledger, out, say, warn
 from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
 
@@ -42,11 +42,10 @@ _PartArg = Annotated[
 
 def _open_register(settings: Settings) -> Register:
     """The register of the lab `settings` describe, in its ledger (created or upgraded)."""
-    from certissuer.ledger import Ledger
     from certissuer.registry import Register
 
     return Register(
-        Ledger.open(settings.ledger_url).engine,
+        open_ledger(settings, create=True).engine,
         lab_code=settings.lab_code,
         instrument_types=settings.registry_instrument_types,
         outside_scope=settings.registry_outside_scope,

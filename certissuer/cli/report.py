@@ -12,7 +12,7 @@ import typer
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
-from certissuer.cli._state import State, passphrase, say, token_key, warn
+from certissuer.cli._state import State, open_ledger, passphrase, say, token_key, warn
 from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
 
@@ -101,7 +101,6 @@ def report_annual(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The annual measurement report: tables, charts, digitisation progress, per lab."""
-    from certissuer.ledger import Ledger
     from certissuer.report import annual_report, render_annual_pdf, write_annual_xlsx
 
     state: State = ctx.obj
@@ -111,7 +110,7 @@ def report_annual(
     except ValueError:
         raise InputError("--until", f"expected a date YYYY-MM-DD, got '{until}'") from None
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_ledger(settings, create=True)
     _report_checkpoint(state, ledger, checkpoint)
     data = annual_report(ledger.engine, year=year, until=end, paper_total=paper_total)
     _write_report(
@@ -135,13 +134,12 @@ def report_activity(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The service provider's activity report (form 5.BCHĐ, Circular 24/2013/TT-BKHCN)."""
-    from certissuer.ledger import Ledger
     from certissuer.report import activity_report, render_activity_pdf, write_activity_xlsx
 
     state: State = ctx.obj
     _report_outputs(out, xlsx)
     settings = state.settings()
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_ledger(settings, create=True)
     _report_checkpoint(state, ledger, checkpoint)
     data = activity_report(ledger.engine, year=year, lab_code=settings.lab_code,
                            settings=settings)  # fmt: skip
@@ -168,7 +166,6 @@ def export_sector(
     fmt: Annotated[str, typer.Option("--format", help="csv, json or xlsx.")] = "json",
 ) -> None:
     """Certificates, instruments, standards and inspectors changed since a date or cursor."""
-    from certissuer.ledger import Ledger
     from certissuer.report.sector import Cursor, SectorFormat, sector_export, write_sector_export
 
     state: State = ctx.obj
@@ -184,7 +181,7 @@ def export_sector(
             raise InputError("--since", f"expected a date YYYY-MM-DD, got '{since}'") from None
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
     after = Cursor.parse(cursor) if cursor else None
-    ledger = Ledger.open(state.settings().ledger_url)
+    ledger = open_ledger(state.settings(), create=True)
     export = sector_export(ledger.engine, since=start, after=after,
                            today=datetime.now(VIETNAM_TZ).date())  # fmt: skip
     files = write_sector_export(export, kind, out)

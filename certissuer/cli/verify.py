@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
+from certissuer.cli._state import open_ledger as open_lab_ledger
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 
 if TYPE_CHECKING:
@@ -87,11 +88,9 @@ def verify(
     opened: list[Ledger] = []
 
     def open_ledger() -> Ledger | None:
-        from certissuer.ledger import Ledger
-
         if offline:
             return None
-        opened.append(Ledger.open(settings.ledger_url, create=False))
+        opened.append(open_lab_ledger(settings))
         return opened[-1]
 
     if qr is not None:

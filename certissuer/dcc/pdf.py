@@ -10,13 +10,19 @@ True
 from __future__ import annotations
 
 import zlib
+from decimal import Decimal
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 from certissuer.dcc.read import read_with_document
 from certissuer.dcc.schema import MAX_XML_BYTES, MIME_TYPE, SCHEMA_VERSION, DccError
 from certissuer.errors import InputError, InputErrors
-from certissuer.model import data_digest
+from certissuer.model import (
+    AnyCertificate,
+    CalibrationCertificate,
+    data_digest,
+    parse_certificate,
+)
 
 if TYPE_CHECKING:
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -135,11 +141,33 @@ def check_embedded(reader: PdfFileReader, *, number: str, digest: str) -> tuple[
     if xml is None:
         return None
     try:
-        doc, cert = read_with_document(xml, "embedded DCC", None)
+        doc, cert = read_with_document(xml, "embedded DCC", None, stored=True)
     except (InputError, InputErrors) as exc:
         return False, f"embedded DCC cannot be read: {str(exc).splitlines()[-1]}"
     if doc.number != number:
         return False, f"embedded DCC names certificate {doc.number}, the ledger entry is {number}"
     if data_digest(cert) != digest:
+        if data_digest(_without_computed_probabilities(cert)) == digest:
+            return True, (
+                "embedded DCC: matches the ledger's data (its coverage probabilities were "
+                "computed from k, as DCCs issued before they were stated carry them)"
+            )
         return False, "embedded DCC does not match the ledger's data digest"
     return True, "embedded DCC: matches the ledger's data"
+
+
+def _without_computed_probabilities(cert: AnyCertificate) -> AnyCertificate:
+    """`cert` with the coverage probability of each result with k ≠ 2 and no degrees of
+    freedom removed: a DCC written before issue 16 carried p computed from k (normal
+    distribution) where the record stated none. The signature over the whole PDF keeps this
+    from excusing an edit; it only lets an old certificate match its own ledger data."""
+    if not isinstance(cert, CalibrationCertificate):
+        return cert
+    data = cert.model_dump(mode="json")
+    for result in data["results"]:
+        if Decimal(result["coverage_factor"]) != 2 and result.get("degrees_of_freedom") is None:
+            result.pop("coverage_probability", None)
+    try:
+        return parse_certificate(data, stored=True)
+    except ValueError:
+        return cert

@@ -205,27 +205,31 @@ def read_document(
 
 
 def read_certificate(
-    raw: bytes, *, where: str = "DCC", schema: Schema | None = None
+    raw: bytes, *, where: str = "DCC", schema: Schema | None = None, stored: bool = False
 ) -> AnyCertificate:
     """The certificate held by the DCC document `raw` (see `read_document`).
 
-    Raises `InputError` for an unusable document and `InputErrors` listing every problem of a
-    document that does not make a valid certificate.
+    `stored` True reads the DCC of an issued certificate as it was issued
+    (`certissuer.model.parse_certificate`); input is read with False. Raises `InputError`
+    for an unusable document and `InputErrors` listing every problem of a document that
+    does not make a valid certificate.
     """
-    return read_with_document(raw, where, schema)[1]
+    return read_with_document(raw, where, schema, stored=stored)[1]
 
 
 def read_with_document(
-    raw: bytes, where: str, schema: Schema | None
+    raw: bytes, where: str, schema: Schema | None, *, stored: bool = False
 ) -> tuple[DccDocument, AnyCertificate]:
-    """The document `raw` and its certificate (see `read_document`, `read_certificate`)."""
+    """The document `raw` and its certificate (see `read_document`, `read_certificate`);
+    `stored` True for the DCC of an issued certificate (`parse_certificate`), never for
+    input."""
     from pydantic import ValidationError
 
     doc = read_document(raw, where=where, schema=schema)
     if doc.problems or doc.data is None:
         raise InputErrors(doc.problems)
     try:
-        return doc, parse_certificate(doc.data)
+        return doc, parse_certificate(doc.data, stored=stored)
     except ValidationError as exc:
         errors = []
         for detail in exc.errors(include_url=False):
@@ -632,7 +636,19 @@ class _Reader:
                 )
             else:
                 unc = measured.find(f"{_S}real/{_S}expandedUnc")
-                if unc is None:
+                apart = quantities.get("certissuer_expandedUncertainty")
+                if unc is None and apart is not None:
+                    # U and k without a probability: a result stored before issue 16 with
+                    # k ≠ 2 (the model accepts it only when reading what was issued).
+                    for ref_type, name in (
+                        ("certissuer_expandedUncertainty", "uncertainty"),
+                        ("certissuer_coverageFactor", "coverage_factor"),
+                    ):
+                        quantity = quantities.get(ref_type)
+                        real = None if quantity is None else self._real(quantity, f"{here}.{name}")
+                        if real is not None:
+                            self._set(out, f"{here}.{name}", real[0], quantity)
+                elif unc is None:
                     self.doc._problem(
                         measured.sourceline,
                         f"{here}.uncertainty",

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from lxml import etree
 
@@ -61,7 +61,7 @@ from certissuer.model import (
 if TYPE_CHECKING:
     from certissuer.ledger import CertificateEntry
 
-__all__ = ["DccWriter", "export_entry", "problems", "to_xml"]
+__all__ = ["DccWriter", "export_entry", "in_profile_scope", "problems", "to_xml"]
 
 _logger = logging.getLogger(__name__)
 
@@ -272,9 +272,12 @@ def _item(adm: Any, instrument: Instrument, stamp: str) -> None:
         _identification(idents, "calibrationLaboratory", stamp, "certissuer_stampNumber", "stamp")
 
 
-def _lab(adm: Any, settings: Settings) -> None:
+def _lab(adm: Any, settings: Settings, accredited: bool) -> None:
     lab = _sub(adm, "calibrationLaboratory")
-    _sub(lab, "calibrationLaboratoryCode", settings.lab_accreditation or settings.lab_code)
+    # The accreditation number only where the PDF carries the accreditation mark (issue 16):
+    # a calibration within the accredited scope; otherwise the lab's own code.
+    code = settings.lab_accreditation if accredited and settings.lab_accreditation else ""
+    _sub(lab, "calibrationLaboratoryCode", code or settings.lab_code)
     contact = _sub(lab, "contact")
     name = _sub(contact, "name")
     _sub(name, "content", settings.lab_name_vi).set("lang", "vi")
@@ -305,7 +308,7 @@ def _persons(adm: Any, persons: Iterable[tuple[str, Signatory | None, bool]]) ->
             _sub(entry, "mainSigner", "true")
 
 
-def _build(cert: AnyCertificate, number: str, settings: Settings) -> Any:
+def _build(cert: AnyCertificate, number: str, settings: Settings, accredited: bool) -> Any:
     cal = isinstance(cert, CalibrationCertificate)
     root = etree.Element(ROOT_TAG, nsmap=NSMAP)
     root.set("schemaVersion", SCHEMA_VERSION)
@@ -337,7 +340,8 @@ def _build(cert: AnyCertificate, number: str, settings: Settings) -> Any:
         _item(adm, cert.item, "")
     else:
         _item(adm, cert.instrument, cert.stamp_number)
-    _lab(adm, settings)
+    # A verification certificate carries the designation decision, never the VILAS number.
+    _lab(adm, settings, accredited and isinstance(cert, CalibrationCertificate))
     if isinstance(cert, CalibrationCertificate):
         _persons(
             adm,
@@ -385,7 +389,7 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
         verdict = _statement(parent, "basic_conformity")
         _sub(verdict, "norm", cert.method)
         _label(verdict, "declaration", "pass")
-        _sub(verdict, "conformity", "pass" if cert.passes else "fail")
+        _sub(verdict, "conformity", _status(cert.verdict, within=not _beyond(cert)))
     elif cert.conformity is not None:
         verdict = _statement(parent, "basic_conformity")
         _sub(verdict, "convention", cert.conformity.decision_rule)
@@ -511,6 +515,11 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             _real(data_list, "certissuer_resolution", m.resolution, dsi)
         if m.degrees_of_freedom is not None:  # ν_eff, which gave p (GUM Table G.2)
             _real(data_list, "certissuer_degreesOfFreedom", Decimal(m.degrees_of_freedom), "\\one")
+        if m.probability is None:
+            # Stored before issue 16 with k ≠ 2 and no stated p: si:expandedUnc needs a
+            # probability the lab never stated, so U and k are quantities of their own.
+            _real(data_list, "certissuer_expandedUncertainty", m.uncertainty, dsi)
+            _real(data_list, "certissuer_coverageFactor", m.coverage_factor, "\\one")
         _list_metadata(data_list, m.unit)
 
 
@@ -539,7 +548,9 @@ def _ver_results(results: Any, cert: VerificationCertificate) -> None:
         _own_unit(data_list, "certissuer_mpeUnit", c.mpe_unit)
         if c.uncertainty is not None:
             _real(data_list, "certissuer_checkUncertainty", c.uncertainty, dsi)
-        _list_metadata(data_list, c.unit, "pass" if c.passes else "fail")
+        _list_metadata(
+            data_list, c.unit, _status(c.verdict, within=abs(c.error) <= c.permitted_error)
+        )
 
 
 def _conformity_spec(statement: Any, cert: CalibrationCertificate) -> None:
@@ -547,13 +558,45 @@ def _conformity_spec(statement: Any, cert: CalibrationCertificate) -> None:
     spec, computed = cert.conformity, cert.conformity_verdict
     if spec is None or spec.mpe is None or computed is None:
         return
-    status = {Verdict.PASS: "pass", Verdict.FAIL: "fail"}.get(computed)
-    if status is not None:  # D-SI has no "indeterminate"; the page says it in words
-        _sub(statement, "conformity", status)
+    # Indeterminate: is every judged error, the uncertainty aside, within the MPE?
+    simple = spec.model_copy(update={"decision_rule": "simple"})
+    judged = [m for m in cert.results if m.stage == "after"] or [
+        m for m in cert.results if m.stage != "before"
+    ]
+    within = all(
+        simple.judge(m.effective_error, m.nominal, m.uncertainty, m.unit) is Verdict.PASS
+        for m in judged
+        if m.effective_error is not None
+    )
+    _sub(statement, "conformity", _status(computed, within=within))
     data = _sub(statement, "data")
     relative = spec.mpe_unit in RELATIVE_MPE_UNITS
     _real(data, "certissuer_mpe", spec.mpe, _unit_for("%" if relative else cert.results[0].unit))
     _own_unit(data, "certissuer_mpeUnit", spec.mpe_unit)
+
+
+def _status(verdict: Verdict, *, within: bool) -> str:
+    """A verdict as DCC 3.1.2 states conformity (``stringConformityStatementStatusType``).
+
+    Pass and fail are themselves. An indeterminate verdict (the error in the guard band,
+    ILAC-G8:09/2019 §4.2.3) is never written as pass or fail: it is ``conditionalPass`` when
+    the error itself is within the MPE and ``conditionalFail`` when it is beyond it, the DCC's
+    words for a result the uncertainty keeps from deciding (`within`: |error| ≤ MPE).
+    """
+    match verdict:
+        case Verdict.PASS:
+            return "pass"
+        case Verdict.FAIL:
+            return "fail"
+        case Verdict.INDETERMINATE:
+            return "conditionalPass" if within else "conditionalFail"
+        case _:
+            assert_never(verdict)
+
+
+def _beyond(cert: VerificationCertificate) -> bool:
+    """True when some check's error, uncertainty aside, exceeds its MPE."""
+    return any(abs(c.error) > c.permitted_error for c in cert.checks)
 
 
 def _own_dsi(part: MetrologicalRange | CheckPoint, which: str) -> str:
@@ -572,16 +615,26 @@ def _own_unit(data_list: Any, ref_type: str, symbol: str) -> None:
         _sub(_sub(quantity, "noQuantity"), "content", symbol)
 
 
-def to_xml(cert: AnyCertificate, *, number: str, settings: Settings, schema: Schema) -> bytes:
+def to_xml(
+    cert: AnyCertificate,
+    *,
+    number: str,
+    settings: Settings,
+    schema: Schema,
+    accredited: bool = True,
+) -> bytes:
     """The DCC 3.1.2 document of `cert`, as UTF-8 XML bytes, validated against `schema`.
 
     `number` is the certificate number (the DCC's unique identifier); `settings` gives the lab
-    (name, address, place, accreditation). The output depends only on these, so exporting the
+    (name, address, place, accreditation). `accredited` False (work outside the accredited
+    scope, printed without the accreditation mark) names the lab by its code instead of its
+    accreditation number, as does a verification certificate. The output depends only on
+    these, so exporting the
     same certificate again with the same lab profile gives the same bytes. Raises `DccError`
     when the document breaks the schema (a bug: it is never returned) or holds what XML cannot.
     """
     try:
-        root = _build(cert, number, settings)
+        root = _build(cert, number, settings, accredited)
     except ValueError as exc:  # lxml refuses control characters; problems() catches them first
         raise DccError(f"{number}: the certificate data cannot go into XML: {exc}") from exc
     errors = schema.errors(root)
@@ -628,23 +681,31 @@ class DccWriter:
             return None
         return cls(settings, Schema.load(folder))
 
-    def xml(self, cert: AnyCertificate, *, number: str) -> bytes:
+    def xml(self, cert: AnyCertificate, *, number: str, accredited: bool = True) -> bytes:
         """The validated DCC document of `cert` issued as `number` (see `to_xml`)."""
-        return to_xml(cert, number=number, settings=self.settings, schema=self.schema)
-
-    def embed(self, pdf: bytes, cert: AnyCertificate, *, number: str) -> bytes:
-        """`pdf` with the DCC of `cert` attached as ``NUMBER.dcc.xml`` (see `embed`)."""
-        return embed(
-            pdf, self.xml(cert, number=number), filename=f"{file_stem(number) or 'dcc'}.dcc.xml"
+        return to_xml(
+            cert, number=number, settings=self.settings, schema=self.schema, accredited=accredited
         )
 
+    def embed(
+        self, pdf: bytes, cert: AnyCertificate, *, number: str, accredited: bool = True
+    ) -> bytes:
+        """`pdf` with the DCC of `cert` attached as ``NUMBER.dcc.xml`` (see `embed`);
+        `accredited` as the PDF prints it (`to_xml`)."""
+        xml = self.xml(cert, number=number, accredited=accredited)
+        return embed(pdf, xml, filename=f"{file_stem(number) or 'dcc'}.dcc.xml")
 
-def export_entry(entry: CertificateEntry, settings: Settings) -> bytes:
+
+def export_entry(
+    entry: CertificateEntry, settings: Settings, *, accredited: bool | None = None
+) -> bytes:
     """The DCC of an issued certificate, rebuilt from the data its ledger `entry` holds.
 
     The same lab profile as at issue gives the same bytes as the DCC inside the signed PDF
-    (which `extract` returns as signed). Raises `ConfigError` without the schemas and
-    `DccError` for a pending entry.
+    (which `extract` returns as signed). `accredited` says whether the PDF carries the
+    accreditation mark; None decides as issuing does without a register: a calibration whose
+    every result lies in a ``[lab] accredited_scope`` line (`in_profile_scope`). Raises
+    `ConfigError` without the schemas and `DccError` for a pending entry.
     """
     if entry.is_pending:
         raise DccError(f"{entry.number} is reserved but not issued yet: it has no DCC")
@@ -654,5 +715,29 @@ def export_entry(entry: CertificateEntry, settings: Settings) -> bytes:
             "the DCC schemas were not found",
             hint=SCHEMA_HINT,
         )
-    cert = parse_certificate(entry.data())
-    return to_xml(cert, number=entry.number, settings=settings, schema=Schema.load(folder))
+    cert = parse_certificate(entry.data(), stored=True)
+    if accredited is None:
+        accredited = in_profile_scope(cert, settings)
+    return to_xml(
+        cert,
+        number=entry.number,
+        settings=settings,
+        schema=Schema.load(folder),
+        accredited=accredited,
+    )
+
+
+def in_profile_scope(cert: AnyCertificate, settings: Settings) -> bool:
+    """True when `cert` is a calibration whose every result lies in one of the profile's
+    ``[lab] accredited_scope`` lines, for a lab with an accreditation number: the work the
+    accreditation mark (and number) may be printed on when no register holds the scope."""
+    if not isinstance(cert, CalibrationCertificate) or not settings.lab_accreditation:
+        return False
+    lines = settings.accredited_scope()
+    return bool(lines) and all(
+        any(
+            line.covers(cert.item.name, m.unit, m.nominal if m.nominal is not None else m.measured)
+            for line in lines
+        )
+        for m in cert.results
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,13 +33,20 @@ from certissuer.errors import InputError
 from certissuer.intake.records import Record, Rejected
 from certissuer.intake.validate import Place, Rows, judge
 
-__all__ = ["LIST_TABLES", "csv_records", "sibling", "xlsx_records"]
+__all__ = ["LIST_TABLES", "NAME_LISTS", "csv_records", "sibling", "xlsx_records"]
 
 _logger = logging.getLogger(__name__)
 
 _MAIN_SHEET: Final = "certificates"
 LIST_TABLES: Final = ("results", "standards", "ranges", "checks")
 """List fields of the models; in CSV and XLSX each lives in its own table joined by ``ref``."""
+
+
+NAME_LISTS: Final = ("customer_supplied",)
+"""Fields that are lists of names; in CSV and XLSX one cell holds them, separated by commas
+(or semicolons or spaces): ``item.serial, place_of_calibration``."""
+
+_NAME_SEPARATORS: Final = re.compile(r"[,;\s]+")
 
 
 def sibling(path: Path, table: str) -> Path:
@@ -306,6 +314,9 @@ def _table_records(
             continue  # blank rows, often left at the end by spreadsheet programs
         count += 1
         data, errors = _row_data(main, number, cells)
+        for name in NAME_LISTS:
+            if isinstance(data.get(name), str):  # validated as the JSON list is, name by name
+                data[name] = [n for n in _NAME_SEPARATORS.split(data[name]) if n]
         ref = data.get("ref")
         ref = ref if isinstance(ref, str) else None
         same = [n for n in ref_rows.get(ref, ()) if n != number] if ref is not None else []

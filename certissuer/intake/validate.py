@@ -178,6 +178,18 @@ def _convert(
     head = loc[0] if loc else None
     if isinstance(head, str) and head in place.lists:
         return _list_errors(detail, loc, place, place.lists[head], cls)
+    if len(loc) == 2 and isinstance(head, str) and isinstance(loc[1], int):
+        # One name of a cell that lists names (customer_supplied): the cell is the field.
+        problem, hint = _describe(detail, loc, cls)
+        return [
+            InputError(
+                place.where,
+                f"name {loc[1] + 1} in the cell: {problem}",
+                row=place.row,
+                field=head,
+                hint=hint or "separate the names with commas",
+            )
+        ]
     name = ".".join(str(part) for part in loc)
     if kind == "missing":
         model = _model_at(cls, loc) if cls is not None and loc else None

@@ -217,8 +217,9 @@ class Ledger:
         URL), so that a lab running from another folder sees it did not reach its ledger.
         Without `create`, the schema must already be current. `ledger_key` signs the events
         written (see `Ledger`). With `lab_code`, the ledger is bound to that lab and `profile`
-        (`bind`). Raises `LedgerError` when the database cannot be reached or belongs to
-        another lab.
+        when `create` (`bind`, which may record the lab), and only checked against them
+        otherwise (`check_lab`, which writes nothing): a command that reads never writes.
+        Raises `LedgerError` when the database cannot be reached or belongs to another lab.
         """
         try:
             if url.startswith("sqlite"):
@@ -244,7 +245,10 @@ class Ledger:
                 if new:
                     _logger.warning("created a new, empty ledger at %s", ledger.where)
             if lab_code is not None and inspect(engine).has_table(LedgerLab.__tablename__):
-                ledger.bind(lab_code, profile, new=new)
+                if create:
+                    ledger.bind(lab_code, profile, new=new)
+                else:
+                    ledger.check_lab(lab_code, profile)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
         return ledger
@@ -269,9 +273,10 @@ class Ledger:
         with its profile's absolute path: a `new` ledger quietly, an existing one that knew no
         lab (made before revision 0007) with a warning that it adopts this lab. Afterwards a
         profile of another lab code is refused with `LedgerError`; the same lab from another
-        profile path (a moved or copied profile) is allowed with a warning. Returns the row.
+        profile path (a moved or copied profile) is allowed with a warning (`check_lab`).
+        Returns the row.
         """
-        where = str(profile.resolve()) if profile is not None else ""
+        where = _profile_path(profile)
         row = self.lab()
         if row is None:
             with self.session() as s:
@@ -295,6 +300,25 @@ class Ledger:
                     lab_code,
                     where or "none",
                 )
+        self._same_lab(row, lab_code, where)
+        return row
+
+    def check_lab(self, lab_code: str, profile: Path | None) -> LedgerLab | None:
+        """Check, without writing, that this ledger is lab `lab_code`'s (read from `profile`).
+
+        The read-only half of `bind`, for commands that only read (and for `open_readonly`):
+        a ledger recorded for another lab code is refused with `LedgerError` (exit 7); the same
+        lab from another profile path is allowed with a warning. A ledger that has recorded no
+        lab yet is read as it is and stays unbound (the next issue binds it). Returns the row,
+        or None when there is none.
+        """
+        row = self.lab()
+        if row is not None:
+            self._same_lab(row, lab_code, _profile_path(profile))
+        return row
+
+    def _same_lab(self, row: LedgerLab, lab_code: str, where: str) -> None:
+        """Refuse lab `lab_code` (profile `where`) when `row` records another lab."""
         if row.lab_code != lab_code:
             raise LedgerError(
                 f"the ledger at {self.where} belongs to lab {row.lab_code} (profile "
@@ -311,10 +335,11 @@ class Ledger:
                 lab_code,
                 where,
             )
-        return row
 
     @classmethod
-    def open_readonly(cls, url: str) -> "Ledger":
+    def open_readonly(
+        cls, url: str, *, lab_code: str | None = None, profile: Path | None = None
+    ) -> "Ledger":
         """Open the ledger at `url` so that no statement can change it.
 
         The database enforces it, not this class: SQLite is opened through a ``mode=ro`` URI
@@ -322,8 +347,10 @@ class Ledger:
         the write lock that issuing needs; PostgreSQL sessions are set to
         ``default_transaction_read_only`` on connect. Any write through the ledger returned
         then fails with `LedgerError` (or the database's own error). The schema is not
-        touched, so it must be current. Raises `LedgerError` when the database cannot be
-        reached, or when `url` names an in-memory or missing SQLite file.
+        touched, so it must be current. With `lab_code`, a ledger recorded for another lab is
+        refused (`check_lab`: one lab, one ledger, checked by reading only). Raises
+        `LedgerError` when the database cannot be reached, when `url` names an in-memory or
+        missing SQLite file, or when the ledger belongs to another lab.
         """
         try:
             if url.startswith("sqlite"):
@@ -338,7 +365,19 @@ class Ledger:
             raise LedgerError(
                 f"cannot open the ledger at {_safe_url(url)} read-only: {exc}"
             ) from exc
-        return cls(engine)
+        ledger = cls(engine)
+        if lab_code is not None:
+            try:
+                if inspect(engine).has_table(LedgerLab.__tablename__):
+                    ledger.check_lab(lab_code, profile)
+            except (LedgerError, SQLAlchemyError) as exc:
+                engine.dispose()
+                if isinstance(exc, LedgerError):
+                    raise
+                raise LedgerError(
+                    f"cannot read the ledger's lab at {_safe_url(url)}: {exc}"
+                ) from exc
+        return ledger
 
     def close(self) -> None:
         """Close the pooled database connections; the ledger opens new ones if used again."""
@@ -1293,6 +1332,11 @@ def _stamp_refused(ref: str, stamp: tuple[str, int], holder: str) -> IssueRefuse
         hint="each stamp number is used once per lab: put the next stamp from stock on the "
         "instrument and give its number",
     )
+
+
+def _profile_path(profile: Path | None) -> str:
+    """`profile` as a ledger records it: its absolute path, or "" when there is none."""
+    return str(profile.resolve()) if profile is not None else ""
 
 
 def _safe_url(url: str) -> str:

@@ -26,6 +26,7 @@ from pydantic import (
 
 from certissuer.model.kinds import Kind
 from certissuer.model.parts import (
+    STORED,
     CheckPoint,
     Conditions,
     Conformity,
@@ -297,13 +298,17 @@ AnyCertificate = VerificationCertificate | CalibrationCertificate
 _ADAPTER: TypeAdapter[AnyCertificate] = TypeAdapter(Certificate)
 
 
-def parse_certificate(data: Any) -> AnyCertificate:
+def parse_certificate(data: Any, *, stored: bool = False) -> AnyCertificate:
     """Validate `data` (a mapping as read from JSON) into a certificate.
 
-    Raises `pydantic.ValidationError`; `certissuer.intake` turns it into `InputError`s that name
-    the file, row and field.
+    `stored` True reads a record that was issued (from the ledger, or the DCC inside a signed
+    PDF): rules added after it was issued that only ask for more input are not applied to
+    it, so it parses and prints as it was issued (a result with k ≠ 2 and no coverage
+    probability, stored before issue 16, prints its statement without a probability). New
+    input is always read with `stored` False. Raises `pydantic.ValidationError`;
+    `certissuer.intake` turns it into `InputError`s that name the file, row and field.
     """
-    return _ADAPTER.validate_python(data)
+    return _ADAPTER.validate_python(data, context={STORED: True} if stored else None)
 
 
 def certificate_json_schema() -> dict[str, Any]:

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -38,6 +38,7 @@ from certissuer.model.units import check_unit
 __all__ = [
     "PASS_CONCLUSION",
     "RELATIVE_MPE_UNITS",
+    "STORED",
     "CheckPoint",
     "Conditions",
     "Conformity",
@@ -330,6 +331,15 @@ class CheckPoint(FrozenModel):
         return f"{text}, U {self.uncertainty} {self.unit}, {limit}: {self.verdict.value}"
 
 
+STORED: Final = "stored"
+"""The validation context key (``{STORED: True}``) of a record read back after it was issued,
+from the ledger or a signed PDF (`certissuer.model.parse_certificate`)."""
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(isinstance(info.context, dict) and info.context.get(STORED))
+
+
 class Measurement(FrozenModel):
     """One calibration result point."""
 
@@ -388,6 +398,10 @@ class Measurement(FrozenModel):
             return None
         if k == 2:
             return None if p == Decimal("0.95") else p
+        if p is None and _stored(info):
+            # Issued before p was asked for (issue 16): read as issued; `probability` is None
+            # and the statement names k alone, claiming no probability it never stated.
+            return None
         if p is None:
             raise ValueError(
                 f"expected the coverage probability for k = {format_decimal(k)}, as a fraction "
@@ -417,12 +431,15 @@ class Measurement(FrozenModel):
         return data
 
     @property
-    def probability(self) -> Decimal:
+    def probability(self) -> Decimal | None:
         """The coverage probability p: as stated; else 95.45 % with degrees of freedom (k was
-        checked against GUM Table G.2); else 0.95 for k = 2."""
+        checked against GUM Table G.2); else 0.95 for k = 2; else None, for a result with
+        another k stored before a probability was required (read with `STORED`)."""
         if self.coverage_probability is not None:
             return self.coverage_probability
-        return P_T_TABLE if self.degrees_of_freedom is not None else Decimal("0.95")
+        if self.degrees_of_freedom is not None:
+            return P_T_TABLE
+        return Decimal("0.95") if self.coverage_factor == 2 else None
 
     @property
     def effective_error(self) -> Decimal | None:

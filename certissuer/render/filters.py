@@ -118,7 +118,8 @@ def coverage_runs(rows: list[Measurement]) -> list[CoverageRun]:
     uncertainty statement; rows with the same k and p are one run."""
     runs: list[CoverageRun] = []
     for m in rows:
-        k, p = format_decimal(m.coverage_factor.normalize()), format_percent(m.probability)
+        k = format_decimal(m.coverage_factor.normalize())
+        p = "" if m.probability is None else format_percent(m.probability)
         if runs and runs[-1].key == (k, p):
             runs[-1].rows.append(m)
         else:
@@ -127,7 +128,18 @@ def coverage_runs(rows: list[Measurement]) -> list[CoverageRun]:
 
 
 def coverage_statement(k: str, p: str) -> tuple[str, str]:
-    """The uncertainty statement of the calibration form, with k and p filled in."""
+    """The uncertainty statement of the calibration form, with k and p filled in.
+
+    An empty `p` (a result stored before issue 16 with k ≠ 2 and no stated probability) gives
+    the statement without a probability: nothing is claimed that the lab never stated.
+    """
+    if not p:
+        return (
+            f"Độ không đảm bảo đo mở rộng được công bố là độ không đảm bảo đo chuẩn nhân với hệ "
+            f"số phủ k = {k}.",
+            f"The reported expanded uncertainty is the standard uncertainty multiplied by the "
+            f"coverage factor k = {k}.",
+        )
     return (
         f"Độ không đảm bảo đo mở rộng được công bố là độ không đảm bảo đo chuẩn nhân với hệ số "
         f"phủ k = {k}, tương ứng với xác suất phủ xấp xỉ {p} %.",

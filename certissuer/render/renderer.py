@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import fontpkg
 import jinja2
@@ -51,6 +51,11 @@ _logger = logging.getLogger(__name__)
 
 _FONT_FAMILY = "Be Vietnam Pro"
 
+_LATER_FORMS: Final = frozenset({"copy", "failure"})
+"""Forms added after labs began copying the template folder (the electronic copy, issue 7; the
+notice of failure, issue 16): a lab folder without one borrows the shipped form. The two
+certificate forms are the lab's own, and a folder without them is refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
@@ -64,8 +69,11 @@ class Renderer:
 
     Build one `Renderer` and keep it: it holds the Jinja2 environment (compiled templates),
     the font paths and the parsed fonts. `template_dir` is the lab's template folder; None
-    uses `default_template_dir()`. Templates are chosen by the certificate's kind:
-    ``verification.rml.j2`` or ``calibration.rml.j2``.
+    uses `default_template_dir()`. Templates are chosen by the document's kind:
+    ``verification.rml.j2``, ``calibration.rml.j2``, ``copy.rml.j2`` or ``failure.rml.j2``.
+    A lab folder copied before a later form existed (``copy.rml.j2``, ``failure.rml.j2``)
+    lacks it: that form is then rendered from the shipped folder, its own partials included,
+    and the log says so once per form (`_for`).
     """
 
     def __init__(self, template_dir: Path | None = None) -> None:
@@ -87,6 +95,10 @@ class Renderer:
         self.allowed_dirs: tuple[Path, ...] = (self.template_dir, self.font_dir)
         self._cache = FontCache()
         self._logos: dict[tuple[str, int, int], str] = {}
+        self._shipped: Renderer | None = None
+        """The shipped templates' renderer, for a form the lab's folder lacks (`_for`)."""
+        self._borrowed: set[str] = set()
+        """Forms taken from the shipped folder so far (each said once on the log)."""
         self._env = SandboxedEnvironment(
             loader=jinja2.FileSystemLoader(self.template_dir),
             undefined=jinja2.StrictUndefined,
@@ -123,8 +135,9 @@ class Renderer:
         broken template, a refused RML
         construct, a missing font or a character the font cannot draw.
         """
-        prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
-                                 settings=settings, accredited=accredited)  # fmt: skip
+        renderer = self._for(cert.kind)
+        prepared = renderer._prepare(cert, number=number, issued=issued, qr_url=qr_url,
+                                     settings=settings, accredited=accredited)  # fmt: skip
         text: str = etree.tostring(prepared.root, encoding="unicode")
         return text
 
@@ -143,9 +156,12 @@ class Renderer:
         The parameters are those of `render_rml`. Raises `TemplateError` as `render_rml`
         does, and when z3c.rml or reportlab cannot lay the document out.
         """
-        prepared = self._prepare(cert, number=number, issued=issued, qr_url=qr_url,
-                                 settings=settings, accredited=accredited)  # fmt: skip
-        return self._layout(prepared.root, self.template_dir / prepared.template, prepared.fonts)
+        renderer = self._for(cert.kind)
+        prepared = renderer._prepare(cert, number=number, issued=issued, qr_url=qr_url,
+                                     settings=settings, accredited=accredited)  # fmt: skip
+        return renderer._layout(
+            prepared.root, renderer.template_dir / prepared.template, prepared.fonts
+        )
 
     def layout_rml(self, rml: str, *, source: Path) -> bytes:
         """Lay out RML that a template of this renderer's family produced (a report, say).
@@ -159,6 +175,36 @@ class Renderer:
         return self._layout(root, source, _fonts(root))
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _for(self, kind: str) -> Renderer:
+        """The renderer for a document of `kind`: this one, or the shipped templates' one
+        when the lab's folder has no ``<kind>.rml.j2`` and the shipped folder has.
+
+        A lab that copied the templates before a form existed would otherwise be unable to
+        issue it (a notice of failure, say). The whole form comes from the shipped folder, so
+        its partials (``_base``, ``_macros``) match it; the warning names the file to add.
+        """
+        name = f"{kind}.rml.j2"
+        shipped = default_template_dir().resolve()
+        if (
+            kind not in _LATER_FORMS
+            or self.template_dir == shipped
+            or (self.template_dir / name).is_file()
+            or not (shipped / name).is_file()
+        ):
+            return self  # a missing certificate form is an error (`_template`): a wrong folder
+        if self._shipped is None:
+            self._shipped = Renderer(shipped)
+        if name not in self._borrowed:
+            self._borrowed.add(name)
+            _logger.warning(
+                "%s: the template folder has no %s; using the one shipped with certissuer "
+                "(copy %s there to change it)",
+                self.template_dir,
+                name,
+                shipped / name,
+            )
+        return self._shipped
 
     def _layout(self, root: Any, source: Path, fonts: Sequence[tuple[str, str]]) -> bytes:
         """z3c.rml on the sanitised tree `root` (see `_z3c.lay_out`)."""

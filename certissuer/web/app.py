@@ -66,12 +66,19 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
     """The verification web app for the lab described by `settings`.
 
     `ledger` is the ledger to read; None opens ``settings.ledger_url`` read-only (the app never
-    writes it). PDF workers open the ledger read-only themselves. Raises `ConfigError` when
+    writes it) and refuses a ledger recorded for another lab. PDF workers open the ledger
+    read-only themselves, for the same lab. Raises `ConfigError` when
     the trust roots or token key are missing and `LedgerError` when the ledger cannot be
-    opened.
+    opened or belongs to another lab.
     """
     own_ledger = ledger is None
-    ledger = ledger if ledger is not None else Ledger.open_readonly(settings.ledger_url)
+    ledger = (
+        ledger
+        if ledger is not None
+        else Ledger.open_readonly(
+            settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
+        )
+    )
     pool = PdfWorkerPool(
         settings,
         size=max(settings.web_pdf_workers, 1),

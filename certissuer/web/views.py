@@ -217,7 +217,7 @@ def certificate_details(entry: CertificateEntry) -> CertificateDetails:
         "pdf_sha256": entry.pdf_sha256 or "",
     }
     try:
-        cert = parse_certificate(entry.data())
+        cert = parse_certificate(entry.data(), stored=True)
     except (ValidationError, ValueError) as exc:
         # Data written by another version of certissuer: show what the columns hold.
         _logger.warning("%s: stored data does not parse (%s); showing columns", entry.number, exc)

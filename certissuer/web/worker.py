@@ -71,7 +71,9 @@ def _worker_main(conn: Connection, settings: Settings, memory_bytes: int) -> Non
 
         verifier = Verifier.from_settings(
             settings,
-            ledger=Ledger.open_readonly(settings.ledger_url),
+            ledger=Ledger.open_readonly(
+                settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
+            ),
             token_public=settings.web_token_public,
         )
     except Exception as exc:
