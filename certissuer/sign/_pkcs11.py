@@ -24,7 +24,7 @@ from cryptography import x509
 from pyhanko.sign.signers.pdf_cms import Signer
 
 from certissuer.errors import SigningError
-from certissuer.sign._pyhanko import CertIdOnce
+from certissuer.sign._pyhanko import CertIdOnce, TokenCertsOnce
 
 __all__ = ["OpenedToken", "open_token_signer"]
 
@@ -111,8 +111,8 @@ def open_token_signer(
     del pin
     try:
 
-        class _TokenSigner(CertIdOnce, PKCS11Signer):
-            """pyHanko's PKCS#11 signer; the signing-certificate attribute is encoded once."""
+        class _TokenSigner(CertIdOnce, TokenCertsOnce, PKCS11Signer):
+            """pyHanko's PKCS#11 signer; its certificate sent and its attribute encoded once."""
 
         signer = _TokenSigner(
             session,
@@ -134,6 +134,12 @@ def open_token_signer(
     except ValueError as exc:
         session.close()
         raise SigningError(f"{where}: cannot read the key ({type(exc).__name__})") from None
+    if asn1_cert.public_key.algorithm == "ec":
+        # Many tokens (SoftHSM2 among them) offer only the raw CKM_ECDSA: hash here then.
+        offered = set(session.token.slot.get_mechanisms())
+        hashed = {pkcs11.Mechanism.ECDSA_SHA256, pkcs11.Mechanism.ECDSA_SHA384,
+                  pkcs11.Mechanism.ECDSA_SHA512}  # fmt: skip
+        signer.use_raw_mechanism = not hashed <= offered
     certificate = x509.load_der_x509_certificate(asn1_cert.dump())
     pulled = [
         x509.load_der_x509_certificate(c.dump())

@@ -57,6 +57,7 @@ from certissuer.sign._pyhanko import (
     KeptKeySigner,
     PdfBytesPage,
     PrivateKey,
+    probe_cms_size,
     reserved_size,
 )
 from certissuer.sign.policy import (
@@ -168,12 +169,29 @@ class Sealer:
             self.origin = origin
             self.policy = policy or SigningPolicy()
             self._signer = signer
-            self._reserved = reserved_size(cert, chain)
+            self._reserved = self._measure()
             if self.policy.revocation_check and _declares_revocation_info(cert):
                 self.check_revocation(now=now)
         except BaseException:
             self.close()
             raise
+
+    def _measure(self) -> int:
+        """``bytes_reserved`` for this signer, from one probe signature (once per Sealer).
+
+        A token signer sends every certificate on the token besides the configured chain, so
+        the space is sized from what the signer emits, not from the certificates known here.
+        """
+        try:
+            size = asyncio.run(probe_cms_size(self._signer, self.policy.digest.value))
+        except SigningError:
+            raise
+        except Exception as exc:  # the key's own layer: PKCS#11, cryptography
+            raise SigningError(
+                f"{self.origin}: the key cannot sign ({type(exc).__name__}: {exc})"
+            ) from None
+        _logger.debug("%s: probe signature %d bytes", self.origin, size)
+        return reserved_size(size)
 
     @classmethod
     def from_key(

@@ -1,0 +1,349 @@
+"""Tokens as labs have them: SoftHSM2 tokens made here, keys generated on the token or
+imported with OpenSC's ``pkcs11-tool``, chains of one and two CA levels, RSA and ECDSA.
+
+Every issued PDF is checked by certissuer's verifier, by pyHanko's validator against the
+test root and, when poppler is installed, by ``pdfsig``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from certissuer.config import Settings
+from certissuer.issue import Issuer, load_token_key
+from certissuer.ledger import Ledger
+from certissuer.model import parse_certificate
+from certissuer.sign import Sealer
+from certissuer.verify import Verdict, Verifier
+
+from .conftest import SAMPLES, load_json
+
+MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+PIN = "token-pin-canary-5150"
+SO_PIN = "token-so-pin-77331"
+
+pytestmark = pytest.mark.skipif(
+    not MODULE.exists()
+    or shutil.which("softhsm2-util") is None
+    or shutil.which("pkcs11-tool") is None,
+    reason="SoftHSM2 and OpenSC are not installed (apt-get install softhsm2 opensc)",
+)
+
+_Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _new_key(kind: str) -> _Key:
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(65537, int(kind.removeprefix("rsa")))
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Token lab"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _cert(
+    subject: str, public: Any, issuer: str, issuer_key: _Key, *, ca: bool
+) -> x509.Certificate:
+    start = datetime.now(UTC) - timedelta(days=1)
+    usage = (
+        x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        if ca
+        else x509.KeyUsage(True, True, False, False, False, False, False, False, False)
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=400))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+@dataclass
+class Chain:
+    """A root CA, optional intermediate CAs, and a function that certifies a public key."""
+
+    root: x509.Certificate
+    intermediates: list[x509.Certificate]
+    issuer_key: _Key
+    issuer_name: str
+
+    def certify(self, cn: str, public: Any) -> x509.Certificate:
+        return _cert(cn, public, self.issuer_name, self.issuer_key, ca=False)
+
+
+def _chain(kind: str, levels: int) -> Chain:
+    """A root and `levels` - 1 intermediates, all with keys of `kind`."""
+    root_key = _new_key(kind)
+    root = _cert("Token lab Root CA", root_key.public_key(), "Token lab Root CA", root_key, ca=True)
+    key, name, inter = root_key, "Token lab Root CA", []
+    for level in range(1, levels):
+        sub_key = _new_key(kind)
+        sub_name = f"Token lab Issuing CA {level}"
+        inter.append(_cert(sub_name, sub_key.public_key(), name, key, ca=True))
+        key, name = sub_key, sub_name
+    return Chain(root, inter, key, name)
+
+
+@dataclass
+class SoftHsm:
+    conf: Path
+    home: Path
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(
+            ["softhsm2-util", *args], check=True, capture_output=True, text=True
+        ).stdout
+
+    def tool(self, label: str, *args: str) -> str:
+        return subprocess.run(
+            [
+                "pkcs11-tool",
+                "--module",
+                str(MODULE),
+                "--token-label",
+                label,
+                "--login",
+                "--pin",
+                PIN,
+                *args,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def new_token(self, label: str) -> None:
+        self.run("--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN)
+
+    def write(self, label: str, der: bytes, kind: str, obj_id: str, obj_label: str) -> None:
+        path = self.home / f"{label}-{obj_label}-{kind}.der"
+        path.write_bytes(der)
+        try:
+            self.tool(
+                label,
+                "--write-object",
+                str(path),
+                "--type",
+                kind,
+                "--id",
+                obj_id,
+                "--label",
+                obj_label,
+            )
+        finally:
+            path.unlink()
+
+    def import_key(self, label: str, key: _Key, cert: x509.Certificate, obj_id: str) -> None:
+        """The lab's existing key and certificate, written as OpenSC's tool writes them."""
+        der = serialization.Encoding.DER
+        self.write(
+            label,
+            key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            "privkey",
+            obj_id,
+            "signer",
+        )
+        self.write(label, cert.public_bytes(der), "cert", obj_id, "signer")
+
+    def generate_key(self, label: str, kind: str, obj_id: str) -> Any:
+        """A key pair made on the token; its public key, loaded with cryptography."""
+        spec = {"rsa2048": "rsa:2048", "rsa3072": "rsa:3072", "p256": "EC:prime256v1"}[kind]
+        self.tool(label, "--keypairgen", "--key-type", spec, "--id", obj_id, "--label", "signer")
+        out = self.home / f"{label}-pub.der"
+        self.tool(
+            label, "--read-object", "--type", "pubkey", "--id", obj_id, "--output-file", str(out)
+        )
+        return serialization.load_der_public_key(out.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    home = tmp_path_factory.mktemp("softhsm-labs")
+    (home / "tokens").mkdir()
+    conf = home / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {home / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    old = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    try:
+        yield SoftHsm(conf, home)
+    finally:
+        if old is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = old
+
+
+@dataclass
+class LabToken:
+    label: str
+    chain: Chain
+    cert: x509.Certificate
+    chain_in_profile: list[Path]
+
+
+def _pem(path: Path, certs: list[x509.Certificate]) -> Path:
+    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
+    return path
+
+
+# (label, key type, chain levels, how the key got there, where the intermediate is)
+CASES = [
+    ("rsa2048-imported", "rsa2048", 1, "imported", None),
+    ("rsa2048-generated", "rsa2048", 1, "generated", None),
+    ("rsa3072-imported-2lvl", "rsa3072", 2, "imported", "token"),
+    ("rsa3072-generated-2lvl", "rsa3072", 2, "generated", "profile"),
+    ("p256-imported", "p256", 1, "imported", None),
+    ("p256-generated-2lvl", "p256", 2, "generated", "token"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab_tokens(softhsm: SoftHsm) -> dict[str, LabToken]:
+    made: dict[str, LabToken] = {}
+    for label, kind, levels, how, where in CASES:
+        softhsm.new_token(label)
+        chain = _chain("p256" if kind == "p256" else "rsa3072", levels)
+        if how == "imported":
+            key = _new_key(kind)
+            cert = chain.certify(f"Signer {label}", key.public_key())
+            softhsm.import_key(label, key, cert, "01")
+        else:
+            cert = chain.certify(f"Signer {label}", softhsm.generate_key(label, kind, "01"))
+            softhsm.write(
+                label, cert.public_bytes(serialization.Encoding.DER), "cert", "01", "signer"
+            )
+        in_profile: list[Path] = []
+        if where == "token":
+            for i, sub in enumerate(chain.intermediates):
+                softhsm.write(
+                    label,
+                    sub.public_bytes(serialization.Encoding.DER),
+                    "cert",
+                    f"c{i}",
+                    f"issuing-ca-{i}",
+                )
+        elif where == "profile":
+            in_profile.append(_pem(softhsm.home / f"{label}-chain.pem", chain.intermediates))
+        made[label] = LabToken(label, chain, cert, in_profile)
+    return made
+
+
+def _lab(settings: Settings, tok: LabToken, home: Path, **more: Any) -> Settings:
+    return settings.replace(
+        signing_pkcs12=None,
+        signing_pkcs11_module=MODULE,
+        signing_pkcs11_token=tok.label,
+        signing_pkcs11_key_label="signer",
+        signing_chain=tuple(tok.chain_in_profile),
+        signing_trust_roots=(_pem(home / f"{tok.label}-root.pem", [tok.chain.root]),),
+        **more,
+    )
+
+
+def _pdfsig(path: Path) -> str | None:
+    if shutil.which("pdfsig") is None:
+        return None
+    return subprocess.run(["pdfsig", str(path)], capture_output=True, text=True).stdout
+
+
+def _pyhanko_valid(pdf: bytes, root: x509.Certificate) -> tuple[int, int]:
+    """Validate each signature with pyHanko; return the first one's CMS size and reserved size."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    ctx = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER))]
+    )
+    sigs = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    assert sigs
+    for sig in sigs:
+        status = validate_pdf_signature(sig, ctx)
+        assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    start, length, next_start, _ = sigs[0].sig_object["/ByteRange"]
+    reserved_hex = next_start - (start + length) - 2  # between '<' and '>'
+    from asn1crypto import cms
+
+    return len(cms.ContentInfo.load(sigs[0].pkcs7_content).dump()), reserved_hex // 2
+
+
+@pytest.mark.parametrize("case", [c[0] for c in CASES])
+def test_lab_token_issues_a_valid_certificate(
+    case: str,
+    lab_tokens: dict[str, LabToken],
+    softhsm: SoftHsm,
+    settings: Settings,
+    ledger: Ledger,
+    renderer: Any,
+    tmp_path: Path,
+) -> None:
+    tok = lab_tokens[case]
+    lab = _lab(settings, tok, softhsm.home)
+    with Sealer.from_settings(lab, PIN.encode()) as sealer:
+        issuer = Issuer(
+            lab,
+            ledger=ledger,
+            sealer=sealer,
+            token_key=load_token_key(lab),
+            out_dir=tmp_path,
+            renderer=renderer,
+        )
+        data = load_json(SAMPLES / "calibration.json")
+        issued = issuer.issue(parse_certificate(data)).path
+    pdf = issued.read_bytes()
+    report = Verifier.from_settings(lab, ledger=ledger).verify_pdf(pdf)
+    assert report.verdict is Verdict.VALID, report.reasons
+    assert f"Signer {case}" in (report.signer or "")
+    actual, reserved = _pyhanko_valid(pdf, tok.chain.root)
+    # the whole chain below the root travels in the signature, wherever it was found
+    signed_certs = {c.dump() for c in _signed_data(pdf)["certificates"]}
+    for sub in tok.chain.intermediates:
+        assert sub.public_bytes(serialization.Encoding.DER) in signed_certs
+    names = [c.chosen.subject.native["common_name"] for c in _signed_data(pdf)["certificates"]]
+    print(f"{case}: CMS {actual} bytes, reserved {reserved} bytes, certificates {names}")
+    assert actual <= reserved < actual + 2048 + 1
+    # each certificate once: the token signer's own is not sent twice
+    assert len(names) == len(set(names)) == 1 + len(tok.chain.intermediates)
+    shown = _pdfsig(issued)
+    if shown is not None:
+        assert "Signature is Valid" in shown, shown
+
+
+def _signed_data(pdf: bytes) -> Any:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    return PdfFileReader(BytesIO(pdf)).embedded_signatures[0].signed_data
