@@ -7,6 +7,7 @@ test root and, when poppler is installed, by ``pdfsig``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from certissuer.config import Settings
+from certissuer.errors import SigningError
 from certissuer.issue import Issuer, load_token_key
 from certissuer.ledger import Ledger
 from certissuer.model import parse_certificate
@@ -258,6 +260,14 @@ def lab_tokens(softhsm: SoftHsm) -> dict[str, LabToken]:
         elif where == "profile":
             in_profile.append(_pem(softhsm.home / f"{label}-chain.pem", chain.intermediates))
         made[label] = LabToken(label, chain, cert, in_profile)
+    # a key made on the token whose certificate was never written there
+    softhsm.new_token("no-cert")
+    softhsm.generate_key("no-cert", "rsa2048", "07")
+    # SoftHSM2 reads its configuration and tokens at C_Initialize: another test module may
+    # have loaded it in this process with its own configuration
+    import pkcs11
+
+    pkcs11.lib(str(MODULE)).reinitialize()
     return made
 
 
@@ -347,3 +357,174 @@ def _signed_data(pdf: bytes) -> Any:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     return PdfFileReader(BytesIO(pdf)).embedded_signatures[0].signed_data
+
+
+# -- logging in: PIN pad, one login, a re-login when the token logs the user out ------------
+
+
+def test_token_logs_in_again_when_it_logged_the_user_out(
+    lab_tokens: dict[str, LabToken], softhsm: SoftHsm
+) -> None:
+    """Mid-batch, the token forgets the login (C_Logout from elsewhere in the process, as a
+    token unplugged for a moment does): the next signature logs in again and is valid."""
+    from .test_sign import _pdf
+
+    tok = lab_tokens["rsa2048-imported"]
+    with Sealer.from_pkcs11(MODULE, token_label=tok.label, pin=PIN, key_label="signer") as sealer:
+        first = sealer.sign(_pdf())
+        session = sealer._signer.pkcs11_session  # type: ignore[attr-defined]
+        rv = ctypes.CDLL(str(MODULE)).C_Logout(ctypes.c_ulong(session.handle))
+        assert rv == 0  # CKR_OK: the user is logged out of the token
+        second = sealer.sign(_pdf())
+    for pdf in (first, second):
+        _pyhanko_valid(pdf, tok.chain.root)
+
+
+def test_login_secret_uses_the_pin_pad_only_when_the_reader_has_one(
+    lab_tokens: dict[str, LabToken],
+) -> None:
+    import pkcs11
+    from pkcs11 import PROTECTED_AUTH, TokenFlag
+
+    from certissuer.sign import token_has_pin_pad
+    from certissuer.sign._pkcs11 import login_secret
+
+    label = next(iter(lab_tokens))
+    token = pkcs11.lib(str(MODULE)).get_token(token_label=label)
+    flags = token.flags  # SoftHSM2: no protected authentication path
+    assert not flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH
+    assert not token_has_pin_pad(MODULE, token_label=label)
+    assert login_secret(PIN, flags, "t") == PIN
+    with pytest.raises(SigningError, match="no PIN was given"):
+        login_secret(None, flags, "t")
+    # a reader with a PIN pad: log in with no PIN, the PIN is typed on the reader
+    pad = flags | TokenFlag.PROTECTED_AUTHENTICATION_PATH
+    assert login_secret(None, pad, "t") is PROTECTED_AUTH
+    assert login_secret("", pad, "t") is PROTECTED_AUTH
+    assert login_secret(PIN, pad, "t") == PIN
+
+
+# -- errors: one line each, never the PIN -----------------------------------------------------
+
+
+def test_missing_token_lists_the_tokens_seen(lab_tokens: dict[str, LabToken]) -> None:
+    with pytest.raises(SigningError) as info:
+        Sealer.from_pkcs11(MODULE, token_label="lab-tokn", pin=PIN, key_label="signer")
+    message = str(info.value)
+    assert message.startswith(f"{MODULE}: no token labelled 'lab-tokn'; tokens seen: ")
+    for label in lab_tokens:
+        assert f"'{label}' (serial " in message
+    assert "\n" not in message and PIN not in message
+
+
+def test_token_chosen_by_serial(lab_tokens: dict[str, LabToken]) -> None:
+    import pkcs11
+
+    from .test_sign import _pdf
+
+    label = "p256-imported"
+    serial = pkcs11.lib(str(MODULE)).get_token(token_label=label).serial.decode().strip()
+    with Sealer.from_pkcs11(MODULE, token_serial=serial, pin=PIN, key_label="signer") as sealer:
+        assert sealer.signer_name == f"Signer {label}"
+        _pyhanko_valid(sealer.sign(_pdf()), lab_tokens[label].chain.root)
+    with pytest.raises(SigningError, match="no token with serial 0000; tokens seen: '"):
+        Sealer.from_pkcs11(MODULE, token_serial="0000", pin=PIN, key_label="signer")
+
+
+def test_key_without_a_certificate_says_so(lab_tokens: dict[str, LabToken]) -> None:
+    with pytest.raises(SigningError) as info:
+        Sealer.from_pkcs11(MODULE, token_label="no-cert", pin=PIN, key_label="signer")
+    assert str(info.value) == (
+        "PKCS#11 token 'no-cert': the key with label 'signer' has no certificate "
+        "(none with label 'signer') on the token"
+    )
+    assert info.value.hint is not None and "--type cert" in info.value.hint
+    with pytest.raises(SigningError, match="no private key with id 09"):
+        Sealer.from_pkcs11(MODULE, token_label="no-cert", pin=PIN, key_id=b"\x09")
+
+
+def test_softhsm_does_not_lock_so_the_locked_pin_is_mapped_where_python_pkcs11_raises_it(
+    lab_tokens: dict[str, LabToken],
+) -> None:
+    """SoftHSM2 2.6 counts no wrong PINs: after many wrong tries the right one still works, so
+    a locked PIN cannot be made here. The mapping is tested on python-pkcs11's own error for
+    CKR_PIN_LOCKED, the exception `token.open` raises on a locked token."""
+    from pkcs11 import exceptions as p11_errors
+
+    from certissuer.sign._pkcs11 import login_error
+
+    label = "p256-imported"
+    for _ in range(12):
+        with pytest.raises(SigningError, match="wrong PIN"):
+            Sealer.from_pkcs11(MODULE, token_label=label, pin="0000-wrong", key_label="signer")
+    with Sealer.from_pkcs11(MODULE, token_label=label, pin=PIN, key_label="signer") as sealer:
+        assert sealer.signer_name == f"Signer {label}"  # not locked
+    where = f"PKCS#11 token '{label}'"
+    locked = login_error(p11_errors.PinLocked(), where)
+    assert str(locked) == f"{where}: the PIN is locked after too many wrong tries"
+    assert locked.hint is not None and "SO PIN" in locked.hint
+    assert str(login_error(p11_errors.PinIncorrect(), where)) == f"{where}: wrong PIN"
+    assert str(login_error(p11_errors.PinExpired(), where)) == f"{where}: the PIN has expired"
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "certissuer", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("signing", "pin", "expected"),
+    [
+        ('pkcs11_token = "rsa2048-imported"', "wrong-pin-canary-2468", "wrong PIN"),
+        ('pkcs11_token = "rsa2048-imported"', "", "no PIN was given"),
+        ('pkcs11_token = "gone"', PIN, "no token labelled 'gone'; tokens seen: '"),
+        ('pkcs11_token = "no-cert"', PIN, "has no certificate"),
+        ('pkcs11_token = "x"\npkcs11_module = "/nowhere/libvendor.so"', PIN, "does not exist"),
+    ],
+)
+def test_cli_token_errors_are_one_line_with_exit_5(
+    signing: str,
+    pin: str,
+    expected: str,
+    lab_tokens: dict[str, LabToken],
+    softhsm: SoftHsm,
+    tmp_path: Path,
+    pki: Any,
+) -> None:
+    module = "" if "pkcs11_module" in signing else f'pkcs11_module = "{MODULE}"\n'
+    toml = tmp_path / "lab.toml"
+    toml.write_text(
+        f"""
+[lab]
+code = "TOK"
+[signing]
+{module}{signing}
+pkcs11_key_label = "signer"
+pin_env = "LAB_PIN"
+[token]
+key = "{pki.token_key}"
+[ledger]
+url = "sqlite:///{tmp_path / "ledger.db"}"
+""",
+        encoding="utf-8",
+    )
+    proc = _cli(
+        ["--config", str(toml), "issue", str(SAMPLES / "calibration.json"), "-o", str(tmp_path)],
+        {"LAB_PIN": pin, "SOFTHSM2_CONF": str(softhsm.conf)},
+        tmp_path,
+    )
+    assert proc.returncode == 5, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("WARNING")]
+    assert lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert all(line.startswith("hint: ") for line in lines[1:]), proc.stderr
+    assert "Traceback" not in proc.stderr
+    if pin:
+        assert pin not in proc.stdout + proc.stderr
