@@ -528,3 +528,59 @@ url = "sqlite:///{tmp_path / "ledger.db"}"
     assert "Traceback" not in proc.stderr
     if pin:
         assert pin not in proc.stdout + proc.stderr
+
+
+SPY = Path("/usr/lib/x86_64-linux-gnu/pkcs11-spy.so")
+
+
+@pytest.mark.skipif(not SPY.exists(), reason="OpenSC's pkcs11-spy is not installed")
+def test_one_login_per_run(
+    lab_tokens: dict[str, LabToken], softhsm: SoftHsm, tmp_path: Path, pki: Any
+) -> None:
+    """`certissuer issue` with three certificates logs in to the token once and signs four
+    times (the size probe and three documents), as OpenSC's PKCS#11 spy records the calls."""
+    import json
+
+    tok = lab_tokens["p256-generated-2lvl"]
+    root = _pem(tmp_path / "root.pem", [tok.chain.root])
+    files = []
+    for ref in ("spy-1", "spy-2", "spy-3"):
+        data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
+        data["ref"] = ref
+        files.append(tmp_path / f"{ref}.json")
+        files[-1].write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    toml = tmp_path / "lab.toml"
+    toml.write_text(
+        f"""
+[lab]
+code = "SPY"
+[signing]
+pkcs11_module = "{SPY}"
+pkcs11_token = "{tok.label}"
+pkcs11_key_label = "signer"
+pin_env = "LAB_PIN"
+trust_roots = ["{root}"]
+[token]
+key = "{pki.token_key}"
+[ledger]
+url = "sqlite:///{tmp_path / "ledger.db"}"
+""",
+        encoding="utf-8",
+    )
+    log = tmp_path / "spy.log"
+    proc = _cli(
+        ["--config", str(toml), "issue", *map(str, files), "-o", str(tmp_path / "out")],
+        {
+            "LAB_PIN": PIN,
+            "SOFTHSM2_CONF": str(softhsm.conf),
+            "PKCS11SPY": str(MODULE),
+            "PKCS11SPY_OUTPUT": str(log),
+        },
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 issued" in proc.stdout, proc.stdout
+    calls = [line.split()[1] for line in log.read_text().splitlines() if " C_" in line[:16]]
+    assert calls.count("C_Login") == 1, calls
+    assert calls.count("C_SignInit") == 4, calls  # C_Sign is called twice: size, then data
+    assert PIN not in proc.stdout + proc.stderr
