@@ -1,9 +1,11 @@
 """Open a signing key on a PKCS#11 token (USB token, HSM) without leaking the PIN.
 
 Vietnamese signing certificates live on USB tokens from licensed CAs; each comes with a
-PKCS#11 module (a ``.so`` / ``.dll``). The token is chosen by its label (slot numbers change
-when tokens are plugged in or initialised), the key by label or id. Every failure becomes a
-one-line `SigningError`; no exception from the PKCS#11 layer is chained (the PIN is not in
+PKCS#11 module (a ``.so`` / ``.dll``). The token is chosen by its label or serial (slot
+numbers change when tokens are plugged in or initialised), the key by label or id. The user
+logs in once per run, with the PIN or on the reader's PIN pad; the PIN is then held only in
+the closure that logs in again when the token has logged the user out. Every failure becomes
+a one-line `SigningError`; no exception from the PKCS#11 layer is chained (the PIN is not in
 python-pkcs11's messages, but the original exception would carry the call's context into a
 traceback), and no configuration object that holds the PIN is built (pyHanko's
 ``PKCS11SignatureConfig`` shows its PIN in ``repr``).
