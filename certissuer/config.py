@@ -262,6 +262,8 @@ class Settings:
     """The token vendor's PKCS#11 library; set it to sign with a USB token or HSM."""
     signing_pkcs11_token: str = ""
     """Label of the token (slot numbers change; labels do not)."""
+    signing_pkcs11_token_serial: str = ""
+    """Serial number of the token, when several tokens share a label (or instead of it)."""
     signing_pkcs11_key_label: str = ""
     signing_pkcs11_key_id: str = ""
     """The key's CKA_ID in hex, when it has no label."""

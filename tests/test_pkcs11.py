@@ -83,6 +83,7 @@ def token(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths) -> Iterator[T
         run("--import", str(pem), "--token", TOKEN, "--label", "signer", "--id", "01", "--pin", PIN)
         pem.unlink()
         lib = pkcs11.lib(str(MODULE))
+        lib.reinitialize()  # SoftHSM2 reads its configuration and tokens at C_Initialize
         with lib.get_token(token_label=TOKEN).open(rw=True, user_pin=PIN) as session:
             session.create_object(
                 {
@@ -190,7 +191,7 @@ def test_wrong_pin_is_one_line_without_the_pin(token: Token) -> None:
             {"token_label": "no-such-token", "key_label": "signer"},
             "no token labelled 'no-such-token'",
         ),
-        ({"token_label": TOKEN, "key_label": "nope"}, "Could not find .* label 'nope'"),
+        ({"token_label": TOKEN, "key_label": "nope"}, "no private key with label 'nope'"),
         ({"token_label": TOKEN}, "name the key by label or id"),
         ({"token_label": TOKEN, "key_label": "signer", "pin": ""}, "no PIN was given"),
     ],

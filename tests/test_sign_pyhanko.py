@@ -68,3 +68,14 @@ def test_stamp_background_uses_the_content_writer() -> None:
     """`PdfBytesPage.render` imports the page through ``PdfContent._ensure_writer``."""
     assert isinstance(inspect.getattr_static(PdfContent, "_ensure_writer"), property)
     assert callable(PdfContent.render)
+
+
+def test_token_signer_internals_the_patches_use() -> None:
+    """`TokenCertsOnce` overrides PKCS11Signer's ``_load_objects``; the re-login reloads the
+    key through ``_pull_signing_key_handle``; the probe signs through ``async_sign``."""
+    pkcs11 = pytest.importorskip("pyhanko.sign.pkcs11")
+    signer = pkcs11.PKCS11Signer
+    assert _parameters(signer._load_objects) == ["self"]
+    assert _parameters(signer._pull_signing_key_handle) == ["self"]
+    assert _parameters(signer.async_sign_raw)[:4] == ["self", "data", "digest_algorithm", "dry_run"]
+    assert {"use_pades", "signed_attr_settings"} <= set(_parameters(signer.async_sign))

@@ -71,13 +71,26 @@ def passphrase(settings: Settings) -> bytes | None:
     """The signing key's passphrase, or the token's PIN when the key is on a PKCS#11 token.
 
     Read from the variable `settings` names, else asked at a terminal prompt; raises
-    `ConfigError` when neither is possible.
+    `ConfigError` when neither is possible. None for a token whose reader has a PIN pad
+    (the PIN is typed there), or when no terminal can ask (the token then says whether it
+    needs one).
     """
-    token = settings.signing_pkcs11_module is not None
+    module = settings.signing_pkcs11_module
+    token = module is not None
     env = settings.signing_pin_env if token else settings.signing_passphrase_env
     value = os.environ.get(env)
     if value is not None:
         return value.encode()
+    if module is not None:
+        from certissuer.sign import token_has_pin_pad
+
+        if token_has_pin_pad(
+            module,
+            token_label=settings.signing_pkcs11_token,
+            token_serial=settings.signing_pkcs11_token_serial,
+        ):
+            warn("Enter the PIN on the reader's PIN pad.")
+            return None
     if sys.stdin.isatty():
         prompt = "Token PIN" if token else "PKCS#12 passphrase"
         return str(typer.prompt(prompt, hide_input=True)).encode()

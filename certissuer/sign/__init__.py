@@ -23,6 +23,7 @@ from certissuer.sign._appearance import (
     locate_slot,
     signature_slots,
 )
+from certissuer.sign._pkcs11 import token_has_pin_pad
 from certissuer.sign.policy import Level, SigningPolicy, load_certificates, policy_from_settings
 from certissuer.sign.sealer import (
     APPROVAL_FIELD,
@@ -48,4 +49,5 @@ __all__ = [
     "locate_slot",
     "policy_from_settings",
     "signature_slots",
+    "token_has_pin_pad",
 ]

@@ -6,24 +6,26 @@ tests/test_sign_pyhanko.py fails when one of these internals moves:
 
 * `EncodedCertId`, `CertIdOnce`: the signing-certificate-v2 attribute encoded once per
   signer, through the signer's ``_signed_attr_providers`` hook.
+* `TokenCertsOnce`: a token signer's own certificate sent once, not twice.
 * `KeptKeySigner`: a `SimpleSigner` that signs with the parsed `cryptography` key.
 * `PdfBytesPage`: a PDF page in memory as a stamp's background (``PdfContent._ensure_writer``).
-* `reserved_size`: the fixed ``bytes_reserved`` for the signature, so pyHanko signs each
-  document once instead of signing a dry run to measure it.
+* `probe_cms_size`, `reserved_size`: the fixed ``bytes_reserved`` for the signature, measured
+  once from a probe signature, so pyHanko signs each document once instead of signing a dry
+  run to measure it.
 
 >>> signer = KeptKeySigner(key, signing_cert=cert, signing_key=key_info)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
 from asn1crypto import tsp as asn1_tsp
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from pyhanko.pdf_utils.content import PdfContent
@@ -31,16 +33,20 @@ from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko.sign.signers.pdf_cms import SimpleSigner
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer, SimpleSigner
+from pyhanko_certvalidator.registry import CertificateStore, SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 __all__ = [
+    "CMS_MARGIN",
     "TIMESTAMP_ROOM",
     "CertIdOnce",
     "EncodedCertId",
     "KeptKeySigner",
     "PdfBytesPage",
     "PrivateKey",
+    "TokenCertsOnce",
+    "probe_cms_size",
     "reserved_size",
 ]
 
@@ -48,20 +54,37 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 """The key types certissuer signs with."""
 
 TIMESTAMP_ROOM = 12288
-"""Bytes reserved for a signature timestamp token (the TSA's certificates and signature)."""
+"""Hex digits reserved for a signature timestamp token (the TSA's certificates and signature)."""
+
+CMS_MARGIN = 1024
+"""Bytes added to the probe CMS's size: an ECDSA signature's length varies by a few bytes."""
 
 
-def reserved_size(cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> int:
-    """Bytes to reserve for the CMS of a signature by `cert` with `chain`, timestamp aside.
+def reserved_size(cms_size: int) -> int:
+    """``bytes_reserved`` for a signature whose probe CMS was `cms_size` bytes, timestamp aside.
 
-    The CMS holds the certificates, the signed attributes and the signature: their size plus
-    4 KiB, rounded up to even (``/Contents`` is hex-encoded). Passed to pyHanko's
-    ``bytes_reserved`` (add `TIMESTAMP_ROOM` for a timestamped signature), so it does not
-    sign each document twice to measure the signature.
+    pyHanko's ``bytes_reserved`` counts hexadecimal digits (``/Contents`` holds the CMS
+    hex-encoded): twice the CMS size, plus `CMS_MARGIN` for what differs between the probe and
+    a document's signature. Add `TIMESTAMP_ROOM` for a timestamped signature.
     """
-    der = serialization.Encoding.DER
-    size = sum(len(c.public_bytes(der)) for c in [cert, *chain]) + 4096
-    return size + size % 2
+    return 2 * (cms_size + CMS_MARGIN)
+
+
+async def probe_cms_size(signer: Signer, digest_algorithm: str) -> int:
+    """Sign a probe digest with `signer` and return the size of the CMS it emits, in bytes.
+
+    The CMS is the one a PAdES signature carries: every certificate the signer sends (a token
+    signer sends all those on the token as well as the configured chain), the signed
+    attributes and a real signature. Sizing from it fits any key type and chain length.
+    """
+    probe = hashlib.new(digest_algorithm, b"certissuer size probe").digest()
+    cms = await signer.async_sign(
+        probe,
+        digest_algorithm,
+        use_pades=True,
+        signed_attr_settings=PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
+    )
+    return len(cms.dump())
 
 
 class EncodedCertId(CMSAttributeProvider):
@@ -101,6 +124,31 @@ class CertIdOnce:
                 yield self._cert_id
             else:
                 yield provider
+
+
+class TokenCertsOnce:
+    """Mixin for pyHanko's PKCS#11 signer: each certificate goes into the CMS once.
+
+    The signer pulls every certificate on the token into its registry, its own among them,
+    then adds its own again when it packages the signature (a set of freshly made objects,
+    so nothing is merged): about 1 KiB wasted per signature. The registry here drops it.
+    """
+
+    _loaded: bool
+    _signing_cert: asn1_x509.Certificate | None
+    _cert_registry: CertificateStore
+
+    def _load_objects(self) -> None:
+        # NOTE: pyHanko's internal loader (pkcs11.PKCS11Signer); tests/test_pkcs11_tokens.py
+        # counts the certificates in a token signature.
+        if self._loaded:
+            return
+        super()._load_objects()  # type: ignore[misc]
+        if self._signing_cert is not None:
+            own = self._signing_cert.dump()
+            self._cert_registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+                [c for c in self._cert_registry if c.dump() != own]
+            )
 
 
 class KeptKeySigner(CertIdOnce, SimpleSigner):

@@ -57,6 +57,7 @@ from certissuer.sign._pyhanko import (
     KeptKeySigner,
     PdfBytesPage,
     PrivateKey,
+    probe_cms_size,
     reserved_size,
 )
 from certissuer.sign.policy import (
@@ -168,12 +169,29 @@ class Sealer:
             self.origin = origin
             self.policy = policy or SigningPolicy()
             self._signer = signer
-            self._reserved = reserved_size(cert, chain)
+            self._reserved = self._measure()
             if self.policy.revocation_check and _declares_revocation_info(cert):
                 self.check_revocation(now=now)
         except BaseException:
             self.close()
             raise
+
+    def _measure(self) -> int:
+        """``bytes_reserved`` for this signer, from one probe signature (once per Sealer).
+
+        A token signer sends every certificate on the token besides the configured chain, so
+        the space is sized from what the signer emits, not from the certificates known here.
+        """
+        try:
+            size = asyncio.run(probe_cms_size(self._signer, self.policy.digest.value))
+        except SigningError:
+            raise
+        except Exception as exc:  # the key's own layer: PKCS#11, cryptography
+            raise SigningError(
+                f"{self.origin}: the key cannot sign ({type(exc).__name__}: {exc})"
+            ) from None
+        _logger.debug("%s: probe signature %d bytes", self.origin, size)
+        return reserved_size(size)
 
     @classmethod
     def from_key(
@@ -315,7 +333,8 @@ class Sealer:
         cls,
         module: Path,
         *,
-        token_label: str,
+        token_label: str = "",
+        token_serial: str = "",
         pin: str | None,
         key_label: str | None = None,
         key_id: bytes | None = None,
@@ -326,14 +345,16 @@ class Sealer:
     ) -> Sealer:
         """Use a key on a PKCS#11 token or HSM (a USB token from a Vietnamese CA).
 
-        The token is chosen by `token_label`, the key by `key_label` or `key_id`, its
-        certificate by `cert_label` (default: the key's label) or else the key's id. `pin`
-        logs in; a wrong PIN is a one-line `SigningError` that does not contain it. Close the
-        Sealer (or use it as a context manager) to end the session.
+        The token is chosen by `token_label` and/or `token_serial`, the key by `key_label` or
+        `key_id`, its certificate by `cert_label` (default: the key's label) or else the key's
+        id. `pin` logs in once (None: the reader's PIN pad, when it has one); a wrong PIN is a
+        one-line `SigningError` that does not contain it. Close the Sealer (or use it as a
+        context manager) to end the session.
         """
         opened = open_token_signer(
             module,
             token_label=token_label,
+            token_serial=token_serial,
             pin=pin,
             key_label=key_label,
             key_id=key_id,
@@ -341,7 +362,7 @@ class Sealer:
             chain=[asn1_certificate(c) for c in load_certificates(chain)],
             pss=(policy or SigningPolicy()).pss,
         )
-        origin = f"PKCS#11 token '{token_label}'"
+        origin = f"PKCS#11 token '{token_label or token_serial}'"
         return cls(
             opened.signer,
             opened.certificate,
@@ -369,10 +390,11 @@ class Sealer:
         policy = policy_from_settings(settings, level=level)
         module = settings.signing_pkcs11_module
         if module is not None:
-            if not settings.signing_pkcs11_token:
+            if not (settings.signing_pkcs11_token or settings.signing_pkcs11_token_serial):
                 raise ConfigError(
                     "a PKCS#11 module is set but no token label",
-                    hint="set [signing] pkcs11_token to the token's label",
+                    hint="set [signing] pkcs11_token to the token's label "
+                    "(or pkcs11_token_serial to its serial number)",
                 )
             key_id = settings.signing_pkcs11_key_id
             try:
@@ -382,6 +404,7 @@ class Sealer:
             return cls.from_pkcs11(
                 module,
                 token_label=settings.signing_pkcs11_token,
+                token_serial=settings.signing_pkcs11_token_serial,
                 pin=secret.decode() if secret is not None else None,
                 key_label=settings.signing_pkcs11_key_label or None,
                 key_id=raw_id,
