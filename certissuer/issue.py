@@ -51,6 +51,7 @@ from certissuer.model import (
     parse_certificate,
 )
 from certissuer.registry import Clearance, Register, parse_stamp
+from certissuer.registry.checks import CmcLine, cmc_problems, parse_cmc, refuse
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -185,6 +186,26 @@ def trial_render(
     )
 
 
+def _profile_cmc_lines(settings: Settings) -> list[CmcLine]:
+    """The [lab] accredited_scope lines of `settings` that state a CMC; `ConfigError` for a
+    CMC whose unit is not the line's unit or a multiple of it."""
+    lines = []
+    for i, line in enumerate(settings.accredited_scope()):
+        if line.cmc is None:
+            continue
+        label = f"{line.item + ': ' if line.item else ''}{line.lower}..{line.upper} {line.unit}"
+        try:
+            parse_cmc(f"{line.cmc} {line.cmc_unit}", line.unit)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[lab] accredited_scope[{i}]: '{label}': {exc}",
+                hint="write the CMC in the range's unit or a multiple of it, e.g. \"0..220 g, "
+                'CMC 0.1 mg"',
+            ) from None
+        lines.append(CmcLine(label, line.covers, line.cmc, line.cmc_unit))
+    return lines
+
+
 class Issuer:
     """Issues certificates for one lab into one output folder and one ledger."""
 
@@ -218,6 +239,8 @@ class Issuer:
         """The instrument type the checks found, by ref, for the register's record."""
         self.mpe_rules = load_mpe_rules()
         """The procedures' MPE per instrument type and class, checked without any register."""
+        self._profile_cmc = _profile_cmc_lines(settings)
+        """The profile's accredited scope lines that state a CMC."""
 
     @classmethod
     def from_settings(
@@ -414,6 +437,10 @@ class Issuer:
                     cert = cert.model_copy(update={"valid_until": basics.valid_until})
                 self._check_mpe(cert, basics.type_code)
                 self._type_codes[cert.ref] = basics.type_code
+            else:
+                # ILAC-P14: no result inside an accredited scope line claims an uncertainty
+                # below the line's CMC (the register's lines, else the profile's).
+                refuse(cmc_problems(cert, self._cmc_lines(cert)))
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         doc: _Doc = cert
@@ -616,6 +643,13 @@ class Issuer:
             )
             for m in cert.results
         )
+
+    def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
+        """The accredited scope lines with a CMC that apply to `cert`: the register's when it
+        holds the lab, else the profile's [lab] accredited_scope lines."""
+        if self.register.enabled():
+            return self.register.cmc_lines(cert)
+        return self._profile_cmc
 
     def _printed_settings(self, cert: _Doc) -> Settings:
         # Without scope data the profile is printed without its accreditation number.

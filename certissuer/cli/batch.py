@@ -70,6 +70,7 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
             "rejected": report.rejected_rows,
             "skipped": report.skipped,
             "completed": report.completed,
+            "notices": report.notices,
         },
         "dry_run": report.dry_run,
         "checkpoint": report.checkpoint.to_json() if report.checkpoint else None,
@@ -102,8 +103,13 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         say(f"issued {done.number}  {done.path}" + (" (already issued)" if done.reused else ""))
     verb = "would be issued" if report.dry_run else "issued"
     say(
-        f"{report.issued} {verb}, {report.already} already issued, "
-        f"{report.rejected_rows} rejected"
+        f"{report.issued} {verb}, "
+        + (
+            f"{report.notices} notice{'s' if report.notices > 1 else ''} of failure issued, "
+            if report.notices
+            else ""
+        )
+        + f"{report.already} already issued, {report.rejected_rows} rejected"
         + (f", {report.skipped} being issued elsewhere" if report.skipped else "")
         + (f", {report.completed} completed after a crash" if report.completed else "")
         + f" ({report.elapsed:.1f} s)"

@@ -22,10 +22,11 @@ import calendar
 import difflib
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -34,6 +35,7 @@ from sqlmodel import Session, col, select
 from certissuer._vn import fold, strip_marks
 from certissuer.errors import IssueRefused, RegisterRefused
 from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.model.units import convert
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
     Instrument,
@@ -51,13 +53,17 @@ __all__ = [
     "Basics",
     "Cert",
     "Clearance",
+    "CmcLine",
     "RegisterChecks",
     "add_months",
     "check_basics",
     "closest_types",
+    "cmc_problems",
     "find_types",
     "match_type",
+    "parse_cmc",
     "parse_stamp",
+    "refuse",
     "valid_until_for",
 ]
 
@@ -234,6 +240,13 @@ def check_basics(
     basics = Basics(type_code=None, valid_until=None)
     if isinstance(cert, VerificationCertificate):
         basics = _check_cycle(cert, types, type_code, problems)
+    refuse(problems)
+    return basics
+
+
+def refuse(problems: Sequence[str]) -> None:
+    """Raise `IssueRefused` for `problems` ("…; hint: …" lines): one line per problem, with
+    its hint when there is one; nothing when there are none."""
     if len(problems) == 1:
         message, _, hint = problems[0].partition("; hint: ")
         raise IssueRefused(message, hint=hint)
@@ -242,7 +255,73 @@ def check_basics(
             "\n".join(problems),
             hint="fix every line above in the record and issue it again; no number was taken",
         )
-    return basics
+
+
+def parse_cmc(text: str, unit: str) -> tuple[Decimal, str]:
+    """A scope line's CMC as (value, unit): "0.1 mg", or a bare number in the line's `unit`.
+
+    Raises `ValueError` when it is not a positive number, or its unit is not `unit` or
+    `unit` with another SI prefix (so that uncertainties in the line's unit compare).
+    """
+    value, _, cmc_unit = text.strip().partition(" ")
+    cmc_unit = cmc_unit.strip() or unit
+    try:
+        cmc = Decimal(value)
+    except InvalidOperation:
+        cmc = Decimal(0)
+    if not cmc.is_finite() or cmc <= 0:
+        raise ValueError(f"expected a positive number with an optional unit, got '{text}'")
+    if convert(cmc, cmc_unit, unit) is None:
+        raise ValueError(
+            f"expected the CMC in {unit} or a multiple of it (the line's unit), got '{text}'"
+        )
+    return cmc, cmc_unit
+
+
+def _range_covers(
+    unit: str, lower: Decimal, upper: Decimal, _item: str, u: str, value: Decimal
+) -> bool:
+    return u == unit and lower <= value <= upper
+
+
+@dataclass(frozen=True, slots=True)
+class CmcLine:
+    """An accredited scope line with a CMC, from the register or the profile."""
+
+    label: str
+    """How a message names the line."""
+    covers: Callable[[str, str, Decimal], bool]
+    """Whether the line covers a result: (item name, unit, nominal or measured value)."""
+    cmc: Decimal
+    cmc_unit: str
+
+
+def cmc_problems(cert: CalibrationCertificate, lines: Sequence[CmcLine]) -> list[str]:
+    """One line (with its hint) per result of `cert` inside a scope line whose expanded
+    uncertainty, in the CMC's unit, is below the line's CMC (ILAC-P14: a lab may not claim a
+    smaller uncertainty than its accredited CMC)."""
+    ref = f"ref '{cert.ref}'"
+    problems = []
+    for row, m in enumerate(cert.results, 1):
+        value = m.nominal if m.nominal is not None else m.measured
+        line = next((x for x in lines if x.covers(cert.item.name, m.unit, value)), None)
+        if line is None:
+            continue
+        u = convert(m.uncertainty, m.unit, line.cmc_unit)
+        if u is None:
+            problems.append(
+                f"{ref}: results row {row} ({value} {m.unit}): U {m.uncertainty} {m.unit} "
+                f"cannot be compared with the CMC {line.cmc} {line.cmc_unit} of the scope line "
+                f"'{line.label}'; hint: state the CMC in {m.unit} or a multiple of it"
+            )
+        elif u < line.cmc:
+            problems.append(
+                f"{ref}: results row {row} ({value} {m.unit}): U {m.uncertainty} {m.unit} is "
+                f"below the CMC {line.cmc} {line.cmc_unit} of the accredited scope line "
+                f"'{line.label}'; hint: state an uncertainty no smaller than the CMC (ILAC-P14), "
+                "or have the scope line's CMC corrected if the lab's capability is better"
+            )
+    return problems
 
 
 def _check_cycle(
@@ -364,6 +443,37 @@ class RegisterChecks(RegisterBase):
                 instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
             type_code = instrument.type_code if instrument else None
         return check_basics(cert, self.cycle_types(), today=today, type_code=type_code)
+
+    def cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
+        """The register's calibration scope lines of this lab that state a CMC and apply to
+        `cert`'s item (any type, or the item's type as the register or its name gives it)."""
+        with self.session() as s:
+            scopes = [
+                sc
+                for sc in s.exec(
+                    select(Scope).where(
+                        Scope.lab_code == self.lab_code, Scope.kind == "calibration"
+                    )
+                ).all()
+                if sc.cmc.strip()
+            ]
+            if not scopes:
+                return []
+            item = cert.item
+            instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
+        type_code = (
+            instrument.type_code if instrument else match_type(item.name, self.cycle_types())
+        )
+        lines = []
+        for sc in scopes:
+            if sc.instrument_type and sc.instrument_type != type_code:
+                continue
+            cmc, cmc_unit = parse_cmc(sc.cmc, sc.unit)
+            covers = partial(_range_covers, sc.unit, Decimal(sc.lower), Decimal(sc.upper))
+            what = sc.quantity or sc.instrument_type or "calibration"
+            label = f"{what} ({sc.lower} ÷ {sc.upper}) {sc.unit}, CMC {sc.cmc}"
+            lines.append(CmcLine(label, covers, cmc, cmc_unit))
+        return lines
 
     def computed_valid_until(self, cert: VerificationCertificate) -> date | None:
         """The valid-until date of `cert` from the cycle table, or None when the table does
