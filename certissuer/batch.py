@@ -216,6 +216,12 @@ class RunReport:
     anything, notices of failure included (None: nothing was issued)."""
     error_report: Path | None = None
     """Where the rejected rows were written (None: nowhere, or nothing was rejected)."""
+    checks_ran: list[str] = field(default_factory=list)
+    """The checks each record of the run went through (none for a dry run, which only
+    renders): the basic ones always, the register's where it holds their rows (issue 16)."""
+    checks_no_data: dict[str, str] = field(default_factory=dict)
+    """The checks the run skipped for want of data, each with why ("no data in the
+    register")."""
 
     @property
     def ok(self) -> bool:
@@ -490,6 +496,7 @@ def run_batch(
             _vouch(worker, report, stopping=True)
             raise
         _vouch(worker, report, stopping=False)
+        report.checks_ran, report.checks_no_data = worker.issuer.checks_run()
     report.elapsed = time.monotonic() - start
     if error_report is not None and report.rejected:
         write_error_report(report.rejected, error_report)

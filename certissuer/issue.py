@@ -51,7 +51,13 @@ from certissuer.model import (
     parse_certificate,
 )
 from certissuer.registry import Clearance, Register, parse_stamp
-from certissuer.registry.checks import CmcLine, cmc_problems, parse_cmc, refuse
+from certissuer.registry.checks import (
+    BASIC_CHECKS,
+    CmcLine,
+    cmc_problems,
+    parse_cmc,
+    refuse,
+)
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -326,10 +332,11 @@ class Issuer:
             replaces=self._replaced(doc),
         )
         issued = self._finish(entry, doc, now)
-        if clearance is None and isinstance(doc, VerificationCertificate):
+        if clearance is None and isinstance(doc, VerificationCertificate | CalibrationCertificate):
             # Issue 16: the register fills itself, lab row or not: the owner and the instrument
             # (its type as the cycle-table checks found it, latest certificate, valid-until),
-            # so recall lists what this lab verified from its first certificate on.
+            # so recall lists what this lab verified from its first certificate on; and the
+            # reference standards a calibration used, linked to the certificate.
             type_code = self._type_codes.pop(doc.ref, None)
             clearance = Clearance(ref=doc.ref, accredited=True, type_code=type_code)
         if clearance is not None and not isinstance(doc, FailureNotice):
@@ -413,6 +420,24 @@ class Issuer:
             number, by=issued.number, reason=reason.strip(), at=now, ledger_key=self.token_key
         )
         return issued
+
+    def checks_run(self) -> tuple[list[str], dict[str, str]]:
+        """The checks every issue of this issuer makes, and those it skips for want of data,
+        each with why (issue 16): the basic checks always run; the register's run when the
+        lab's register holds their rows; the CMC when the register's or the profile's scope
+        lines state one."""
+        ran = list(BASIC_CHECKS)
+        no_data: dict[str, str] = {}
+        for name, has in self.register.coverage().items():
+            if name == "CMC" and not has and self._profile_cmc and not self.register.has_scope():
+                ran.append(f"{name} ([lab] accredited_scope)")
+            elif has:
+                ran.append(name)
+            else:
+                no_data[name] = "no data in the register" + (
+                    " or the profile" if name == "CMC" else ""
+                )
+        return ran, no_data
 
     def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
         """Sign a checkpoint of the ledger's log with the lab's token key."""
@@ -615,13 +640,14 @@ class Issuer:
 
     def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when
-        the register holds the lab; otherwise the profile's [lab] accredited_scope lines (a
-        calibration certificate's every result must fall inside one). None: no scope data, so
-        no mark is printed (and no claim that the work is outside the scope)."""
+        the register holds the lab's scope lines; otherwise the profile's [lab]
+        accredited_scope lines (a calibration certificate's every result must fall inside one).
+        None: no scope data, so no mark is printed (and no claim that the work is outside the
+        scope)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
-        if self.register.enabled():
+        if self.register.has_scope():
             return self.register.accredited(cert)
         if not isinstance(cert, CalibrationCertificate):
             return True  # verification certificates carry the designation, not the mark
@@ -646,8 +672,8 @@ class Issuer:
 
     def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
         """The accredited scope lines with a CMC that apply to `cert`: the register's when it
-        holds the lab, else the profile's [lab] accredited_scope lines."""
-        if self.register.enabled():
+        holds the lab's scope, else the profile's [lab] accredited_scope lines."""
+        if self.register.has_scope():
             return self.register.cmc_lines(cert)
         return self._profile_cmc
 

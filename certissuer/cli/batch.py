@@ -72,6 +72,7 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
             "completed": report.completed,
             "notices": report.notices,
         },
+        "checks": {"ran": report.checks_ran, "no_data": report.checks_no_data},
         "dry_run": report.dry_run,
         "checkpoint": report.checkpoint.to_json() if report.checkpoint else None,
         "error_report": str(report.error_report) if report.error_report else None,
@@ -114,6 +115,10 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         + (f", {report.completed} completed after a crash" if report.completed else "")
         + f" ({report.elapsed:.1f} s)"
     )
+    if report.checks_ran:
+        say(f"checks run: {', '.join(report.checks_ran)}")
+    for name, why in report.checks_no_data.items():
+        say(f"check not run: {name}: {why}")
     if report.checkpoint is not None:
         cp = report.checkpoint
         say(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")

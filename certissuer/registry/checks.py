@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 
 from certissuer._vn import fold, strip_marks
 from certissuer.errors import IssueRefused, RegisterRefused
-from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.model import CalibrationCertificate, ReferenceStandard, VerificationCertificate
 from certissuer.model.units import convert
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
@@ -47,9 +47,12 @@ from certissuer.registry.tables import (
     Scope,
     StampStock,
     StampUse,
+    StandardUse,
 )
 
 __all__ = [
+    "BASIC_CHECKS",
+    "REGISTER_CHECKS",
     "Basics",
     "Cert",
     "Clearance",
@@ -371,6 +374,55 @@ def _check_cycle(
     return Basics(type_code=kind.code, valid_until=computed)
 
 
+def _registered(
+    used: ReferenceStandard, standards: Iterable[RegisteredStandard]
+) -> RegisteredStandard | None:
+    """The register's row for the standard a certificate `used`: the same serial, calibration
+    certificate or name (case and diacritics folded)."""
+    return next(
+        (
+            r
+            for r in standards
+            if (used.serial and fold(r.serial) == fold(used.serial))
+            or fold(r.certificate_number) == fold(used.certificate_number)
+            or fold(r.name) == fold(used.name)
+        ),
+        None,
+    )
+
+
+def _own(standard: RegisteredStandard) -> bool:
+    """A standard the lab registered, not one issuing added (`_auto_code`)."""
+    return not standard.code.startswith("auto-")
+
+
+BASIC_CHECKS = (
+    "valid-until (cycle table)",
+    "instrument type",
+    "stamp once per lab",
+    "dates",
+    "standards' due dates",
+    "year of manufacture",
+    "MPE (procedure table)",
+)
+"""The checks every issue makes, with or without a register (`check_basics`, the ledger's
+stamp key, the MPE table)."""
+
+REGISTER_CHECKS = (
+    "verifier cards",
+    "scopes and signatories",
+    "stamp stock",
+    "standards in the register",
+    "CMC",
+)
+"""The checks that need register rows; each runs when the lab's register holds its rows."""
+
+
+def _auto_code(text: str) -> str:
+    """A register code derived from `text`, as owners created while issuing get one."""
+    return "auto-" + re.sub(r"[^a-z0-9]+", "-", strip_marks(text).lower()).strip("-")[:50]
+
+
 @dataclass(frozen=True, slots=True)
 class Clearance:
     """What the checks found for one certificate, used while issuing it."""
@@ -526,6 +578,33 @@ class RegisterChecks(RegisterBase):
                 f"{kind.cycle_months} months is valid until {computed}",
                 hint=f"set valid_until to {computed}" if computed else "leave valid_until out",
             )
+        if any(p.verifier_card for p in persons.values()):  # else: no cards, no data
+            self._check_card(ref, cert, kind, persons)
+        ranges = [(r.unit, r.lower, r.upper) for r in cert.ranges]
+        accredited = True  # no scope lines in the register: that check has no data
+        if scopes:
+            accredited = self._in_scope(
+                ref, "verification", kind.code, ranges, cert.head.name, persons, scopes
+            )
+        stamp = None
+        if cert.stamp_number and self._has_stock(s):
+            stamp = self._check_stamp(s, ref, cert.stamp_number)
+        return Clearance(
+            ref=cert.ref,
+            accredited=accredited,
+            type_code=kind.code,
+            instrument_id=instrument.id if instrument else None,
+            stamp=stamp,
+            valid_until=computed,
+        )
+
+    def _check_card(
+        self,
+        ref: str,
+        cert: VerificationCertificate,
+        kind: InstrumentType,
+        persons: Mapping[str, Person],
+    ) -> None:
         verifier = persons.get(fold(cert.verifier.name))
         if verifier is None or not verifier.verifier_card:
             raise RegisterRefused(
@@ -547,21 +626,6 @@ class RegisterChecks(RegisterBase):
                 f"{', '.join(_split(verifier.card_types)) or 'no type'}",
                 hint="have a verifier whose card covers this type verify the instrument",
             )
-        ranges = [(r.unit, r.lower, r.upper) for r in cert.ranges]
-        accredited = self._in_scope(
-            ref, "verification", kind.code, ranges, cert.head.name, persons, scopes
-        )
-        stamp = None
-        if cert.stamp_number:
-            stamp = self._check_stamp(s, ref, cert.stamp_number)
-        return Clearance(
-            ref=cert.ref,
-            accredited=accredited,
-            type_code=kind.code,
-            instrument_id=instrument.id if instrument else None,
-            stamp=stamp,
-            valid_until=computed,
-        )
 
     def _check_calibration(
         self,
@@ -577,17 +641,10 @@ class RegisterChecks(RegisterBase):
                 select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
             ).all()
         )
-        for used in cert.standards:
-            known = next(
-                (
-                    r
-                    for r in standards
-                    if (used.serial and fold(r.serial) == fold(used.serial))
-                    or fold(r.certificate_number) == fold(used.certificate_number)
-                    or fold(r.name) == fold(used.name)
-                ),
-                None,
-            )
+        if not any(_own(r) for r in standards):
+            standards = []  # only rows issuing added: the lab registered none of its own
+        for used in cert.standards if standards else ():
+            known = _registered(used, standards)
             if known is None:
                 raise RegisterRefused(
                     f"{ref}: reference standard {used.name} (serial {used.serial or '-'}, "
@@ -604,7 +661,8 @@ class RegisterChecks(RegisterBase):
                     "'certissuer registry add standard …', or use another standard",
                 )
         signer = persons.get(fold(cert.signatory.name))
-        if signer is None or not signer.signatory:
+        has_signatories = bool(scopes) or any(p.signatory for p in persons.values())
+        if has_signatories and (signer is None or not signer.signatory):
             raise RegisterRefused(
                 f"{ref}: {cert.signatory.name} is not an authorised signatory in the register",
                 hint="add them with 'certissuer registry add person name=… signatory=yes'",
@@ -612,9 +670,11 @@ class RegisterChecks(RegisterBase):
         ranges = [
             (m.unit, m.nominal if m.nominal is not None else m.measured, None) for m in cert.results
         ]
-        accredited = self._in_scope(
-            ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
-        )
+        accredited = True  # no scope lines in the register: that check has no data
+        if scopes:
+            accredited = self._in_scope(
+                ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
+            )
         return Clearance(ref=cert.ref, accredited=accredited, type_code=type_code)
 
     def _in_scope(
@@ -671,6 +731,42 @@ class RegisterChecks(RegisterBase):
         if folded not in persons:
             _logger.debug("%s: signatory %s approved by scope but not in personnel", ref, signatory)
         return True
+
+    def has_scope(self) -> bool:
+        """True when the register holds this lab and scope lines of it."""
+        if not self.enabled():
+            return False
+        with self.session() as s:
+            return (
+                s.exec(select(Scope.id).where(Scope.lab_code == self.lab_code)).first() is not None
+            )
+
+    def _has_stock(self, s: Session) -> bool:
+        return (
+            s.exec(select(StampStock.id).where(StampStock.lab_code == self.lab_code)).first()
+            is not None
+        )
+
+    def coverage(self) -> dict[str, bool]:
+        """Which checks of the register (`REGISTER_CHECKS`) have data for this lab: they run
+        on every issue when it has, and are skipped when it has none (issue 16). None have
+        data while the register does not hold the lab; "CMC" is the register's lines only."""
+        if not self.enabled():
+            return dict.fromkeys(REGISTER_CHECKS, False)
+        with self.session() as s:
+            persons = list(s.exec(select(Person).where(Person.lab_code == self.lab_code)).all())
+            scopes = list(s.exec(select(Scope).where(Scope.lab_code == self.lab_code)).all())
+            standards = s.exec(
+                select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+            ).all()
+            have = [
+                any(p.verifier_card for p in persons),
+                bool(scopes) or any(p.signatory for p in persons),
+                self._has_stock(s),
+                any(_own(r) for r in standards),
+                any(sc.cmc.strip() for sc in scopes if sc.kind == "calibration"),
+            ]
+        return dict(zip(REGISTER_CHECKS, have, strict=True))
 
     def _check_stamp(self, s: Session, ref: str, stamp_text: str) -> tuple[str, int]:
         try:
@@ -758,9 +854,11 @@ class RegisterChecks(RegisterBase):
             return True
 
     def record(self, clearance: Clearance, cert: object, number: str) -> None:
-        """Record an issued certificate: its stamp, and the instrument's latest certificate.
+        """Record an issued certificate: its stamp, the instrument's latest certificate, and the
+        reference standards a calibration used (`used_by` lists them per standard).
 
-        A verified instrument that is not yet in the register is added, with its owner. The
+        A verified instrument that is not yet in the register is added, with its owner; a
+        standard that is not, with a code derived from its serial or certificate. The
         certificate is already issued: a failure here is logged, not raised, and a concurrent
         insert of the same owner or instrument is retried.
         """
@@ -820,14 +918,82 @@ class RegisterChecks(RegisterBase):
                 instrument.verified_on = cert.verification_date
                 instrument.valid_until = cert.valid_until
                 s.add(instrument)
+            if isinstance(cert, CalibrationCertificate):
+                self._record_standards(s, cert, number)
             s.commit()
+
+    def _record_standards(self, s: Session, cert: CalibrationCertificate, number: str) -> None:
+        # Issue 16: every reference standard used is in the register (added, with a code
+        # derived from its serial or certificate, when it is not) and linked to the
+        # certificate, so the certificates a standard served can be listed if it is found faulty.
+        held = list(
+            s.exec(
+                select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+            ).all()
+        )
+        linked: set[int] = set()
+        for used in cert.standards:
+            row = _registered(used, held)
+            if row is None:
+                codes = {r.code for r in held}
+                base = _auto_code(used.serial or used.certificate_number or used.name)
+                code = next(
+                    c for c in (base, *(f"{base}-{i}" for i in range(2, 1000))) if c not in codes
+                )
+                row = RegisteredStandard(
+                    lab_code=self.lab_code,
+                    code=code,
+                    name=used.name,
+                    serial=used.serial,
+                    certificate_number=used.certificate_number,
+                    calibration_due=used.calibration_due,
+                    traceable_to=used.traceable_to or "",
+                    calibrated_by=used.calibrated_by,
+                )
+                s.add(row)
+                s.flush()
+                held.append(row)
+            assert row.id is not None
+            if row.id in linked:
+                continue
+            linked.add(row.id)
+            s.add(
+                StandardUse(
+                    certificate_number=number,
+                    standard_id=row.id,
+                    lab_code=self.lab_code,
+                    used_on=cert.calibrated,
+                    standard_certificate=used.certificate_number,
+                    calibration_due=used.calibration_due,
+                )
+            )
+
+    def used_by(self, standard: str) -> list[tuple[RegisteredStandard, StandardUse]]:
+        """The certificates that used the reference `standard` (its register code, serial or
+        calibration certificate number, case folded), oldest first, with the standard."""
+        key = fold(standard.strip())
+        with self.session() as s:
+            found = {
+                r.id: r
+                for r in s.exec(
+                    select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+                ).all()
+                if key in {fold(r.code), fold(r.serial), fold(r.certificate_number)}
+            }
+            if not found:
+                return []
+            uses = s.exec(
+                select(StandardUse)
+                .where(col(StandardUse.standard_id).in_(list(found)))
+                .order_by(col(StandardUse.used_on), col(StandardUse.certificate_number))
+            ).all()
+            return [(found[u.standard_id], u) for u in uses]
 
     def _owner_for(self, s: Session, name: str, address: str) -> Owner:
         found = s.exec(select(Owner).where(Owner.name == name)).first()
         if found is not None:
             return found
-        code = "auto-" + re.sub(r"[^a-z0-9]+", "-", strip_marks(name).lower()).strip("-")[:50]
-        owner = Owner(code=code, name=name, address=address)
+        owner = Owner(code=_auto_code(name), name=name, address=address)
         s.add(owner)
         s.flush()
         return owner
