@@ -140,6 +140,17 @@ def test_a_lab_cycle_table_replaces_the_shipped_one(
     assert register.find("type", ["cot-do-xang-dau"]).cycle_months == 6
 
 
+def test_the_cycle_table_is_read_once_per_run(ledger: Ledger) -> None:
+    register = Register(ledger.engine, lab_code="T01")
+    register.add("lab", {"code": "T01"})  # loads the shipped table into the register
+    first = register.cycle_types()
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM registry_instrument_type")
+    assert register.cycle_types() is first  # not read again for the next record
+    register.add("type", {"code": "x", "name_vi": "X", "cycle_months": "6"})
+    assert [t.code for t in register.cycle_types()] == ["x"]  # its own write is seen
+
+
 def test_stamp_is_split_into_series_and_number() -> None:
     assert parse_stamp("ĐT-26 0012345") == ("ĐT-26", 12345)
     assert parse_stamp("A-000017") == ("A", 17)

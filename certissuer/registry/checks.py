@@ -4,7 +4,10 @@
 standards within their calibration due date, the verifier's card valid and covering the
 instrument type, the signatory approved for the scope, the work inside the accreditation scope,
 the stamp in stock and unused, and the valid-until date equal to the one the cycle table gives.
-A refusal is a `RegisterRefused` naming what failed and how to fix it.
+Each of these parts runs once the register holds its rows (`RegisterChecks.coverage`; issue
+16): a lab with no verifier cards registered is not refused for a missing card. A refusal is a
+`RegisterRefused` naming what failed and how to fix it. `cmc_problems` holds calibration
+results to the CMC of the accredited scope line they fall in (ILAC-P14).
 
 `check_basics` makes the checks that need no register (issue 16), for every lab: dates
 against today in Vietnam, reference standards' due dates, the year of manufacture, and for a
@@ -468,7 +471,7 @@ class RegisterChecks(RegisterBase):
                     hint="add it with 'certissuer registry add lab code=…'",
                 )
             item = cert.instrument if isinstance(cert, VerificationCertificate) else cert.item
-            types = list(s.exec(select(InstrumentType)).all())
+            types = self.cycle_types()  # the register's: it holds the lab, so its table
             instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
             type_code = instrument.type_code if instrument else match_type(item.name, types)
             persons = {

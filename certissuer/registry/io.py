@@ -401,6 +401,7 @@ class RegisterIO(RegisterBase):
     def _store(self, kind: str, spec: _Kind, rows: Sequence[dict[str, Any]]) -> int:
         if not rows:
             return 0
+        self._held = None  # the register's types may change: `cycle_types` reads them again
         with self.session() as s:
             if kind == "instrument":
                 return self._store_instruments(s, rows)
