@@ -197,6 +197,9 @@ class RunReport:
     """Rows another worker was issuing at that moment (counted by that worker)."""
     completed: int = 0
     """Certificates a crashed earlier run had left pending and this run completed."""
+    notices: int = 0
+    """Notices of failure this run issued: a failed instrument's row is rejected (exit 9) and
+    gets a signed notice instead of a certificate (issue 16)."""
     rejected: RejectedRows = field(default_factory=RejectedRows)
     """One entry per error (a rejected row may have several), for the error report."""
     rejected_rows: int = 0
@@ -210,9 +213,15 @@ class RunReport:
     """Each certificate the run completed, issued or found issued already, in that order."""
     checkpoint: Checkpoint | None = None
     """The checkpoint of the ledger's log the lab signed at the end of a run that issued
-    anything (None: nothing was issued)."""
+    anything, notices of failure included (None: nothing was issued)."""
     error_report: Path | None = None
     """Where the rejected rows were written (None: nowhere, or nothing was rejected)."""
+    checks_ran: list[str] = field(default_factory=list)
+    """The checks each record of the run went through (none for a dry run, which only
+    renders): the basic ones always, the register's where it holds their rows (issue 16)."""
+    checks_no_data: dict[str, str] = field(default_factory=dict)
+    """The checks the run skipped for want of data, each with why ("no data in the
+    register")."""
 
     @property
     def ok(self) -> bool:
@@ -312,6 +321,8 @@ class Outcome(NamedTuple):
     row: int
     rejection: RejectedRow | None = None
     done: Issued | None = None
+    notice: Issued | None = None
+    """A rejected failed instrument's notice of failure, newly issued by this run."""
 
 
 def _rejections(item: intake.Rejected | ManifestRejected) -> list[RejectedRow]:
@@ -359,9 +370,12 @@ class _Worker:
         except CertissuerError as exc:
             # A failed instrument's notice of failure was issued (`NoticeIssued.issued`): the
             # row is rejected (exit 9) and the run goes on, even where errors stop it.
-            if not reject and getattr(exc, "issued", None) is None:
+            notice: Issued | None = getattr(exc, "issued", None)
+            if not reject and notice is None:
                 raise
-            return Outcome("rejected", source, row, RejectedRow.of(source, row, exc))
+            if notice is not None and notice.reused:
+                notice = None  # an earlier run issued it
+            return Outcome("rejected", source, row, RejectedRow.of(source, row, exc), notice=notice)
         finally:
             if not completed:
                 ledger.release_ref(lab, cert.ref, self.claimant)
@@ -419,7 +433,8 @@ def run_batch(
 
     Certificates a crashed run left pending are completed first. A run that issued or
     completed anything ends with a checkpoint of the ledger's log signed with the lab's
-    token key (`RunReport.checkpoint`), even when an error stops it. With `error_report` the
+    token key (`RunReport.checkpoint`), even when an error stops it; a notice of failure
+    counts as issued here (`RunReport.notices`). With `error_report` the
     rejected rows are written there (CSV or XLSX by its suffix). `renderer` replaces the
     template renderer (tests). Raises `CertissuerError` when the run cannot start at all
     (keys, ledger, templates).
@@ -449,6 +464,8 @@ def run_batch(
             report.rejected_rows += 1
         if outcome.done is not None:
             report.certificates.append(outcome.done)
+        if outcome.notice is not None:
+            report.notices += 1
         progressed()
 
     def reject(item: intake.Rejected | ManifestRejected) -> None:
@@ -479,6 +496,7 @@ def run_batch(
             _vouch(worker, report, stopping=True)
             raise
         _vouch(worker, report, stopping=False)
+        report.checks_ran, report.checks_no_data = worker.issuer.checks_run()
     report.elapsed = time.monotonic() - start
     if error_report is not None and report.rejected:
         write_error_report(report.rejected, error_report)
@@ -489,7 +507,7 @@ def run_batch(
 def _vouch(worker: _Worker, report: RunReport, *, stopping: bool) -> None:
     # The lab vouches for the log as the run left it, so reports (the annual count) and
     # audits can rely on every certificate the run issued.
-    if not (report.issued or report.completed):
+    if not (report.issued or report.completed or report.notices):
         return
     try:
         report.checkpoint = worker.issuer.checkpoint()

@@ -174,25 +174,42 @@ class OutsideScope(Choice, label="outside-scope rule"):
 class ScopeLine:
     """One line of the accredited calibration scope as the profile states it.
 
-    Written "[item words:] lower..upper unit": the range in a legal unit, optionally preceded
-    by words that the item's name must contain (diacritics and case folded, whole words).
+    Written "[item words:] lower..upper unit[, CMC value [unit]]": the range in a legal unit,
+    optionally preceded by words that the item's name must contain (diacritics and case
+    folded, whole words), and optionally followed by the lab's calibration and measurement
+    capability for the range (ILAC-P14: the smallest expanded uncertainty it may claim), in
+    the range's unit unless another is given.
 
-    >>> line = ScopeLine.parse("Cân / Balance: 0..220 g")
+    >>> line = ScopeLine.parse("Cân / Balance: 0..220 g, CMC 0.1 mg")
     >>> line.covers("Cân phân tích / Analytical balance", "g", Decimal("200"))
     True
     >>> line.covers("Cân phân tích / Analytical balance", "kg", Decimal("0.2"))
     False
+    >>> line.cmc, line.cmc_unit
+    (Decimal('0.1'), 'mg')
     """
 
     item: str
     lower: Decimal
     upper: Decimal
     unit: str
+    cmc: Decimal | None = None
+    """The CMC: no result inside the line may state a smaller expanded uncertainty."""
+    cmc_unit: str = ""
+    """The unit of `cmc` (the range's unit when the line names none)."""
+
+    _HINT: ClassVar[str] = (
+        'write "[item words:] lower..upper unit[, CMC value unit]", e.g. '
+        '"Cân / Balance: 0..220 g, CMC 0.1 mg"'
+    )
 
     @classmethod
     def parse(cls, text: str, *, where: str = "[lab] accredited_scope") -> ScopeLine:
-        """Read one line; `ConfigError` (naming `where`) when it is not "lower..upper unit"."""
-        item, _, span = text.rpartition(":")
+        """Read one line; `ConfigError` (naming `where`) when it is not "lower..upper unit"
+        with an optional ", CMC value [unit]" (a positive number)."""
+        found = re.search(r",\s*CMC\b", text, flags=re.IGNORECASE)
+        head, cmc_text = (text[: found.start()], text[found.end() :]) if found else (text, "")
+        item, _, span = head.rpartition(":")
         low, dots, rest = span.strip().partition("..")
         high, _, unit = rest.strip().partition(" ")
         try:
@@ -200,11 +217,25 @@ class ScopeLine:
         except InvalidOperation:
             line = None
         if line is None or not dots or not line.unit or line.lower > line.upper:
+            raise ConfigError(f"{where}: {text!r} is not a scope line", hint=cls._HINT)
+        if re.search(r"\bCMC\b", head, flags=re.IGNORECASE):
             raise ConfigError(
-                f"{where}: {text!r} is not a scope line",
-                hint='write "[item words:] lower..upper unit", e.g. "Cân / Balance: 0..220 g"',
+                f"{where}: {text!r}: the CMC must follow the range after a comma",
+                hint=cls._HINT,
             )
-        return line
+        if found is None:
+            return line
+        value, _, cmc_unit = cmc_text.strip().partition(" ")
+        try:
+            cmc = Decimal(value)
+        except InvalidOperation:
+            cmc = None
+        if cmc is None or not cmc.is_finite() or cmc <= 0:
+            raise ConfigError(
+                f"{where}: {text!r}: the CMC must be a positive number, got {value!r}",
+                hint=cls._HINT,
+            )
+        return dataclasses.replace(line, cmc=cmc, cmc_unit=cmc_unit.strip() or line.unit)
 
     def covers(self, item_name: str, unit: str, value: Decimal) -> bool:
         """True when `value` in `unit` lies in the range and `item_name` has the item words."""
@@ -239,8 +270,9 @@ class Settings:
     verification certificates."""
     lab_accredited_scope: tuple[str, ...] = ()
     """The accredited scope for calibration when no register holds the lab's scope: lines
-    "[item words:] lower..upper unit" ("Cân / Balance: 0..220 g"); see `ScopeLine`. A
-    calibration certificate carries the accreditation mark only within one of them."""
+    "[item words:] lower..upper unit[, CMC value unit]" ("Cân / Balance: 0..220 g, CMC 0.1
+    mg"); see `ScopeLine`. A calibration certificate carries the accreditation mark only
+    within one of them, and no result inside a line may state an uncertainty below its CMC."""
     lab_logo: Path | None = None
     numbering_verification: str = "KĐ"
     numbering_calibration: str = "HC"
@@ -551,7 +583,9 @@ address_en = "No. 1, Example Street, Ward 1, Dong Thap"
 place = "Đồng Tháp"
 accreditation = "VILAS 000"
 # The accredited calibration scope when no register holds it; without one, no mark is printed.
-# accredited_scope = ["Cân / Balance: 0.001..500 g"]
+# A line may end with the lab's CMC for the range (ILAC-P14): a result inside the line stating
+# a smaller expanded uncertainty is refused.
+# accredited_scope = ["Cân / Balance: 0.001..500 g, CMC 0.1 mg"]
 designation = ""
 # logo = "logo.png"
 

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, file_stem
@@ -51,6 +51,13 @@ from certissuer.model import (
     parse_certificate,
 )
 from certissuer.registry import Clearance, Register, parse_stamp
+from certissuer.registry.checks import (
+    BASIC_CHECKS,
+    CmcLine,
+    cmc_problems,
+    parse_cmc,
+    refuse,
+)
 from certissuer.render import Renderer
 from certissuer.sign import Sealer, SignatureSlot, signature_slots
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
@@ -114,6 +121,17 @@ class FailureNotice:
 
 _Doc = Cert | FailureNotice
 """What the issuer renders, signs and records: a certificate, a copy or a notice."""
+
+
+class _Prepared(NamedTuple):
+    """What `Issuer._prepare` found for a record, before a number is taken."""
+
+    doc: _Doc
+    digest: str
+    data_json: str
+    existing: CertificateEntry | None
+    type_code: str | None
+    """The instrument type the checks found (verification), for the register's record."""
 
 
 class NoticeIssued(IssueRefused):
@@ -185,6 +203,26 @@ def trial_render(
     )
 
 
+def _profile_cmc_lines(settings: Settings) -> list[CmcLine]:
+    """The [lab] accredited_scope lines of `settings` that state a CMC; `ConfigError` for a
+    CMC whose unit is not the line's unit or a multiple of it."""
+    lines = []
+    for i, line in enumerate(settings.accredited_scope()):
+        if line.cmc is None:
+            continue
+        label = f"{line.item + ': ' if line.item else ''}{line.lower}..{line.upper} {line.unit}"
+        try:
+            parse_cmc(f"{line.cmc} {line.cmc_unit}", line.unit)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[lab] accredited_scope[{i}]: '{label}': {exc}",
+                hint="write the CMC in the range's unit or a multiple of it, e.g. \"0..220 g, "
+                'CMC 0.1 mg"',
+            ) from None
+        lines.append(CmcLine(label, line.covers, line.cmc, line.cmc_unit))
+    return lines
+
+
 class Issuer:
     """Issues certificates for one lab into one output folder and one ledger."""
 
@@ -214,10 +252,10 @@ class Issuer:
         )
         """The measurement register (issue 8): checked before each number is reserved."""
         self._scope_noted = False
-        self._type_codes: dict[str, str | None] = {}
-        """The instrument type the checks found, by ref, for the register's record."""
         self.mpe_rules = load_mpe_rules()
         """The procedures' MPE per instrument type and class, checked without any register."""
+        self._profile_cmc = _profile_cmc_lines(settings)
+        """The profile's accredited scope lines that state a CMC."""
 
     @classmethod
     def from_settings(
@@ -255,7 +293,7 @@ class Issuer:
         entry that `complete_pending` finishes).
         """
         now = now or datetime.now(UTC)
-        doc, digest, data_json, existing = self._prepare(cert, now)
+        doc, digest, data_json, existing, type_code = self._prepare(cert, now, issuing=True)
         if existing is not None:
             if existing.is_pending:
                 if not self.ledger.claim_entry(existing, this_claimant()):
@@ -303,11 +341,11 @@ class Issuer:
             replaces=self._replaced(doc),
         )
         issued = self._finish(entry, doc, now)
-        if clearance is None and isinstance(doc, VerificationCertificate):
+        if clearance is None and isinstance(doc, VerificationCertificate | CalibrationCertificate):
             # Issue 16: the register fills itself, lab row or not: the owner and the instrument
             # (its type as the cycle-table checks found it, latest certificate, valid-until),
-            # so recall lists what this lab verified from its first certificate on.
-            type_code = self._type_codes.pop(doc.ref, None)
+            # so recall lists what this lab verified from its first certificate on; and the
+            # reference standards a calibration used, linked to the certificate.
             clearance = Clearance(ref=doc.ref, accredited=True, type_code=type_code)
         if clearance is not None and not isinstance(doc, FailureNotice):
             self.register.record(clearance, doc, issued.number)
@@ -317,28 +355,29 @@ class Issuer:
         """Make every check `issue` makes before it takes a number, and take none.
 
         `cert` is checked as `issue` would check it at `now`: its valid-until date, its
-        verification results (a failed instrument is recorded as failed and refused with
-        `IssueRefused`, as `issue` does), its ``ref`` against the ledger (`LedgerError` for
+        verification results (a failed instrument gets its notice of failure checked; it is
+        recorded as failed only when issued), its ``ref`` against the ledger (`LedgerError` for
         the same ref with other data), the register's rules (`RegisterRefused`), its stamp
         number against the ledger (`IssueRefused`: a stamp is used once per lab), and its
         template, rendered once with a stand-in number (`TemplateError`). A record the ledger
         already holds passes: issuing it again returns the certificate it has. This is how a
-        run issues nothing when one record of it is bad.
+        run issues nothing when one record of it is bad. Nothing is written.
         """
         now = now or datetime.now(UTC)
-        doc, _, _, existing = self._prepare(cert, now)
+        doc, _, _, existing, _ = self._prepare(cert, now, issuing=False)
         if existing is not None:
             return
         if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
             self.register.check(doc)
         self._check_stamp(doc)
+        in_scope = self._in_scope(doc)
         trial_render(
             self.renderer,
             doc,  # type: ignore[arg-type]  # a notice renders from failure.rml.j2
-            self._printed_settings(doc),
+            self._printed_settings(in_scope),
             label="CHECK",
             today=now.astimezone(VIETNAM_TZ).date(),
-            accredited=self._accredited(doc),
+            accredited=in_scope is not False,
         )
 
     def complete_pending(self, *, now: datetime | None = None) -> list[Issued]:
@@ -393,6 +432,24 @@ class Issuer:
         )
         return issued
 
+    def checks_run(self) -> tuple[list[str], dict[str, str]]:
+        """The checks every issue of this issuer makes, and those it skips for want of data,
+        each with why (issue 16): the basic checks always run; the register's run when the
+        lab's register holds their rows; the CMC when the register's or the profile's scope
+        lines state one."""
+        ran = list(BASIC_CHECKS)
+        no_data: dict[str, str] = {}
+        for name, has in self.register.coverage().items():
+            if name == "CMC" and not has and self._profile_cmc and not self.register.has_scope():
+                ran.append(f"{name} ([lab] accredited_scope)")
+            elif has:
+                ran.append(name)
+            else:
+                no_data[name] = "no data in the register" + (
+                    " or the profile" if name == "CMC" else ""
+                )
+        return ran, no_data
+
     def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:
         """Sign a checkpoint of the ledger's log with the lab's token key."""
         return self.ledger.checkpoint(
@@ -401,10 +458,12 @@ class Issuer:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _prepare(self, cert: Cert, now: datetime) -> tuple[_Doc, str, str, CertificateEntry | None]:
+    def _prepare(self, cert: Cert, now: datetime, *, issuing: bool) -> _Prepared:
         """The checks before a number is taken: `cert` completed (a failed verification: its
-        notice of failure), its canonical JSON and digest, and the ledger's entry for its ref
-        (None: a new record)."""
+        notice of failure), its canonical JSON and digest, the ledger's entry for its ref
+        (None: a new record) and the instrument type the checks found. Only when `issuing` is
+        a failed verification recorded (`Issuer.check` writes nothing)."""
+        type_code = None
         if not isinstance(cert, PaperCopy):
             # Issue 16: the checks the record and the cycle table allow, register or not
             # (dates, standards' due dates, type and valid-until), before any number is taken.
@@ -415,12 +474,16 @@ class Issuer:
                     # Computed, not typed: the end of the legal verification cycle (issue 8).
                     cert = cert.model_copy(update={"valid_until": basics.valid_until})
                 self._check_mpe(cert, basics.type_code)
-                self._type_codes[cert.ref] = basics.type_code
+                type_code = basics.type_code
+            else:
+                # ILAC-P14: no result inside an accredited scope line claims an uncertainty
+                # below the line's CMC (the register's lines, else the profile's).
+                refuse(cmc_problems(cert, self._cmc_lines(cert)))
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         doc: _Doc = cert
         if isinstance(cert, VerificationCertificate) and not cert.passes:
-            self._refuse_failed(cert, digest, data_json, now)
+            self._refuse_failed(cert, digest, data_json, now, record=issuing)
             doc = self._notice(cert)  # issue 16: a failed instrument gets a notice of failure
         existing = self.ledger.by_ref(self.settings.lab_code, cert.ref)
         if existing is not None and existing.data_digest != digest:
@@ -428,7 +491,7 @@ class Issuer:
                 f"ref '{cert.ref}' was already issued as {existing.number} with other data",
                 hint="use a new ref, or amend the certificate",
             )
-        return doc, digest, data_json, existing
+        return _Prepared(doc, digest, data_json, existing, type_code)
 
     def _check_stamp(self, cert: _Doc) -> tuple[str, int] | None:
         """Refuse (`IssueRefused`) a stamp number another certificate of this lab holds.
@@ -529,14 +592,15 @@ class Issuer:
         url = verification_url(self.settings.token_url_base, entry.token)
         path = Path(entry.pdf_path) if entry.pdf_path else self.out_dir / pdf_filename(entry.number)
         written = False
+        in_scope = self._in_scope(cert)  # once: it decides the mark and the printed number
         try:
             pdf = self.renderer.render_pdf(
                 cert,  # type: ignore[arg-type]  # any model with .kind; copies use copy.rml.j2
                 number=entry.number,
                 issued=entry.issue_date,
                 qr_url=url,
-                settings=self._printed_settings(cert),
-                **({} if self._accredited(cert) else {"accredited": False}),
+                settings=self._printed_settings(in_scope),
+                **({} if in_scope is not False else {"accredited": False}),
             )
             scans: list[tuple[str, str, int]] = []
             if isinstance(cert, PaperCopy):
@@ -586,20 +650,16 @@ class Issuer:
         _logger.info("issued %s -> %s", entry.number, path)
         return Issued(entry.number, entry.kind, path, sha, url)
 
-    def _accredited(self, cert: _Doc) -> bool:
-        # Work outside the accreditation scope, when the profile allows it, is printed
-        # without the accreditation mark (issue 8); the renderer is only told when it is.
-        return self._in_scope(cert) is not False
-
     def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when
-        the register holds the lab; otherwise the profile's [lab] accredited_scope lines (a
-        calibration certificate's every result must fall inside one). None: no scope data, so
-        no mark is printed (and no claim that the work is outside the scope)."""
+        the register holds the lab's scope lines; otherwise the profile's [lab]
+        accredited_scope lines (a calibration certificate's every result must fall inside one).
+        None: no scope data, so no mark is printed (and no claim that the work is outside the
+        scope)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
-        if self.register.enabled():
+        if self.register.has_scope():
             return self.register.accredited(cert)
         if not isinstance(cert, CalibrationCertificate):
             return True  # verification certificates carry the designation, not the mark
@@ -622,9 +682,19 @@ class Issuer:
             for m in cert.results
         )
 
-    def _printed_settings(self, cert: _Doc) -> Settings:
-        # Without scope data the profile is printed without its accreditation number.
-        if self._in_scope(cert) is None:
+    def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
+        """The accredited scope lines with a CMC that apply to `cert`: the register's when it
+        holds the lab's scope, else the profile's [lab] accredited_scope lines."""
+        if self.register.has_scope():
+            return self.register.cmc_lines(cert)
+        return self._profile_cmc
+
+    def _printed_settings(self, in_scope: bool | None) -> Settings:
+        # Work outside the accreditation scope, when the profile allows it, is printed
+        # without the accreditation mark (issue 8; the renderer is told `accredited=False`);
+        # without scope data (`in_scope` None) the profile is printed without its
+        # accreditation number.
+        if in_scope is None:
             return self.settings.replace(lab_accreditation="")
         return self.settings
 
@@ -673,18 +743,25 @@ class Issuer:
             )
 
     def _refuse_failed(
-        self, cert: VerificationCertificate, digest: str, data_json: str, now: datetime
+        self,
+        cert: VerificationCertificate,
+        digest: str,
+        data_json: str,
+        now: datetime,
+        *,
+        record: bool,
     ) -> None:
-        self.ledger.record_failed(
-            FailedVerification(
-                lab_code=self.settings.lab_code,
-                ref=cert.ref,
-                recorded_at=now,
-                instrument_serial=cert.instrument.serial,
-                data_digest=digest,
-                data_json=data_json,
+        if record:
+            self.ledger.record_failed(
+                FailedVerification(
+                    lab_code=self.settings.lab_code,
+                    ref=cert.ref,
+                    recorded_at=now,
+                    instrument_serial=cert.instrument.serial,
+                    data_digest=digest,
+                    data_json=data_json,
+                )
             )
-        )
         bad = [f"check {i} ({c.finding})" for i, c in enumerate(cert.checks, 1) if not c.passes]
         if cert.verdict is Verdict.INDETERMINATE:  # ILAC-G8 guarded acceptance (issue 16)
             raise IssueRefused(

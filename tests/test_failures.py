@@ -223,3 +223,25 @@ def test_a_lab_template_folder_without_the_notice_form_borrows_the_shipped_one(
     said = [r.getMessage() for r in caplog.records if "failure.rml.j2" in r.getMessage()]
     assert len(said) == 1, said
     assert str(mine.resolve()) in said[0] and "shipped with certissuer" in said[0]
+
+
+def test_a_notice_only_run_counts_the_notice_and_signs_a_checkpoint(lab: Lab) -> None:
+    failed = _fail(lab)  # writes failed.json and issues its notice (text summary below)
+    lab_out = lab.root / "again"
+    data = load_json(lab.root / "failed.json")
+    data["ref"] = "KD-REQ-2027-0002"  # a new record: a new notice
+    path = lab.root / "failed2.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    code, out, _ = lab.run("issue", "--json", "--out", str(lab_out), str(path))
+    report = json.loads(out)
+    assert code == 9 and report["counts"]["notices"] == 1 and report["counts"]["issued"] == 0
+    assert report["checkpoint"] is not None  # the lab vouches for the log with the notice in it
+    assert failed.code == 9
+    # The text form of the first run: the notice counted, the checkpoint printed.
+    path.write_text(json.dumps({**data, "ref": "KD-REQ-2027-0003"}, ensure_ascii=False), "utf-8")
+    code, out, _ = lab.run("issue", "--out", str(lab_out), str(path))
+    assert code == 9
+    assert "0 issued, 1 notice of failure issued," in out and "checkpoint " in out
+    # A rerun of an issued notice issues nothing new: no notice counted.
+    code, out, _ = lab.run("issue", "--out", str(lab_out), str(path))
+    assert code == 9 and "notice of failure issued" not in out

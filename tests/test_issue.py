@@ -78,6 +78,19 @@ def test_failed_instrument_gets_no_certificate_but_is_recorded(
     assert failed.ref == ver_data["ref"] and failed.instrument_serial == "TS-2019-88231"
 
 
+def test_check_of_a_failed_instrument_writes_nothing(
+    issuer: Issuer, ver_data: dict[str, Any]
+) -> None:
+    """Checking is not issuing: the failure is recorded only when its notice is issued."""
+    from sqlmodel import Session, select
+
+    ver_data["checks"][1]["error"] = "-0.12"
+    issuer.check(parse_certificate(ver_data))  # the notice of failure would render
+    with Session(issuer.ledger.engine) as s:
+        assert s.exec(select(FailedVerification)).all() == []
+    assert issuer.ledger.entries() == []
+
+
 class _Boom(Exception):
     pass
 

@@ -140,6 +140,17 @@ def test_a_lab_cycle_table_replaces_the_shipped_one(
     assert register.find("type", ["cot-do-xang-dau"]).cycle_months == 6
 
 
+def test_the_cycle_table_is_read_once_per_run(ledger: Ledger) -> None:
+    register = Register(ledger.engine, lab_code="T01")
+    register.add("lab", {"code": "T01"})  # loads the shipped table into the register
+    first = register.cycle_types()
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM registry_instrument_type")
+    assert register.cycle_types() is first  # not read again for the next record
+    register.add("type", {"code": "x", "name_vi": "X", "cycle_months": "6"})
+    assert [t.code for t in register.cycle_types()] == ["x"]  # its own write is seen
+
+
 def test_stamp_is_split_into_series_and_number() -> None:
     assert parse_stamp("ĐT-26 0012345") == ("ĐT-26", 12345)
     assert parse_stamp("A-000017") == ("A", 17)
@@ -356,6 +367,31 @@ def test_a_lab_not_in_the_register_issues_as_before(
         assert s.exec(select(StampUse)).all() == []
 
 
+def test_register_checks_without_rows_have_no_data_and_do_not_refuse(
+    settings: Settings, any_ledger_url: str, sealer: Any, renderer: Any, tmp_path: Path,
+    ver_data: dict[str, Any], cal_data: dict[str, Any],
+) -> None:  # fmt: skip
+    """Issue 16: the register's checks run when their rows exist. A lab row alone (no cards,
+    scope, stamp stock or standards of its own) refuses nothing; once a card exists, a
+    verifier without one is refused."""
+    issuer = make_issuer(settings, any_ledger_url, sealer, renderer, tmp_path / "out")
+    issuer.register.add("lab", {"code": issuer.register.lab_code})
+    assert set(issuer.register.coverage().values()) == {False}
+    now = datetime(2026, 12, 3, 3, tzinfo=UTC)
+    assert issuer.issue(parse_certificate(ver_data), now=now).path.exists()
+    assert issuer.issue(parse_certificate(cal_data), now=now).path.exists()
+    # The standard issuing added is not the lab's own: that check still has no data.
+    assert issuer.register.coverage()["standards in the register"] is False
+    issuer.register.add(
+        "person", {"name": "Someone Else", "verifier_card": "KĐV-9", "card_types": "can-ban",
+                   "card_expiry": "2030-01-01"},
+    )  # fmt: skip
+    assert issuer.register.coverage()["verifier cards"] is True
+    again = {**ver_data, "ref": "KD-OTHER", "stamp_number": "ĐT-26 0099999"}
+    with pytest.raises(RegisterRefused, match="has no verifier card in the register"):
+        issuer.issue(parse_certificate(again), now=now)
+
+
 # -- import ---------------------------------------------------------------------------------
 
 
@@ -453,7 +489,8 @@ def test_registry_tables_come_with_the_ledger(ledger: Ledger) -> None:
     with ledger.engine.connect() as conn:
         names = set(conn.dialect.get_table_names(conn))
     assert {"registry_instrument", "registry_stamp_use", "registry_scope"} <= names
-    assert json.dumps(sorted(n for n in names if n.startswith("registry_"))).count(",") == 8
+    assert "registry_standard_use" in names  # migration 0008
+    assert json.dumps(sorted(n for n in names if n.startswith("registry_"))).count(",") == 9
 
 
 def test_valid_until_is_computed_when_not_typed(

@@ -28,7 +28,8 @@ from .conftest import PASSPHRASE, ROOT, SAMPLES, load_json
 runner = CliRunner()
 ENV = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
 REPORT_KEYS = {
-    "issued", "rejected", "counts", "dry_run", "checkpoint", "error_report", "exit_code",
+    "issued", "rejected", "counts", "checks", "dry_run", "checkpoint", "error_report",
+    "exit_code",
 }  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def test_batch_issues_the_good_rows_and_reports_the_bad(tmp_path: Path, pki: Key
     assert code == 2, stderr
     report = json.loads(stdout)
     assert report["counts"] == {
-        "issued": 2, "already": 0, "rejected": 1, "skipped": 0, "completed": 0,
+        "issued": 2, "already": 0, "rejected": 1, "skipped": 0, "completed": 0, "notices": 0,
     }  # fmt: skip
     [rejected] = report["rejected"]
     assert rejected["file"].endswith("rows.json") and rejected["row"] == 2
@@ -208,3 +209,48 @@ def test_a_rerun_reuses_and_signs_no_checkpoint(tmp_path: Path, pki: KeyPaths, r
     assert code == 0 and "(already issued)" in stdout and "1 already issued" in stdout
     latest = ledger.latest_checkpoint()
     assert first is not None and latest is not None and latest.id == first.id
+
+
+NO_REGISTER = {
+    "verifier cards": "no data in the register",
+    "scopes and signatories": "no data in the register",
+    "stamp stock": "no data in the register",
+    "standards in the register": "no data in the register",
+    "CMC": "no data in the register or the profile",
+}
+
+
+def test_the_report_says_which_checks_ran_and_which_had_no_data(
+    tmp_path: Path, pki: KeyPaths
+) -> None:
+    profile = _profile(tmp_path, pki)
+    out = tmp_path / "out"
+    first = _write(tmp_path / "a.json", _calibrations(1))
+    code, stdout, stderr = _cli(profile, "issue", str(first), "-o", str(out), "--json")
+    assert code == 0, stderr
+    checks = json.loads(stdout)["checks"]
+    assert checks["no_data"] == NO_REGISTER
+    assert {"dates", "standards' due dates", "stamp once per lab", "year of manufacture",
+            "valid-until (cycle table)", "instrument type"} <= set(checks["ran"])  # fmt: skip
+    assert not set(checks["ran"]) & set(NO_REGISTER)
+    # The lab's register, with a verifier card and a scope line stating a CMC: those checks
+    # run; the stamp stock and the lab's own standards still have no data.
+    for part, *values in [
+        ("lab", "code=RE"),
+        ("person", "name=Phạm Minh Tuấn", "verifier_card=KĐV-1", "card_types=can-ban",
+         "card_expiry=2030-01-01"),
+        ("person", "name=Lê Hoàng Phúc", "signatory=yes"),
+        ("scope", "kind=calibration", "unit=g", "lower=0", "upper=500", "cmc=0.01 mg",
+         "signatories=Lê Hoàng Phúc"),
+    ]:  # fmt: skip
+        code, _, stderr = _cli(profile, "registry", "add", part, *values)
+        assert code == 0, stderr
+    second = _write(tmp_path / "b.json", [{**_calibrations(1)[0], "ref": "HC-CHECKS-2"}])
+    code, stdout, stderr = _cli(profile, "issue", str(second), "-o", str(out))
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    ran = next(line for line in lines if line.startswith("checks run: "))
+    assert "verifier cards" in ran and "scopes and signatories" in ran and "CMC" in ran
+    assert "check not run: stamp stock: no data in the register" in lines
+    assert "check not run: standards in the register: no data in the register" in lines
+    assert not any(line.startswith("check not run: verifier cards") for line in lines)

@@ -73,7 +73,8 @@ def test_export_then_changes_then_export_from_the_cursor_carries_exactly_the_cha
             .where(col(CertificateEntry.pdf_sha256).is_not(None))
         ).one()
     assert document["counts"]["certificates"] == completed
-    assert document["counts"]["standards"] == 3
+    # S1-S3, and the calibration sample's standard, which issuing recorded (issue 16)
+    assert document["counts"]["standards"] == 4
     assert len(first.records["instruments"]) >= 6
     revoked = {r["number"]: r for r in first.records["certificates"]}[world.numbers[1]]
     assert revoked["status"] == "revoked" and revoked["revocation_reason"].startswith("chuẩn")
@@ -162,7 +163,7 @@ def test_since_a_date_and_every_format_follow_the_schema(world: World, tmp_path:
     assert {r["number"] for r in recent.records["certificates"]} == expected
     assert 0 < len(expected) < len(full.records["certificates"])
     # register rows were all written today (after `since`)
-    assert len(recent.records["standards"]) == 3
+    assert len(recent.records["standards"]) == 4  # S1-S3 and the one issuing recorded
 
     folder = tmp_path / "csv"
     files = write_sector_export(full, SectorFormat.CSV, folder)

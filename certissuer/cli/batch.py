@@ -70,7 +70,9 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
             "rejected": report.rejected_rows,
             "skipped": report.skipped,
             "completed": report.completed,
+            "notices": report.notices,
         },
+        "checks": {"ran": report.checks_ran, "no_data": report.checks_no_data},
         "dry_run": report.dry_run,
         "checkpoint": report.checkpoint.to_json() if report.checkpoint else None,
         "error_report": str(report.error_report) if report.error_report else None,
@@ -102,12 +104,21 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         say(f"issued {done.number}  {done.path}" + (" (already issued)" if done.reused else ""))
     verb = "would be issued" if report.dry_run else "issued"
     say(
-        f"{report.issued} {verb}, {report.already} already issued, "
-        f"{report.rejected_rows} rejected"
+        f"{report.issued} {verb}, "
+        + (
+            f"{report.notices} notice{'s' if report.notices > 1 else ''} of failure issued, "
+            if report.notices
+            else ""
+        )
+        + f"{report.already} already issued, {report.rejected_rows} rejected"
         + (f", {report.skipped} being issued elsewhere" if report.skipped else "")
         + (f", {report.completed} completed after a crash" if report.completed else "")
         + f" ({report.elapsed:.1f} s)"
     )
+    if report.checks_ran:
+        say(f"checks run: {', '.join(report.checks_ran)}")
+    for name, why in report.checks_no_data.items():
+        say(f"check not run: {name}: {why}")
     if report.checkpoint is not None:
         cp = report.checkpoint
         say(f"checkpoint {cp.id}: size {cp.tree_size}, root {cp.root_hash}")

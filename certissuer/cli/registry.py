@@ -27,6 +27,7 @@ __all__ = [
     "registry_import",
     "registry_list",
     "registry_show",
+    "registry_used_by",
 ]
 
 registry_app = typer.Typer(
@@ -136,6 +137,50 @@ def registry_export(
 
     count = _open_register(ctx.obj.settings()).export_file(part, out_file)
     say(f"wrote {count} rows to {out_file}")
+
+
+@registry_app.command("used-by")
+def registry_used_by(
+    ctx: typer.Context,
+    standard: Annotated[
+        str, typer.Argument(help="The standard's register code, serial or certificate number.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The certificates that used a reference STANDARD (for when it is found faulty)."""
+    import json
+
+    rows = _open_register(ctx.obj.settings()).used_by(standard)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "certificate": use.certificate_number,
+                        "used_on": use.used_on.isoformat(),
+                        "standard": std.code,
+                        "serial": std.serial,
+                        "standard_certificate": use.standard_certificate,
+                        "calibration_due": (
+                            use.calibration_due.isoformat() if use.calibration_due else None
+                        ),
+                    }
+                    for std, use in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    table = Table("certificate", "used on", "standard", "serial", "standard's certificate",
+                  "due", title=escape(f"certificates that used {standard}"))  # fmt: skip
+    for std, use in rows:
+        table.add_row(*[_cell(v) for v in (
+            use.certificate_number, use.used_on, std.code, std.serial,
+            use.standard_certificate, use.calibration_due,
+        )])  # fmt: skip
+    out.print(table)
+    say(f"{len(rows)} certificate{'' if len(rows) == 1 else 's'} used {standard}")
 
 
 @app.command()

@@ -4,7 +4,9 @@
 (True, False)
 """
 
-__all__ = ["check_unit", "is_legal_unit", "split_prefix"]
+from decimal import Decimal
+
+__all__ = ["check_unit", "convert", "is_legal_unit", "split_prefix"]
 
 # Legal units of measurement (Decree 86/2012/NĐ-CP: SI units, their decimal multiples and
 # units accepted for use with the SI). Symbols are case-sensitive, as printed on a certificate.
@@ -51,6 +53,22 @@ def split_prefix(symbol: str) -> tuple[int, str] | None:
         if base in _PREFIXABLE and not base.startswith(_POWERED):
             return exp, base
     return None
+
+
+def convert(value: Decimal, unit: str, to: str) -> Decimal | None:
+    """`value` in `unit` expressed in `to`, exactly: the same unit, or SI prefixes of one unit
+    ("0.1 mg" is 0.0001 g; "2 kPa" is 2000 Pa). None when the units are not the same unit
+    with other prefixes ("g" and "L", "°C" and "K").
+
+    >>> convert(Decimal("0.1"), "mg", "g")
+    Decimal('0.0001')
+    """
+    if unit.strip() == to.strip():
+        return value
+    have, want = split_prefix(unit), split_prefix(to)
+    if have is None or want is None or have[1] != want[1]:
+        return None
+    return value.scaleb(have[0] - want[0])
 
 
 def check_unit(value: str) -> str:

@@ -47,19 +47,23 @@ class RegisterBase:
         self.instrument_types = instrument_types
         self.outside_scope = outside_scope
         self._table: list[InstrumentType] | None = None
+        self._held: list[InstrumentType] | None = None
+        """The register's types, read once (`cycle_types`); this object's writes forget them."""
 
     def cycle_types(self) -> list[InstrumentType]:
         """The cycle table the checks use: the register's types once it holds some (the lab's
         own, loaded by ``registry add lab``), else the profile's `instrument_types` file or the
         shipped table, read once. So the checks that need only the table run without a
-        register."""
-        try:
-            with self.session() as s:
-                held = list(s.exec(select(InstrumentType)).all())
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"the register cannot be read: {exc}") from exc
-        if held:
-            return held
+        register. The register's types are read once per object (one run), not per record;
+        this object's own writes to the register read them again."""
+        if self._held is None:
+            try:
+                with self.session() as s:
+                    self._held = list(s.exec(select(InstrumentType)).all())
+            except SQLAlchemyError as exc:
+                raise LedgerError(f"the register cannot be read: {exc}") from exc
+        if self._held:
+            return self._held
         if self._table is None:
             self._table = load_instrument_types(self.instrument_types)
         return self._table
@@ -96,4 +100,5 @@ class RegisterBase:
                 s.add(t)
                 written += 1
             s.commit()
+        self._held = None
         return written

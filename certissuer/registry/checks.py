@@ -4,7 +4,10 @@
 standards within their calibration due date, the verifier's card valid and covering the
 instrument type, the signatory approved for the scope, the work inside the accreditation scope,
 the stamp in stock and unused, and the valid-until date equal to the one the cycle table gives.
-A refusal is a `RegisterRefused` naming what failed and how to fix it.
+Each of these parts runs once the register holds its rows (`RegisterChecks.coverage`; issue
+16): a lab with no verifier cards registered is not refused for a missing card. A refusal is a
+`RegisterRefused` naming what failed and how to fix it. `cmc_problems` holds calibration
+results to the CMC of the accredited scope line they fall in (ILAC-P14).
 
 `check_basics` makes the checks that need no register (issue 16), for every lab: dates
 against today in Vietnam, reference standards' due dates, the year of manufacture, and for a
@@ -22,10 +25,11 @@ import calendar
 import difflib
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -33,7 +37,8 @@ from sqlmodel import Session, col, select
 
 from certissuer._vn import fold, strip_marks
 from certissuer.errors import IssueRefused, RegisterRefused
-from certissuer.model import CalibrationCertificate, VerificationCertificate
+from certissuer.model import CalibrationCertificate, ReferenceStandard, VerificationCertificate
+from certissuer.model.units import convert
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
     Instrument,
@@ -45,19 +50,26 @@ from certissuer.registry.tables import (
     Scope,
     StampStock,
     StampUse,
+    StandardUse,
 )
 
 __all__ = [
+    "BASIC_CHECKS",
+    "REGISTER_CHECKS",
     "Basics",
     "Cert",
     "Clearance",
+    "CmcLine",
     "RegisterChecks",
     "add_months",
     "check_basics",
     "closest_types",
+    "cmc_problems",
     "find_types",
     "match_type",
+    "parse_cmc",
     "parse_stamp",
+    "refuse",
     "valid_until_for",
 ]
 
@@ -234,6 +246,13 @@ def check_basics(
     basics = Basics(type_code=None, valid_until=None)
     if isinstance(cert, VerificationCertificate):
         basics = _check_cycle(cert, types, type_code, problems)
+    refuse(problems)
+    return basics
+
+
+def refuse(problems: Sequence[str]) -> None:
+    """Raise `IssueRefused` for `problems` ("…; hint: …" lines): one line per problem, with
+    its hint when there is one; nothing when there are none."""
     if len(problems) == 1:
         message, _, hint = problems[0].partition("; hint: ")
         raise IssueRefused(message, hint=hint)
@@ -242,7 +261,73 @@ def check_basics(
             "\n".join(problems),
             hint="fix every line above in the record and issue it again; no number was taken",
         )
-    return basics
+
+
+def parse_cmc(text: str, unit: str) -> tuple[Decimal, str]:
+    """A scope line's CMC as (value, unit): "0.1 mg", or a bare number in the line's `unit`.
+
+    Raises `ValueError` when it is not a positive number, or its unit is not `unit` or
+    `unit` with another SI prefix (so that uncertainties in the line's unit compare).
+    """
+    value, _, cmc_unit = text.strip().partition(" ")
+    cmc_unit = cmc_unit.strip() or unit
+    try:
+        cmc = Decimal(value)
+    except InvalidOperation:
+        cmc = Decimal(0)
+    if not cmc.is_finite() or cmc <= 0:
+        raise ValueError(f"expected a positive number with an optional unit, got '{text}'")
+    if convert(cmc, cmc_unit, unit) is None:
+        raise ValueError(
+            f"expected the CMC in {unit} or a multiple of it (the line's unit), got '{text}'"
+        )
+    return cmc, cmc_unit
+
+
+def _range_covers(
+    unit: str, lower: Decimal, upper: Decimal, _item: str, u: str, value: Decimal
+) -> bool:
+    return u == unit and lower <= value <= upper
+
+
+@dataclass(frozen=True, slots=True)
+class CmcLine:
+    """An accredited scope line with a CMC, from the register or the profile."""
+
+    label: str
+    """How a message names the line."""
+    covers: Callable[[str, str, Decimal], bool]
+    """Whether the line covers a result: (item name, unit, nominal or measured value)."""
+    cmc: Decimal
+    cmc_unit: str
+
+
+def cmc_problems(cert: CalibrationCertificate, lines: Sequence[CmcLine]) -> list[str]:
+    """One line (with its hint) per result of `cert` inside a scope line whose expanded
+    uncertainty, in the CMC's unit, is below the line's CMC (ILAC-P14: a lab may not claim a
+    smaller uncertainty than its accredited CMC)."""
+    ref = f"ref '{cert.ref}'"
+    problems = []
+    for row, m in enumerate(cert.results, 1):
+        value = m.nominal if m.nominal is not None else m.measured
+        line = next((x for x in lines if x.covers(cert.item.name, m.unit, value)), None)
+        if line is None:
+            continue
+        u = convert(m.uncertainty, m.unit, line.cmc_unit)
+        if u is None:
+            problems.append(
+                f"{ref}: results row {row} ({value} {m.unit}): U {m.uncertainty} {m.unit} "
+                f"cannot be compared with the CMC {line.cmc} {line.cmc_unit} of the scope line "
+                f"'{line.label}'; hint: state the CMC in {m.unit} or a multiple of it"
+            )
+        elif u < line.cmc:
+            problems.append(
+                f"{ref}: results row {row} ({value} {m.unit}): U {m.uncertainty} {m.unit} is "
+                f"below the CMC {line.cmc} {line.cmc_unit} of the accredited scope line "
+                f"'{line.label}'; hint: state an uncertainty no smaller than the CMC (ILAC-P14), "
+                "or have the scope line's CMC corrected if the lab's capability is better"
+            )
+    return problems
 
 
 def _check_cycle(
@@ -292,6 +377,55 @@ def _check_cycle(
     return Basics(type_code=kind.code, valid_until=computed)
 
 
+def _registered(
+    used: ReferenceStandard, standards: Iterable[RegisteredStandard]
+) -> RegisteredStandard | None:
+    """The register's row for the standard a certificate `used`: the same serial, calibration
+    certificate or name (case and diacritics folded)."""
+    return next(
+        (
+            r
+            for r in standards
+            if (used.serial and fold(r.serial) == fold(used.serial))
+            or fold(r.certificate_number) == fold(used.certificate_number)
+            or fold(r.name) == fold(used.name)
+        ),
+        None,
+    )
+
+
+def _own(standard: RegisteredStandard) -> bool:
+    """A standard the lab registered, not one issuing added (`_auto_code`)."""
+    return not standard.code.startswith("auto-")
+
+
+BASIC_CHECKS = (
+    "valid-until (cycle table)",
+    "instrument type",
+    "stamp once per lab",
+    "dates",
+    "standards' due dates",
+    "year of manufacture",
+    "MPE (procedure table)",
+)
+"""The checks every issue makes, with or without a register (`check_basics`, the ledger's
+stamp key, the MPE table)."""
+
+REGISTER_CHECKS = (
+    "verifier cards",
+    "scopes and signatories",
+    "stamp stock",
+    "standards in the register",
+    "CMC",
+)
+"""The checks that need register rows; each runs when the lab's register holds its rows."""
+
+
+def _auto_code(text: str) -> str:
+    """A register code derived from `text`, as owners created while issuing get one."""
+    return "auto-" + re.sub(r"[^a-z0-9]+", "-", strip_marks(text).lower()).strip("-")[:50]
+
+
 @dataclass(frozen=True, slots=True)
 class Clearance:
     """What the checks found for one certificate, used while issuing it."""
@@ -337,7 +471,7 @@ class RegisterChecks(RegisterBase):
                     hint="add it with 'certissuer registry add lab code=…'",
                 )
             item = cert.instrument if isinstance(cert, VerificationCertificate) else cert.item
-            types = list(s.exec(select(InstrumentType)).all())
+            types = self.cycle_types()  # the register's: it holds the lab, so its table
             instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
             type_code = instrument.type_code if instrument else match_type(item.name, types)
             persons = {
@@ -364,6 +498,37 @@ class RegisterChecks(RegisterBase):
                 instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
             type_code = instrument.type_code if instrument else None
         return check_basics(cert, self.cycle_types(), today=today, type_code=type_code)
+
+    def cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
+        """The register's calibration scope lines of this lab that state a CMC and apply to
+        `cert`'s item (any type, or the item's type as the register or its name gives it)."""
+        with self.session() as s:
+            scopes = [
+                sc
+                for sc in s.exec(
+                    select(Scope).where(
+                        Scope.lab_code == self.lab_code, Scope.kind == "calibration"
+                    )
+                ).all()
+                if sc.cmc.strip()
+            ]
+            if not scopes:
+                return []
+            item = cert.item
+            instrument = self._find_instrument(s, item.serial, item.model, item.manufacturer)
+        type_code = (
+            instrument.type_code if instrument else match_type(item.name, self.cycle_types())
+        )
+        lines = []
+        for sc in scopes:
+            if sc.instrument_type and sc.instrument_type != type_code:
+                continue
+            cmc, cmc_unit = parse_cmc(sc.cmc, sc.unit)
+            covers = partial(_range_covers, sc.unit, Decimal(sc.lower), Decimal(sc.upper))
+            what = sc.quantity or sc.instrument_type or "calibration"
+            label = f"{what} ({sc.lower} ÷ {sc.upper}) {sc.unit}, CMC {sc.cmc}"
+            lines.append(CmcLine(label, covers, cmc, cmc_unit))
+        return lines
 
     def computed_valid_until(self, cert: VerificationCertificate) -> date | None:
         """The valid-until date of `cert` from the cycle table, or None when the table does
@@ -416,6 +581,33 @@ class RegisterChecks(RegisterBase):
                 f"{kind.cycle_months} months is valid until {computed}",
                 hint=f"set valid_until to {computed}" if computed else "leave valid_until out",
             )
+        if any(p.verifier_card for p in persons.values()):  # else: no cards, no data
+            self._check_card(ref, cert, kind, persons)
+        ranges = [(r.unit, r.lower, r.upper) for r in cert.ranges]
+        accredited = True  # no scope lines in the register: that check has no data
+        if scopes:
+            accredited = self._in_scope(
+                ref, "verification", kind.code, ranges, cert.head.name, persons, scopes
+            )
+        stamp = None
+        if cert.stamp_number and self._has_stock(s):
+            stamp = self._check_stamp(s, ref, cert.stamp_number)
+        return Clearance(
+            ref=cert.ref,
+            accredited=accredited,
+            type_code=kind.code,
+            instrument_id=instrument.id if instrument else None,
+            stamp=stamp,
+            valid_until=computed,
+        )
+
+    def _check_card(
+        self,
+        ref: str,
+        cert: VerificationCertificate,
+        kind: InstrumentType,
+        persons: Mapping[str, Person],
+    ) -> None:
         verifier = persons.get(fold(cert.verifier.name))
         if verifier is None or not verifier.verifier_card:
             raise RegisterRefused(
@@ -437,21 +629,6 @@ class RegisterChecks(RegisterBase):
                 f"{', '.join(_split(verifier.card_types)) or 'no type'}",
                 hint="have a verifier whose card covers this type verify the instrument",
             )
-        ranges = [(r.unit, r.lower, r.upper) for r in cert.ranges]
-        accredited = self._in_scope(
-            ref, "verification", kind.code, ranges, cert.head.name, persons, scopes
-        )
-        stamp = None
-        if cert.stamp_number:
-            stamp = self._check_stamp(s, ref, cert.stamp_number)
-        return Clearance(
-            ref=cert.ref,
-            accredited=accredited,
-            type_code=kind.code,
-            instrument_id=instrument.id if instrument else None,
-            stamp=stamp,
-            valid_until=computed,
-        )
 
     def _check_calibration(
         self,
@@ -467,17 +644,10 @@ class RegisterChecks(RegisterBase):
                 select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
             ).all()
         )
-        for used in cert.standards:
-            known = next(
-                (
-                    r
-                    for r in standards
-                    if (used.serial and fold(r.serial) == fold(used.serial))
-                    or fold(r.certificate_number) == fold(used.certificate_number)
-                    or fold(r.name) == fold(used.name)
-                ),
-                None,
-            )
+        if not any(_own(r) for r in standards):
+            standards = []  # only rows issuing added: the lab registered none of its own
+        for used in cert.standards if standards else ():
+            known = _registered(used, standards)
             if known is None:
                 raise RegisterRefused(
                     f"{ref}: reference standard {used.name} (serial {used.serial or '-'}, "
@@ -494,7 +664,8 @@ class RegisterChecks(RegisterBase):
                     "'certissuer registry add standard …', or use another standard",
                 )
         signer = persons.get(fold(cert.signatory.name))
-        if signer is None or not signer.signatory:
+        has_signatories = bool(scopes) or any(p.signatory for p in persons.values())
+        if has_signatories and (signer is None or not signer.signatory):
             raise RegisterRefused(
                 f"{ref}: {cert.signatory.name} is not an authorised signatory in the register",
                 hint="add them with 'certissuer registry add person name=… signatory=yes'",
@@ -502,9 +673,11 @@ class RegisterChecks(RegisterBase):
         ranges = [
             (m.unit, m.nominal if m.nominal is not None else m.measured, None) for m in cert.results
         ]
-        accredited = self._in_scope(
-            ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
-        )
+        accredited = True  # no scope lines in the register: that check has no data
+        if scopes:
+            accredited = self._in_scope(
+                ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
+            )
         return Clearance(ref=cert.ref, accredited=accredited, type_code=type_code)
 
     def _in_scope(
@@ -561,6 +734,42 @@ class RegisterChecks(RegisterBase):
         if folded not in persons:
             _logger.debug("%s: signatory %s approved by scope but not in personnel", ref, signatory)
         return True
+
+    def has_scope(self) -> bool:
+        """True when the register holds this lab and scope lines of it."""
+        if not self.enabled():
+            return False
+        with self.session() as s:
+            return (
+                s.exec(select(Scope.id).where(Scope.lab_code == self.lab_code)).first() is not None
+            )
+
+    def _has_stock(self, s: Session) -> bool:
+        return (
+            s.exec(select(StampStock.id).where(StampStock.lab_code == self.lab_code)).first()
+            is not None
+        )
+
+    def coverage(self) -> dict[str, bool]:
+        """Which checks of the register (`REGISTER_CHECKS`) have data for this lab: they run
+        on every issue when it has, and are skipped when it has none (issue 16). None have
+        data while the register does not hold the lab; "CMC" is the register's lines only."""
+        if not self.enabled():
+            return dict.fromkeys(REGISTER_CHECKS, False)
+        with self.session() as s:
+            persons = list(s.exec(select(Person).where(Person.lab_code == self.lab_code)).all())
+            scopes = list(s.exec(select(Scope).where(Scope.lab_code == self.lab_code)).all())
+            standards = s.exec(
+                select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+            ).all()
+            have = [
+                any(p.verifier_card for p in persons),
+                bool(scopes) or any(p.signatory for p in persons),
+                self._has_stock(s),
+                any(_own(r) for r in standards),
+                any(sc.cmc.strip() for sc in scopes if sc.kind == "calibration"),
+            ]
+        return dict(zip(REGISTER_CHECKS, have, strict=True))
 
     def _check_stamp(self, s: Session, ref: str, stamp_text: str) -> tuple[str, int]:
         try:
@@ -648,9 +857,11 @@ class RegisterChecks(RegisterBase):
             return True
 
     def record(self, clearance: Clearance, cert: object, number: str) -> None:
-        """Record an issued certificate: its stamp, and the instrument's latest certificate.
+        """Record an issued certificate: its stamp, the instrument's latest certificate, and the
+        reference standards a calibration used (`used_by` lists them per standard).
 
-        A verified instrument that is not yet in the register is added, with its owner. The
+        A verified instrument that is not yet in the register is added, with its owner; a
+        standard that is not, with a code derived from its serial or certificate. The
         certificate is already issued: a failure here is logged, not raised, and a concurrent
         insert of the same owner or instrument is retried.
         """
@@ -710,14 +921,82 @@ class RegisterChecks(RegisterBase):
                 instrument.verified_on = cert.verification_date
                 instrument.valid_until = cert.valid_until
                 s.add(instrument)
+            if isinstance(cert, CalibrationCertificate):
+                self._record_standards(s, cert, number)
             s.commit()
+
+    def _record_standards(self, s: Session, cert: CalibrationCertificate, number: str) -> None:
+        # Issue 16: every reference standard used is in the register (added, with a code
+        # derived from its serial or certificate, when it is not) and linked to the
+        # certificate, so the certificates a standard served can be listed if it is found faulty.
+        held = list(
+            s.exec(
+                select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+            ).all()
+        )
+        linked: set[int] = set()
+        for used in cert.standards:
+            row = _registered(used, held)
+            if row is None:
+                codes = {r.code for r in held}
+                base = _auto_code(used.serial or used.certificate_number or used.name)
+                code = next(
+                    c for c in (base, *(f"{base}-{i}" for i in range(2, 1000))) if c not in codes
+                )
+                row = RegisteredStandard(
+                    lab_code=self.lab_code,
+                    code=code,
+                    name=used.name,
+                    serial=used.serial,
+                    certificate_number=used.certificate_number,
+                    calibration_due=used.calibration_due,
+                    traceable_to=used.traceable_to or "",
+                    calibrated_by=used.calibrated_by,
+                )
+                s.add(row)
+                s.flush()
+                held.append(row)
+            assert row.id is not None
+            if row.id in linked:
+                continue
+            linked.add(row.id)
+            s.add(
+                StandardUse(
+                    certificate_number=number,
+                    standard_id=row.id,
+                    lab_code=self.lab_code,
+                    used_on=cert.calibrated,
+                    standard_certificate=used.certificate_number,
+                    calibration_due=used.calibration_due,
+                )
+            )
+
+    def used_by(self, standard: str) -> list[tuple[RegisteredStandard, StandardUse]]:
+        """The certificates that used the reference `standard` (its register code, serial or
+        calibration certificate number, case folded), oldest first, with the standard."""
+        key = fold(standard.strip())
+        with self.session() as s:
+            found = {
+                r.id: r
+                for r in s.exec(
+                    select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+                ).all()
+                if key in {fold(r.code), fold(r.serial), fold(r.certificate_number)}
+            }
+            if not found:
+                return []
+            uses = s.exec(
+                select(StandardUse)
+                .where(col(StandardUse.standard_id).in_(list(found)))
+                .order_by(col(StandardUse.used_on), col(StandardUse.certificate_number))
+            ).all()
+            return [(found[u.standard_id], u) for u in uses]
 
     def _owner_for(self, s: Session, name: str, address: str) -> Owner:
         found = s.exec(select(Owner).where(Owner.name == name)).first()
         if found is not None:
             return found
-        code = "auto-" + re.sub(r"[^a-z0-9]+", "-", strip_marks(name).lower()).strip("-")[:50]
-        owner = Owner(code=code, name=name, address=address)
+        owner = Owner(code=_auto_code(name), name=name, address=address)
         s.add(owner)
         s.flush()
         return owner

@@ -26,6 +26,7 @@ from sqlmodel import Session, SQLModel, col, select
 from certissuer._tables import plain_cell, table_rows, write_table
 from certissuer.errors import InputError, LedgerError
 from certissuer.registry.base import RegisterBase
+from certissuer.registry.checks import parse_cmc
 from certissuer.registry.tables import (
     Instrument,
     InstrumentType,
@@ -101,6 +102,12 @@ def _kind(value: str) -> str:
     return value
 
 
+def _traceable(value: str) -> str:
+    if value not in {"national", "si"}:
+        raise ValueError(f"expected national, si or nothing, got '{value}'")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class _Column:
     name: str
@@ -143,6 +150,7 @@ KINDS: dict[str, _Kind] = {
             _Column("lower", _decimal, True),
             _Column("upper", _decimal, True),
             _Column("signatories", _text),
+            _Column("cmc", _text),
         ),
     ),
     "type": _Kind(
@@ -204,6 +212,8 @@ KINDS: dict[str, _Kind] = {
             _Column("calibration_due", _date, True),
             _Column("quantities", _text),
             _Column("ranges", _text),
+            _Column("traceable_to", _traceable),
+            _Column("calibrated_by", _text),
         ),
     ),
     "person": _Kind(
@@ -391,6 +401,7 @@ class RegisterIO(RegisterBase):
     def _store(self, kind: str, spec: _Kind, rows: Sequence[dict[str, Any]]) -> int:
         if not rows:
             return 0
+        self._held = None  # the register's types may change: `cycle_types` reads them again
         with self.session() as s:
             if kind == "instrument":
                 return self._store_instruments(s, rows)
@@ -406,7 +417,8 @@ class RegisterIO(RegisterBase):
             for values in rows:
                 if spec.per_lab:
                     values = {**values, "lab_code": self.lab_code}
-                old = existing.get(tuple(values.get(k) for k in spec.key))
+                # a key column left out is empty, as the new row would store it
+                old = existing.get(tuple(values.get(k, "") for k in spec.key))
                 if old is not None:
                     for name, value in values.items():
                         setattr(old, name, value)
@@ -525,6 +537,11 @@ def _parse_row(
             row=row,
             field="upper",
         )
+    if spec.table is Scope and parsed.get("cmc"):
+        try:
+            parse_cmc(parsed["cmc"], parsed["unit"])
+        except ValueError as exc:
+            return parsed, InputError(source, str(exc), row=row, field="cmc")
     if spec.table is StampStock and parsed["last"] < parsed["first"]:
         return parsed, InputError(
             source,

@@ -37,6 +37,7 @@ __all__ = [
     "Scope",
     "StampStock",
     "StampUse",
+    "StandardUse",
     "change_tracking_sql",
     "current_change",
     "load_instrument_types",
@@ -76,6 +77,10 @@ class Scope(SQLModel, table=True):
     upper: str
     signatories: str = ""
     """Names of the approved signatories, separated by ";"."""
+    cmc: str = ""
+    """The lab's calibration and measurement capability for the range (ILAC-P14): the smallest
+    expanded uncertainty it may claim, a number in `unit` or a number and a unit ("0.1 mg");
+    empty when the scope states none (migration 0008)."""
 
 
 class InstrumentType(SQLModel, table=True):
@@ -154,6 +159,27 @@ class RegisteredStandard(ChangeTracked, table=True):
     calibration_due: date = Field(index=True)
     quantities: str = ""
     ranges: str = ""
+    traceable_to: str = ""
+    """What its calibration traces to: "national", "si" or empty (see
+    `certissuer.model.ReferenceStandard.traceable_to`; migration 0008)."""
+    calibrated_by: str = ""
+    """The laboratory or national metrology institute that calibrated it."""
+
+
+class StandardUse(SQLModel, table=True):
+    """A reference standard used for a certificate: which certificates used a standard, for
+    when it is found faulty (migration 0008). The standard's certificate and due date are
+    kept as the certificate stated them."""
+
+    __tablename__ = "registry_standard_use"
+    certificate_number: str = Field(primary_key=True, max_length=60)
+    standard_id: int = Field(primary_key=True, foreign_key="registry_standard.id", index=True)
+    lab_code: str = Field(index=True, max_length=50)
+    used_on: date
+    """The calibration date of the certificate."""
+    standard_certificate: str = ""
+    """The standard's own calibration certificate, as the certificate stated it."""
+    calibration_due: date | None = None
 
 
 class Person(ChangeTracked, table=True):
