@@ -130,9 +130,13 @@ def test_after_the_signer_expired_only_timestamped_levels_stay_valid(
     later = lab_pki.signer_expires + timedelta(days=365)
     report = lab_verifier.verify_pdf(issued[level], at=later)
     if level == "B-B":
-        assert report.verdict is Verdict.UNKNOWN_SIGNER
+        # intact and from the lab's signer, but when it was signed is only the signer's word
+        assert report.verdict is Verdict.TIME_NOT_PROVEN and not report.ok, report.reasons
+        assert report.label_en == "SIGNING TIME NOT PROVEN"
         assert "expired and no trusted timestamp" in report.reasons[-1]
         assert "the signing time cannot be proven" in report.reasons[-1]
+        (sig,) = report.signatures
+        assert not sig.valid and not sig.trusted and not sig.time_trusted
         return
     assert report.verdict is Verdict.VALID, report.reasons
     sig = report.signatures[0]
@@ -174,10 +178,54 @@ url = "{lab.ledger_url}"
     result = CliRunner().invoke(app, [*args, "--at", f"{after:%Y-%m-%d}"])
     if level == "B-B":
         assert result.exit_code == 1 and "HỢP LỆ" not in result.stdout, result.output
+        headline = "KHÔNG CHỨNG MINH ĐƯỢC THỜI ĐIỂM KÝ / SIGNING TIME NOT PROVEN"
+        assert result.stdout.startswith(headline), result.output
+        assert "KHÔNG XÁC THỰC" not in result.stdout and "NOT GENUINE" not in result.stdout
         assert "the signing time cannot be proven" in result.stdout
     else:
         assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout, result.output
         assert "(dấu thời gian tin cậy / trusted timestamp)" in result.stdout
+
+
+def test_after_expiry_a_change_still_says_altered(
+    issued: dict[str, bytes], lab_verifier: Verifier, lab_pki: LabPKI
+) -> None:
+    """An unproven signing time is said only of an otherwise sound file: a B-B file changed
+    after signing is ALTERED, before and after its signer expired."""
+    from . import _forge
+
+    data = issued["B-B"]
+    number, content = _forge.page_content(data)
+    changed = _forge.append_revision(
+        data, {number: _forge.stream(content.replace(b"Tj", b"Tj ", 1))}
+    )
+    later = lab_pki.signer_expires + timedelta(days=365)
+    for at in (None, later):
+        report = lab_verifier.verify_pdf(changed, at=at)
+        assert report.verdict is Verdict.ALTERED, (at, report.reasons)
+
+
+def test_after_expiry_a_signer_untrusted_when_it_claims_to_sign_is_unknown(
+    lab_pki: LabPKI, lab: Settings, lab_verifier: Verifier
+) -> None:
+    """Without a timestamp, the signing time a B-B signature claims is judged too: signed
+    (by its own clock) after the signer's certificate had expired, it is an unknown signer,
+    not merely an unproven time."""
+    from .test_sign import _pdf
+
+    policy = SigningPolicy(trust_roots=(lab_pki.cert("root"),), revocation_check=False)
+    late = lab_pki.signer_expires + timedelta(days=10)
+    with freeze_time(late):  # the signer's clock says a date after its certificate expired
+        sealer = Sealer.from_pkcs12(
+            lab_pki.p12("alice", PASSPHRASE),
+            PASSPHRASE,
+            policy=policy,
+            now=lab_pki.signer_expires - timedelta(days=1),
+        )
+        data = sealer.sign(_pdf())
+    report = lab_verifier.verify_pdf(data, at=late + timedelta(days=1))
+    assert report.verdict is Verdict.UNKNOWN_SIGNER, report.reasons
+    assert "not trusted at the time the signature claims" in report.reasons[-1]
 
 
 def test_frozen_clock_after_expiry(
@@ -189,7 +237,7 @@ def test_frozen_clock_after_expiry(
         lta = lab_verifier.verify_pdf(issued["B-LTA"])
         bb = lab_verifier.verify_pdf(issued["B-B"])
     assert lta.verdict is Verdict.VALID, lta.reasons
-    assert bb.verdict is Verdict.UNKNOWN_SIGNER
+    assert bb.verdict is Verdict.TIME_NOT_PROVEN
 
 
 def test_levels_above_b_b_need_a_tsa(lab: Settings) -> None:

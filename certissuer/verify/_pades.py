@@ -163,7 +163,7 @@ _BEFORE_APPROVAL = StandardDiffPolicy(
 """What may follow a signature that a later signature covers: the same, plus the metadata
 refresh of that later signature (which covers it)."""
 
-Kind = Literal["altered", "unknown_signer"]
+Kind = Literal["altered", "unknown_signer", "time_not_proven"]
 
 _MODIFICATION_WORDS = {
     ModificationLevel.NONE: "none",
@@ -384,7 +384,11 @@ def _check_trust(
     trusted_time: datetime | None,
     past: PdfSignatureStatus | None,
 ) -> PdfSignatureStatus:
-    """The status that establishes trust (`status` now, or `past` at the trusted time)."""
+    """The status that establishes trust (`status` now, or `past` at the trusted time).
+
+    Without a trusted time, `past` is the signature judged at the time its signer claims: a
+    signer that chains to the roots then, but whose certificate has expired since, leaves only
+    the signing time unproven ("time_not_proven", judged after every other check)."""
     if status.trusted and not status.revoked:
         return status
     cert = status.signing_cert
@@ -406,8 +410,14 @@ def _check_trust(
         )
     if trusted_time is None:
         until = cert["tbs_certificate"]["validity"]["not_after"].native
+        if past is None or not past.trusted or past.revoked:
+            raise _Refused(
+                "unknown_signer",
+                f"{label}: the signer's certificate ('{who}') expired on {until:%Y-%m-%d}, "
+                "and the signer was not trusted at the time the signature claims either",
+            )
         raise _Refused(
-            "unknown_signer",
+            "time_not_proven",
             f"{label}: the signer's certificate ('{who}') expired and no trusted timestamp "
             f"shows that the signature was made while it was valid (until {until:%Y-%m-%d}): "
             "the signing time cannot be proven (a PAdES B-B signature carries only the "
@@ -702,11 +712,15 @@ def _run(
         poe = ts_status.timestamp
         doc_ts_times[i] = ts_status.timestamp
 
-    # 2. Signatures, in order.
+    # 2. Signatures, in order. A signing time that cannot be proven is said only when
+    #    nothing else is wrong with the file (it does not accuse anyone; a change does).
+    unproven: list[_Refused] = []
     for i, sig in enumerate(embedded):
         if sig.sig_object_type != "/Sig":
             continue
-        infos[i], statuses[i] = _check_one(i, sig, contexts, at, doc_ts_times, diff_policy(i))
+        infos[i], statuses[i] = _check_one(
+            i, sig, contexts, at, doc_ts_times, diff_policy(i), unproven
+        )
 
     # 3. The revisions after issue, and what changed after each signature, judged once all
     #    are known (a later signature may sign the
@@ -731,11 +745,13 @@ def _run(
         except _Refused as refused:
             info.problem, info.valid = refused.failure.reason, False
             raise
-        info.valid = True
+        info.valid = info.problem is None
     # Then the file as a whole (the specific reasons above come first).
     _check_document_info(reader, first.signed_revision)
     _check_revisions(reader, embedded)
     _check_changes(reader, embedded)
+    if unproven:
+        raise unproven[0]
 
 
 def _check_one(
@@ -745,6 +761,7 @@ def _check_one(
     at: datetime,
     doc_ts_times: dict[int, datetime],
     diff_policy: StandardDiffPolicy,
+    unproven: list[_Refused],
 ) -> tuple[SignatureInfo, PdfSignatureStatus]:
     label = _label(i + 1, sig)
     later_ts = sorted(t for k, t in doc_ts_times.items() if k > i)
@@ -794,10 +811,12 @@ def _check_one(
     info.time_trusted = trusted_time is not None
 
     past = None
-    if not (status.trusted and not status.revoked) and trusted_time is not None:
+    # Without a trusted time, the time the signer claims: is the signer trusted then?
+    then = trusted_time or status.signer_reported_dt
+    if not (status.trusted and not status.revoked) and then is not None:
         past = validate_pdf_signature(
             sig,
-            contexts.make(roots, trusted_time, past=True),
+            contexts.make(roots, then, past=True),
             contexts.make(contexts.tsa_roots, poe, past=bool(later_ts)),
             skip_diff=True,
             key_usage_settings=_KEY_USAGE,
@@ -806,7 +825,10 @@ def _check_one(
         chosen = _check_trust(label, status, at, trusted_time, past)
     except _Refused as refused:
         info.problem = refused.failure.reason
-        raise
+        if refused.failure.kind != "time_not_proven":
+            raise
+        unproven.append(refused)
+        return info, status
     info.trusted = True
     if chosen.validation_path is not None:
         info.trust_path = _path_names(chosen.validation_path)
