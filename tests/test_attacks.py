@@ -407,7 +407,7 @@ ATTACKS = [
     Attack(
         "expired signer without a timestamp",
         _expired,
-        Verdict.UNKNOWN_SIGNER,
+        Verdict.TIME_NOT_PROVEN,  # not accused of forgery, not shown genuine
         "expired and no trusted timestamp",
         ("_check_trust",),
     ),

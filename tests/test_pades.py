@@ -130,9 +130,13 @@ def test_after_the_signer_expired_only_timestamped_levels_stay_valid(
     later = lab_pki.signer_expires + timedelta(days=365)
     report = lab_verifier.verify_pdf(issued[level], at=later)
     if level == "B-B":
-        assert report.verdict is Verdict.UNKNOWN_SIGNER
+        # intact and from the lab's signer, but when it was signed is only the signer's word
+        assert report.verdict is Verdict.TIME_NOT_PROVEN and not report.ok, report.reasons
+        assert report.label_en == "SIGNING TIME NOT PROVEN"
         assert "expired and no trusted timestamp" in report.reasons[-1]
         assert "the signing time cannot be proven" in report.reasons[-1]
+        (sig,) = report.signatures
+        assert not sig.valid and not sig.trusted and not sig.time_trusted
         return
     assert report.verdict is Verdict.VALID, report.reasons
     sig = report.signatures[0]
@@ -174,10 +178,54 @@ url = "{lab.ledger_url}"
     result = CliRunner().invoke(app, [*args, "--at", f"{after:%Y-%m-%d}"])
     if level == "B-B":
         assert result.exit_code == 1 and "HỢP LỆ" not in result.stdout, result.output
+        headline = "KHÔNG CHỨNG MINH ĐƯỢC THỜI ĐIỂM KÝ / SIGNING TIME NOT PROVEN"
+        assert result.stdout.startswith(headline), result.output
+        assert "KHÔNG XÁC THỰC" not in result.stdout and "NOT GENUINE" not in result.stdout
         assert "the signing time cannot be proven" in result.stdout
     else:
         assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout, result.output
         assert "(dấu thời gian tin cậy / trusted timestamp)" in result.stdout
+
+
+def test_after_expiry_a_change_still_says_altered(
+    issued: dict[str, bytes], lab_verifier: Verifier, lab_pki: LabPKI
+) -> None:
+    """An unproven signing time is said only of an otherwise sound file: a B-B file changed
+    after signing is ALTERED, before and after its signer expired."""
+    from . import _forge
+
+    data = issued["B-B"]
+    number, content = _forge.page_content(data)
+    changed = _forge.append_revision(
+        data, {number: _forge.stream(content.replace(b"Tj", b"Tj ", 1))}
+    )
+    later = lab_pki.signer_expires + timedelta(days=365)
+    for at in (None, later):
+        report = lab_verifier.verify_pdf(changed, at=at)
+        assert report.verdict is Verdict.ALTERED, (at, report.reasons)
+
+
+def test_after_expiry_a_signer_untrusted_when_it_claims_to_sign_is_unknown(
+    lab_pki: LabPKI, lab: Settings, lab_verifier: Verifier
+) -> None:
+    """Without a timestamp, the signing time a B-B signature claims is judged too: signed
+    (by its own clock) after the signer's certificate had expired, it is an unknown signer,
+    not merely an unproven time."""
+    from .test_sign import _pdf
+
+    policy = SigningPolicy(trust_roots=(lab_pki.cert("root"),), revocation_check=False)
+    late = lab_pki.signer_expires + timedelta(days=10)
+    with freeze_time(late):  # the signer's clock says a date after its certificate expired
+        sealer = Sealer.from_pkcs12(
+            lab_pki.p12("alice", PASSPHRASE),
+            PASSPHRASE,
+            policy=policy,
+            now=lab_pki.signer_expires - timedelta(days=1),
+        )
+        data = sealer.sign(_pdf())
+    report = lab_verifier.verify_pdf(data, at=late + timedelta(days=1))
+    assert report.verdict is Verdict.UNKNOWN_SIGNER, report.reasons
+    assert "not trusted at the time the signature claims" in report.reasons[-1]
 
 
 def test_frozen_clock_after_expiry(
@@ -189,7 +237,7 @@ def test_frozen_clock_after_expiry(
         lta = lab_verifier.verify_pdf(issued["B-LTA"])
         bb = lab_verifier.verify_pdf(issued["B-B"])
     assert lta.verdict is Verdict.VALID, lta.reasons
-    assert bb.verdict is Verdict.UNKNOWN_SIGNER
+    assert bb.verdict is Verdict.TIME_NOT_PROVEN
 
 
 def test_levels_above_b_b_need_a_tsa(lab: Settings) -> None:
@@ -513,3 +561,122 @@ url = "sqlite:///{tmp_path / "l.db"}"
     later = (datetime.now(UTC) + timedelta(days=365 * 6)).strftime("%Y-%m-%dT%H:%M:%S")
     result = runner.invoke(app, ["--config", str(toml), "verify", "--at", later, str(pdf)])
     assert result.exit_code == 0, result.output
+
+
+# -- an ECDSA signer at B-LTA ----------------------------------------------------------------
+
+
+class _SecondPerCall(datetime):
+    """pyHanko's XMP clock, one second later at each call: every revision of the file then
+    refreshes xmp:ModifyDate, as it does whenever a revision is written in a later second."""
+
+    calls = 0
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        cls.calls += 1
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=cls.calls)
+
+
+@pytest.fixture(scope="module")
+def ecdsa_lta(
+    lab: Settings, lab_ledger: Ledger, lab_pki: LabPKI, renderer: Any, tmp_path_factory: Any
+) -> tuple[Settings, Path]:
+    """A calibration certificate signed at B-LTA by Bob (ECDSA P-256, from a PKCS#12 file)."""
+    from pyhanko.pdf_utils.metadata import xmp_xml
+
+    settings = lab.replace(signing_pkcs12=lab_pki.p12("bob", PASSPHRASE))
+    out = tmp_path_factory.mktemp("ecdsa-lta")
+    with pytest.MonkeyPatch.context() as patch, lab_pki.services():
+        patch.setattr(xmp_xml, "datetime", _SecondPerCall)
+        issuer = Issuer(
+            settings,
+            ledger=lab_ledger,
+            sealer=Sealer.from_settings(settings, PASSPHRASE, level="B-LTA"),
+            token_key=load_token_key(settings),
+            out_dir=out,
+            renderer=renderer,
+        )
+        done = issuer.issue(_cert("calibration.json", "ecdsa-lta"))
+    return settings, done.path
+
+
+def _xmp_dates(data: bytes) -> list[bytes]:
+    """xmp:ModifyDate of each version of the XMP packet in the file, in file order."""
+    import re
+
+    return re.findall(rb'xmp:ModifyDate="([^"]+)"', data)
+
+
+def test_ecdsa_b_lta_with_refreshed_xmp_is_valid(
+    ecdsa_lta: tuple[Settings, Path], lab_ledger: Ledger
+) -> None:
+    """An ECDSA signature makes the file PDF 2.0 (ISO/TS 32002), so pyHanko writes XMP
+    metadata and refreshes its ModifyDate in the DSS and document timestamp revisions; that
+    refresh is not a change to what was signed (it was judged ALTERED, "annotation(s) /Widget
+    were added", whenever those revisions fell in a later second than the signature)."""
+    settings, path = ecdsa_lta
+    data = path.read_bytes()
+    dates = _xmp_dates(data)
+    assert len(dates) >= 3 and len(set(dates)) == len(dates), dates  # refreshed each revision
+    report = Verifier.from_settings(settings, ledger=lab_ledger).verify_pdf(data)
+    assert report.verdict is Verdict.VALID, report.reasons
+    sig, stamp = report.signatures
+    assert (sig.level, sig.algorithm, sig.trusted) == ("B-LTA", "sha256 / sha256_ecdsa", True)
+    assert sig.modification == "validation data and document timestamps only"
+    assert stamp.kind == "document timestamp" and stamp.valid
+
+
+def test_ecdsa_b_lta_validates_in_pyhanko_and_pdfsig(
+    ecdsa_lta: tuple[Settings, Path], lab_pki: LabPKI
+) -> None:
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    _, path = ecdsa_lta
+    reader = PdfFileReader(BytesIO(path.read_bytes()))
+    context = ValidationContext(trust_roots=[lab_pki.cert("root")], allow_fetching=False)
+    status = validate_pdf_signature(reader.embedded_signatures[0], context)
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    assert status.modification_level is ModificationLevel.LTA_UPDATES
+    result = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+    assert "Signature #1" in result.stdout, result.stdout
+    first = result.stdout.split("Signature #2")[0]
+    assert "Signature Validation: Signature is Valid." in first, result.stdout
+    assert "ECDSA" in first or "Signature Type: ETSI.CAdES.detached" in first, result.stdout
+
+
+def test_an_xmp_change_beyond_the_date_after_signing_is_altered(
+    ecdsa_lta: tuple[Settings, Path], lab_ledger: Ledger
+) -> None:
+    """Only the modification date may be refreshed: a new title in the XMP, written with
+    validation data after signing, still makes the file ALTERED."""
+    from . import _forge
+
+    settings, path = ecdsa_lta
+    data = path.read_bytes()
+    reader = _forge.reader(data)
+    number = reader.root.raw_get("/Metadata").idnum
+    packet = bytes(reader.root["/Metadata"].data)
+    forged = packet.replace(
+        b'rdf:about=""/>',
+        b'rdf:about=""><dc:title xmlns:dc="http://purl.org/dc/elements/1.1/"><rdf:Alt>'
+        b'<rdf:li xml:lang="x-default">PASS</rdf:li></rdf:Alt></dc:title></rdf:Description>',
+    )
+    assert forged != packet
+    dss = reader.root.raw_get("/DSS")
+    xml = b"/Type /Metadata /Subtype /XML "
+    revision = {dss.idnum: _forge.serialise(dss.get_object())}  # the DSS written again
+    verifier = Verifier.from_settings(settings, ledger=lab_ledger)
+    # the control: the packet rewritten as it was, with a later date, passes
+    later = packet.replace(_xmp_dates(packet)[0], b"2031-01-01T00:00:00+00:00")
+    same = _forge.append_revision(data, {**revision, number: _forge.stream(later, xml)})
+    check = verifier.verify_pdf(same)  # the ledger notices the appended bytes, nothing else
+    assert all(s.valid for s in check.signatures), check.reasons
+    assert "differs from the registered copy" in check.reasons[-1], check.reasons
+    changed = _forge.append_revision(data, {**revision, number: _forge.stream(forged, xml)})
+    report = verifier.verify_pdf(changed)
+    assert report.verdict is Verdict.ALTERED, report.reasons
+    assert not report.signatures[0].valid
+    assert "the document was changed after it was signed" in report.reasons[-1], report.reasons

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -48,7 +48,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
 from pyhanko.sign.diff_analysis import (
     DiffResult,
     ModificationLevel,
@@ -67,6 +67,7 @@ from pyhanko.sign.diff_analysis.rules.form_field_rules import (
     SigFieldModificationRule,
 )
 from pyhanko.sign.diff_analysis.rules.metadata_rules import DocInfoRule, MetadataUpdateRule
+from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -101,12 +102,37 @@ _KEY_USAGE = KeyUsageConstraints(
     key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
 )
 
+
+class _XmpRefreshRule(WhitelistRule):
+    """The XMP metadata stream rewritten in place with only its modification date (and
+    producer) changed, as pyHanko does in every revision of a PDF 2.0 file: an ECDSA signature
+    makes one (ISO/TS 32002), so its DSS and document timestamp revisions refresh the XMP.
+    Any other change to the packet stays unexplained (`_strict.XMP_REFRESHED`)."""
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver) -> Iterable[ReferenceUpdate]:
+        old_ref = _strict.metadata_ref(old.root)
+        if old_ref is None or old_ref != _strict.metadata_ref(new.root):
+            return
+        reference = generic.Reference(*old_ref)
+        try:
+            before = _strict.norm_decoded(old.get_object(reference))
+            after = _strict.norm_decoded(new.get_object(reference))
+        except (PdfError, ValueError, KeyError, TypeError):
+            return
+        if _strict.xmp_refreshed_only(before, after):
+            yield ReferenceUpdate(
+                reference,
+                context_checked=Context.from_absolute(old, RawPdfPath("/Root", "/Metadata")),
+            )
+
+
 # NOTE: pyHanko's rule constructors are not annotated, hence the ignores.
 _LTA_ONLY = StandardDiffPolicy(
     global_rules=[
         CatalogModificationRule(),  # type: ignore[no-untyped-call]
         # pyHanko refreshes /ModDate when it adds a DSS; `_check_document_info` allows no more
         DocInfoRule().as_qualified(ModificationLevel.LTA_UPDATES),
+        _XmpRefreshRule().as_qualified(ModificationLevel.LTA_UPDATES),
         XrefStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
         ObjectStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
         DSSCompareRule().as_qualified(ModificationLevel.LTA_UPDATES),
@@ -119,7 +145,8 @@ _LTA_ONLY = StandardDiffPolicy(
     ),
 )
 """What may follow the last signature: DSS updates and document timestamps, nothing else (no
-XMP change, no form field other than a signature field)."""
+XMP change beyond the refreshed modification date, no form field other than a signature
+field)."""
 _INFO_REFRESHED = frozenset({"/ModDate", "/Producer"})
 """Document-information entries that pyHanko rewrites when it appends a revision."""
 
@@ -136,7 +163,7 @@ _BEFORE_APPROVAL = StandardDiffPolicy(
 """What may follow a signature that a later signature covers: the same, plus the metadata
 refresh of that later signature (which covers it)."""
 
-Kind = Literal["altered", "unknown_signer"]
+Kind = Literal["altered", "unknown_signer", "time_not_proven"]
 
 _MODIFICATION_WORDS = {
     ModificationLevel.NONE: "none",
@@ -357,7 +384,11 @@ def _check_trust(
     trusted_time: datetime | None,
     past: PdfSignatureStatus | None,
 ) -> PdfSignatureStatus:
-    """The status that establishes trust (`status` now, or `past` at the trusted time)."""
+    """The status that establishes trust (`status` now, or `past` at the trusted time).
+
+    Without a trusted time, `past` is the signature judged at the time its signer claims: a
+    signer that chains to the roots then, but whose certificate has expired since, leaves only
+    the signing time unproven ("time_not_proven", judged after every other check)."""
     if status.trusted and not status.revoked:
         return status
     cert = status.signing_cert
@@ -379,8 +410,14 @@ def _check_trust(
         )
     if trusted_time is None:
         until = cert["tbs_certificate"]["validity"]["not_after"].native
+        if past is None or not past.trusted or past.revoked:
+            raise _Refused(
+                "unknown_signer",
+                f"{label}: the signer's certificate ('{who}') expired on {until:%Y-%m-%d}, "
+                "and the signer was not trusted at the time the signature claims either",
+            )
         raise _Refused(
-            "unknown_signer",
+            "time_not_proven",
             f"{label}: the signer's certificate ('{who}') expired and no trusted timestamp "
             f"shows that the signature was made while it was valid (until {until:%Y-%m-%d}): "
             "the signing time cannot be proven (a PAdES B-B signature carries only the "
@@ -404,7 +441,9 @@ def _check_coverage(label: str, coverage: SignatureCoverageLevel | None) -> None
         )
 
 
-def _annotation_kinds(reader: PdfFileReader, revision: int) -> dict[tuple[int, int], str]:
+def _annotation_kinds(
+    reader: PdfFileReader, revision: int, signed: frozenset[tuple[int, int]] = frozenset()
+) -> dict[tuple[int, int], str]:
     history = reader.get_historical_resolver(revision)
     kinds: dict[tuple[int, int], str] = {}
     pages = history.root["/Pages"]
@@ -423,15 +462,20 @@ def _annotation_kinds(reader: PdfFileReader, revision: int) -> dict[tuple[int, i
         for ref in annots or ():
             if isinstance(ref, generic.IndirectObject):
                 annot = history.get_object(ref.reference)
+                if _strict.signed_widget(annot, signed):
+                    continue  # a later signature's or document timestamp's own field
                 kinds[(ref.idnum, ref.generation)] = str(annot.get("/Subtype", "?"))
     return kinds
 
 
-def _added_annotations(reader: PdfFileReader, revision: int) -> list[str]:
-    """Subtypes of the annotations that the current file has and revision `revision` had not."""
+def _added_annotations(
+    reader: PdfFileReader, revision: int, signed: frozenset[tuple[int, int]] = frozenset()
+) -> list[str]:
+    """Subtypes of the annotations that the current file has and revision `revision` had not,
+    leaving out the widgets of the fields whose value is one of the `signed` signatures."""
     try:
         before = _annotation_kinds(reader, revision)
-        after = _annotation_kinds(reader, reader.xrefs.total_revisions - 1)
+        after = _annotation_kinds(reader, reader.xrefs.total_revisions - 1, signed)
     except (PdfError, KeyError, TypeError, ValueError):
         return []
     return sorted({kind for key, kind in after.items() if key not in before})
@@ -443,12 +487,15 @@ def _check_modifications(
     later_signed_fields: set[str],
     reader: PdfFileReader | None = None,
     signed_revision: int = 0,
+    later_values: frozenset[tuple[int, int]] = frozenset(),
 ) -> None:
     if status.coverage is SignatureCoverageLevel.ENTIRE_FILE:
         return
     diff = status.diff_result
     if not isinstance(diff, DiffResult):
-        added = _added_annotations(reader, signed_revision) if reader is not None else []
+        added = (
+            _added_annotations(reader, signed_revision, later_values) if reader is not None else []
+        )
         if added:
             raise _Refused(
                 "altered",
@@ -463,7 +510,7 @@ def _check_modifications(
     stray = sorted(diff.changed_form_fields - later_signed_fields)
     if level is ModificationLevel.FORM_FILLING and not stray and status.docmdp_ok is not False:
         return
-    added = _added_annotations(reader, signed_revision) if reader is not None else []
+    added = _added_annotations(reader, signed_revision, later_values) if reader is not None else []
     if level is ModificationLevel.ANNOTATIONS or (added and level is ModificationLevel.OTHER):
         what = (
             f"annotation(s) {', '.join(added) or '?'} were added after it was signed "
@@ -665,11 +712,15 @@ def _run(
         poe = ts_status.timestamp
         doc_ts_times[i] = ts_status.timestamp
 
-    # 2. Signatures, in order.
+    # 2. Signatures, in order. A signing time that cannot be proven is said only when
+    #    nothing else is wrong with the file (it does not accuse anyone; a change does).
+    unproven: list[_Refused] = []
     for i, sig in enumerate(embedded):
         if sig.sig_object_type != "/Sig":
             continue
-        infos[i], statuses[i] = _check_one(i, sig, contexts, at, doc_ts_times, diff_policy(i))
+        infos[i], statuses[i] = _check_one(
+            i, sig, contexts, at, doc_ts_times, diff_policy(i), unproven
+        )
 
     # 3. The revisions after issue, and what changed after each signature, judged once all
     #    are known (a later signature may sign the
@@ -689,15 +740,18 @@ def _run(
         }
         try:
             _check_coverage(label, status.coverage)
-            _check_modifications(label, status, later, reader, sig.signed_revision)
+            later_values = frozenset(_value_ref(other) for other in embedded[i + 1 :])
+            _check_modifications(label, status, later, reader, sig.signed_revision, later_values)
         except _Refused as refused:
             info.problem, info.valid = refused.failure.reason, False
             raise
-        info.valid = True
+        info.valid = info.problem is None
     # Then the file as a whole (the specific reasons above come first).
     _check_document_info(reader, first.signed_revision)
     _check_revisions(reader, embedded)
     _check_changes(reader, embedded)
+    if unproven:
+        raise unproven[0]
 
 
 def _check_one(
@@ -707,6 +761,7 @@ def _check_one(
     at: datetime,
     doc_ts_times: dict[int, datetime],
     diff_policy: StandardDiffPolicy,
+    unproven: list[_Refused],
 ) -> tuple[SignatureInfo, PdfSignatureStatus]:
     label = _label(i + 1, sig)
     later_ts = sorted(t for k, t in doc_ts_times.items() if k > i)
@@ -756,10 +811,12 @@ def _check_one(
     info.time_trusted = trusted_time is not None
 
     past = None
-    if not (status.trusted and not status.revoked) and trusted_time is not None:
+    # Without a trusted time, the time the signer claims: is the signer trusted then?
+    then = trusted_time or status.signer_reported_dt
+    if not (status.trusted and not status.revoked) and then is not None:
         past = validate_pdf_signature(
             sig,
-            contexts.make(roots, trusted_time, past=True),
+            contexts.make(roots, then, past=True),
             contexts.make(contexts.tsa_roots, poe, past=bool(later_ts)),
             skip_diff=True,
             key_usage_settings=_KEY_USAGE,
@@ -768,7 +825,10 @@ def _check_one(
         chosen = _check_trust(label, status, at, trusted_time, past)
     except _Refused as refused:
         info.problem = refused.failure.reason
-        raise
+        if refused.failure.kind != "time_not_proven":
+            raise
+        unproven.append(refused)
+        return info, status
     info.trusted = True
     if chosen.validation_path is not None:
         info.trust_path = _path_names(chosen.validation_path)

@@ -248,7 +248,13 @@ def dcc_wanted(report: Report, entry: CertificateEntry | None) -> tuple[str, str
     if (
         entry is None
         or report.data_digest is None
-        or report.verdict in (Verdict.ALTERED, Verdict.UNKNOWN_SIGNER, Verdict.NOT_IN_LEDGER)
+        or report.verdict
+        in (
+            Verdict.ALTERED,
+            Verdict.UNKNOWN_SIGNER,
+            Verdict.NOT_IN_LEDGER,
+            Verdict.TIME_NOT_PROVEN,
+        )
     ):
         return None
     return entry.number, report.data_digest

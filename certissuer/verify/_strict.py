@@ -22,8 +22,9 @@ another. This module makes sure there is only one, before any signature is judge
 * `check_changes`: after the signatures are judged, every object that a revision after a
   signature defines or redefines is compared with what that signature signed (dictionaries
   key by key, streams by their decoded bytes); only validation data, document information
-  dates and signature fields that a later signature fills may differ, and every annotation
-  added since is a signature widget that a later signature signs, with a four-number /Rect.
+  dates (and their XMP twins, `XMP_REFRESHED`) and signature fields that a later signature
+  fills may differ, and every annotation added since is a signature widget that a later
+  signature signs, with a four-number /Rect.
 
 Matches of ``N G obj`` inside stream data count as definitions too: poppler's rebuilding scan
 reads the file line by line without skipping streams, so a definition hidden in stream data
@@ -53,6 +54,7 @@ from pyhanko.pdf_utils.xref import ObjStreamRef
 
 __all__ = [
     "MAX_REVISIONS",
+    "XMP_REFRESHED",
     "Ambiguous",
     "LaterSignature",
     "Unreadable",
@@ -64,9 +66,13 @@ __all__ = [
     "check_structure",
     "check_xref_offsets",
     "final_locations",
+    "metadata_ref",
+    "norm_decoded",
     "object_definitions",
     "open_document",
+    "signed_widget",
     "strict_reader",
+    "xmp_refreshed_only",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -593,11 +599,60 @@ def check_changes(
         elif _is_signature_widget(new_obj) and _value_ref(new_obj) in signed_values:
             _only(keys, _WIDGET_MAY_CHANGE, "a signature field")
             filled.add(ref)
-        elif later and ref == _maybe_ref(old.root, "/Metadata"):
-            continue  # the XMP packet a later signature refreshed (and signs)
+        elif ref == _maybe_ref(old.root, "/Metadata") and (
+            later or xmp_refreshed_only(before, after)
+        ):
+            continue  # the XMP packet a later signature refreshed (and signs), or only
+            # its modification date refreshed with validation data (as /Info's /ModDate)
         else:
             raise Ambiguous(f"{_describe(before, number)} was changed after signing")
     _check_annotations(reader, old, new_pages, signed_values, filled)
+
+
+XMP_REFRESHED = frozenset(
+    {
+        "{http://ns.adobe.com/xap/1.0/}ModifyDate",
+        "{http://ns.adobe.com/xap/1.0/}MetadataDate",
+        "{http://ns.adobe.com/pdf/1.3/}Producer",
+    }
+)
+"""XMP properties that a writer refreshes whenever it appends a revision (the XMP twins of
+/Info's /ModDate and /Producer): pyHanko rewrites xmp:ModifyDate in every revision of a PDF 2.0
+file, which an ECDSA signature makes (ISO/TS 32002)."""
+
+
+def _xmp_without_refresh(packet: bytes) -> bytes | None:
+    """`packet` in canonical form without the `XMP_REFRESHED` properties; None when it is not
+    well-formed XMP (entities and DTDs refused)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True
+    )
+    try:
+        root = etree.fromstring(packet, parser=parser)
+    except etree.XMLSyntaxError:
+        return None
+    if root.tag != "{adobe:ns:meta/}xmpmeta" or any(True for _ in root.iter(etree.Entity)):
+        return None
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):
+            continue
+        for name in XMP_REFRESHED & set(element.attrib):
+            del element.attrib[name]
+        if element.tag in XMP_REFRESHED and element.getparent() is not None:
+            element.getparent().remove(element)
+    return bytes(etree.tostring(root, method="c14n"))
+
+
+def xmp_refreshed_only(before: Any, after: Any) -> bool:
+    """Whether two versions of the XMP metadata stream (as `_norm_decoded` gives them) differ
+    in `XMP_REFRESHED` properties alone: the same stream dictionary, and the same packet once
+    those are left out."""
+    if before[0] != "stream" or after[0] != "stream" or before[1] != after[1]:
+        return False
+    old, new = _xmp_without_refresh(before[2]), _xmp_without_refresh(after[2])
+    return old is not None and old == new
 
 
 def _dss_refs(resolver: Any) -> set[tuple[int, int]]:
@@ -758,6 +813,11 @@ def _is_signature_widget(annot: Any) -> bool:
     return node is not None and bool(node.get("/FT") == "/Sig")
 
 
+def signed_widget(annot: Any, signed: Iterable[tuple[int, int]]) -> bool:
+    """Whether `annot` is the widget of a signature field whose value is one of `signed`."""
+    return _is_signature_widget(annot) and _value_ref(annot) in set(signed)
+
+
 def _field_name(annot: Any) -> str:
     return str(annot.get("/T", "?"))
 
@@ -773,6 +833,16 @@ def _four_numbers(rect: Any) -> bool:
 def _short(value: Any) -> str:
     text = "null" if value is None or isinstance(value, generic.NullObject) else repr(value)
     return text if len(text) < 60 else text[:57] + "..."
+
+
+def metadata_ref(root: Any) -> tuple[int, int] | None:
+    """The XMP metadata stream's reference in the catalog `root`, if it is indirect."""
+    return _maybe_ref(root, "/Metadata")
+
+
+def norm_decoded(obj: Any) -> Any:
+    """`obj` in the comparable form `check_changes` uses (streams by their decoded bytes)."""
+    return _norm_decoded(obj)
 
 
 def _norm_decoded(obj: Any) -> Any:

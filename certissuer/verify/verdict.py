@@ -37,6 +37,10 @@ class Verdict(StrEnum):
     NOT_IN_LEDGER = "not_in_ledger"
     AWAITING_APPROVAL = "awaiting_approval"
     """Genuine and in the ledger, but the head has not signed its approval yet: not in force."""
+    TIME_NOT_PROVEN = "time_not_proven"
+    """The signature is intact and its signer chains to the lab's roots, but the signer's
+    certificate has expired and no trusted timestamp shows it was made while valid (a PAdES
+    B-B signature carries only the signer's clock): neither proven genuine nor shown forged."""
 
 
 VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
@@ -55,6 +59,7 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     ),
     Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
     Verdict.AWAITING_APPROVAL: ("CHỜ PHÊ DUYỆT", "AWAITING APPROVAL"),
+    Verdict.TIME_NOT_PROVEN: ("KHÔNG CHỨNG MINH ĐƯỢC THỜI ĐIỂM KÝ", "SIGNING TIME NOT PROVEN"),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
 

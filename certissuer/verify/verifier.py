@@ -332,8 +332,10 @@ class Verifier:
                 f"{label}: intact, valid,{level} by '{info.signer}' at {when} ({source})"
             )
         if check.failure is not None:
-            unknown = check.failure.kind == "unknown_signer"
-            verdict = Verdict.UNKNOWN_SIGNER if unknown else Verdict.ALTERED
+            verdict = {
+                "unknown_signer": Verdict.UNKNOWN_SIGNER,
+                "time_not_proven": Verdict.TIME_NOT_PROVEN,
+            }.get(check.failure.kind, Verdict.ALTERED)
             return Verifier._fail(report, verdict, check.failure.reason)
         for name in check.unsigned_fields:
             report.reasons.append(
