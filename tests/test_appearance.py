@@ -62,7 +62,7 @@ def _signature(path: Path) -> Path:
     return path
 
 
-def _profile(tmp: Path, *, name_vi: str | None = None) -> Path:
+def _profile(tmp: Path, *, name_vi: str | None = None, approval: bool = False) -> Path:
     """The demo profile with absolute key paths, a seal, a signature image, a seal size."""
     text = (SAMPLES / "certissuer.toml").read_text(encoding="utf-8")
     text = text.replace('"../keys.example/', f'"{ROOT / "keys.example"}/')
@@ -79,7 +79,7 @@ def _profile(tmp: Path, *, name_vi: str | None = None) -> Path:
     extra = (
         f'seal_image = "{_seal(tmp / "seal.png")}"\n'
         f'signature_image = "{_signature(tmp / "signature.png")}"\n'
-        f"seal_size_mm = {SEAL_MM}\n"
+        f"seal_size_mm = {SEAL_MM}\n" + ("approval = true\n" if approval else "")
     )
     text = text.replace('trust_roots = ["', extra + 'trust_roots = ["', 1)
     path = tmp / "certissuer.toml"
@@ -105,7 +105,9 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cal, ver = _issue(tmp, _profile(tmp), "calibration.json", "verification.json")
     long_dir = tmp_path_factory.mktemp("long-name")
     (long_ver,) = _issue(long_dir, _profile(long_dir, name_vi=LONG_NAME), "verification.json")
-    return {"calibration": cal, "verification": ver, "long": long_ver}
+    two_dir = tmp_path_factory.mktemp("approval")
+    (two,) = _issue(two_dir, _profile(two_dir, approval=True), "verification.json")
+    return {"calibration": cal, "verification": ver, "long": long_ver, "approval": two}
 
 
 # -- reading the appearance stream -------------------------------------------------------------
@@ -235,6 +237,10 @@ def _widget(pdf: Path, field: str = "Signature1") -> Widget:
                 if str(annot.get("/T", "")) != field:
                     continue
                 rect = tuple(float(v) for v in annot.Rect)
+                box = [float(v) for v in page.mediabox]
+                drawn: list[Drawn] = []
+                if "/AP" not in annot:  # an empty field, not signed yet
+                    return Widget(index, rect, (box[2], box[3]), drawn)  # type: ignore[arg-type]
                 ap = annot.AP.N
                 # ISO 32000 12.5.5: the form's BBox, transformed by its Matrix, is mapped
                 # onto the annotation's Rect; pyHanko's matrix is the identity.
@@ -243,9 +249,7 @@ def _widget(pdf: Path, field: str = "Signature1") -> Widget:
                 sx = (rect[2] - rect[0]) / (bbox[2] - bbox[0])
                 sy = (rect[3] - rect[1]) / (bbox[3] - bbox[1])
                 ctm = [sx, 0.0, 0.0, sy, rect[0] - bbox[0] * sx, rect[1] - bbox[1] * sy]
-                drawn: list[Drawn] = []
                 _walk(ap, ctm, drawn)
-                box = [float(v) for v in page.mediabox]
                 return Widget(index, rect, (box[2], box[3]), drawn)  # type: ignore[arg-type]
     raise AssertionError(f"{pdf}: no widget {field}")
 
@@ -309,7 +313,7 @@ def _red_extent(img: Image.Image, page_h: float, rect: tuple[float, ...]) -> flo
 # -- the tests -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", ["verification", "calibration", "long"])
+@pytest.mark.parametrize("which", ["verification", "calibration", "long", "approval"])
 def test_appearance_text_sizes_and_no_overlap(issued: dict[str, Path], which: str) -> None:
     widget = _widget(issued[which])
     texts = [d for d in widget.drawn if d.kind == "text"]
@@ -325,7 +329,7 @@ def test_appearance_text_sizes_and_no_overlap(issued: dict[str, Path], which: st
     assert any(t.text.startswith("20") and "T" in t.text and "+07:00" in t.text for t in texts)
 
 
-@pytest.mark.parametrize("which", ["verification", "calibration", "long"])
+@pytest.mark.parametrize("which", ["verification", "calibration", "long", "approval"])
 def test_appearance_inside_its_box_and_the_margins(issued: dict[str, Path], which: str) -> None:
     widget = _widget(issued[which])
     x1, y1, x2, y2 = widget.rect
@@ -336,7 +340,7 @@ def test_appearance_inside_its_box_and_the_margins(issued: dict[str, Path], whic
         assert y1 - 0.5 <= d.y1 and d.y2 <= y2 + 0.5, (d, widget.rect)
 
 
-@pytest.mark.parametrize("which", ["verification", "calibration", "long"])
+@pytest.mark.parametrize("which", ["verification", "calibration", "long", "approval"])
 def test_seal_drawn_at_its_size(issued: dict[str, Path], which: str) -> None:
     widget = _widget(issued[which])
     (seal,) = [d for d in widget.drawn if d.kind == "image" and d.pixels == SEAL_PX]
@@ -350,7 +354,7 @@ def test_seal_drawn_at_its_size(issued: dict[str, Path], which: str) -> None:
     assert seal.x1 < signature.x1
 
 
-@pytest.mark.parametrize("which", ["verification", "calibration", "long"])
+@pytest.mark.parametrize("which", ["verification", "calibration", "long", "approval"])
 def test_render_ink_inside_the_margins_and_seal_width(
     issued: dict[str, Path], which: str, tmp_path: Path
 ) -> None:
@@ -368,11 +372,23 @@ def test_render_ink_inside_the_margins_and_seal_width(
     assert abs(_red_extent(img, page_h, widget.rect) - SEAL_MM) <= 1.0
 
 
+def test_two_signers_boxes_side_by_side(issued: dict[str, Path]) -> None:
+    """With approval, the verifier's box and the head's empty field share the row: apart, each
+    in its column, inside the margins."""
+    verifier = _widget(issued["approval"], "Signature1").rect
+    head = _widget(issued["approval"], "Approval").rect
+    assert verifier[2] <= head[0], (verifier, head)
+    assert verifier[0] >= 60 * MM - 0.5  # right of the QR code's 42 mm column
+    assert head[2] <= 210 * MM - MARGIN + 0.5
+    assert head[3] - head[1] > SEAL_MM * MM  # room for the head's seal too
+
+
 def test_signatures_still_validate(issued: dict[str, Path]) -> None:
     from asn1crypto import pem
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
     der = (ROOT / "keys.example" / "ca.pem").read_bytes()
@@ -382,8 +398,8 @@ def test_signatures_still_validate(issued: dict[str, Path]) -> None:
         reader = PdfFileReader(BytesIO(pdf.read_bytes()))
         (sig,) = reader.embedded_signatures
         status = validate_pdf_signature(sig, ValidationContext(trust_roots=[root]))
-        assert status.bottom_line, (pdf, status.pretty_print_details())
-        assert status.coverage.name == "ENTIRE_FILE"
+        assert status.bottom_line, (pdf, status.summary())
+        assert status.coverage is SignatureCoverageLevel.ENTIRE_FILE
 
 
 # -- the painter alone: the limits -----------------------------------------------------------
