@@ -317,6 +317,9 @@ class Settings:
     signing_seal_image: Path | None = None
     """The lab's seal (PNG with transparency), shown over the signature image's left third."""
     signing_signature_image: Path | None = None
+    """The signer's signature image (PNG with transparency), under the seal's right part."""
+    signing_seal_size_mm: float = 30.0
+    """Width of the seal in a visible signature, in mm: the seal's actual size."""
     signing_approval: bool = False
     """Two signers for verification certificates: the verifier certifies, leaving a field that
     the head of the lab signs with `certissuer sign-approve`."""

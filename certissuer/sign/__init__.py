@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 from certissuer.sign._appearance import (
+    DEFAULT_SEAL_MM,
+    MIN_FONT_SIZE,
     SIGNED_BY,
     Box,
     SignatureSlot,
@@ -34,6 +36,8 @@ from certissuer.sign.sealer import (
 
 __all__ = [
     "APPROVAL_FIELD",
+    "DEFAULT_SEAL_MM",
+    "MIN_FONT_SIZE",
     "SIGNATURE_FIELD",
     "SIGNED_BY",
     "Box",

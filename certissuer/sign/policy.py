@@ -93,7 +93,9 @@ def policy_from_settings(settings: Settings, *, level: Level | str | None = None
     painter = None
     if settings.signing_appearance is Appearance.VISIBLE:
         painter = StampPainter(
-            seal=settings.signing_seal_image, signature=settings.signing_signature_image
+            seal=settings.signing_seal_image,
+            signature=settings.signing_signature_image,
+            seal_mm=settings.signing_seal_size_mm,
         )
     roots = load_certificates([*settings.signing_trust_roots, *settings.signing_tsa_roots])
     return SigningPolicy(

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtensionOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import AxisAlignment, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, append_signature_field
 from pyhanko.sign.general import SigningError as PyHankoSigningError
@@ -535,16 +536,26 @@ class Sealer:
         if not organisation:
             orgs = self.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
             organisation = str(orgs[0].value) if orgs else ""
+        # Painted at the widget's own size, and placed with no margin: pyHanko's default
+        # 5 pt margin shrinks the painting (and its 6 pt text) to fit.
+        x1, y1, x2, y2 = box.rect
         pdf = painter.paint(
-            box.x2 - box.x1,
-            box.y2 - box.y1,
+            x2 - x1,
+            y2 - y1,
             signer=self.signer_name,
             role=role,
             organisation=organisation,
             when=when,
         )
         return StaticStampStyle(
-            background=PdfBytesPage(pdf), border_width=0, background_opacity=1.0
+            background=PdfBytesPage(pdf),
+            border_width=0,
+            background_opacity=1.0,
+            background_layout=SimpleBoxLayoutRule(
+                x_align=AxisAlignment.ALIGN_MID,
+                y_align=AxisAlignment.ALIGN_MID,
+                margins=Margins.uniform(0),  # type: ignore[no-untyped-call]
+            ),
         )
 
     def _run(
