@@ -112,3 +112,30 @@ def test_web_module_runs_no_sql(path: Path) -> None:
 
 def test_the_page_has_no_ledger_query_of_its_own() -> None:
     assert not (WEB / "ledger_reads.py").exists(), "its query is `Ledger.event_count`"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "tone", "mark"),
+    [
+        ("valid", "ok", "✓"),
+        ("expired", "warn", "!"),
+        ("time_not_proven", "unknown", "?"),
+        ("altered", "bad", "✗"),
+    ],
+)
+def test_the_page_never_shows_an_unprovable_signing_time_as_a_forgery(
+    verdict: str, tone: str, mark: str
+) -> None:
+    # An intact B-B signature judged after its signer's certificate expired is not proven,
+    # and not forged either: its own colour and mark, and advice that says why.
+    from certissuer.config import Settings
+    from certissuer.verify.verdict import Report, Verdict
+    from certissuer.web.views import Lab, Pages
+
+    pages = Pages(Settings(), Lab("Phòng", "Lab", "verify.test.invalid", ()))
+    html = pages.verdict(Report(Verdict(verdict)), None, root=".")
+    assert f'class="verdict {tone}"' in html
+    assert f'<p class="mark" aria-hidden="true">{mark}</p>' in html
+    advice = "không có dấu thời gian" in html and "has no timestamp" in html
+    assert advice is (verdict == "time_not_proven")
+    assert ("Đừng tin vào giấy chứng nhận này" in html) is (tone == "bad")

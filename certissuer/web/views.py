@@ -297,9 +297,12 @@ def headline(report: Report) -> tuple[str, str]:
 
 
 def tone(verdict: Verdict) -> str:
-    """The page's colour for `verdict`: "ok", "warn" (genuine, not current) or "bad"."""
+    """The page's colour for `verdict`: "ok", "warn" (genuine, not current), "unknown" (intact
+    but not provable: never shown as a forgery) or "bad"."""
     if verdict is Verdict.VALID:
         return "ok"
+    if verdict is Verdict.TIME_NOT_PROVEN:
+        return "unknown"
     if verdict in LEDGER_VERDICTS:
         return "warn"
     return "bad"
