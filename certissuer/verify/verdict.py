@@ -77,6 +77,10 @@ class Report:
     customer: str | None = None
     superseded_by: str | None = None
     revocation_reason: str | None = None
+    ended_at: datetime | None = None
+    """When the event that ended the certificate's validity (its revocation, or the notice of
+    failure that made it no longer valid) was recorded: an aware UTC time. People are shown
+    its date in Vietnam (`certissuer._vn.local_date`)."""
     data_digest: str | None = None
     """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
     digest and the digest the lab signed: the data any shown field must come from."""
@@ -121,8 +125,9 @@ class Report:
         for name in ("issue_date", "valid_until"):
             if values.get(name) is not None:
                 values[name] = date.fromisoformat(values[name])
-        if values.get("signed_at") is not None:
-            values["signed_at"] = datetime.fromisoformat(values["signed_at"])
+        for name in ("signed_at", "ended_at"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
         signatures = []
         for item in data.get("signatures", []):
             info = dict(item)
