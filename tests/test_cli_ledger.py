@@ -330,6 +330,8 @@ def test_a_revocation_shows_vietnams_date(
     code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, ver).token)
     assert code == 1 and "REVOKED" in out
     assert "revoked on 2026-12-03: tem bị mất" in out and "2026-12-02" not in out
+    assert "Thu hồi ngày 03/12/2026, lý do: tem bị mất / Revoked on 03/12/2026, reason: tem" in out
+    assert "02/12/2026" not in out
     code, out, _ = _run(lab, "ledger", "show", ver)
     assert "event              revoked at 2026-12-03 03:00:00 (UTC+7) tem bị mất" in out
     code, out, _ = _run(lab, "ledger", "show", ver, "--json")  # machine output: ISO 8601

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from certissuer._files import write_atomic
-from certissuer._vn import VIETNAM_TZ, local_time
+from certissuer._vn import VIETNAM_TZ, local_date, local_time
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, open_ledger, out, say, token_key
 from certissuer.errors import ConfigError, LedgerError
@@ -144,7 +144,7 @@ def ledger_failures(
         table.add_column(name, overflow="fold")
     for r in rows:
         number = r["number"] or f"(recorded, ref {r['ref']})"
-        when = r.get("issue_date") or r["recorded_at"][:10]
+        when = r.get("issue_date") or str(local_date(datetime.fromisoformat(r["recorded_at"])))
         cells = (number, when, r["earlier"] or "—", r["instrument_name"],
                  r["instrument_serial"], r["customer_name"])  # fmt: skip
         table.add_row(*[escape(str(c or "")) for c in cells])
@@ -204,7 +204,7 @@ def ledger_show(
                     if problem
                     else "signed"
                     if ev.backfilled_at is None
-                    else f"signed at upgrade {utc(ev.backfilled_at):%Y-%m-%d}"
+                    else f"signed at upgrade {local_date(ev.backfilled_at)}"
                 ),
             }
         )

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from certissuer._vn import dmy, local_date
 from certissuer.verify._info import SignatureInfo
 
 __all__ = ["VERDICT_LABELS", "Report", "Verdict"]
@@ -92,6 +93,27 @@ class Report:
     def ok(self) -> bool:
         """True only for a genuine, unaltered, current certificate."""
         return self.verdict is Verdict.VALID
+
+    @property
+    def ended(self) -> tuple[str, str] | None:
+        """When and why the certificate stopped being in force, Vietnamese and English, with
+        the date in Vietnam ("Thu hồi ngày 03/12/2026, lý do: …"); None when it did not."""
+        if self.ended_at is None:
+            return None
+        day = dmy(local_date(self.ended_at))
+        if self.verdict is Verdict.REVOKED:
+            why = self.revocation_reason
+            return (
+                f"Thu hồi ngày {day}" + (f", lý do: {why}" if why else ""),
+                f"Revoked on {day}" + (f", reason: {why}" if why else ""),
+            )
+        if self.verdict is Verdict.NO_LONGER_VALID:
+            n = self.superseded_by
+            return (
+                f"Hết hiệu lực từ ngày {day}" + (f" (thông báo số {n})" if n else ""),
+                f"No longer valid since {day}" + (f" (notice No. {n})" if n else ""),
+            )
+        return None
 
     @property
     def label_vi(self) -> str:

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from certissuer._files import default_template_dir
-from certissuer._vn import dmy, local_date, local_time
+from certissuer._vn import dmy, local_time
 from certissuer.config import Settings
 from certissuer.ledger import (
     FAILED_REVERIFICATION_EN,
@@ -53,7 +53,6 @@ __all__ = [
     "busy",
     "certificate_details",
     "headline",
-    "local_dmy",
     "local_time_text",
     "not_pdf",
     "tone",
@@ -298,11 +297,6 @@ def headline(report: Report) -> tuple[str, str]:
     return report.label_vi, report.label_en
 
 
-def local_dmy(moment: datetime) -> str:
-    """The date in Vietnam at `moment`, dd/mm/yyyy: every date the page shows is Vietnam's."""
-    return dmy(local_date(moment))
-
-
 def local_time_text(moment: datetime) -> str:
     """`moment` on Vietnam's clock as the page shows it: "03/12/2026 03:00 (UTC+7)"."""
     here = local_time(moment)
@@ -365,7 +359,6 @@ class Pages:
         )
         self.env.filters["grouped"] = _grouped
         self.env.filters["dmy"] = dmy
-        self.env.filters["local_dmy"] = local_dmy
         self.env.filters["local_time"] = local_time_text
         self.css = (web_template_dir() / "web.css").read_bytes()
 
