@@ -269,3 +269,73 @@ def test_cli_upgrade_signs_earlier_events(
     assert code == 0 and "signed 2 earlier event(s)" in out
     code, out, _ = _run(lab, "ledger", "audit", "--no-files")
     assert code == 0 and "2 signed events (2 signed at upgrade)" in out
+
+
+# -- numbers as people type them; one clock for people (issue 18) ----------------------------
+
+
+def test_numbers_as_people_type_them(lab: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    ver, cal = _number(lab, "verification"), _number(lab, "calibration")
+    assert ver.startswith("KĐ-")
+    pdf = next((tmp_path / "out").glob("KD-*.pdf"))  # the file name has no Đ
+    for typed in ("kd" + ver[2:], "kđ" + ver[2:], pdf.name, str(pdf)):
+        code, out, err = _run(lab, "ledger", "show", typed)
+        assert code == 0, err
+        assert f"number             {ver}" in out
+    code, out, err = _run(
+        lab, "dcc", "export", f"hc{cal[2:]}.pdf", "--out", str(tmp_path / "d.xml")
+    )
+    assert code == 0, err
+    assert cal in (tmp_path / "d.xml").read_text(encoding="utf-8")
+
+    code, _, err = _run(lab, "revoke", "KD-2026-999999", "--reason", "tem bị mất")
+    assert code == 7 and "certificate KD-2026-999999 is not in the ledger" in err
+    code, _, err = _run(lab, "ledger", "show", "KD-2026-999999.pdf")
+    assert code == 7 and "not in the ledger" in err
+    code, out, err = _run(lab, "revoke", "KD" + ver[2:], "--reason", "tem bị mất")
+    assert code == 0, err
+    assert f"revoked {ver} on " in out
+    code, out, err = _run(lab, "ledger", "proof", pdf.name)
+    assert code == 0, err
+    assert json.loads(out)["number"] == ver
+
+    fixed = tmp_path / "fixed.json"
+    data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
+    data["item"]["serial"] = "B912345679"
+    fixed.write_text(json.dumps(data), encoding="utf-8")
+    code, out, err = _run(
+        lab, "amend", cal.lower(), str(fixed), "--reason", "sai số hiệu / wrong serial",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"(replaces {cal})" in out
+
+
+def test_a_revocation_shows_vietnams_date(
+    lab: tuple[Path, dict[str, str]], tmp_path: Path, any_ledger_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from certissuer.config import load_settings
+    from certissuer.issue import load_token_key
+    from certissuer.ledger import Ledger
+
+    ver = _number(lab, "verification")
+    key = load_token_key(load_settings(lab[0], env={}))
+    ledger = Ledger.open(any_ledger_url, create=False, ledger_key=key)
+    # 20:00 UTC on 2 December is 03:00 on 3 December in Vietnam.
+    ledger.revoke(ver, reason="tem bị mất", at=datetime(2026, 12, 2, 20, 0, tzinfo=UTC))
+    ledger.engine.dispose()
+
+    code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, ver).token)
+    assert code == 1 and "REVOKED" in out
+    assert "revoked on 2026-12-03: tem bị mất" in out and "2026-12-02" not in out
+    assert "Thu hồi ngày 03/12/2026, lý do: tem bị mất / Revoked on 03/12/2026, reason: tem" in out
+    assert "02/12/2026" not in out
+    code, out, _ = _run(lab, "ledger", "show", ver)
+    assert "event              revoked at 2026-12-03 03:00:00 (UTC+7) tem bị mất" in out
+    code, out, _ = _run(lab, "ledger", "show", ver, "--json")  # machine output: ISO 8601
+    at = [e["at"] for e in json.loads(out)["events"] if e["kind"] == "revoked"]
+    assert at == ["2026-12-02T20:00:00+00:00"]
+    code, out, _ = _run(lab, "verify", "--qr", _entry(any_ledger_url, ver).token, "--json")
+    assert json.loads(out)["ended_at"] == "2026-12-02T20:00:00+00:00"

@@ -310,3 +310,95 @@ def test_status_at_a_moment_and_approval_events(any_ledger_url: str) -> None:
     # only problem is that they do not hash to their made-up digest).
     assert audit.events_signed == 5 and audit.log_size == 5, audit
     assert all("its data no longer match its digest" in p for p in audit.problems), audit
+
+
+# -- numbers as people type them; search that folds (issue 18) ------------------------------
+
+
+def _issue_as(
+    ledger: Ledger, series: str, ref: str, sha: str, customer: str = "Khách"
+) -> CertificateEntry:
+    def build(number: str, seq: int) -> CertificateEntry:
+        entry = _builder(ref)(number, seq)
+        entry.customer_name = customer
+        return entry
+
+    entry = ledger.reserve_with("L1", series, 2026, build)
+    return ledger.complete(entry.number, pdf_sha256=sha, pdf_path="x.pdf", signer="CN=x", at=NOW)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "KĐ-2026-000001",
+        "KD-2026-000001",
+        "kđ-2026-000001",
+        "kd-2026-000001",
+        " KD-2026-000001.pdf ",
+        "out/KD-2026-000001.pdf",
+        r"C:\certificates\KD-2026-000001.PDF",
+        "Kđ-2026-000001",
+        "K\u0110-2026-000001",
+        "KD-2026-00001",  # a digit short: another number, not found
+    ],
+)
+def test_numbers_are_found_as_people_type_them(any_ledger_url: str, typed: str) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    _issue_as(ledger, "KĐ", "a", "1" * 64)
+    entry = ledger.get(typed)
+    if typed.endswith("-00001"):
+        assert entry is None
+        return
+    assert entry is not None and entry.number == "KĐ-2026-000001"
+    assert ledger.resolve(typed) == "KĐ-2026-000001"
+
+
+def test_unknown_numbers_stay_unknown_and_writes_use_the_ledgers_spelling(
+    any_ledger_url: str,
+) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    _issue_as(ledger, "KĐ", "a", "1" * 64)
+    for typed in ("KD-2026-000002", "KD-2025-000001", "HC-2026-000001", "nonsense", ""):
+        assert ledger.get(typed) is None and ledger.resolve(typed) is None
+    with pytest.raises(LedgerError, match="certificate KD-2026-000002 is not in the ledger"):
+        ledger.revoke("KD-2026-000002", reason="lost", at=NOW)
+    ev = ledger.revoke("kd-2026-000001.pdf", reason="tem bị mất", at=NOW)
+    assert ev.number == "KĐ-2026-000001"
+    assert [e.kind for e in ledger.events("KĐ-2026-000001")] == ["issued", "revoked"]
+
+
+def test_a_number_two_series_share_without_marks_must_be_typed_exactly(
+    any_ledger_url: str,
+) -> None:
+    ledger = Ledger.open(any_ledger_url)
+    _issue_as(ledger, "KĐ", "a", "1" * 64)
+    _issue_as(ledger, "KD", "b", "2" * 64)
+    assert ledger.resolve("KĐ-2026-000001") == "KĐ-2026-000001"
+    assert ledger.resolve("KD-2026-000001") == "KD-2026-000001"
+    with pytest.raises(LedgerError, match="fits several certificates") as info:
+        ledger.get("kd-2026-000001")
+    assert info.value.hint is not None and "as printed" in info.value.hint
+
+
+def test_search_folds_case_and_diacritics(any_ledger_url: str) -> None:
+    import unicodedata
+
+    ledger = Ledger.open(any_ledger_url)
+    _issue_as(ledger, "KĐ", "a", "1" * 64, customer="Cửa hàng vĩnh long")
+    _issue_as(ledger, "HC", "b", "2" * 64, customer="CÔNG TY VĨNH LONG")
+    # Stored decomposed (NFD), as some spreadsheets write it.
+    _issue_as(ledger, "HC", "c", "3" * 64, customer=unicodedata.normalize("NFD", "Vĩnh Long 2"))
+    _issue_as(ledger, "HC", "d", "4" * 64, customer="Công ty Đồng Tháp")
+    _issue_as(ledger, "HC", "e", "5" * 64, customer="Vinh Lợi 100%")
+
+    def found(**filters: str) -> set[str]:
+        return {e.ref for e, _ in ledger.search(today=date(2026, 12, 1), **filters)}  # type: ignore[arg-type]
+
+    for typed in ("vinh long", "VĨNH LONG", "Vĩnh Long", "vĩnh   long", "VINH LONG"):
+        assert found(customer=typed) == {"a", "b", "c"}, typed
+    assert found(customer="dong thap") == found(customer="ĐỒNG THÁP") == {"d"}
+    assert found(customer="đồng") == {"d"}
+    assert found(customer="100%") == {"e"}  # '%' is a character, not a wildcard
+    assert found(customer="1_0") == set()
+    assert found(number="kd-2026") == {"a"}
+    assert found(number="KĐ-2026-000001") == {"a"}

@@ -245,6 +245,23 @@ def test_page_states_a_computed_conformity(lab: Lab, client: TestClient) -> None
         assert f"{vi}: OIML R 111 E2" in html and en in html, html
 
 
+def test_revocation_date_is_vietnams_in_both_languages(lab: Lab, client: TestClient) -> None:
+    data = load_json(SAMPLES / "calibration.json")
+    data["ref"] = f"{data['ref']}-{uuid.uuid4().hex[:8]}"
+    # Issued at 02:00 and revoked at 03:00 on 3 December in Vietnam (still 2 December in UTC).
+    issued = lab.issuer.issue(parse_certificate(data), now=datetime(2026, 12, 2, 19, tzinfo=UTC))
+    lab.ledger.revoke(issued.number, reason="tem bị mất", at=datetime(2026, 12, 2, 20, tzinfo=UTC))
+    html = client.get(f"/v/{token(issued)}").text
+    assert "ĐÃ THU HỒI (lý do tem bị mất)" in html and "REVOKED (reason tem bị mất)" in html
+    ended = html[html.index('id="ended"') : html.index("</p>", html.index('id="ended"'))]
+    assert "Thu hồi ngày 03/12/2026, lý do: tem bị mất" in ended
+    assert "Revoked on 03/12/2026, reason: tem bị mất" in ended
+    assert ended.index("Thu hồi") < ended.index("Revoked")  # Vietnamese first
+    assert field(html, "issue-date") == "03/12/2026"
+    assert "revoked on 2026-12-03: tem bị mất" in html
+    assert "02/12/2026" not in html and "2026-12-02" not in html
+
+
 def test_revoked_superseded_and_expired(lab: Lab, client: TestClient) -> None:
     now = datetime.now(UTC)
     revoked, old, new = (

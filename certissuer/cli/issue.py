@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certissuer._vn import VIETNAM_TZ
+from certissuer._vn import VIETNAM_TZ, local_date
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, open_ledger, passphrase, say, token_key
 from certissuer.cli.batch import show_run
@@ -187,7 +187,9 @@ def _approve(
 @app.command()
 def revoke(
     ctx: typer.Context,
-    number: Annotated[str, typer.Argument(help="The certificate to revoke.")],
+    number: Annotated[
+        str, typer.Argument(help="The certificate to revoke (KD- for KĐ-, or its PDF's name).")
+    ],
     reason: Annotated[str, typer.Option(help="Why (shown to inspectors).")],
 ) -> None:
     """Revoke a certificate: a new event in the ledger; nothing is overwritten."""
@@ -197,15 +199,17 @@ def revoke(
     # One lab, one ledger: revoking writes, so another lab's ledger is refused (exit 7).
     ledger = open_ledger(settings, create=True, ledger_key=key)
     now = datetime.now(UTC)
-    ledger.revoke(number, reason=reason, at=now)
+    revoked = ledger.revoke(number, reason=reason, at=now)
     ledger.checkpoint(key, lab_code=settings.lab_code, at=now)
-    say(f"revoked {number}: {reason}")
+    say(f"revoked {revoked.number} on {local_date(now)}: {revoked.reason}")
 
 
 @app.command()
 def amend(
     ctx: typer.Context,
-    number: Annotated[str, typer.Argument(help="The certificate to replace.")],
+    number: Annotated[
+        str, typer.Argument(help="The certificate to replace (KD- for KĐ-, or its PDF's name).")
+    ],
     results: Annotated[Path, typer.Argument(help="The corrected record (JSON, CSV or XLSX).")],
     reason: Annotated[str, typer.Option(help="Why it is replaced (printed on the new one).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the new PDF.")] = Path("out"),
@@ -217,6 +221,8 @@ def amend(
     if len(records) != 1:
         raise ConfigError(f"{results}: an amendment takes exactly one record, got {len(records)}")
     amender = issuer(ctx.obj, out)
+    # The replacement prints the number it replaces: as the ledger spells it, not as typed.
+    number = amender.ledger.resolve(number) or number
     issued = amender.amend(number, records[0].cert, reason=reason)
     amender.checkpoint()
     say(f"issued {issued.number}  {issued.path}  (replaces {number})")

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from certissuer._files import write_atomic
-from certissuer._vn import VIETNAM_TZ
+from certissuer._vn import VIETNAM_TZ, local_date, local_time
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, open_ledger, out, say, token_key
 from certissuer.errors import ConfigError, LedgerError
@@ -144,7 +144,7 @@ def ledger_failures(
         table.add_column(name, overflow="fold")
     for r in rows:
         number = r["number"] or f"(recorded, ref {r['ref']})"
-        when = r.get("issue_date") or r["recorded_at"][:10]
+        when = r.get("issue_date") or str(local_date(datetime.fromisoformat(r["recorded_at"])))
         cells = (number, when, r["earlier"] or "—", r["instrument_name"],
                  r["instrument_serial"], r["customer_name"])  # fmt: skip
         table.add_row(*[escape(str(c or "")) for c in cells])
@@ -154,10 +154,18 @@ def ledger_failures(
 @ledger_app.command("show")
 def ledger_show(
     ctx: typer.Context,
-    number: Annotated[str, typer.Argument(help="Certificate number, e.g. HC-2026-000001.")],
+    number: Annotated[
+        str,
+        typer.Argument(
+            help="Certificate number, e.g. HC-2026-000001 (KD- for KĐ-, lower case and the "
+            "PDF's file name work too)."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Show one certificate's ledger entry, data and events."""
+    """Show one certificate's ledger entry, data and events.
+
+    Times print on Vietnam's clock (UTC+7); with --json, as ISO 8601 with their offset."""
     from certissuer.ledger import event_problem, utc
     from certissuer.token import load_public_keys
 
@@ -178,7 +186,7 @@ def ledger_show(
         if keys
         else ledger.status(entry, today=today)[0]
     )
-    events = ledger.events(number)
+    events = ledger.events(entry.number)
     record = entry.model_dump(mode="json", exclude={"data_json"})
     record["status"] = status.value
     record["data"] = entry.data()
@@ -188,7 +196,7 @@ def ledger_show(
         record["events"].append(
             {
                 "kind": ev.kind,
-                "at": ev.at.astimezone(UTC).isoformat(),
+                "at": utc(ev.at).isoformat(),
                 "reason": ev.reason,
                 "related_number": ev.related_number,
                 "signature": (
@@ -196,7 +204,7 @@ def ledger_show(
                     if problem
                     else "signed"
                     if ev.backfilled_at is None
-                    else f"signed at upgrade {utc(ev.backfilled_at):%Y-%m-%d}"
+                    else f"signed at upgrade {local_date(ev.backfilled_at)}"
                 ),
             }
         )
@@ -206,12 +214,25 @@ def ledger_show(
     from certissuer.report.export import COLUMNS
 
     for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
-        say(f"{key:18} {record[key]}")
+        value = record[key]
+        if key in _TIMES and value:
+            value = _local(datetime.fromisoformat(value))
+        say(f"{key:18} {value}")
     for ev in record["events"]:
         say(
-            f"event              {ev['kind']} at {ev['at']} {ev['reason']}".rstrip()
+            f"event              {ev['kind']} at {_local(datetime.fromisoformat(ev['at']))} "
+            f"{ev['reason']}".rstrip()
             + f" [{ev['signature']}]"
         )
+
+
+_TIMES = frozenset({"issued_at", "claimed_at"})
+"""The entry's columns that are moments (UTC in the ledger), printed on Vietnam's clock."""
+
+
+def _local(moment: datetime) -> str:
+    """`moment` as a person reads it: Vietnam's date and time, with the offset said."""
+    return f"{local_time(moment):%Y-%m-%d %H:%M:%S} (UTC+7)"
 
 
 @ledger_app.command("upgrade")

@@ -134,6 +134,8 @@ def verify(
         out.print(f"[bold {colour}]{report.label_vi} / {report.label_en}[/]  {escape(what)}")
         if report.number:
             say(f"  number:  {report.number}")
+        if report.ended is not None:
+            say(f"  {report.ended[0]} / {report.ended[1]}")
         for reason in report.reasons:
             say(f"  - {reason}")
         for info in report.signatures:

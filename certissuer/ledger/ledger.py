@@ -34,6 +34,7 @@ Readers that must never write (the verification page and its PDF workers) open t
 """
 
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 import certissuer.ledger.claims as claims
 from certissuer import merkle
+from certissuer._vn import LATIN_FOLD, local_date, number_key, search_key
 from certissuer.errors import IssueRefused, LedgerError
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
@@ -109,11 +111,24 @@ class Failure:
 _logger = logging.getLogger(__name__)
 
 
+_FOLD_FUNCTION = "certissuer_fold"
+"""The SQL function SQLite connections get for `search_key` (PostgreSQL uses ``translate``)."""
+
+
+def _sqlite_fold(value: str | None) -> str | None:
+    return None if value is None else search_key(value)
+
+
+def _add_fold_function(dbapi_conn: sqlite3.Connection) -> None:
+    dbapi_conn.create_function(_FOLD_FUNCTION, 1, _sqlite_fold, deterministic=True)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN IMMEDIATE itself (pysqlite recipe).
         dbapi_conn.isolation_level = None
+        _add_fold_function(dbapi_conn)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
@@ -149,6 +164,7 @@ def _sqlite_readonly_engine(url: str) -> Engine:
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA query_only=1")
+        _add_fold_function(conn)
         return conn
 
     # An explicit QueuePool: SQLAlchemy would pick a single-connection pool for a creator.
@@ -173,6 +189,10 @@ def _pg_readonly_engine(url: str) -> Engine:
 
     return engine
 
+
+_NUMBER = re.compile(r"(?P<series>.+)-(?P<year>[0-9]{4})-(?P<seq>[0-9]{1,9})")
+"""A number's key (`number_key`): series, year and sequence number, as `format_number` joins
+them."""
 
 _EVENT_COUNT = (
     sa_select(func.count())
@@ -733,9 +753,57 @@ class Ledger:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, number: str) -> CertificateEntry | None:
-        """The entry with `number`, or None."""
+        """The entry with `number` as people type it, or None.
+
+        `number` may be written as printed ("KĐ-2026-000001"), without marks or in lower
+        case ("KD-2026-000001", "kđ-2026-000001"), or as its PDF's file name or path
+        ("out/KD-2026-000001.pdf"): see `resolve`.
+        """
         with self.session(read_only=True) as s:
-            return s.get(CertificateEntry, number)
+            return self._lookup(s, number)
+
+    def resolve(self, number: str) -> str | None:
+        """The ledger's own spelling of `number` as people type it, or None when no entry fits.
+
+        The exact number first; otherwise the entry whose number has the same
+        `certissuer._vn.number_key` (marks dropped, Đ as D, upper case, a PDF's file name or
+        path reduced to its stem). Raises `LedgerError` when several entries fit (two series
+        that differ only by marks, such as "KĐ" and "KD"): the number must then be typed as
+        printed.
+        """
+        entry = self.get(number)
+        return entry.number if entry is not None else None
+
+    def _resolved(self, number: str) -> str:
+        """`resolve`d `number`, or `number` as given when no entry fits (for the messages)."""
+        return self.resolve(number) or number
+
+    @staticmethod
+    def _lookup(s: Session, number: str) -> CertificateEntry | None:
+        entry = s.get(CertificateEntry, number)
+        if entry is not None:
+            return entry
+        key = number_key(number)
+        parts = _NUMBER.fullmatch(key)
+        if parts is None:
+            return None
+        # Numbers are "<series>-<year>-<seq:06d>" (`format_number`): the year and sequence
+        # number narrow it to a few rows (one per series), whose numbers are then compared
+        # by key.
+        candidates = s.exec(
+            select(CertificateEntry).where(
+                CertificateEntry.year == int(parts["year"]),
+                CertificateEntry.seq == int(parts["seq"]),
+            )
+        ).all()
+        found = [e for e in candidates if number_key(e.number) == key]
+        if len(found) > 1:
+            names = ", ".join(sorted(e.number for e in found))
+            raise LedgerError(
+                f"{number!r} fits several certificates: {names}",
+                hint="type the number exactly as printed on the certificate",
+            )
+        return found[0] if found else None
 
     def by_pdf_sha256(self, sha256: str) -> CertificateEntry | None:
         """The entry whose signed PDF has this SHA-256 (hex), or None."""
@@ -887,7 +955,8 @@ class Ledger:
         signed with `ledger_key` (default: the ledger's `ledger_key`)."""
         if not reason.strip():
             raise LedgerError("a revocation needs a reason", hint="pass --reason")
-        self._check_current(number, today=at.date(), key=ledger_key or self.ledger_key)
+        number = self._resolved(number)
+        self._check_current(number, today=local_date(at), key=ledger_key or self.ledger_key)
         return self.add_event(
             LedgerEvent(number=number, kind=EventKind.REVOKED, at=at, reason=reason.strip()),
             ledger_key=ledger_key,
@@ -910,6 +979,7 @@ class Ledger:
         or already no longer valid (nothing is added).
         """
         key = ledger_key or self.ledger_key
+        number = self._resolved(number)
         entry = self.get(number)
         if entry is None or entry.is_pending:
             raise LedgerError(f"certificate {number} is not an issued certificate")
@@ -917,9 +987,9 @@ class Ledger:
             if ev.kind == EventKind.FAILED_REVERIFICATION and ev.related_number == notice:
                 return ev
         status = (
-            self.standing(entry, keys=[key.public], today=at.date()).status
+            self.standing(entry, keys=[key.public], today=local_date(at)).status
             if key is not None
-            else self.status(entry, today=at.date())[0]
+            else self.status(entry, today=local_date(at))[0]
         )
         if status in (Status.REVOKED, Status.SUPERSEDED, Status.NO_LONGER_VALID):
             return None
@@ -942,6 +1012,7 @@ class Ledger:
 
         Raises `LedgerError` unless the certificate waits for approval.
         """
+        number = self._resolved(number)
         entry = self.get(number)
         if entry is None or entry.is_pending:
             raise LedgerError(f"certificate {number} is not an issued certificate")
@@ -1052,6 +1123,7 @@ class Ledger:
         """Mark `number` as superseded by the amended certificate `by` (ISO/IEC 17025 §7.8.8),
         signed with `ledger_key` (default: the ledger's `ledger_key`)."""
         key = ledger_key or self.ledger_key
+        number, by = self._resolved(number), self._resolved(by)
         entry = self.get(number)
         for ev in self.events(number):
             if (
@@ -1060,7 +1132,7 @@ class Ledger:
                 and (key is None or event_problem(ev, entry, [key.public]) is None)
             ):
                 return ev  # already recorded (a rerun of the same amendment)
-        self._check_current(number, today=at.date(), key=key)
+        self._check_current(number, today=local_date(at), key=key)
         if self.get(by) is None:
             raise LedgerError(f"the replacement {by} is not in the ledger")
         return self.add_event(
@@ -1166,18 +1238,22 @@ class Ledger:
         today: date,
         limit: int = 1000,
     ) -> list[tuple[CertificateEntry, Status]]:
-        """Entries matching every given filter (text filters match case-insensitively, in
-        part), newest first, each with its status on `today`."""
+        """Entries matching every given filter, newest first, each with its status on `today`.
+
+        Text filters match in part, folded on both back ends: case and diacritics aside, Đ/đ
+        as d ("vinh long" and "VĨNH LONG" find "Vĩnh Long", "KD-2026" finds "KĐ-2026-…");
+        ``%`` and ``_`` match themselves.
+        """
         with self.session(read_only=True) as s:
             q = select(CertificateEntry)
-            if number:
-                q = q.where(col(CertificateEntry.number).ilike(f"%{number}%"))
-            if paper_number:
-                q = q.where(col(CertificateEntry.paper_number).ilike(f"%{paper_number}%"))
-            if serial:
-                q = q.where(col(CertificateEntry.instrument_serial).ilike(f"%{serial}%"))
-            if customer:
-                q = q.where(col(CertificateEntry.customer_name).ilike(f"%{customer}%"))
+            for column, text in (
+                (CertificateEntry.number, number),
+                (CertificateEntry.paper_number, paper_number),
+                (CertificateEntry.instrument_serial, serial),
+                (CertificateEntry.customer_name, customer),
+            ):
+                if text and search_key(text):
+                    q = q.where(self._folded(column).contains(search_key(text), autoescape=True))
             if kind:
                 q = q.where(CertificateEntry.kind == kind)
             if issued_from:
@@ -1192,6 +1268,14 @@ class Ledger:
         if status is not None:
             out = [(e, st) for e, st in out if st is status][:limit]
         return out
+
+    def _folded(self, column: Any) -> Any:
+        """`column` as `search_key` folds it, in this database's SQL: a function of ours on
+        SQLite (registered on connect), ``lower(translate(…))`` on PostgreSQL."""
+        if self.is_sqlite:
+            return getattr(func, _FOLD_FUNCTION)(col(column))
+        source, target = LATIN_FOLD
+        return func.lower(func.translate(col(column), source, target))
 
     # -- the Merkle log --------------------------------------------------------------------
 
@@ -1247,7 +1331,9 @@ class Ledger:
             return s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())).first()
 
     def inclusion(self, number: str) -> dict[str, Any]:
-        """An inclusion proof of every logged event of `number` in the newest checkpoint."""
+        """An inclusion proof of every logged event of `number` (as `resolve` reads it) in the
+        newest checkpoint."""
+        number = self._resolved(number)
         cp = self.latest_checkpoint()
         if cp is None:
             raise LedgerError(

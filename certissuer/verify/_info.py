@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from certissuer._vn import local_time
+
 __all__ = ["SIGNATURE_LABELS", "SignatureInfo", "describe"]
 
 
@@ -82,7 +84,7 @@ def describe(info: SignatureInfo) -> list[str]:
             if info.time_trusted
             else "đồng hồ của người ký / signer's clock"
         )
-        when = f"{info.signed_at.isoformat(timespec='seconds')} ({source})"
+        when = f"{local_time(info.signed_at).isoformat(timespec='seconds')} ({source})"
     else:
         when = ""
     if info.timestamp_authority and info.kind != "document timestamp":

@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from certissuer._vn import VIETNAM_TZ
+from certissuer._vn import VIETNAM_TZ, local_date, local_time
 from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status, utc
 from certissuer.token import TokenClaims, TokenPublicKey
 from certissuer.verify.verdict import Report, Verdict
@@ -160,7 +160,7 @@ def judge(
     for ev, why in standing.rejected:
         report.reasons.append(
             f"ignored: the {ev.kind} event of {entry.number} recorded "
-            f"{ev.at:%Y-%m-%d} (event row {ev.id}): {why}"
+            f"{local_date(ev.at)} (event row {ev.id}): {why}"
         )
     if standing.issued is None:
         issued_events = [ev for ev, _ in standing.rejected if ev.kind == EventKind.ISSUED]
@@ -176,13 +176,14 @@ def judge(
         return fail(
             report,
             Verdict.NOT_IN_LEDGER,
-            f"{entry.number} was issued {utc(standing.issued.at):%Y-%m-%d %H:%M} UTC, "
-            f"after the time asked about ({at:%Y-%m-%d %H:%M} UTC): it did not exist yet",
+            f"{entry.number} was issued {local_time(standing.issued.at):%Y-%m-%d %H:%M} "
+            f"(UTC+7), after the time asked about ({local_time(at):%Y-%m-%d %H:%M} UTC+7): "
+            "it did not exist yet",
         )
     if standing.issued.backfilled_at is not None:
         report.reasons.append(
             f"its issued event was written before ledger events were signed and signed "
-            f"at the ledger upgrade of {standing.issued.backfilled_at:%Y-%m-%d}"
+            f"at the ledger upgrade of {local_date(standing.issued.backfilled_at)}"
         )
     status, event = standing.status, standing.event
     report.verdict = _STATUS_VERDICT[status]
@@ -190,14 +191,17 @@ def judge(
         report.reasons.append(f"{entry.number} is reserved but not yet issued")
     elif status is Status.REVOKED and event is not None:
         report.revocation_reason = event.reason
-        report.reasons.append(f"revoked on {event.at:%Y-%m-%d}: {event.reason}")
+        report.ended_at = utc(event.at)
+        # Dates people read are Vietnam's: revoked at 20:00 UTC is revoked the next day there.
+        report.reasons.append(f"revoked on {local_date(event.at)}: {event.reason}")
     elif status is Status.SUPERSEDED and event is not None:
         report.superseded_by = event.related_number
         report.reasons.append(f"superseded by {event.related_number}: {event.reason}")
     elif status is Status.NO_LONGER_VALID and event is not None:
         report.revocation_reason = event.reason
         report.superseded_by = event.related_number
-        report.reasons.append(f"no longer valid since {event.at:%Y-%m-%d}: {event.reason}")
+        report.ended_at = utc(event.at)
+        report.reasons.append(f"no longer valid since {local_date(event.at)}: {event.reason}")
     elif status is Status.EXPIRED:
         when = "now" if at is None else f"on {today}"
         report.reasons.append(f"valid until {entry.valid_until}, expired {when}")

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from certissuer._vn import dmy, local_date
 from certissuer.verify._info import SignatureInfo
 
 __all__ = ["VERDICT_LABELS", "Report", "Verdict"]
@@ -82,6 +83,10 @@ class Report:
     customer: str | None = None
     superseded_by: str | None = None
     revocation_reason: str | None = None
+    ended_at: datetime | None = None
+    """When the event that ended the certificate's validity (its revocation, or the notice of
+    failure that made it no longer valid) was recorded: an aware UTC time. People are shown
+    its date in Vietnam (`certissuer._vn.local_date`)."""
     data_digest: str | None = None
     """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
     digest and the digest the lab signed: the data any shown field must come from."""
@@ -93,6 +98,27 @@ class Report:
     def ok(self) -> bool:
         """True only for a genuine, unaltered, current certificate."""
         return self.verdict is Verdict.VALID
+
+    @property
+    def ended(self) -> tuple[str, str] | None:
+        """When and why the certificate stopped being in force, Vietnamese and English, with
+        the date in Vietnam ("Thu hồi ngày 03/12/2026, lý do: …"); None when it did not."""
+        if self.ended_at is None:
+            return None
+        day = dmy(local_date(self.ended_at))
+        if self.verdict is Verdict.REVOKED:
+            why = self.revocation_reason
+            return (
+                f"Thu hồi ngày {day}" + (f", lý do: {why}" if why else ""),
+                f"Revoked on {day}" + (f", reason: {why}" if why else ""),
+            )
+        if self.verdict is Verdict.NO_LONGER_VALID:
+            n = self.superseded_by
+            return (
+                f"Hết hiệu lực từ ngày {day}" + (f" (thông báo số {n})" if n else ""),
+                f"No longer valid since {day}" + (f" (notice No. {n})" if n else ""),
+            )
+        return None
 
     @property
     def label_vi(self) -> str:
@@ -126,8 +152,9 @@ class Report:
         for name in ("issue_date", "valid_until"):
             if values.get(name) is not None:
                 values[name] = date.fromisoformat(values[name])
-        if values.get("signed_at") is not None:
-            values["signed_at"] = datetime.fromisoformat(values["signed_at"])
+        for name in ("signed_at", "ended_at"):
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
         signatures = []
         for item in data.get("signatures", []):
             info = dict(item)

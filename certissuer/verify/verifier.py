@@ -35,6 +35,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from certissuer._vn import local_time
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, TokenError, VerificationFailed
 from certissuer.token import (
@@ -325,7 +326,11 @@ class Verifier:
             label = f"{info.kind.split(' (')[0]} {info.index} ({info.field_name})"
             if info.problem is not None or not info.valid:
                 continue
-            when = f"{info.signed_at:%Y-%m-%d %H:%M:%S %Z}" if info.signed_at else "unknown time"
+            when = (
+                f"{local_time(info.signed_at):%Y-%m-%d %H:%M:%S} (UTC+7)"
+                if info.signed_at
+                else "unknown time"
+            )
             source = "trusted timestamp" if info.time_trusted else "signer's clock"
             level = f" PAdES {info.level}," if info.level else ""
             report.reasons.append(

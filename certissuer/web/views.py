@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from certissuer._files import default_template_dir
-from certissuer._vn import dmy
+from certissuer._vn import dmy, local_time
 from certissuer.config import Settings
 from certissuer.ledger import (
     FAILED_REVERIFICATION_EN,
@@ -53,6 +53,7 @@ __all__ = [
     "busy",
     "certificate_details",
     "headline",
+    "local_time_text",
     "not_pdf",
     "tone",
     "web_template_dir",
@@ -296,6 +297,12 @@ def headline(report: Report) -> tuple[str, str]:
     return report.label_vi, report.label_en
 
 
+def local_time_text(moment: datetime) -> str:
+    """`moment` on Vietnam's clock as the page shows it: "03/12/2026 03:00 (UTC+7)"."""
+    here = local_time(moment)
+    return f"{dmy(here.date())} {here:%H:%M} (UTC+7)"
+
+
 def tone(verdict: Verdict) -> str:
     """The page's colour for `verdict`: "ok", "warn" (genuine, not current), "unknown" (intact
     but not provable: never shown as a forgery) or "bad"."""
@@ -355,6 +362,7 @@ class Pages:
         )
         self.env.filters["grouped"] = _grouped
         self.env.filters["dmy"] = dmy
+        self.env.filters["local_time"] = local_time_text
         self.css = (web_template_dir() / "web.css").read_bytes()
 
     def render(self, template: str, *, root: str, **context: Any) -> str:
