@@ -197,7 +197,7 @@ def trial_render(
         cert,  # type: ignore[arg-type]  # any model with .kind; copies use copy.rml.j2
         number=f"{settings.series_for(cert.kind)}-{label}",
         issued=today,
-        qr_url=f"{settings.token_url_base}/v/{label.lower()}",
+        qr_url=verification_url(settings.token_url_base, label.upper()),
         settings=settings,
         **options,
     )

@@ -4,14 +4,22 @@ A token binds a certificate number, its issue date and the first 128 bits of its
 signed by the lab's token key (Ed25519 or ECDSA P-256). It is checked offline with the lab's
 public key; the ledger check comes after, online.
 
-Binary layout, then base64url without padding::
+Binary layout, then base32 (RFC 4648, upper case) without padding::
 
     version (1) | key id (4) | issue date: days since 2000-01-01 (2, big-endian)
     | data digest prefix (16) | certificate number (UTF-8, rest) | signature (64)
 
 The key id is the first 4 bytes of SHA-256 over the public key's DER SubjectPublicKeyInfo.
-An ECDSA signature is stored as raw r‖s (32 + 32 bytes). With a 35-character URL base the whole
-URL is about 175 characters: a version 9–10 QR code at error correction M.
+An ECDSA signature is stored as raw r‖s (32 + 32 bytes).
+
+The URL is printed in upper case (`verification_url`): ``HTTPS://HOST/V/<token>``. Every
+character is then in the QR code's alphanumeric set (0-9, A-Z, space and ``$%*+-./:``), 5.5 bits
+a character instead of byte mode's 8: with a 30-character URL base the whole URL (about 190
+characters) fits a version 8 QR code at error correction M where the older base64url URL
+(about 170 characters in byte mode) needed version 9 or 10, so each module can be printed
+larger on the same paper. Tokens issued before are base64url and keep verifying: the first
+byte (the version, 1) reads ``A`` then one of ``E``-``H`` in base32 and ``A`` then one of
+``Q``-``Z``, ``a``-``f`` in base64url, so a token's spelling says which it is.
 
 >>> from certissuer.token import TokenKey, make_token, read_token
 >>> key = TokenKey.generate()
@@ -68,8 +76,11 @@ _DIGEST_BYTES = 16
 _SIG_BYTES = 64
 _HEADER = struct.Struct(">B4sH16s")
 _MAX_TOKEN = 400
-"""Longest token read, in characters (a real one is about 140)."""
+"""Longest token read, in characters (a real one is about 165 in base32, 135 in base64url)."""
 _NOT_BASE64URL = re.compile(r"[^A-Za-z0-9_-]")
+_NOT_BASE32 = re.compile(r"[^A-Z2-7]")
+_BASE32_HEAD = re.compile(r"A[E-H]")
+"""How a base32 token begins: the version byte 1 is 00000 001.. (base64url: A then Q-Z, a-f)."""
 _TO_STANDARD = str.maketrans("-_", "+/")
 _PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 _PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -259,20 +270,49 @@ def make_token(key: TokenKey, *, number: str, issued: date, digest: str) -> str:
         raise TokenError(f"issue date {issued} is outside the range a token can carry")
     body = _HEADER.pack(_VERSION, key.public.kid, days, bytes.fromhex(digest)[:_DIGEST_BYTES])
     message = body + number.encode()
-    return base64.urlsafe_b64encode(message + key.sign(message)).rstrip(b"=").decode("ascii")
+    return base64.b32encode(message + key.sign(message)).rstrip(b"=").decode("ascii")
+
+
+def _decode_base32(token: str) -> bytes:
+    """The bytes of the base32 token `token`, which must be spelled as `make_token` spells it."""
+    if "=" in token:
+        raise TokenError(
+            "the token carries '=' padding: a certissuer token is base32 without padding"
+        )
+    if bad := _NOT_BASE32.search(token):
+        raise TokenError(
+            f"the token contains {bad.group()!r} at position {bad.start() + 1}: only A-Z and "
+            "2-7 may appear in a base32 certissuer token (upper case, as printed)"
+        )
+    if len(token) % 8 in (1, 3, 6):  # no byte count encodes to these lengths
+        raise TokenError("the token is not valid base32 (damaged or truncated)")
+    try:
+        raw = base64.b32decode(token + "=" * (-len(token) % 8))
+    except (binascii.Error, ValueError):
+        raise TokenError("the token is not valid base32 (damaged or truncated)") from None
+    if base64.b32encode(raw).rstrip(b"=") != token.encode("ascii"):
+        raise TokenError(
+            "the token's last character is not the canonical one (its unused bits are set): "
+            "the token was altered"
+        )
+    return raw
 
 
 def _decode_canonical(token: str) -> bytes:
-    """The bytes of `token`, which must be spelled exactly as `make_token` spells them.
+    """The bytes of `token`, which must be spelled exactly as `make_token` spells them, or
+    as it spelled them before tokens were base32 (base64url, see the module docstring).
 
-    base64 decoders forgive a lot: ``=`` padding or none, ``+`` and ``/`` for ``-`` and ``_``,
-    characters outside the alphabet skipped, and a last character whose unused low bits are not
-    zero (``A`` and ``B`` can end the same bytes). Each leniency gives one token several URLs,
+    base32 and base64 decoders forgive a lot: ``=`` padding or none, lower case in base32,
+    ``+`` and ``/`` for ``-`` and ``_``, characters outside the alphabet skipped, and a last
+    character whose unused low bits are not zero (``A`` and ``B`` can end the same bytes).
+    Each leniency gives one token several URLs,
     several cache entries and several spellings to compare, so none is allowed: a token is
     accepted only when re-encoding its bytes gives back the very same text.
     """
     if not token or len(token) > _MAX_TOKEN:
         raise TokenError("the token is empty or too long to be a certissuer token")
+    if _BASE32_HEAD.match(token):
+        return _decode_base32(token)
     if "=" in token:
         raise TokenError(
             "the token carries '=' padding: a certissuer token is base64url without padding"
@@ -302,9 +342,10 @@ def _decode_canonical(token: str) -> bytes:
 def read_token(token: str, keys: Iterable[TokenPublicKey]) -> TokenClaims:
     """Decode `token` and check its signature against `keys`.
 
-    `token` must be canonical base64url, exactly as `make_token` writes it: no padding, no
-    characters outside the alphabet, no unused bits set, so that a certificate has one token,
-    one URL and one cache entry. Raises `TokenError` for a token spelled otherwise, a
+    `token` must be canonical base32, exactly as `make_token` writes it (or canonical base64url,
+    as tokens issued before were written): no padding, no characters outside the alphabet (no
+    lower case in base32), no unused bits set, so that a certificate has one token, one URL
+    and one cache entry. Raises `TokenError` for a token spelled otherwise, a
     malformed, truncated or forged one, or one signed by a key not in `keys`.
     """
     raw = _decode_canonical(token)
@@ -327,20 +368,35 @@ def read_token(token: str, keys: Iterable[TokenPublicKey]) -> TokenClaims:
 
 
 def verification_url(base: str, token: str) -> str:
-    """The URL printed in the QR code: ``<base>/v/<token>``."""
-    return f"{base.rstrip('/')}/v/{token}"
+    """The URL printed in the QR code: ``<BASE>/V/<token>``, scheme and host in upper case.
+
+    Scheme and host are case-insensitive, so upper case changes nothing for a browser and keeps
+    the URL in the QR code's alphanumeric mode (see the module docstring). A path in `base` is
+    kept as written: a server may tell its cases apart (lower case costs a few bits of QR).
+
+    >>> verification_url("https://verify.example.invalid/", "AEAB")
+    'HTTPS://VERIFY.EXAMPLE.INVALID/V/AEAB'
+    """
+    parts = urlsplit(base.rstrip("/"))
+    if not parts.scheme or not parts.netloc:
+        return f"{base.rstrip('/')}/V/{token}"
+    return f"{parts.scheme.upper()}://{parts.netloc.upper()}{parts.path}/V/{token}"
 
 
 def token_from_url(url: str) -> str:
-    """The token of a verification URL (or `url` itself when it is a bare token)."""
+    """The token of a verification URL (or `url` itself when it is a bare token).
+
+    The URL is ``<base>/V/<token>`` (since tokens are base32) or ``<base>/v/<token>``.
+    """
     url = url.strip()
     if "/" not in url:
         return url
     path = urlsplit(url).path
-    _, sep, tail = path.rpartition("/v/")
-    if not sep or not tail or "/" in tail:
+    cut = max(path.rfind("/v/"), path.rfind("/V/"))
+    tail = path[cut + 3 :] if cut >= 0 else ""
+    if not tail or "/" in tail:
         raise TokenError(
-            f"not a certissuer verification URL: expected '<base>/v/<token>', got {url!r}"
+            f"not a certissuer verification URL: expected '<base>/V/<token>', got {url!r}"
         )
     return tail
 
@@ -371,7 +427,7 @@ def wrong_host(url: str, base: str) -> str | None:
     if got == want:
         return None
     shown = urlsplit(url)
-    where = f"{shown.scheme}://{shown.netloc}" if shown.scheme else repr(url.split("/v/")[0])
+    where = f"{shown.scheme}://{shown.netloc}" if shown.scheme else repr(re.split("/[vV]/", url)[0])
     return (
         f"the QR URL is on {where}, not on the lab's verification page "
         f"{want[0]}://{urlsplit(base).netloc} ([token] url_base)"

@@ -248,7 +248,7 @@ def test_page_and_api_say_awaiting_approval(
 ) -> None:
     from certissuer.web import create_app
 
-    token = waiting.url.rsplit("/v/", 1)[1]
+    token = waiting.url.rsplit("/V/", 1)[1]
     settings = lab.replace(web_rate_limit=0, web_pdf_workers=1)
     with TestClient(create_app(settings)) as client:
         html = client.get(f"/v/{token}").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -136,10 +137,14 @@ def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, 
 
 def test_qr_url_on_another_host_warns_and_strict_refuses(lab: dict[str, Any]) -> None:
     url: str = lab["issued"]["url"]
-    assert url.startswith("https://verify.test.invalid/v/")
-    tail = url.split("/v/", 1)[1]
+    assert url.startswith("HTTPS://VERIFY.TEST.INVALID/V/")
+    tail = url.split("/V/", 1)[1]
 
     code, stdout, stderr = _run(lab, "--qr", url, "--strict")
+    assert code == 0 and "VALID" in stdout and "warning" not in stderr
+    # Case does not matter in a scheme or host, nor does "/V/" or "/v/" (QR codes printed
+    # before issue 18 hold a lower-case URL, with a base64url token: see the next test).
+    code, stdout, stderr = _run(lab, "--qr", f"https://verify.test.invalid/v/{tail}", "--strict")
     assert code == 0 and "VALID" in stdout and "warning" not in stderr
 
     for elsewhere in (
@@ -160,3 +165,17 @@ def test_qr_url_on_another_host_warns_and_strict_refuses(lab: dict[str, Any]) ->
     # A bare token has no host: nothing to warn about.
     code, _, stderr = _run(lab, "--qr", tail, "--strict")
     assert code == 0 and "warning" not in stderr
+
+
+def test_an_older_qr_code_with_a_base64url_token_still_verifies(lab: dict[str, Any]) -> None:
+    tail = lab["issued"]["url"].split("/V/", 1)[1]
+    raw = base64.b32decode(tail + "=" * (-len(tail) % 8))
+    old = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    number = lab["issued"]["entry"]["number"]
+    for url in (f"https://verify.test.invalid/v/{old}", old):
+        code, stdout, stderr = _run(lab, "--qr", url, "--strict")
+        assert code == 0 and "HỢP LỆ / VALID" in stdout and number in stdout, (url, stderr)
+    # ... and the same bytes altered are not genuine in that spelling either.
+    forged = old[:-2] + ("A" if old[-2] != "A" else "B") + old[-1]
+    code, stdout, _ = _run(lab, "--qr", f"https://verify.test.invalid/v/{forged}")
+    assert code == 1 and "NOT GENUINE" in stdout and "signature does not verify" in stdout

@@ -103,7 +103,7 @@ def web(world: World, issued: Issued) -> tuple[str, dict[str, Any]]:
     from certissuer.web import create_app
 
     app = create_app(world.settings.replace(web_rate_limit=0, web_pdf_workers=1))
-    token = issued.url.rsplit("/v/", 1)[1]
+    token = issued.url.rsplit("/V/", 1)[1]
     with TestClient(app) as client:
         html = client.get(f"/v/{token}").text
         body = client.get(f"/api/v1/verdict/{token}").json()

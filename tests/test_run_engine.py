@@ -193,7 +193,7 @@ def test_one_report_shape_and_one_entry_shape(tmp_path: Path, pki: KeyPaths) -> 
     [found] = json.loads(stdout)
     assert entry == listed[entry["number"]] == found
     assert batched["issued"][0]["entry"] == listed[batched["issued"][0]["entry"]["number"]]
-    assert "/v/" in issued["issued"][0]["url"]
+    assert "/V/" in issued["issued"][0]["url"]
 
 
 @pytest.mark.parametrize("rerun", ["issue", "batch"])

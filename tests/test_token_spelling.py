@@ -1,10 +1,12 @@
-"""A token has one spelling: canonical base64url, or it is refused (one URL, one cache entry)."""
+"""A token has one spelling: canonical base32 as issued now, or canonical base64url as tokens
+were issued before (issue 18); any other text is refused (one URL, one cache entry)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,11 +31,17 @@ def raw(token: str) -> bytes:
     return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
 
 
+def legacy(token: str) -> str:
+    """A base32 token from `make_token` spelled as tokens were before: base64url."""
+    data = base64.b32decode(token + "=" * (-len(token) % 8))
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
 def token_with(length_mod_4: int, *, need: str = "") -> str:
     """A genuine token whose length is `length_mod_4` modulo 4 and that contains `need`."""
     for i in range(10_000):
         number = "KĐ-2026-" + "0" * (i % 3) + f"{i:06d}"
-        tok = make_token(KEY, number=number, issued=date(2026, 11, 27), digest=f"{i:064x}")
+        tok = legacy(make_token(KEY, number=number, issued=date(2026, 11, 27), digest=f"{i:064x}"))
         if len(tok) % 4 == length_mod_4 and all(c in tok for c in need):
             return tok
     raise AssertionError("no such token")
@@ -135,11 +143,13 @@ def _edit(tok: str, edits: list[tuple[str, int, str]]) -> str:
 def test_every_accepted_token_re_encodes_to_itself(
     number: str, days: int, digest: bytes, edits: list[tuple[str, int, str]]
 ) -> None:
-    tok = make_token(
+    issued = make_token(
         KEY, number=number, issued=date(2000, 1, 1) + timedelta(days=days), digest=digest.hex()
     )
-    claims = read_token(tok, [KEY.public])  # what make_token writes is always read back
-    assert claims.number == number and raw(tok).startswith(b"\x01")
+    claims = read_token(issued, [KEY.public])  # what make_token writes is always read back
+    assert claims.number == number
+    tok = legacy(issued)  # and so is the older spelling of the same bytes
+    assert read_token(tok, [KEY.public]) == claims and raw(tok).startswith(b"\x01")
     assert base64.urlsafe_b64encode(raw(tok)).rstrip(b"=").decode() == tok
 
     # Any other text is accepted only if it is the canonical spelling of its own bytes; as the
@@ -153,7 +163,14 @@ def test_every_accepted_token_re_encodes_to_itself(
     assert variant == tok
 
 
-_SPELLING = ("padding", "only A-Z", "not valid base64url", "canonical", "empty or too long")
+_SPELLING = (
+    "padding",
+    "only A-Z",
+    "not valid base64url",
+    "not valid base32",
+    "canonical",
+    "empty or too long",
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -174,3 +191,82 @@ def test_text_that_gets_past_the_spelling_check_is_canonical(text: str) -> None:
     decoded = lenient(text)
     assert decoded is not None
     assert base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() == text
+
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def b32raw(token: str) -> bytes | None:
+    """What a forgiving base32 decoder makes of `token` (case folded, padding added)."""
+    try:
+        return base64.b32decode(token + "=" * (-len(token) % 8), casefold=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    number=st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40
+    ),
+    days=st.integers(min_value=0, max_value=2**16 - 1),
+    digest=st.binary(min_size=32, max_size=32),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["insert", "replace", "delete", "append"]),
+            st.integers(min_value=0, max_value=200),
+            st.sampled_from([*_BASE32, *_BASE32.lower(), "=", "0", "1", "8", "-", "_", " "]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_every_accepted_base32_token_is_the_issued_one(
+    number: str, days: int, digest: bytes, edits: list[tuple[str, int, str]]
+) -> None:
+    tok = make_token(
+        KEY, number=number, issued=date(2000, 1, 1) + timedelta(days=days), digest=digest.hex()
+    )
+    assert base64.b32encode(b32raw(tok) or b"").rstrip(b"=").decode() == tok
+    assert read_token(tok, [KEY.public]).number == number
+    variant = _edit(tok, edits)
+    try:
+        read_token(variant, [KEY.public])
+    except TokenError:
+        return
+    assert variant in (tok, legacy(tok))
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("lower case", lambda t: t[:2] + t[2:].lower()),
+        ("one '=' of padding", lambda t: t + "="),
+        ("padding to a multiple of 8", lambda t: t + "=" * (-len(t) % 8 or 8)),
+        ("a space inside", lambda t: t[:40] + " " + t[40:]),
+        ("a digit outside base32", lambda t: t[:40] + "8" + t[41:]),
+    ],
+)
+def test_other_spellings_of_a_base32_token_are_refused(name: str, change: Any) -> None:
+    tok = make_token(KEY, number="KĐ-2026-000001", issued=date(2026, 11, 27), digest="ab" * 32)
+    variant = change(tok)
+    assert variant != tok, name
+    with pytest.raises(TokenError, match=r"padding|only A-Z and 2-7|base32|canonical"):
+        read_token(variant, [KEY.public])
+
+
+def test_a_base32_token_with_unused_bits_set_is_refused() -> None:
+    for i in range(50):
+        tok = make_token(
+            KEY, number=f"KĐ-2026-{i:06d}", issued=date(2026, 11, 27), digest="ab" * 32
+        )
+        unused = {2: 2, 4: 4, 5: 1, 7: 3}.get(len(tok) % 8)
+        if unused:
+            last = _BASE32.index(tok[-1])
+            variant = tok[:-1] + _BASE32[last | ((1 << unused) - 1)]
+            if variant != tok:
+                assert b32raw(variant) == b32raw(tok)  # the same bytes to a lenient decoder
+                with pytest.raises(TokenError, match="unused bits are set"):
+                    read_token(variant, [KEY.public])
+                return
+    raise AssertionError("no token with unused bits found")

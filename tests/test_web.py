@@ -140,7 +140,7 @@ class Lab:
 
 
 def token(issued: Issued) -> str:
-    return issued.url.rsplit("/v/", 1)[1]
+    return issued.url.rsplit("/V/", 1)[1]
 
 
 @pytest.fixture(scope="module")

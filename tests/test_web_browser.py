@@ -71,8 +71,9 @@ class BrowserLab:
 
     def qr_url(self, issued: Issued) -> str:
         """The issued QR URL, with the lab's public base replaced by the local server."""
-        assert issued.url.startswith(self.settings.token_url_base + "/v/")
-        return self.base + issued.url.removeprefix(self.settings.token_url_base)
+        base = self.settings.token_url_base.upper()  # printed in upper case (issue 18)
+        assert issued.url.startswith(base + "/V/")
+        return self.base + issued.url.removeprefix(base)
 
 
 def _toml(value: Any) -> str:

@@ -40,7 +40,7 @@ def serve(
     )
     web_app = create_app(settings)
     warn(
-        f"serving {settings.token_url_base}/v/<token> on http://{settings.web_host}:"
+        f"serving {settings.token_url_base}/V/<token> on http://{settings.web_host}:"
         f"{settings.web_port} (ledger read-only)"
     )
     config = server_config(

@@ -164,8 +164,9 @@ def qr_png(url: str) -> bytes:
     """Return a PNG of a QR code for `url`, error correction level M.
 
     `url` is encoded as given. The PNG has 4 pixels per module and the 4-module quiet zone;
-    printed at 0.5 mm per module it decodes from a 150 dpi scan. The mask is the one qrcode's
-    own scoring picks, chosen with a bitwise penalty (see the module docstring).
+    printed at 0.65 mm per module (`renderer.QR_MODULE_MM`) a photocopy of it decodes at
+    120 dpi. The mask is the one qrcode's own scoring picks, chosen with a bitwise penalty
+    (see the module docstring).
     """
     return _png_1bit(qr_modules(url), _QR_BOX, _QR_BORDER)
 

@@ -45,11 +45,19 @@ from certissuer.render._z3c import FontCache, lay_out
 from certissuer.render.qr import data_uri, qr_image
 from certissuer.render.sanitize import sanitize_tree
 
-__all__ = ["Renderer", "default_template_dir"]
+__all__ = ["QR_MAX_MM", "QR_MODULE_MM", "Renderer", "default_template_dir"]
 
 _logger = logging.getLogger(__name__)
 
 _FONT_FAMILY = "Be Vietnam Pro"
+
+QR_MODULE_MM: Final = 0.65
+"""Printed size of one QR module. At 0.5 mm a version 9 code (26.5 mm) did not decode from a
+photocopy (2.5° rotation, blur, 150 dpi, noise, JPEG); the alphanumeric URL (`certissuer.token`)
+fits version 8, and at 0.65 mm (31.9 mm) its copy decodes down to 120 dpi, at 0.6 mm only to
+150 dpi (``bench/bench_qr.py``, ``tests/test_qr_paper.py``)."""
+QR_MAX_MM: Final = 40.0
+"""Largest printed QR code, quiet zone included (it must fit its 42 mm column)."""
 
 _LATER_FORMS: Final = frozenset({"copy", "failure"})
 """Forms added after labs began copying the template folder (the electronic copy, issue 7; the
@@ -76,8 +84,12 @@ class Renderer:
     and the log says so once per form (`_for`).
     """
 
-    def __init__(self, template_dir: Path | None = None) -> None:
+    def __init__(
+        self, template_dir: Path | None = None, *, qr_module_mm: float = QR_MODULE_MM
+    ) -> None:
         self.template_dir = (template_dir or default_template_dir()).resolve()
+        self.qr_module_mm = qr_module_mm
+        """Printed size of one QR module (`QR_MODULE_MM`; a benchmark prints others)."""
         try:
             regular = fontpkg.path(_FONT_FAMILY, 400)
             self.fonts: dict[str, str] = {
@@ -194,7 +206,7 @@ class Renderer:
         ):
             return self  # a missing certificate form is an error (`_template`): a wrong folder
         if self._shipped is None:
-            self._shipped = Renderer(shipped)
+            self._shipped = Renderer(shipped, qr_module_mm=self.qr_module_mm)
         if name not in self._borrowed:
             self._borrowed.add(name)
             _logger.warning(
@@ -236,8 +248,7 @@ class Renderer:
             "qr": {
                 "src": qr_src,
                 "url": qr_url,
-                # 0.5 mm per module scans from a 150 dpi print; cap the size for long URLs
-                "size_mm": min(round(qr_modules * 0.5, 1), 40.0),
+                "size_mm": min(round(qr_modules * self.qr_module_mm, 1), QR_MAX_MM),
             },
             "lab": self._lab(settings),
             "fonts": self.fonts,

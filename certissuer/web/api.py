@@ -233,7 +233,7 @@ def add_api_routes(app: FastAPI, site: Site) -> None:
         summary="Verdict for a QR token",
     )
     def api_verdict(token: str) -> VerdictOut:
-        """The verdict for the token of a QR code (the last part of ``<base>/v/<token>``).
+        """The verdict for the token of a QR code (the last part of ``<base>/V/<token>``).
 
         The token's signature is checked first, offline; a token that fails is ``altered``
         (NOT GENUINE) and the ledger is not asked.

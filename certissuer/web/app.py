@@ -10,11 +10,13 @@ with the instrument in front of them.
 
 Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript):
 
-* ``GET /v/{token}``: the verdict for a QR code. The token's signature is checked offline with
-  the lab's public key first; a token that fails is NOT GENUINE and the database is never asked.
-  Then the ledger decides: VALID, REVOKED (reason), SUPERSEDED by a number, EXPIRED, or NOT IN
-  THE LEDGER, with the certificate's fields and the SHA-256 of the signed PDF.
-* ``GET /v/{token}/pdf``: the signed PDF, where the lab allows it (``[web] allow_download``).
+* ``GET /V/{token}`` (and ``/v/{token}``, as older QR codes print it): the verdict for a QR
+  code. The token's signature is checked offline with the lab's public key first; a token
+  that fails is NOT GENUINE and the database is never asked. Then the ledger decides: VALID,
+  REVOKED (reason), SUPERSEDED by a number, EXPIRED, or NOT IN THE LEDGER, with the
+  certificate's fields and the SHA-256 of the signed PDF.
+* ``GET /V/{token}/pdf`` (or ``/v/…``): the signed PDF, where the lab allows it
+  (``[web] allow_download``).
 * ``GET /`` and ``POST /verify``: upload a PDF and get the full verdict of ``certissuer verify``.
 * ``GET /api/v1/verdict/{token}``, ``POST /api/v1/verify``, ``GET /api/v1/lab``: the same as
   JSON, described by ``/api/v1/openapi.json``.
@@ -163,8 +165,12 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
 
     # The hot path (every QR scan): a plain Starlette route, without FastAPI's parameter
     # machinery, which costs more than the rest of the request.
-    app.add_route("/v/{token}", verdict_page, methods=["GET"], include_in_schema=False)
+    # The QR code holds the upper-case URL ("/V/", alphanumeric mode, see certissuer.token);
+    # tokens printed before it hold "/v/". A path is case-sensitive: both are routed.
+    for prefix in ("/V", "/v"):
+        app.add_route(f"{prefix}/{{token}}", verdict_page, methods=["GET"], include_in_schema=False)
 
+    @app.get("/V/{token}/pdf", include_in_schema=False)
     @app.get("/v/{token}/pdf", include_in_schema=False)
     def download_pdf(token: str) -> Response:
         data, filename = site.signed_pdf(token)
