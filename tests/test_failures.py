@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from certissuer.cli import _state as cli_state
 from certissuer.cli import app
 from certissuer.config import load_settings
 from certissuer.keys import KeyPaths
@@ -32,8 +33,7 @@ class Lab:
     env: dict[str, str]
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        env = {**self.env, "COLUMNS": "200"}  # one table row per line
-        r = runner.invoke(app, ["--config", str(self.profile), *args], env=env)
+        r = runner.invoke(app, ["--config", str(self.profile), *args], env=self.env)
         return r.exit_code, r.stdout, r.stderr
 
 
@@ -45,7 +45,12 @@ class Failed:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, pki: KeyPaths, any_ledger_url: str) -> Lab:
+def lab(tmp_path: Path, pki: KeyPaths, any_ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    # Tables one row per line: the CLI's consoles 200 columns wide. COLUMNS in the command's
+    # environment is not enough: rich fixes a console's width when the console is made if
+    # COLUMNS is set then, and pytest-xdist's workers start with COLUMNS=80.
+    for console in (cli_state.out, cli_state.err):
+        monkeypatch.setattr(console, "_width", 200)
     profile = tmp_path / "lab.toml"
     profile.write_text(
         f'[lab]\ncode = "R1"\n[signing]\npkcs12 = "{pki.signer_p12}"\n'

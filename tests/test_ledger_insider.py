@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -331,26 +330,21 @@ def test_backfill_never_signs_an_event_after_the_first_signed_one(world: World) 
 # -- checkpoints published -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(world: World) -> Iterator[str]:
     """The verification app on the world's ledger, over HTTP on a free localhost port."""
     from certissuer.web import create_app
 
     app = create_app(world.settings.replace(web_rate_limit=0, web_pdf_workers=1))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    # Port 0: the kernel picks a free port as the server binds (no other process can take it).
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)

@@ -14,7 +14,6 @@ import os
 import select
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from certissuer.config import Settings
 from certissuer.ledger import Ledger
 
 from . import test_web
+from ._serve import start_serve, stop
 from .test_web import Lab, _web, token, xref_flood_pdf
 
 lab = test_web.lab  # the module's lab: issued certificates on a SQLite ledger (a fixture)
@@ -210,13 +210,6 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return data
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _profile(lab: Lab, path: Path) -> Path:
     s: Settings = lab.settings
     path.write_text(
@@ -245,41 +238,14 @@ max_upload = 1048576
 
 @pytest.fixture(scope="module")
 def served(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    profile = _profile(lab, tmp_path_factory.mktemp("serve") / "lab.toml")
-    port = _free_port()
+    folder = tmp_path_factory.mktemp("serve")
+    profile = _profile(lab, folder / "lab.toml")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certissuer",
-            "--config",
-            str(profile),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    server = Served(port, process)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        assert time.monotonic() < deadline, "certissuer serve did not start"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield server
-    process.terminate()
+    process, port = start_serve(profile, folder / "serve.log", env=env)
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+        yield Served(port, process)
+    finally:
+        stop(process)
 
 
 def _get(path: str = "/api/v1/lab", *, keep_alive: bool = False) -> bytes:

@@ -10,11 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -32,6 +27,7 @@ from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.model import parse_certificate
 
+from ._serve import start_serve, stop
 from .conftest import ROOT, SAMPLES, load_json
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,13 +76,6 @@ def _toml(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def blab(
     tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, sealer: Any, renderer: Any
@@ -129,44 +118,15 @@ pdf_workers = 1
     lab = BrowserLab(settings, ledger, issuer, profile)
     lab.issue("calibration")  # the ledger file exists before the server opens it read-only
 
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTISSUER_")}
-    log = (root / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certissuer",
-            "--config",
-            str(profile),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    lab.base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(lab.base + "/", timeout=2) as r:
-                assert r.status == 200
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"certissuer serve did not start:\n{(root / 'serve.log').read_text()}")
-            time.sleep(0.1)
-    yield lab
-    server.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown: the PDF workers stop too
+    server, port = start_serve(profile, root / "serve.log", env=env)
     try:
-        server.wait(20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(5)
-    log.close()
+        lab.base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(lab.base + "/", timeout=10) as r:
+            assert r.status == 200
+        yield lab
+    finally:
+        stop(server, interrupt=True)  # uvicorn's graceful shutdown: the PDF workers stop too
 
 
 @pytest.fixture(scope="module")
