@@ -121,6 +121,23 @@ def test_a_pdf_that_overruns_the_memory_limit_cannot_be_checked(lab: dict[str, A
     assert done.stdout == ""
 
 
+def test_running_out_of_memory_inside_the_validator_is_never_altered(
+    lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The memory limit can be reached inside pyHanko's validator, which the checker wraps to
+    # call a broken CMS blob "damaged". A genuine file short of memory is "could not check"
+    # (exit 8), never ALTERED. The forked checking child inherits the patched validator.
+    import certissuer.verify._pades as pades
+
+    def starved(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(pades, "validate_pdf_signature", starved)
+    code, out, err = _run(lab, lab["issued"]["entry"]["pdf_path"])
+    assert code == 8, (out, err)
+    assert "could not check" in err and "ALTERED" not in out + err and "NOT GENUINE" not in out
+
+
 def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, Any]) -> None:
     started = time.monotonic()
     done = _cli(lab, "--timeout", "1", str(lab["flood"]))

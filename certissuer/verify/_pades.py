@@ -785,6 +785,9 @@ def _check_one(
             )
     except (SignatureValidationError, PdfError) as exc:
         raise _Refused("altered", f"{label} cannot be validated: {exc}") from None
+    except (MemoryError, RecursionError):
+        # Running out of a bound says nothing about the file: "could not check", never ALTERED.
+        raise
     except Exception as exc:
         # A damaged CMS blob can break the validator in many ways; none is "valid".
         _logger.debug("validation of %s raised", label, exc_info=True)
