@@ -372,6 +372,34 @@ def test_render_ink_inside_the_margins_and_seal_width(
     assert abs(_red_extent(img, page_h, widget.rect) - SEAL_MM) <= 1.0
 
 
+def _pages(pdf: Path) -> int:
+    with pikepdf.open(pdf) as doc:
+        return len(doc.pages)
+
+
+@pytest.mark.parametrize("which", ["verification", "long", "approval"])
+def test_verification_fits_one_page_with_the_signature_on_it(
+    issued: dict[str, Path], which: str
+) -> None:
+    """A verification certificate is read as a photocopy pinned to the instrument: one page,
+    the signature space for a 30 mm seal included, the end mark on it."""
+    assert _pages(issued[which]) == 1
+    assert _widget(issued[which]).page == 0
+    if which == "approval":
+        assert _widget(issued[which], "Approval").page == 0
+    text = subprocess.run(
+        ["pdftotext", str(issued[which]), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "Trang 1/1 (Page 1 of 1)" in text and "— Hết / End —" in text
+
+
+def test_calibration_signature_on_the_results_page(issued: dict[str, Path]) -> None:
+    """The calibration form points to its results on page 2 ("Xem kết quả tại trang 2"):
+    the results, the signatures and the end mark share that page, no third page."""
+    assert _pages(issued["calibration"]) == 2
+    assert _widget(issued["calibration"]).page == 1
+
+
 def test_two_signers_boxes_side_by_side(issued: dict[str, Path]) -> None:
     """With approval, the verifier's box and the head's empty field share the row: apart, each
     in its column, inside the margins."""

@@ -105,6 +105,7 @@ def test_a_failed_verification_issues_a_signed_notice(lab: Lab) -> None:
     assert "Yêu cầu gỡ bỏ tem kiểm định cũ" in text
     assert "The previous verification stamp must be removed" in text
     assert _earlier_number(lab) in text  # the earlier certificate it makes no longer valid
+    assert "Trang 1/1 (Page 1 of 1)" in text  # one page, like the certificate it replaces
     code, out, _ = lab.run("verify", "--json", str(failed.notice))
     report = json.loads(out)
     assert code == 0 and report["verdict"] == "valid" and report["kind"] == "failure"
