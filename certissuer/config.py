@@ -346,6 +346,10 @@ class Settings:
     """Token public key(s) the page checks QR tokens with (PEM); None uses [token] key."""
     web_allow_download: bool = False
     """Offer the signed PDF for download on the verification page."""
+    web_show_customer: bool = True
+    """Show a calibration customer's name and address on the verification page and in its
+    JSON API. The owner of a verified instrument ("Cơ sở sử dụng") is always shown: the
+    inspector compares it with the instrument."""
     web_max_upload: int = 10 * 1024 * 1024
     """Largest request body accepted, in bytes; a larger upload gets 413."""
     web_rate_limit: int = 60
@@ -614,6 +618,9 @@ url = "sqlite:///certissuer-ledger.db"
 host = "127.0.0.1"
 port = 8080
 allow_download = false
+# A calibration customer's name and address on the page and in its API; false hides them
+# (the owner of a verified instrument is always shown, as the forms require).
+show_customer = true
 # upload_concurrency = 2   # uploads in progress per client address (IPv6: per /64)
 # header_timeout = 10      # seconds a client may take to send a request's headers
 # body_timeout = 60        # seconds a client may take to send a whole request body

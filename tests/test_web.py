@@ -427,6 +427,64 @@ def test_json_api(lab: Lab, client: TestClient, pki: KeyPaths) -> None:
     assert client.get("/docs").status_code == 404  # Swagger UI would need inline script
 
 
+# -- customer confidentiality ([web] show_customer) ------------------------------------------
+
+CUSTOMER = "Công ty TNHH Thực phẩm Sa Đéc"
+CUSTOMER_ADDRESS = "Khu công nghiệp C, phường Sa Đéc, tỉnh Đồng Tháp"
+OWNER = "Cửa hàng xăng dầu số 12 – Công ty Xăng dầu Đồng Tháp"
+OWNER_ADDRESS = "Quốc lộ 30, xã Mỹ Thọ, tỉnh Đồng Tháp"
+
+
+def _mentions(text: str, *values: str) -> list[str]:
+    """Which of `values` (or their first part before a comma) appear in `text`."""
+    return [v for v in values if v in text or v.split(",")[0] in text]
+
+
+def test_calibration_customer_is_shown_by_default(lab: Lab, client: TestClient) -> None:
+    assert Settings().web_show_customer is True
+    html = client.get(f"/v/{token(lab.cal)}").text
+    assert field(html, "owner") == f"{CUSTOMER}, {CUSTOMER_ADDRESS}"
+    api = client.get(f"/api/v1/verdict/{token(lab.cal)}")
+    # Not escaped as \uXXXX: the hidden test's "not in the body" checks can fail.
+    assert _mentions(api.text, CUSTOMER, CUSTOMER_ADDRESS) == [CUSTOMER, CUSTOMER_ADDRESS]
+    cert = api.json()["certificate"]
+    assert (cert["owner"], cert["owner_address"]) == (CUSTOMER, CUSTOMER_ADDRESS)
+    assert cert["owner_hidden"] is False
+
+
+def test_show_customer_false_hides_the_calibration_customer(lab: Lab) -> None:
+    from certissuer.web import create_app
+
+    on_site = lab.issue("calibration", place_of_calibration=f"Tại khách hàng: {CUSTOMER_ADDRESS}")
+    with TestClient(create_app(_web(lab.settings, web_show_customer=False))) as hidden:
+        for issued in (lab.cal, on_site):
+            page = hidden.get(f"/v/{token(issued)}")
+            api = hidden.get(f"/api/v1/verdict/{token(issued)}")
+            assert page.status_code == api.status_code == 200
+            assert 'data-verdict="valid"' in page.text and api.json()["verdict"] == "valid"
+            assert _mentions(page.text, CUSTOMER, CUSTOMER_ADDRESS) == []
+            assert _mentions(api.text, CUSTOMER, CUSTOMER_ADDRESS) == []
+            assert field(page.text, "owner") == "Không công bố / Not published"
+            assert field(page.text, "serial") == "B912345678"  # the rest is still shown
+            cert = api.json()["certificate"]
+            assert (cert["owner"], cert["owner_address"], cert["owner_hidden"]) == ("", "", True)
+        assert field(hidden.get(f"/v/{token(lab.cal)}").text, "place").startswith("Phòng thí")
+        assert field(hidden.get(f"/v/{token(on_site)}").text, "place") == (
+            "Không công bố / Not published"
+        )
+        # An uploaded PDF (checked in a worker process) is answered the same way.
+        body = upload(hidden, lab.cal.path.read_bytes(), api=True)
+        assert body.json()["verdict"] == "valid"
+        assert _mentions(body.text, CUSTOMER, CUSTOMER_ADDRESS) == []
+
+        # The owner / user of a verified instrument stays: the inspector compares it.
+        html = hidden.get(f"/v/{token(lab.ver)}").text
+        assert field(html, "owner") == f"{OWNER}, {OWNER_ADDRESS}"
+        cert = hidden.get(f"/api/v1/verdict/{token(lab.ver)}").json()["certificate"]
+        assert (cert["owner"], cert["owner_address"]) == (OWNER, OWNER_ADDRESS)
+        assert cert["owner_hidden"] is False
+
+
 # -- uploads --------------------------------------------------------------------------------
 
 
@@ -740,11 +798,14 @@ def test_serve_explains_a_missing_ledger(tmp_path: Path, pki: KeyPaths) -> None:
 def test_web_settings_from_the_profile_and_environment(tmp_path: Path) -> None:
     profile = tmp_path / "lab.toml"
     profile.write_text(
-        '[web]\nhost = "0.0.0.0"\nport = 9000\nallow_download = true\npdf_timeout = 2.5\n',
+        '[web]\nhost = "0.0.0.0"\nport = 9000\nallow_download = true\npdf_timeout = 2.5\n'
+        "show_customer = false\n",
         encoding="utf-8",
     )
     s = load_settings(profile, env={"CERTISSUER_WEB_RATE_LIMIT": "10"})
     assert (s.web_host, s.web_port, s.web_allow_download) == ("0.0.0.0", 9000, True)
+    assert s.web_show_customer is False
+    assert load_settings(profile, env={"CERTISSUER_WEB_SHOW_CUSTOMER": "true"}).web_show_customer
     assert s.web_pdf_timeout == 2.5 and s.web_rate_limit == 10
     with pytest.raises(ConfigError, match="CERTISSUER_WEB_PORT must be a whole number"):
         load_settings(profile, env={"CERTISSUER_WEB_PORT": "80a"})

@@ -62,8 +62,13 @@ class CertificateOut(BaseModel):
     model: str
     serial: str
     manufacturer: str
-    owner: str
+    owner: str = Field(description="Owner / user (verification) or customer (calibration)")
     owner_address: str
+    owner_hidden: bool = Field(
+        default=False,
+        description="The calibration customer's name and address are withheld by the lab "
+        "(owner and owner_address are then empty)",
+    )
     place: str = Field(description="Place of use (verification) or of calibration")
     stamp_number: str
     method: str
@@ -172,6 +177,7 @@ def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOu
             manufacturer=details.manufacturer,
             owner=details.owner,
             owner_address=details.owner_address,
+            owner_hidden=details.customer_hidden,
             place=details.place,
             stamp_number=details.stamp_number,
             method=details.method,

@@ -201,7 +201,7 @@ class Site:
         if report.verdict in LEDGER_VERDICTS and report.number:
             entry = self._verified_entry(report)
             if entry is not None:
-                details = certificate_details(entry)
+                details = certificate_details(entry, show_customer=self.settings.web_show_customer)
                 report.pdf_sha256 = entry.pdf_sha256
         answer = Answer(report, details)
         if details is not None:
@@ -264,7 +264,7 @@ class Site:
             # that the lab issued when validation data was added later).
             entry = self._verified_entry(report)
             if entry is not None:
-                details = certificate_details(entry)
+                details = certificate_details(entry, show_customer=self.settings.web_show_customer)
         return report, details
 
     def signed_pdf(self, token: str) -> tuple[bytes, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from certissuer.web.middleware import Problem
 __all__ = [
     "LEDGER_VERDICTS",
     "STYLESHEET_CACHE_CONTROL",
+    "WITHHELD",
     "CertificateDetails",
     "Lab",
     "Pages",
@@ -132,6 +133,8 @@ class CertificateDetails:
     conclusion_vi: str = ""
     conclusion_en: str = ""
     results: tuple[ResultRow, ...] = ()
+    customer_hidden: bool = False
+    """The calibration customer's name and address are withheld (``[web] show_customer``)."""
 
     @property
     def is_verification(self) -> bool:
@@ -167,6 +170,8 @@ class CertificateDetails:
             return verification if ver else calibration
 
         owner = self.owner + (f", {self.owner_address}" if self.owner_address else "")
+        if self.customer_hidden:
+            owner = WITHHELD
         rows = [
             Row("number", "Số", "No.", self.number),
             Row("instrument", *pick(("Tên phương tiện đo", "Measuring instrument"),
@@ -202,8 +207,31 @@ class CertificateDetails:
         return rows
 
 
-def certificate_details(entry: CertificateEntry) -> CertificateDetails:
-    """The page's fields for `entry`, from its stored data (or its columns, if unparsable)."""
+WITHHELD = "Không công bố / Not published"
+"""What the page shows in place of a withheld customer."""
+
+
+def certificate_details(
+    entry: CertificateEntry, *, show_customer: bool = True
+) -> CertificateDetails:
+    """The page's fields for `entry`, from its stored data (or its columns, if unparsable).
+
+    With `show_customer` false (``[web] show_customer``), a calibration customer's name and
+    address are withheld, and so is a place of calibration that names them (on-site work);
+    a verified instrument's owner stays: the inspector compares it with the instrument.
+    """
+    details = _details(entry)
+    if show_customer or details.is_verification:
+        return details
+    names = [s.casefold() for s in (details.owner, details.owner_address) if s.strip()]
+    place = details.place
+    if any(n in place.casefold() for n in names):
+        place = WITHHELD
+    return replace(details, owner="", owner_address="", place=place, customer_hidden=True)
+
+
+def _details(entry: CertificateEntry) -> CertificateDetails:
+    """Every field of `entry`, from its stored data (or its columns, if unparsable)."""
     base: dict[str, Any] = {
         "number": entry.number,
         "kind": entry.kind,
