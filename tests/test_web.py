@@ -842,6 +842,7 @@ def test_api_conforms_to_its_openapi_schema(lab: Lab) -> None:
     conforms()
     assert seen == {
         "GET /api/v1/verdict/{token}",
+        "GET /api/v1/lookup",
         "POST /api/v1/verify",
         "GET /api/v1/lab",
         "GET /api/v1/checkpoint",

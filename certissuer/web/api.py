@@ -1,6 +1,7 @@
 """The JSON API: its models and routes, described by ``/api/v1/openapi.json``.
 
 * ``GET /api/v1/verdict/{token}``: the verdict for the token of a QR code.
+* ``GET /api/v1/lookup?number=…&serial=…``: the ledger's verdict when both match.
 * ``POST /api/v1/verify``: the verdict for an uploaded PDF.
 * ``GET /api/v1/lab``: who answers.
 * ``GET /api/v1/checkpoint``, ``GET /api/v1/consistency?from=N``: the ledger log's newest
@@ -21,7 +22,7 @@ from certissuer.errors import LedgerError
 from certissuer.ledger import Checkpoint
 from certissuer.verify import Report, Verdict
 from certissuer.web.middleware import Problem, client_key
-from certissuer.web.site import Site, read_pdf_upload
+from certissuer.web.site import Site, lookup_fields, read_pdf_upload
 from certissuer.web.views import LEDGER_VERDICTS, CertificateDetails, ResultRow, headline
 
 __all__ = [
@@ -245,6 +246,34 @@ def add_api_routes(app: FastAPI, site: Site) -> None:
         (NOT GENUINE) and the ledger is not asked.
         """
         answer = site.check_token(token)
+        return verdict_out(answer.report, answer.details)
+
+    @app.get(
+        "/api/v1/lookup",
+        response_model=VerdictOut,
+        responses={
+            **PROBLEM_RESPONSES,
+            400: {"model": ProblemOut, "description": "A field is blank"},
+        },
+        tags=["verify"],
+        summary="Verdict for a certificate number and the instrument's serial number",
+    )
+    def api_lookup(
+        number: Annotated[
+            str, Query(max_length=200, description="Certificate number, as printed or typed")
+        ] = "",
+        serial: Annotated[
+            str, Query(max_length=200, description="The instrument's serial number, as printed")
+        ] = "",
+    ) -> VerdictOut:
+        """For a certificate whose QR code cannot be read: the ledger's status of ``number``,
+        only when ``serial`` is the instrument's serial number (case, spaces and dashes aside).
+
+        An unknown number and a wrong serial number get the same ``not_in_ledger`` answer.
+        Neither a token nor a file is checked. Each lookup costs as much of the rate limit
+        as an upload.
+        """
+        answer = site.lookup(*lookup_fields(number, serial))
         return verdict_out(answer.report, answer.details)
 
     @app.post(

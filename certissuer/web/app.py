@@ -18,16 +18,20 @@ Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript):
 * ``GET /V/{token}/pdf`` (or ``/v/…``): the signed PDF, where the lab allows it
   (``[web] allow_download``).
 * ``GET /`` and ``POST /verify``: upload a PDF and get the full verdict of ``certissuer verify``.
-* ``GET /api/v1/verdict/{token}``, ``POST /api/v1/verify``, ``GET /api/v1/lab``: the same as
-  JSON, described by ``/api/v1/openapi.json``.
+* ``GET /lookup?number=…&serial=…``: for a torn or smudged QR code, the ledger's verdict for a
+  certificate number AND the instrument's serial number (both printed on the paper); an
+  unknown number and a wrong serial number get the same answer, so a number alone reveals
+  nothing. Each lookup costs as much of the rate limit as an upload.
+* ``GET /api/v1/verdict/{token}``, ``GET /api/v1/lookup``, ``POST /api/v1/verify``,
+  ``GET /api/v1/lab``: the same as JSON, described by ``/api/v1/openapi.json``.
 
-There is no lookup by certificate number: without a genuine token or the PDF itself nothing is
-revealed, so numbers cannot be enumerated. The app reads the ledger and never writes it. Uploads
-are limited in size (413) and type (415) and parsed in worker processes with time and memory
-limits (`certissuer.web.worker`); each client address (an IPv6 /64) is rate limited and may
-have only a few uploads in progress at once (429 with Retry-After); a request body must be in
-within a deadline (408); every response carries a strict Content-Security-Policy and friends;
-every value is escaped.
+There is no lookup by certificate number alone: without a genuine token, the PDF itself or the
+serial number nothing is revealed, so numbers cannot be enumerated. The app reads the ledger and
+never writes it. Uploads are limited in size (413) and type (415) and parsed in worker processes
+with time and memory limits (`certissuer.web.worker`); each client address (an IPv6 /64) is
+rate limited and may have only a few uploads in progress at once (429 with Retry-After); a
+request body must be in within a deadline (408); every response carries a strict
+Content-Security-Policy and friends; every value is escaped.
 The page never redirects, and all its links are relative.
 """
 
@@ -39,7 +43,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from certissuer.config import Settings
@@ -55,7 +59,7 @@ from certissuer.web.middleware import (
     UploadLimit,
     client_key,
 )
-from certissuer.web.site import Site, read_pdf_upload
+from certissuer.web.site import Site, lookup_fields, read_pdf_upload
 from certissuer.web.views import STYLESHEET_CACHE_CONTROL
 from certissuer.web.worker import PdfWorkerPool
 
@@ -178,6 +182,16 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
             data,
             media_type="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    @app.get("/lookup", response_class=HTMLResponse, include_in_schema=False)
+    def lookup_page(
+        number: Annotated[str, Query(max_length=200)] = "",
+        serial: Annotated[str, Query(max_length=200)] = "",
+    ) -> HTMLResponse:
+        answer = site.lookup(*lookup_fields(number, serial))
+        return HTMLResponse(
+            site.pages.verdict(answer.report, answer.details, root="", looked_up=True)
         )
 
     @app.post("/verify", response_class=HTMLResponse, include_in_schema=False)

@@ -41,6 +41,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _UPLOAD_COST = 5
 """An upload costs this many requests of the client's rate (it keeps a worker busy)."""
+_LOOKUP_PATHS = frozenset({"/lookup", "/api/v1/lookup"})
+"""A lookup by number and serial number costs as much as an upload: guesses come dear."""
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -185,9 +187,9 @@ class RateLimit:
     """A token bucket per client address: `per_minute` requests a minute, `burst` at once.
 
     Over it: 429 with Retry-After (whole seconds until the request would be allowed). An upload
-    costs `_UPLOAD_COST` requests. Clients are counted by `client_key` (IPv6 by /64). The
-    buckets live in memory, one process; behind a proxy, configure ``[web] trusted_proxies``
-    so the client's address is the real one.
+    or a lookup by number costs `_UPLOAD_COST` requests. Clients are counted by `client_key`
+    (IPv6 by /64). The buckets live in memory, one process; behind a proxy, configure
+    ``[web] trusted_proxies`` so the client's address is the real one.
     """
 
     _MAX_CLIENTS = 10_000
@@ -206,7 +208,8 @@ class RateLimit:
         now = time.monotonic()
         tokens, last = self.buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        cost = min(float(_UPLOAD_COST if scope["method"] == "POST" else 1), self.burst)
+        dear = scope["method"] == "POST" or scope.get("path") in _LOOKUP_PATHS
+        cost = min(float(_UPLOAD_COST if dear else 1), self.burst)
         if tokens < cost:
             self.buckets[key] = (tokens, now)
             wait = max(1, math.ceil((cost - tokens) / self.rate))

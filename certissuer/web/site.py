@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import itertools
 import logging
+import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +28,12 @@ from typing import Generic, TypeVar
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from certissuer._vn import VIETNAM_TZ, file_stem
+from certissuer._vn import VIETNAM_TZ, file_stem, fold
 from certissuer.config import Settings
-from certissuer.errors import CertissuerError, TokenError, VerificationFailed
+from certissuer.errors import CertissuerError, LedgerError, TokenError, VerificationFailed
 from certissuer.ledger import CertificateEntry, Ledger
 from certissuer.token import TokenClaims, read_token
-from certissuer.verify import Report, Verdict, Verifier
+from certissuer.verify import Report, Verdict, Verifier, _standing
 from certissuer.web.middleware import Problem
 from certissuer.web.views import (
     LEDGER_VERDICTS,
@@ -44,13 +46,34 @@ from certissuer.web.views import (
 )
 from certissuer.web.worker import PdfWorkerPool, PoolBusy, WorkerRefused
 
-__all__ = ["PDF_MAGIC", "Answer", "FairSlots", "Lru", "Site", "read_pdf_upload"]
+__all__ = [
+    "LOOKUP_NOT_FOUND",
+    "PDF_MAGIC",
+    "Answer",
+    "FairSlots",
+    "Lru",
+    "Site",
+    "lookup_fields",
+    "read_pdf_upload",
+    "serial_key",
+]
 
 _logger = logging.getLogger(__name__)
 
 PDF_MAGIC = b"%PDF-"
 """A PDF starts with this; readers accept up to 1024 bytes before it, and so does `verify`."""
 _MAGIC_WINDOW = 1024
+
+LOOKUP_NOT_FOUND = "no issued certificate has this number and this serial number"
+"""The lookup's one answer for an unknown number, a wrong serial number or an unissued entry."""
+
+_SERIAL_IGNORED = re.compile(r"[\s\-‐‑‒–—]+")
+
+
+def serial_key(text: str) -> str:
+    """A serial number as compared by the lookup: case folded, spaces and dashes ignored."""
+    return _SERIAL_IGNORED.sub("", fold(text))
+
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -208,6 +231,45 @@ class Site:
             self.answers.put(key, answer)
         return answer
 
+    def lookup(self, number: str, serial: str) -> Answer:
+        """The ledger's verdict for certificate `number` (as people type it), only if the
+        instrument's `serial` number matches too (case, spaces and dashes aside).
+
+        An unknown number, a wrong serial number and an entry not yet issued all get the
+        same answer (`LOOKUP_NOT_FOUND`), so the lookup tells nothing about numbers alone.
+        Neither a token nor a file is checked: the verdict is the ledger's status only.
+        """
+        try:
+            entry = self.ledger.get(number)
+        except LedgerError as exc:
+            if "several" not in str(exc).lower():  # the ledger cannot be read: 503
+                raise
+            entry = None  # the number fits two series: typed as printed, it resolves
+        wanted = serial_key(serial)
+        if (
+            entry is None
+            or entry.is_pending
+            or not wanted
+            or not hmac.compare_digest(
+                serial_key(entry.instrument_serial).encode(), wanted.encode()
+            )
+        ):
+            return Answer(Report(Verdict.NOT_IN_LEDGER, reasons=[LOOKUP_NOT_FOUND]), None)
+        report = Report(Verdict.VALID, number=entry.number)
+        report.reasons.append(
+            "looked up by number and serial number: the ledger's status only; no QR token "
+            "or file was checked"
+        )
+        keys = self.verifier.token_keys
+        report = _standing.judge(report, self.ledger, keys, entry, None, None)
+        details = None
+        if report.verdict in LEDGER_VERDICTS and report.number:
+            checked = self._verified_entry(report)
+            if checked is not None:
+                details = certificate_details(checked)
+                report.pdf_sha256 = checked.pdf_sha256
+        return Answer(report, details)
+
     def _verified_entry(self, report: Report) -> CertificateEntry | None:
         """The entry behind `report`, only if its data are those the verdict was reached on.
 
@@ -291,6 +353,18 @@ class Site:
             _logger.error("%s: %s differs from the ledger's SHA-256", entry.number, entry.pdf_path)
             raise unavailable
         return data, f"{file_stem(entry.number)}.pdf"
+
+
+def lookup_fields(number: str, serial: str) -> tuple[str, str]:
+    """The lookup's certificate number and serial number, stripped; 400 when one is blank."""
+    number, serial = number.strip(), serial.strip()
+    if not number or not serial:
+        raise Problem(
+            400,
+            "Cần nhập cả số giấy chứng nhận và số (số sê-ri) của phương tiện đo.",
+            "Both the certificate number and the instrument's serial number are needed.",
+        )
+    return number, serial
 
 
 async def read_pdf_upload(file: UploadFile | None) -> bytes:

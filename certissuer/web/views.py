@@ -411,13 +411,15 @@ class Pages:
         root: str,
         download: str | None = None,
         uploaded: bool = False,
+        looked_up: bool = False,
     ) -> str:
         """The verdict page for `report`, in the forms' wording (`headline`) and colour (`tone`).
 
         `details` are the certificate's fields, shown only for a genuine certificate found in
         the ledger; `root` is the relative path to the site's root; `download` is the link to
         the signed PDF, if it may be downloaded; `uploaded` says the verdict is for a file
-        the inspector sent (rather than a QR code).
+        the inspector sent (rather than a QR code); `looked_up` that it is for a lookup by
+        number and serial number (the ledger's status only: no file or QR code was checked).
         """
         return self.render(
             "verdict.html.j2",
@@ -428,6 +430,7 @@ class Pages:
             details=details,
             download=download,
             uploaded=uploaded,
+            looked_up=looked_up,
         )
 
     def _max_upload_mb(self) -> str:
