@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from os import PathLike
 
 __all__ = [
+    "AmbiguousNumber",
     "CertissuerError",
     "ConfigError",
     "InputError",
@@ -103,6 +104,10 @@ class LedgerError(CertissuerError):
     """The ledger cannot be read or written, or refuses an entry."""
 
     exit_code = 7
+
+
+class AmbiguousNumber(LedgerError):
+    """A number typed without its marks fits certificates of two series ("KĐ" and "KD")."""
 
 
 class VerificationFailed(CertissuerError):

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
-from certissuer.errors import LedgerError
+from certissuer.errors import AmbiguousNumber, LedgerError
 from certissuer.ledger import (
     BatchClaim,
     CertificateEntry,
@@ -375,7 +375,7 @@ def test_a_number_two_series_share_without_marks_must_be_typed_exactly(
     _issue_as(ledger, "KD", "b", "2" * 64)
     assert ledger.resolve("KĐ-2026-000001") == "KĐ-2026-000001"
     assert ledger.resolve("KD-2026-000001") == "KD-2026-000001"
-    with pytest.raises(LedgerError, match="fits several certificates") as info:
+    with pytest.raises(AmbiguousNumber, match="fits several certificates") as info:
         ledger.get("kd-2026-000001")
     assert info.value.hint is not None and "as printed" in info.value.hint
 

@@ -53,7 +53,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 import certissuer.ledger.claims as claims
 from certissuer import merkle
 from certissuer._vn import LATIN_FOLD, local_date, number_key, search_key
-from certissuer.errors import IssueRefused, LedgerError
+from certissuer.errors import AmbiguousNumber, IssueRefused, LedgerError
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
     Standing,
@@ -799,7 +799,7 @@ class Ledger:
         found = [e for e in candidates if number_key(e.number) == key]
         if len(found) > 1:
             names = ", ".join(sorted(e.number for e in found))
-            raise LedgerError(
+            raise AmbiguousNumber(
                 f"{number!r} fits several certificates: {names}",
                 hint="type the number exactly as printed on the certificate",
             )

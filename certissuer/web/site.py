@@ -30,7 +30,12 @@ from starlette.concurrency import run_in_threadpool
 
 from certissuer._vn import VIETNAM_TZ, file_stem, fold
 from certissuer.config import Settings
-from certissuer.errors import CertissuerError, LedgerError, TokenError, VerificationFailed
+from certissuer.errors import (
+    AmbiguousNumber,
+    CertissuerError,
+    TokenError,
+    VerificationFailed,
+)
 from certissuer.ledger import CertificateEntry, Ledger
 from certissuer.token import TokenClaims, read_token
 from certissuer.verify import Report, Verdict, Verifier, _standing
@@ -241,9 +246,7 @@ class Site:
         """
         try:
             entry = self.ledger.get(number)
-        except LedgerError as exc:
-            if "several" not in str(exc).lower():  # the ledger cannot be read: 503
-                raise
+        except AmbiguousNumber:
             entry = None  # the number fits two series: typed as printed, it resolves
         wanted = serial_key(serial)
         if (
