@@ -1,6 +1,6 @@
 """Every documented exit code through a real command, the README's table, and quiet stderr.
 
-The table drives codes 0-9 through Typer's runner (the same boundary as the console script)
+The table drives codes 0-10 through Typer's runner (the same boundary as the console script)
 and a few through a real process started from another folder. The README's exit-code table
 must list the same codes, each with the error class errors.py gives that code.
 """
@@ -62,6 +62,8 @@ class Lab:
     foreign_pdf: Path
     """Signed by somebody else's PKI: a signature the lab's trust roots do not trust."""
     pki: KeyPaths
+    url: str
+    """The issued certificate's QR URL."""
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +73,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, other_pki: KeyP
     args = ["--config", str(profile), "issue", str(SAMPLES / "calibration.json"), "--json"]
     done = runner.invoke(app, [*args, "--out", str(root / "out")], env=ENV)
     assert done.exit_code == 0, done.output
-    issued = json.loads(done.stdout)["issued"][0]["entry"]
+    record = json.loads(done.stdout)["issued"][0]
+    issued = record["entry"]
     forger = _profile(root / "forger.toml", other_pki, code="FRG")
     args = ["--config", str(forger), "issue", str(SAMPLES / "calibration.json"), "--json"]
     done = runner.invoke(app, [*args, "--out", str(root / "forged")], env=ENV)
     assert done.exit_code == 0, done.output
     foreign = Path(json.loads(done.stdout)["issued"][0]["entry"]["pdf_path"])
-    return Lab(root, profile, Path(issued["pdf_path"]), issued["number"], foreign, pki)
+    return Lab(
+        root, profile, Path(issued["pdf_path"]), issued["number"], foreign, pki, record["url"]
+    )
 
 
 def _failed_instrument(lab: Lab) -> list[str]:
@@ -142,6 +147,9 @@ CASES = {
         8, lambda lab: ["verify", str(lab.root / "missing.pdf")], "cannot read the file"
     ),
     "refused": Case(9, _failed_instrument, "rejected"),
+    "ledger not consulted": Case(
+        10, lambda lab: ["verify", "--offline", "--qr", lab.url], "QR GENUINE, LEDGER NOT CONSULTED"
+    ),
 }
 
 
@@ -160,12 +168,12 @@ def test_each_exit_code_through_a_real_command(lab: Lab, name: str) -> None:
     assert code == case.code, (stdout, stderr)
     assert case.says in stdout + stderr, (stdout, stderr)
     assert "Traceback" not in stderr and "internal error" not in stderr, stderr
-    if code not in (0, 1):
+    if code not in (0, 1, 10):  # 10 is a verdict too, printed on stdout
         assert stderr.strip(), "a failure says why on stderr"
 
 
 def test_every_documented_code_has_a_case() -> None:
-    assert {case.code for case in CASES.values()} == set(range(10))
+    assert {case.code for case in CASES.values()} == set(range(11))
 
 
 @pytest.mark.parametrize("name", ["bad input", "configuration", "ledger", "refused"])
@@ -194,7 +202,7 @@ def _readme_table() -> dict[int, tuple[str, str]]:
 
 def test_readme_lists_the_same_exit_codes_as_errors_py() -> None:
     table = _readme_table()
-    assert sorted(table) == list(range(10))
+    assert sorted(table) == list(range(11))
     for code, (meaning, error) in table.items():
         assert meaning, code
         if error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -196,3 +197,39 @@ def test_an_older_qr_code_with_a_base64url_token_still_verifies(lab: dict[str, A
     forged = old[:-2] + ("A" if old[-2] != "A" else "B") + old[-1]
     code, stdout, _ = _run(lab, "--qr", f"https://verify.test.invalid/v/{forged}")
     assert code == 1 and "NOT GENUINE" in stdout and "signature does not verify" in stdout
+
+
+def test_an_offline_qr_check_says_genuine_not_consulted_and_what_the_token_proves(
+    lab: dict[str, Any],
+) -> None:
+    from certissuer.ledger import Ledger
+
+    url, number = lab["issued"]["url"], lab["issued"]["entry"]["number"]
+    ledger = Ledger.open_readonly(f"sqlite:///{lab['profile'].parent / 'ledger.db'}")
+    try:
+        entry = ledger.get(number)
+    finally:
+        ledger.close()
+    assert entry is not None
+    digest = hashlib.sha256(entry.data_json.encode()).hexdigest()
+    issued = entry.issue_date
+    code, stdout, stderr = _run(lab, "--qr", url, "--offline")
+    assert code == 10, (stdout, stderr)
+    stdout = " ".join(stdout.split())  # as read, whatever the terminal's width
+    assert "MÃ QR DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP" in stdout
+    assert "QR GENUINE, LEDGER NOT CONSULTED" in stdout
+    assert "NOT IN THE LEDGER" not in stdout and "NOT GENUINE" not in stdout
+    assert number in stdout and f"{issued:%d/%m/%Y}" in stdout
+    assert digest[:32] in stdout  # the digest the lab signed in the token
+    code, stdout, _ = _run(lab, "--qr", url, "--offline", "--json")
+    report = json.loads(stdout)
+    assert code == 10 and report["verdict"] == "ledger_not_consulted" and not report["ok"]
+    assert report["number"] == number and report["issue_date"] == issued.isoformat()
+    assert report["token_digest"] == digest[:32]
+
+
+def test_a_forged_qr_token_offline_is_not_genuine(lab: dict[str, Any]) -> None:
+    tail = lab["issued"]["url"].split("/V/", 1)[1]
+    forged = tail[:-2] + ("A" if tail[-2] != "A" else "B") + tail[-1]
+    code, stdout, _ = _run(lab, "--qr", f"https://verify.test.invalid/V/{forged}", "--offline")
+    assert code == 1 and "NOT GENUINE" in stdout and "LEDGER NOT CONSULTED" not in stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
@@ -19,7 +20,7 @@ from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.sign import Sealer
 from certissuer.token import TokenKey, make_token, verification_url
-from certissuer.verify import Verdict, Verifier
+from certissuer.verify import Report, Verdict, Verifier
 
 from .conftest import PASSPHRASE
 
@@ -202,8 +203,11 @@ def test_qr_url_checks(verifier: Verifier, signed: tuple[Any, bytes], settings: 
     assert verifier.verify_url(issued.url[:-6]).verdict is Verdict.ALTERED  # truncated
     offline = Verifier.from_settings(settings, ledger=None)
     report = offline.verify_url(issued.url)
-    assert report.verdict is Verdict.NOT_IN_LEDGER and report.number == issued.number
+    assert report.verdict is Verdict.LEDGER_NOT_CONSULTED and report.number == issued.number
+    assert not report.ok and report.exit_code == 10
+    assert report.label_en == "QR GENUINE, LEDGER NOT CONSULTED"
     assert any("genuine" in r for r in report.reasons)
+    assert any("not consulted (offline)" in r for r in report.reasons)
     forged = verification_url(
         settings.token_url_base,
         make_token(
@@ -211,6 +215,26 @@ def test_qr_url_checks(verifier: Verifier, signed: tuple[Any, bytes], settings: 
         ),
     )
     assert verifier.verify_url(forged).verdict is Verdict.ALTERED
+    assert offline.verify_url(forged).verdict is Verdict.ALTERED  # offline: still NOT GENUINE
+
+
+def test_an_unreachable_ledger_gives_the_offline_verdict_with_what_the_token_proves(
+    signed: tuple[Any, bytes], settings: Settings, ledger: Ledger
+) -> None:
+    from sqlalchemy import create_engine
+
+    issued, _ = signed
+    entry = ledger.get(issued.number)
+    assert entry is not None
+    # Nothing listens on port 9: every read of this ledger fails with LedgerError.
+    dead = Ledger(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none"))
+    report = Verifier.from_settings(settings, ledger=dead).verify_url(issued.url)
+    assert report.verdict is Verdict.LEDGER_NOT_CONSULTED and report.exit_code == 10
+    assert report.number == issued.number and report.issue_date == entry.issue_date
+    digest = hashlib.sha256(entry.data_json.encode()).hexdigest()
+    assert report.token_digest == digest[:32] and report.token_kid
+    assert any("could not be reached" in r for r in report.reasons)
+    assert Report.from_dict(report.to_dict()) == report
 
 
 def test_token_for_other_data_is_altered(

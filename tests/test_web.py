@@ -342,8 +342,34 @@ def test_token_signature_is_checked_before_the_database(lab: Lab) -> None:
         assert statements, "a genuine token is looked up in the ledger"
     with TestClient(create_app(_web(lab.settings), ledger=dead)) as c:
         assert 'data-verdict="altered"' in c.get(f"/v/{forged}").text
-        down = c.get(f"/v/{good}")
-        assert down.status_code == 503 and "Không đọc được sổ cấp" in down.text
+        assert '<section class="verdict bad"' in c.get(f"/v/{forged}").text
+
+
+def test_a_genuine_token_with_the_ledger_out_of_reach_could_not_be_checked(lab: Lab) -> None:
+    from certissuer.web import create_app
+
+    # A ledger whose database cannot be reached at all (nothing listens on port 9).
+    dead = Ledger(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none"))
+    good = token(lab.ver)
+    entry = lab.ledger.get(lab.ver.number)
+    assert entry is not None
+    with TestClient(create_app(_web(lab.settings), ledger=dead)) as c:
+        page = c.get(f"/v/{good}")
+        assert page.status_code == 200, page.text
+        html = page.text
+        assert '<section class="verdict unknown"' in html and "verdict bad" not in html
+        assert 'data-verdict="ledger_not_consulted"' in html
+        assert "MÃ QR DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP" in html
+        assert "QR GENUINE, LEDGER NOT CONSULTED" in html
+        assert "Chưa kiểm tra được" in html and "Could not check" in html
+        assert "KHÔNG XÁC THỰC" not in html and "NOT GENUINE" not in html
+        assert field(html, "token-number") == lab.ver.number
+        assert field(html, "token-issued") == f"{entry.issue_date:%d/%m/%Y}"
+        digest = hashlib.sha256(entry.data_json.encode()).hexdigest()
+        assert field(html, "token-digest") == digest[:32]
+        api = c.get(f"/api/v1/verdict/{good}").json()
+        assert api["verdict"] == "ledger_not_consulted" and not api["ok"]
+        assert api["number"] == lab.ver.number and api["certificate"] is None
 
 
 def test_html_in_a_certificate_field_is_shown_as_text(lab: Lab, client: TestClient) -> None:

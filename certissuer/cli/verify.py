@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from certissuer._vn import dmy
 from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.cli._state import open_ledger as open_lab_ledger
@@ -27,7 +28,11 @@ def verify(
     pdf: Annotated[Path | None, typer.Argument(help="The certificate PDF to check.")] = None,
     qr: Annotated[str | None, typer.Option("--qr", help="Check a QR URL or token.")] = None,
     offline: Annotated[
-        bool, typer.Option(help="With --qr: check only the token's signature, not the ledger.")
+        bool,
+        typer.Option(
+            help="With --qr: check only the token's signature, not the ledger: a genuine "
+            "token is QR GENUINE, LEDGER NOT CONSULTED (exit 10), a forged one NOT GENUINE."
+        ),
     ] = False,
     token_key: Annotated[
         Path | None, typer.Option(help="The lab's token public key (PEM) for --qr.")
@@ -73,11 +78,14 @@ def verify(
 ) -> None:
     """Say whether a certificate is genuine, unaltered and current (exit 0 only if so).
 
+    A genuine QR token whose status the ledger did not give (--offline, or the ledger could
+    not be read) exits 10: the lab signed it, whether it is still in force is not known.
+
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
     """
     from certissuer.token import wrong_host
-    from certissuer.verify import describe
+    from certissuer.verify import Verdict, describe
 
     state: State = ctx.obj
     if (pdf is None) == (qr is None):
@@ -129,11 +137,20 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        colour = "green" if report.ok else "red"
+        offline = report.verdict is Verdict.LEDGER_NOT_CONSULTED
+        colour = "green" if report.ok else "yellow" if offline else "red"
         what = str(pdf) if pdf is not None else "QR"
         out.print(f"[bold {colour}]{report.label_vi} / {report.label_en}[/]  {escape(what)}")
         if report.number:
             say(f"  number:  {report.number}")
+        if offline:
+            # What the signed token itself proves, with no ledger behind it.
+            if report.issue_date is not None:
+                say(f"  issued:  {dmy(report.issue_date)}")
+            if report.token_digest:
+                say(f"  data digest (SHA-256, first 128 bits): {report.token_digest}")
+            if report.token_kid:
+                say(f"  token key:  {report.token_kid}")
         if report.ended is not None:
             say(f"  {report.ended[0]} / {report.ended[1]}")
         for reason in report.reasons:
@@ -144,4 +161,4 @@ def verify(
     for ledger in opened:
         ledger.engine.dispose()  # its connections say goodbye to the server now
     skip_teardown()  # everything is printed, the checking child reaped
-    raise typer.Exit(code=0 if report.ok else 1)
+    raise typer.Exit(code=report.exit_code)

@@ -21,7 +21,11 @@ from typing import Any
 from certissuer._vn import dmy, local_date
 from certissuer.verify._info import SignatureInfo
 
-__all__ = ["VERDICT_LABELS", "Report", "Verdict"]
+__all__ = ["LEDGER_NOT_CONSULTED_EXIT", "VERDICT_LABELS", "Report", "Verdict"]
+
+LEDGER_NOT_CONSULTED_EXIT = 10
+"""`verify`'s exit code for `Verdict.LEDGER_NOT_CONSULTED`: neither valid (0) nor another
+verdict (1), and no error code (2-9) either."""
 
 
 class Verdict(StrEnum):
@@ -42,6 +46,10 @@ class Verdict(StrEnum):
     """The signature is intact and its signer chains to the lab's roots, but the signer's
     certificate has expired and no trusted timestamp shows it was made while valid (a PAdES
     B-B signature carries only the signer's clock): neither proven genuine nor shown forged."""
+    LEDGER_NOT_CONSULTED = "ledger_not_consulted"
+    """The QR token's signature checks against the lab's token key, but the ledger was not
+    consulted (offline) or could not be reached: the token is the lab's, whether the
+    certificate is still in force (not revoked, superseded or expired) is not known."""
 
 
 VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
@@ -61,6 +69,10 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     Verdict.NOT_IN_LEDGER: ("KHÔNG CÓ TRONG SỔ CẤP", "NOT IN THE LEDGER"),
     Verdict.AWAITING_APPROVAL: ("CHỜ PHÊ DUYỆT", "AWAITING APPROVAL"),
     Verdict.TIME_NOT_PROVEN: ("KHÔNG CHỨNG MINH ĐƯỢC THỜI ĐIỂM KÝ", "SIGNING TIME NOT PROVEN"),
+    Verdict.LEDGER_NOT_CONSULTED: (
+        "MÃ QR DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP",
+        "QR GENUINE, LEDGER NOT CONSULTED",
+    ),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
 
@@ -90,6 +102,11 @@ class Report:
     data_digest: str | None = None
     """SHA-256 (hex) of the stored certificate data, recomputed, when it matched the token's
     digest and the digest the lab signed: the data any shown field must come from."""
+    token_digest: str | None = None
+    """The data digest's first 128 bits (hex) as the lab signed them in the QR token: what the
+    token itself proves when the ledger's stored data were not consulted."""
+    token_kid: str | None = None
+    """The id of the lab's token key that signed the QR token."""
     signatures: list[SignatureInfo] = field(default_factory=list)
     """Each signature and document timestamp: signer, time, level, trust path, revocation,
     coverage and what changed after it."""
@@ -98,6 +115,16 @@ class Report:
     def ok(self) -> bool:
         """True only for a genuine, unaltered, current certificate."""
         return self.verdict is Verdict.VALID
+
+    @property
+    def exit_code(self) -> int:
+        """`verify`'s exit code: 0 when valid, `LEDGER_NOT_CONSULTED_EXIT` (10) for a genuine
+        token whose status was not checked, 1 for any other verdict."""
+        if self.ok:
+            return 0
+        if self.verdict is Verdict.LEDGER_NOT_CONSULTED:
+            return LEDGER_NOT_CONSULTED_EXIT
+        return 1
 
     @property
     def ended(self) -> tuple[str, str] | None:

@@ -37,7 +37,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from certissuer._vn import local_time
 from certissuer.config import Settings
-from certissuer.errors import ConfigError, TokenError, VerificationFailed
+from certissuer.errors import ConfigError, LedgerError, TokenError, VerificationFailed
 from certissuer.token import (
     INFO_QR_KEY,
     TokenClaims,
@@ -288,24 +288,51 @@ class Verifier:
     ) -> Report:
         """Check a QR URL (or bare token): offline signature check, then the ledger if any.
 
-        Without a ledger the best verdict is `NOT_IN_LEDGER` with the reason "token genuine".
-        `at` judges the ledger's status as it stood then (see `verify_pdf`).
+        A token whose signature does not verify is `ALTERED` (NOT GENUINE), with or without a
+        ledger. Without a ledger, or when reading it raises `LedgerError` (it cannot be
+        reached), a genuine token is `LEDGER_NOT_CONSULTED` (`offline_report`): never VALID,
+        never shown as a forgery. `at` judges the ledger's status as it stood then (see
+        `verify_pdf`).
         """
         report = Report(Verdict.VALID)
         try:
             claims = read_token(token_from_url(url), self.token_keys)
         except TokenError as exc:
             return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
+        if self.ledger is None:
+            return self.offline_report(claims, "the ledger was not consulted (offline)")
         report.number, report.issue_date = claims.number, claims.issued
         report.reasons.append(f"QR token: genuine, signed by the lab key {claims.kid}")
-        if self.ledger is None:
-            return self._fail(
-                report, Verdict.NOT_IN_LEDGER, "no ledger to check the status against (offline)"
-            )
         from certissuer.verify import _standing
 
-        entry = self.ledger.get(claims.number)
-        return _standing.judge(report, self.ledger, self.token_keys, entry, claims, today, at=at)
+        try:
+            entry = self.ledger.get(claims.number)
+            return _standing.judge(
+                report, self.ledger, self.token_keys, entry, claims, today, at=at
+            )
+        except LedgerError as exc:
+            _logger.warning("ledger unreachable for %s: %s", claims.number, exc)
+            return self.offline_report(claims, f"the ledger could not be reached ({exc})")
+
+    @staticmethod
+    def offline_report(claims: TokenClaims, why: str) -> Report:
+        """The verdict for the genuine token `claims` when the ledger was not consulted.
+
+        `why` says why not (offline, or unreachable). The report holds what the token itself
+        proves: the certificate number, its issue date, the first 128 bits of the data digest
+        and the key that signed it.
+        """
+        return Report(
+            Verdict.LEDGER_NOT_CONSULTED,
+            reasons=[
+                f"QR token: genuine, signed by the lab key {claims.kid}",
+                f"{why}: whether the certificate is revoked, superseded or expired was not checked",
+            ],
+            number=claims.number,
+            issue_date=claims.issued,
+            token_digest=claims.digest_prefix,
+            token_kid=claims.kid,
+        )
 
     # -- internals -------------------------------------------------------------------------
 

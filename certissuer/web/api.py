@@ -154,7 +154,10 @@ class ProblemOut(BaseModel):
 def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOut:
     """The API's answer for `report`; the certificate's fields only with `details`."""
     vi, en = headline(report)
-    genuine = report.verdict in LEDGER_VERDICTS or report.verdict is Verdict.NOT_IN_LEDGER
+    genuine = report.verdict in LEDGER_VERDICTS or report.verdict in (
+        Verdict.NOT_IN_LEDGER,
+        Verdict.LEDGER_NOT_CONSULTED,
+    )
     return VerdictOut(
         verdict=report.verdict,
         ok=report.ok,

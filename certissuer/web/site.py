@@ -33,6 +33,7 @@ from certissuer.config import Settings
 from certissuer.errors import (
     AmbiguousNumber,
     CertissuerError,
+    LedgerError,
     TokenError,
     VerificationFailed,
 )
@@ -220,7 +221,14 @@ class Site:
                 # Forged, altered, truncated, a bare number: answered without the database.
                 return Answer(Report(Verdict.ALTERED, reasons=[f"QR token: {exc}"]), None)
             self.genuine.put(token, claims)
-        key = (token, datetime.now(VIETNAM_TZ).date(), self.ledger.event_count(claims.number))
+        try:
+            count = self.ledger.event_count(claims.number)
+        except LedgerError as exc:
+            # A genuine token with the ledger out of reach: "could not check", never "invalid".
+            _logger.error("ledger: %s", exc)
+            why = "the ledger could not be reached"
+            return Answer(self.verifier.offline_report(claims, why), None)
+        key = (token, datetime.now(VIETNAM_TZ).date(), count)
         cached = self.answers.get(key)
         if cached is not None:
             return cached

@@ -333,10 +333,11 @@ def local_time_text(moment: datetime) -> str:
 
 def tone(verdict: Verdict) -> str:
     """The page's colour for `verdict`: "ok", "warn" (genuine, not current), "unknown" (intact
-    but not provable: never shown as a forgery) or "bad"."""
+    but not provable, or a genuine token whose ledger could not be checked: never shown as a
+    forgery) or "bad"."""
     if verdict is Verdict.VALID:
         return "ok"
-    if verdict is Verdict.TIME_NOT_PROVEN:
+    if verdict in (Verdict.TIME_NOT_PROVEN, Verdict.LEDGER_NOT_CONSULTED):
         return "unknown"
     if verdict in LEDGER_VERDICTS:
         return "warn"
