@@ -16,6 +16,7 @@ __all__ = [
     "AmbiguousNumber",
     "CertissuerError",
     "ConfigError",
+    "ForeignLedger",
     "InputError",
     "InputErrors",
     "IssueRefused",
@@ -104,6 +105,10 @@ class LedgerError(CertissuerError):
     """The ledger cannot be read or written, or refuses an entry."""
 
     exit_code = 7
+
+
+class ForeignLedger(LedgerError):
+    """The ledger reached belongs to another lab (one lab, one ledger): never "unreachable"."""
 
 
 class AmbiguousNumber(LedgerError):

@@ -84,9 +84,14 @@ def test_the_bounded_check_reports_what_the_check_in_one_process_reports(
         extra = ["--offline"]
     bounded = _run(lab, "--json", *extra, str(path))
     whole = _run(lab, "--json", "--timeout", "0", *extra, str(path))
-    assert bounded[0] == whole[0] == (0 if case == "genuine" else 1), bounded
+    code = {"genuine": 0, "bytes appended": 1, "offline": 10}[case]
+    assert bounded[0] == whole[0] == code, bounded
     assert json.loads(bounded[1]) == json.loads(whole[1])
-    verdict = {"genuine": "valid", "bytes appended": "altered", "offline": "not_in_ledger"}[case]
+    verdict = {
+        "genuine": "valid",
+        "bytes appended": "altered",
+        "offline": "file_ledger_not_consulted",
+    }[case]
     assert json.loads(bounded[1])["verdict"] == verdict
 
 
@@ -232,4 +237,98 @@ def test_a_forged_qr_token_offline_is_not_genuine(lab: dict[str, Any]) -> None:
     tail = lab["issued"]["url"].split("/V/", 1)[1]
     forged = tail[:-2] + ("A" if tail[-2] != "A" else "B") + tail[-1]
     code, stdout, _ = _run(lab, "--qr", f"https://verify.test.invalid/V/{forged}", "--offline")
+    assert code == 1 and "NOT GENUINE" in stdout and "LEDGER NOT CONSULTED" not in stdout
+
+
+def _forged_url(lab: dict[str, Any]) -> str:
+    tail = lab["issued"]["url"].split("/V/", 1)[1]
+    return (
+        "https://verify.test.invalid/V/" + tail[:-2] + ("A" if tail[-2] != "A" else "B") + tail[-1]
+    )
+
+
+@pytest.mark.parametrize("where", ["missing sqlite", "closed port"])
+def test_a_qr_check_whose_ledger_cannot_be_opened_is_genuine_not_consulted(
+    lab: dict[str, Any], tmp_path: Path, where: str
+) -> None:
+    url = {
+        "missing sqlite": f"sqlite:///{tmp_path / 'nowhere.db'}",
+        "closed port": "postgresql+psycopg://x@127.0.0.1:9/x",  # nothing listens on port 9
+    }[where]
+    env = {"CERTISSUER_LEDGER_URL": url}
+    args = ["--config", str(lab["profile"]), "verify", "--qr", lab["issued"]["url"]]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 10, (result.stdout, result.stderr)
+    stdout = " ".join(result.stdout.split())
+    assert "QR GENUINE, LEDGER NOT CONSULTED" in stdout
+    assert "NOT IN THE LEDGER" not in stdout and "NOT GENUINE" not in stdout
+    assert lab["issued"]["entry"]["number"] in stdout
+    assert "could not be reached" in stdout  # the reason in the report, too
+    warning = [line for line in result.stderr.splitlines() if "could not be reached" in line]
+    assert len(warning) == 1, result.stderr
+    assert ("no ledger at" if where == "missing sqlite" else "cannot open the ledger") in warning[0]
+    assert not (tmp_path / "nowhere.db").exists()  # reading never creates a ledger
+    forged = runner.invoke(app, [*args[:-1], _forged_url(lab)], env=env)
+    assert forged.exit_code == 1 and "NOT GENUINE" in forged.stdout, forged.output
+    assert "LEDGER NOT CONSULTED" not in forged.stdout
+
+
+def test_a_qr_check_with_an_unreachable_ledger_in_a_real_process(lab: dict[str, Any]) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CERTISSUER_LEDGER_URL": "postgresql+psycopg://x@127.0.0.1:9/x",
+    }
+    command = [sys.executable, "-m", "certissuer", "--config", str(lab["profile"]), "verify"]
+    done = subprocess.run(
+        [*command, "--qr", lab["issued"]["url"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 10, (done.stdout, done.stderr)
+    assert "QR GENUINE, LEDGER NOT CONSULTED" in " ".join(done.stdout.split())
+    warning = [line for line in done.stderr.splitlines() if "could not be reached" in line]
+    assert len(warning) == 1, done.stderr
+    assert warning[0].startswith("warning: the ledger could not be reached: cannot open the ledger")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_qr_check_still_refuses_another_labs_ledger(lab: dict[str, Any], tmp_path: Path) -> None:
+    # Another lab's ledger is no outage: it stays exit 7, never "ledger not consulted".
+    other = tmp_path / "other.toml"
+    text = lab["profile"].read_text(encoding="utf-8")
+    other.write_text(text.replace('code = "CLV"', 'code = "OTH"'), encoding="utf-8")
+    result = runner.invoke(app, ["--config", str(other), "verify", "--qr", lab["issued"]["url"]])
+    assert result.exit_code == 7, result.output
+    assert "belongs to lab CLV" in result.stderr and "LEDGER NOT CONSULTED" not in result.stdout
+
+
+def test_an_offline_pdf_check_gives_the_files_findings_not_not_in_ledger(
+    lab: dict[str, Any], tmp_path: Path
+) -> None:
+    path = lab["issued"]["entry"]["pdf_path"]
+    number = lab["issued"]["entry"]["number"]
+    code, stdout, stderr = _run(lab, "--offline", path)
+    assert code == 10, (stdout, stderr)
+    stdout = " ".join(stdout.split())
+    assert "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP" in stdout
+    assert "FILE GENUINE, LEDGER NOT CONSULTED" in stdout
+    assert "NOT IN THE LEDGER" not in stdout and "NOT GENUINE" not in stdout
+    assert number in stdout and "intact, valid" in stdout  # the signature's finding
+    assert "ledger was not consulted (offline)" in stdout
+    code, stdout, _ = _run(lab, "--offline", "--json", path)
+    report = json.loads(stdout)
+    assert code == 10 and report["verdict"] == "file_ledger_not_consulted" and not report["ok"]
+    assert report["number"] == number and report["token_digest"] and report["token_kid"]
+    assert report["signatures"] and report["signatures"][0]["valid"]
+    # An altered file offline is still NOT GENUINE.
+    data = bytearray(Path(path).read_bytes())
+    at = data.index(b"stream\n", len(data) // 3) + 20
+    data[at] ^= 0x01
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(bytes(data))
+    code, stdout, _ = _run(lab, "--offline", str(altered))
     assert code == 1 and "NOT GENUINE" in stdout and "LEDGER NOT CONSULTED" not in stdout

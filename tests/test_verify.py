@@ -117,6 +117,28 @@ def test_genuine_pdf_missing_from_ledger_is_not_in_ledger(
     assert report.label_en == "NOT IN THE LEDGER"
 
 
+def test_genuine_pdf_checked_offline_is_file_genuine_ledger_not_consulted(
+    signed: tuple[Any, bytes], settings: Settings, ledger: Ledger
+) -> None:
+    issued, data = signed
+    offline = Verifier.from_settings(settings, ledger=None)
+    report = offline.verify_pdf(data)
+    assert report.verdict is Verdict.FILE_LEDGER_NOT_CONSULTED and report.exit_code == 10
+    assert not report.ok and report.label_en == "FILE GENUINE, LEDGER NOT CONSULTED"
+    assert report.label_vi == "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP"
+    entry = ledger.get(issued.number)
+    assert entry is not None
+    digest = hashlib.sha256(entry.data_json.encode()).hexdigest()
+    assert report.number == issued.number and report.issue_date == entry.issue_date
+    assert report.token_digest == digest[:32] and report.token_kid
+    assert report.signatures and any("intact, valid" in r for r in report.reasons)
+    assert any("not consulted (offline)" in r for r in report.reasons)
+    assert report.data_digest is None  # the stored data were not recomputed
+    assert Report.from_dict(report.to_dict()) == report
+    altered = offline.verify_pdf(data + b"\n% appended\n")
+    assert altered.verdict is Verdict.ALTERED and altered.exit_code == 1
+
+
 def test_forged_token_in_a_signed_pdf_is_altered(
     issuer: Issuer, verifier: Verifier, cal_cert: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,6 +157,10 @@ def test_forged_token_in_a_signed_pdf_is_altered(
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.ALTERED
     assert any("unknown key" in r for r in report.reasons)
+    offline = Verifier(
+        trust_roots=verifier.trust_roots, token_keys=verifier.token_keys, ledger=None
+    ).verify_pdf(data)
+    assert offline.verdict is Verdict.ALTERED  # offline: still NOT GENUINE
 
 
 def test_unsigned_pdf_is_altered(

@@ -14,7 +14,13 @@ from certissuer._vn import dmy
 from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.cli._state import open_ledger as open_lab_ledger
-from certissuer.errors import ConfigError, TokenError, VerificationFailed
+from certissuer.errors import (
+    ConfigError,
+    ForeignLedger,
+    LedgerError,
+    TokenError,
+    VerificationFailed,
+)
 
 if TYPE_CHECKING:
     from certissuer.ledger import Ledger
@@ -30,8 +36,9 @@ def verify(
     offline: Annotated[
         bool,
         typer.Option(
-            help="With --qr: check only the token's signature, not the ledger: a genuine "
-            "token is QR GENUINE, LEDGER NOT CONSULTED (exit 10), a forged one NOT GENUINE."
+            help="Do not consult the ledger. With --qr a genuine token is QR GENUINE, LEDGER "
+            "NOT CONSULTED; a PDF whose signatures check is FILE GENUINE, LEDGER NOT "
+            "CONSULTED (exit 10 both); a forged token or file is NOT GENUINE (exit 1)."
         ),
     ] = False,
     token_key: Annotated[
@@ -79,13 +86,14 @@ def verify(
     """Say whether a certificate is genuine, unaltered and current (exit 0 only if so).
 
     A genuine QR token whose status the ledger did not give (--offline, or the ledger could
-    not be read) exits 10: the lab signed it, whether it is still in force is not known.
+    not be opened or read), or a genuine PDF checked --offline, exits 10: the lab signed it,
+    whether it is still in force is not known.
 
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
     """
     from certissuer.token import wrong_host
-    from certissuer.verify import Verdict, describe
+    from certissuer.verify import NOT_CONSULTED, describe
 
     state: State = ctx.obj
     if (pdf is None) == (qr is None):
@@ -111,8 +119,20 @@ def verify(
                     hint="check the QR code's source; a look-alike page can show anything",
                 )
             warn(f"warning: {elsewhere}")
-        verifier = Verifier.from_settings(settings, ledger=open_ledger(), token_public=token_key)
-        report = verifier.verify_url(qr, at=moment)
+        # A ledger that cannot be opened leaves the token's own check: a genuine token is
+        # then QR GENUINE, LEDGER NOT CONSULTED (exit 10), never NOT IN THE LEDGER. Another
+        # lab's ledger is no outage: it is refused (exit 7) like everywhere else.
+        no_ledger = "the ledger was not consulted (offline)"
+        try:
+            ledger = open_ledger()
+        except ForeignLedger:
+            raise
+        except LedgerError as exc:
+            ledger, why = None, " ".join(str(exc).split())
+            warn(f"warning: the ledger could not be reached: {why}")
+            no_ledger = f"the ledger could not be reached ({why})"
+        verifier = Verifier.from_settings(settings, ledger=ledger, token_public=token_key)
+        report = verifier.verify_url(qr, at=moment, no_ledger=no_ledger)
     else:
         from certissuer.verify import verify_pdf_bounded
 
@@ -137,7 +157,7 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        offline = report.verdict is Verdict.LEDGER_NOT_CONSULTED
+        offline = report.verdict in NOT_CONSULTED
         colour = "green" if report.ok else "yellow" if offline else "red"
         what = str(pdf) if pdf is not None else "QR"
         out.print(f"[bold {colour}]{report.label_vi} / {report.label_en}[/]  {escape(what)}")

@@ -53,7 +53,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 import certissuer.ledger.claims as claims
 from certissuer import merkle
 from certissuer._vn import LATIN_FOLD, local_date, number_key, search_key
-from certissuer.errors import AmbiguousNumber, IssueRefused, LedgerError
+from certissuer.errors import AmbiguousNumber, ForeignLedger, IssueRefused, LedgerError
 from certissuer.ledger.audit import AuditReport, Witness, run_audit
 from certissuer.ledger.signatures import (
     Standing,
@@ -340,7 +340,7 @@ class Ledger:
     def _same_lab(self, row: LedgerLab, lab_code: str, where: str) -> None:
         """Refuse lab `lab_code` (profile `where`) when `row` records another lab."""
         if row.lab_code != lab_code:
-            raise LedgerError(
+            raise ForeignLedger(
                 f"the ledger at {self.where} belongs to lab {row.lab_code} (profile "
                 f"{row.profile or 'not recorded'}), not to lab {lab_code} (profile "
                 f"{where or 'none'})",

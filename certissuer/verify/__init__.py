@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from certissuer.verify._bounded import verify_pdf_bounded
     from certissuer.verify._info import SignatureInfo, describe
-    from certissuer.verify.verdict import VERDICT_LABELS, Report, Verdict
+    from certissuer.verify.verdict import NOT_CONSULTED, VERDICT_LABELS, Report, Verdict
     from certissuer.verify.verifier import Verifier, load_crls, load_trust_roots
 
 # Resolved on first use (PEP 562): the command line reads a report and prints it without
@@ -34,6 +34,7 @@ _WHERE = {
     "verify_pdf_bounded": "certissuer.verify._bounded",
     "SignatureInfo": "certissuer.verify._info",
     "describe": "certissuer.verify._info",
+    "NOT_CONSULTED": "certissuer.verify.verdict",
     "VERDICT_LABELS": "certissuer.verify.verdict",
     "Report": "certissuer.verify.verdict",
     "Verdict": "certissuer.verify.verdict",
@@ -43,6 +44,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "NOT_CONSULTED",
     "VERDICT_LABELS",
     "Report",
     "SignatureInfo",

@@ -112,6 +112,7 @@ def _child(
                 "claims": None if doc.claims is None else doc.claims.to_dict(),
                 "issued_sha256": doc.issued_sha256,
                 "unsigned_fields": list(doc.unsigned_fields),
+                "stray_bytes": doc.stray_bytes,
             }
         }
 
@@ -159,10 +160,11 @@ def verify_pdf_bounded(
     """The verdict of `Verifier.verify_pdf` on `data`, the file read under a time and memory limit.
 
     `settings` is the lab profile the `Verifier` is built from (`token_public` overrides its
-    token key); `ledger` opens the ledger to ask (None: none, the verdict is then "not in the
-    ledger"). `timeout` is the seconds the check may take (0: no limit) and `memory_bytes`
-    the reading process's address-space limit (0: none); with both 0 the check runs in this
-    process. `at` and `today` are `Verifier.verify_pdf`'s; `name` names the file in messages.
+    token key); `ledger` opens the ledger to ask (None: none, a genuine file is then "file
+    genuine, ledger not consulted"). `timeout` is the seconds the check may take (0: no
+    limit) and `memory_bytes` the reading process's address-space limit (0: none); with both
+    0 the check runs in this process. `at` and `today` are `Verifier.verify_pdf`'s; `name`
+    names the file in messages.
 
     Raises `VerificationFailed` when the check overruns a bound, crashes or cannot read the
     file, and the `CertissuerError` the check (or opening the ledger) raised otherwise.
@@ -250,6 +252,7 @@ def _converse(
         today=today,
         at=at,
         unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
+        stray_bytes=bool(document.get("stray_bytes")),
     )
     wanted = _standing.dcc_wanted(report, entry)
     _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})

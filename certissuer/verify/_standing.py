@@ -28,6 +28,7 @@ __all__ = [
     "judge",
     "judge_pdf",
     "lookup_pdf",
+    "not_consulted",
 ]
 
 _STATUS_VERDICT = {
@@ -234,13 +235,49 @@ def judge_pdf(
     today: date | None = None,
     at: datetime | None = None,
     unsigned_fields: Sequence[str] = (),
+    stray_bytes: bool = False,
 ) -> tuple[Report, CertificateEntry | None]:
-    """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry."""
+    """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry.
+
+    Without a ledger (offline) a genuine document is `Verdict.FILE_LEDGER_NOT_CONSULTED`,
+    never NOT IN THE LEDGER: its signatures and token were checked, its status was not. With
+    `stray_bytes` (bytes after the signed revision that are no revision) it is ALTERED: the
+    ledger, which would not know those bytes, is not needed to say so.
+    """
+    if ledger is None and report.verdict is Verdict.VALID:
+        if stray_bytes:
+            reason = (
+                "bytes follow the signed revision that are no revision: the file is not the "
+                "one the lab signed"
+            )
+            return fail(report, Verdict.ALTERED, reason), None
+        return not_consulted(report, claims, unsigned_fields), None
     entry = lookup_pdf(ledger, sha, claims, report, issued_sha256=issued_sha256)
     judged = judge(
         report, ledger, keys, entry, claims, today, at=at, unsigned_fields=unsigned_fields
     )
     return judged, entry
+
+
+def not_consulted(
+    report: Report, claims: TokenClaims | None, unsigned_fields: Sequence[str] = ()
+) -> Report:
+    """`report` of a genuine document whose ledger was not consulted: what the file proves.
+
+    Its signatures were judged (their reasons are in `report`); its QR token's claims, if
+    any, give the number, the issue date, the data digest's first 128 bits and the key.
+    """
+    report.verdict = Verdict.FILE_LEDGER_NOT_CONSULTED
+    if claims is not None:
+        report.number, report.issue_date = claims.number, claims.issued
+        report.token_digest, report.token_kid = claims.digest_prefix, claims.kid
+    if unsigned_fields:
+        report.reasons.append("with a signature field empty, this copy may await approval")
+    report.reasons.append(
+        "the ledger was not consulted (offline): whether this file is the registered copy "
+        "and whether the certificate is revoked, superseded or expired was not checked"
+    )
+    return report
 
 
 def dcc_wanted(report: Report, entry: CertificateEntry | None) -> tuple[str, str] | None:

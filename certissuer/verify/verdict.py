@@ -21,7 +21,7 @@ from typing import Any
 from certissuer._vn import dmy, local_date
 from certissuer.verify._info import SignatureInfo
 
-__all__ = ["LEDGER_NOT_CONSULTED_EXIT", "VERDICT_LABELS", "Report", "Verdict"]
+__all__ = ["LEDGER_NOT_CONSULTED_EXIT", "NOT_CONSULTED", "VERDICT_LABELS", "Report", "Verdict"]
 
 LEDGER_NOT_CONSULTED_EXIT = 10
 """`verify`'s exit code for `Verdict.LEDGER_NOT_CONSULTED`: neither valid (0) nor another
@@ -50,6 +50,10 @@ class Verdict(StrEnum):
     """The QR token's signature checks against the lab's token key, but the ledger was not
     consulted (offline) or could not be reached: the token is the lab's, whether the
     certificate is still in force (not revoked, superseded or expired) is not known."""
+    FILE_LEDGER_NOT_CONSULTED = "file_ledger_not_consulted"
+    """The PDF's signatures check (intact, the lab's signer) and its QR token, if any, is the
+    lab's, but the ledger was not consulted (offline): the file is the lab's, whether it is
+    the registered copy and still in force is not known."""
 
 
 VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
@@ -73,8 +77,15 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
         "MÃ QR DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP",
         "QR GENUINE, LEDGER NOT CONSULTED",
     ),
+    Verdict.FILE_LEDGER_NOT_CONSULTED: (
+        "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP",
+        "FILE GENUINE, LEDGER NOT CONSULTED",
+    ),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
+
+NOT_CONSULTED = frozenset({Verdict.LEDGER_NOT_CONSULTED, Verdict.FILE_LEDGER_NOT_CONSULTED})
+"""The verdicts of a genuine QR token or file whose ledger was not consulted (exit 10)."""
 
 
 @dataclass
@@ -119,10 +130,10 @@ class Report:
     @property
     def exit_code(self) -> int:
         """`verify`'s exit code: 0 when valid, `LEDGER_NOT_CONSULTED_EXIT` (10) for a genuine
-        token whose status was not checked, 1 for any other verdict."""
+        token or file whose status was not checked, 1 for any other verdict."""
         if self.ok:
             return 0
-        if self.verdict is Verdict.LEDGER_NOT_CONSULTED:
+        if self.verdict in NOT_CONSULTED:
             return LEDGER_NOT_CONSULTED_EXIT
         return 1
 

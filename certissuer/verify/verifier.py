@@ -118,6 +118,9 @@ class Document:
     """The strictly read document, for the embedded DCC's check."""
     unsigned_fields: tuple[str, ...] = ()
     """Signature fields left empty (the head's approval not given yet)."""
+    stray_bytes: bool = False
+    """True when bytes follow the revision the first signature covers that are no checked
+    later revision (appended after the last %%EOF): the file is not the one the lab signed."""
 
 
 class Verifier:
@@ -204,6 +207,7 @@ class Verifier:
             today=today,
             at=at,
             unsigned_fields=doc.unsigned_fields,
+            stray_bytes=doc.stray_bytes,
         )
         if (wanted := _standing.dcc_wanted(report, entry)) is not None:
             number, digest = wanted
@@ -269,6 +273,7 @@ class Verifier:
             issued_sha256=check.issued_sha256 if later_ok else None,
             reader=reader,
             unsigned_fields=tuple(check.unsigned_fields),
+            stray_bytes=check.issued_sha256 is not None and not later_ok,
         )
 
     @staticmethod
@@ -284,7 +289,12 @@ class Verifier:
         return check_embedded(doc.reader, number=number, digest=digest)
 
     def verify_url(
-        self, url: str, *, today: date | None = None, at: datetime | None = None
+        self,
+        url: str,
+        *,
+        today: date | None = None,
+        at: datetime | None = None,
+        no_ledger: str = "the ledger was not consulted (offline)",
     ) -> Report:
         """Check a QR URL (or bare token): offline signature check, then the ledger if any.
 
@@ -292,7 +302,8 @@ class Verifier:
         ledger. Without a ledger, or when reading it raises `LedgerError` (it cannot be
         reached), a genuine token is `LEDGER_NOT_CONSULTED` (`offline_report`): never VALID,
         never shown as a forgery. `at` judges the ledger's status as it stood then (see
-        `verify_pdf`).
+        `verify_pdf`). `no_ledger` says why there is no ledger (offline, or it could not be
+        opened).
         """
         report = Report(Verdict.VALID)
         try:
@@ -300,7 +311,7 @@ class Verifier:
         except TokenError as exc:
             return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
         if self.ledger is None:
-            return self.offline_report(claims, "the ledger was not consulted (offline)")
+            return self.offline_report(claims, no_ledger)
         report.number, report.issue_date = claims.number, claims.issued
         report.reasons.append(f"QR token: genuine, signed by the lab key {claims.kid}")
         from certissuer.verify import _standing

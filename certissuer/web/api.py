@@ -157,6 +157,7 @@ def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOu
     genuine = report.verdict in LEDGER_VERDICTS or report.verdict in (
         Verdict.NOT_IN_LEDGER,
         Verdict.LEDGER_NOT_CONSULTED,
+        Verdict.FILE_LEDGER_NOT_CONSULTED,
     )
     return VerdictOut(
         verdict=report.verdict,

@@ -39,7 +39,7 @@ from certissuer.model import (
     parse_certificate,
 )
 from certissuer.token import TokenPublicKey
-from certissuer.verify import Report, Verdict
+from certissuer.verify import NOT_CONSULTED, Report, Verdict
 from certissuer.web.middleware import Problem
 
 __all__ = [
@@ -337,7 +337,7 @@ def tone(verdict: Verdict) -> str:
     forgery) or "bad"."""
     if verdict is Verdict.VALID:
         return "ok"
-    if verdict in (Verdict.TIME_NOT_PROVEN, Verdict.LEDGER_NOT_CONSULTED):
+    if verdict is Verdict.TIME_NOT_PROVEN or verdict in NOT_CONSULTED:
         return "unknown"
     if verdict in LEDGER_VERDICTS:
         return "warn"
