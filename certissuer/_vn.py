@@ -95,8 +95,7 @@ def number_key(text: str) -> str:
 
 def local_date(moment: datetime) -> date:
     """The date in Vietnam at `moment` (a naive `moment` is UTC, as the ledger stores it)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(VIETNAM_TZ).date()
+    return local_time(moment).date()
 
 
 def local_time(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certissuer._vn import VIETNAM_TZ, local_date
+from certissuer._vn import local_date, local_time
 from certissuer.cli._app import app
 from certissuer.cli._state import State, issuer, open_ledger, passphrase, say, token_key
 from certissuer.cli.batch import show_run
@@ -136,10 +136,9 @@ def _pending_row(entry: CertificateEntry) -> dict[str, str]:
     """What `approve --pending` shows of a certificate waiting for approval."""
     verifier = entry.data().get("verifier")
     name = verifier.get("name") if isinstance(verifier, dict) else None
-    issued = entry.issued_at if entry.issued_at.tzinfo else entry.issued_at.replace(tzinfo=UTC)
     return {
         "number": entry.number,
-        "issued_at": issued.astimezone(VIETNAM_TZ).isoformat(timespec="minutes"),
+        "issued_at": local_time(entry.issued_at).isoformat(timespec="minutes"),
         "instrument": entry.instrument_name,
         "serial": entry.instrument_serial,
         "verifier": str(name or ""),
