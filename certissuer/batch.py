@@ -638,6 +638,20 @@ def _parallel(
         raise CertissuerError(f"a batch worker could not start: {fatal}")
 
 
+def _existing_ledger(settings: Settings) -> Any:
+    """The lab's ledger when it exists, read only; None when there is none yet (a dry run
+    creates nothing). Another lab's ledger is refused (`ForeignLedger`)."""
+    from certissuer.errors import ForeignLedger
+    from certissuer.ledger import Ledger
+
+    try:
+        return Ledger.open(settings.ledger_url, create=False, lab_code=settings.lab_code)
+    except ForeignLedger:
+        raise
+    except LedgerError:
+        return None
+
+
 def _dry_run(
     items: Iterable[Item],
     settings: Settings,
@@ -653,9 +667,13 @@ def _dry_run(
     load_token_key(settings)
     renderer = renderer or Renderer(settings.render_template_dir)
     today = datetime.now(VIETNAM_TZ).date()
+    ledger = _existing_ledger(settings)  # what an earlier run issued is not "would issue"
     for item in items:
         if isinstance(item, intake.Rejected | ManifestRejected):
             reject(item)
+            continue
+        if ledger is not None and ledger.by_ref(settings.lab_code, _cert(item).ref) is not None:
+            record(Outcome("already", item.source, item.row))
             continue
         try:
             trial_render(renderer, _cert(item), settings, label="DRY-RUN", today=today)
