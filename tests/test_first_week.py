@@ -166,3 +166,29 @@ def test_export_says_when_why_and_by_what_a_status_ended(lab: Lab, tmp_path: Pat
     assert rows[0]["status"] == "revoked"
     assert rows[0]["status_reason"] == "nhầm khách hàng / wrong customer"
     assert rows[0]["status_since"].endswith("+07:00")
+
+
+def test_a_digitise_row_reports_every_problem_and_only_the_checks_it_ran(
+    lab: Lab, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.new("RGB", (60, 60), "white").save(scans / "a.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "paper_number,kind,lab,instrument,model,serial,owner,issue_date,valid_until,result,scans\n"
+        "P-1,xyz,L,Cân,M,S1,Owner,2026-02-30,25/12/2027,đạt,missing.png\n"
+        "P-2,verification,L,Cân,M,S2,Owner,2019-03-04,,đạt,a.png\n",
+        encoding="utf-8",
+    )
+    code, out, err = _run(lab, "batch", "digitise", str(manifest), "--scans", str(scans),
+                          "--out", str(tmp_path / "o"), "-q", "-j", "1")  # fmt: skip
+    assert code == 2, err
+    for field in ("scans", "kind", "issue_date", "valid_until"):
+        assert f"row 2, field '{field}'" in err, err
+    assert "1 issued" in out and "1 rejected (4 problems)" in out, out
+    checks = next(line for line in out.splitlines() if line.startswith("checks run:"))
+    assert "scan files" in checks
+    assert "cycle table" not in checks and "MPE" not in checks  # not made on a paper copy
