@@ -12,12 +12,20 @@ temporary name is ``.<name>.<pid>.tmp``: `issue` removes those of dead processes
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["default_template_dir", "replacing", "temporary_name", "write_atomic"]
+__all__ = [
+    "default_template_dir",
+    "issued_length",
+    "replacing",
+    "temporary_name",
+    "write_atomic",
+]
 
 
 def temporary_name(path: Path) -> Path:
@@ -67,3 +75,24 @@ def default_template_dir() -> Path:
     if bundled.is_dir():
         return bundled
     return package.parent / "templates"
+
+
+_EOF = re.compile(rb"%%EOF(\r\n|\r|\n)?")
+
+
+def issued_length(data: bytes, sha256_hex: str) -> int | None:
+    """How many leading bytes of `data` are the file whose SHA-256 is `sha256_hex`.
+
+    All of `data` when it is that file; the length of an earlier revision when `data` is that
+    file extended by incremental updates (the head's approval signature, validation data, a
+    document timestamp: what a PDF may gain after it is issued); None when no revision of
+    `data` is that file. Only the bytes are compared: whether what was added is allowed is the
+    verifier's question (`certissuer verify`), not this one's.
+    """
+    if hashlib.sha256(data).hexdigest() == sha256_hex:
+        return len(data)
+    for match in _EOF.finditer(data):
+        for end in {match.start() + 5, match.end()}:
+            if hashlib.sha256(data[:end]).hexdigest() == sha256_hex:
+                return end
+    return None

@@ -403,6 +403,15 @@ def _worker_main(
         results.put(worker.handle(*task))
 
 
+PAPER_COPY_CHECKS = (
+    "manifest fields and dates",
+    "paper numbers once",
+    "scan files (inside the scans folder, readable, hashed)",
+)
+"""What a digitisation run checks of each paper certificate: the electronic copy reproduces
+the paper, so the legal checks of a new certificate (cycle, MPE, standards) are not made."""
+
+
 def run_batch(
     items: Iterable[Item],
     *,
@@ -441,6 +450,15 @@ def run_batch(
     """
     report = RunReport(dry_run=dry_run, all_or_nothing=all_or_nothing)
     start = time.monotonic()
+    seen: set[str] = set()
+
+    def noted(items: Iterable[Item]) -> Iterator[Item]:
+        # Which checks apply depends on what the run holds: records or paper copies.
+        for item in items:
+            seen.add("paper" if isinstance(item, ManifestRow | ManifestRejected) else "record")
+            yield item
+
+    items = noted(items)
     counts = {"done": 0}
 
     def progressed() -> None:
@@ -497,6 +515,8 @@ def run_batch(
             raise
         _vouch(worker, report, stopping=False)
         report.checks_ran, report.checks_no_data = worker.issuer.checks_run()
+        if "record" not in seen:  # a digitisation: the record checks do not apply to copies
+            report.checks_ran, report.checks_no_data = list(PAPER_COPY_CHECKS), {}
     report.elapsed = time.monotonic() - start
     if error_report is not None and report.rejected:
         write_error_report(report.rejected, error_report)
@@ -638,6 +658,20 @@ def _parallel(
         raise CertissuerError(f"a batch worker could not start: {fatal}")
 
 
+def _existing_ledger(settings: Settings) -> Any:
+    """The lab's ledger when it exists, read only; None when there is none yet (a dry run
+    creates nothing). Another lab's ledger is refused (`ForeignLedger`)."""
+    from certissuer.errors import ForeignLedger
+    from certissuer.ledger import Ledger
+
+    try:
+        return Ledger.open(settings.ledger_url, create=False, lab_code=settings.lab_code)
+    except ForeignLedger:
+        raise
+    except LedgerError:
+        return None
+
+
 def _dry_run(
     items: Iterable[Item],
     settings: Settings,
@@ -653,9 +687,13 @@ def _dry_run(
     load_token_key(settings)
     renderer = renderer or Renderer(settings.render_template_dir)
     today = datetime.now(VIETNAM_TZ).date()
+    ledger = _existing_ledger(settings)  # what an earlier run issued is not "would issue"
     for item in items:
         if isinstance(item, intake.Rejected | ManifestRejected):
             reject(item)
+            continue
+        if ledger is not None and ledger.by_ref(settings.lab_code, _cert(item).ref) is not None:
+            record(Outcome("already", item.source, item.row))
             continue
         try:
             trial_render(renderer, _cert(item), settings, label="DRY-RUN", today=today)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from certissuer._files import write_atomic
-from certissuer._vn import VIETNAM_TZ, file_stem
+from certissuer._vn import VIETNAM_TZ, file_stem, local_date
 from certissuer.config import Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
@@ -37,6 +37,7 @@ from certissuer.ledger import (
     Checkpoint,
     FailedVerification,
     Ledger,
+    Status,
     process_alive,
     this_claimant,
 )
@@ -89,6 +90,9 @@ class Issued:
     url: str
     reused: bool = False
     """True when the ledger already held this record and nothing new was issued."""
+    remark: str = ""
+    """For a reused record, what a person must know about it: its status when it is no
+    longer valid (revoked, superseded by ...), and a PDF missing from the archive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +316,7 @@ class Issuer:
                     existing.pdf_sha256,
                     verification_url(self.settings.token_url_base, existing.token),
                     reused=True,
+                    remark=self._remark(existing, now),
                 ),
                 now,
             )
@@ -321,7 +326,8 @@ class Issuer:
 
         def build(number: str, seq: int) -> CertificateEntry:
             entry = self._entry(doc, number, seq, series, issue_date, now, digest, data_json)
-            entry.pdf_path = str(self.out_dir / pdf_filename(number))
+            # Absolute: the ledger says where the PDF is whatever folder a command runs in.
+            entry.pdf_path = str((self.out_dir / pdf_filename(number)).absolute())
             return entry
 
         # Issue 8: the register's checks (standards, verifier card, signatory, scope, stamp,
@@ -708,6 +714,22 @@ class Issuer:
             before_ref=cert.ref,
         )
         return FailureNotice(cert, earlier.number if earlier is not None else None)
+
+    def _remark(self, entry: CertificateEntry, now: datetime) -> str:
+        """What a person must know about the already issued `entry`: that it is no longer
+        valid (and why), and that its PDF is missing from the archive."""
+        status, event = self.ledger.status(entry, today=local_date(now))
+        notes = []
+        if status not in (Status.VALID, Status.AWAITING_APPROVAL):
+            why = status.value.replace("_", " ")
+            if event is not None and event.related_number:
+                why += f" by {event.related_number}"
+            if event is not None and event.reason:
+                why += f": {event.reason}"
+            notes.append(why)
+        if entry.pdf_path and not Path(entry.pdf_path).is_file():
+            notes.append(f"its PDF is missing from the archive ({entry.pdf_path})")
+        return "; ".join(notes)
 
     def _noticed(self, doc: _Doc, issued: Issued, now: datetime) -> Issued:
         """`issued`, or for a notice of failure: mark the earlier certificate no longer valid

@@ -17,9 +17,10 @@ from certissuer.report.export import COLUMNS, ExportFormat, export_entries
 DOCUMENTED = tuple(
     "number kind status lab_code ref instrument_name instrument_model instrument_serial "
     "customer_name work_date issue_date valid_until issued_at data_digest pdf_sha256 pdf_path "
-    "signer".split()
+    "signer status_since status_reason status_by replaces".split()
 )
-"""The columns as docs and users' spreadsheets know them: a change here is a breaking one."""
+"""The columns as docs and users' spreadsheets know them: a change here is a breaking one
+(new columns go at the end, so a spreadsheet reading by position keeps working)."""
 
 
 def _entry(seq: int) -> CertificateEntry:

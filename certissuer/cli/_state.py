@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ __all__ = [
     "open_ledger",
     "out",
     "passphrase",
+    "print_table",
     "say",
     "token_key",
     "warn",
@@ -60,6 +62,39 @@ class State:
 def say(text: str) -> None:
     """Print `text` to standard output as written (no markup, no wrapping)."""
     out.print(text, markup=False, soft_wrap=True)
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    title: str | None = None,
+    keep: Collection[str] = (),
+) -> None:
+    """Print `rows` under `columns` to standard output, readable wherever it goes.
+
+    On a terminal: a Rich table as wide as the terminal, the `keep` columns (numbers, dates:
+    what must not break) never wrapped, the others folded only at spaces when the row does not
+    fit. Piped or redirected: plain text, one line per row, columns aligned with two spaces and
+    nothing cut or wrapped, so ``grep`` and ``sort`` see whole rows.
+    """
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if out.is_terminal:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=escape(title) if title else None)
+        for name in columns:
+            table.add_column(name, no_wrap=name in keep, overflow="fold")
+        for row in cells:
+            table.add_row(*[escape(c) for c in row])
+        out.print(table)
+        return
+    widths = [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+    if title:
+        say(title)
+    for row in [list(columns), *cells]:
+        say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def warn(text: str) -> None:

@@ -54,7 +54,12 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
 
     return {
         "issued": [
-            {"entry": entry_row(entry, status), "url": done.url, "reused": done.reused}
+            {
+                "entry": entry_row(entry, status),
+                "url": done.url,
+                "reused": done.reused,
+                "remark": done.remark,
+            }
             for done, entry, status in report.ledger_entries(settings)
         ],
         "rejected": [
@@ -101,7 +106,10 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         typer.echo(json.dumps(run_json(report, settings), ensure_ascii=False, indent=2))
         return report.exit_code
     for done in report.certificates:
-        say(f"issued {done.number}  {done.path}" + (" (already issued)" if done.reused else ""))
+        note = (
+            f" (already issued{'; ' + done.remark if done.remark else ''})" if done.reused else ""
+        )
+        say(f"issued {done.number}  {done.path}{note}")
     verb = "would be issued" if report.dry_run else "issued"
     say(
         f"{report.issued} {verb}, "
@@ -111,6 +119,11 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
             else ""
         )
         + f"{report.already} already issued, {report.rejected_rows} rejected"
+        + (
+            f" ({len(report.rejected)} problems)"
+            if len(report.rejected) > report.rejected_rows
+            else ""
+        )
         + (f", {report.skipped} being issued elsewhere" if report.skipped else "")
         + (f", {report.completed} completed after a crash" if report.completed else "")
         + f" ({report.elapsed:.1f} s)"
@@ -125,7 +138,7 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
     return report.exit_code
 
 
-def _progress_printer(total: int | None) -> Callable[[batch.Progress], None]:
+def _progress_printer(total: int | None, verb: str) -> Callable[[batch.Progress], None]:
     # Without a terminal: one plain line every five seconds.
     last = {"t": 0.0}
 
@@ -135,7 +148,7 @@ def _progress_printer(total: int | None) -> Callable[[batch.Progress], None]:
             last["t"] = now
             of = f"/{total}" if total else ""
             warn(
-                f"batch: {p.done}{of} rows, {p.issued} issued, {p.already} already "
+                f"batch: {p.done}{of} rows, {p.issued} {verb}, {p.already} already "
                 f"issued, {p.rejected} rejected, {p.rate:.1f} rows/s"
             )
 
@@ -143,13 +156,15 @@ def _progress_printer(total: int | None) -> Callable[[batch.Progress], None]:
 
 
 @contextmanager
-def _progress(quiet: bool, total: int | None) -> Iterator[Callable[[Any], None] | None]:
+def _progress(
+    quiet: bool, total: int | None, *, dry_run: bool = False
+) -> Iterator[Callable[[Any], None] | None]:
     """A progress bar on a terminal, plain lines elsewhere, nothing when `quiet`."""
     if quiet:
         yield None
         return
     if not err.is_terminal:
-        yield _progress_printer(total)
+        yield _progress_printer(total, "would be issued" if dry_run else "issued")
         return
     from rich.progress import (
         BarColumn,
@@ -169,7 +184,7 @@ def _progress(quiet: bool, total: int | None) -> Iterator[Callable[[Any], None] 
         TimeRemainingColumn(),
         console=err,
     )
-    task = bar.add_task("issuing", total=total, rate=0.0)
+    task = bar.add_task("checking" if dry_run else "issuing", total=total, rate=0.0)
     with bar:
         yield lambda p: bar.update(task, completed=p.done, rate=p.rate)
 
@@ -182,7 +197,7 @@ def _batch(ctx: typer.Context, items: Iterable[Any], total: int | None) -> None:
     options = ctx.params
     settings = state.settings()
     out: Path = options["out"]
-    with _progress(options["quiet"], total) as on_progress:
+    with _progress(options["quiet"], total, dry_run=options["dry_run"]) as on_progress:
         report = batch.run_batch(
             items,
             settings=settings,

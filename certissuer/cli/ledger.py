@@ -6,20 +6,20 @@ A ledger entry prints in one JSON shape everywhere (``ledger list --json``, ``le
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, local_date, local_time
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, open_ledger, out, say, token_key
+from certissuer.cli._state import State, issuer, open_ledger, out, print_table, say, token_key
 from certissuer.errors import ConfigError, LedgerError
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "ledger_consistency",
     "ledger_export",
     "ledger_failures",
+    "ledger_get",
     "ledger_list",
     "ledger_proof",
     "ledger_repair",
@@ -57,16 +58,22 @@ def _ledger(settings: Settings) -> Ledger:
 
 def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
     """One table row per (entry, status): number, kind, status, issue date, instrument."""
-    table = Table()
-    for name in ("number", "kind", "status", "issued"):
-        table.add_column(name, no_wrap=True)
-    for name in ("instrument", "serial", "customer"):
-        table.add_column(name, overflow="fold")
-    for e, s in rows:
-        cells = (e.number, e.kind, s.value, e.issue_date.isoformat(), e.instrument_name,
-                 e.instrument_serial, e.customer_name)  # fmt: skip
-        table.add_row(*[escape(c or "") for c in cells])
-    out.print(table)
+    print_table(
+        ("number", "kind", "status", "issued", "instrument", "serial", "customer"),
+        (
+            (
+                e.number,
+                e.kind,
+                s.value,
+                e.issue_date.isoformat(),
+                e.instrument_name,
+                e.instrument_serial,
+                e.customer_name,
+            )
+            for e, s in rows
+        ),
+        keep=("number", "kind", "status", "issued", "serial"),
+    )
 
 
 def print_entries_json(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
@@ -137,18 +144,17 @@ def ledger_failures(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table()
-    for name in ("number", "date", "earlier"):
-        table.add_column(name, no_wrap=True)
-    for name in ("instrument", "serial", "owner"):
-        table.add_column(name, overflow="fold")
+    lines = []
     for r in rows:
         number = r["number"] or f"(recorded, ref {r['ref']})"
         when = r.get("issue_date") or str(local_date(datetime.fromisoformat(r["recorded_at"])))
-        cells = (number, when, r["earlier"] or "—", r["instrument_name"],
-                 r["instrument_serial"], r["customer_name"])  # fmt: skip
-        table.add_row(*[escape(str(c or "")) for c in cells])
-    out.print(table)
+        lines.append((number, when, r["earlier"] or "—", r["instrument_name"],
+                      r["instrument_serial"], r["customer_name"]))  # fmt: skip
+    print_table(
+        ("number", "date", "earlier", "instrument", "serial", "owner"),
+        lines,
+        keep=("number", "date", "earlier", "serial"),
+    )
 
 
 @ledger_app.command("show")
@@ -167,6 +173,7 @@ def ledger_show(
 
     Times print on Vietnam's clock (UTC+7); with --json, as ISO 8601 with their offset."""
     from certissuer.ledger import event_problem, utc
+    from certissuer.report.export import entry_row
     from certissuer.token import load_public_keys
 
     state: State = ctx.obj
@@ -181,13 +188,14 @@ def ledger_show(
     keys = load_public_keys(settings.token_key) if settings.token_key else []
     today = datetime.now(VIETNAM_TZ).date()
     # With the lab's keys, the status its signed events give (what inspectors are told).
-    status = (
-        ledger.standing(entry, keys=keys, today=today).status
-        if keys
-        else ledger.status(entry, today=today)[0]
-    )
+    if keys:
+        standing = ledger.standing(entry, keys=keys, today=today)
+        status, decided = standing.status, standing.event
+    else:
+        status, decided = ledger.status(entry, today=today)
     events = ledger.events(entry.number)
     record = entry.model_dump(mode="json", exclude={"data_json"})
+    record.update(entry_row(entry, status, decided))
     record["status"] = status.value
     record["data"] = entry.data()
     record["events"] = []
@@ -215,9 +223,13 @@ def ledger_show(
 
     for key in (*COLUMNS, *(["paper_number"] if record.get("paper_number") else [])):
         value = record[key]
+        if value is None and key in ("status_since", "status_reason", "status_by", "replaces"):
+            continue
         if key in _TIMES and value:
             value = _local(datetime.fromisoformat(value))
         say(f"{key:18} {value}")
+    for path, value in _flat(record["data"], "data"):
+        say(f"{path:18} {value}")
     for ev in record["events"]:
         say(
             f"event              {ev['kind']} at {_local(datetime.fromisoformat(ev['at']))} "
@@ -226,7 +238,71 @@ def ledger_show(
         )
 
 
-_TIMES = frozenset({"issued_at", "claimed_at"})
+def _flat(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """`value` (the certificate's data) as (dotted path, text) lines, lists numbered from 1:
+    ``data.instrument.serial``, ``data.results[3].measured``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        if not value:
+            yield path, "(none)"
+        for i, item in enumerate(value, 1):
+            yield from _flat(item, f"{path}[{i}]")
+    elif value is not None and value != "":
+        yield path, str(value)
+
+
+@ledger_app.command("get")
+def ledger_get(
+    ctx: typer.Context,
+    number: Annotated[
+        str, typer.Argument(help="Certificate number (KD- for KĐ-, lower case, file name).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the copy to.")],
+) -> None:
+    """Write a copy of a certificate's signed PDF, byte for byte as the archive holds it.
+
+    The copy is checked against the SHA-256 the ledger recorded at issue (an approved
+    certificate is that file plus the head's signature); a file missing from the archive or
+    changed since is an error, and nothing is written."""
+    from certissuer._files import issued_length
+    from certissuer.issue import pdf_filename
+
+    ledger = _ledger(ctx.obj.settings())
+    entry = ledger.get(number)
+    if entry is None:
+        raise LedgerError(
+            f"certificate {number} is not in the ledger",
+            hint="'certissuer ledger search' finds a number by serial or owner",
+        )
+    if entry.is_pending or not entry.pdf_path or not entry.pdf_sha256:
+        raise LedgerError(f"certificate {entry.number} has no signed PDF yet (still pending)")
+    source = Path(entry.pdf_path)
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise LedgerError(
+            f"the archive lacks the PDF of {entry.number}: {source}: {exc.strerror}",
+            hint="restore it from a backup; the ledger keeps its SHA-256 "
+            f"({entry.pdf_sha256}) to check the restored file",
+        ) from None
+    issued = issued_length(data, entry.pdf_sha256)
+    if issued is None:
+        raise LedgerError(
+            f"the archived PDF of {entry.number} ({source}) is not the file the ledger "
+            f"recorded (SHA-256 {entry.pdf_sha256}); nothing was written",
+            hint="run 'certissuer ledger audit' and restore the file from a backup",
+        )
+    target = out_dir / pdf_filename(entry.number)
+    if target.resolve() == source.resolve():
+        raise ConfigError(f"{target} is the archived file itself; choose another --out folder")
+    write_atomic(target, data)
+    later = "" if issued == len(data) else f" (with {len(data) - issued} bytes of later signatures)"
+    say(f"wrote {target}: {entry.number}, SHA-256 {hashlib.sha256(data).hexdigest()}{later}")
+
+
+_TIMES = frozenset({"issued_at", "claimed_at", "status_since"})
 """The entry's columns that are moments (UTC in the ledger), printed on Vietnam's clock."""
 
 
@@ -503,5 +579,8 @@ def ledger_export(
         ctx.obj, number, paper_number, serial, customer, kind, issued_from, issued_to, status,
         10**9,
     )  # fmt: skip
-    count = export_entries(rows, form, out_file)
+    ledger = _ledger(ctx.obj.settings())
+    today = datetime.now(VIETNAM_TZ).date()
+    # Each row with the event that decided its status: when, why and by what it ended.
+    count = export_entries(((e, *ledger.status(e, today=today)) for e, _ in rows), form, out_file)
     say(f"exported {count} certificates to {out_file}")

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
-from certissuer.cli._state import State, open_ledger, out, say, warn
+from certissuer.cli._state import State, open_ledger, print_table, say, warn
 from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
 
@@ -53,10 +51,6 @@ def _open_register(settings: Settings) -> Register:
     )
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else escape(str(value))
-
-
 @registry_app.command("list")
 def registry_list(
     ctx: typer.Context,
@@ -68,10 +62,12 @@ def registry_list(
 
     register = _open_register(ctx.obj.settings())
     rows = register.list(part, limit=limit)
-    table = Table(*[c.name for c in KINDS[part].columns], title=escape(f"registry: {part}"))
-    for row in rows:
-        table.add_row(*[_cell(v) for v in row.values()])
-    out.print(table)
+    print_table(
+        [c.name for c in KINDS[part].columns],
+        (row.values() for row in rows),  # type: ignore[misc]
+        title=f"registry: {part}",
+        keep=("code", "serial", "valid_until", "calibration_due"),
+    )
 
 
 @registry_app.command("show")
@@ -172,14 +168,22 @@ def registry_used_by(
             )
         )
         return
-    table = Table("certificate", "used on", "standard", "serial", "standard's certificate",
-                  "due", title=escape(f"certificates that used {standard}"))  # fmt: skip
-    for std, use in rows:
-        table.add_row(*[_cell(v) for v in (
-            use.certificate_number, use.used_on, std.code, std.serial,
-            use.standard_certificate, use.calibration_due,
-        )])  # fmt: skip
-    out.print(table)
+    print_table(
+        ("certificate", "used on", "standard", "serial", "standard's certificate", "due"),
+        (
+            (
+                use.certificate_number,
+                use.used_on,
+                std.code,
+                std.serial,
+                use.standard_certificate,
+                use.calibration_due,
+            )
+            for std, use in rows
+        ),
+        title=f"certificates that used {standard}",
+        keep=("certificate", "used on", "serial", "due"),
+    )
     say(f"{len(rows)} certificate{'' if len(rows) == 1 else 's'} used {standard}")
 
 
@@ -212,15 +216,19 @@ def recall(
         within_days=parse_window(within, day), today=day, owner=owner, type_code=type_code
     )
     if kind is RecallFormat.TABLE:
-        table = Table("owner", "type", "serial", "place of use", "certificate",
-                      "valid until", "status", title=f"due by {result.until}")  # fmt: skip
+        lines = []
         for row in recall_rows(result, lab_code=settings.lab_code):
             r = dict(zip(COLUMNS, row, strict=True))
-            table.add_row(*[_cell(v) for v in (
+            lines.append((
                 r["owner_name"] or r["owner_code"], r["type_name"] or r["name"], r["serial"],
                 r["place_of_use"], r["last_certificate"], r["valid_until"], r["status"],
-            )])  # fmt: skip
-        out.print(table)
+            ))  # fmt: skip
+        print_table(
+            ("owner", "type", "serial", "place of use", "certificate", "valid until", "status"),
+            lines,
+            title=f"due by {result.until}",
+            keep=("serial", "certificate", "valid until", "status"),
+        )
     else:
         assert out_file is not None
         write_recall(result, kind, out_file, settings=settings)

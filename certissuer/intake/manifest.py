@@ -198,15 +198,12 @@ def iter_manifest(path: Path, *, scans: Path) -> Iterator[ManifestRow | Manifest
         elif number:
             seen[number] = row
         scan_refs: list[ScanRef] = []
-        if cells.get("scans") and not problems:
+        if cells.get("scans"):
             names = [n.strip() for n in cells["scans"].split(";") if n.strip()]
             try:
                 scan_refs = read_scans(names, scans, where=where, row=row)
             except InputError as exc:
                 problems.append(exc)
-        if problems:
-            yield ManifestRejected(source, row, number or None, tuple(problems))
-            continue
         data = {
             "ref": cells.get("ref") or f"paper:{number}",
             "paper_number": number,
@@ -221,13 +218,20 @@ def iter_manifest(path: Path, *, scans: Path) -> Iterator[ManifestRow | Manifest
             "result": cells.get("result", ""),
             "scans": scan_refs,
         }
+        # Every problem of the row at once: the model's too, except on fields already named.
         try:
-            yield ManifestRow(PaperCopy.model_validate(data), source, row)
+            copy = PaperCopy.model_validate(data)
         except ValidationError as exc:
-            errors = tuple(
-                InputError(where, _say(e), row=row, field=_field(e["loc"])) for e in exc.errors()
-            )
-            yield ManifestRejected(source, row, number, errors)
+            named = {p.field for p in problems}
+            problems += [
+                InputError(where, _say(e), row=row, field=_field(e["loc"]))
+                for e in exc.errors()
+                if _field(e["loc"]) not in named
+            ]
+        if problems:
+            yield ManifestRejected(source, row, number or None, tuple(problems))
+        else:
+            yield ManifestRow(copy, source, row)
 
 
 _FIELD_NAMES = {"paper_kind": "kind", "paper_issue_date": "issue_date"}

@@ -26,6 +26,7 @@ from typing import Protocol, assert_never
 from sqlmodel import Session, col, select
 
 from certissuer import merkle
+from certissuer._files import issued_length
 from certissuer.errors import LedgerError
 from certissuer.ledger.signatures import (
     CheckpointFault,
@@ -249,7 +250,8 @@ def run_audit(
                 report.files_missing += 1
                 continue
             report.files_checked += 1
-            if hashlib.sha256(path.read_bytes()).hexdigest() != entry.pdf_sha256:
+            # An approved certificate is the issued file plus the head's signature.
+            if issued_length(path.read_bytes(), entry.pdf_sha256 or "") is None:
                 problems.append(f"file: {path} ({number}) differs from the PDF in the ledger")
     return report
 

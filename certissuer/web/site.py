@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from certissuer._files import issued_length
 from certissuer._vn import VIETNAM_TZ, file_stem, fold
 from certissuer.config import Settings
 from certissuer.errors import (
@@ -360,7 +361,7 @@ class Site:
         except OSError:
             _logger.warning("%s: cannot read %s", entry.number, entry.pdf_path)
             raise unavailable from None
-        if hashlib.sha256(data).hexdigest() != entry.pdf_sha256:
+        if issued_length(data, entry.pdf_sha256 or "") is None:  # approved: issued + head's
             _logger.error("%s: %s differs from the ledger's SHA-256", entry.number, entry.pdf_path)
             raise unavailable
         return data, f"{file_stem(entry.number)}.pdf"
