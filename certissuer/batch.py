@@ -224,6 +224,12 @@ class RunReport:
     register")."""
 
     @property
+    def downgraded(self) -> list[Issued]:
+        """The certificates signed at B-B instead of B-T because no time-stamping authority
+        answered (``[signing] tsa_unavailable = "downgrade"``)."""
+        return [done for done in self.certificates if done.tsa_failure]
+
+    @property
     def ok(self) -> bool:
         """True when no row was rejected."""
         return not self.rejected
