@@ -234,6 +234,17 @@ def test_cli_downgrade_warns_per_certificate_and_counts_in_the_summary(
     failure = f"{dead_url}: connection refused, {BUSY}: HTTP 503"
     assert (issued["level"], issued["tsa_failure"]) == ("B-B", failure)
 
+    # A notice of failure (issue 16) is signed like a certificate, and said so too.
+    data["ref"], data["verification_date"] = "KD-REQ-2027-0001", "2026-12-01"
+    del data["valid_until"]
+    data["checks"][1]["error"] = "-0.35"  # beyond the MPE of 0.10 L
+    failed = tmp_path / "failed.json"
+    failed.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = runner.invoke(app, [*args, str(failed)])
+    assert result.exit_code == 9, result.output
+    assert re.search(rf"^TB-\d{{4}}-\d+: {re.escape(why)}; signed at B-B$", result.stderr, re.M)
+    assert "1 notice of failure issued" in result.stdout and "1 signed at B-B" in result.stdout
+
 
 def test_cli_refuse_is_the_default_and_exits_as_a_signing_error(
     lab_pki: LabPKI,
