@@ -223,6 +223,16 @@ class RunReport:
     """The checks the run skipped for want of data, each with why ("no data in the
     register")."""
 
+    downgraded_notices: list[Issued] = field(default_factory=list)
+    """Notices of failure this run signed at B-B instead of B-T (see `downgraded`)."""
+
+    @property
+    def downgraded(self) -> list[Issued]:
+        """The certificates and notices of failure signed at B-B instead of B-T because no
+        time-stamping authority answered (``[signing] tsa_unavailable = "downgrade"``)."""
+        done = [c for c in self.certificates if c.tsa_failure]
+        return done + self.downgraded_notices
+
     @property
     def ok(self) -> bool:
         """True when no row was rejected."""
@@ -484,6 +494,8 @@ def run_batch(
             report.certificates.append(outcome.done)
         if outcome.notice is not None:
             report.notices += 1
+            if outcome.notice.tsa_failure:
+                report.downgraded_notices.append(outcome.notice)
         progressed()
 
     def reject(item: intake.Rejected | ManifestRejected) -> None:

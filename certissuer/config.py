@@ -45,6 +45,7 @@ __all__ = [
     "Revocation",
     "RsaPadding",
     "Settings",
+    "TsaUnavailable",
     "find_config",
     "load_settings",
     "resolve_sqlite_url",
@@ -149,6 +150,15 @@ class Appearance(Choice, label="signature appearance"):
 
     VISIBLE = "visible"
     INVISIBLE = "invisible"
+
+
+class TsaUnavailable(Choice, label="rule for no time-stamping authority"):
+    """``[signing] tsa_unavailable``: what to do when no time-stamping authority answers."""
+
+    REFUSE = "refuse"
+    """Sign nothing: the run names each authority tried and why it failed."""
+    DOWNGRADE = "downgrade"
+    """Sign a B-T certificate at B-B and say so (B-LT and B-LTA are still refused)."""
 
 
 class Revocation(Choice, label="revocation policy"):
@@ -305,8 +315,14 @@ class Settings:
     """Name of the environment variable that holds the token PIN (never the value)."""
     signing_level: Level = Level.B_B
     """PAdES baseline level: B-B, B-T, B-LT or B-LTA (`certissuer issue --level` overrides)."""
-    signing_tsa_url: str = ""
-    """RFC 3161 time-stamping authority, needed from B-T up."""
+    signing_tsa_url: tuple[str, ...] = ()
+    """RFC 3161 time-stamping authorities, needed from B-T up: one URL or a list, asked in
+    order (the one that answered last first)."""
+    signing_tsa_budget_s: float = 30.0
+    """Seconds a run may lose to time-stamping authorities that do not answer; then it stops
+    asking them (and `signing_tsa_unavailable` decides)."""
+    signing_tsa_unavailable: TsaUnavailable = TsaUnavailable.REFUSE
+    """No authority answered: refuse, or downgrade (sign B-T certificates at B-B and say so)."""
     signing_tsa_roots: tuple[Path, ...] = ()
     """Roots that time-stamping authorities must chain to (in addition to the trust roots)."""
     signing_digest: Digest = Digest.SHA256
@@ -395,6 +411,9 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, choice):
                 object.__setattr__(self, name, choice.parse(value, where=_setting(name)))
+        tsa: object = self.signing_tsa_url
+        if isinstance(tsa, str):  # one URL, as code may give it
+            object.__setattr__(self, "signing_tsa_url", (tsa,) if tsa.strip() else ())
         self.accredited_scope()  # a bad scope line is refused when the profile is read
 
     def accredited_scope(self) -> tuple[ScopeLine, ...]:

@@ -93,6 +93,11 @@ class Issued:
     remark: str = ""
     """For a reused record, what a person must know about it: its status when it is no
     longer valid (revoked, superseded by ...), and a PDF missing from the archive."""
+    level: str | None = None
+    """The PAdES level this run signed it at (None: an earlier run signed it)."""
+    tsa_failure: str | None = None
+    """Signed at B-B instead of B-T because no time-stamping authority answered: which were
+    asked and why each failed (``[signing] tsa_unavailable = "downgrade"``, issue 17)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,7 +659,9 @@ class Issuer:
             _logger.debug("issue of %s failed; number released: %s", entry.number, released)
             raise
         _logger.info("issued %s -> %s", entry.number, path)
-        return Issued(entry.number, entry.kind, path, sha, url)
+        downgraded = self.sealer.downgraded
+        level = "B-B" if downgraded else self.sealer.policy.level.value
+        return Issued(entry.number, entry.kind, path, sha, url, level=level, tsa_failure=downgraded)
 
     def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when

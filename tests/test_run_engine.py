@@ -126,6 +126,7 @@ def test_batch_issues_the_good_rows_and_reports_the_bad(tmp_path: Path, pki: Key
     report = json.loads(stdout)
     assert report["counts"] == {
         "issued": 2, "already": 0, "rejected": 1, "skipped": 0, "completed": 0, "notices": 0,
+        "downgraded": 0,
     }  # fmt: skip
     [rejected] = report["rejected"]
     assert rejected["file"].endswith("rows.json") and rejected["row"] == 2

@@ -59,6 +59,8 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
                 "url": done.url,
                 "reused": done.reused,
                 "remark": done.remark,
+                "level": done.level,
+                "tsa_failure": done.tsa_failure,
             }
             for done, entry, status in report.ledger_entries(settings)
         ],
@@ -76,6 +78,7 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
             "skipped": report.skipped,
             "completed": report.completed,
             "notices": report.notices,
+            "downgraded": len(report.downgraded),
         },
         "checks": {"ran": report.checks_ran, "no_data": report.checks_no_data},
         "dry_run": report.dry_run,
@@ -95,6 +98,9 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         warn(f"rejected: {where}: {r.reason}" + (f" (hint: {r.hint})" if r.hint else ""))
     if len(report.rejected) > _SHOWN_REJECTIONS:
         warn(f"... and {len(report.rejected) - _SHOWN_REJECTIONS} more")
+    for done in report.downgraded:
+        why = f"no time-stamping authority answered ({done.tsa_failure})"
+        warn(f"{done.number}: {why}; signed at B-B")
     if report.error_report is not None:
         warn(f"error report: {report.error_report}")
     if report.all_or_nothing and report.rejected:
@@ -126,6 +132,11 @@ def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> i
         )
         + (f", {report.skipped} being issued elsewhere" if report.skipped else "")
         + (f", {report.completed} completed after a crash" if report.completed else "")
+        + (
+            f", {len(report.downgraded)} signed at B-B (no time-stamping authority answered)"
+            if report.downgraded
+            else ""
+        )
         + f" ({report.elapsed:.1f} s)"
     )
     if report.checks_ran:

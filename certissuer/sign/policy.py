@@ -8,7 +8,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +17,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certissuer.config import Appearance, Digest, Level, RsaPadding
+from certissuer.config import Appearance, Digest, Level, RsaPadding, TsaUnavailable
 from certissuer.errors import ConfigError
 from certissuer.sign._appearance import StampPainter
 
@@ -40,8 +40,12 @@ class SigningPolicy:
     """How a `Sealer` signs: level, time stamping, revocation checks, appearance."""
 
     level: Level = Level.B_B
-    tsa_url: str | None = None
-    """RFC 3161 time-stamping authority, needed from B-T up."""
+    tsa_url: str | Sequence[str] | None = None
+    """RFC 3161 time-stamping authority, or several asked in order; needed from B-T up."""
+    tsa_budget: float = 30.0
+    """Seconds the `Sealer` may lose to authorities that do not answer; then it stops asking."""
+    tsa_unavailable: TsaUnavailable = TsaUnavailable.REFUSE
+    """No authority answered: refuse, or sign a B-T document at B-B and say so."""
     trust_roots: tuple[asn1_x509.Certificate, ...] = ()
     """Roots of the signer's and the TSA's chains: B-LT collects revocation data up to them."""
     revocation_check: bool = True
@@ -62,6 +66,16 @@ class SigningPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", Digest.parse(self.digest))
+        object.__setattr__(self, "tsa_unavailable", TsaUnavailable.parse(self.tsa_unavailable))
+
+    @property
+    def tsa_urls(self) -> tuple[str, ...]:
+        """The time-stamping authorities, in the order they are asked."""
+        if not self.tsa_url:
+            return ()
+        if isinstance(self.tsa_url, str):
+            return (self.tsa_url,)
+        return tuple(self.tsa_url)
 
 
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
@@ -101,6 +115,8 @@ def policy_from_settings(settings: Settings, *, level: Level | str | None = None
     return SigningPolicy(
         level=Level.parse(level) if level else settings.signing_level,
         tsa_url=settings.signing_tsa_url or None,
+        tsa_budget=settings.signing_tsa_budget_s,
+        tsa_unavailable=settings.signing_tsa_unavailable,
         trust_roots=tuple(asn1_certificate(c) for c in roots),
         revocation_check=settings.signing_revocation_check,
         digest=settings.signing_digest,

@@ -7,7 +7,8 @@ key on every load, about 40 ms) and the signature size is fixed (pyHanko otherwi
 document twice to measure it).
 
 Levels (ETSI EN 319 142-1): **B-B** a CAdES signature over the whole file; **B-T** plus an
-RFC 3161 timestamp from the TSA at `SigningPolicy.tsa_url`; **B-LT** plus the certificates,
+RFC 3161 timestamp from a TSA of `SigningPolicy.tsa_url` (several are asked in turn, see
+`certissuer.sign._tsa`); **B-LT** plus the certificates,
 CRLs and OCSP responses of the signer and the TSA in the document security store (DSS), so
 the signature can be checked offline after the signer's certificate expires; **B-LTA** plus a
 document timestamp over all of it, which can be renewed before the TSA's certificate expires.
@@ -43,13 +44,13 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko.stamp.static import StaticStampStyle
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, RevokedError, ValidationError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from certissuer.config import TsaUnavailable
 from certissuer.errors import ConfigError, SigningError
 from certissuer.sign._appearance import Box, SignatureSlot, locate_slot
 from certissuer.sign._pkcs11 import open_token_signer
@@ -61,6 +62,7 @@ from certissuer.sign._pyhanko import (
     probe_cms_size,
     reserved_size,
 )
+from certissuer.sign._tsa import NoTimestamp, TsaFailover
 from certissuer.sign.policy import (
     Level,
     SigningPolicy,
@@ -163,6 +165,11 @@ class Sealer:
         releases the key (a PKCS#11 session). Raises `SigningError`.
         """
         self._close = close
+        self._tsa: TsaFailover | None = None  # one per run: it keeps the TSA time budget
+        self.downgraded: str | None = None
+        """Why the last `sign` made a B-B signature instead of B-T: which time-stamping
+        authorities were asked and why each failed (``[signing] tsa_unavailable =
+        "downgrade"``); None when it signed at the level asked."""
         try:
             check_signing_certificate(cert, now=now)
             self.certificate = cert
@@ -516,17 +523,27 @@ class Sealer:
                 hint="use B-T, or a certificate from a CA that publishes revocation data",
             )
 
-    def _timestamper(self, level: Level) -> RequestsHTTPTimeStamper | None:
+    def _timestamper(self, level: Level) -> TsaFailover | None:
         if not level.timestamped:
             return None
-        if not self.policy.tsa_url:
+        urls = self.policy.tsa_urls
+        if not urls:
             raise ConfigError(
                 f"PAdES {level.value} needs a time-stamping authority",
                 hint="set [signing] tsa_url in the lab profile",
             )
-        return RequestsHTTPTimeStamper(  # type: ignore[no-untyped-call]
-            self.policy.tsa_url, timeout=self.policy.timeout
-        )
+        tsa = self._tsa
+        if tsa is None or (tsa.urls, tsa.timeout, tsa.budget) != (
+            urls,
+            self.policy.timeout,
+            self.policy.tsa_budget,
+        ):
+            # Kept for the Sealer's life (one run): the TSA that answered last is asked
+            # first, and time lost to TSAs that do not answer counts against one budget.
+            tsa = self._tsa = TsaFailover(
+                urls, timeout=self.policy.timeout, budget=self.policy.tsa_budget
+            )
+        return tsa
 
     def _stamp(self, box: Box | None, role: str, when: datetime) -> StaticStampStyle | None:
         painter = self.policy.painter
@@ -575,9 +592,11 @@ class Sealer:
                 bytes_reserved=reserved,
                 existing_fields_only=existing_fields_only,
             )
+        except NoTimestamp as exc:
+            raise _NoTimestampError(level, exc.statement) from None
         except TimestampRequestError as exc:
             raise SigningError(
-                f"the time-stamping authority at {self.policy.tsa_url} failed: {exc}",
+                f"the time-stamping authority ({', '.join(self.policy.tsa_urls)}) failed: {exc}",
                 hint="check [signing] tsa_url and the network",
             ) from None
         except (ValidationError, PathBuildingError) as exc:
@@ -620,6 +639,7 @@ class Sealer:
         """
         level = level or self.policy.level
         self._check_long_term(level)
+        self.downgraded = None
         slot = slot or SignatureSlot(SIGNATURE_FIELD, "")
         when = now or datetime.now(UTC)
         timestamper = self._timestamper(level)
@@ -661,7 +681,28 @@ class Sealer:
             )
         except (PdfError, ValueError, KeyError) as exc:
             raise SigningError(f"could not prepare the document for signing: {exc}") from exc
-        return self._run(signer, writer, level)
+        try:
+            return self._run(signer, writer, level)
+        except _NoTimestampError as exc:
+            # Issue 17: only B-T is downgraded. A B-LT or B-LTA signature is asked for so that
+            # it can be checked after the signer's certificate expires; a B-B one cannot be,
+            # so it is refused rather than issued as something else.
+            if level is not Level.B_T or self.policy.tsa_unavailable is TsaUnavailable.REFUSE:
+                raise
+            statement = exc.statement
+        signed = self.sign(
+            pdf,
+            info=info,
+            reason=reason,
+            location=location,
+            slot=slot,
+            reserve=reserve,
+            level=Level.B_B,
+            now=now,
+        )
+        self.downgraded = statement
+        _logger.info("no time-stamping authority answered (%s); signed at B-B", statement)
+        return signed
 
     def approve(
         self,
@@ -721,6 +762,29 @@ class Sealer:
             writer.set_info(info_dict)
         for key, value in info.items():
             info_dict[generic.NameObject("/" + key)] = generic.TextStringObject(value)
+
+
+class _NoTimestampError(SigningError):
+    """No time-stamping authority answered a signature at `level`; `statement` names each
+    authority asked and why it failed."""
+
+    def __init__(self, level: Level, statement: str) -> None:
+        self.statement = statement
+        if level is Level.B_T:
+            hint = (
+                "check [signing] tsa_url and the network, or set [signing] tsa_unavailable = "
+                '"downgrade" to sign at B-B and say so'
+            )
+        else:
+            hint = (
+                f"check [signing] tsa_url and the network; {level.value} is never downgraded "
+                "(a B-B signature cannot be checked after the signer's certificate expires)"
+            )
+        super().__init__(
+            f"no time-stamping authority answered ({statement}); PAdES {level.value} needs a "
+            "timestamp, so nothing was signed",
+            hint=hint,
+        )
 
 
 def _find_empty_field(
