@@ -595,52 +595,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
 
 
 def starter_config(lab_code: str = "LAB") -> str:
-    """Text of a starter lab profile for ``certissuer init``."""
-    return f"""\
-# certissuer lab profile. Paths are relative to this file (the ledger's SQLite file too).
-# Every key can be overridden by an environment variable: [ledger] url -> CERTISSUER_LEDGER_URL.
+    """Text of a starter lab profile for ``certissuer init``: every setting, with its help and
+    default, generated from `Settings` (`certissuer.profile.starter_profile`)."""
+    from certissuer.profile import starter_profile
 
-[lab]
-code = "{lab_code}"
-name_vi = "Trung tâm Kỹ thuật Tiêu chuẩn Đo lường Chất lượng"
-name_en = "Technical Centre for Standards, Metrology and Quality"
-address_vi = "Số 1, đường Ví Dụ, phường 1, Đồng Tháp"
-address_en = "No. 1, Example Street, Ward 1, Dong Thap"
-place = "Đồng Tháp"
-accreditation = "VILAS 000"
-# The accredited calibration scope when no register holds it; without one, no mark is printed.
-# A line may end with the lab's CMC for the range (ILAC-P14): a result inside the line stating
-# a smaller expanded uncertainty is refused.
-# accredited_scope = ["Cân / Balance: 0.001..500 g, CMC 0.1 mg"]
-designation = ""
-# logo = "logo.png"
-
-[numbering]
-verification = "KĐ"
-calibration = "HC"
-
-[signing]
-pkcs12 = "keys/signer.p12"
-# The passphrase is read from this environment variable, or asked for at a prompt.
-passphrase_env = "CERTISSUER_P12_PASSPHRASE"
-trust_roots = ["keys/ca.pem"]
-
-[token]
-key = "keys/token-key.pem"
-url_base = "https://verify.example.invalid"
-
-[ledger]
-url = "sqlite:///certissuer-ledger.db"
-
-[web]
-# `certissuer serve`: the page behind the QR code. Serve it at [token] url_base over TLS.
-host = "127.0.0.1"
-port = 8080
-allow_download = false
-# A calibration customer's name and address on the page and in its API; false hides them
-# (the owner of a verified instrument is always shown, as the forms require).
-show_customer = true
-# upload_concurrency = 2   # uploads in progress per client address (IPv6: per /64)
-# header_timeout = 10      # seconds a client may take to send a request's headers
-# body_timeout = 60        # seconds a client may take to send a whole request body
-"""
+    return starter_profile(lab_code)

@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 
 from certissuer.cli._app import app
-from certissuer.cli._state import say
+from certissuer.cli._state import State, print_table, say
 from certissuer.config import DEFAULT_CONFIG_NAME, starter_config
 from certissuer.errors import ConfigError
 
-__all__ = ["init", "schema"]
+__all__ = ["config_app", "config_show", "init", "schema"]
+
+config_app = typer.Typer(help="The lab profile in effect.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 
 @app.command()
@@ -28,6 +31,35 @@ def init(
         raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it")
     path.write_text(starter_config(lab_code), encoding="utf-8")
     say(f"wrote {path}; edit it, then run 'certissuer keys init keys'")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print every setting in effect and where it came from (default, profile, variable)."""
+    import json
+    import os
+
+    from certissuer.profile import effective_settings
+
+    state: State = ctx.obj
+    rows = effective_settings(state.config, os.environ)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{"setting": r.name, "value": r.value, "source": r.source} for r in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    print_table(
+        ("setting", "value", "from"),
+        ((r.name, json.dumps(r.value, ensure_ascii=False), r.source) for r in rows),
+        keep=("setting",),
+    )
 
 
 @app.command()
