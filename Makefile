@@ -90,6 +90,7 @@ bench-all: bench
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --real 0  # ~20 min
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --tiny
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_sign.py
+	$(BIN)/python bench/bench_levels.py
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_dcc.py
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_report.py
 

@@ -472,3 +472,26 @@ def test_two_signers_at_b_lta_through_the_cli(
         out = _pdfsig(pdf, nssdir)
         assert out.count("Signature Validation: Signature is Valid.") == 2, out
         assert re.search(rf"Common Name: {HEAD}\n", out)
+
+
+def test_trial_services_refuse_a_wrong_passphrase_and_a_folder_without_a_trial_ca(
+    trial: Trial, tmp_path: Path
+) -> None:
+    run = CliRunner()
+    wrong = run.invoke(
+        app, ["trial-services", str(trial.keys)], env={"CERTISSUER_P12_PASSPHRASE": "nope"}
+    )
+    assert wrong.exit_code == 3 and "ca-key.pem: cannot open the key: wrong passphrase" in (
+        wrong.output
+    )
+    assert "nope" not in wrong.output
+    empty = run.invoke(
+        app, ["trial-services", str(tmp_path)], env={"CERTISSUER_P12_PASSPHRASE": PASSWORD}
+    )
+    assert empty.exit_code == 3 and "index.json: no trial CA index here" in empty.output
+    taken = run.invoke(
+        app,
+        ["trial-services", str(trial.keys), "--port", trial.url.rsplit(":", 1)[1]],
+        env={"CERTISSUER_P12_PASSPHRASE": PASSWORD},
+    )
+    assert taken.exit_code == 3 and "cannot listen on 127.0.0.1:" in taken.output
