@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-out
 
-.PHONY: install demo test test-lowest lint lock lock-lowest bench bench-all clean
+.PHONY: install demo demo-trial test test-lowest lint lock lock-lowest bench bench-all clean
 
 $(BIN)/certissuer: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,23 @@ demo: install
 	done
 	CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/ledger.db \
 	  $(BIN)/certissuer --config samples/certissuer.toml ledger list
-	@echo "The signed certificates are in $(CURDIR)/$(DEMO)/"
+	@$(MAKE) --no-print-directory demo-trial
+	@echo "The signed certificates are in $(CURDIR)/$(DEMO)/ (PAdES B-LTA, two signers: $(DEMO)/trial/)"
+
+# PAdES B-LTA with two signers, offline: the trial CA's services (NOT FOR PRODUCTION) run in the
+# background for the demo and stop with it; the verifier signs, the head approves, verify checks.
+TRIAL = samples/certissuer-trial.toml
+TRIAL_URL = http://127.0.0.1:8790
+demo-trial: install
+	@rm -rf $(DEMO)/trial
+	@set -e; export CERTISSUER_P12_PASSPHRASE=demo CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/trial/ledger.db; \
+	$(BIN)/certissuer trial-services keys.example & pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TRIAL_URL)/', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
+	$(BIN)/certissuer --config $(TRIAL) issue samples/verification.json --out $(DEMO)/trial; \
+	for pdf in $(DEMO)/trial/*.pdf; do \
+	  $(BIN)/certissuer --config $(TRIAL) sign-approve "$$pdf" --pkcs12 keys.example/le-hoang-phuc.p12; \
+	  $(BIN)/certissuer --config $(TRIAL) verify "$$pdf"; \
+	done
 
 test: install
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -74,6 +90,7 @@ bench-all: bench
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --real 0  # ~20 min
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_batch.py --sizes 1000,10000 --tiny
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_sign.py
+	$(BIN)/python bench/bench_levels.py
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_dcc.py
 	CERTISSUER_P12_PASSPHRASE=demo $(BIN)/python bench/bench_report.py
 

@@ -628,6 +628,19 @@ def _revision_end(sig: EmbeddedPdfSignature) -> int:
     return int(byte_range[-2]) + int(byte_range[-1])
 
 
+def _revision_start(reader: PdfFileReader, data: bytes, sig: EmbeddedPdfSignature) -> int:
+    """Where the revision holding `sig` begins: after the ``%%EOF`` line ending the one before
+    (-1 when there is none). A wrong guess only fails to find the file in the ledger."""
+    xref = reader.xrefs.get_startxref_for_revision(sig.signed_revision)
+    eof = data.rfind(b"%%EOF", 0, xref)
+    if eof < 0:
+        return -1
+    end = eof + 5
+    while end < len(data) and data[end] in b"\r\n":
+        end += 1
+    return end
+
+
 def check_signatures(
     reader: PdfFileReader, data: bytes, policy: ValidationPolicy, *, at: datetime
 ) -> SignatureCheck:
@@ -666,6 +679,10 @@ def _run(
     first = signatures[0] if signatures else embedded[0]
     result.issued_revision = first.signed_revision
     end = _revision_end(first)
+    if len(signatures) > 1:
+        # Issued at B-LT or B-LTA, the file as issued (and registered) ends after its own
+        # validation data and document timestamp: just before the approval's revision.
+        end = max(end, _revision_start(reader, data, signatures[1]))
     if end < len(data):
         result.issued_sha256 = hashlib.sha256(data[:end]).hexdigest()
     result.later_revisions = reader.xrefs.total_revisions - 1 - first.signed_revision
