@@ -1,8 +1,9 @@
 """The QR payload: a compact signed token inside a verification URL.
 
 A token binds a certificate number, its issue date and the first 128 bits of its data digest,
-signed by the lab's token key (Ed25519 or ECDSA P-256). It is checked offline with the lab's
-public key; the ledger check comes after, online.
+signed by the lab's token key (ECDSA P-256 for new keys, which browsers verify with WebCrypto;
+Ed25519 keys made before keep working). It is checked offline with the lab's public key; the
+ledger check comes after, online.
 
 Binary layout, then base32 (RFC 4648, upper case) without padding::
 
@@ -155,8 +156,15 @@ class TokenKey:
         return f"TokenKey(kid={self.public.kid.hex()})"
 
     @classmethod
-    def generate(cls, kind: str = "ed25519") -> TokenKey:
-        """A fresh key: ``ed25519`` (default) or ``p256``."""
+    def generate(cls, kind: str = "p256") -> TokenKey:
+        """A fresh key: ``p256`` (ECDSA P-256, the default) or ``ed25519``.
+
+        New keys are P-256 because every current browser's WebCrypto verifies ECDSA P-256
+        (ES256): the verification page checks tokens offline with it (issue 18). Ed25519 keys
+        made before keep signing and verifying in Python.
+        """
+        if kind not in ("p256", "ed25519"):
+            raise TokenError(f"unknown token key kind {kind!r}: expected 'p256' or 'ed25519'")
         private: _PrivateKey = (
             ed25519.Ed25519PrivateKey.generate()
             if kind == "ed25519"

@@ -110,3 +110,14 @@ def test_public_keys_load_from_private_or_public_pem(tmp_path: Path, key: TokenK
 
 def test_repr_shows_no_key_material(key: TokenKey) -> None:
     assert "PRIVATE" not in repr(key) and key.pem().decode() not in repr(key)
+
+
+def test_new_token_keys_are_ecdsa_p256_and_ed25519_keys_keep_verifying() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = TokenKey.generate()
+    assert isinstance(key.private, ec.EllipticCurvePrivateKey)
+    assert isinstance(key.private.curve, ec.SECP256R1)  # ES256: what browsers verify
+    old = TokenKey.generate("ed25519")
+    tok = make_token(old, number="HC-2025-000001", issued=date(2025, 3, 1), digest=DIGEST)
+    assert read_token(tok, [key.public, old.public]).number == "HC-2025-000001"
