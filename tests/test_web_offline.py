@@ -125,7 +125,7 @@ def test_keys_json_is_signed_by_the_lab_key_and_gives_each_key_its_window(
     assert headers["content-type"] == "application/json"
     assert headers["cache-control"] == "public, max-age=300"
     keys, signer = read_keys_document(data, pinned=[olab.key.public.fingerprint])
-    assert signer.kid == olab.key.public.kid
+    assert signer.kid == olab.key.public.kid and signer.alg == "ES256"  # keys init: P-256
     by_kid = {k.key.kid: k for k in keys}
     assert set(by_kid) == {olab.key.public.kid, olab.old_key.public.kid}
     current, old = by_kid[olab.key.public.kid], by_kid[olab.old_key.public.kid]
