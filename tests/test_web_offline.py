@@ -266,6 +266,11 @@ def test_offline_the_browser_checks_tokens_itself(olab: OfflineLab, browser: Any
     assert shown["issued"] == f"{entry.issue_date:%d/%m/%Y}"
     assert shown["digest"] == olab.digest(olab.p256)[:32]
     assert shown["kid"] == olab.key.public.kid.hex()
+    # The same token as QR codes printed before base32 spelled it: /v/ and base64url.
+    raw = base64.b32decode(genuine + "=" * (-len(genuine) % 8))
+    older = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    shown = _offline_verdict(browser, f"{olab.base}/v/{older}")
+    assert shown["verdict"] == "ledger_not_consulted" and shown["number"] == olab.p256.number
 
     # Attack: one signature byte flipped (the token re-spelled canonically) is NOT GENUINE.
     raw = bytearray(base64.b32decode(genuine + "=" * (-len(genuine) % 8)))

@@ -245,7 +245,14 @@
     show('unchecked', 'no QR token in this address');
     return;
   }
-  check(decodeURIComponent(match[1])).then(
+  let token;
+  try {
+    token = decodeURIComponent(match[1]);
+  } catch (e) {
+    show('unchecked', 'the address is not a QR code\'s address');
+    return;
+  }
+  check(token).then(
     (claims) => show('genuine', 'QR token: genuine, signed by the lab key ' + claims.kid +
       '; checked on this device without network: whether the certificate is revoked, superseded or expired was not checked', claims),
     // Only a check that ran and failed is NOT GENUINE; anything else could not be checked.
