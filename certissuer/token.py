@@ -1,8 +1,9 @@
 """The QR payload: a compact signed token inside a verification URL.
 
 A token binds a certificate number, its issue date and the first 128 bits of its data digest,
-signed by the lab's token key (Ed25519 or ECDSA P-256). It is checked offline with the lab's
-public key; the ledger check comes after, online.
+signed by the lab's token key (ECDSA P-256 for new keys, which browsers verify with WebCrypto;
+Ed25519 keys made before keep working). It is checked offline with the lab's public key; the
+ledger check comes after, online.
 
 Binary layout, then base32 (RFC 4648, upper case) without padding::
 
@@ -34,12 +35,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -54,14 +57,19 @@ from certissuer.errors import ConfigError, TokenError
 
 __all__ = [
     "INFO_QR_KEY",
+    "KEYS_PATH",
+    "PublishedKey",
     "TokenClaims",
     "TokenKey",
     "TokenPublicKey",
+    "keys_document",
     "lab_public_keys",
     "load_public_keys",
     "make_token",
+    "read_keys_document",
     "read_token",
     "token_from_url",
+    "token_key_id",
     "verification_url",
     "wrong_host",
 ]
@@ -143,6 +151,48 @@ class TokenPublicKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    @property
+    def alg(self) -> str:
+        """The JOSE algorithm of this key's signatures: ``ES256`` or ``EdDSA`` (RFC 8037)."""
+        return "EdDSA" if isinstance(self.key, ed25519.Ed25519PublicKey) else "ES256"
+
+    def jwk(self) -> dict[str, str]:
+        """The public key as a JSON Web Key (RFC 7517/7518; Ed25519: RFC 8037).
+
+        A P-256 key's JWK is what WebCrypto's ``importKey("jwk", ...)`` takes.
+        """
+        if isinstance(self.key, ed25519.Ed25519PublicKey):
+            raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+        numbers = self.key.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+        }
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> TokenPublicKey:
+        """The key of the JSON Web Key `jwk` (as `jwk` writes it); `TokenError` otherwise."""
+        try:
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+                public: _PublicKey = ed25519.Ed25519PublicKey.from_public_bytes(
+                    _unb64url(str(jwk["x"]))
+                )
+            elif jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+                x, y = _unb64url(str(jwk["x"])), _unb64url(str(jwk["y"]))
+                if len(x) != 32 or len(y) != 32:
+                    raise ValueError("a P-256 coordinate is 32 bytes")
+                public = ec.EllipticCurvePublicNumbers(
+                    int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+                ).public_key()
+            else:
+                raise ValueError("expected an EC P-256 or OKP Ed25519 key")
+        except (KeyError, ValueError, binascii.Error) as exc:
+            raise TokenError(f"not a usable token key JWK: {exc}") from None
+        return cls.of(public)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenKey:
@@ -155,8 +205,15 @@ class TokenKey:
         return f"TokenKey(kid={self.public.kid.hex()})"
 
     @classmethod
-    def generate(cls, kind: str = "ed25519") -> TokenKey:
-        """A fresh key: ``ed25519`` (default) or ``p256``."""
+    def generate(cls, kind: str = "p256") -> TokenKey:
+        """A fresh key: ``p256`` (ECDSA P-256, the default) or ``ed25519``.
+
+        New keys are P-256 because every current browser's WebCrypto verifies ECDSA P-256
+        (ES256): the verification page checks tokens offline with it (issue 18). Ed25519 keys
+        made before keep signing and verifying in Python.
+        """
+        if kind not in ("p256", "ed25519"):
+            raise TokenError(f"unknown token key kind {kind!r}: expected 'p256' or 'ed25519'")
         private: _PrivateKey = (
             ed25519.Ed25519PrivateKey.generate()
             if kind == "ed25519"
@@ -432,3 +489,163 @@ def wrong_host(url: str, base: str) -> str | None:
         f"the QR URL is on {where}, not on the lab's verification page "
         f"{want[0]}://{urlsplit(base).netloc} ([token] url_base)"
     )
+
+
+def token_key_id(token: str) -> str | None:
+    """The key id (hex) of the token `token`, unchecked, or None when it cannot carry one.
+
+    A token's first 8 characters hold its version and key id (base32: exactly these 40
+    bits; base64url: 48 bits, the last 8 the issue date's): the ledger groups its tokens by
+    them to find each key's first and last issue date.
+    """
+    head = token[:8]
+    try:
+        decode = base64.b32decode if _BASE32_HEAD.match(head) else base64.urlsafe_b64decode
+        raw = decode(head)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 5 or raw[0] != _VERSION:
+        return None
+    return raw[1:5].hex()
+
+
+# -- the published key set: /.well-known/certissuer/keys.json ---------------------------------
+
+KEYS_PATH = ".well-known/certissuer/keys.json"
+"""Where the verification page publishes its token keys (relative to its root)."""
+
+_KEYS_TYPE = "certissuer-token-keys"
+_JWS_TYPE = "certissuer-keys+json"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    if _NOT_BASE64URL.search(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedKey:
+    """A token public key as the key set publishes it, with its validity window."""
+
+    key: TokenPublicKey
+    not_before: date | None = None
+    """The earliest issue date a token signed by this key may carry (None: no limit)."""
+    not_after: date | None = None
+    """The latest issue date a token signed by this key may carry (None: open-ended)."""
+
+    def covers(self, issued: date) -> bool:
+        """True when a token issued on `issued` falls inside this key's window."""
+        return (self.not_before is None or issued >= self.not_before) and (
+            self.not_after is None or issued <= self.not_after
+        )
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def keys_document(
+    keys: Sequence[PublishedKey],
+    *,
+    signer: TokenKey | None,
+    lab: Mapping[str, str],
+    published: datetime | None = None,
+) -> bytes:
+    """The key set ``/.well-known/certissuer/keys.json`` as UTF-8 JSON bytes.
+
+    `keys` are the token public keys with their validity windows; `lab` names the lab (code,
+    names, `url_base`); `published` is when the set was made (default: now). `signer` (the
+    lab's current token key) signs the set: ``signed`` is a compact JWS (RFC 7515) whose
+    header names the signer's key id (``kid``) and algorithm (``ES256`` for P-256, raw r‖s as
+    WebCrypto verifies it; ``EdDSA`` for Ed25519) and whose payload is the rest of the
+    document, canonical (sorted keys, no spaces). A client trusts the payload, not the
+    readable copy beside it, and pins the signer by its SHA-256 fingerprint (`read_keys_document`).
+    Without `signer`, ``signed`` is null and a client cannot rely on the set.
+    """
+    moment = (published or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    body: dict[str, Any] = {
+        "type": _KEYS_TYPE,
+        "version": 1,
+        "lab": dict(lab),
+        "published": moment.isoformat().replace("+00:00", "Z"),
+        "keys": [
+            {
+                "kid": k.key.kid.hex(),
+                "alg": k.key.alg,
+                "jwk": k.key.jwk(),
+                "sha256": k.key.fingerprint,
+                "not_before": None if k.not_before is None else k.not_before.isoformat(),
+                "not_after": None if k.not_after is None else k.not_after.isoformat(),
+            }
+            for k in keys
+        ],
+    }
+    signed = None
+    if signer is not None:
+        if signer.public.kid not in {k.key.kid for k in keys}:
+            raise TokenError("the key that signs the key set must be one of the keys it lists")
+        header = {"alg": signer.public.alg, "kid": signer.public.kid.hex(), "typ": _JWS_TYPE}
+        head = _b64url(_canonical(header)) + "." + _b64url(_canonical(body))
+        signed = head + "." + _b64url(signer.sign(head.encode("ascii")))
+    text = json.dumps({**body, "signed": signed}, ensure_ascii=False, indent=2)
+    return (text + "\n").encode()
+
+
+def read_keys_document(
+    data: bytes, *, pinned: Iterable[str] | None = None
+) -> tuple[list[PublishedKey], TokenPublicKey]:
+    """The keys of the key set `data` (as `keys_document` writes it), and the key that signed it.
+
+    The JWS in ``signed`` is checked with the listed key its header names; its payload is
+    what is read (the readable copy must say the same). `pinned` are the SHA-256
+    fingerprints (hex) of the lab keys the set may be signed by (shown on the page and by
+    ``certissuer keys``); None accepts any listed key, which proves only that the set is
+    whole. Raises `TokenError` saying what is wrong.
+    """
+    try:
+        document = json.loads(data)
+        jws = document["signed"]
+    except (ValueError, TypeError, KeyError):
+        raise TokenError("the key set is not JSON with a 'signed' member") from None
+    if not isinstance(jws, str) or jws.count(".") != 2:
+        raise TokenError("the key set is not signed (no compact JWS in 'signed')")
+    head, payload, sig = jws.split(".")
+    try:
+        header = json.loads(_unb64url(head))
+        body = json.loads(_unb64url(payload))
+        signature = _unb64url(sig)
+    except (ValueError, binascii.Error):
+        raise TokenError("the key set's signature is not a well-formed compact JWS") from None
+    if not isinstance(body, dict) or body.get("type") != _KEYS_TYPE:
+        raise TokenError(f"the key set's payload is not a {_KEYS_TYPE} document")
+    if {k: v for k, v in document.items() if k != "signed"} != body:
+        raise TokenError("the key set's readable copy differs from what its signature covers")
+    published: list[PublishedKey] = []
+    for item in body.get("keys", []):
+        key = TokenPublicKey.from_jwk(item["jwk"])
+        if key.kid.hex() != item.get("kid") or key.alg != item.get("alg"):
+            raise TokenError(f"the key set lists key {item.get('kid')!r} under a wrong id or alg")
+        published.append(
+            PublishedKey(
+                key,
+                None if item.get("not_before") is None else date.fromisoformat(item["not_before"]),
+                None if item.get("not_after") is None else date.fromisoformat(item["not_after"]),
+            )
+        )
+    signers = [
+        p.key
+        for p in published
+        if p.key.kid.hex() == header.get("kid") and p.key.alg == header.get("alg")
+    ]
+    if not signers or not signers[0].verify(signature, f"{head}.{payload}".encode("ascii")):
+        raise TokenError("the key set's signature does not verify: it was altered or forged")
+    if pinned is not None and signers[0].fingerprint not in {p.lower() for p in pinned}:
+        raise TokenError(
+            f"the key set is signed by key {signers[0].fingerprint}, which is not pinned"
+        )
+    return published, signers[0]

@@ -30,7 +30,7 @@ def load_json(path: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and Ed25519 token key."""
+    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and ECDSA P-256 token key."""
     return make_keys(tmp_path_factory.mktemp("pki"), passphrase=PASSPHRASE, organisation="Test lab")
 
 

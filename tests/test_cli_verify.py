@@ -332,3 +332,48 @@ def test_an_offline_pdf_check_gives_the_files_findings_not_not_in_ledger(
     altered.write_bytes(bytes(data))
     code, stdout, _ = _run(lab, "--offline", str(altered))
     assert code == 1 and "NOT GENUINE" in stdout and "LEDGER NOT CONSULTED" not in stdout
+
+
+@pytest.mark.parametrize("where", ["missing sqlite", "closed port"])
+def test_a_pdf_check_whose_ledger_cannot_be_reached_is_file_genuine_not_consulted(
+    lab: dict[str, Any], tmp_path: Path, where: str
+) -> None:
+    url = {
+        "missing sqlite": f"sqlite:///{tmp_path / 'nowhere.db'}",
+        "closed port": "postgresql+psycopg://x@127.0.0.1:9/x",  # nothing listens on port 9
+    }[where]
+    env = {"CERTISSUER_LEDGER_URL": url}
+    path = lab["issued"]["entry"]["pdf_path"]
+    args = ["--config", str(lab["profile"]), "verify", path]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 10, (result.stdout, result.stderr)
+    stdout = " ".join(result.stdout.split())
+    assert "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP" in stdout
+    assert "FILE GENUINE, LEDGER NOT CONSULTED" in stdout
+    assert "NOT IN THE LEDGER" not in stdout and "NOT GENUINE" not in stdout
+    assert lab["issued"]["entry"]["number"] in stdout and "intact, valid" in stdout
+    assert "the ledger could not be reached (" in stdout  # the reason in the report
+    warning = [line for line in result.stderr.splitlines() if "could not be reached" in line]
+    assert len(warning) == 1, result.stderr
+    assert warning[0].startswith("warning: the ledger could not be reached: ")
+    assert ("no ledger at" if where == "missing sqlite" else "cannot open the ledger") in warning[0]
+    assert not (tmp_path / "nowhere.db").exists()  # reading never creates a ledger
+    # An altered file is still NOT GENUINE with the ledger out of reach.
+    data = bytearray(Path(path).read_bytes())
+    at = data.index(b"stream\n", len(data) // 3) + 20
+    data[at] ^= 0x01
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(bytes(data))
+    result = runner.invoke(app, [*args[:-1], str(altered)], env=env)
+    assert result.exit_code == 1 and "NOT GENUINE" in result.stdout, result.output
+    assert "LEDGER NOT CONSULTED" not in result.stdout
+
+
+def test_a_pdf_check_still_refuses_another_labs_ledger(lab: dict[str, Any], tmp_path: Path) -> None:
+    other = tmp_path / "other.toml"
+    text = lab["profile"].read_text(encoding="utf-8")
+    other.write_text(text.replace('code = "CLV"', 'code = "OTH"'), encoding="utf-8")
+    path = lab["issued"]["entry"]["pdf_path"]
+    result = runner.invoke(app, ["--config", str(other), "verify", path])
+    assert result.exit_code == 7, result.output
+    assert "belongs to lab CLV" in result.stderr and "LEDGER NOT CONSULTED" not in result.stdout

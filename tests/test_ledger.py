@@ -402,3 +402,41 @@ def test_search_folds_case_and_diacritics(any_ledger_url: str) -> None:
     assert found(customer="1_0") == set()
     assert found(number="kd-2026") == {"a"}
     assert found(number="KĐ-2026-000001") == {"a"}
+
+
+def test_token_key_dates_give_each_keys_first_and_last_issue_date(any_ledger_url: str) -> None:
+    import base64
+
+    from certissuer.token import TokenKey, make_token
+
+    new, old = TokenKey.generate(), TokenKey.generate("ed25519")
+
+    def builder(ref: str, key: TokenKey, issued: date, *, old_spelling: bool = False):  # type: ignore[no-untyped-def]
+        build = _builder(ref)
+
+        def with_token(number: str, seq: int) -> CertificateEntry:
+            entry = build(number, seq)
+            token = make_token(key, number=number, issued=issued, digest="ab" * 32)
+            if old_spelling:  # issued before tokens were base32
+                raw = base64.b32decode(token + "=" * (-len(token) % 8))
+                token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+            entry.token, entry.issue_date = token, issued
+            return entry
+
+        return with_token
+
+    ledger = Ledger.open(any_ledger_url)
+    try:
+        for ref, key, issued, spelling in [
+            ("a", old, date(2025, 1, 10), True),
+            ("b", old, date(2025, 6, 30), False),
+            ("c", new, date(2026, 2, 1), False),
+            ("d", new, date(2026, 11, 27), False),
+        ]:
+            ledger.reserve_with("L1", "HC", 2026, builder(ref, key, issued, old_spelling=spelling))
+        assert ledger.token_key_dates() == {
+            old.public.kid.hex(): (date(2025, 1, 10), date(2025, 6, 30)),
+            new.public.kid.hex(): (date(2026, 2, 1), date(2026, 11, 27)),
+        }
+    finally:
+        ledger.close()

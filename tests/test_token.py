@@ -110,3 +110,34 @@ def test_public_keys_load_from_private_or_public_pem(tmp_path: Path, key: TokenK
 
 def test_repr_shows_no_key_material(key: TokenKey) -> None:
     assert "PRIVATE" not in repr(key) and key.pem().decode() not in repr(key)
+
+
+def test_new_token_keys_are_ecdsa_p256_and_ed25519_keys_keep_verifying() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = TokenKey.generate()
+    assert isinstance(key.private, ec.EllipticCurvePrivateKey)
+    assert isinstance(key.private.curve, ec.SECP256R1)  # ES256: what browsers verify
+    old = TokenKey.generate("ed25519")
+    tok = make_token(old, number="HC-2025-000001", issued=date(2025, 3, 1), digest=DIGEST)
+    assert read_token(tok, [key.public, old.public]).number == "HC-2025-000001"
+
+
+@pytest.mark.parametrize("kind", ["p256", "ed25519"])
+def test_a_key_set_signed_by_either_kind_of_key_reads_back_with_its_windows(kind: str) -> None:
+    from certissuer.token import PublishedKey, keys_document, read_keys_document
+
+    signer, other = TokenKey.generate(kind), TokenKey.generate()
+    published = [
+        PublishedKey(signer.public, date(2026, 1, 2), None),
+        PublishedKey(other.public, None, date(2025, 12, 31)),
+    ]
+    data = keys_document(published, signer=signer, lab={"code": "T01"})
+    keys, by = read_keys_document(data, pinned=[signer.public.fingerprint.upper()])
+    assert keys == published and by == signer.public
+    assert not keys[0].covers(date(2026, 1, 1)) and keys[0].covers(date(2030, 1, 1))
+    assert keys[1].covers(date(2025, 12, 31)) and not keys[1].covers(date(2026, 1, 1))
+    with pytest.raises(TokenError, match="not signed"):
+        read_keys_document(keys_document(published, signer=None, lab={"code": "T01"}))
+    with pytest.raises(TokenError, match="must be one of the keys"):
+        keys_document(published[1:], signer=signer, lab={"code": "T01"})

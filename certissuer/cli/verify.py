@@ -85,9 +85,9 @@ def verify(
 ) -> None:
     """Say whether a certificate is genuine, unaltered and current (exit 0 only if so).
 
-    A genuine QR token whose status the ledger did not give (--offline, or the ledger could
-    not be opened or read), or a genuine PDF checked --offline, exits 10: the lab signed it,
-    whether it is still in force is not known.
+    A genuine QR token or PDF whose status the ledger did not give (--offline, or the ledger
+    could not be opened or read, with a warning) exits 10: the lab signed it, whether it is
+    still in force is not known.
 
     A PDF is checked in a child process under the same time and memory bounds as the web
     page's workers; overrunning them is exit 8 (could not check), not a verdict.
@@ -109,6 +109,12 @@ def verify(
         opened.append(open_lab_ledger(settings))
         return opened[-1]
 
+    def unreachable(exc: LedgerError) -> None:
+        # A ledger out of reach leaves what the token or file proves itself: genuine, ledger
+        # not consulted (exit 10), never NOT IN THE LEDGER. Another lab's ledger is no outage:
+        # it is refused (exit 7) like everywhere else.
+        warn(f"warning: the ledger could not be reached: {' '.join(str(exc).split())}")
+
     if qr is not None:
         from certissuer.verify import Verifier
 
@@ -119,18 +125,15 @@ def verify(
                     hint="check the QR code's source; a look-alike page can show anything",
                 )
             warn(f"warning: {elsewhere}")
-        # A ledger that cannot be opened leaves the token's own check: a genuine token is
-        # then QR GENUINE, LEDGER NOT CONSULTED (exit 10), never NOT IN THE LEDGER. Another
-        # lab's ledger is no outage: it is refused (exit 7) like everywhere else.
         no_ledger = "the ledger was not consulted (offline)"
         try:
             ledger = open_ledger()
         except ForeignLedger:
             raise
         except LedgerError as exc:
-            ledger, why = None, " ".join(str(exc).split())
-            warn(f"warning: the ledger could not be reached: {why}")
-            no_ledger = f"the ledger could not be reached ({why})"
+            unreachable(exc)
+            ledger = None
+            no_ledger = f"the ledger could not be reached ({' '.join(str(exc).split())})"
         verifier = Verifier.from_settings(settings, ledger=ledger, token_public=token_key)
         report = verifier.verify_url(qr, at=moment, no_ledger=no_ledger)
     else:
@@ -153,6 +156,7 @@ def verify(
             timeout=seconds,
             memory_bytes=0 if seconds == 0 else memory * (1 << 20),
             name=str(pdf),
+            unreachable=unreachable,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

@@ -82,7 +82,7 @@ from certissuer.ledger.tables import (
     leaf_data,
     utc,
 )
-from certissuer.token import TokenKey, TokenPublicKey
+from certissuer.token import TokenKey, TokenPublicKey, token_key_id
 
 __all__ = ["Failure", "Ledger"]
 
@@ -848,6 +848,28 @@ class Ledger:
         with self.session(read_only=True) as s:
             return int(s.exec(select(func.count()).select_from(CertificateEntry)).one())
 
+    def token_key_dates(self) -> dict[str, tuple[date, date]]:
+        """The first and last issue date of the tokens each key signed, by key id (hex).
+
+        One grouped query on the tokens' first eight characters, which hold the token's
+        version and key id (`certissuer.token.token_key_id`). Raises `LedgerError` if the read
+        fails.
+        """
+        head = func.substr(CertificateEntry.token, 1, 8)
+        first, last = func.min(CertificateEntry.issue_date), func.max(CertificateEntry.issue_date)
+        dates: dict[str, tuple[date, date]] = {}
+        with self.session(read_only=True) as s:
+            rows = s.execute(sa_select(head, first, last).group_by(head)).all()
+        for prefix, low, high in rows:
+            kid = token_key_id(str(prefix or ""))
+            if kid is None or low is None or high is None:
+                continue
+            low, high = _as_date(low), _as_date(high)
+            if kid in dates:
+                low, high = min(low, dates[kid][0]), max(high, dates[kid][1])
+            dates[kid] = (low, high)
+        return dates
+
     def events(self, number: str) -> list[LedgerEvent]:
         """The events of certificate `number`, oldest first."""
         with self.session(read_only=True) as s:
@@ -1418,6 +1440,11 @@ def _stamp_refused(ref: str, stamp: tuple[str, int], holder: str) -> IssueRefuse
         hint="each stamp number is used once per lab: put the next stamp from stock on the "
         "instrument and give its number",
     )
+
+
+def _as_date(value: date | str) -> date:
+    """A date column's value (SQLite's MIN/MAX may give its text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _profile_path(profile: Path | None) -> str:

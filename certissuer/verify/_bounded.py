@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certissuer.config import Settings
-from certissuer.errors import CertissuerError, VerificationFailed
+from certissuer.errors import CertissuerError, ForeignLedger, LedgerError, VerificationFailed
 from certissuer.token import TokenClaims
 from certissuer.verify.verdict import Report
 
@@ -156,6 +156,7 @@ def verify_pdf_bounded(
     at: datetime | None = None,
     today: date | None = None,
     name: str = "the file",
+    unreachable: Callable[[LedgerError], None] | None = None,
 ) -> Report:
     """The verdict of `Verifier.verify_pdf` on `data`, the file read under a time and memory limit.
 
@@ -165,6 +166,11 @@ def verify_pdf_bounded(
     limit) and `memory_bytes` the reading process's address-space limit (0: none); with both
     0 the check runs in this process. `at` and `today` are `Verifier.verify_pdf`'s; `name`
     names the file in messages.
+
+    `unreachable`, when given, is called with the `LedgerError` raised opening or reading the
+    ledger (another lab's ledger, `ForeignLedger`, excepted): the file is then judged without
+    it, a genuine one being FILE GENUINE, LEDGER NOT CONSULTED with the reason given; without
+    it the error propagates.
 
     Raises `VerificationFailed` when the check overruns a bound, crashes or cannot read the
     file, and the `CertissuerError` the check (or opening the ledger) raised otherwise.
@@ -176,8 +182,18 @@ def verify_pdf_bounded(
     if unbounded:
         from certissuer.verify.verifier import Verifier
 
-        verifier = Verifier.from_settings(settings, ledger=ledger(), token_public=token_public)
-        return verifier.verify_pdf(data, at=at, today=today)
+        opened, why = _open(ledger, unreachable)
+        verifier = Verifier.from_settings(settings, ledger=opened, token_public=token_public)
+        try:
+            return verifier.verify_pdf(data, at=at, today=today, no_ledger=why)
+        except ForeignLedger:
+            raise
+        except LedgerError as exc:
+            if unreachable is None:
+                raise
+            unreachable(exc)
+            verifier.ledger = None
+            return verifier.verify_pdf(data, at=at, today=today, no_ledger=_unreached(exc))
     # Forked before this process imports the ledger, and the child imports pyHanko after.
     ctx = multiprocessing.get_context("fork")
     conn, child_conn = ctx.Pipe(duplex=True)
@@ -198,7 +214,17 @@ def verify_pdf_bounded(
     child_conn.close()
     try:
         return _converse(
-            conn, child, settings, ledger, token_public, today, at, timeout, memory_bytes, name
+            conn,
+            child,
+            settings,
+            ledger,
+            token_public,
+            today,
+            at,
+            timeout,
+            memory_bytes,
+            name,
+            unreachable,
         )
     finally:
         conn.close()
@@ -218,13 +244,14 @@ def _converse(
     timeout: float,
     memory_bytes: int,
     name: str,
+    unreachable: Callable[[LedgerError], None] | None,
 ) -> Report:
     """The parent's half: the ledger, while the child reads the document; then the DCC."""
     from certissuer.token import lab_public_keys
 
     # In `Verifier.verify_pdf`'s order: the ledger is opened, then the child's `Verifier`
     # is built from the profile (its errors come first), then the token keys load here too.
-    opened = ledger()
+    opened, why = _open(ledger, unreachable)
     ready = _receive(conn, child, None, timeout, memory_bytes, name)
     if "ready" not in ready:
         return _outcome(ready, name, memory_bytes)
@@ -242,18 +269,32 @@ def _converse(
     if document["final"]:
         return report
     claims = None if document["claims"] is None else TokenClaims.from_dict(document["claims"])
-    report, entry = _standing.judge_pdf(
-        report,
-        opened,
-        keys,
-        sha=document["sha256"],
-        claims=claims,
-        issued_sha256=document["issued_sha256"],
-        today=today,
-        at=at,
-        unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
-        stray_bytes=bool(document.get("stray_bytes")),
-    )
+
+    def judge(ledger_: Ledger | None, no_ledger: str) -> tuple[Report, Any]:
+        return _standing.judge_pdf(
+            Report.from_dict(document["report"]),
+            ledger_,
+            keys,
+            sha=document["sha256"],
+            claims=claims,
+            issued_sha256=document["issued_sha256"],
+            today=today,
+            at=at,
+            unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
+            stray_bytes=bool(document.get("stray_bytes")),
+            no_ledger=no_ledger,
+        )
+
+    try:
+        report, entry = judge(opened, why)
+    except ForeignLedger:
+        raise
+    except LedgerError as exc:
+        # Reachable when opened, lost while read: the file's own findings still stand.
+        if unreachable is None:
+            raise
+        unreachable(exc)
+        report, entry = judge(None, _unreached(exc))
     wanted = _standing.dcc_wanted(report, entry)
     _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})
     if wanted is None:
@@ -265,6 +306,31 @@ def _converse(
     return _standing.apply_dcc(
         report, None if finding is None else (bool(finding[0]), str(finding[1]))
     )
+
+
+def _unreached(exc: LedgerError) -> str:
+    return f"the ledger could not be reached ({' '.join(str(exc).split())})"
+
+
+def _open(
+    ledger: Callable[[], Ledger | None], unreachable: Callable[[LedgerError], None] | None
+) -> tuple[Ledger | None, str]:
+    """The ledger `ledger()` opens and why there is none when it is None.
+
+    A `LedgerError` (not `ForeignLedger`: another lab's ledger is no outage) goes to
+    `unreachable`, when given, and leaves no ledger; otherwise it propagates.
+    """
+    from certissuer.verify._standing import NOT_CONSULTED_OFFLINE
+
+    try:
+        return ledger(), NOT_CONSULTED_OFFLINE
+    except ForeignLedger:
+        raise
+    except LedgerError as exc:
+        if unreachable is None:
+            raise
+        unreachable(exc)
+        return None, _unreached(exc)
 
 
 def _receive(

@@ -22,6 +22,7 @@ from certissuer.token import TokenClaims, TokenPublicKey
 from certissuer.verify.verdict import Report, Verdict
 
 __all__ = [
+    "NOT_CONSULTED_OFFLINE",
     "apply_dcc",
     "dcc_wanted",
     "fail",
@@ -30,6 +31,9 @@ __all__ = [
     "lookup_pdf",
     "not_consulted",
 ]
+
+NOT_CONSULTED_OFFLINE = "the ledger was not consulted (offline)"
+"""Why a genuine document's ledger was not consulted, when it was not asked to be."""
 
 _STATUS_VERDICT = {
     Status.VALID: Verdict.VALID,
@@ -236,11 +240,13 @@ def judge_pdf(
     at: datetime | None = None,
     unsigned_fields: Sequence[str] = (),
     stray_bytes: bool = False,
+    no_ledger: str = NOT_CONSULTED_OFFLINE,
 ) -> tuple[Report, CertificateEntry | None]:
     """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry.
 
     Without a ledger (offline) a genuine document is `Verdict.FILE_LEDGER_NOT_CONSULTED`,
-    never NOT IN THE LEDGER: its signatures and token were checked, its status was not. With
+    never NOT IN THE LEDGER: its signatures and token were checked, its status was not;
+    `no_ledger` says why there is no ledger. With
     `stray_bytes` (bytes after the signed revision that are no revision) it is ALTERED: the
     ledger, which would not know those bytes, is not needed to say so.
     """
@@ -251,7 +257,7 @@ def judge_pdf(
                 "one the lab signed"
             )
             return fail(report, Verdict.ALTERED, reason), None
-        return not_consulted(report, claims, unsigned_fields), None
+        return not_consulted(report, claims, unsigned_fields, why=no_ledger), None
     entry = lookup_pdf(ledger, sha, claims, report, issued_sha256=issued_sha256)
     judged = judge(
         report, ledger, keys, entry, claims, today, at=at, unsigned_fields=unsigned_fields
@@ -260,12 +266,17 @@ def judge_pdf(
 
 
 def not_consulted(
-    report: Report, claims: TokenClaims | None, unsigned_fields: Sequence[str] = ()
+    report: Report,
+    claims: TokenClaims | None,
+    unsigned_fields: Sequence[str] = (),
+    *,
+    why: str = NOT_CONSULTED_OFFLINE,
 ) -> Report:
     """`report` of a genuine document whose ledger was not consulted: what the file proves.
 
     Its signatures were judged (their reasons are in `report`); its QR token's claims, if
     any, give the number, the issue date, the data digest's first 128 bits and the key.
+    `why` says why the ledger was not consulted (offline, or it could not be reached).
     """
     report.verdict = Verdict.FILE_LEDGER_NOT_CONSULTED
     if claims is not None:
@@ -274,7 +285,7 @@ def not_consulted(
     if unsigned_fields:
         report.reasons.append("with a signature field empty, this copy may await approval")
     report.reasons.append(
-        "the ledger was not consulted (offline): whether this file is the registered copy "
+        f"{why}: whether this file is the registered copy "
         "and whether the certificate is revoked, superseded or expired was not checked"
     )
     return report

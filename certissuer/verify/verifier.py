@@ -176,7 +176,12 @@ class Verifier:
         )
 
     def verify_pdf(
-        self, data: bytes, *, today: date | None = None, at: datetime | None = None
+        self,
+        data: bytes,
+        *,
+        today: date | None = None,
+        at: datetime | None = None,
+        no_ledger: str = "the ledger was not consulted (offline)",
     ) -> Report:
         """Check the signed PDF `data`.
 
@@ -188,9 +193,10 @@ class Verifier:
         `at` is the moment the certificate is judged at (default: now): the signatures are
         validated then (how a file fares after its signer expires), and the ledger's status
         is the one at that moment (expired after its valid-until date, revoked only after the
-        revocation was recorded). `today` overrides the date that decides expiry.
-        The three steps, `read_document`, the ledger's say (`certissuer.verify._standing`) and
-        `check_dcc`, are the ones the command line runs in two processes.
+        revocation was recorded). `today` overrides the date that decides expiry. `no_ledger`
+        says why there is no ledger, when there is none. The three steps, `read_document`, the
+        ledger's say (`certissuer.verify._standing`) and `check_dcc`, are the ones the command
+        line runs in two processes.
         """
         from certissuer.verify import _standing
 
@@ -208,6 +214,7 @@ class Verifier:
             at=at,
             unsigned_fields=doc.unsigned_fields,
             stray_bytes=doc.stray_bytes,
+            no_ledger=no_ledger,
         )
         if (wanted := _standing.dcc_wanted(report, entry)) is not None:
             number, digest = wanted

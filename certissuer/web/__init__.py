@@ -11,6 +11,7 @@ It runs no SQL of its own: it opens the ledger with `Ledger.open_readonly` and a
 * `site`: what the routes share: the verifier, the ledger, the worker pool, the answer caches.
 * `views`: the HTML page: what it shows of a certificate, wording, templates, cache policy.
 * `api`: the JSON API's models and routes.
+* `offline`: the installable app: keys.json, manifest, service worker, offline token check.
 * `middleware`: body size and deadline, rate and upload limits, security headers.
 * `worker`: PDF checks in worker processes with time and memory limits.
 * `server`: uvicorn's settings and its protocol with a header deadline.

@@ -8,7 +8,8 @@ with the instrument in front of them.
 >>> app = create_app(load_settings(Path("certissuer.toml")))  # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
 
-Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript):
+Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript; its one script adds the
+offline check, `certissuer.web.offline`):
 
 * ``GET /V/{token}`` (and ``/v/{token}``, as older QR codes print it): the verdict for a QR
   code. The token's signature is checked offline with the lab's public key first; a token
@@ -22,6 +23,9 @@ Routes (HTML is bilingual, Vietnamese first, and needs no JavaScript):
   certificate number AND the instrument's serial number (both printed on the paper); an
   unknown number and a wrong serial number get the same answer, so a number alone reveals
   nothing. Each lookup costs as much of the rate limit as an upload.
+* ``GET /.well-known/certissuer/keys.json``: the lab's token keys, signed, for the offline
+  check; ``/manifest.webmanifest``, ``/sw.js``, ``/static/offline.js``, ``/static/offline.html``:
+  the installable app, its service worker, script and offline page.
 * ``GET /api/v1/verdict/{token}``, ``GET /api/v1/lookup``, ``POST /api/v1/verify``,
   ``GET /api/v1/lab``: the same as JSON, described by ``/api/v1/openapi.json``.
 
@@ -59,6 +63,7 @@ from certissuer.web.middleware import (
     UploadLimit,
     client_key,
 )
+from certissuer.web.offline import KEYS_CACHE_CONTROL, STATIC_CACHE_CONTROL
 from certissuer.web.site import Site, lookup_fields, read_pdf_upload
 from certissuer.web.views import STYLESHEET_CACHE_CONTROL
 from certissuer.web.worker import PdfWorkerPool
@@ -144,6 +149,58 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
         return Response(
             site.pages.css,
             media_type="text/css",
+            headers={"Cache-Control": STYLESHEET_CACHE_CONTROL},
+        )
+
+    # -- the offline check (certissuer.web.offline) ------------------------------------------
+
+    offline = site.offline
+
+    @app.get("/.well-known/certissuer/keys.json", include_in_schema=False)
+    def keys_json() -> Response:
+        return Response(
+            offline.keys_json(),
+            media_type="application/json",
+            headers={"Cache-Control": KEYS_CACHE_CONTROL, "Access-Control-Allow-Origin": "*"},
+        )
+
+    @app.get("/manifest.webmanifest", include_in_schema=False)
+    def manifest() -> Response:
+        return Response(
+            offline.manifest,
+            media_type="application/manifest+json",
+            headers={"Cache-Control": STYLESHEET_CACHE_CONTROL},
+        )
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> Response:
+        return Response(
+            offline.worker,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": STATIC_CACHE_CONTROL},
+        )
+
+    @app.get("/static/offline.js", include_in_schema=False)
+    def offline_script() -> Response:
+        return Response(
+            offline.script,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": STATIC_CACHE_CONTROL},
+        )
+
+    @app.get("/static/offline.html", include_in_schema=False)
+    def offline_page() -> Response:
+        return Response(
+            offline.shell,
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": STATIC_CACHE_CONTROL},
+        )
+
+    @app.get("/static/icon.svg", include_in_schema=False)
+    def icon() -> Response:
+        return Response(
+            offline.icon,
+            media_type="image/svg+xml",
             headers={"Cache-Control": STYLESHEET_CACHE_CONTROL},
         )
 

@@ -45,10 +45,12 @@ _LOOKUP_PATHS = frozenset({"/lookup", "/api/v1/lookup"})
 """A lookup by number and serial number costs as much as an upload: guesses come dear."""
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
+    "manifest-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-"""No script at all, no inline style, no framing, forms post only to this site."""
+"""Scripts only from this site's files (no inline script or style, no eval): the offline check
+and its service worker; no framing; forms post and scripts fetch only to this site."""
 
 # -- refusals -------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from certissuer.ledger import CertificateEntry, Ledger
 from certissuer.token import TokenClaims, read_token
 from certissuer.verify import Report, Verdict, Verifier, _standing
 from certissuer.web.middleware import Problem
+from certissuer.web.offline import Offline
 from certissuer.web.views import (
     LEDGER_VERDICTS,
     CertificateDetails,
@@ -193,6 +194,15 @@ class Site:
         )
         self.lab = Lab.of(settings, self.verifier.token_keys)
         self.pages = Pages(settings, self.lab)
+        # The offline page lives at static/offline.html, one folder deep like V/<token>,
+        # whose address it is shown at: the same relative links work at both.
+        self.offline = Offline(
+            settings,
+            ledger,
+            self.verifier.token_keys,
+            self.lab,
+            self.pages.render("offline.html.j2", root="../"),
+        )
         # Answers for genuine tokens of issued certificates, keyed by token, date and event
         # count. A completed ledger entry never changes; what can change its verdict is a new
         # event (revoked, superseded) or the date (expired). Events are only ever appended, so
