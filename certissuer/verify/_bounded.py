@@ -113,6 +113,7 @@ def _child(
                 "issued_sha256": doc.issued_sha256,
                 "unsigned_fields": list(doc.unsigned_fields),
                 "stray_bytes": doc.stray_bytes,
+                "report_checkpoint": doc.report_checkpoint,
             }
         }
 
@@ -253,6 +254,7 @@ def _converse(
         at=at,
         unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
         stray_bytes=bool(document.get("stray_bytes")),
+        report_checkpoint=document.get("report_checkpoint"),
     )
     wanted = _standing.dcc_wanted(report, entry)
     _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})
