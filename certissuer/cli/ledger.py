@@ -175,36 +175,37 @@ def ledger_reports(
     settings = ctx.obj.settings()
     ledger = _ledger(settings)
     keys = lab_public_keys(settings.token_key) if settings.token_key else []
-    rows = [
-        {
-            "id": r.id,
-            "kind": r.kind,
-            "period": r.period,
-            "title": r.title,
-            "issued_at": utc(r.issued_at).isoformat(),
-            "signer": r.signer,
-            "tree_size": r.tree_size,
-            "root_hash": r.root_hash,
-            "pdf_sha256": r.pdf_sha256,
-            "pdf_path": r.pdf_path,
-            "record": report_record_problem(r, keys) or "signed",
-        }
-        for r in ledger.reports(settings.lab_code)
-    ]
+    records = [(r, report_record_problem(r, keys) or "signed") for r in ledger.reports()]
     if as_json:
+        rows = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "period": r.period,
+                "title": r.title,
+                "issued_at": utc(r.issued_at).isoformat(),
+                "signer": r.signer,
+                "tree_size": r.tree_size,
+                "root_hash": r.root_hash,
+                "pdf_sha256": r.pdf_sha256,
+                "pdf_path": r.pdf_path,
+                "record": status,
+            }
+            for r, status in records
+        ]
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     lines = [
         (
-            r["kind"],
-            r["period"],
-            _local(datetime.fromisoformat(r["issued_at"])),
-            r["signer"],
-            f"{r['tree_size']} {r['root_hash'][:16]}…",
-            r["pdf_sha256"],
-            r["record"],
+            r.kind,
+            r.period,
+            _local(r.issued_at),
+            r.signer,
+            f"{r.tree_size} {r.root_hash[:16]}…",
+            r.pdf_sha256,
+            status,
         )
-        for r in rows
+        for r, status in records
     ]
     print_table(
         ("kind", "period", "issued", "signer", "checkpoint", "sha256", "record"),
