@@ -242,6 +242,8 @@ def test_a_record_an_insider_wrote_or_edited_does_not_count(
     code, report = _verify(profile, str(lab["pdf"]))
     assert code == 1 and report["verdict"] == "altered", report
     assert any("signature does not verify" in r for r in report["reasons"])
+    listed = runner.invoke(app, ["--config", str(profile), "ledger", "reports", "--json"])
+    assert json.loads(listed.stdout)[0]["record"].endswith("(edited or forged)")
     # A row inserted without the lab's key: unsigned, so the report is not in the ledger.
     sql(ledger, "UPDATE ledger_report SET signature = '', kid = ''")
     code, report = _verify(profile, str(lab["pdf"]))
@@ -382,3 +384,21 @@ def test_the_web_page_says_genuine_report_for_an_uploaded_report(lab: dict[str, 
     assert answer["report"]["kind"] == "annual"
     assert answer["report"]["checkpoint"] == _checkpoint_in(data)
     assert bad.json()["verdict"] == "altered" and bad.json()["report"] is None
+
+
+def test_a_report_cannot_be_written_without_the_key_that_records_it(
+    lab: dict[str, Any], tmp_path: Path, pki: KeyPaths
+) -> None:
+    profile, _ = _insider_copy(lab, tmp_path, pki)
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace(f'key = "{pki.token_key}"\n', ""), encoding="utf-8")
+    out, xlsx = tmp_path / "annual.pdf", tmp_path / "annual.xlsx"
+    result = runner.invoke(
+        app,
+        ["--config", str(profile), "report", "annual", "--year", str(YEAR), "--out", str(out),
+         "--xlsx", str(xlsx)],
+        env=ENV,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "no token key configured" in result.output
+    assert not out.exists() and not xlsx.exists()

@@ -75,11 +75,14 @@ def _write_report(
     from certissuer.issue import load_sealer
     from certissuer.report.publish import publish_report
 
+    # The key that signs the ledger's record: a profile without one is refused before
+    # anything is written.
+    key = token_key(record.state) if out is not None else None
     if xlsx is not None:
         write_xlsx(xlsx)
         say(f"wrote {xlsx}")
     if out is not None:
-        key = token_key(record.state)  # signs the ledger's record; refused before signing
+        assert key is not None
         with load_sealer(settings, passphrase(settings)) as sealer:
             publish_report(
                 render(sealer.signer_name), sealer=sealer, ledger=record.ledger,
