@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from certissuer.errors import ConfigError, TokenError
 
 __all__ = [
+    "INFO_CHECKPOINT_KEY",
     "INFO_QR_KEY",
     "KEYS_PATH",
     "PublishedKey",
@@ -77,6 +78,11 @@ __all__ = [
 INFO_QR_KEY = "CertissuerQR"
 """Name of the PDF document-information entry that carries the QR URL (the signed file keeps
 the URL beside its QR code, so a verifier reads the token without decoding the image)."""
+
+INFO_CHECKPOINT_KEY = "CertissuerCheckpoint"
+"""Name of the PDF document-information entry of a signed report of the lab: ``<tree size>
+<root hex>`` of the ledger checkpoint the report counts, in the signed revision. A verifier
+takes a file carrying it for a report, not a certificate."""
 
 _VERSION = 1
 _EPOCH = date(2000, 1, 1)

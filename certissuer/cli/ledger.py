@@ -37,6 +37,7 @@ __all__ = [
     "ledger_list",
     "ledger_proof",
     "ledger_repair",
+    "ledger_reports",
     "ledger_search",
     "ledger_show",
     "ledger_upgrade",
@@ -154,6 +155,62 @@ def ledger_failures(
         ("number", "date", "earlier", "instrument", "serial", "owner"),
         lines,
         keep=("number", "date", "earlier", "serial"),
+    )
+
+
+@ledger_app.command("reports")
+def ledger_reports(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the signed reports recorded in the ledger (annual, activity), newest first.
+
+    Each with its period, issue time (UTC+7), signer, the checkpoint it counts, the PDF's
+    SHA-256 and whether the record's signature checks with the lab's token key ("signed";
+    otherwise why not: such a row does not count when a report is verified).
+    """
+    from certissuer.ledger import report_record_problem, utc
+    from certissuer.token import lab_public_keys
+
+    settings = ctx.obj.settings()
+    ledger = _ledger(settings)
+    keys = lab_public_keys(settings.token_key) if settings.token_key else []
+    records = [(r, report_record_problem(r, keys) or "signed") for r in ledger.reports()]
+    if as_json:
+        rows = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "period": r.period,
+                "title": r.title,
+                "issued_at": utc(r.issued_at).isoformat(),
+                "signer": r.signer,
+                "tree_size": r.tree_size,
+                "root_hash": r.root_hash,
+                "pdf_sha256": r.pdf_sha256,
+                "pdf_path": r.pdf_path,
+                "record": status,
+            }
+            for r, status in records
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    lines = [
+        (
+            r.kind,
+            r.period,
+            _local(r.issued_at),
+            r.signer,
+            f"{r.tree_size} {r.root_hash[:16]}…",
+            r.pdf_sha256,
+            status,
+        )
+        for r, status in records
+    ]
+    print_table(
+        ("kind", "period", "issued", "signer", "checkpoint", "sha256", "record"),
+        lines,
+        keep=("period", "issued", "sha256"),
     )
 
 

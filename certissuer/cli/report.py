@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._app import app
 from certissuer.cli._state import State, open_ledger, passphrase, say, token_key, warn
@@ -17,7 +17,7 @@ from certissuer.config import Settings
 from certissuer.errors import InputError, LedgerError
 
 if TYPE_CHECKING:
-    from certissuer.ledger import Ledger
+    from certissuer.ledger import Ledger, ReportKind
     from certissuer.report import ReportCheckpoint
 
 __all__ = ["export_app", "export_sector", "report_activity", "report_annual", "report_app"]
@@ -68,22 +68,40 @@ def _write_report(
     xlsx: Path | None,
     write_xlsx: Callable[[Path], None],
     render: Callable[[str], bytes],
+    record: _Record,
 ) -> None:
-    # The workbook, then the PDF rendered with the signer's name and signed (PAdES) with the
-    # checkpoint it counts; each file is written whole or not at all.
+    # The workbook, then the PDF rendered with the signer's name, signed (PAdES) with the
+    # checkpoint it counts, written whole and recorded in the ledger (issue 19).
     from certissuer.issue import load_sealer
-    from certissuer.report import sign_report
+    from certissuer.report.publish import publish_report
 
+    # The key that signs the ledger's record: a profile without one is refused before
+    # anything is written.
+    key = token_key(record.state) if out is not None else None
     if xlsx is not None:
         write_xlsx(xlsx)
         say(f"wrote {xlsx}")
     if out is not None:
+        assert key is not None
         with load_sealer(settings, passphrase(settings)) as sealer:
-            name = sealer.signer_name
-            signed = sign_report(render(name), sealer, checkpoint, title=title,
-                                 location=settings.lab_place, name_on_page=name)  # fmt: skip
-        write_atomic(out, signed)
+            publish_report(
+                render(sealer.signer_name), sealer=sealer, ledger=record.ledger,
+                ledger_key=key, checkpoint=checkpoint, kind=record.kind,
+                period=record.period, title=title, location=settings.lab_place, out=out,
+                now=datetime.now(UTC),
+            )  # fmt: skip
         say(f"wrote {out}")
+        say("recorded in the ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """What the ledger records of a report besides its file: who asks, where, what, when."""
+
+    state: State
+    ledger: Ledger
+    kind: ReportKind
+    period: tuple[date, date]
 
 
 @report_app.command("annual")
@@ -101,6 +119,7 @@ def report_annual(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The annual measurement report: tables, charts, digitisation progress, per lab."""
+    from certissuer.ledger import ReportKind
     from certissuer.report import annual_report, render_annual_pdf, write_annual_xlsx
 
     state: State = ctx.obj
@@ -117,6 +136,7 @@ def report_annual(
         settings, data.checkpoint, title=f"Báo cáo đo lường năm {year}",
         out=out, xlsx=xlsx, write_xlsx=lambda path: write_annual_xlsx(data, path),
         render=lambda name: render_annual_pdf(data, settings=settings, signer_name=name),
+        record=_Record(state, ledger, ReportKind.ANNUAL, (data.start, data.until)),
     )  # fmt: skip
     cp = data.checkpoint
     say(f"{data.issued_total} certificates, {data.failed_total} failed verifications, "
@@ -134,6 +154,7 @@ def report_activity(
     checkpoint: _CheckpointOpt = False,
 ) -> None:
     """The service provider's activity report (form 5.BCHĐ, Circular 24/2013/TT-BKHCN)."""
+    from certissuer.ledger import ReportKind
     from certissuer.report import activity_report, render_activity_pdf, write_activity_xlsx
 
     state: State = ctx.obj
@@ -147,6 +168,7 @@ def report_activity(
         settings, data.checkpoint, title=f"Báo cáo hoạt động năm {year}",
         out=out, xlsx=xlsx, write_xlsx=lambda path: write_activity_xlsx(data, path),
         render=lambda name: render_activity_pdf(data, settings=settings, signer_name=name),
+        record=_Record(state, ledger, ReportKind.ACTIVITY, (data.start, data.until)),
     )  # fmt: skip
     say(f"{data.verified_total} verified, {data.failed_total} failed, "
         f"{data.calibrated_total} calibrated in {year}")  # fmt: skip

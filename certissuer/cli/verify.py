@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from certissuer._vn import dmy
+from certissuer._vn import dmy, local_time
 from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.cli._state import open_ledger as open_lab_ledger
@@ -24,6 +24,7 @@ from certissuer.errors import (
 
 if TYPE_CHECKING:
     from certissuer.ledger import Ledger
+    from certissuer.verify import Report
 
 __all__ = ["verify"]
 
@@ -162,7 +163,7 @@ def verify(
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
         offline = report.verdict in NOT_CONSULTED
-        colour = "green" if report.ok else "yellow" if offline else "red"
+        colour = "green" if report.ok or report.genuine_report else "yellow" if offline else "red"
         what = str(pdf) if pdf is not None else "QR"
         out.print(f"[bold {colour}]{report.label_vi} / {report.label_en}[/]  {escape(what)}")
         if report.number:
@@ -177,6 +178,7 @@ def verify(
                 say(f"  token key:  {report.token_kid}")
         if report.ended is not None:
             say(f"  {report.ended[0]} / {report.ended[1]}")
+        _say_report(report)
         for reason in report.reasons:
             say(f"  - {reason}")
         for info in report.signatures:
@@ -186,3 +188,15 @@ def verify(
         ledger.engine.dispose()  # its connections say goodbye to the server now
     skip_teardown()  # everything is printed, the checking child reaped
     raise typer.Exit(code=report.exit_code)
+
+
+def _say_report(report: Report) -> None:
+    """The lines of a report of the lab (issue 19): what it is, who signed it, when, and the
+    checkpoint it counts; nothing for a certificate."""
+    if report.genuine_report:
+        say(f"  report:  {report.report_kind} · {report.report_period} · {report.report_title}")
+        if report.report_issued_at is not None:
+            when = local_time(report.report_issued_at)
+            say(f"  issued:  {when:%d/%m/%Y %H:%M:%S} (UTC+7) by {report.report_signer}")
+    if report.checkpoint:
+        say(f"  checkpoint:  {report.checkpoint}")

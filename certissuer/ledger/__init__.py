@@ -25,7 +25,9 @@ from certissuer.ledger.signatures import (
     checkpoint_fault,
     checkpoint_problem,
     event_problem,
+    report_record_problem,
     sign_event,
+    sign_report_record,
     status_from,
 )
 from certissuer.ledger.tables import (
@@ -42,6 +44,8 @@ from certissuer.ledger.tables import (
     LogHead,
     LogLeaf,
     NumberCounter,
+    ReportKind,
+    ReportRecord,
     ScanFile,
     StampClaim,
     Status,
@@ -50,6 +54,7 @@ from certissuer.ledger.tables import (
     event_message,
     format_number,
     leaf_data,
+    report_message,
     utc,
 )
 
@@ -71,6 +76,8 @@ __all__ = [
     "LogHead",
     "LogLeaf",
     "NumberCounter",
+    "ReportKind",
+    "ReportRecord",
     "ScanFile",
     "StampClaim",
     "Standing",
@@ -87,8 +94,11 @@ __all__ = [
     "leaf_data",
     "load_witness",
     "process_alive",
+    "report_message",
+    "report_record_problem",
     "run_audit",
     "sign_event",
+    "sign_report_record",
     "status_from",
     "this_claimant",
     "utc",

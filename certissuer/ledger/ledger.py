@@ -61,6 +61,7 @@ from certissuer.ledger.signatures import (
     checkpoint_problem,
     event_problem,
     sign_event,
+    sign_report_record,
     status_from,
 )
 from certissuer.ledger.tables import (
@@ -74,6 +75,7 @@ from certissuer.ledger.tables import (
     LogHead,
     LogLeaf,
     NumberCounter,
+    ReportRecord,
     ScanFile,
     StampClaim,
     Status,
@@ -1432,6 +1434,79 @@ class Ledger:
         that no checkpoint vouches for yet are listed apart (`AuditReport.unvouched`).
         """
         return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses)
+
+    # -- signed reports (issue 19) ---------------------------------------------------------
+
+    def record_report(
+        self, record: ReportRecord, *, ledger_key: TokenKey | None = None
+    ) -> ReportRecord:
+        """Sign report `record` with the lab's ledger key and store it; return it with its id.
+
+        `ledger_key` signs it (default: the ledger's `ledger_key`); a report is recorded signed
+        or not at all. Raises `LedgerError` without a key, when a report with the same PDF
+        SHA-256 is already recorded, or when the database fails.
+        """
+        key = ledger_key or self.ledger_key
+        if key is None:
+            raise LedgerError(
+                "the report cannot be recorded: the lab's ledger key is not loaded",
+                hint="set [token] key in the lab profile",
+            )
+        record.pdf_sha256 = record.pdf_sha256.lower()
+        sign_report_record(record, key)
+        try:
+            with self.session() as s:
+                s.add(record)
+                s.commit()
+                s.refresh(record)
+        except IntegrityError as exc:
+            raise LedgerError(
+                f"a report with SHA-256 {record.pdf_sha256} is already recorded"
+            ) from exc
+        _logger.info("recorded %s report %s (%s)", record.kind, record.id, record.pdf_sha256)
+        return record
+
+    def report_by_sha256(self, sha256: str) -> ReportRecord | None:
+        """The recorded report whose signed PDF has SHA-256 `sha256` (hex), or None."""
+        with self.session(read_only=True) as s:
+            return s.exec(
+                select(ReportRecord).where(ReportRecord.pdf_sha256 == sha256.lower())
+            ).first()
+
+    def reports(self, lab_code: str | None = None) -> list[ReportRecord]:
+        """The recorded reports (of lab `lab_code` if given), newest first."""
+        with self.session(read_only=True) as s:
+            q = select(ReportRecord)
+            if lab_code is not None:
+                q = q.where(ReportRecord.lab_code == lab_code)
+            return list(s.exec(q.order_by(col(ReportRecord.id).desc())))
+
+    def checkpoint_signed(
+        self, tree_size: int, root_hash: str, keys: Sequence[TokenPublicKey]
+    ) -> str | None:
+        """Why no checkpoint of the ledger vouches for (`tree_size`, `root_hash`), or None.
+
+        One does when a stored checkpoint has that size and root, its signature checks with
+        `keys` (the lab's ledger public keys) and the stored leaves still reproduce its root.
+        """
+        with self.session(read_only=True) as s:
+            found = list(
+                s.exec(
+                    select(Checkpoint).where(
+                        Checkpoint.tree_size == tree_size,
+                        Checkpoint.root_hash == root_hash.lower(),
+                    )
+                )
+            )
+        if not found:
+            return f"the ledger holds no checkpoint of {tree_size} leaves with root {root_hash}"
+        hashes = self.leaf_hashes(tree_size)
+        problems = [checkpoint_problem(cp, keys, hashes) for cp in found]
+        if None in problems:
+            return None
+        return f"checkpoint {tree_size} {root_hash}: " + "; ".join(
+            sorted({p for p in problems if p})
+        )
 
 
 def _stamp_refused(ref: str, stamp: tuple[str, int], holder: str) -> IssueRefused:

@@ -21,8 +21,10 @@ from certissuer.ledger.tables import (
     Checkpoint,
     EventKind,
     LedgerEvent,
+    ReportRecord,
     Status,
     event_message,
+    report_message,
     utc,
 )
 from certissuer.token import TokenKey, TokenPublicKey
@@ -34,7 +36,9 @@ __all__ = [
     "checkpoint_fault",
     "checkpoint_problem",
     "event_problem",
+    "report_record_problem",
     "sign_event",
+    "sign_report_record",
     "status_from",
 ]
 
@@ -193,3 +197,29 @@ def checkpoint_problem(
             return "the log no longer has the root it vouched for: leaves before it were changed"
         case _:
             assert_never(fault)
+
+
+def sign_report_record(record: ReportRecord, signer: TokenKey) -> None:
+    """Sign report `record` with the lab's ledger key `signer`, in place (`report_message`)."""
+    record.kid = signer.public.kid.hex()
+    record.signature = signer.sign(report_message(record)).hex()
+
+
+def report_record_problem(record: ReportRecord, keys: Sequence[TokenPublicKey]) -> str | None:
+    """Why report `record` cannot be trusted, or None when its signature checks against `keys`.
+
+    The signature covers every field a verdict shows (kind, period, title, signer, issue time,
+    the PDF's SHA-256 and the checkpoint), so an edited row fails here.
+    """
+    if not record.signature:
+        return "it is not signed by the lab"
+    key = next((k for k in keys if k.kid.hex() == record.kid), None)
+    if key is None:
+        return f"it is signed by an unknown key ({record.kid or 'none'})"
+    try:
+        signature = bytes.fromhex(record.signature)
+    except ValueError:
+        return "its signature is not hex"
+    if not key.verify(signature, report_message(record)):
+        return "its signature does not verify (edited or forged)"
+    return None

@@ -33,6 +33,8 @@ __all__ = [
     "LogHead",
     "LogLeaf",
     "NumberCounter",
+    "ReportKind",
+    "ReportRecord",
     "ScanFile",
     "StampClaim",
     "Status",
@@ -41,6 +43,7 @@ __all__ = [
     "event_message",
     "format_number",
     "leaf_data",
+    "report_message",
     "utc",
 ]
 
@@ -401,3 +404,68 @@ def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
         "kid": cp.kid,
         "signature": cp.signature,
     }
+
+
+class ReportKind(StrEnum):
+    """The reports a lab signs and records (`ReportRecord`)."""
+
+    ANNUAL = "annual"
+    """The annual measurement report (``certissuer report annual``)."""
+    ACTIVITY = "activity"
+    """The service provider's activity report, form 5.BCHĐ (``certissuer report activity``)."""
+
+
+class ReportRecord(SQLModel, table=True):
+    """A signed report of the lab (issue 19): what it is, the checkpoint it counts, its hash.
+
+    Reports are no certificates: they take no number, no entry and no event of the Merkle log
+    (whose leaves are certificate events, counted by the reports themselves). The row is signed
+    with the lab's ledger key over `report_message` instead, so that a row inserted or edited by
+    someone with write access to the database but without the key does not count.
+    """
+
+    __tablename__ = "ledger_report"
+    id: int | None = Field(default=None, primary_key=True)
+    lab_code: str = Field(index=True, max_length=50)
+    kind: str = Field(max_length=20)
+    """A `ReportKind`."""
+    period: str = Field(max_length=40)
+    """The days reported, as an ISO 8601 interval: ``2026-01-01/2026-12-31``."""
+    title: str
+    issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    signer: str
+    """The signing certificate's subject (as a certificate's ``signer``)."""
+    pdf_sha256: str = Field(index=True, unique=True, max_length=64)
+    """SHA-256 (hex) of the signed PDF, as written."""
+    pdf_path: str | None = None
+    """Where the PDF was written (not signed: files move)."""
+    tree_size: int
+    """The checkpoint the report counts (the PDF's ``CertissuerCheckpoint`` entry)."""
+    root_hash: str = Field(max_length=64)
+    kid: str = Field(default="", max_length=16)
+    """Key id (hex) of the lab's ledger key that signed the row; empty when unsigned."""
+    signature: str = Field(default="", max_length=200)
+    """The lab's signature (hex) over `report_message`; empty when unsigned."""
+
+
+def report_message(record: ReportRecord) -> bytes:
+    """The bytes the lab's ledger key signs for `record`: ``certissuer-report/v1`` and the
+    record's fields as canonical JSON (every column but ``id``, ``pdf_path`` and the signature).
+
+    The prefix keeps these signatures apart from the events', the checkpoints' and the
+    token's, made with the same key.
+    """
+    fields = {
+        "v": 1,
+        "lab_code": record.lab_code,
+        "kind": record.kind,
+        "period": record.period,
+        "title": record.title,
+        "issued_at": utc(record.issued_at).isoformat(timespec="microseconds"),
+        "signer": record.signer,
+        "pdf_sha256": record.pdf_sha256,
+        "tree_size": record.tree_size,
+        "root_hash": record.root_hash,
+    }
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return b"certissuer-report/v1\n" + body.encode() + b"\n"

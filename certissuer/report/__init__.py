@@ -16,6 +16,9 @@ Each report is computed, rendered, then signed like a certificate:
 >>> pdf = render_activity_pdf(data, settings=settings, signer_name="Lê Phúc")  # doctest: +SKIP
 >>> signed = sign_report(pdf, sealer, data.checkpoint, title="Báo cáo hoạt động",
 ...                      location="Đồng Tháp", name_on_page="Lê Phúc")  # doctest: +SKIP
+
+`publish_report` signs, writes and records a report in the ledger together (`publish`): a
+signed report is a document of the lab, which ``certissuer verify`` recognises.
 """
 
 from certissuer.report.activity import (
@@ -41,6 +44,7 @@ from certissuer.report.annual import (
     write_annual_xlsx,
 )
 from certissuer.report.layout import sign_report
+from certissuer.report.publish import publish_report
 from certissuer.report.queries import ReportCheckpoint
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "TypeResult",
     "activity_report",
     "annual_report",
+    "publish_report",
     "render_activity_pdf",
     "render_annual_pdf",
     "sign_report",

@@ -22,6 +22,7 @@ from certissuer.config import Settings
 from certissuer.errors import TemplateError
 from certissuer.model import Kind
 from certissuer.report.queries import ReportCheckpoint
+from certissuer.token import INFO_CHECKPOINT_KEY
 
 __all__ = [
     "INFO_CHECKPOINT_KEY",
@@ -36,8 +37,6 @@ __all__ = [
     "sign_report",
 ]
 
-INFO_CHECKPOINT_KEY = "CertissuerCheckpoint"
-"""PDF information entry carrying ``<tree size> <root hex>`` of the checkpoint."""
 
 KIND_LABELS: dict[str, tuple[str, str]] = {
     Kind.VERIFICATION: ("Kiểm định", "Verification"),

@@ -113,6 +113,7 @@ def _child(
                 "issued_sha256": doc.issued_sha256,
                 "unsigned_fields": list(doc.unsigned_fields),
                 "stray_bytes": doc.stray_bytes,
+                "report_checkpoint": doc.report_checkpoint,
             }
         }
 
@@ -283,6 +284,7 @@ def _converse(
             unsigned_fields=[str(f) for f in document.get("unsigned_fields", ())],
             stray_bytes=bool(document.get("stray_bytes")),
             no_ledger=no_ledger,
+            report_checkpoint=document.get("report_checkpoint"),
         )
 
     try:

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from certissuer._vn import VIETNAM_TZ, local_date, local_time
-from certissuer.ledger import CertificateEntry, EventKind, Ledger, Status, utc
+from certissuer.ledger import (
+    CertificateEntry,
+    EventKind,
+    Ledger,
+    ReportRecord,
+    Status,
+    report_record_problem,
+    utc,
+)
 from certissuer.token import TokenClaims, TokenPublicKey
 from certissuer.verify.verdict import Report, Verdict
 
@@ -28,6 +36,7 @@ __all__ = [
     "fail",
     "judge",
     "judge_pdf",
+    "judge_report",
     "lookup_pdf",
     "not_consulted",
 ]
@@ -241,6 +250,7 @@ def judge_pdf(
     unsigned_fields: Sequence[str] = (),
     stray_bytes: bool = False,
     no_ledger: str = NOT_CONSULTED_OFFLINE,
+    report_checkpoint: str | None = None,
 ) -> tuple[Report, CertificateEntry | None]:
     """`lookup_pdf`, then `judge`: the report of a genuine document and its ledger entry.
 
@@ -248,8 +258,26 @@ def judge_pdf(
     never NOT IN THE LEDGER: its signatures and token were checked, its status was not;
     `no_ledger` says why there is no ledger. With
     `stray_bytes` (bytes after the signed revision that are no revision) it is ALTERED: the
-    ledger, which would not know those bytes, is not needed to say so.
+    ledger, which would not know those bytes, is not needed to say so. A report of the lab
+    (its signed revision names the checkpoint it counts, `report_checkpoint`, or the ledger
+    records its SHA-256) is judged as a report (`judge_report`), never as a certificate.
     """
+    if ledger is not None and report.verdict is Verdict.VALID:
+        # Certificates carry a QR token, reports do not: a certificate costs no extra query.
+        asked = report_checkpoint is not None or claims is None
+        record = ledger.report_by_sha256(sha) if asked else None
+        if record is not None or report_checkpoint is not None:
+            judged = judge_report(
+                report, ledger, keys, record,
+                report_checkpoint=report_checkpoint, issued_sha256=issued_sha256,
+                stray_bytes=stray_bytes, at=at,
+            )  # fmt: skip
+            return judged, None
+    if ledger is None and report.verdict is Verdict.VALID and report_checkpoint is not None:
+        report.checkpoint = report_checkpoint
+        report.reasons.append(
+            f"the file is a report of the lab counting checkpoint {report_checkpoint}"
+        )
     if ledger is None and report.verdict is Verdict.VALID:
         if stray_bytes:
             reason = (
@@ -263,6 +291,86 @@ def judge_pdf(
         report, ledger, keys, entry, claims, today, at=at, unsigned_fields=unsigned_fields
     )
     return judged, entry
+
+
+def judge_report(
+    report: Report,
+    ledger: Ledger,
+    keys: Sequence[TokenPublicKey],
+    record: ReportRecord | None,
+    *,
+    report_checkpoint: str | None,
+    issued_sha256: str | None = None,
+    stray_bytes: bool = False,
+    at: datetime | None = None,
+) -> Report:
+    """The verdict on a report of the lab (issue 19) whose signatures were judged genuine.
+
+    `record` is the ledger's record of the file's SHA-256 (None: not recorded);
+    `report_checkpoint` is the checkpoint its signed revision names (``"<size> <root>"``).
+    GENUINE REPORT only when the record is signed with the lab's ledger key (`keys`), names
+    the same checkpoint as the file, and that checkpoint is one the lab signed and the log
+    still reproduces. The recorded file is the whole file: a revision added after signing, even
+    one a certificate may carry, makes it another file (ALTERED). With `at`, a report recorded
+    after that moment did not exist yet (NOT IN THE LEDGER).
+    """
+    report.checkpoint = report_checkpoint
+    if record is None:
+        earlier = ledger.report_by_sha256(issued_sha256) if issued_sha256 else None
+        if earlier is not None or stray_bytes:
+            return fail(
+                report,
+                Verdict.ALTERED,
+                "the file was changed after the report was signed (a revision or bytes were "
+                "added): it is not the report the ledger records"
+                + (f" (SHA-256 {earlier.pdf_sha256})" if earlier is not None else ""),
+            )
+        return fail(
+            report,
+            Verdict.NOT_IN_LEDGER,
+            f"a report signed for the lab (checkpoint {report_checkpoint}), but the ledger "
+            "records no report with this file's SHA-256",
+        )
+    problem = report_record_problem(record, keys)
+    if problem is not None:
+        return fail(
+            report,
+            Verdict.NOT_IN_LEDGER if not record.signature else Verdict.ALTERED,
+            f"the ledger's record of this report (row {record.id}) does not count: {problem}",
+        )
+    recorded = f"{record.tree_size} {record.root_hash}"
+    if report_checkpoint != recorded:
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"the file names checkpoint {report_checkpoint or '(none)'}, the ledger's record "
+            f"of it {recorded}",
+        )
+    if (why := ledger.checkpoint_signed(record.tree_size, record.root_hash, keys)) is not None:
+        return fail(
+            report,
+            Verdict.ALTERED,
+            f"the checkpoint the report counts is not one the lab signed: {why}",
+        )
+    issued = utc(record.issued_at)
+    if at is not None and issued > utc(at):
+        return fail(
+            report,
+            Verdict.NOT_IN_LEDGER,
+            f"the report was recorded {local_time(issued):%Y-%m-%d %H:%M} (UTC+7), after the "
+            f"time asked about ({local_time(utc(at)):%Y-%m-%d %H:%M} UTC+7)",
+        )
+    report.verdict = Verdict.GENUINE_REPORT
+    report.report_kind, report.report_period = record.kind, record.period
+    report.report_title, report.report_issued_at = record.title, issued
+    report.report_signer = record.signer
+    report.reasons.append(
+        f"a report of the lab, not a certificate: the {record.kind} report "
+        f"'{record.title}' for {record.period}, signed by {record.signer}, recorded in the "
+        f"ledger {local_time(issued):%Y-%m-%d %H:%M:%S} (UTC+7), counting checkpoint "
+        f"{recorded}, which the lab signed"
+    )
+    return report
 
 
 def not_consulted(

@@ -50,6 +50,10 @@ class Verdict(StrEnum):
     """The QR token's signature checks against the lab's token key, but the ledger was not
     consulted (offline) or could not be reached: the token is the lab's, whether the
     certificate is still in force (not revoked, superseded or expired) is not known."""
+    GENUINE_REPORT = "genuine_report"
+    """A report of the lab (annual, activity), not a certificate: its signature is intact and
+    the lab's, the ledger records the file as signed (a record the lab's ledger key signed),
+    and the checkpoint it counts is one the lab signed. Never a VALID certificate."""
     FILE_LEDGER_NOT_CONSULTED = "file_ledger_not_consulted"
     """The PDF's signatures check (intact, the lab's signer) and its QR token, if any, is the
     lab's, but the ledger was not consulted (offline): the file is the lab's, whether it is
@@ -81,6 +85,8 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
         "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP",
         "FILE GENUINE, LEDGER NOT CONSULTED",
     ),
+    # Not in FORMS.md yet; worded after the verdicts there.
+    Verdict.GENUINE_REPORT: ("BÁO CÁO HỢP LỆ", "GENUINE REPORT"),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
 
@@ -121,6 +127,18 @@ class Report:
     signatures: list[SignatureInfo] = field(default_factory=list)
     """Each signature and document timestamp: signer, time, level, trust path, revocation,
     coverage and what changed after it."""
+    report_kind: str | None = None
+    """For a report of the lab (`Verdict.GENUINE_REPORT`): its kind as the ledger's signed
+    record says (``annual``, ``activity``); None for a certificate."""
+    report_period: str | None = None
+    """The days the report covers (ISO 8601 interval ``2026-01-01/2026-12-31``)."""
+    report_title: str | None = None
+    report_issued_at: datetime | None = None
+    """When the report was signed and recorded (aware UTC; shown in Vietnam's time)."""
+    report_signer: str | None = None
+    """The report's signer as the ledger's record names them (the certificate's subject)."""
+    checkpoint: str | None = None
+    """The checkpoint the report counts, ``"<tree size> <root hex>"``, as its PDF names it."""
 
     @property
     def ok(self) -> bool:
@@ -128,10 +146,16 @@ class Report:
         return self.verdict is Verdict.VALID
 
     @property
+    def genuine_report(self) -> bool:
+        """True only for a genuine, unaltered report of the lab that the ledger records."""
+        return self.verdict is Verdict.GENUINE_REPORT
+
+    @property
     def exit_code(self) -> int:
-        """`verify`'s exit code: 0 when valid, `LEDGER_NOT_CONSULTED_EXIT` (10) for a genuine
-        token or file whose status was not checked, 1 for any other verdict."""
-        if self.ok:
+        """`verify`'s exit code: 0 when valid (or a genuine report of the lab),
+        `LEDGER_NOT_CONSULTED_EXIT` (10) for a genuine token or file whose status was not
+        checked, 1 for any other verdict."""
+        if self.ok or self.genuine_report:
             return 0
         if self.verdict in NOT_CONSULTED:
             return LEDGER_NOT_CONSULTED_EXIT
@@ -174,6 +198,7 @@ class Report:
         data.update(
             verdict=self.verdict.value, ok=self.ok, label_vi=self.label_vi, label_en=self.label_en
         )
+        data["genuine_report"] = self.genuine_report
         for key, value in data.items():
             if isinstance(value, date | datetime):
                 data[key] = value.isoformat()
@@ -190,7 +215,7 @@ class Report:
         for name in ("issue_date", "valid_until"):
             if values.get(name) is not None:
                 values[name] = date.fromisoformat(values[name])
-        for name in ("signed_at", "ended_at"):
+        for name in ("signed_at", "ended_at", "report_issued_at"):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
         signatures = []

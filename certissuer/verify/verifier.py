@@ -39,6 +39,7 @@ from certissuer._vn import local_time
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, LedgerError, TokenError, VerificationFailed
 from certissuer.token import (
+    INFO_CHECKPOINT_KEY,
     INFO_QR_KEY,
     TokenClaims,
     TokenPublicKey,
@@ -99,6 +100,14 @@ def _info_entry(reader: PdfFileReader, key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _signed_info(reader: PdfFileReader, check: SignatureCheck, key: str) -> str | None:
+    """Information entry `key` as the first signature signed it (later revisions cannot swap
+    it), or as the file says when no signature covers a revision."""
+    if check.issued_revision is not None:
+        return issued_info_entry(reader, check.issued_revision, key)
+    return _info_entry(reader, key)
+
+
 @dataclass(slots=True)
 class Document:
     """What a PDF says of itself, before the ledger is asked (`Verifier.read_document`)."""
@@ -121,6 +130,9 @@ class Document:
     stray_bytes: bool = False
     """True when bytes follow the revision the first signature covers that are no checked
     later revision (appended after the last %%EOF): the file is not the one the lab signed."""
+    report_checkpoint: str | None = None
+    """The checkpoint a signed report of the lab names in the revision the first signature
+    covers (``INFO_CHECKPOINT_KEY``: ``"<tree size> <root hex>"``); None for a certificate."""
 
 
 class Verifier:
@@ -215,6 +227,7 @@ class Verifier:
             unsigned_fields=doc.unsigned_fields,
             stray_bytes=doc.stray_bytes,
             no_ledger=no_ledger,
+            report_checkpoint=doc.report_checkpoint,
         )
         if (wanted := _standing.dcc_wanted(report, entry)) is not None:
             number, digest = wanted
@@ -269,6 +282,7 @@ class Verifier:
             report.number = claims.number
             report.reasons.append(f"QR token: signed by the lab key {claims.kid}")
 
+        report_checkpoint = _signed_info(reader, check, INFO_CHECKPOINT_KEY)
         # Only later *revisions* (checked above) may follow the issued file; bytes after the
         # last %%EOF are no revision, and any other byte makes the file not the issued one.
         later_ok = check.later_revisions > 0 and data.rstrip().endswith(b"%%EOF")
@@ -281,6 +295,7 @@ class Verifier:
             reader=reader,
             unsigned_fields=tuple(check.unsigned_fields),
             stray_bytes=check.issued_sha256 is not None and not later_ok,
+            report_checkpoint=report_checkpoint,
         )
 
     @staticmethod

@@ -33,6 +33,7 @@ __all__ = [
     "CheckpointOut",
     "ConsistencyOut",
     "LabOut",
+    "LabReportOut",
     "ProblemOut",
     "ResultOut",
     "VerdictOut",
@@ -94,6 +95,18 @@ class LabOut(BaseModel):
     )
 
 
+class LabReportOut(BaseModel):
+    """A report of the lab (annual, activity) as the ledger's signed record says: not a
+    certificate."""
+
+    kind: str = Field(description="annual or activity")
+    period: str = Field(description="The days reported, ISO 8601 interval (start/end)")
+    title: str
+    issued_at: datetime = Field(description="When it was signed and recorded")
+    signer: str
+    checkpoint: str = Field(description="The ledger checkpoint it counts: '<tree size> <root>'")
+
+
 class VerdictOut(BaseModel):
     """The verdict for a QR token or an uploaded PDF."""
 
@@ -111,6 +124,10 @@ class VerdictOut(BaseModel):
     superseded_by: str | None
     revocation_reason: str | None
     certificate: CertificateOut | None
+    report: LabReportOut | None = Field(
+        default=None,
+        description="For a genuine report of the lab (verdict genuine_report): what it is",
+    )
 
 
 class CheckpointOut(BaseModel):
@@ -151,6 +168,20 @@ class ProblemOut(BaseModel):
     detail_vi: str
 
 
+def _lab_report_out(report: Report) -> LabReportOut | None:
+    """What a genuine report of the lab is (issue 19); None for anything else."""
+    if not report.genuine_report or report.report_issued_at is None:
+        return None
+    return LabReportOut(
+        kind=report.report_kind or "",
+        period=report.report_period or "",
+        title=report.report_title or "",
+        issued_at=report.report_issued_at,
+        signer=report.report_signer or "",
+        checkpoint=report.checkpoint or "",
+    )
+
+
 def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOut:
     """The API's answer for `report`; the certificate's fields only with `details`."""
     vi, en = headline(report)
@@ -171,6 +202,7 @@ def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOu
         signed_at=report.signed_at,
         superseded_by=report.superseded_by,
         revocation_reason=report.revocation_reason,
+        report=_lab_report_out(report),
         certificate=None
         if details is None
         else CertificateOut(

@@ -335,7 +335,7 @@ def tone(verdict: Verdict) -> str:
     """The page's colour for `verdict`: "ok", "warn" (genuine, not current), "unknown" (intact
     but not provable, or a genuine token whose ledger could not be checked: never shown as a
     forgery) or "bad"."""
-    if verdict is Verdict.VALID:
+    if verdict is Verdict.VALID or verdict is Verdict.GENUINE_REPORT:
         return "ok"
     if verdict is Verdict.TIME_NOT_PROVEN or verdict in NOT_CONSULTED:
         return "unknown"
