@@ -213,19 +213,30 @@ def documents(tmp: Path) -> dict[str, Callable[[], bytes]]:
         pdf: bytes = append_scans(first, paper, number="BS-2026-000001")
         return pdf
 
+    def cert(make: Callable[[], Any], number: str) -> Callable[[], bytes]:
+        return lambda: _cert(r, make(), number)
+
+    def annual_pdf() -> bytes:
+        pdf: bytes = render_annual_pdf(
+            annual(), settings=lab(), signer_name="Nguyễn Văn A", issued_on=date(2026, 12, 3)
+        )
+        return pdf
+
     return {
-        "verification": lambda: _cert(r, parse_certificate(_load("verification.json")), "KĐ-2026-000049"),
-        "calibration": lambda: _cert(r, parse_certificate(_load("calibration.json")), "HC-2026-000012"),
-        "calibration-60": lambda: _cert(r, parse_certificate(calibration_60()), "HC-2026-000060"),
-        "verification-long": lambda: _cert(r, parse_certificate(verification_long()), "KĐ-2026-000050"),
-        "amended": lambda: _cert(r, parse_certificate(amended()), "HC-2026-000013"),
-        "failure": lambda: _cert(r, FailureNotice(parse_certificate(failed()), "KĐ-2025-000777"), "TB-2026-000003"),
+        "verification": cert(
+            lambda: parse_certificate(_load("verification.json")), "KĐ-2026-000049"
+        ),
+        "calibration": cert(lambda: parse_certificate(_load("calibration.json")), "HC-2026-000012"),
+        "calibration-60": cert(lambda: parse_certificate(calibration_60()), "HC-2026-000060"),
+        "verification-long": cert(lambda: parse_certificate(verification_long()), "KĐ-2026-000050"),
+        "amended": cert(lambda: parse_certificate(amended()), "HC-2026-000013"),
+        "failure": cert(
+            lambda: FailureNotice(parse_certificate(failed()), "KĐ-2025-000777"), "TB-2026-000003"
+        ),
         "copy": copy_pdf,
         "recall": lambda: recall_pdf(recall(), lab()),
-        "annual": lambda: render_annual_pdf(
-            annual(), settings=lab(), signer_name="Nguyễn Văn A", issued_on=date(2026, 12, 3)
-        ),
-    }  # fmt: skip
+        "annual": annual_pdf,
+    }
 
 
 def rasterise(pdf: Path, out_prefix: Path, dpi: int = 72) -> list[Path]:
@@ -233,7 +244,7 @@ def rasterise(pdf: Path, out_prefix: Path, dpi: int = 72) -> list[Path]:
     subprocess.run(
         ["pdftoppm", "-r", str(dpi), "-gray", "-png", str(pdf), str(out_prefix)], check=True
     )
-    found = [p for p in out_prefix.parent.glob(out_prefix.name + "-*.png")]
+    found = list(out_prefix.parent.glob(out_prefix.name + "-*.png"))
     pages = [p for p in found if p.stem[len(out_prefix.name) + 1 :].isdigit()]
     return sorted(pages, key=lambda p: int(p.stem[len(out_prefix.name) + 1 :]))
 

@@ -257,7 +257,9 @@ def test_no_page_holds_only_the_signatures_or_ends_on_a_heading(
     for n, page in enumerate(doc.pages):
         if _scan_page(name, n):
             continue
-        body = sorted((ln for ln in page if body_top < ln.y0 < PAGE_H - 20 * MM), key=lambda ln: ln.y0)
+        body = sorted(
+            (ln for ln in page if body_top < ln.y0 < PAGE_H - 20 * MM), key=lambda ln: ln.y0
+        )
         assert body, f"{name} page {n + 1} is empty"
         # the signature block opens with the place-and-date line; text must stand above it
         opening = [ln for ln in body if "Đồng Tháp, ngày" in ln.text]
@@ -265,7 +267,11 @@ def test_no_page_holds_only_the_signatures_or_ends_on_a_heading(
             above = [ln for ln in body if ln.y1 <= opening[0].y0]
             assert above, f"{name} page {n + 1} holds only the signatures"
         last = body[-1].text
-        for heading in ("Kết quả hiệu chuẩn", "Kết quả kiểm tra đo lường", "Chuẩn đo lường sử dụng"):
+        for heading in (
+            "Kết quả hiệu chuẩn",
+            "Kết quả kiểm tra đo lường",
+            "Chuẩn đo lường sử dụng",
+        ):
             assert heading not in last, f"{name} page {n + 1} ends on its heading"
 
 

@@ -187,8 +187,8 @@ def keep_tail(text: object) -> str:
     """`text` with a last word of one or two characters joined to the word before it by a
     no-break space, so a narrow table heading never leaves "U" or "k" alone on a line.
 
-    >>> keep_tail("Expanded uncertainty U")
-    'Expanded uncertainty\xa0U'
+    >>> keep_tail("Expanded uncertainty U") == "Expanded uncertainty\\u00a0U"
+    True
     """
     head, sep, tail = str(text).rpartition(" ")
     return f"{head}\u00a0{tail}" if sep and head and len(tail) <= 2 else str(text)
