@@ -386,8 +386,11 @@ def test_annual_report_pages(docs: dict[str, Doc]) -> None:
     (_, total), *_ = doc.find("Tổng / Total")
     (_, sums), *_ = doc.find("884")
     assert total.x1 <= sums.x1 + 1, "'Tổng / Total' overflows its column"
-    for label in ("Khối lượng / Mass (90)", "Áp suất / Pressure (60)"):
-        assert doc.find(label), f"the pie's label {label!r} is missing"
+    (page, head), *_ = doc.find("Đại lượng đo")  # the heading of the table under the pie
+    for label in ("Khối lượng / Mass (90)", "Áp suất / Pressure (60)", "Nhiệt độ / Temperature"):
+        found = doc.find(label)
+        assert found, f"the pie's label {label!r} is missing"
+        assert found[0][0] == page and found[0][1].y1 < head.y0, f"{label!r} is under the table"
     assert "25000" not in text and "20000\n" not in text, "the paper archive sets the scale"
 
 
