@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
-from certissuer.errors import InputError
+from certissuer.errors import InputError, TemplateError
 from certissuer.intake.manifest import (
     MANIFEST_COLUMNS,
     MAX_SCAN_BYTES,
@@ -44,11 +45,18 @@ __all__ = [
 ]
 
 
-def append_scans(first_page: bytes, copy: PaperCopy) -> bytes:
+STRIP = 16.0
+"""Height in points of the band added above and below each scanned page for its stamp."""
+
+
+def append_scans(first_page: bytes, copy: PaperCopy, *, number: str | None = None) -> bytes:
     """The copy's PDF: `first_page`, then every page of every scan at its own resolution.
 
     Each scan file is hashed again and must still have the SHA-256 recorded in `copy` (a scan
-    changed between reading the manifest and issuing is refused).
+    changed between reading the manifest and issuing is refused). Every scanned page carries
+    the copy's `number` (default: the first page's title, which the renderer sets to it) and
+    "Trang x/y (Page x of y)", printed in a band added above and below the scan, so the stamp
+    never covers what was scanned.
     """
     import img2pdf
     import pikepdf
@@ -69,6 +77,9 @@ def append_scans(first_page: bytes, copy: PaperCopy) -> bytes:
             source = pikepdf.open(io.BytesIO(pages))
             sources.append(source)
             pdf.pages.extend(source.pages)
+        if number is None:
+            number = str(pdf.docinfo.get("/Title", ""))
+        _stamp_scans(pdf, number)
         out = io.BytesIO()
         # A classic cross-reference table and no object streams, as a PDF writer makes them:
         # the copy is signed next by an incremental update.
@@ -77,3 +88,61 @@ def append_scans(first_page: bytes, copy: PaperCopy) -> bytes:
         for source in reversed(sources):
             source.close()
     return out.getvalue()
+
+
+def _stamp_scans(pdf: Any, number: str) -> None:
+    """Widen every page after the first by `STRIP` above and below, and print the copy's
+    number and page x of y in those bands (an overlay drawn by reportlab, font embedded)."""
+    import pikepdf
+    from reportlab.pdfgen import canvas
+
+    from certissuer.render import reportlab_lock
+
+    total = len(pdf.pages)
+    boxes = []
+    for page in list(pdf.pages)[1:]:
+        x0, y0, x1, y1 = (float(v) for v in page.mediabox)
+        box = [x0, y0 - STRIP, x1, y1 + STRIP]
+        page.obj.MediaBox = pikepdf.Array(box)
+        if "/CropBox" in page.obj:
+            page.obj.CropBox = pikepdf.Array(box)
+        boxes.append(box)
+    if not boxes:
+        return
+    buffer = io.BytesIO()
+    with reportlab_lock:
+        font = _stamp_font()
+        c = canvas.Canvas(buffer, invariant=1, initialFontName=font)
+        for n, (x0, y0, x1, y1) in enumerate(boxes, 2):
+            c.setPageSize((x1 - x0, y1 - y0))
+            c.setFont(font, 7)
+            c.setFillColorRGB(0.2, 0.2, 0.2)
+            top, right = y1 - y0 - 11, x1 - x0 - 8
+            c.drawString(8, top, f"Bản sao điện tử / Electronic copy · Số / No.: {number}")
+            c.drawRightString(right, top, f"Trang {n}/{total} (Page {n} of {total})")
+            c.drawString(8, 5, f"Số / No.: {number}")
+            c.drawRightString(right, 5, f"Trang {n}/{total} (Page {n} of {total})")
+            c.showPage()
+        c.save()
+    overlay = pikepdf.open(io.BytesIO(buffer.getvalue()))
+    for page, stamp, box in zip(list(pdf.pages)[1:], overlay.pages, boxes, strict=True):
+        x0, y0, x1, y1 = box
+        page.add_overlay(stamp, pikepdf.Rectangle(x0, y0, x1, y1))
+
+
+def _stamp_font() -> str:
+    """Register Be Vietnam Pro with reportlab (under `reportlab_lock`) and return its name."""
+    import fontpkg
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    name = "BeVietnamPro"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        try:
+            pdfmetrics.registerFont(TTFont(name, str(fontpkg.path("Be Vietnam Pro", 400))))
+        except Exception as exc:  # fontpkg and reportlab raise their own types
+            raise TemplateError(
+                f"the font 'Be Vietnam Pro' for the scanned pages' stamp is missing: {exc}",
+                hint="pip install fontpkg-be-vietnam-pro",
+            ) from exc
+    return name

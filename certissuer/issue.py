@@ -616,7 +616,7 @@ class Issuer:
             scans: list[tuple[str, str, int]] = []
             if isinstance(cert, PaperCopy):
                 # An electronic copy: the first page, then the scans at their own resolution.
-                pdf = append_scans(pdf, cert)
+                pdf = append_scans(pdf, cert, number=entry.number)
                 scans = [(s.file_name, s.sha256, s.pages) for s in cert.scans]
                 slot, reserve = SignatureSlot("Signature1", "Người số hóa / Digitised by"), None
             elif isinstance(cert, FailureNotice):  # signed as the verification would be

@@ -323,8 +323,18 @@ def test_digitise_archive_end_to_end(keys: KeyPaths, tmp_path: Path) -> None:
 
     pages = PdfReader(str(pdf)).pages
     assert len(pages) == 1 + 1 + 3 + 1  # first page, JPEG, three TIFF frames, one PDF page
-    sizes = [(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in pages]
+    # each scan keeps its own size; the page adds a band above and below it for the stamp
+    # (copy number, page x of y)
+    from certissuer.digitise import STRIP
+
+    sizes = [
+        (round(float(p.mediabox.width)), round(float(p.mediabox.height) - 2 * STRIP)) for p in pages
+    ]
     assert sizes[1] == (595, 842) and sizes[2] == (528, 720) and sizes[5] == (500, 700)
+    stamps = subprocess.run(
+        ["pdftotext", "-f", "6", "-l", "6", str(pdf), "-"], capture_output=True, text=True
+    ).stdout
+    assert pdf.stem in stamps and "Trang 6/6 (Page 6 of 6)" in stamps
 
     ledger = Ledger.open(url)
     ((entry, _),) = ledger.search(

@@ -640,3 +640,26 @@ def test_cli_writes_signed_reports_whole_and_refuses_bad_options(
     )
     assert nothing.exit_code == 2 and "nothing to write" in nothing.output
     assert not (out / "x.pdf").exists()
+
+
+def test_types_are_named_from_the_cycle_table_while_the_register_is_empty(
+    issuer: Any, ledger: Ledger, ver_data: dict[str, Any]
+) -> None:
+    """With no type in the register, the report matches instrument names against the cycle
+    table the issuing checks use, not "(khác / other)" for every one (issue 19)."""
+    from certissuer.report import annual_report
+    from certissuer.report.queries import OTHER_TYPE
+
+    issuer.issue(parse_certificate(ver_data), now=_at(date(2026, 11, 26)))
+    bad = copy.deepcopy(ver_data)
+    bad["ref"] = "F-types"
+    bad["checks"][0]["error"] = "0.5"
+    with pytest.raises(IssueRefused):
+        issuer.issue(parse_certificate(bad), now=_at(date(2026, 11, 26)))
+    issuer.checkpoint(now=_at(date(2026, 11, 27)))
+    data = annual_report(ledger.engine, year=YEAR, until=date(2026, 11, 30))
+    assert [(t.type_code, t.passed, t.failed) for t in data.verification_results] == [
+        ("cot-do-xang-dau", 1, 1)
+    ]
+    assert data.verification_results[0].type_name == "Cột đo xăng dầu / Fuel dispenser"
+    assert OTHER_TYPE not in {t.type_code for t in data.verification_results}

@@ -131,7 +131,13 @@ def report_annual(
     settings = state.settings()
     ledger = open_ledger(settings, create=True)
     _report_checkpoint(state, ledger, checkpoint)
-    data = annual_report(ledger.engine, year=year, until=end, paper_total=paper_total)
+    data = annual_report(
+        ledger.engine,
+        year=year,
+        until=end,
+        paper_total=paper_total,
+        instrument_types_file=settings.registry_instrument_types,
+    )
     _write_report(
         settings, data.checkpoint, title=f"Báo cáo đo lường năm {year}",
         out=out, xlsx=xlsx, write_xlsx=lambda path: write_annual_xlsx(data, path),

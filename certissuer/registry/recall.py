@@ -367,9 +367,29 @@ def _recall_pdf(recall: Recall, settings: Settings) -> bytes:
             parts.append(p(settings.lab_address_vi, cell))
         return [*parts, Spacer(1, 4 * mm)]
 
-    def table(header: list[tuple[str, str]], rows: list[list[str]], widths: list[float]) -> Table:
+    def whole(text: str, width: float) -> Paragraph:
+        """A certificate number on one line: in a smaller size when it is wider than its
+        column (`width` in mm), never broken (a reader copies it whole)."""
+        room = width * mm - 12  # the table's cell padding, 6 pt a side
+        size = cell.fontSize
+        while size > 5 and pdfmetrics.stringWidth(text, cell.fontName, size) > room:
+            size -= 0.5
+        style = ParagraphStyle("n", parent=cell, fontSize=size, leading=max(size + 1.5, 7))
+        return Paragraph(escape(text), style)
+
+    def table(
+        header: list[tuple[str, str]],
+        rows: list[list[str]],
+        widths: list[float],
+        numbers: tuple[int, ...] = (),
+    ) -> Table:
+        """A table with a bilingual `header`; the cells of columns `numbers` are certificate
+        numbers, kept on one line."""
         top = [Paragraph(f"<b>{escape(vi)}</b><br/><i>{escape(e)}</i>", cell) for vi, e in header]
-        body = [[p(c, cell) for c in row] for row in rows]
+        body = [
+            [whole(c, widths[n]) if n in numbers else p(c, cell) for n, c in enumerate(row)]
+            for row in rows
+        ]
         t = Table([top, *body], colWidths=[w * mm for w in widths], repeatRows=1)
         t.setStyle(
             TableStyle(
@@ -438,7 +458,8 @@ def _recall_pdf(recall: Recall, settings: Settings) -> bytes:
                     ("Có giá trị đến", "Valid until"),
                 ],
                 rows,
-                [50, 34, 40, 26, 24],
+                [46, 34, 36, 34, 24],
+                numbers=(3,),
             )
         )
         story += [
@@ -471,6 +492,7 @@ def _recall_pdf(recall: Recall, settings: Settings) -> bytes:
                     for s in recall.standards
                 ],
                 [70, 30, 40, 34],
+                numbers=(2,),
             ),
         ]
     if not story:

@@ -40,6 +40,7 @@ __all__ = [
     "coverage_statement",
     "dmy",
     "install",
+    "keep_tail",
     "mpe_unit",
     "num",
     "place_date_en",
@@ -157,7 +158,7 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 def install(env: jinja2.Environment) -> None:
     """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
-    ``printed``, ``coverage_runs``, ``mpe_unit``) and globals (``place_date_vi``,
+    ``printed``, ``coverage_runs``, ``mpe_unit``, ``keep_tail``) and globals (``place_date_vi``,
     ``place_date_en``, ``verification_modes``, ``coverage_statement``, ``conformity_words``,
     ``conformity_rules``) to `env`."""
     env.filters.update(
@@ -169,6 +170,7 @@ def install(env: jinja2.Environment) -> None:
         printed=printed,
         coverage_runs=coverage_runs,
         mpe_unit=mpe_unit,
+        keep_tail=keep_tail,
     )
     env.globals.update(
         coverage_statement=coverage_statement,
@@ -179,6 +181,17 @@ def install(env: jinja2.Environment) -> None:
         conformity_rules=CONFORMITY_RULES,
     )
     install_wording(env)
+
+
+def keep_tail(text: object) -> str:
+    """`text` with a last word of one or two characters joined to the word before it by a
+    no-break space, so a narrow table heading never leaves "U" or "k" alone on a line.
+
+    >>> keep_tail("Expanded uncertainty U") == "Expanded uncertainty\\u00a0U"
+    True
+    """
+    head, sep, tail = str(text).rpartition(" ")
+    return f"{head}\u00a0{tail}" if sep and head and len(tail) <= 2 else str(text)
 
 
 def mpe_unit(symbol: str) -> str:

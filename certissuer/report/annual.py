@@ -22,7 +22,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from certissuer._tables import add_sheet, new_workbook, save_workbook
+from certissuer._vn import local_date
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -39,7 +40,7 @@ from certissuer.ledger import (
     FailedVerification,
     LedgerEvent,
 )
-from certissuer.registry import Instrument, Lab, Owner, RegisteredStandard
+from certissuer.registry import Instrument, Lab, Owner, RegisteredStandard, load_instrument_types
 from certissuer.report.layout import KIND_LABELS, month_names, nice_max, render_report
 from certissuer.report.queries import (
     ISSUED,
@@ -254,13 +255,16 @@ def annual_report(
     until: date | None = None,
     paper_total: int | None = None,
     standards_window_days: int = 90,
+    instrument_types_file: Path | None = None,
 ) -> AnnualReport:
     """Compute the annual measurement report of `year` from the ledger and register.
 
     `engine` is the ledger's engine (`Ledger.engine`); `until` ends the period early (the
     report is due before 25 November); `paper_total` is the number of paper certificates in
     the archive, for the digitisation target; `standards_window_days` how far after `until`
-    a standard's calibration due date counts as "due". Certificates count by their issue date
+    a standard's calibration due date counts as "due"; `instrument_types_file` is the lab's cycle
+    table (TOML) used, like the shipped one by default, to name instrument types while the
+    register holds none, as the issuing checks do. Certificates count by their issue date
     (Vietnamese calendar), revocations, amendments and failures by when they were recorded;
     only events inside the newest checkpoint count. Electronic copies of paper certificates
     count as digitised, not as issued. Raises `LedgerError` when there is no checkpoint or the
@@ -274,7 +278,8 @@ def annual_report(
         with read_connection(engine) as conn, conn.begin():
             cp = latest_checkpoint(conn)
             size = cp.tree_size
-            types = instrument_types(conn)
+            # the register's types, else the cycle table the issuing checks use without one
+            types = instrument_types(conn) or load_instrument_types(instrument_types_file)
             names = type_names(types)
             lab_names = {
                 str(code): str(name)
@@ -472,9 +477,7 @@ def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> di
     top_types = list(data.verification_results[:10])
     types_max = nice_max([x for t in top_types for x in (t.passed, t.failed)])
     dig = data.digitisation
-    line_values = [*dig.electronic, *dig.digitised]
-    if dig.paper_total:
-        line_values.append(dig.paper_total)
+    line_values = [*dig.electronic, *dig.digitised]  # the paper archive is printed, not drawn
     owner_kinds: dict[str, int] = defaultdict(int)
     places: dict[str, int] = defaultdict(int)
     for g in data.overdue:
@@ -515,10 +518,11 @@ def render_annual_pdf(
     smaller type), tables and reportlab charts, the checkpoint on every page.
 
     `signer_name` is printed where the visible signature goes (see `sign_report`);
-    `issued_on` is the date of the place-and-date line (default: `data.until`). Raises
-    `TemplateError` when the template is missing or broken.
+    `issued_on` is the date of the place-and-date line, the day the report is signed
+    (default: today in Vietnam), not the end of the period. Raises `TemplateError` when the
+    template is missing or broken.
     """
-    context = _annual_context(data, signer_name, issued_on or data.until)
+    context = _annual_context(data, signer_name, issued_on or local_date(datetime.now(UTC)))
     return render_report("annual.rml.j2", context, settings)
 
 

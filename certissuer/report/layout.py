@@ -57,9 +57,17 @@ def nice_max(values: Iterable[float]) -> tuple[int, int]:
 
 
 def short_label(text: str, width: int = 28) -> str:
-    """The Vietnamese half of a bilingual label, cut to `width` characters for a chart."""
+    """The Vietnamese half of a bilingual label, cut to `width` characters for a chart.
+
+    A bracket the cut opened is closed: "(khác / other)" gives "(khác)", not "(khác".
+
+    >>> short_label("(khác / other)")
+    '(khác)'
+    """
     vi = text.split(" / ")[0].strip()
-    return vi if len(vi) <= width else vi[: width - 1] + "…"
+    if len(vi) > width:
+        vi = vi[: width - 1] + "…"
+    return vi + ")" * max(0, vi.count("(") - vi.count(")"))
 
 
 @functools.cache
