@@ -537,6 +537,14 @@ def test_activity_report_counts_and_marks_hand_fields(world: World, tmp_path: Pa
     assert "BÁO CÁO TÌNH HÌNH HOẠT ĐỘNG KIỂM ĐỊNH, HIỆU CHUẨN" in text
     assert "Mẫu 5.BCHĐ" in text
     assert text.count("điền tay") >= 3 and HAND.split(" / ")[0] in text
+    # The place-and-date line is the day the report is signed, not 31 December (issue 19).
+    from certissuer._vn import local_date
+
+    today = local_date(datetime.now(UTC))
+    assert f"ngày {today.day:02d} tháng {today.month:02d} năm {today.year}" in text
+    if today != data.until:
+        until = data.until
+        assert f"ngày {until.day:02d} tháng {until.month:02d} năm {until.year}" not in text
     write_activity_xlsx(data, tmp_path / "a.xlsx")
     summary = {r["figure"]: r["value"] for r in _sheet(tmp_path / "a.xlsx", "summary")}
     assert summary["verified"] == data.verified_total

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from certissuer._tables import add_sheet, new_workbook, save_workbook
+from certissuer._vn import local_date
 from certissuer.config import Settings
 from certissuer.errors import LedgerError
 from certissuer.ledger import (
@@ -208,11 +209,13 @@ def render_activity_pdf(
     data: ActivityReport, *, settings: Settings, signer_name: str, issued_on: date | None = None
 ) -> bytes:
     """The activity report (form 5.BCHĐ layout) as unsigned PDF bytes; fields the ledger
-    cannot know are left blank and marked `HAND`."""
+    cannot know are left blank and marked `HAND`. `issued_on` is the date of the
+    place-and-date line: the day the report is signed (default: today in Vietnam), not the
+    end of the year it reports."""
     context = {
         "r": data,
         "signer_name": signer_name,
-        "issued_on": issued_on or data.until,
+        "issued_on": issued_on or local_date(datetime.now(UTC)),
         "hand": HAND,
     }
     return render_report("activity.rml.j2", context, settings)
