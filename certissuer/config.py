@@ -49,7 +49,6 @@ __all__ = [
     "find_config",
     "load_settings",
     "resolve_sqlite_url",
-    "starter_config",
 ]
 
 DEFAULT_CONFIG_NAME = "certissuer.toml"
@@ -592,11 +591,3 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
             # A variable is not in a profile: its relative paths are the current folder's.
             values[name] = _coerce(name, env[var], Path.cwd(), var)
     return Settings(**values, source=path)
-
-
-def starter_config(lab_code: str = "LAB") -> str:
-    """Text of a starter lab profile for ``certissuer init``: every setting, with its help and
-    default, generated from `Settings` (`certissuer.profile.starter_profile`)."""
-    from certissuer.profile import starter_profile
-
-    return starter_profile(lab_code)

@@ -29,7 +29,13 @@ from typing import Any
 from certissuer import config
 from certissuer.config import Settings, find_config, load_settings
 
-__all__ = ["EffectiveSetting", "effective_settings", "setting_help", "starter_profile"]
+__all__ = [
+    "EffectiveSetting",
+    "effective_settings",
+    "setting_help",
+    "starter_config",
+    "starter_profile",
+]
 
 _STARTER: dict[str, Any] = {
     "lab_name_vi": "Trung tâm Kỹ thuật Tiêu chuẩn Đo lường Chất lượng",
@@ -188,3 +194,7 @@ def effective_settings(path: Path | None, env: Mapping[str, str]) -> list[Effect
             value = str(value)
         rows.append(EffectiveSetting(f"[{part}] {key}", value, source))
     return rows
+
+
+starter_config = starter_profile
+"""The name ``certissuer init`` and older code use for `starter_profile`."""

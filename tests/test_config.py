@@ -13,9 +13,9 @@ from certissuer.config import (
     RsaPadding,
     Settings,
     load_settings,
-    starter_config,
 )
 from certissuer.errors import ConfigError
+from certissuer.profile import starter_config
 
 
 def test_toml_then_environment_override(tmp_path: Path) -> None:

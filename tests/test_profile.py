@@ -11,7 +11,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from certissuer.cli import app
-from certissuer.config import Settings, load_settings, starter_config
+from certissuer.config import Settings, load_settings
+from certissuer.profile import starter_config
 
 runner = CliRunner()
 

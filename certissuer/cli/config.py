@@ -9,8 +9,9 @@ import typer
 
 from certissuer.cli._app import app
 from certissuer.cli._state import State, print_table, say
-from certissuer.config import DEFAULT_CONFIG_NAME, starter_config
+from certissuer.config import DEFAULT_CONFIG_NAME
 from certissuer.errors import ConfigError
+from certissuer.profile import starter_config
 
 __all__ = ["config_app", "config_show", "init", "schema"]
 
