@@ -51,6 +51,9 @@ class Verdict(StrEnum):
     consulted (offline) or could not be reached: the token is the lab's, whether the
     certificate is still in force (not revoked, superseded or expired) is not known."""
     FILE_LEDGER_NOT_CONSULTED = "file_ledger_not_consulted"
+    KEY_COMPROMISED = "key_compromised"
+    """The QR token or a signature was made by a lab key after the lab recorded it compromised
+    (or at a time that cannot be shown to be before): someone else may have made it."""
     """The PDF's signatures check (intact, the lab's signer) and its QR token, if any, is the
     lab's, but the ledger was not consulted (offline): the file is the lab's, whether it is
     the registered copy and still in force is not known."""
@@ -80,6 +83,10 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     Verdict.FILE_LEDGER_NOT_CONSULTED: (
         "TỆP DO PHÒNG THÍ NGHIỆM KÝ — CHƯA ĐỐI CHIẾU SỔ CẤP",
         "FILE GENUINE, LEDGER NOT CONSULTED",
+    ),
+    Verdict.KEY_COMPROMISED: (
+        "KHÔNG XÁC THỰC (khóa bị lộ)",
+        "NOT GENUINE (key compromised)",
     ),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
