@@ -63,6 +63,7 @@ __all__ = [
     "register_signing",
     "rotate_signing",
     "rotate_token",
+    "check_in_use",
     "save_register",
 ]
 
@@ -364,14 +365,18 @@ class KeyRegister:
             raise ConfigError(f"{where}: not a {_TYPE} document")
         if {k: v for k, v in document.items() if k != "signed"} != body:
             raise ConfigError(f"{where}: the readable copy differs from what its signature covers")
+        trusted = list(trusted)
         signers = [
             k for k in trusted if k.kid.hex() == header.get("kid") and k.alg == header.get("alg")
         ]
         if not any(k.verify(signature, f"{head}.{payload}".encode("ascii")) for k in signers):
+            named = ", ".join(k.kid.hex() for k in trusted)
             raise ConfigError(
-                f"{where}: the key register's signature does not verify with the lab's token "
-                "key: it was altered, or signed by a key the profile does not name",
-                hint="'certissuer keys rotate' writes the register; copy it with the key file",
+                f"{where}: the key register's signature does not verify with the profile's "
+                f"token key ({named}): it was altered, or it is signed by token key "
+                f"{header.get('kid')} and the profile names an older key",
+                hint="'certissuer keys rotate' writes the key file and the register together: "
+                "copy both to every workstation and to the page",
             )
         keys = tuple(
             RegisteredKey.from_dict(item, f"{where}, key {i}")
@@ -432,6 +437,28 @@ def save_register(
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def check_in_use(settings: Settings, token: TokenKey, cert: x509.Certificate | None) -> None:
+    """Refuse to issue with a token key or signing certificate the register has retired.
+
+    `token` is the key that would sign tokens and events, `cert` the signing certificate
+    (None: not known here). A retired or compromised key's new tokens and signatures would
+    verify as NOT GENUINE. Raises `ConfigError` naming the key.
+    """
+    register = load_register(settings.token_key, [token.public])
+    found = [register.find(token.public.kid.hex())]
+    if cert is not None:
+        found.append(register.find(certificate_id(cert)))
+    for key in found:
+        if key is not None and not key.current:
+            raise ConfigError(
+                f"the {key.kind.value} key {key.kid[:16]} was retired ({key.window()}"
+                + (", compromised" if key.compromised_since else "")
+                + "): what it signs now would verify as NOT GENUINE",
+                hint="use the key in use ('certissuer keys list'); copy it from the "
+                "workstation that rotated it",
+            )
 
 
 def lab_token_keys(
