@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from certissuer._vn import local_date
 from certissuer.cli import app
 from certissuer.config import load_settings
-from certissuer.issue import Issuer, Issued
+from certissuer.issue import Issued, Issuer
 from certissuer.key_register import REGISTER_NAME, KeyRegister
 from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
@@ -313,3 +313,60 @@ def test_a_tampered_or_old_key_signed_register_is_refused(lab: Lab) -> None:
     assert code == 3 and "does not verify" in err
     path.write_bytes(genuine)
     assert lab.verdict_qr(late.url)[1]["verdict"] == "key_compromised"
+
+
+def test_the_page_says_key_compromised_and_publishes_the_register_windows(lab: Lab) -> None:
+    from fastapi.testclient import TestClient
+
+    from certissuer.token import KEYS_PATH
+    from certissuer.web import create_app
+
+    old = TokenKey.load(lab.pki.token_key)
+    early = lab.issue_at(TEN_DAYS_AGO)
+    late = lab.issue_at(TWO_DAYS_AGO)
+    assert lab.run("keys", "rotate", "--token")[0] == 0
+    assert (
+        lab.run("keys", "compromised", old.public.kid.hex(), "--since", SINCE.isoformat())[0] == 0
+    )
+    settings = load_settings(lab.profile, ENV).replace(web_rate_limit=0, web_pdf_workers=1)
+    with TestClient(create_app(settings)) as client:
+        page = client.get(f"/V/{late.url.rsplit('/', 1)[1]}").text
+        assert 'data-verdict="key_compromised">KHÔNG XÁC THỰC (khóa bị lộ)</h1>' in page
+        assert "NOT GENUINE (key compromised)" in page
+        page = client.get(f"/V/{early.url.rsplit('/', 1)[1]}").text
+        assert 'data-verdict="valid"' in page
+        # The uploaded PDF, judged in a worker process, by the register too.
+        r = client.post(
+            "/api/v1/verify", files={"file": ("c.pdf", late.path.read_bytes(), "application/pdf")}
+        )
+        assert r.json()["verdict"] == "key_compromised", r.json()
+        keys, signer = read_keys_document(client.get(f"/{KEYS_PATH}").content)
+    assert signer.kid != old.public.kid
+    window = {k.key.kid: k for k in keys}[old.public.kid]
+    assert window.not_after == local_date(SINCE) - timedelta(days=1)
+
+
+def test_a_workstation_still_holding_a_retired_key_cannot_issue(lab: Lab) -> None:
+    old_kid = _kid(lab.pki.token_key)
+    assert lab.pki.signer_p12 is not None
+    assert lab.run("keys", "rotate", "--token")[0] == 0
+    assert lab.run("keys", "rotate", "--signing")[0] == 0
+    profile = lab.profile.read_text(encoding="utf-8")
+
+    # The old token key beside the new register (a folder copied before the rotation, say).
+    kept_token = lab.pki.token_key.with_name(f"token-key.{old_kid}.pem")
+    lab.profile.write_text(profile.replace(str(lab.pki.token_key), str(kept_token)), "utf-8")
+    source = lab.root / "one.json"
+    source.write_text(json.dumps(lab.record(), ensure_ascii=False), encoding="utf-8")
+    code, _, err = lab.run("issue", "--out", str(lab.out), str(source))
+    assert code == 3 and "names an older key" in err, err
+
+    # The old signing certificate: the register has retired it.
+    kept_p12 = next(lab.pki.signer_p12.parent.glob("signer.*.p12"))
+    lab.profile.write_text(profile.replace(str(lab.pki.signer_p12), str(kept_p12)), "utf-8")
+    code, _, err = lab.run("issue", "--out", str(lab.out), str(source))
+    assert code == 3 and "was retired" in err and "NOT GENUINE" in err, err
+    lab.profile.write_text(profile, "utf-8")
+    code, out, err = lab.run("keys", "list")
+    assert code == 0 and out.count("signing") == 2 and out.count("token") == 2, out
+    assert lab.run("issue", "--out", str(lab.out), str(source))[0] == 0
