@@ -53,6 +53,7 @@ __all__ = [
     "KeyRegister",
     "RegisteredKey",
     "certificate_id",
+    "check_in_use",
     "key_set",
     "lab_token_keys",
     "load_certificate",
@@ -63,7 +64,6 @@ __all__ = [
     "register_signing",
     "rotate_signing",
     "rotate_token",
-    "check_in_use",
     "save_register",
 ]
 
@@ -284,6 +284,10 @@ class KeyRegister:
         if len(found) == 1:
             return found[0]
         known = ", ".join(f"{k.kind.value} {k.kid[:16]}" for k in self.keys) or "none"
+        if not found and len(kid) < _MIN_PREFIX:
+            raise ConfigError(
+                f"key id {kid!r} is too short: give at least {_MIN_PREFIX} hex digits ({known})"
+            )
         if not found:
             raise ConfigError(
                 f"no key {kid!r} in the key register (keys: {known})",

@@ -299,7 +299,7 @@ def keys_list(ctx: typer.Context) -> None:
         say("no key register yet: the key in use is the only one (certissuer keys rotate)")
         return
     print_table(
-        ("kind", "id", "from", "until", "compromised since", "name"),
+        ("kind", "id", "from (UTC+7)", "until (UTC+7)", "compromised since", "name"),
         [_key_row(k) for k in register.keys],
     )
 
