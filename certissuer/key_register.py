@@ -631,6 +631,8 @@ def register_signing(
 ) -> tuple[list[RegisteredKey], RegisteredKey]:
     """Record `cert` as the signing certificate in use from `now`, ending the window of the
     one in use before (a USB token's or a person's new certificate; no key file changes).
+    The certificate ``[signing] cert`` names, when set, is recorded as that one; point it to
+    the new certificate afterwards.
 
     Returns the retired entries and the new one. Raises `ConfigError` for a certificate
     already in the register.
@@ -640,6 +642,12 @@ def register_signing(
     entry = _signing_entry(cert, not_before=now)
     if register.find(entry.kid) is not None:
         raise ConfigError(f"signing certificate {entry.kid[:16]} is already in the key register")
+    # The certificate the profile names ([signing] cert, beside a PEM key or a token's key),
+    # if the register does not know it yet: it is the one retired now.
+    if settings.signing_cert is not None and settings.signing_cert.exists():
+        old = load_certificate(settings.signing_cert)
+        if register.find(certificate_id(old)) is None and certificate_id(old) != entry.kid:
+            register = register.with_key(_signing_entry(old, not_before=None))
     retired = [dataclasses.replace(k, not_after=now) for k in register.current(KeyKind.SIGNING)]
     register = register.retire(KeyKind.SIGNING, now=now, keep="").with_key(entry)
     save_register(path.parent / REGISTER_NAME, register, signer=token, now=now)

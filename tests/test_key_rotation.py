@@ -22,7 +22,7 @@ from certissuer._vn import local_date
 from certissuer.cli import app
 from certissuer.config import load_settings
 from certissuer.issue import Issued, Issuer
-from certissuer.key_register import REGISTER_NAME, KeyRegister
+from certissuer.key_register import REGISTER_NAME, KeyKind, KeyRegister
 from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
 from certissuer.token import (
@@ -370,3 +370,39 @@ def test_a_workstation_still_holding_a_retired_key_cannot_issue(lab: Lab) -> Non
     code, out, err = lab.run("keys", "list")
     assert code == 0 and out.count("signing") == 2 and out.count("token") == 2, out
     assert lab.run("issue", "--out", str(lab.out), str(source))[0] == 0
+
+
+def test_rotate_takes_a_given_token_key_or_records_a_given_certificate(lab: Lab) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+    from certissuer.keys import renew_signer
+
+    given = TokenKey.generate()
+    given_file = lab.root / "given.pem"
+    given_file.write_bytes(given.pem())
+    code, _, err = lab.run("keys", "rotate", "--token", "--from", str(given_file))
+    assert code == 0, err
+    assert _kid(lab.pki.token_key) == given.public.kid.hex()
+    code, _, err = lab.run("keys", "rotate", "--token", "--from", str(given_file))
+    assert code == 3 and "the key in use" in err
+
+    # A USB token's new certificate: recorded, no key file touched.
+    assert lab.pki.signer_p12 is not None
+    p12 = lab.pki.signer_p12.read_bytes()
+    _, cert, _ = pkcs12.load_key_and_certificates(
+        renew_signer(lab.pki.ca_cert.parent, p12, passphrase=PASSPHRASE), PASSPHRASE
+    )
+    assert cert is not None
+    cert_file = lab.root / "token-cert.pem"
+    cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
+    code, out, err = lab.run("keys", "rotate", "--signing", "--cert", str(cert_file))
+    assert code == 0 and "in use from now" in out, err
+    assert lab.pki.signer_p12.read_bytes() == p12
+    register = KeyRegister.from_bytes(
+        (lab.pki.token_key.parent / REGISTER_NAME).read_bytes(),
+        trusted=[given.public],
+        where="register",
+    )
+    assert [k.label for k in register.current(KeyKind.SIGNING)] == [cert.subject.rfc4514_string()]
+    code, _, err = lab.run("keys", "rotate", "--signing", "--cert", str(cert_file))
+    assert code == 3 and "already in the key register" in err
