@@ -30,6 +30,7 @@ from certissuer.config import Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
 from certissuer.errors import ConfigError, IssueRefused, LedgerError
+from certissuer.key_register import check_in_use
 from certissuer.ledger import (
     FAILED_REVERIFICATION_EN,
     FAILED_REVERIFICATION_VI,
@@ -280,16 +281,18 @@ class Issuer:
         The ledger is opened for the profile's lab (`Ledger.bind`): another lab's ledger is
         refused with `LedgerError`.
         """
-        return cls(
-            settings,
-            ledger=ledger
-            or Ledger.open(
-                settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
-            ),
-            sealer=load_sealer(settings, passphrase),
-            token_key=load_token_key(settings),
-            out_dir=out_dir,
+        ledger = ledger or Ledger.open(
+            settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
         )
+        sealer = load_sealer(settings, passphrase)
+        token_key = load_token_key(settings)
+        try:
+            # Issue 20: a key the key register retired signs nothing new (it would not verify).
+            check_in_use(settings, token_key, sealer.certificate)
+        except ConfigError:
+            sealer.close()
+            raise
+        return cls(settings, ledger=ledger, sealer=sealer, token_key=token_key, out_dir=out_dir)
 
     def issue(self, cert: Cert, *, now: datetime | None = None) -> Issued:
         """Issue `cert`: reserve its number, render, sign, write the PDF, complete the entry.

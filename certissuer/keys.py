@@ -54,6 +54,7 @@ __all__ = [
     "person_file_stem",
     "profile_snippet",
     "read_index",
+    "renew_signer",
     "revoke_trial",
 ]
 
@@ -487,6 +488,85 @@ def revoke_trial(directory: Path, who: str, *, now: datetime | None = None) -> t
         revoked.append({"serial": serial_hex, "at": now.isoformat(timespec="seconds")})
         _write_index(path, data)
     return int(serial_hex, 16), str(match.get("subject", ""))
+
+
+def renew_signer(
+    directory: Path,
+    old_p12: bytes,
+    *,
+    passphrase: bytes,
+    valid_days: int = 3650,
+    now: datetime | None = None,
+) -> bytes:
+    """A new PKCS#12 file for the signer of `old_p12`, from the CA kept in `directory`.
+
+    The new key is of the old one's type (RSA-2048 or P-256); its certificate has the old
+    one's subject (the printed name and the certificate agree), a new serial number and,
+    from a trial CA, the same CRL and OCSP pointers the old one had; the trial CA's index
+    records it. `passphrase` opens `old_p12` and ``ca-key.pem`` and encrypts the new file.
+    Raises `ConfigError` when the folder keeps no CA key (a demo PKI keeps none: a real
+    certificate comes from the lab's CA) or a file cannot be opened.
+    """
+    ca_key_path, ca_path = directory / "ca-key.pem", directory / "ca.pem"
+    if not ca_key_path.exists():
+        raise ConfigError(
+            f"{ca_key_path}: no CA key here to issue a new signing certificate",
+            hint="get a new certificate from the lab's CA and pass it with --from FILE.p12 "
+            "(or --cert FILE for a USB token)",
+        )
+    try:
+        _, old_cert, _ = pkcs12.load_key_and_certificates(old_p12, passphrase)
+        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), passphrase)
+        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{directory}: cannot open the signer's PKCS#12 file or the CA's key and "
+            f"certificate with this passphrase ({type(exc).__name__})"
+        ) from None
+    if old_cert is None or not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{directory}: the old PKCS#12 file holds no certificate")
+    now = now or datetime.now(UTC)
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        ec.generate_private_key(ec.SECP256R1())
+        if isinstance(old_cert.public_key(), ec.EllipticCurvePublicKey)
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old_cert.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + timedelta(days=valid_days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+    )
+    for ext_type in (x509.CRLDistributionPoints, x509.AuthorityInformationAccess):
+        try:
+            ext = old_cert.extensions.get_extension_for_class(ext_type)
+        except x509.ExtensionNotFound:
+            continue
+        builder = builder.add_extension(ext.value, ext.critical)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    if (directory / INDEX_NAME).exists():
+        path, data = _load_index(directory)
+        data.setdefault("issued", []).append(
+            {"serial": f"{cert.serial_number:x}", "subject": cert.subject.rfc4514_string()}
+        )
+        _write_index(path, data)
+    names = old_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    label = str(names[0].value) if names else "signer"
+    return pkcs12.serialize_key_and_certificates(
+        label.encode(), key, cert, [ca_cert], serialization.BestAvailableEncryption(passphrase)
+    )
 
 
 def _toml_string(text: str) -> str:

@@ -229,9 +229,9 @@ def ledger_show(
     """Show one certificate's ledger entry, data and events.
 
     Times print on Vietnam's clock (UTC+7); with --json, as ISO 8601 with their offset."""
+    from certissuer.key_register import lab_token_keys
     from certissuer.ledger import event_problem, utc
     from certissuer.report.export import entry_row
-    from certissuer.token import load_public_keys
 
     state: State = ctx.obj
     settings = state.settings()
@@ -242,7 +242,8 @@ def ledger_show(
             f"certificate {number} is not in the ledger",
             hint="'certissuer ledger list' shows what is",
         )
-    keys = load_public_keys(settings.token_key) if settings.token_key else []
+    # The key in use and the older ones of the key register: events signed before a rotation.
+    keys = lab_token_keys(settings)[0] if settings.token_key else []
     today = datetime.now(VIETNAM_TZ).date()
     # With the lab's keys, the status its signed events give (what inspectors are told).
     if keys:
@@ -494,8 +495,8 @@ def ledger_audit(
     Exit 0 only when nothing is found (leaves no checkpoint covers yet are warnings)."""
     from dataclasses import asdict
 
+    from certissuer.key_register import lab_token_keys
     from certissuer.ledger import load_witness
-    from certissuer.token import load_public_keys
 
     state: State = ctx.obj
     settings = state.settings()
@@ -503,9 +504,7 @@ def ledger_audit(
         raise ConfigError("no token key configured", hint="set [token] key")
     witnesses = [load_witness(source) for source in witness or []]
     ledger = _ledger(settings)
-    report = ledger.audit(
-        keys=load_public_keys(settings.token_key), check_files=files, witnesses=witnesses
-    )
+    report = ledger.audit(keys=lab_token_keys(settings)[0], check_files=files, witnesses=witnesses)
     if as_json:
         typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
     else:

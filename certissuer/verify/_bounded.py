@@ -31,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,7 +248,8 @@ def _converse(
     unreachable: Callable[[LedgerError], None] | None,
 ) -> Report:
     """The parent's half: the ledger, while the child reads the document; then the DCC."""
-    from certissuer.token import lab_public_keys
+    from certissuer.key_register import lab_token_keys
+    from certissuer.verify._keys import judge_keys
 
     # In `Verifier.verify_pdf`'s order: the ledger is opened, then the child's `Verifier`
     # is built from the profile (its errors come first), then the token keys load here too.
@@ -256,7 +257,7 @@ def _converse(
     ready = _receive(conn, child, None, timeout, memory_bytes, name)
     if "ready" not in ready:
         return _outcome(ready, name, memory_bytes)
-    keys = lab_public_keys(token_public or settings.token_key)
+    keys, register = lab_token_keys(settings, token_public)
     from certissuer.verify import _standing
 
     # The time limit counts from the moment the child starts reading the file (the clock is
@@ -297,17 +298,21 @@ def _converse(
             raise
         unreachable(exc)
         report, entry = judge(None, _unreached(exc))
+    issued_at = None if entry is None else entry.issued_at
+    if issued_at is not None and issued_at.tzinfo is None:
+        issued_at = issued_at.replace(tzinfo=UTC)  # SQLite returns UTC times naive
     wanted = _standing.dcc_wanted(report, entry)
     _send(conn, {"done": True} if wanted is None else {"dcc": list(wanted)})
     if wanted is None:
-        return report
+        return judge_keys(report, register, claims=claims, issued_at=issued_at)
     reply = _receive(conn, child, deadline, timeout, memory_bytes, name)
     if "dcc" not in reply:
         return _outcome(reply, name, memory_bytes)
     finding = reply["dcc"]
-    return _standing.apply_dcc(
+    report = _standing.apply_dcc(
         report, None if finding is None else (bool(finding[0]), str(finding[1]))
     )
+    return judge_keys(report, register, claims=claims, issued_at=issued_at)
 
 
 def _unreached(exc: LedgerError) -> str:

@@ -45,6 +45,8 @@ class SignatureInfo:
     algorithm: str = ""
     valid: bool = False
     problem: str | None = None
+    cert_sha256: str = ""
+    """SHA-256 (hex) of the signer's certificate (DER): its id in the lab's key register."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""

@@ -816,6 +816,7 @@ def _check_one(
         f"certification ({docmdp.name.lower()})" if docmdp is not None else "signature",
         signer=_name(status.signing_cert),
         algorithm=f"{status.md_algorithm} / {status.pkcs7_signature_mechanism}",
+        cert_sha256=hashlib.sha256(status.signing_cert.dump()).hexdigest(),
     )
     _check_integrity(label, status)
     _check_algorithms(label, status)

@@ -58,6 +58,9 @@ class Verdict(StrEnum):
     """The PDF's signatures check (intact, the lab's signer) and its QR token, if any, is the
     lab's, but the ledger was not consulted (offline): the file is the lab's, whether it is
     the registered copy and still in force is not known."""
+    KEY_COMPROMISED = "key_compromised"
+    """The QR token or a signature was made by a lab key after the lab recorded it compromised
+    (or at a time that cannot be shown to be before): someone else may have made it."""
 
 
 VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
@@ -87,6 +90,10 @@ VERDICT_LABELS: dict[Verdict, tuple[str, str]] = {
     ),
     # Not in FORMS.md yet; worded after the verdicts there.
     Verdict.GENUINE_REPORT: ("BÁO CÁO HỢP LỆ", "GENUINE REPORT"),
+    Verdict.KEY_COMPROMISED: (
+        "KHÔNG XÁC THỰC (khóa bị lộ)",
+        "NOT GENUINE (key compromised)",
+    ),
 }
 """Vietnamese and English wording of each verdict (FORMS.md)."""
 

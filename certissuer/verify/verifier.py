@@ -38,16 +38,17 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from certissuer._vn import local_time
 from certissuer.config import Settings
 from certissuer.errors import ConfigError, LedgerError, TokenError, VerificationFailed
+from certissuer.key_register import KeyRegister, lab_token_keys
 from certissuer.token import (
     INFO_CHECKPOINT_KEY,
     INFO_QR_KEY,
     TokenClaims,
     TokenPublicKey,
-    lab_public_keys,
     read_token,
     token_from_url,
 )
 from certissuer.verify import _strict
+from certissuer.verify._keys import judge_keys
 from certissuer.verify._pades import (
     SignatureCheck,
     ValidationPolicy,
@@ -148,16 +149,19 @@ class Verifier:
         revocation: str = "soft-fail",
         fetch: bool = False,
         crls: Sequence[asn1_crl.CertificateList] = (),
+        register: KeyRegister | None = None,
     ) -> None:
         """`tsa_roots` are the roots time-stamping authorities chain to (default: the trust
         roots); `revocation` is soft-fail, hard-fail or require; `fetch` allows fetching CRLs
-        and OCSP responses; `crls` are CRLs the lab downloaded, checked offline."""
+        and OCSP responses; `crls` are CRLs the lab downloaded, checked offline; `register`
+        is the lab's key register (each key's window, and whether it was compromised)."""
         if revocation not in ("soft-fail", "hard-fail", "require"):
             raise ConfigError(
                 f"revocation policy '{revocation}': expected soft-fail, hard-fail or require"
             )
         self.trust_roots = list(trust_roots)
         self.token_keys = list(token_keys)
+        self.register = register or KeyRegister.empty()
         self.ledger = ledger
         self.policy = ValidationPolicy(
             trust_roots=tuple(trust_roots),
@@ -171,15 +175,18 @@ class Verifier:
     def from_settings(
         cls, settings: Settings, *, ledger: Ledger | None, token_public: Path | None = None
     ) -> Verifier:
-        """Build from the lab profile. `token_public` overrides the token key file."""
+        """Build from the lab profile. `token_public` overrides the token key file; the key
+        register beside that file adds its older token keys (`lab_token_keys`)."""
         if not settings.signing_trust_roots:
             raise ConfigError(
                 "no trust roots configured", hint="set [signing] trust_roots in the lab profile"
             )
         roots = load_trust_roots(settings.signing_trust_roots)
+        keys, register = lab_token_keys(settings, token_public)
         return cls(
             trust_roots=roots,
-            token_keys=lab_public_keys(token_public or settings.token_key),
+            token_keys=keys,
+            register=register,
             ledger=ledger,
             tsa_roots=[*load_trust_roots(settings.signing_tsa_roots), *roots],
             revocation=settings.verify_revocation,
@@ -232,7 +239,17 @@ class Verifier:
         if (wanted := _standing.dcc_wanted(report, entry)) is not None:
             number, digest = wanted
             report = _standing.apply_dcc(report, self.check_dcc(doc, number=number, digest=digest))
-        return report
+        return self.judge_keys(report, doc.claims, None if entry is None else entry.issued_at)
+
+    def judge_keys(
+        self, report: Report, claims: TokenClaims | None, issued_at: datetime | None = None
+    ) -> Report:
+        """`report` as the key register judges it (`certissuer.verify._keys.judge_keys`):
+        a token or signature by a key compromised, or out of its window, then is not genuine.
+        `issued_at` is the ledger's time of issue (None: not consulted)."""
+        if issued_at is not None and issued_at.tzinfo is None:
+            issued_at = issued_at.replace(tzinfo=UTC)  # SQLite returns UTC times naive
+        return judge_keys(report, self.register, claims=claims, issued_at=issued_at)
 
     def read_document(self, data: bytes, *, at: datetime | None = None) -> Document:
         """What the PDF `data` says of itself: strict reading, its signatures, its QR token.
@@ -333,19 +350,20 @@ class Verifier:
         except TokenError as exc:
             return self._fail(report, Verdict.ALTERED, f"QR token: {exc}")
         if self.ledger is None:
-            return self.offline_report(claims, no_ledger)
+            return self.judge_keys(self.offline_report(claims, no_ledger), claims)
         report.number, report.issue_date = claims.number, claims.issued
         report.reasons.append(f"QR token: genuine, signed by the lab key {claims.kid}")
         from certissuer.verify import _standing
 
         try:
             entry = self.ledger.get(claims.number)
-            return _standing.judge(
+            report = _standing.judge(
                 report, self.ledger, self.token_keys, entry, claims, today, at=at
             )
         except LedgerError as exc:
             _logger.warning("ledger unreachable for %s: %s", claims.number, exc)
-            return self.offline_report(claims, f"the ledger could not be reached ({exc})")
+            report = self.offline_report(claims, f"the ledger could not be reached ({exc})")
+        return self.judge_keys(report, claims)
 
     @staticmethod
     def offline_report(claims: TokenClaims, why: str) -> Report:

@@ -12,7 +12,9 @@ each token key's id, algorithm, JWK and validity window, signed (compact JWS) by
 current token key when the page holds it. A key's window is read from the ledger: from the
 first issue date of the tokens it signed; a key other than the current one ends at its last
 issue date; the current key, and any key when the page holds no private key, is open-ended;
-a key that signed nothing yet has no start.
+a key that signed nothing yet has no start. A key in the lab's key register
+(`certissuer.key_register`, after ``keys rotate``) has the register's window instead, ending
+the day before the key was compromised when it was.
 
 >>> offline = Offline(settings, ledger, keys, pages)  # doctest: +SKIP
 >>> offline.keys_json()[:1]  # doctest: +SKIP
@@ -30,8 +32,9 @@ from pathlib import Path
 
 from certissuer.config import Settings
 from certissuer.errors import LedgerError, TokenError
+from certissuer.key_register import KeyRegister, key_set
 from certissuer.ledger import Ledger
-from certissuer.token import PublishedKey, TokenKey, TokenPublicKey, keys_document
+from certissuer.token import TokenKey, TokenPublicKey, keys_document
 from certissuer.web.views import Lab
 
 __all__ = ["KEYS_CACHE_CONTROL", "STATIC_CACHE_CONTROL", "Offline", "static_file"]
@@ -76,9 +79,17 @@ class Offline:
     """What the offline check needs from the server: keys.json, manifest, worker and script."""
 
     def __init__(
-        self, settings: Settings, ledger: Ledger, keys: list[TokenPublicKey], lab: Lab, shell: str
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        keys: list[TokenPublicKey],
+        lab: Lab,
+        shell: str,
+        register: KeyRegister | None = None,
     ) -> None:
         self.settings = settings
+        self.register = register or KeyRegister.empty()
+        """The key register: its keys' windows replace those read from the ledger."""
         self.ledger = ledger
         self.keys = keys
         self.lab = lab
@@ -113,11 +124,7 @@ class Offline:
     def _make(self) -> bytes:
         dates = self.ledger.token_key_dates()
         current = None if self.signer is None else self.signer.public.kid
-        published = []
-        for key in self.keys:
-            first, last = dates.get(key.kid.hex(), (None, None))
-            retired = current is not None and key.kid != current
-            published.append(PublishedKey(key, first, last if retired else None))
+        published = key_set(self.keys, self.register, dates, current)
         lab = {
             "code": self.settings.lab_code,
             "name_vi": self.settings.lab_name_vi,

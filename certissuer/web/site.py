@@ -202,6 +202,7 @@ class Site:
             self.verifier.token_keys,
             self.lab,
             self.pages.render("offline.html.j2", root="../"),
+            register=self.verifier.register,
         )
         # Answers for genuine tokens of issued certificates, keyed by token, date and event
         # count. A completed ledger entry never changes; what can change its verdict is a new
@@ -238,7 +239,8 @@ class Site:
             # A genuine token with the ledger out of reach: "could not check", never "invalid".
             _logger.error("ledger: %s", exc)
             why = "the ledger could not be reached"
-            return Answer(self.verifier.offline_report(claims, why), None)
+            report = self.verifier.offline_report(claims, why)
+            return Answer(self.verifier.judge_keys(report, claims), None)
         key = (token, datetime.now(VIETNAM_TZ).date(), count)
         cached = self.answers.get(key)
         if cached is not None:
