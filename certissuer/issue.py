@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, file_stem, local_date
 from certissuer.config import Settings
 from certissuer.dcc import DccWriter
@@ -41,6 +40,7 @@ from certissuer.ledger import (
     process_alive,
     this_claimant,
 )
+from certissuer.ledger.storage import open_store
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
@@ -638,7 +638,7 @@ class Issuer:
                 reserve=reserve,
             )
             sha = hashlib.sha256(signed).hexdigest()
-            write_atomic(path, signed)
+            open_store(self.ledger, self.settings.ledger_pdf_store).put(entry.number, path, signed)
             written = True
             self.ledger.complete(
                 entry.number,
