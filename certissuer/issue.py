@@ -734,7 +734,8 @@ class Issuer:
             if event is not None and event.reason:
                 why += f": {event.reason}"
             notes.append(why)
-        if entry.pdf_path and not Path(entry.pdf_path).is_file():
+        stored_as_file = self.settings.ledger_pdf_store == "files"
+        if stored_as_file and entry.pdf_path and not Path(entry.pdf_path).is_file():
             notes.append(f"its PDF is missing from the archive ({entry.pdf_path})")
         return "; ".join(notes)
 

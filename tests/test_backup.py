@@ -279,7 +279,20 @@ def test_database_archive_two_workstations_then_get_from_a_third(
     third = _profile(tmp_path / "page", pki, pg_url, store="database")
     ledger = Ledger.open(pg_url, create=False)
     recorded = {e.number: e.pdf_sha256 for e in ledger.entries(limit=100)}
+    tokens = {e.number: e.token for e in ledger.entries(limit=100)}
     ledger.close()
+    # The verification page downloads from the same archive.
+    from fastapi.testclient import TestClient
+
+    from certissuer.config import load_settings
+    from certissuer.web import create_app
+
+    page = load_settings(third, env={}).replace(
+        web_allow_download=True, web_rate_limit=0, web_pdf_workers=1
+    )
+    with TestClient(create_app(page)) as client:
+        r = client.get(f"/v/{tokens[numbers[5]]}/pdf")
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == recorded[numbers[5]]
     for number in numbers:
         code, out, err = _cli(third, "ledger", "get", number, "--out", str(tmp_path / "got"))
         assert code == 0, err
