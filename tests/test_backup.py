@@ -341,3 +341,18 @@ def test_migrate_files_both_ways_checks_every_hash(tmp_path: Path, pki: KeyPaths
         code, _, err = _cli(files, "ledger", "get", number, "--out", str(tmp_path / "got"))
         assert code == 0, err
     assert {p.stem: _sha(p) for p in (tmp_path / "got").iterdir()} == recorded
+
+
+def test_backup_names_a_pdf_missing_from_the_archive(tmp_path: Path, pki: KeyPaths) -> None:
+    profile = _profile(tmp_path / "lab", pki, f"sqlite:///{tmp_path / 'lab' / 'ledger.db'}")
+    numbers = _issue(profile, tmp_path / "out", "x", 2)
+    lost = next(p for p in (tmp_path / "out").iterdir() if p.stem == numbers[0])
+    lost.unlink()
+    code, out, err = _cli(profile, "ledger", "backup", str(tmp_path / "bk"))
+    assert code == 1 and f"{numbers[0]}: missing from the archive" in out, err + out
+    assert "1 PDF(s) not backed up" in out
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text(encoding="utf-8"))
+    assert [f["number"] for f in manifest["files"] if "number" in f] == [numbers[1]]
+    assert len(manifest["problems"]) == 1
+    code, _, err = _cli(profile, "ledger", "backup", str(tmp_path / "bk"))
+    assert code != 0 and "already exists" in err
