@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, inspect
+from sqlalchemy import Connection, create_engine, func, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -169,6 +169,7 @@ def _backup_into(ledger: Ledger, folder: Path, store: PdfArchive) -> BackupResul
         "log_size": len(facts.hashes),
         "root_hash": merkle.tree_hash(facts.hashes).hex(),
         "entries": len(facts.entries),
+        "pending": facts.pending,
         "checkpoint": None if facts.checkpoint is None else facts.checkpoint.to_json(),
         "files": listed,
         "problems": pdfs.problems,
@@ -193,6 +194,8 @@ class _Snapshot:
     """What a backup records of the database copy it made."""
 
     lab_code: str | None
+    pending: int
+    """Entries whose number is taken and whose PDF is not signed yet (restored pending)."""
     entries: list[CertificateEntry]
     hashes: list[bytes]
     checkpoint: Checkpoint | None
@@ -213,7 +216,12 @@ class _Snapshot:
         checkpoint = s.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc())).first()
         for row in (*entries, *([checkpoint] if checkpoint else [])):
             s.expunge(row)
-        return cls(lab.lab_code if lab else None, entries, hashes, checkpoint)
+        pending = s.exec(
+            select(func.count())
+            .select_from(CertificateEntry)
+            .where(col(CertificateEntry.pdf_sha256).is_(None))
+        ).one()
+        return cls(lab.lab_code if lab else None, pending, entries, hashes, checkpoint)
 
 
 def _sqlite_copy(ledger: Ledger, target: Path) -> str:
