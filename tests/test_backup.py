@@ -363,3 +363,22 @@ def test_backup_names_a_pdf_missing_from_the_archive(tmp_path: Path, pki: KeyPat
     assert len(manifest["problems"]) == 1
     code, _, err = _cli(profile, "ledger", "backup", str(tmp_path / "bk"))
     assert code != 0 and "already exists" in err
+
+
+def test_restore_names_certificates_whose_pdf_the_backup_lacks(
+    tmp_path: Path, pki: KeyPaths
+) -> None:
+    """A PDF and its manifest line both removed: the audit has nothing to hash, the restore
+    still names the certificate left without its PDF and exits 1."""
+    _backup_of_three(tmp_path, pki, f"sqlite:///{tmp_path / 'lab' / 'ledger.db'}")
+    bk = tmp_path / "bk"
+    manifest = json.loads((bk / "manifest.json").read_text(encoding="utf-8"))
+    dropped = next(f for f in manifest["files"] if "number" in f)
+    manifest["files"].remove(dropped)
+    (bk / dropped["path"]).unlink()
+    (bk / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    target = _profile(tmp_path / "new", pki, f"sqlite:///{tmp_path / 'new.db'}")
+    code, out, err = _cli(target, "ledger", "restore", str(bk), "--archive",
+                          str(tmp_path / "archive"))  # fmt: skip
+    assert code == 1 and f"the backup holds no PDF of {dropped['number']}" in out, err + out
+    assert "1 certificate(s) have no PDF" in out

@@ -684,6 +684,14 @@ def ledger_restore(
     )
     for warning in report.unvouched:
         out.print(f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
+    for number in result.without_pdf:
+        out.print(f"[yellow]warning: the backup holds no PDF of {escape(number)}[/]")
+    if result.without_pdf:
+        say(
+            f"restore done, audit clean, but {len(result.without_pdf)} certificate(s) have no "
+            "PDF: reissue them or restore their files from an older backup"
+        )
+        raise typer.Exit(code=1)
     out.print("[green]restore done: audit found no problems[/]")
 
 

@@ -50,7 +50,13 @@ from certissuer.config import PdfStore
 from certissuer.errors import LedgerError
 from certissuer.ledger.audit import AuditReport, Witness
 from certissuer.ledger.ledger import Ledger
-from certissuer.ledger.storage import MissingPdf, PdfArchive, open_store, repoint
+from certissuer.ledger.storage import (
+    MissingPdf,
+    PdfArchive,
+    complete_entries,
+    open_store,
+    repoint,
+)
 from certissuer.ledger.tables import (
     CertificateEntry,
     Checkpoint,
@@ -104,6 +110,8 @@ class RestoreResult:
     audit: AuditReport = field(default_factory=AuditReport)
     lost: list[str] = field(default_factory=list)
     """With `force`: what later checkpoints vouched for that the backup lacks."""
+    without_pdf: list[str] = field(default_factory=list)
+    """Complete certificates whose PDF the backup does not hold (the archive lacked it)."""
 
 
 # -- backup --------------------------------------------------------------------------------
@@ -513,6 +521,7 @@ def restore(
         kept = [w for w in witnesses if w.checkpoint.tree_size <= size]
         result.audit = ledger.audit(keys=keys, witnesses=[*saved, *kept], store=store)
         result.log_size, result.entries = result.audit.log_size, result.audit.entries
+        result.without_pdf = [e.number for e in complete_entries(ledger) if e.number not in paths]
     finally:
         ledger.close()
     if not result.audit.ok:
