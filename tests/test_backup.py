@@ -310,6 +310,21 @@ def test_database_archive_two_workstations_then_get_from_a_third(
     # The files store sees none of them: they are in the database only.
     code, out, _ = _cli(_profile(tmp_path / "files", pki, pg_url), "ledger", "audit")
     assert "0 PDFs checked (17 not found)" in out
+    # A backup of the database archive restores into another database archive.
+    code, out, err = _cli(third, "ledger", "backup", str(tmp_path / "bk"))
+    assert code == 0 and "17 PDFs" in out, err + out
+    assert len(list((tmp_path / "bk" / "pdfs").iterdir())) == 17
+    fresh = _fresh_database()
+    new_url = next(fresh)
+    try:
+        again = _profile(tmp_path / "again", pki, new_url, store="database")
+        code, out, err = _cli(again, "ledger", "restore", str(tmp_path / "bk"))
+        assert code == 0 and "restore done" in out and "17 PDFs checked" in out, err + out
+        code, _, err = _cli(again, "ledger", "get", numbers[0], "--out", str(tmp_path / "g2"))
+        assert code == 0, err
+        assert _sha(next((tmp_path / "g2").iterdir())) == recorded[numbers[0]]
+    finally:
+        next(fresh, None)
 
 
 def test_migrate_files_both_ways_checks_every_hash(tmp_path: Path, pki: KeyPaths) -> None:
