@@ -138,7 +138,7 @@ def backup(ledger: Ledger, out: Path, *, store: PdfArchive) -> BackupResult:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _fsync_dir(out.parent)
+    _fsync(out.parent)
     return replace(result, folder=out)
 
 
@@ -183,7 +183,7 @@ def _backup_into(ledger: Ledger, folder: Path, store: PdfArchive) -> BackupResul
         "problems": pdfs.problems,
     }
     for record in listed:
-        _fsync_file(folder / record["path"])
+        _fsync(folder / record["path"])
     write_atomic(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return BackupResult(
         folder,
@@ -370,15 +370,8 @@ def _file_record(folder: Path, name: str) -> dict[str, Any]:
     return {"path": name, "size": size, "sha256": digest.hexdigest()}
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    # A file's bytes, or a folder's entries, on disk before the backup says it is complete.
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
