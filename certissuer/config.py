@@ -42,6 +42,7 @@ __all__ = [
     "Digest",
     "Level",
     "OutsideScope",
+    "PdfStore",
     "Revocation",
     "RsaPadding",
     "Settings",
@@ -177,6 +178,16 @@ class OutsideScope(Choice, label="outside-scope rule"):
     REFUSE = "refuse"
     UNACCREDITED = "unaccredited"
     """Issue it without the accreditation mark, with a statement saying so."""
+
+
+class PdfStore(Choice, label="PDF store"):
+    """``[ledger] pdf_store``: where the signed PDFs are archived."""
+
+    FILES = "files"
+    """Each PDF in the output folder it was issued to (the path the ledger records)."""
+    DATABASE = "database"
+    """In the ledger's own database, beside the entries: workstations and the page share one
+    archive without a shared disk (meant for a PostgreSQL ledger)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +363,9 @@ class Settings:
     ledger_url: str = DEFAULT_LEDGER_URL
     """The ledger database. A relative SQLite file in the profile is relative to the profile
     (`resolve_sqlite_url`); in ``CERTISSUER_LEDGER_URL``, to the current folder."""
+    ledger_pdf_store: PdfStore = PdfStore.FILES
+    """Where signed PDFs are archived: files (the output folder) or database (the ledger's
+    own database); 'certissuer ledger migrate-files' moves an archive."""
     render_template_dir: Path | None = None
     """A lab's own template folder; None uses the templates shipped with certissuer."""
     web_host: str = "127.0.0.1"

@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ, file_stem, local_date
 from certissuer.config import Settings
 from certissuer.dcc import DccWriter
@@ -42,6 +41,7 @@ from certissuer.ledger import (
     process_alive,
     this_claimant,
 )
+from certissuer.ledger.storage import open_store
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
@@ -641,7 +641,7 @@ class Issuer:
                 reserve=reserve,
             )
             sha = hashlib.sha256(signed).hexdigest()
-            write_atomic(path, signed)
+            open_store(self.ledger, self.settings.ledger_pdf_store).put(entry.number, path, signed)
             written = True
             self.ledger.complete(
                 entry.number,
@@ -737,7 +737,8 @@ class Issuer:
             if event is not None and event.reason:
                 why += f": {event.reason}"
             notes.append(why)
-        if entry.pdf_path and not Path(entry.pdf_path).is_file():
+        stored_as_file = self.settings.ledger_pdf_store == "files"
+        if stored_as_file and entry.pdf_path and not Path(entry.pdf_path).is_file():
             notes.append(f"its PDF is missing from the archive ({entry.pdf_path})")
         return "; ".join(notes)
 

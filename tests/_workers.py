@@ -107,7 +107,7 @@ def victim(profile: str, out: str, refs_json: str, point: str) -> None:
 
         return wrapped
 
-    import certissuer.issue as issue_mod
+    import certissuer.ledger.storage as issue_mod  # where the files store writes
 
     if point == "before_render":
         issuer.renderer.render_pdf = third(issuer.renderer.render_pdf, before=True)  # type: ignore[method-assign]

@@ -330,7 +330,7 @@ def test_migration_0009_adds_the_report_records(any_ledger_url: str, pki: KeyPat
     key = TokenKey.load(pki.token_key)
     ledger = Ledger.open(any_ledger_url, ledger_key=key)  # upgrades from 0008
     with ledger.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0009"
+        assert MigrationContext.configure(conn).get_current_revision() == migrations.head_revision()
         report = SQLModel.metadata.tables["ledger_report"]
         diff = [
             d for d in compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)

@@ -25,19 +25,23 @@ from certissuer.errors import ConfigError, LedgerError
 if TYPE_CHECKING:
     from certissuer.config import Settings
     from certissuer.ledger import CertificateEntry, Ledger, Status
+    from certissuer.ledger.storage import PdfArchive
 
 __all__ = [
     "ledger_app",
     "ledger_audit",
+    "ledger_backup",
     "ledger_checkpoint",
     "ledger_consistency",
     "ledger_export",
     "ledger_failures",
     "ledger_get",
     "ledger_list",
+    "ledger_migrate_files",
     "ledger_proof",
     "ledger_repair",
     "ledger_reports",
+    "ledger_restore",
     "ledger_search",
     "ledger_show",
     "ledger_upgrade",
@@ -55,6 +59,13 @@ def _ledger(settings: Settings) -> Ledger:
     changes the schema, and issuing creates the database. Another lab's ledger is refused.
     """
     return open_ledger(settings)
+
+
+def _store(ledger: Ledger, settings: Settings) -> PdfArchive:
+    """Where the lab's signed PDFs are (``[ledger] pdf_store``)."""
+    from certissuer.ledger.storage import open_store
+
+    return open_store(ledger, settings.ledger_pdf_store)
 
 
 def _print_entries(rows: Sequence[tuple[CertificateEntry, Status]]) -> None:
@@ -336,24 +347,24 @@ def ledger_get(
         )
     if entry.is_pending or not entry.pdf_path or not entry.pdf_sha256:
         raise LedgerError(f"certificate {entry.number} has no signed PDF yet (still pending)")
-    source = Path(entry.pdf_path)
+    store = _store(ledger, ctx.obj.settings())
     try:
-        data = source.read_bytes()
-    except OSError as exc:
+        data = store.read(entry)
+    except LedgerError as exc:
         raise LedgerError(
-            f"the archive lacks the PDF of {entry.number}: {source}: {exc.strerror}",
+            f"the archive lacks the PDF of {entry.number}: {exc}",
             hint="restore it from a backup; the ledger keeps its SHA-256 "
             f"({entry.pdf_sha256}) to check the restored file",
         ) from None
     issued = issued_length(data, entry.pdf_sha256)
     if issued is None:
         raise LedgerError(
-            f"the archived PDF of {entry.number} ({source}) is not the file the ledger "
-            f"recorded (SHA-256 {entry.pdf_sha256}); nothing was written",
+            f"the archived PDF of {entry.number} ({store.where(entry)}) is not the file the "
+            f"ledger recorded (SHA-256 {entry.pdf_sha256}); nothing was written",
             hint="run 'certissuer ledger audit' and restore the file from a backup",
         )
     target = out_dir / pdf_filename(entry.number)
-    if target.resolve() == source.resolve():
+    if store.kind == "files" and target.resolve() == Path(entry.pdf_path).resolve():
         raise ConfigError(f"{target} is the archived file itself; choose another --out folder")
     write_atomic(target, data)
     later = "" if issued == len(data) else f" (with {len(data) - issued} bytes of later signatures)"
@@ -504,7 +515,12 @@ def ledger_audit(
         raise ConfigError("no token key configured", hint="set [token] key")
     witnesses = [load_witness(source) for source in witness or []]
     ledger = _ledger(settings)
-    report = ledger.audit(keys=lab_token_keys(settings)[0], check_files=files, witnesses=witnesses)
+    report = ledger.audit(
+        keys=lab_token_keys(settings)[0],
+        check_files=files,
+        witnesses=witnesses,
+        store=_store(ledger, settings),
+    )
     if as_json:
         typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
     else:
@@ -640,3 +656,121 @@ def ledger_export(
     # Each row with the event that decided its status: when, why and by what it ended.
     count = export_entries(((e, *ledger.status(e, today=today)) for e, _ in rows), form, out_file)
     say(f"exported {count} certificates to {out_file}")
+
+
+@ledger_app.command("backup")
+def ledger_backup(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="A new folder to write the backup to.")],
+) -> None:
+    """Back up the ledger and its signed PDFs to a new folder, with a manifest of SHA-256 sums.
+
+    Issuing may go on meanwhile: the database is copied as one snapshot (SQLite's backup API;
+    pg_dump for PostgreSQL) and the PDFs are those of the entries complete in it."""
+    from certissuer.ledger.backup import backup
+
+    settings = ctx.obj.settings()
+    ledger = _ledger(settings)
+    result = backup(ledger, out_dir, store=_store(ledger, settings))
+    for problem in result.problems:
+        out.print(f"[yellow]warning: {escape(problem)}[/]", soft_wrap=True)
+    cp = "none" if result.checkpoint_size is None else f"size {result.checkpoint_size}"
+    say(
+        f"backup {result.folder}: {result.entries} certificates, {result.pdfs} PDFs, log size "
+        f"{result.log_size}, root {result.root_hash}, newest checkpoint {cp}, "
+        f"{result.bytes} bytes"
+    )
+    if result.problems:
+        say(f"{len(result.problems)} PDF(s) not backed up: run 'certissuer ledger audit'")
+        raise typer.Exit(code=1)
+
+
+@ledger_app.command("restore")
+def ledger_restore(
+    ctx: typer.Context,
+    in_dir: Annotated[Path, typer.Argument(help="The backup folder ('ledger backup').")],
+    archive: Annotated[
+        Path,
+        typer.Option(
+            "--archive",
+            help="Folder to put the PDFs back in (pdf_store = files); each entry is pointed "
+            "at its restored file.",
+        ),
+    ] = Path("out"),
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A checkpoint published after the backup (file or server URL, as 'ledger "
+            "audit' takes): a backup behind it is refused. Repeatable.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore even a backup behind a --witness.")
+    ] = False,
+) -> None:
+    """Restore a backup into an empty ledger database ([ledger] url), then audit it.
+
+    Every file is checked against the manifest first; a changed backup or a database that is
+    not empty is refused. The audit uses the backup's saved checkpoint as witness."""
+    from certissuer.ledger import load_witness
+    from certissuer.ledger.backup import restore
+    from certissuer.token import load_public_keys
+
+    settings = ctx.obj.settings()
+    if settings.token_key is None:
+        raise ConfigError("no token key configured", hint="set [token] key")
+    witnesses = [load_witness(source) for source in witness or []]
+    result = restore(
+        in_dir,
+        settings.ledger_url,
+        lab_code=settings.lab_code,
+        keys=load_public_keys(settings.token_key),
+        store_kind=settings.ledger_pdf_store,
+        archive=archive,
+        witnesses=witnesses,
+        force=force,
+    )
+    for lost in result.lost:
+        out.print(f"[yellow]warning: forced: {escape(lost)}[/]", soft_wrap=True)
+    report = result.audit
+    say(
+        f"restored {result.entries} certificates, {result.pdfs} PDFs, log size "
+        f"{result.log_size}; audit: {report.events_signed} signed events, "
+        f"{report.checkpoints_checked} checkpoints, {report.witnesses_checked} saved "
+        f"checkpoints, {report.files_checked} PDFs checked ({report.files_missing} not found)"
+    )
+    for warning in report.unvouched:
+        out.print(f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
+    for number in result.without_pdf:
+        out.print(f"[yellow]warning: the backup holds no PDF of {escape(number)}[/]")
+    if result.without_pdf:
+        say(
+            f"restore done, audit clean, but {len(result.without_pdf)} certificate(s) have no "
+            "PDF: reissue them or restore their files from an older backup"
+        )
+        raise typer.Exit(code=1)
+    out.print("[green]restore done: audit found no problems[/]")
+
+
+@ledger_app.command("migrate-files")
+def ledger_migrate_files(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="files or database")],
+    archive: Annotated[
+        Path, typer.Option("--archive", help="With --to files: the folder to write them to.")
+    ] = Path("out"),
+) -> None:
+    """Copy every signed PDF into the other store, checking every hash; then set
+    [ledger] pdf_store to match. The source is left in place."""
+    from certissuer.config import PdfStore
+    from certissuer.ledger.storage import migrate_files
+
+    target = PdfStore.parse(to, where="--to")
+    settings = ctx.obj.settings()
+    ledger = _ledger(settings)
+    report = migrate_files(ledger, to=target, archive=archive)
+    where = f"files under {archive}" if target is PdfStore.FILES else "the ledger database"
+    say(f"copied {report.copied} PDFs ({report.bytes} bytes) to {where}, every hash checked")
+    if settings.ledger_pdf_store != target:
+        say(f'now set [ledger] pdf_store = "{target.value}" in the lab profile')

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, assert_never
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 from sqlmodel import Session, col, select
 
@@ -44,6 +44,9 @@ from certissuer.ledger.tables import (
     utc,
 )
 from certissuer.token import TokenPublicKey
+
+if TYPE_CHECKING:
+    from certissuer.ledger.storage import PdfArchive
 
 __all__ = ["AuditReport", "SessionSource", "Witness", "load_witness", "run_audit"]
 
@@ -133,8 +136,10 @@ def run_audit(
     keys: Sequence[TokenPublicKey],
     check_files: bool,
     witnesses: Sequence[Witness] = (),
+    store: PdfArchive | None = None,
 ) -> AuditReport:
-    """Audit the ledger that `ledger` (a `Ledger`) reads; see `Ledger.audit`."""
+    """Audit the ledger that `ledger` (a `Ledger`) reads; see `Ledger.audit`. The PDFs are
+    read through `store` (default: the files at each entry's path)."""
     report = AuditReport()
     with ledger.session() as s:
         leaves = list(s.exec(select(LogLeaf).order_by(col(LogLeaf.idx))))
@@ -242,17 +247,23 @@ def run_audit(
 
     # 5. The PDFs it can reach.
     if check_files:
+        from certissuer.ledger.storage import FileStore, MissingPdf
+
+        archive = store if store is not None else FileStore()
         for number, entry in sorted(entries.items()):
             if entry.is_pending or not entry.pdf_path:
                 continue
-            path = Path(entry.pdf_path)
-            if not path.exists():
+            try:
+                data = archive.read(entry)
+            except MissingPdf:
                 report.files_missing += 1
                 continue
             report.files_checked += 1
             # An approved certificate is the issued file plus the head's signature.
-            if issued_length(path.read_bytes(), entry.pdf_sha256 or "") is None:
-                problems.append(f"file: {path} ({number}) differs from the PDF in the ledger")
+            if issued_length(data, entry.pdf_sha256 or "") is None:
+                problems.append(
+                    f"file: {archive.where(entry)} ({number}) differs from the PDF in the ledger"
+                )
     return report
 
 

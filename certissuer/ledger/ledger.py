@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, delete, event, func, inspect
 from sqlalchemy import select as sa_select
@@ -85,6 +85,9 @@ from certissuer.ledger.tables import (
     utc,
 )
 from certissuer.token import TokenKey, TokenPublicKey, token_key_id
+
+if TYPE_CHECKING:
+    from certissuer.ledger.storage import PdfArchive
 
 __all__ = ["Failure", "Ledger"]
 
@@ -1423,6 +1426,7 @@ class Ledger:
         keys: Sequence[TokenPublicKey],
         check_files: bool = True,
         witnesses: Sequence[Witness] = (),
+        store: "PdfArchive | None" = None,
     ) -> AuditReport:
         """Recompute the log from the rows and check event signatures, checkpoints and PDF
         files.
@@ -1430,10 +1434,11 @@ class Ledger:
         Names every edited, deleted, inserted or reordered row with its position in the log,
         every event whose signature fails (`keys` are the lab's ledger public keys), every
         stored checkpoint the log no longer matches, and every saved checkpoint in `witnesses`
-        (`certissuer.ledger.audit.load_witness`) that the log does not extend (a rollback). Leaves
+        (`certissuer.ledger.audit.load_witness`) that the log does not extend (a rollback).
+        PDFs are read through `store` (`certissuer.ledger.storage`; default: the files). Leaves
         that no checkpoint vouches for yet are listed apart (`AuditReport.unvouched`).
         """
-        return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses)
+        return run_audit(self, keys=keys, check_files=check_files, witnesses=witnesses, store=store)
 
     # -- signed reports (issue 19) ---------------------------------------------------------
 

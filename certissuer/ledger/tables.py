@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from certissuer.errors import LedgerError
@@ -38,6 +38,7 @@ __all__ = [
     "ScanFile",
     "StampClaim",
     "Status",
+    "StoredPdf",
     "checkpoint_json",
     "checkpoint_message",
     "event_message",
@@ -387,6 +388,23 @@ class StampClaim(SQLModel, table=True):
     """The certificate that holds the stamp now."""
     replaced: str | None = Field(default=None, max_length=60)
     """The certificate that held it before, when `certificate` amends it."""
+
+
+class StoredPdf(SQLModel, table=True):
+    """A signed PDF kept in the ledger's own database (``[ledger] pdf_store = "database"``).
+
+    Written before the certificate's entry is completed, so a completed entry always has its
+    row; a row whose entry was given back (an issue that failed) is overwritten when the
+    number is issued again. No foreign key for that reason.
+    """
+
+    __tablename__ = "ledger_pdf"
+    number: str = Field(primary_key=True, max_length=60)
+    sha256: str = Field(max_length=64)
+    """SHA-256 of `data` as stored (the ledger's `pdf_sha256` is that of the issued file)."""
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    stored_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 def format_number(series: str, year: int, seq: int) -> str:

@@ -22,7 +22,6 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Generic, TypeVar
 
 from fastapi import UploadFile
@@ -39,6 +38,7 @@ from certissuer.errors import (
     VerificationFailed,
 )
 from certissuer.ledger import CertificateEntry, Ledger
+from certissuer.ledger.storage import open_store
 from certissuer.token import TokenClaims, read_token
 from certissuer.verify import Report, Verdict, Verifier, _standing
 from certissuer.web.middleware import Problem
@@ -369,8 +369,8 @@ class Site:
         if report.verdict not in LEDGER_VERDICTS or entry is None or not entry.pdf_path:
             raise unavailable
         try:
-            data = Path(entry.pdf_path).read_bytes()
-        except OSError:
+            data = open_store(self.ledger, self.settings.ledger_pdf_store).read(entry)
+        except LedgerError:
             _logger.warning("%s: cannot read %s", entry.number, entry.pdf_path)
             raise unavailable from None
         if issued_length(data, entry.pdf_sha256 or "") is None:  # approved: issued + head's
