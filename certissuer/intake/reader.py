@@ -47,7 +47,9 @@ _logger = logging.getLogger(__name__)
 _SUFFIXES: Final = (".json", ".csv", ".xlsx", ".xml")
 
 
-def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Record | Rejected]:
+def iter_records(
+    path: Path, *, max_bytes: int = MAX_INPUT_BYTES, fill: dcc.Fill | None = None
+) -> Iterator[Record | Rejected]:
     """Yield one `Record` or `Rejected` per certificate of `path`, in input order.
 
     `path` is a ``.json``, ``.csv`` or ``.xlsx`` file (chosen by suffix; for CSV the sibling
@@ -76,7 +78,7 @@ def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Re
     if suffix == ".json":
         return json_records(path, max_bytes)
     if suffix == ".xml":
-        return xml_records(path, max_bytes)
+        return xml_records(path, max_bytes, fill)
     if suffix == ".csv":
         present: dict[str, Path] = {}
         for name in LIST_TABLES:
@@ -120,8 +122,15 @@ def certificate_schema_json() -> str:
 # --- XML (a PTB DCC document) --------------------------------------------------------------
 
 
-def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
-    """The one certificate of a DCC 3.1.2 document; problems name the line and the field."""
+def xml_records(
+    path: Path, max_bytes: int, fill: dcc.Fill | None = None
+) -> Iterator[Record | Rejected]:
+    """The certificates of a DCC document; problems name the line and the field.
+
+    certissuer's own DCC 3.1.2 is read back exactly (`dcc.read_document`); a DCC 3.0 to 3.3
+    written elsewhere is read as the schema allows (`dcc.read_foreign`), one certificate per
+    item, with `fill` giving what it does not carry and one error listing what is missing.
+    """
     where = str(path)
     try:
         with path.open("rb") as f:
@@ -130,6 +139,11 @@ def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
         raise InputError(path, f"cannot be read: {exc.strerror}") from exc
     if len(raw) > max_bytes:  # the file grew after the size check
         raise too_large(where, len(raw), max_bytes)
+    root = dcc.parse_root(raw, where=where, max_bytes=max_bytes)
+    version = root.get("schemaVersion")
+    if version != dcc.SCHEMA_VERSION or dcc.is_foreign(root):
+        yield from _foreign_records(root, where, version, fill)
+        return
     folder = dcc.find_schema_dir()
     schema = dcc.Schema.load(folder) if folder is not None else None
     doc = dcc.read_document(raw, where=where, schema=schema, max_bytes=max_bytes)
@@ -142,3 +156,26 @@ def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
         errors = [doc.locate(e) for e in item.errors if e in doc.problems or e.field not in seen]
         item = Rejected(item.source, item.row, item.ref, tuple(errors))
     yield item
+
+
+def _foreign_records(
+    root: object, where: str, version: str | None, fill: dcc.Fill | None
+) -> Iterator[Record | Rejected]:
+    if not dcc.version_supported(version):
+        raise InputError(
+            where,
+            f"a DCC of schema version {version or '(none)'}: certissuer reads DCC "
+            f"{', '.join(dcc.READ_VERSIONS)}",
+            hint="ask the issuer for the DCC in schema version 3.1.2 or newer",
+        )
+    fill = fill or dcc.Fill()
+    for imported in dcc.read_foreign(root, where=where, fill=fill):
+        ref = imported.data.get("ref")
+        if fill.report is not None:
+            for line in imported.notes + imported.extras:
+                fill.report(f"{where}, item {imported.item}: {line}")
+        if imported.missing:
+            error = dcc.missing_error(where, imported.missing, imported.item)
+            yield Rejected(where, imported.item, ref, (error,))
+            continue
+        yield judge(where, imported.data, Place(where, imported.item, ref), [])
