@@ -227,7 +227,7 @@ def _pick(quantity: Any, prefer: str | None = None) -> _Series | None:
     reps = _representations(quantity)
     # A ratio (\one) is the last choice: a hybrid gives it beside the unit a lab prints (%).
     printable = sorted(
-        (r for r in reps if unit_symbol(r.unit) is not None), key=lambda r: r.unit == r"\one"
+        (r for r in reps if _symbol(r.unit) is not None), key=lambda r: r.unit == r"\one"
     )
     if not printable:
         return reps[0] if reps else None
@@ -247,6 +247,64 @@ def _pick(quantity: Any, prefer: str | None = None) -> _Series | None:
             chosen.coverage_probability = other.coverage_probability
             break
     return chosen
+
+
+_BASE: Final = {
+    "metre": "m",
+    "kilogram": "kg",
+    "second": "s",
+    "ampere": "A",
+    "kelvin": "K",
+    "mole": "mol",
+    "candela": "cd",
+}
+_COHERENT: Final = (r"\ohm", r"\volt", r"\watt", r"\pascal", r"\newton", r"\joule", r"\hertz")
+_DIMENSIONS: Final = {
+    r"\ohm": {"kg": 1, "m": 2, "s": -3, "A": -2},
+    r"\volt": {"kg": 1, "m": 2, "s": -3, "A": -1},
+    r"\watt": {"kg": 1, "m": 2, "s": -3},
+    r"\pascal": {"kg": 1, "m": -1, "s": -2},
+    r"\newton": {"kg": 1, "m": 1, "s": -2},
+    r"\joule": {"kg": 1, "m": 2, "s": -2},
+    r"\hertz": {"s": -1},
+}
+r"""Coherent derived units a DCC may write in base units (the GP resistance example writes the
+ohm as ``\kilogram\metre\tothe{2}\second\tothe{-3}\ampere\tothe{-2}``)."""
+
+
+def _dimension(dsi: str) -> dict[str, int] | None:
+    """The base-unit exponents of an unprefixed D-SI unit in base units, or None."""
+    out: dict[str, int] = {}
+    last: str | None = None
+    sign = 1
+    for name, arg in re.findall(r"\\([a-z]+)(?:\{([^}]*)\})?", dsi):
+        if name == "per":
+            sign = -1
+        elif name == "tothe" and last is not None and arg:
+            try:
+                power = int(arg)
+            except ValueError:
+                return None
+            out[last] += (power - 1) * (1 if out[last] > 0 else -1)
+        elif name in _BASE:
+            last = _BASE[name]
+            out[last] = out.get(last, 0) + sign
+            sign = 1
+        else:
+            return None
+    return {k: v for k, v in out.items() if v} or None
+
+
+def _symbol(dsi: str) -> str | None:
+    """The printed symbol of the D-SI unit `dsi`, also when it is written in base units."""
+    symbol = unit_symbol(dsi)
+    if symbol is not None:
+        return symbol
+    dims = _dimension(dsi)
+    for unit in _COHERENT:
+        if dims is not None and dims == _DIMENSIONS[unit]:
+            return unit_symbol(unit)
+    return None
 
 
 def _plain(value: Decimal) -> str:
@@ -323,6 +381,9 @@ class _Foreign:
         self._standards(result, out)
         self._conditions(result, out)
         self._results(result, out)
+        lines = [line[i : i + 2000] for line in out.notes + out.extras for i in range(0, len(line), 2000)]
+        if lines:
+            data["source_notes"] = lines[:200]
         return out
 
     def _dates(self, out: Imported) -> None:
@@ -460,7 +521,7 @@ class _Foreign:
             if key is None or not values:
                 if values:
                     shown = " … ".join(_plain(v) for v in sorted({min(values), max(values)}))
-                    out.extras.append(f"condition {label}: {shown} {unit_symbol(unit) or unit}")
+                    out.extras.append(f"condition {label}: {shown} {_symbol(unit) or unit}")
                 continue
             if unit == r"\kelvin" and key == "temperature":
                 values, unit = [v - Decimal("273.15") for v in values], r"\degreecelsius"
@@ -533,10 +594,15 @@ class _Foreign:
                 s = _pick(by_role[key], unit)
                 if s is not None:
                     columns[key] = s
-        symbol = unit_symbol(unit)
+        symbol = _symbol(unit)
+        if symbol is None:
+            out.missing.append(
+                f"results '{name}' in a unit certissuer prints (the DCC gives D-SI '{unit}')"
+            )
+            return []
         rows: list[dict[str, Any]] = []
         for i in range(n):
-            row: dict[str, Any] = {"quantity": name, "unit": symbol or unit}
+            row: dict[str, Any] = {"quantity": name, "unit": symbol}
             row["measured"] = measured.values[i]
             for key in ("nominal", "error"):
                 s = columns.get(key)
@@ -572,7 +638,7 @@ class _Foreign:
             text = _text(quantity.find(_D + "noQuantity")) or "(no D-SI value)"
             out.extras.append(f"{result} / {label}: {text}")
             return
-        unit = unit_symbol(s.unit) or s.unit
+        unit = _symbol(s.unit) or s.unit
         values = " ".join(s.values)
         unc = f" ± {' '.join(s.uncertainties)}" if s.uncertainties else ""
         out.extras.append(f"{result} / {label}: {values}{unc} {unit}")

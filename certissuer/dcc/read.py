@@ -490,6 +490,9 @@ class _Reader:
                 self._set(data, "language_note", _content_text(declaration), declaration)
             elif "certissuer_externalProvider" in types and kind == "calibration":
                 self._set(data, "external_provider", _content_text(declaration), declaration)
+            elif "certissuer_sourceNotes" in types and kind == "calibration":
+                lines = [c.text or "" for c in declaration.findall(_D + "content")]
+                self._set(data, "source_notes", lines, declaration)
             elif "certissuer_customerSupplied" in types and kind == "calibration":
                 fields = (_content_text(declaration) or "").split()
                 self._set(data, "customer_supplied", fields, declaration)

@@ -163,7 +163,7 @@ def _foreign_records(
 ) -> Iterator[Record | Rejected]:
     if not dcc.version_supported(version):
         raise InputError(
-            where,
+            f"{where}, line {getattr(root, 'sourceline', 1)}",
             f"a DCC of schema version {version or '(none)'}: certissuer reads DCC "
             f"{', '.join(dcc.READ_VERSIONS)}",
             hint="ask the issuer for the DCC in schema version 3.1.2 or newer",
