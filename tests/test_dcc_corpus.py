@@ -10,13 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pypdf
 import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
 from certissuer import dcc, intake
 from certissuer.cli import app
-from certissuer.errors import InputError, InputErrors
+from certissuer.errors import InputErrors
 from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
 from certissuer.registry import Register
@@ -106,6 +107,12 @@ def test_each_example_issues_and_verifies_or_is_refused_in_one_line(
         )
         assert verified.exit_code == 0, verified.stdout + verified.stderr
         assert "embedded DCC: matches the ledger's data" in verified.stdout
+    if path.name == "dcc_gp_humidity_v1.0.xml":  # the range and the extra columns are printed
+        text = " ".join(
+            pypdf.PdfReader(issued[0]["entry"]["pdf_path"]).pages[0].extract_text().split()
+        )
+        assert "Further data of the source DCC" in text
+        assert "performed 1957-08-13 … 1957-08-14" in text
 
 
 def _read(path: Path, **fill: Any) -> list[dcc.Imported]:
@@ -176,7 +183,9 @@ def test_round_trip_keeps_every_value_read(path: Path, tmp_path: Path, pki: KeyP
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), str(path)], env=env)
     assert result.exit_code == 0, result.stderr
     [done] = json.loads(result.stdout)["issued"]
-    exported = runner.invoke(app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]])
+    exported = runner.invoke(
+        app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]]
+    )
     assert exported.exit_code == 0, exported.stderr
     again = dcc.read_certificate(exported.stdout_bytes, stored=True)
     [read] = _read(

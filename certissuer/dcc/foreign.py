@@ -20,8 +20,10 @@ What the Vietnamese forms need and a DCC does not carry (date received, place of
 who performed and who signs, the standards' certificate numbers and due dates) comes from `Fill`
 (the lab profile and the command's options); what is still missing is reported in one list.
 
->>> imported = read_foreign(raw, where="humidity.xml", fill=Fill(received="2021-07-20"))  # doctest: +SKIP
->>> imported[0].data["results"][0]["measured"]  # doctest: +SKIP
+>>> root = parse_root(raw, where="humidity.xml")  # doctest: +SKIP
+>>> [first, second] = read_foreign(root, where="humidity.xml", fill=Fill(received="2021-07-20"))
+... # doctest: +SKIP
+>>> first.data["results"][0]["measured"]  # doctest: +SKIP
 '19.7'
 """
 
@@ -324,7 +326,10 @@ class _Foreign:
     def __init__(self, root: Any, where: str, fill: Fill) -> None:
         self.root, self.where, self.fill, self.lab_place = root, where, fill, fill.lab_place
         self.adm = root.find(_D + "administrativeData")
-        self.core = self.adm.find(_D + "coreData") if self.adm is not None else None
+        core = self.adm.find(_D + "coreData") if self.adm is not None else None
+        if core is None:
+            raise InputError(where, "the DCC has no dcc:administrativeData/dcc:coreData")
+        self.core: Any = core
 
     def _find(self, parent: Any | None, path: str) -> Any | None:
         if parent is None:
@@ -339,9 +344,7 @@ class _Foreign:
     def read(self) -> list[Imported]:
         items = self._findall(self.adm, "items/item")
         if not items:
-            raise InputError(
-                self.where, "the DCC names no calibration item (dcc:items/dcc:item)"
-            )
+            raise InputError(self.where, "the DCC names no calibration item (dcc:items/dcc:item)")
         chosen = range(1, len(items) + 1)
         if self.fill.item is not None:
             if not 1 <= self.fill.item <= len(items):
@@ -356,9 +359,7 @@ class _Foreign:
     def _record(self, item: Any, n: int, count: int) -> Imported:
         out = Imported(n, {"kind": "calibration"})
         data = out.data
-        uid = (self._find(self.core, "uniqueIdentifier") is not None and (
-            self.core.findtext(_D + "uniqueIdentifier") or ""
-        ).strip()) or ""
+        uid = (self.core.findtext(_D + "uniqueIdentifier") or "").strip()
         data["ref"] = (uid or "DCC") + (f" item {n}" if count > 1 else "")
         self._dates(out)
         data["item"] = self._item(item)
@@ -381,7 +382,9 @@ class _Foreign:
         self._standards(result, out)
         self._conditions(result, out)
         self._results(result, out)
-        lines = [line[i : i + 2000] for line in out.notes + out.extras for i in range(0, len(line), 2000)]
+        lines = [
+            line[i : i + 2000] for line in out.notes + out.extras for i in range(0, len(line), 2000)
+        ]
         if lines:
             data["source_notes"] = lines[:200]
         return out
@@ -472,14 +475,17 @@ class _Foreign:
             row: dict[str, Any] = {"name": name}
             idents = self._findall(eq, "identifications/identification")
             serial = next(
-                (x for x in idents if re.search(r"serial|serien", _text(x.find(_D + "name")), re.I)),
+                (
+                    x
+                    for x in idents
+                    if re.search(r"serial|serien", _text(x.find(_D + "name")), re.I)
+                ),
                 None,
             )
             if serial is not None:
                 row["serial"] = (serial.findtext(_D + "value") or "").strip()
-            number = (self._find(eq, "certificate/referralID") is not None and (
-                eq.find(_D + "certificate").findtext(_D + "referralID") or ""
-            ).strip()) or ""
+            referral = self._find(eq, "certificate/referralID")
+            number = (referral.text or "").strip() if referral is not None else ""
             if number:
                 row["certificate_number"] = number
             if self.fill.standards is not None and (
@@ -489,8 +495,10 @@ class _Foreign:
                 if found is not None:
                     row.setdefault("certificate_number", found[0])
                     row["calibration_due"] = found[1]
-            for key, what in (("certificate_number", "certificate number"),
-                              ("calibration_due", "calibration due date")):
+            for key, what in (
+                ("certificate_number", "certificate number"),
+                ("calibration_due", "calibration due date"),
+            ):
                 if key not in row:
                     out.missing.append(f"{what} of standard '{name}' (register it)")
             rows.append(row)
@@ -506,9 +514,7 @@ class _Foreign:
         }
         conditions: dict[str, str] = {}
         for condition in self._findall(result, "influenceConditions/influenceCondition"):
-            key = next(
-                (k for k, (t, _, _) in wanted.items() if t in _ref_types(condition)), None
-            )
+            key = next((k for k, (t, _, _) in wanted.items() if t in _ref_types(condition)), None)
             values: list[Decimal] = []
             unit = ""
             for quantity in condition.findall(f"{_D}data/{_D}quantity"):
@@ -534,9 +540,7 @@ class _Foreign:
             conditions[key] = _plain((low + high) / 2)
             if high != low:
                 conditions[f"{key}_uncertainty"] = _plain((high - low) / 2)
-                out.notes.append(
-                    f"{label}: {_plain(low)} … {_plain(high)} {wanted[key][2]}"
-                )
+                out.notes.append(f"{label}: {_plain(low)} … {_plain(high)} {wanted[key][2]}")
         if conditions:
             out.data["conditions"] = conditions
 
@@ -561,9 +565,7 @@ class _Foreign:
                 "results: no dcc:result gives indicated values (refType basic_measuredValue)"
             )
 
-    def _rows(
-        self, name: str, quantities: Sequence[Any], out: Imported
-    ) -> list[dict[str, Any]]:
+    def _rows(self, name: str, quantities: Sequence[Any], out: Imported) -> list[dict[str, Any]]:
         def role(q: Any) -> str | None:
             types = _ref_types(q)
             for key, refs in (
@@ -583,8 +585,8 @@ class _Foreign:
                 self._extra(name, q, out)
             return []
         measured = _pick(by_role["measured"])
-        assert measured is not None or True
         if measured is None:
+            out.missing.append(f"results '{name}': indicated values as D-SI (si:real or a list)")
             return []
         unit = measured.unit
         n = len(measured.values)
@@ -647,8 +649,9 @@ class _Foreign:
 def read_foreign(root: Any, *, where: str, fill: Fill | None = None) -> list[Imported]:
     """The certificate records of the foreign DCC `root` (an lxml element), one per item.
 
-    `where` names the file in messages; `fill` gives what the DCC does not carry. Raises `InputError` when the DCC has no item or no measurement
-    result, or `fill.item` is out of range. Missing fields are listed in `Imported.missing`.
+    `where` names the file in messages; `fill` gives what the DCC does not carry. Raises
+    `InputError` when the DCC has no item or no measurement result, or `fill.item` is out of
+    range. Fields still missing are listed in `Imported.missing`.
     """
     return _Foreign(root, where, fill or Fill()).read()
 
