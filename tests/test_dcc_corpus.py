@@ -162,6 +162,24 @@ def test_missing_fields_come_in_one_list(tmp_path: Path) -> None:
         assert needed in message
 
 
+def test_a_3_3_document_with_d_si_2_2_uncertainties_is_read(tmp_path: Path) -> None:
+    # DCC 3.3 uses D-SI 2.2, which names the expanded uncertainty expandedMU: the GP example
+    # rewritten so gives the same rows as the 3.1.2 original.
+    text = (CORPUS / "dcc_gp_humidity_v1.0.xml").read_text(encoding="utf-8")
+    newer = (
+        text.replace('schemaVersion="3.1.2"', 'schemaVersion="3.3.0"')
+        .replace("expandedUncXMLList", "expandedMUXMLList")
+        .replace("uncertaintyXMLList", "valueExpandedMUXMLList")
+    )
+    assert newer.count("valueExpandedMUXMLList") >= 2
+    path = tmp_path / "humidity-3.3.xml"
+    path.write_text(newer, encoding="utf-8")
+    [old] = _read(CORPUS / "dcc_gp_humidity_v1.0.xml", item=1)
+    [new] = _read(path, item=1)
+    assert new.data["results"] == old.data["results"]
+    assert new.data["results"][3]["uncertainty"] == "1.1"
+
+
 def test_an_unreadable_version_is_one_clear_line(tmp_path: Path) -> None:
     old = tmp_path / "old.xml"
     text = (CORPUS / "ptb-xsd-siliziumkugel.xml").read_text(encoding="utf-8")

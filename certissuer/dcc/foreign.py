@@ -168,8 +168,11 @@ def _series_of(el: Any) -> _Series | None:
         unit = (el.findtext(_S + "unit") or "").strip()
         s = _Series([value], unit)
         unc = el.find(_S + "expandedUnc")
+        value = "uncertainty"
+        if unc is None:  # D-SI 2.2 (DCC 3.3): expandedMU
+            unc, value = el.find(_S + "expandedMU"), "valueExpandedMU"
         if unc is not None:
-            s.uncertainties = [(unc.findtext(_S + "uncertainty") or "").strip()]
+            s.uncertainties = [(unc.findtext(_S + value) or "").strip()]
             s.coverage_factor = [(unc.findtext(_S + "coverageFactor") or "").strip()]
             s.coverage_probability = [(unc.findtext(_S + "coverageProbability") or "").strip()]
         return s
@@ -180,9 +183,12 @@ def _series_of(el: Any) -> _Series | None:
             return None  # a unit per element that differ: not one column
         s = _Series(values, units[0])
         unc = el.find(_S + "expandedUncXMLList")
+        value = "uncertaintyXMLList"
+        if unc is None:  # D-SI 2.2 (DCC 3.3): expandedMUXMLList
+            unc, value = el.find(_S + "expandedMUXMLList"), "valueExpandedMUXMLList"
         if unc is not None:
             n = len(values)
-            s.uncertainties = _expand((unc.findtext(_S + "uncertaintyXMLList") or "").split(), n)
+            s.uncertainties = _expand((unc.findtext(_S + value) or "").split(), n)
             s.coverage_factor = _expand(
                 (unc.findtext(_S + "coverageFactorXMLList") or "").split(), n
             )
@@ -212,15 +218,16 @@ def _representations(quantity: Any) -> list[_Series]:
 
 
 def _scale(a: _Series, b: _Series) -> Decimal | None:
-    """The factor f with a = f·b at every element, or 1 for a constant offset (K → °C)."""
+    """The factor f with a = f·b at every element (1 for K and °C, an offset), or None."""
     xs = [_decimal(v) for v in a.values]
     ys = [_decimal(v) for v in b.values]
     if len(xs) != len(ys) or any(v is None for v in xs + ys):
         return None
-    ratios = {(x / y).quantize(Decimal("0.01")) for x, y in zip(xs, ys, strict=True) if x and y}
-    if len(ratios) == 1:
-        return ratios.pop()
-    return Decimal(1)
+    if {a.unit, b.unit} == {r"\kelvin", r"\degreecelsius"}:
+        return Decimal(1)  # an offset: a difference is the same in both
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
+    ratios = {(x / y).quantize(Decimal("0.01")) for x, y in pairs if x and y}
+    return ratios.pop() if len(ratios) == 1 else None  # else no safe factor
 
 
 def _pick(quantity: Any, prefer: str | None = None) -> _Series | None:
