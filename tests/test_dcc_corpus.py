@@ -151,6 +151,16 @@ def test_humidity_lists_hybrids_items_range_and_extras() -> None:
     assert "date received (--received YYYY-MM-DD)" in only.missing
 
 
+def test_temperature_prints_celsius_with_the_error_and_u_given_in_kelvin() -> None:
+    # The GP temperature example gives indicated and reference values in K and °C, but the
+    # error and its uncertainty in K only: a difference, the same in °C.
+    [read] = _read(CORPUS / "dcc_gp_temperature_typical_v12.xml")
+    first = read.data["results"][0]
+    assert (first["unit"], first["measured"], first["nominal"]) == ("°C", "33.17", "33.098")
+    assert (first["error"], first["uncertainty"]) == ("0.072", "0.061")
+    assert read.data["method"].endswith("(DKD-R 5-1:2018)")
+
+
 def test_missing_fields_come_in_one_list(tmp_path: Path) -> None:
     source = CORPUS / "dcc_gp_temperature_typical_v12.xml"
     with pytest.raises(InputErrors) as caught:

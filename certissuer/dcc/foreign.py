@@ -223,7 +223,7 @@ def _scale(a: _Series, b: _Series) -> Decimal | None:
     ys = [_decimal(v) for v in b.values]
     if len(xs) != len(ys) or any(v is None for v in xs + ys):
         return None
-    if {a.unit, b.unit} == {r"\kelvin", r"\degreecelsius"}:
+    if {a.unit, b.unit} == _KELVIN_CELSIUS:
         return Decimal(1)  # an offset: a difference is the same in both
     pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
     ratios = {(x / y).quantize(Decimal("0.01")) for x, y in pairs if x and y}
@@ -236,7 +236,8 @@ def _pick(quantity: Any, prefer: str | None = None) -> _Series | None:
     reps = _representations(quantity)
     # A ratio (\one) is the last choice: a hybrid gives it beside the unit a lab prints (%).
     printable = sorted(
-        (r for r in reps if _symbol(r.unit) is not None), key=lambda r: r.unit == r"\one"
+        (r for r in reps if _symbol(r.unit) is not None),
+        key=lambda r: (r.unit == r"\one", r.unit == r"\kelvin"),  # °C before K, as printed
     )
     if not printable:
         return reps[0] if reps else None
@@ -314,6 +315,14 @@ def _symbol(dsi: str) -> str | None:
         if dims is not None and dims == _DIMENSIONS[unit]:
             return unit_symbol(unit)
     return None
+
+
+_KELVIN_CELSIUS: Final = {r"\kelvin", r"\degreecelsius"}
+
+
+def _same_step(a: str, b: str) -> bool:
+    """True when a difference (an error, an uncertainty) in unit `a` reads the same in `b`."""
+    return a == b or {a, b} == _KELVIN_CELSIUS
 
 
 def _plain(value: Decimal) -> str:
@@ -468,7 +477,7 @@ class _Foreign:
 
     def _method(self, result: Any) -> str:
         methods = self._findall(result, "usedMethods/usedMethod")
-        chosen = [m for m in methods if _has(m, "method")] or methods[:1]
+        chosen = [m for m in methods if _has(m, "method")] or methods
         parts = []
         for m in chosen:
             norms = [(n.text or "").strip() for n in m.findall(_D + "norm")]
@@ -615,13 +624,17 @@ class _Foreign:
             row["measured"] = measured.values[i]
             for key in ("nominal", "error"):
                 s = columns.get(key)
-                if s is not None and s.unit == unit and i < len(_expand(s.values, n)):
+                # An error is a difference: the same in K and °C; a nominal value is not.
+                fits = s is not None and (
+                    s.unit == unit if key == "nominal" else _same_step(s.unit, unit)
+                )
+                if s is not None and fits and i < len(_expand(s.values, n)):
                     row[key] = _expand(s.values, n)[i]
             source = next(
                 (
                     s
                     for s in (columns.get(k) for k in ("measured", "error", "nominal"))
-                    if s is not None and s.uncertainties
+                    if s is not None and s.uncertainties and _same_step(s.unit, unit)
                 ),
                 None,
             )
@@ -633,7 +646,7 @@ class _Foreign:
                     row["coverage_factor"] = k[i]
                 if p and p[i]:
                     row["coverage_probability"] = p[i]
-            elif "uncertainty" in columns:
+            elif "uncertainty" in columns and _same_step(columns["uncertainty"].unit, unit):
                 row["uncertainty"] = _expand(columns["uncertainty"].values, n)[i]
             rows.append(row)
         for q in extras:
