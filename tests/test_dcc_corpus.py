@@ -190,6 +190,25 @@ def test_a_3_3_document_with_d_si_2_2_uncertainties_is_read(tmp_path: Path) -> N
     assert new.data["results"][3]["uncertainty"] == "1.1"
 
 
+def test_a_foreign_dcc_with_entities_is_refused_unread(tmp_path: Path) -> None:
+    # The foreign path parses as the own one does: an entity bomb in another lab's DCC is
+    # refused at its DOCTYPE, never expanded into the certificate's fields.
+    text = (CORPUS / "ptb-xsd-dcc-vacuumlab-SRG.xml").read_text(encoding="utf-8")
+    bomb = '<!DOCTYPE d [<!ENTITY a "AAAAAAAAAA"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+    root_at = text.index("<dcc:digitalCalibrationCertificate")
+    evil = (
+        text[:root_at]
+        + bomb
+        + text[root_at:].replace("<dcc:uniqueIdentifier>", "<dcc:uniqueIdentifier>&b;", 1)
+    )
+    path = tmp_path / "evil.xml"
+    path.write_text(evil, encoding="utf-8")
+    with pytest.raises(InputErrors) as caught:
+        intake.read_certificates(path, fill=dcc.Fill(received="2020-06-01"))
+    [error] = caught.value.errors
+    assert "DOCTYPE declaration: DTDs and entities are not allowed" in str(error)
+
+
 def test_an_unreadable_version_is_one_clear_line(tmp_path: Path) -> None:
     old = tmp_path / "old.xml"
     text = (CORPUS / "ptb-xsd-siliziumkugel.xml").read_text(encoding="utf-8")

@@ -53,8 +53,9 @@ def iter_records(
     """Yield one `Record` or `Rejected` per certificate of `path`, in input order.
 
     `path` is a ``.json``, ``.csv`` or ``.xlsx`` file (chosen by suffix; for CSV the sibling
-    list tables ``NAME.results.csv`` etc. are read too). `max_bytes` caps the size of each file,
-    checked before anything is read. A bad certificate is yielded as `Rejected` and reading goes
+    list tables ``NAME.results.csv`` etc. are read too) or ``.xml`` (a DCC). `max_bytes` caps
+    the size of each file, checked before anything is read; `fill` gives what a DCC written
+    elsewhere does not carry (`certissuer.dcc.Fill`). A bad certificate is yielded as `Rejected` and reading goes
     on; list-table rows whose ``ref`` matches no certificate are yielded as `Rejected` at the end.
 
     Raises `InputError` for problems with the file as a whole: an unknown suffix, a missing,
@@ -91,17 +92,19 @@ def iter_records(
     return xlsx_records(path, max_bytes)
 
 
-def read_certificates(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> list[Record]:
+def read_certificates(
+    path: Path, *, max_bytes: int = MAX_INPUT_BYTES, fill: dcc.Fill | None = None
+) -> list[Record]:
     """Read every certificate of `path`, or report every problem at once.
 
-    `path` and `max_bytes` are as for `iter_records`. Returns the records in input order.
+    `path`, `max_bytes` and `fill` are as for `iter_records`. Returns the records in input order.
     Raises `InputErrors` carrying every problem found (a problem with the file as a whole comes
     last, after the problems of the certificates read before it), never only the first one.
     """
     records: list[Record] = []
     errors: list[InputError] = []
     try:
-        for item in iter_records(path, max_bytes=max_bytes):
+        for item in iter_records(path, max_bytes=max_bytes, fill=fill):
             if isinstance(item, Record):
                 records.append(item)
             else:
