@@ -55,8 +55,9 @@ def iter_records(
     `path` is a ``.json``, ``.csv`` or ``.xlsx`` file (chosen by suffix; for CSV the sibling
     list tables ``NAME.results.csv`` etc. are read too) or ``.xml`` (a DCC). `max_bytes` caps
     the size of each file, checked before anything is read; `fill` gives what a DCC written
-    elsewhere does not carry (`certissuer.dcc.Fill`). A bad certificate is yielded as `Rejected` and reading goes
-    on; list-table rows whose ``ref`` matches no certificate are yielded as `Rejected` at the end.
+    elsewhere does not carry (`certissuer.dcc.Fill`). A bad certificate is yielded as
+    `Rejected` and reading goes on; list-table rows whose ``ref`` matches no certificate are
+    yielded as `Rejected` at the end.
 
     Raises `InputError` for problems with the file as a whole: an unknown suffix, a missing,
     empty or too large file, at once when called; broken UTF-8, broken JSON, a missing sheet or
