@@ -516,7 +516,7 @@ class _Foreign:
                 ("calibration_due", "calibration due date"),
             ):
                 if key not in row:
-                    out.missing.append(f"{what} of standard '{name}' (register it)")
+                    out.missing.append(f"{what} of standard '{name}' (in the register)")
             rows.append(row)
         if rows:
             out.data["standards"] = rows
@@ -683,5 +683,6 @@ def missing_error(where: str, missing: Iterable[str], item: int | None) -> Input
     return InputError(
         where,
         f"{at}the DCC lacks what a Vietnamese certificate needs: {names}",
-        hint="give the options named, or add the standards to the register",
+        hint="give the options named; add a standard with 'certissuer registry add standard "
+        "code=… name=… certificate_number=… calibration_due=YYYY-MM-DD'",
     )
