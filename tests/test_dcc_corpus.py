@@ -161,6 +161,16 @@ def test_temperature_prints_celsius_with_the_error_and_u_given_in_kelvin() -> No
     assert read.data["method"].endswith("(DKD-R 5-1:2018)")
 
 
+def test_options_override_what_the_dcc_says() -> None:
+    path = CORPUS / "dcc_gp_humidity_v1.0.xml"
+    [from_dcc] = _read(path, item=1)
+    assert from_dcc.data["place_of_calibration"].endswith("Musterstadt, DE, www.kalibrierfirma.xx")
+    [given] = _read(path, item=1, place="Phòng đo ẩm", performed_by="A", signatory="B")
+    assert given.data["place_of_calibration"] == "Phòng đo ẩm"
+    assert (given.data["performed_by"], given.data["signatory"]) == ({"name": "A"}, {"name": "B"})
+    assert given.data["signatory"] != from_dcc.data["signatory"]
+
+
 def test_missing_fields_come_in_one_list(tmp_path: Path) -> None:
     source = CORPUS / "dcc_gp_temperature_typical_v12.xml"
     with pytest.raises(InputErrors) as caught:
