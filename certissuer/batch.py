@@ -45,6 +45,7 @@ from certissuer.digitise import ManifestRejected, ManifestRow, iter_manifest
 from certissuer.errors import CertissuerError, InputError, IssueRefused, LedgerError
 
 if TYPE_CHECKING:
+    from certissuer import dcc
     from certissuer.issue import Issued
     from certissuer.ledger import CertificateEntry, Checkpoint, Status
 
@@ -286,10 +287,11 @@ def _expand(paths: Sequence[Path]) -> Iterator[Path]:
             yield path
 
 
-def issue_items(paths: Sequence[Path]) -> Iterator[Item]:
-    """Stream the records of `paths` (files, or folders of JSON/CSV/XLSX/XML files)."""
+def issue_items(paths: Sequence[Path], *, fill: dcc.Fill | None = None) -> Iterator[Item]:
+    """Stream the records of `paths` (files, or folders of JSON/CSV/XLSX/XML files); `fill`
+    gives what a DCC from elsewhere does not carry (`certissuer.dcc.Fill`)."""
     for path in _expand(paths):
-        yield from intake.iter_records(path)
+        yield from intake.iter_records(path, fill=fill)
 
 
 def digitise_items(manifest: Path, scans: Path) -> Iterator[Item]:

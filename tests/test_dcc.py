@@ -186,6 +186,7 @@ def _maximal() -> list[Any]:
     cal.update(
         external_provider="Phòng thí nghiệm X / Laboratory X (VILAS 999)",
         customer_supplied=["item.serial", "place_of_calibration"],
+        source_notes=["performed 2026-03-01 … 2026-03-03 (calibration date: 2026-03-03)"],
     )
     ver = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
     ver.update(
@@ -627,8 +628,8 @@ def test_doctype_and_entities_are_refused_without_reading_them(
     ("root", "message"),
     [
         (
-            f'{ROOT} xmlns:dcc="https://ptb.de/dcc" schemaVersion="3.2.0">',
-            "a DCC of schema version 3.2.0: certissuer reads version 3.1.2 only",
+            f'{ROOT} xmlns:dcc="https://ptb.de/dcc" schemaVersion="2.4.0">',
+            "a DCC of schema version 2.4.0: certissuer reads DCC 3.0, 3.1, 3.2, 3.3",
         ),
         (
             f'{ROOT} xmlns:dcc="https://ptb.de/dcc">',

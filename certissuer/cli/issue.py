@@ -12,11 +12,22 @@ import typer
 
 from certissuer._vn import local_date, local_time
 from certissuer.cli._app import app
-from certissuer.cli._state import State, issuer, open_ledger, passphrase, say, token_key
+from certissuer.cli._state import (
+    State,
+    issuer,
+    open_ledger,
+    passphrase,
+    say,
+    token_key,
+    warn,
+)
 from certissuer.cli.batch import show_run
 from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from certissuer.config import Settings
     from certissuer.ledger import CertificateEntry
 
 __all__ = ["amend", "approve", "issue", "revoke", "sign_approve"]
@@ -38,23 +49,79 @@ def issue(
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
     level: _LevelOpt = None,
+    item: Annotated[
+        int | None, typer.Option(help="DCC XML: issue only item N (1-based) of several.")
+    ] = None,
+    performed_by: Annotated[
+        str | None, typer.Option(help="DCC XML: who performed the calibration.")
+    ] = None,
+    signatory: Annotated[str | None, typer.Option(help="DCC XML: who signs.")] = None,
+    received: Annotated[
+        str | None, typer.Option(help="DCC XML: date the item was received (YYYY-MM-DD).")
+    ] = None,
+    place: Annotated[
+        str | None, typer.Option(help="DCC XML: place of calibration (default: the lab's).")
+    ] = None,
 ) -> None:
-    """Issue one signed certificate per record of RESULTS (nothing if any record is bad)."""
-    from certissuer import batch
+    """Issue one signed certificate per record of RESULTS (nothing if any record is bad).
+
+    A DCC XML from another lab or from measurement software (schema 3.0 to 3.3) gives one
+    certificate per item; what it does not carry comes from the options and the register.
+    """
+    from certissuer import batch, dcc
     from certissuer.sign import Level
 
     state: State = ctx.obj
     settings = state.settings()
     if level is not None:
         settings = settings.replace(signing_level=Level.parse(level).value)
+    fill = dcc.Fill(
+        item=item,
+        performed_by=performed_by,
+        signatory=signatory,
+        received=received,
+        place=place,
+        standards=_standard_lookup(settings),
+        lab_place=settings.lab_place or None,
+        report=lambda line: warn(f"note: {line}"),
+    )
     report = batch.run_batch(
-        batch.issue_items(results),
+        batch.issue_items(results, fill=fill),
         settings=settings,
         passphrase=passphrase(settings),
         out_dir=out,
         all_or_nothing=True,
     )
     raise typer.Exit(code=show_run(report, settings, as_json=as_json))
+
+
+def _standard_lookup(settings: Settings) -> Callable[[str, str], tuple[str, str] | None]:
+    """The register's certificate number and due date of a standard, by serial or name."""
+    from sqlmodel import select
+
+    from certissuer.registry import Register
+    from certissuer.registry.tables import RegisteredStandard
+
+    register: list[Register] = []
+
+    def lookup(name: str, serial: str) -> tuple[str, str] | None:
+        if not register:
+            register.append(
+                Register(open_ledger(settings, create=True).engine, lab_code=settings.lab_code)
+            )
+        column = RegisteredStandard.serial if serial else RegisteredStandard.name
+        with register[0].session() as s:
+            row = s.exec(
+                select(RegisteredStandard).where(
+                    RegisteredStandard.lab_code == settings.lab_code,
+                    column == (serial or name),
+                )
+            ).first()
+        if row is None:
+            return None
+        return row.certificate_number, row.calibration_due.isoformat()
+
+    return lookup
 
 
 _ApproveOut = Annotated[

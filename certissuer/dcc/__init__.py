@@ -37,8 +37,17 @@ The package is laid out by step: `schema` (the format, the official schema, `Dcc
 extraction and the check of an embedded DCC against the ledger).
 """
 
+from certissuer.dcc.foreign import (
+    READ_VERSIONS,
+    Fill,
+    Imported,
+    is_foreign,
+    missing_error,
+    read_foreign,
+    version_supported,
+)
 from certissuer.dcc.pdf import check_embedded, embed, extract
-from certissuer.dcc.read import DccDocument, read_certificate, read_document
+from certissuer.dcc.read import DccDocument, parse_root, read_certificate, read_document
 from certissuer.dcc.schema import (
     DCC_NAMESPACE,
     MAX_XML_BYTES,
@@ -54,11 +63,14 @@ from certissuer.dcc.write import DccWriter, export_entry, problems, to_xml
 __all__ = [
     "DCC_NAMESPACE",
     "MAX_XML_BYTES",
+    "READ_VERSIONS",
     "SCHEMA_VERSION",
     "SI_NAMESPACE",
     "DccDocument",
     "DccError",
     "DccWriter",
+    "Fill",
+    "Imported",
     "Schema",
     "check_embedded",
     "dsi_unit",
@@ -66,9 +78,14 @@ __all__ = [
     "export_entry",
     "extract",
     "find_schema_dir",
+    "is_foreign",
+    "missing_error",
+    "parse_root",
     "problems",
     "read_certificate",
     "read_document",
+    "read_foreign",
     "to_xml",
     "unit_symbol",
+    "version_supported",
 ]

@@ -35,7 +35,13 @@ from certissuer.dcc.units import dsi_unit, unit_symbol
 from certissuer.errors import InputError, InputErrors
 from certissuer.model import RELATIVE_MPE_UNITS, AnyCertificate, field_path, parse_certificate
 
-__all__ = ["DccDocument", "read_certificate", "read_document", "read_with_document"]
+__all__ = [
+    "DccDocument",
+    "parse_root",
+    "read_certificate",
+    "read_document",
+    "read_with_document",
+]
 
 
 @dataclass
@@ -145,16 +151,11 @@ def _parser() -> Any:
     )
 
 
-def read_document(
-    raw: bytes, *, where: str, schema: Schema | None = None, max_bytes: int = MAX_XML_BYTES
-) -> DccDocument:
-    """Parse the DCC document `raw` and map it to the model's fields.
+def parse_root(raw: bytes, *, where: str, max_bytes: int = MAX_XML_BYTES) -> Any:
+    """The root element of the DCC document `raw`, parsed hardened (see `read_document`).
 
-    `where` names the file in messages ("file, line N, field 'x'"). `schema`, when given,
-    validates the document first; a document that breaks it comes back with `DccDocument.data`
-    None and the schema's complaints as `problems`. Raises `InputError` for a document that
-    cannot be used at all: larger than `max_bytes`, not well-formed XML, with a DOCTYPE (DTDs
-    and entities are refused, never read), not a DCC, or a DCC of another schema version.
+    Raises `InputError` for a document larger than `max_bytes`, not well-formed, with a
+    DOCTYPE, or whose root is not a DCC's; the schema version is not checked here.
     """
     if len(raw) > max_bytes:
         raise InputError(
@@ -184,6 +185,22 @@ def read_document(
             f"not a DCC document: the root element is '{short_names(root.tag)}', expected "
             "'dcc:digitalCalibrationCertificate' in namespace https://ptb.de/dcc",
         )
+    return root
+
+
+def read_document(
+    raw: bytes, *, where: str, schema: Schema | None = None, max_bytes: int = MAX_XML_BYTES
+) -> DccDocument:
+    """Parse the DCC document `raw` and map it to the model's fields.
+
+    `where` names the file in messages ("file, line N, field 'x'"). `schema`, when given,
+    validates the document first; a document that breaks it comes back with `DccDocument.data`
+    None and the schema's complaints as `problems`. Raises `InputError` for a document that
+    cannot be used at all: larger than `max_bytes`, not well-formed XML, with a DOCTYPE (DTDs
+    and entities are refused, never read), not a DCC, or a DCC of another schema version.
+    """
+    root = parse_root(raw, where=where, max_bytes=max_bytes)
+    tree = root.getroottree()
     version = root.get("schemaVersion")
     if version != SCHEMA_VERSION:
         raise InputError(
@@ -473,6 +490,9 @@ class _Reader:
                 self._set(data, "language_note", _content_text(declaration), declaration)
             elif "certissuer_externalProvider" in types and kind == "calibration":
                 self._set(data, "external_provider", _content_text(declaration), declaration)
+            elif "certissuer_sourceNotes" in types and kind == "calibration":
+                lines = [c.text or "" for c in declaration.findall(_D + "content")]
+                self._set(data, "source_notes", lines, declaration)
             elif "certissuer_customerSupplied" in types and kind == "calibration":
                 fields = (_content_text(declaration) or "").split()
                 self._set(data, "customer_supplied", fields, declaration)

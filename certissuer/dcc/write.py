@@ -421,6 +421,12 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
         # §7.8.2.2: the fields the customer supplied, space-separated field names
         supplied = _statement(parent, "certissuer_customerSupplied")
         _sub(_sub(supplied, "declaration"), "content", " ".join(cert.customer_supplied))
+    if isinstance(cert, CalibrationCertificate) and cert.source_notes:
+        # Issue 21: what a DCC from elsewhere gave beyond the certificate's fields, one content
+        # per line, so that import → issue → export keeps every value read.
+        notes = _sub(_statement(parent, "certissuer_sourceNotes"), "declaration")
+        for line in cert.source_notes:
+            _sub(notes, "content", line)
 
 
 def _standards(result: Any, cert: CalibrationCertificate) -> None:

@@ -47,13 +47,17 @@ _logger = logging.getLogger(__name__)
 _SUFFIXES: Final = (".json", ".csv", ".xlsx", ".xml")
 
 
-def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Record | Rejected]:
+def iter_records(
+    path: Path, *, max_bytes: int = MAX_INPUT_BYTES, fill: dcc.Fill | None = None
+) -> Iterator[Record | Rejected]:
     """Yield one `Record` or `Rejected` per certificate of `path`, in input order.
 
     `path` is a ``.json``, ``.csv`` or ``.xlsx`` file (chosen by suffix; for CSV the sibling
-    list tables ``NAME.results.csv`` etc. are read too). `max_bytes` caps the size of each file,
-    checked before anything is read. A bad certificate is yielded as `Rejected` and reading goes
-    on; list-table rows whose ``ref`` matches no certificate are yielded as `Rejected` at the end.
+    list tables ``NAME.results.csv`` etc. are read too) or ``.xml`` (a DCC). `max_bytes` caps
+    the size of each file, checked before anything is read; `fill` gives what a DCC written
+    elsewhere does not carry (`certissuer.dcc.Fill`). A bad certificate is yielded as
+    `Rejected` and reading goes on; list-table rows whose ``ref`` matches no certificate are
+    yielded as `Rejected` at the end.
 
     Raises `InputError` for problems with the file as a whole: an unknown suffix, a missing,
     empty or too large file, at once when called; broken UTF-8, broken JSON, a missing sheet or
@@ -76,7 +80,7 @@ def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Re
     if suffix == ".json":
         return json_records(path, max_bytes)
     if suffix == ".xml":
-        return xml_records(path, max_bytes)
+        return xml_records(path, max_bytes, fill)
     if suffix == ".csv":
         present: dict[str, Path] = {}
         for name in LIST_TABLES:
@@ -89,17 +93,19 @@ def iter_records(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Iterator[Re
     return xlsx_records(path, max_bytes)
 
 
-def read_certificates(path: Path, *, max_bytes: int = MAX_INPUT_BYTES) -> list[Record]:
+def read_certificates(
+    path: Path, *, max_bytes: int = MAX_INPUT_BYTES, fill: dcc.Fill | None = None
+) -> list[Record]:
     """Read every certificate of `path`, or report every problem at once.
 
-    `path` and `max_bytes` are as for `iter_records`. Returns the records in input order.
+    `path`, `max_bytes` and `fill` are as for `iter_records`. Returns the records in input order.
     Raises `InputErrors` carrying every problem found (a problem with the file as a whole comes
     last, after the problems of the certificates read before it), never only the first one.
     """
     records: list[Record] = []
     errors: list[InputError] = []
     try:
-        for item in iter_records(path, max_bytes=max_bytes):
+        for item in iter_records(path, max_bytes=max_bytes, fill=fill):
             if isinstance(item, Record):
                 records.append(item)
             else:
@@ -120,8 +126,15 @@ def certificate_schema_json() -> str:
 # --- XML (a PTB DCC document) --------------------------------------------------------------
 
 
-def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
-    """The one certificate of a DCC 3.1.2 document; problems name the line and the field."""
+def xml_records(
+    path: Path, max_bytes: int, fill: dcc.Fill | None = None
+) -> Iterator[Record | Rejected]:
+    """The certificates of a DCC document; problems name the line and the field.
+
+    certissuer's own DCC 3.1.2 is read back exactly (`dcc.read_document`); a DCC 3.0 to 3.3
+    written elsewhere is read as the schema allows (`dcc.read_foreign`), one certificate per
+    item, with `fill` giving what it does not carry and one error listing what is missing.
+    """
     where = str(path)
     try:
         with path.open("rb") as f:
@@ -130,6 +143,11 @@ def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
         raise InputError(path, f"cannot be read: {exc.strerror}") from exc
     if len(raw) > max_bytes:  # the file grew after the size check
         raise too_large(where, len(raw), max_bytes)
+    root = dcc.parse_root(raw, where=where, max_bytes=max_bytes)
+    version = root.get("schemaVersion")
+    if version != dcc.SCHEMA_VERSION or dcc.is_foreign(root):
+        yield from _foreign_records(root, where, version, fill)
+        return
     folder = dcc.find_schema_dir()
     schema = dcc.Schema.load(folder) if folder is not None else None
     doc = dcc.read_document(raw, where=where, schema=schema, max_bytes=max_bytes)
@@ -142,3 +160,26 @@ def xml_records(path: Path, max_bytes: int) -> Iterator[Record | Rejected]:
         errors = [doc.locate(e) for e in item.errors if e in doc.problems or e.field not in seen]
         item = Rejected(item.source, item.row, item.ref, tuple(errors))
     yield item
+
+
+def _foreign_records(
+    root: object, where: str, version: str | None, fill: dcc.Fill | None
+) -> Iterator[Record | Rejected]:
+    if not dcc.version_supported(version):
+        raise InputError(
+            f"{where}, line {getattr(root, 'sourceline', 1)}",
+            f"a DCC of schema version {version or '(none)'}: certissuer reads DCC "
+            f"{', '.join(dcc.READ_VERSIONS)}",
+            hint="ask the issuer for the DCC in schema version 3.1.2 or newer",
+        )
+    fill = fill or dcc.Fill()
+    for imported in dcc.read_foreign(root, where=where, fill=fill):
+        ref = imported.data.get("ref")
+        if fill.report is not None:
+            for line in imported.notes + imported.extras:
+                fill.report(f"{where}, item {imported.item}: {line}")
+        if imported.missing:
+            error = dcc.missing_error(where, imported.missing, imported.item)
+            yield Rejected(where, imported.item, ref, (error,))
+            continue
+        yield judge(where, imported.data, Place(where, imported.item, ref), [])

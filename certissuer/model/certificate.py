@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     BaseModel,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -227,6 +229,20 @@ class CalibrationCertificate(_Common):
     customer_supplied: list[CustomerField] = Field(default_factory=list)
     """Fields whose values the customer supplied (§7.8.2.2), from `CUSTOMER_FIELDS`: they are
     marked with an asterisk and the lab's disclaimer is printed."""
+    source_notes: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=200
+    )
+    """Further data of a DCC read from elsewhere that the fields above cannot hold (the
+    performance date range, condition ranges, quantities other than nominal, indicated, error
+    and uncertainty), one line each, printed as they are (issue 21). Absent from the canonical
+    form when empty, so the digests of earlier records are unchanged."""
+
+    @model_serializer(mode="wrap")
+    def _notes_absent_when_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("source_notes"):
+            data.pop("source_notes", None)
+        return data
 
     @property
     def conformity_verdict(self) -> Verdict | None:

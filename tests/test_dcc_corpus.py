@@ -1,0 +1,305 @@
+"""Public example DCCs (tests/data/dcc-corpus): each issues and verifies, or is refused with one
+line a lab can act on; and import → issue → export → re-read keeps every value read (issue 21).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from certissuer import dcc, intake
+from certissuer.cli import app
+from certissuer.errors import InputErrors
+from certissuer.keys import KeyPaths
+from certissuer.ledger import Ledger
+from certissuer.registry import Register
+
+from .conftest import PASSPHRASE
+
+CORPUS = Path(__file__).parent / "data" / "dcc-corpus"
+SCHEMAS = Path(__file__).parent / "data" / "dcc-schemas"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dcc"
+EXAMPLES = sorted(CORPUS.glob("*.xml"))
+FILL = ["--received", "1957-08-01", "--performed-by", "A. Tester", "--signatory", "B. Head"]
+
+REFUSED = {
+    # PTB's vacuum and silicon-sphere examples state results without an indicated value
+    # (refType basic_measuredValue) and name no reference standard: not a calibration
+    # certificate of the Vietnamese form (Mẫu 19.GCNHC).
+    "ptb-xsd-dcc-vacuumlab-CDG.xml": (2, "no dcc:result gives indicated values"),
+    "ptb-xsd-dcc-vacuumlab-SRG.xml": (2, "no dcc:result gives indicated values"),
+    "ptb-xsd-siliziumkugel.xml": (2, "no dcc:result gives indicated values"),
+    # Read (the ohm written in base units is recognised), but the default template's font has
+    # no 'Ω': refused before anything is signed, naming the character and the font.
+    "dcc_gp_temperatur_resistance_v12.xml": (4, "character 'Ω' (U+03A9) in field 'results[0]"),
+}
+STANDARDS = [
+    ("PT100-1", "Pt 100 thermometer", "GP-mE-Certificate-x"),
+    ("DP-1", "Dew point hygrometer", "GP-mE-Certificate-y"),
+    ("PT25-1", "DAkkS-Reference (PT25)", "GP-PT25-Certificate"),
+]
+
+
+def _profile(tmp_path: Path, pki: KeyPaths) -> Path:
+    profile = tmp_path / "lab.toml"
+    profile.write_text(
+        f'[lab]\ncode = "X1"\nplace = "Đồng Tháp"\n[signing]\npkcs12 = "{pki.signer_p12}"\n'
+        f'trust_roots = ["{pki.ca_cert}"]\n[token]\nkey = "{pki.token_key}"\n'
+        f'[ledger]\nurl = "sqlite:///{tmp_path / "l.db"}"\n',
+        encoding="utf-8",
+    )
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", create=True)
+    register = Register(ledger.engine, lab_code="X1")
+    for code, name, number in STANDARDS:
+        register.add(
+            "standard",
+            {
+                "code": code,
+                "name": name,
+                "certificate_number": number,
+                "calibration_due": "2099-12-31",
+            },
+        )
+    return profile
+
+
+def test_the_corpus_is_there_with_its_licences() -> None:
+    assert len(EXAMPLES) >= 10
+    readme = (CORPUS / "README.md").read_text(encoding="utf-8")
+    for path in EXAMPLES:
+        assert path.name in readme, f"{path.name} has no source/licence line in README.md"
+        assert re.search(rb"GNU\s+Lesser\s+General\s+Public\s+License", path.read_bytes())
+    assert (CORPUS / "COPYING.LESSER").is_file()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_each_example_issues_and_verifies_or_is_refused_in_one_line(
+    path: Path, tmp_path: Path, pki: KeyPaths
+) -> None:
+    profile = _profile(tmp_path, pki)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    args = ["--config", str(profile), "issue", "--json", "-o", str(out), *FILL, str(path)]
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    result = runner.invoke(app, args, env=env)
+    if path.name in REFUSED:
+        code, reason = REFUSED[path.name]
+        assert result.exit_code == code, result.stdout
+        lines = [x for x in result.stderr.splitlines() if reason in x]
+        assert len(lines) == 1, result.stderr
+        assert not out.exists() or not list(out.glob("*.pdf"))
+        return
+    assert result.exit_code == 0, result.stderr + result.stdout
+    issued = json.loads(result.stdout)["issued"]
+    items = len(etree.parse(str(path)).getroot().findall(".//{https://ptb.de/dcc}item"))
+    assert len(issued) == items
+    for done in issued:
+        verified = runner.invoke(
+            app, ["--config", str(profile), "verify", done["entry"]["pdf_path"]]
+        )
+        assert verified.exit_code == 0, verified.stdout + verified.stderr
+        assert "embedded DCC: matches the ledger's data" in verified.stdout
+    if path.name == "dcc_gp_humidity_v1.0.xml":  # the range and the extra columns are printed
+        text = " ".join(
+            pypdf.PdfReader(issued[0]["entry"]["pdf_path"]).pages[0].extract_text().split()
+        )
+        assert "Further data of the source DCC" in text
+        assert "performed 1957-08-13 … 1957-08-14" in text
+
+
+def _read(path: Path, **fill: Any) -> list[dcc.Imported]:
+    root = dcc.parse_root(path.read_bytes(), where=path.name)
+    return dcc.read_foreign(root, where=path.name, fill=dcc.Fill(**fill))
+
+
+def test_humidity_lists_hybrids_items_range_and_extras() -> None:
+    [one, two] = _read(CORPUS / "dcc_gp_humidity_v1.0.xml", received="1957-08-01")
+    assert one.data["calibrated"] == "1957-08-14"
+    assert "performed 1957-08-13 … 1957-08-14 (calibration date: 1957-08-14)" in one.notes
+    assert "Ambient condition temperature: 22 … 24 °C" in one.notes
+    assert one.data["conditions"] == {
+        "temperature": "23",
+        "temperature_uncertainty": "1",
+        "humidity": "45",
+        "humidity_uncertainty": "10",
+    }
+    rows = one.data["results"]
+    assert len(rows) == 7  # one per element of the si:realListXMLList
+    # The percent representation of the hybrid; U stated on the \one one, carried over ×100.
+    assert rows[0] | {"quantity": ""} == {
+        "quantity": "",
+        "unit": "%",
+        "nominal": "20.1",
+        "measured": "19.7",
+        "error": "-0.4",
+        "uncertainty": "0.6",
+        "coverage_factor": "2",
+        "coverage_probability": "0.95",
+    }
+    assert any("Reference value gas temperature" in e for e in one.extras)
+    assert two.item == 2 and one.data["item"] != two.data["item"]
+    [only] = _read(CORPUS / "dcc_gp_humidity_v1.0.xml", item=2)
+    assert only.data["item"] == two.data["item"]
+    assert "date received (--received YYYY-MM-DD)" in only.missing
+
+
+def test_temperature_prints_celsius_with_the_error_and_u_given_in_kelvin() -> None:
+    # The GP temperature example gives indicated and reference values in K and °C, but the
+    # error and its uncertainty in K only: a difference, the same in °C.
+    [read] = _read(CORPUS / "dcc_gp_temperature_typical_v12.xml")
+    first = read.data["results"][0]
+    assert (first["unit"], first["measured"], first["nominal"]) == ("°C", "33.17", "33.098")
+    assert (first["error"], first["uncertainty"]) == ("0.072", "0.061")
+    assert read.data["method"].endswith("(DKD-R 5-1:2018)")
+
+
+def test_options_override_what_the_dcc_says() -> None:
+    path = CORPUS / "dcc_gp_humidity_v1.0.xml"
+    [from_dcc] = _read(path, item=1)
+    assert from_dcc.data["place_of_calibration"].endswith("Musterstadt, DE, www.kalibrierfirma.xx")
+    [given] = _read(path, item=1, place="Phòng đo ẩm", performed_by="A", signatory="B")
+    assert given.data["place_of_calibration"] == "Phòng đo ẩm"
+    assert (given.data["performed_by"], given.data["signatory"]) == ({"name": "A"}, {"name": "B"})
+    assert given.data["signatory"] != from_dcc.data["signatory"]
+
+
+def test_missing_fields_come_in_one_list(tmp_path: Path) -> None:
+    source = CORPUS / "dcc_gp_temperature_typical_v12.xml"
+    with pytest.raises(InputErrors) as caught:
+        intake.read_certificates(source)
+    [error] = caught.value.errors
+    message = str(error)
+    assert "\n" not in message and message.count("lacks") == 1
+    for needed in ("--received", "certificate number of standard 'Pt 100 thermometer'"):
+        assert needed in message
+
+
+def test_a_3_3_document_with_d_si_2_2_uncertainties_is_read(tmp_path: Path) -> None:
+    # DCC 3.3 uses D-SI 2.2, which names the expanded uncertainty expandedMU: the GP example
+    # rewritten so gives the same rows as the 3.1.2 original.
+    text = (CORPUS / "dcc_gp_humidity_v1.0.xml").read_text(encoding="utf-8")
+    newer = (
+        text.replace('schemaVersion="3.1.2"', 'schemaVersion="3.3.0"')
+        .replace("expandedUncXMLList", "expandedMUXMLList")
+        .replace("uncertaintyXMLList", "valueExpandedMUXMLList")
+    )
+    assert newer.count("valueExpandedMUXMLList") >= 2
+    path = tmp_path / "humidity-3.3.xml"
+    path.write_text(newer, encoding="utf-8")
+    [old] = _read(CORPUS / "dcc_gp_humidity_v1.0.xml", item=1)
+    [new] = _read(path, item=1)
+    assert new.data["results"] == old.data["results"]
+    assert new.data["results"][3]["uncertainty"] == "1.1"
+
+
+def test_a_foreign_dcc_with_entities_is_refused_unread(tmp_path: Path) -> None:
+    # The foreign path parses as the own one does: an entity bomb in another lab's DCC is
+    # refused at its DOCTYPE, never expanded into the certificate's fields.
+    text = (CORPUS / "ptb-xsd-dcc-vacuumlab-SRG.xml").read_text(encoding="utf-8")
+    bomb = '<!DOCTYPE d [<!ENTITY a "AAAAAAAAAA"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+    root_at = text.index("<dcc:digitalCalibrationCertificate")
+    evil = (
+        text[:root_at]
+        + bomb
+        + text[root_at:].replace("<dcc:uniqueIdentifier>", "<dcc:uniqueIdentifier>&b;", 1)
+    )
+    path = tmp_path / "evil.xml"
+    path.write_text(evil, encoding="utf-8")
+    with pytest.raises(InputErrors) as caught:
+        intake.read_certificates(path, fill=dcc.Fill(received="2020-06-01"))
+    [error] = caught.value.errors
+    assert "DOCTYPE declaration: DTDs and entities are not allowed" in str(error)
+
+
+def test_an_unreadable_version_is_one_clear_line(tmp_path: Path) -> None:
+    old = tmp_path / "old.xml"
+    text = (CORPUS / "ptb-xsd-siliziumkugel.xml").read_text(encoding="utf-8")
+    old.write_text(text.replace('schemaVersion="3.0.0"', 'schemaVersion="2.4.0"'), "utf-8")
+    with pytest.raises(InputErrors) as caught:
+        intake.read_certificates(old)
+    [error] = caught.value.errors
+    assert "a DCC of schema version 2.4.0: certissuer reads DCC 3.0, 3.1, 3.2, 3.3" in str(error)
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if p.name not in REFUSED], ids=lambda p: p.name
+)
+def test_round_trip_keeps_every_value_read(path: Path, tmp_path: Path, pki: KeyPaths) -> None:
+    profile = _profile(tmp_path, pki)
+    runner = CliRunner()
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    args = ["--config", str(profile), "issue", "--json", "--item", "1", *FILL]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), str(path)], env=env)
+    assert result.exit_code == 0, result.stderr
+    [done] = json.loads(result.stdout)["issued"]
+    exported = runner.invoke(
+        app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]]
+    )
+    assert exported.exit_code == 0, exported.stderr
+    again = dcc.read_certificate(exported.stdout_bytes, stored=True)
+    [read] = _read(
+        path,
+        item=1,
+        received="1957-08-01",
+        performed_by="A. Tester",
+        signatory="B. Head",
+        lab_place="Đồng Tháp",
+    )
+    for key, value in read.data.items():
+        if key in ("kind", "standards"):
+            continue
+        _same(getattr(again, key), value, key)
+
+
+def _same(got: Any, read: Any, where: str) -> None:
+    """`got` (the model's value after the round trip) holds the value `read` from the DCC."""
+    if isinstance(read, dict):
+        for name, value in read.items():
+            if name == "coverage_probability":
+                assert got.probability == Decimal(value), where
+            else:
+                _same(getattr(got, name), value, f"{where}.{name}")
+    elif isinstance(read, list):
+        assert len(got) == len(read), where
+        for i, (g, r) in enumerate(zip(got, read, strict=True)):
+            _same(g, r, f"{where}[{i}]")
+    elif isinstance(got, Decimal):
+        assert got == Decimal(read) and str(got) == str(Decimal(read)), (where, got, read)
+    else:
+        assert str(got) == str(read), (where, got, read)
+
+
+@pytest.mark.skipif(not (SHARED / "SI_Format-2.1.0.xsd").is_file(), reason="no shared schemas")
+@pytest.mark.parametrize(
+    ("version", "xsd"),
+    [("3.1.1", SCHEMAS / "3.1.1" / "dcc.xsd"), ("3.1.2", SHARED / "dcc-3.1.2.xsd")],
+)
+def test_examples_valid_against_their_official_schema(version: str, xsd: Path) -> None:
+    # The corpus is what it claims to be: each example of these versions is valid against the
+    # official, unmodified schema (D-SI 2.1.0 from shared/, never fetched).
+    parser = etree.XMLParser(no_network=True, load_dtd=False)
+
+    class Local(etree.Resolver):  # type: ignore[misc]
+        def resolve(self, url: str, pubid: Any, context: Any) -> Any:
+            if url.endswith("/si/v2.1.0/SI_Format.xsd"):
+                return self.resolve_filename(str(SHARED / "SI_Format-2.1.0.xsd"), context)
+            return None
+
+    parser.resolvers.add(Local())
+    schema = etree.XMLSchema(etree.parse(str(xsd), parser))
+    checked = []
+    for path in EXAMPLES:
+        tree = etree.parse(str(path))
+        if tree.getroot().get("schemaVersion") != version:
+            continue
+        assert schema.validate(tree), (path.name, str(schema.error_log)[:300])
+        checked.append(path.name)
+    assert len(checked) == {"3.1.1": 5, "3.1.2": 1}[version], checked
