@@ -22,6 +22,10 @@ from ._pki import lab_pki, pki_services  # noqa: F401  (fixtures: the PAdES test
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 PASSPHRASE = b"test-passphrase-5b1d"
+HEAD = "Lê Hoàng Phúc"
+"""The head of the lab and authorised signatory the samples print."""
+VERIFIER = "Phạm Minh Tuấn"
+"""The verifier the sample verification prints."""
 
 
 def load_json(path: Path) -> Any:
@@ -30,8 +34,14 @@ def load_json(path: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and Ed25519 token key."""
-    return make_keys(tmp_path_factory.mktemp("pki"), passphrase=PASSPHRASE, organisation="Test lab")
+    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and Ed25519 token key. The signer is the
+    head and authorised signatory the samples print, "Lê Hoàng Phúc"."""
+    return make_keys(
+        tmp_path_factory.mktemp("pki"),
+        passphrase=PASSPHRASE,
+        organisation="Test lab",
+        signer_name=HEAD,
+    )
 
 
 @pytest.fixture(scope="session")
