@@ -296,7 +296,8 @@ class Issuer:
         self.keys = keys or Keyring(settings, sealer=sealer)
         """Each signing person's key: the printed signer's signs each certificate."""
         self.sealer = sealer
-        """The ``[signing]`` key when one was given open (it acts as its certificate's CN's)."""
+        """The ``[signing]`` key when it was given or opened at the start (without
+        ``[[people]]``); it signs for the person its certificate names."""
         self.token_key = token_key
         self.out_dir = out_dir
         self.renderer = renderer or Renderer(settings.render_template_dir)
@@ -331,13 +332,15 @@ class Issuer:
         ``[[people]]`` keys' (`load_keyring`). The ledger is opened for the profile's lab
         (`Ledger.bind`): another lab's ledger is refused with `LedgerError`.
         """
+        keys = load_keyring(settings, passphrase, secret=secret)
         return cls(
             settings,
             ledger=ledger
             or Ledger.open(
                 settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
             ),
-            keys=load_keyring(settings, passphrase, secret=secret),
+            sealer=None if settings.people else keys.default(),  # opened by load_keyring
+            keys=keys,
             token_key=load_token_key(settings),
             out_dir=out_dir,
         )

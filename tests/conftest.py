@@ -46,9 +46,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
 
 @pytest.fixture(scope="session")
 def other_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    """Somebody else's PKI: signatures made with it must not be trusted."""
+    """Somebody else's PKI: signatures made with it must not be trusted. Its signer claims
+    the head's name, as a forger would."""
     return make_keys(
-        tmp_path_factory.mktemp("other-pki"), passphrase=PASSPHRASE, organisation="Forger"
+        tmp_path_factory.mktemp("other-pki"),
+        passphrase=PASSPHRASE,
+        organisation="Forger",
+        signer_name=HEAD,
     )
 
 
