@@ -45,6 +45,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
 
 
 @pytest.fixture(scope="session")
+def verifier_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
+    """The verifier's own key (from their own CA): "Phạm Minh Tuấn", who signs verification
+    certificates first when the head approves them later."""
+    return make_keys(
+        tmp_path_factory.mktemp("verifier-pki"),
+        passphrase=PASSPHRASE,
+        organisation="Test lab",
+        signer_name=VERIFIER,
+    )
+
+
+@pytest.fixture(scope="session")
 def other_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
     """Somebody else's PKI: signatures made with it must not be trusted. Its signer claims
     the head's name, as a forger would."""

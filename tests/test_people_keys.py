@@ -197,7 +197,7 @@ def test_people_are_read_from_the_profile(people_pki: dict[str, KeyPaths], tmp_p
         ),
         (
             'name = "A"\nroles = ["head"]\npkcs11_uri = "pkcs11:token=t;object=k"',
-            r"\[\[people\]\] 1 \('A'\): pkcs11_uri names no module-path and no pkcs11_module is set",
+            r"\[\[people\]\] 1 \('A'\): pkcs11_uri names no module-path and no pkcs11_module",
         ),
     ],
 )
@@ -415,14 +415,16 @@ def test_approval_by_a_key_that_is_not_the_heads_is_refused(
     before = issued.path.read_bytes()
     verifier = Verifier.from_settings(settings, ledger=Ledger.open(settings.ledger_url))
     for who in ("verifier", "demo"):
-        with Sealer.from_pkcs12(people_pki[who].signer_p12, PASSPHRASE) as sealer:
-            with pytest.raises(SigningError, match=r"but the head printed on .* 'Lê Hoàng Phúc'"):
-                approve_pdf(
-                    issued.path,
-                    sealer=sealer,
-                    verifier=verifier,
-                    ledger_key=load_token_key(settings),
-                )
+        with (
+            Sealer.from_pkcs12(people_pki[who].signer_p12, PASSPHRASE) as sealer,
+            pytest.raises(SigningError, match=r"but the head printed on .* 'Lê Hoàng Phúc'"),
+        ):
+            approve_pdf(
+                issued.path,
+                sealer=sealer,
+                verifier=verifier,
+                ledger_key=load_token_key(settings),
+            )
     # a profile whose head has no key: nothing to approve with
     nobody = settings.replace(people=settings.people[:1])
     with Keyring(nobody) as keys, pytest.raises(SigningError, match=r"no key in the lab profile"):
@@ -462,7 +464,10 @@ def test_approve_refuses_the_key_that_made_the_first_signature(
     monkeypatch.undo()
     verifier = Verifier.from_settings(settings, ledger=Ledger.open(settings.ledger_url))
     token_key = load_token_key(settings)
-    with Keyring(settings, secret=lambda _: PASSPHRASE) as keys, pytest.raises(SigningError, match="two different keys"):
+    with (
+        Keyring(settings, secret=lambda _: PASSPHRASE) as keys,
+        pytest.raises(SigningError, match="two different keys"),
+    ):
         approve_pdf(issued.path, keys=keys, verifier=verifier, ledger_key=token_key)
     # the defence is what refused it
     monkeypatch.setattr("certissuer.approve.signer_public_keys", lambda pdf: [])
@@ -533,3 +538,49 @@ def test_a_token_person_addressed_by_a_pkcs11_uri_signs(
     approved = issued.path.read_bytes()
     assert _signers(approved, [root, people_pki["head"].ca_cert]) == [VERIFIER, HEAD]
     assert verifier.verify_pdf(approved).verdict is Verdict.VALID
+
+
+def test_one_prompt_per_token_and_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a terminal, two people's keys on one token ask for its PIN once; two files ask
+    once each; a variable that is set asks nothing."""
+    import io
+
+    from certissuer.cli import _state
+    from certissuer.config import KeySource
+
+    asked: list[str] = []
+
+    def prompt(text: str, hide_input: bool) -> str:
+        assert hide_input
+        asked.append(text)
+        return f"secret-{len(asked)}"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(_state.typer, "prompt", prompt)
+    monkeypatch.setattr(_state.sys, "stdin", Terminal())
+    monkeypatch.delenv("CERTISSUER_PKCS11_PIN", raising=False)
+    monkeypatch.delenv("CERTISSUER_P12_PASSPHRASE", raising=False)
+    monkeypatch.setenv("THIRD_P12", "from-env")
+    module = Path("/nowhere/libvendor.so")
+    token = {"pkcs11_module": module, "pkcs11_token": "Lab token"}
+    secret = _state.secrets(Settings(), None)
+    tuan = secret(KeySource("[[people]] 1", pkcs11_key_label="tuan", **token))  # type: ignore[arg-type]
+    phuc = secret(KeySource("[[people]] 2", pkcs11_key_label="phuc", **token))  # type: ignore[arg-type]
+    first = secret(KeySource("[[people]] 3", pkcs12=Path("a.p12")))
+    second = secret(KeySource("[[people]] 4", pkcs12=Path("b.p12")))
+    third = secret(KeySource("[[people]] 5", pkcs12=Path("c.p12"), passphrase_env="THIRD_P12"))
+    assert (tuan, phuc, first, second, third) == (
+        b"secret-1",
+        b"secret-1",
+        b"secret-2",
+        b"secret-3",
+        b"from-env",
+    )
+    assert asked == [
+        "Token PIN ([[people]] 1)",
+        "PKCS#12 passphrase ([[people]] 3)",
+        "PKCS#12 passphrase ([[people]] 4)",
+    ]
