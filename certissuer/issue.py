@@ -30,7 +30,7 @@ from certissuer._vn import VIETNAM_TZ, file_stem
 from certissuer.config import Role, Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
-from certissuer.errors import ConfigError, IssueRefused, LedgerError
+from certissuer.errors import ConfigError, IssueRefused, LedgerError, SignerRefused
 from certissuer.ledger import (
     FAILED_REVERIFICATION_EN,
     FAILED_REVERIFICATION_VI,
@@ -388,7 +388,7 @@ class Issuer:
             return entry
 
         # Issue 17: the person printed over the signature has a key that names them.
-        self._signers(doc)
+        self._check_signers(doc)
         # Issue 8: the register's checks (standards, verifier card, signatory, scope, stamp,
         # valid-until) before a number is taken; on once the register holds this lab.
         clearance = None
@@ -432,7 +432,7 @@ class Issuer:
         doc, _, _, existing, _ = self._prepare(cert, now, issuing=False)
         if existing is not None:
             return
-        self._signers(doc)
+        self._check_signers(doc)  # issue 17: a key naming the printed signer
         if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
             self.register.check(doc)
         self._check_stamp(doc)
@@ -713,6 +713,17 @@ class Issuer:
 
     def _signers(self, doc: _Doc) -> tuple[SignatureSlot, SignatureSlot | None, Sealer]:
         return signers_of(self.keys, doc, approval=self.settings.signing_approval)
+
+    def _check_signers(self, doc: _Doc) -> None:
+        """`signers_of` before a number or a stamp is taken. When it refuses the printed
+        signer, the register (if it holds this lab) says first whether that person may sign
+        at all: its refusal names the rule ("not an approved signatory")."""
+        try:
+            self._signers(doc)
+        except SignerRefused:
+            if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
+                self.register.check(doc)
+            raise
 
     def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when
