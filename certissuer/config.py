@@ -326,6 +326,30 @@ class KeySource:
                     self.pkcs11_key_label, self.pkcs11_key_id)  # fmt: skip
         return ("file", self.pkcs12 or self.key)
 
+    def uri_pin(self) -> bytes | None:
+        """The PIN the ``pkcs11:`` URI gives (pin-value, or pin-source ``env:NAME`` /
+        ``file:/path``), or None when it gives none. `ConfigError` when the variable is not
+        set or the file cannot be read; the PIN itself is never in a message."""
+        if self.pin_value:
+            return self.pin_value.encode()
+        if self.pin_source.startswith("env:"):
+            name = self.pin_source.removeprefix("env:")
+            value = os.environ.get(name)
+            if value is None:
+                raise ConfigError(
+                    f"{self.where}: the pkcs11_uri's pin-source names ${name}, which is not set"
+                )
+            return value.encode()
+        if self.pin_source.startswith("file:"):
+            path = Path(self.pin_source.removeprefix("file:").removeprefix("//"))
+            try:
+                return path.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.where}: cannot read the PIN file {path} ({exc.strerror})"
+                ) from None
+        return None
+
     def token_identity(self) -> tuple[object, ...]:
         """The token this key is on (one PIN per token), or the key file."""
         if self.on_token:

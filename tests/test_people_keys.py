@@ -527,6 +527,9 @@ def test_a_token_person_addressed_by_a_pkcs11_uri_signs(
         issuer = _issuer(settings, tmp_path, renderer)
         issued = issuer.issue(_verification("token-1"))
         issuer.keys.close()
+        # the same URI as [signing] pkcs11_uri: its pin-source gives the PIN there too
+        with Sealer.from_settings(Settings(signing_pkcs11_uri=uri), None) as sealer:
+            assert sealer.signer_name == VERIFIER
     finally:
         del os.environ["PEOPLE_PIN_T"]
     pdf = issued.path.read_bytes()

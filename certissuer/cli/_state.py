@@ -81,6 +81,8 @@ def passphrase(settings: Settings) -> bytes | None:
     source = settings.signing_source()
     if source is None:
         return None
+    if source.pin_value or source.pin_source:
+        return source.uri_pin()  # the [signing] pkcs11_uri says where the PIN is
     module = source.pkcs11_module
     token = module is not None
     env = settings.signing_pin_env if token else settings.signing_passphrase_env

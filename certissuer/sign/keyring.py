@@ -70,31 +70,6 @@ def signer_public_keys(pdf: bytes) -> list[bytes]:
         raise SigningError(f"cannot read the document's signatures: {exc}") from None
 
 
-def pin_from_source(source: KeySource) -> bytes | None:
-    """The PIN a ``pkcs11:`` URI gives (pin-value, or pin-source ``env:`` / ``file:``)."""
-    import os
-
-    if source.pin_value:
-        return source.pin_value.encode()
-    if source.pin_source.startswith("env:"):
-        name = source.pin_source.removeprefix("env:")
-        value = os.environ.get(name)
-        if value is None:
-            raise ConfigError(
-                f"{source.where}: the pkcs11_uri's pin-source names ${name}, which is not set"
-            )
-        return value.encode()
-    if source.pin_source.startswith("file:"):
-        path = Path(source.pin_source.removeprefix("file:").removeprefix("//"))
-        try:
-            return path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{source.where}: cannot read the PIN file {path} ({exc.strerror})"
-            ) from None
-    return None
-
-
 def env_secret(
     settings: Settings, passphrase: bytes | None, env: Mapping[str, str]
 ) -> SecretSource:
@@ -107,7 +82,7 @@ def env_secret(
     signing_on_token = signing is not None and signing.on_token
 
     def secret(source: KeySource) -> bytes | None:
-        pin = pin_from_source(source)
+        pin = source.uri_pin()
         if pin is not None:
             return pin
         full = settings.resolved(source)

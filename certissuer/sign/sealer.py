@@ -412,6 +412,8 @@ class Sealer:
         reader's PIN pad). Raises `ConfigError` or `SigningError`.
         """
         if source.pkcs11_module is not None:
+            if secret is None:
+                secret = source.uri_pin()  # a pkcs11: URI's pin-source or pin-value
             return cls.from_pkcs11(
                 source.pkcs11_module,
                 token_label=source.pkcs11_token,
