@@ -15,19 +15,17 @@ certificate must name that person (its CN, diacritics, case and spacing aside); 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 
 from certissuer._vn import same_name
 from certissuer.config import KeySource, Person, Role, Settings
 from certissuer.errors import CertissuerError, ConfigError, SignerRefused, SigningError
+from certissuer.sign.policy import SigningPolicy, policy_from_settings
 from certissuer.sign.sealer import Sealer
-
-if TYPE_CHECKING:
-    from certissuer.sign.policy import SigningPolicy
 
 __all__ = ["Keyring", "SecretSource", "env_secret", "public_key_of", "signer_public_keys"]
 
@@ -120,14 +118,9 @@ class Keyring:
         passphrase or PIN (default: `env_secret` without a passphrase); `policy` is how every
         key signs (default: the profile's ``[signing]``). `sealer`, when given, is the
         ``[signing]`` key, already open (and closed by its owner, not here)."""
-        import os
-
-        from certissuer.sign.policy import policy_from_settings
-
         self.settings = settings
         self._secret = secret or env_secret(settings, None, os.environ)
         self._policy = policy
-        self._policy_from_settings = policy_from_settings
         self._now = now
         self._given = sealer
         self._opened: dict[tuple[object, ...], Sealer | CertissuerError] = {}
@@ -150,7 +143,7 @@ class Keyring:
     def policy(self) -> SigningPolicy:
         """How each key signs."""
         if self._policy is None:
-            self._policy = self._policy_from_settings(self.settings)
+            self._policy = policy_from_settings(self.settings)
         return self._policy
 
     def open(self, source: KeySource) -> Sealer:
