@@ -1012,4 +1012,15 @@ show_customer = true
 # upload_concurrency = 2   # uploads in progress per client address (IPv6: per /64)
 # header_timeout = 10      # seconds a client may take to send a request's headers
 # body_timeout = 60        # seconds a client may take to send a whole request body
+
+# Who signs, each with their own key; the key certificate's CN must be the printed name.
+# Without an entry, the [signing] key signs for the person its certificate names.
+# [[people]]
+# name = "Phạm Minh Tuấn"
+# roles = ["verifier"]           # verifier | head | signatory
+# pkcs12 = "keys/pham-minh-tuan.p12"
+# [[people]]
+# name = "Lê Hoàng Phúc"
+# roles = ["head", "signatory"]
+# pkcs11_uri = "pkcs11:token=Lab%20token;object=phuc?module-path=/usr/lib/libvendor.so"
 """
