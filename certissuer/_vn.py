@@ -30,6 +30,7 @@ __all__ = [
     "local_date",
     "local_time",
     "number_key",
+    "same_name",
     "search_key",
     "strip_marks",
 ]
@@ -52,6 +53,14 @@ def file_stem(text: str) -> str:
 def fold(text: str) -> str:
     """A key for comparing names people type: NFC, case-folded, whitespace collapsed."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def same_name(a: str, b: str) -> bool:
+    """True when `a` and `b` are one person's name: diacritics, case and spacing aside.
+
+    How a printed name is matched with a key certificate's common name.
+    """
+    return search_key(a) == search_key(b)
 
 
 def search_key(text: str) -> str:

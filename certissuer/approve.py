@@ -33,10 +33,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from certissuer._files import write_atomic
-from certissuer._vn import fold, strip_marks
-from certissuer.errors import ConfigError, SigningError, VerificationFailed
+from certissuer._vn import same_name
+from certissuer.config import Role
+from certissuer.errors import ConfigError, SignerRefused, SigningError, VerificationFailed
 from certissuer.ledger import approval_awaited
-from certissuer.sign import APPROVAL_FIELD, Level, Sealer
+from certissuer.sign import (
+    APPROVAL_FIELD,
+    Keyring,
+    Level,
+    Sealer,
+    public_key_of,
+    signer_public_keys,
+)
 from certissuer.verify import Report, Verdict, Verifier
 
 if TYPE_CHECKING:
@@ -60,11 +68,6 @@ class Approved:
     """The verification of the file before approval."""
 
 
-def same_name(a: str, b: str) -> bool:
-    """True when `a` and `b` are one person's name: diacritics, case and spacing aside."""
-    return " ".join(strip_marks(fold(a)).split()) == " ".join(strip_marks(fold(b)).split())
-
-
 def printed_head(verifier: Verifier, number: str | None) -> str | None:
     """The head's name printed on certificate `number`, from its ledger data, or None."""
     if verifier.ledger is None or number is None:
@@ -80,7 +83,8 @@ def printed_head(verifier: Verifier, number: str | None) -> str | None:
 def approve_pdf(
     path: Path,
     *,
-    sealer: Sealer,
+    sealer: Sealer | None = None,
+    keys: Keyring | None = None,
     verifier: Verifier,
     out: Path | None = None,
     field_name: str = APPROVAL_FIELD,
@@ -88,11 +92,13 @@ def approve_pdf(
     level: Level | None = None,
     ledger_key: TokenKey | None = None,
 ) -> Approved:
-    """Verify the certificate at `path`, then sign its empty field `field_name` with `sealer`.
+    """Verify the certificate at `path`, then sign its empty field `field_name` with `sealer`
+    (or, without one, with the key `keys` holds for the head printed on it).
 
     `verifier` must find the file genuine and awaiting approval (verdict AWAITING APPROVAL,
-    or VALID for a certificate issued before approvals were logged), and the name in
-    `sealer`'s certificate must be the head's printed on it. The result goes to `out`
+    or VALID for a certificate issued before approvals were logged), the name in the
+    approving key's certificate must be the head's printed on it, and that key must not be
+    the key that made the first signature (two signatures, two keys). The result goes to `out`
     (default: `path`, replaced atomically), and the approval is recorded in the verifier's
     ledger as an event signed with `ledger_key` (default: the ledger's own key). Raises
     `VerificationFailed` when the file cannot be read or does not verify, `SigningError` when
@@ -118,11 +124,26 @@ def approve_pdf(
             f"{path}: the ledger holds no head's name for {report.number}: "
             "cannot check who may approve it"
         )
+    if sealer is None:
+        if keys is None:
+            raise ConfigError("approve_pdf needs a sealer or the lab's keys")
+        try:
+            sealer = keys.for_name(head, Role.HEAD, field="head.name", ref=report.number)
+        except SignerRefused as exc:
+            raise SigningError(f"{path}: {exc}; nothing was signed", hint=exc.hint) from None
     if not same_name(sealer.signer_name, head):
         raise SigningError(
             f"{path}: the approver's certificate names '{sealer.signer_name}', but the head "
             f"printed on {report.number} is '{head}'; nothing was signed",
             hint="approve with the key of the head named on the certificate",
+        )
+    first = signer_public_keys(data)
+    if first and public_key_of(sealer) == first[0]:
+        raise SigningError(
+            f"{path}: the approver's key is the key that made the first signature "
+            f"('{sealer.signer_name}'); the two signatures need two different keys; nothing "
+            "was signed",
+            hint="the head approves with their own key",
         )
     ledger = verifier.ledger
     waiting = (

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from certissuer import dcc
     from certissuer.issue import Issued
     from certissuer.ledger import CertificateEntry, Checkpoint, Status
+    from certissuer.sign import SecretSource
 
 __all__ = [
     "ERROR_REPORT_COLUMNS",
@@ -351,12 +352,19 @@ class _Worker:
     """Issues records with one Issuer; claims each record first."""
 
     def __init__(
-        self, settings: Settings, passphrase: bytes | None, out_dir: Path, renderer: Any = None
+        self,
+        settings: Settings,
+        passphrase: bytes | None,
+        out_dir: Path,
+        renderer: Any = None,
+        secret: SecretSource | None = None,
     ) -> None:
         from certissuer.issue import Issuer
         from certissuer.ledger import this_claimant
 
-        self.issuer = Issuer.from_settings(settings, passphrase=passphrase, out_dir=out_dir)
+        self.issuer = Issuer.from_settings(
+            settings, passphrase=passphrase, out_dir=out_dir, secret=secret
+        )
         if renderer is not None:
             self.issuer.renderer = renderer
         self.claimant = this_claimant()
@@ -436,6 +444,7 @@ def run_batch(
     error_report: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     renderer: Any = None,
+    secret: SecretSource | None = None,
 ) -> RunReport:
     """Issue the records of `items` and report what happened: the one run engine.
 
@@ -457,7 +466,9 @@ def run_batch(
     token key (`RunReport.checkpoint`), even when an error stops it; a notice of failure
     counts as issued here (`RunReport.notices`). With `error_report` the
     rejected rows are written there (CSV or XLSX by its suffix). `renderer` replaces the
-    template renderer (tests). Raises `CertissuerError` when the run cannot start at all
+    template renderer (tests). `passphrase` is the ``[signing]`` key's passphrase or PIN;
+    `secret` gives the ``[[people]]`` keys' in this process (worker processes read the
+    variables each key names). Raises `CertissuerError` when the run cannot start at all
     (keys, ledger, templates).
     """
     report = RunReport(dry_run=dry_run, all_or_nothing=all_or_nothing)
@@ -506,11 +517,11 @@ def run_batch(
         progressed()
 
     if dry_run:
-        _dry_run(items, settings, passphrase, record, reject, renderer)
+        _dry_run(items, settings, passphrase, record, reject, renderer, secret)
     else:
         # One Issuer in this process: it repairs what a crashed run left, once, before any
         # worker starts, and signs the checkpoint at the end.
-        worker = _Worker(settings, passphrase, out_dir, renderer)
+        worker = _Worker(settings, passphrase, out_dir, renderer, secret)
         try:
             report.certificates.extend(worker.issuer.complete_pending())
             report.completed = len(report.certificates)
@@ -693,32 +704,32 @@ def _dry_run(
     record: Callable[[Outcome], None],
     reject: Callable[[Any], None],
     renderer: Any,
+    secret: SecretSource | None = None,
 ) -> None:
-    from certissuer.issue import load_sealer, load_token_key, trial_render
+    from certissuer.issue import load_keyring, load_token_key, signers_of, trial_render
     from certissuer.render import Renderer
 
-    load_sealer(settings, passphrase)
     load_token_key(settings)
     renderer = renderer or Renderer(settings.render_template_dir)
     today = datetime.now(VIETNAM_TZ).date()
     ledger = _existing_ledger(settings)  # what an earlier run issued is not "would issue"
-    for item in items:
-        if isinstance(item, intake.Rejected | ManifestRejected):
-            reject(item)
-            continue
-        if ledger is not None and ledger.by_ref(settings.lab_code, _cert(item).ref) is not None:
-            record(Outcome("already", item.source, item.row))
-            continue
-        try:
-            trial_render(renderer, _cert(item), settings, label="DRY-RUN", today=today)
-        except CertissuerError as exc:
-            record(
-                Outcome(
-                    "rejected", item.source, item.row, RejectedRow.of(item.source, item.row, exc)
-                )
-            )
-            continue
-        record(Outcome("issued", item.source, item.row))
+    with load_keyring(settings, passphrase, secret=secret) as keys:
+        for item in items:
+            if isinstance(item, intake.Rejected | ManifestRejected):
+                reject(item)
+                continue
+            if ledger is not None and ledger.by_ref(settings.lab_code, _cert(item).ref):
+                record(Outcome("already", item.source, item.row))
+                continue
+            try:
+                # issue 17: the printed signer has a key that names them
+                signers_of(keys, _cert(item), approval=settings.signing_approval)
+                trial_render(renderer, _cert(item), settings, label="DRY-RUN", today=today)
+            except CertissuerError as exc:
+                rejection = RejectedRow.of(item.source, item.row, exc)
+                record(Outcome("rejected", item.source, item.row, rejection))
+                continue
+            record(Outcome("issued", item.source, item.row))
 
 
 ERROR_REPORT_COLUMNS = ("file", "row", "field", "reason", "hint")

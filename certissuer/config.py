@@ -24,6 +24,7 @@ import os
 import re
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -31,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from certissuer._vn import strip_marks
+from certissuer._vn import same_name, strip_marks
 from certissuer.errors import ConfigError
 
 __all__ = [
@@ -40,15 +41,20 @@ __all__ = [
     "Appearance",
     "Choice",
     "Digest",
+    "KeySource",
     "Level",
     "OutsideScope",
     "PdfStore",
+    "Person",
+    "Pkcs11Uri",
     "Revocation",
+    "Role",
     "RsaPadding",
     "Settings",
     "TsaUnavailable",
     "find_config",
     "load_settings",
+    "parse_pkcs11_uri",
     "resolve_sqlite_url",
 ]
 
@@ -190,6 +196,336 @@ class PdfStore(Choice, label="PDF store"):
     archive without a shared disk (meant for a PostgreSQL ledger)."""
 
 
+class Role(Choice, label="role"):
+    """What a person signs, as ``[[people]] roles`` names it."""
+
+    VERIFIER = "verifier"
+    """Signs a verification certificate over "Kiểm định viên" (with ``[signing] approval``)."""
+    HEAD = "head"
+    """The head of the organisation: signs (or approves) verification certificates."""
+    SIGNATORY = "signatory"
+    """An authorised signatory of calibration certificates."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pkcs11Uri:
+    """A key on a token as an RFC 7512 ``pkcs11:`` URI names it (`parse_pkcs11_uri`)."""
+
+    token: str = ""
+    serial: str = ""
+    object: str = ""
+    """The key's label (CKA_LABEL)."""
+    id: bytes | None = None
+    """The key's CKA_ID."""
+    module_path: Path | None = None
+    pin_source: str = field(default="", repr=False)
+    """Where the PIN is: ``env:NAME`` or ``file:/path`` (never shown)."""
+    pin_value: str = field(default="", repr=False)
+    """The PIN itself (discouraged; never shown)."""
+
+
+_URI_PATH = frozenset(
+    {"token", "serial", "object", "id", "type", "manufacturer", "model",
+     "library-manufacturer", "library-description", "library-version",
+     "slot-manufacturer", "slot-description", "slot-id"}
+)  # fmt: skip
+_URI_QUERY = frozenset({"module-path", "module-name", "pin-source", "pin-value"})
+_URI_USED = ("token", "serial", "object", "id", "type", "module-path", "pin-source", "pin-value")
+
+
+def _redact(uri: str) -> str:
+    """`uri` with the value of any pin-value attribute hidden, for messages."""
+    return re.sub(r"(pin-value=)[^&;#]*", r"\1***", uri, flags=re.IGNORECASE)
+
+
+def parse_pkcs11_uri(text: str, *, where: str, base: Path | None = None) -> Pkcs11Uri:
+    """Read an RFC 7512 URI such as
+    ``pkcs11:token=Lab%20token;object=tuan;type=private?module-path=/usr/lib/x.so``.
+
+    Path attributes: ``token``, ``serial``, ``object`` (the key's label), ``id`` (CKA_ID,
+    percent-encoded bytes), ``type`` (``private`` when given); the other standard ones are
+    accepted and not used. Query attributes: ``module-path``, ``pin-source`` (``env:NAME``
+    or ``file:/path``) and ``pin-value``. `where` names the setting in errors; a relative
+    module path is resolved against `base`. Raises a one-line `ConfigError` (which never
+    shows a pin-value) for a URI that is malformed or does not name a token and a key.
+    """
+    shown = _redact(text)
+    hint = "write it as pkcs11:token=LABEL;object=KEY-LABEL?module-path=/path/to/module.so"
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{where}: {shown!r} is not a usable pkcs11: URI: {problem}", hint=hint)
+
+    if not isinstance(text, str):
+        raise ConfigError(f"{where} must be text, got {type(text).__name__}")
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme.lower() != "pkcs11":
+        raise bad("it must start with 'pkcs11:'")
+    if parts.fragment or "#" in text or parts.netloc:
+        raise bad("it has a part RFC 7512 does not allow ('//' or '#')")
+    values: dict[str, bytes] = {}
+    for chunk, allowed, sep in ((parts.path, _URI_PATH, ";"), (parts.query, _URI_QUERY, "&")):
+        for item in filter(None, chunk.split(sep)):
+            name, eq, value = item.partition("=")
+            name = name.strip().lower()
+            if not eq or not name:
+                raise bad(f"'{_redact(item)}' is not name=value")
+            if name not in allowed and not name.startswith("x-"):
+                valid = ", ".join(sorted(allowed))
+                raise bad(f"unknown attribute '{name}' (valid here: {valid})")
+            if name in values:
+                raise bad(f"attribute '{name}' is given twice")
+            values[name] = urllib.parse.unquote_to_bytes(value)
+
+    def text_of(name: str) -> str:
+        try:
+            return values.get(name, b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad(f"attribute '{name}' is not UTF-8") from None
+
+    kind = text_of("type")
+    if kind and kind != "private":
+        raise bad(f"type={kind} names no private key (use type=private or leave it out)")
+    if "module-name" in values and "module-path" not in values:
+        raise bad("give the module by module-path (module-name is not searched for)")
+    pin_source = text_of("pin-source")
+    if pin_source and not pin_source.startswith(("env:", "file:")):
+        raise bad("pin-source must be env:NAME or file:/path")
+    uri = Pkcs11Uri(
+        token=text_of("token"),
+        serial=text_of("serial"),
+        object=text_of("object"),
+        id=values.get("id"),
+        module_path=(base or Path.cwd()) / text_of("module-path")
+        if values.get("module-path")
+        else None,
+        pin_source=pin_source,
+        pin_value=text_of("pin-value"),
+    )
+    if not (uri.token or uri.serial):
+        raise bad("it names no token (token= or serial=)")
+    if not (uri.object or uri.id):
+        raise bad("it names no key (object= or id=)")
+    return uri
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where one signing key is: a PKCS#12 file, a PEM key and certificate, or a key on a
+    PKCS#11 token. Nothing secret is held; `pin_value` (from a URI) is never shown."""
+
+    where: str
+    """The setting it came from, for messages: ``[signing]`` or ``lab.toml: [[people]] 2``."""
+    pkcs12: Path | None = None
+    key: Path | None = None
+    cert: Path | None = None
+    chain: tuple[Path, ...] = ()
+    passphrase_env: str = ""
+    """The variable holding the PKCS#12 or key passphrase ("": ``[signing] passphrase_env``)."""
+    pkcs11_module: Path | None = None
+    pkcs11_token: str = ""
+    pkcs11_token_serial: str = ""
+    pkcs11_key_label: str = ""
+    pkcs11_key_id: bytes | None = None
+    pkcs11_cert_label: str = ""
+    pin_env: str = ""
+    """The variable holding the token PIN ("": ``[signing] pin_env``)."""
+    pin_source: str = field(default="", repr=False)
+    """From a ``pkcs11:`` URI: ``env:NAME`` or ``file:/path``."""
+    pin_value: str = field(default="", repr=False)
+    """From a ``pkcs11:`` URI's pin-value: never shown or logged."""
+
+    @property
+    def on_token(self) -> bool:
+        """True for a key on a PKCS#11 token."""
+        return self.pkcs11_module is not None
+
+    def identity(self) -> tuple[object, ...]:
+        """What tells this key from another without opening it (same file or token key)."""
+        if self.on_token:
+            return ("pkcs11", self.pkcs11_module, self.pkcs11_token, self.pkcs11_token_serial,
+                    self.pkcs11_key_label, self.pkcs11_key_id)  # fmt: skip
+        return ("file", self.pkcs12 or self.key)
+
+    def uri_pin(self) -> bytes | None:
+        """The PIN the ``pkcs11:`` URI gives (pin-value, or pin-source ``env:NAME`` /
+        ``file:/path``), or None when it gives none. `ConfigError` when the variable is not
+        set or the file cannot be read; the PIN itself is never in a message."""
+        if self.pin_value:
+            return self.pin_value.encode()
+        if self.pin_source.startswith("env:"):
+            name = self.pin_source.removeprefix("env:")
+            value = os.environ.get(name)
+            if value is None:
+                raise ConfigError(
+                    f"{self.where}: the pkcs11_uri's pin-source names ${name}, which is not set"
+                )
+            return value.encode()
+        if self.pin_source.startswith("file:"):
+            path = Path(self.pin_source.removeprefix("file:").removeprefix("//"))
+            try:
+                return path.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.where}: cannot read the PIN file {path} ({exc.strerror})"
+                ) from None
+        return None
+
+    def token_identity(self) -> tuple[object, ...]:
+        """The token this key is on (one PIN per token), or the key file."""
+        if self.on_token:
+            return ("pkcs11", self.pkcs11_module, self.pkcs11_token, self.pkcs11_token_serial)
+        return self.identity()
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person who signs certificates (``[[people]]``) and their key."""
+
+    name: str
+    """The name as certificates print it; the key's certificate must name them (CN)."""
+    roles: tuple[Role, ...]
+    key: KeySource
+
+
+_PERSON_KEYS = (
+    "name", "roles", "pkcs12", "key", "cert", "chain", "passphrase_env", "pkcs11_uri",
+    "pkcs11_module", "pkcs11_token", "pkcs11_token_serial", "pkcs11_key_label",
+    "pkcs11_key_id", "pkcs11_cert_label", "pin_env",
+)  # fmt: skip
+
+
+def key_source(
+    values: Mapping[str, Any], *, where: str, base: Path, required: bool
+) -> KeySource | None:
+    """The `KeySource` of a ``[signing]`` table or a ``[[people]]`` entry (`values` read from
+    TOML, paths resolved against `base`). None when it names no key and not `required`.
+    Raises `ConfigError` naming `where` for a key named twice or in two ways."""
+
+    def path(name: str) -> Path | None:
+        value = values.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be a path, got {value!r}")
+        return (base / value).resolve()
+
+    def text(name: str) -> str:
+        value = values.get(name) or ""
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be text, got {value!r}")
+        return value.strip()
+
+    chain_value = values.get("chain") or ()
+    if isinstance(chain_value, str | Path):
+        chain_value = [chain_value]
+    if not all(isinstance(c, str | Path) for c in chain_value):
+        raise ConfigError(f"{where}: chain must be a path or a list of paths")
+    chain = tuple(c if isinstance(c, Path) else (base / c).resolve() for c in chain_value)
+    key_id_text = text("pkcs11_key_id")
+    try:
+        key_id = bytes.fromhex(key_id_text) if key_id_text else None
+    except ValueError:
+        raise ConfigError(f"{where}: pkcs11_key_id must be hex, got '{key_id_text}'") from None
+    module = path("pkcs11_module")
+    token, serial = text("pkcs11_token"), text("pkcs11_token_serial")
+    key_label, pin_source, pin_value = text("pkcs11_key_label"), "", ""
+    uri_text = text("pkcs11_uri")
+    if uri_text:
+        named = [n for n in ("pkcs11_token", "pkcs11_token_serial", "pkcs11_key_label",
+                             "pkcs11_key_id") if values.get(n)]  # fmt: skip
+        if named:
+            raise ConfigError(
+                f"{where}: pkcs11_uri and {named[0]} both name the token key",
+                hint="give either pkcs11_uri or pkcs11_token / pkcs11_key_label, not both",
+            )
+        uri = parse_pkcs11_uri(uri_text, where=f"{where}: pkcs11_uri", base=base)
+        module = uri.module_path or module
+        if module is None:
+            raise ConfigError(
+                f"{where}: pkcs11_uri names no module-path and no pkcs11_module is set",
+                hint="add ?module-path=/path/to/the/vendor/module.so to the URI",
+            )
+        token, serial, key_label, key_id = uri.token, uri.serial, uri.object, uri.id
+        pin_source, pin_value = uri.pin_source, uri.pin_value
+    pkcs12, pem = path("pkcs12"), path("key")
+    ways = [w for w, on in (("pkcs12", pkcs12), ("key", pem), ("a token key", module)) if on]
+    if len(ways) > 1:
+        raise ConfigError(
+            f"{where}: {ways[0]} and {ways[1]} both name a key; give one",
+            hint="a PKCS#12 file, a PEM key + cert, or a token key (pkcs11_uri)",
+        )
+    if not ways:
+        if not required:
+            return None
+        raise ConfigError(
+            f"{where}: no key: give pkcs12, key + cert, or a token key (pkcs11_uri, or "
+            "pkcs11_module + pkcs11_token + pkcs11_key_label)"
+        )
+    if module is not None and not (token or serial):
+        raise ConfigError(
+            f"{where}: a PKCS#11 module is set but no token label",
+            hint="set pkcs11_token to the token's label (or pkcs11_token_serial to its serial)",
+        )
+    if pem is not None and path("cert") is None:
+        raise ConfigError(f"{where}: a key is set but no certificate", hint="set cert (PEM)")
+    return KeySource(
+        where=where,
+        pkcs12=pkcs12,
+        key=pem,
+        cert=path("cert"),
+        chain=chain,
+        passphrase_env=text("passphrase_env"),
+        pkcs11_module=module,
+        pkcs11_token=token,
+        pkcs11_token_serial=serial,
+        pkcs11_key_label=key_label,
+        pkcs11_key_id=key_id,
+        pkcs11_cert_label=text("pkcs11_cert_label"),
+        pin_env=text("pin_env"),
+        pin_source=pin_source,
+        pin_value=pin_value,
+    )
+
+
+def _people(raw: Any, path: Path, base: Path) -> tuple[Person, ...]:
+    """The ``[[people]]`` entries of the profile at `path`, each checked."""
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise ConfigError(
+            f"{path}: 'people' must be a list of [[people]] tables",
+            hint='write [[people]] then name = "…", roles = ["verifier"], pkcs12 = "…"',
+        )
+    people: list[Person] = []
+    for i, entry in enumerate(raw, 1):
+        name = entry.get("name")
+        label = f"{path}: [[people]] {i}" + (f" ('{name}')" if isinstance(name, str) else "")
+        for key in entry:
+            if key not in _PERSON_KEYS:
+                raise ConfigError(
+                    f"{label}: unknown key '{key}'", hint=f"valid keys: {', '.join(_PERSON_KEYS)}"
+                )
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{label}: name is missing", hint='add name = "Full Name"')
+        roles_raw = entry.get("roles")
+        if isinstance(roles_raw, str):
+            roles_raw = [roles_raw]
+        if not isinstance(roles_raw, list) or not roles_raw:
+            valid = ", ".join(r.value for r in Role)
+            raise ConfigError(f"{label}: roles is missing", hint=f'e.g. roles = ["{valid}"]')
+        roles = tuple(Role.parse(r, where=f"{label}: roles") for r in roles_raw)
+        source = key_source(entry, where=label, base=base, required=True)
+        assert source is not None
+        for other in people:
+            if same_name(other.name, name):
+                raise ConfigError(
+                    f"{label}: '{name}' is already a person in the profile ('{other.name}')",
+                    hint="one [[people]] entry per person, with all their roles",
+                )
+        people.append(Person(" ".join(name.split()), roles, source))
+    return tuple(people)
+
+
 @dataclass(frozen=True, slots=True)
 class ScopeLine:
     """One line of the accredited calibration scope as the profile states it.
@@ -321,6 +657,9 @@ class Settings:
     """The key's CKA_ID in hex, when it has no label."""
     signing_pkcs11_cert_label: str = ""
     """The certificate's label on the token; default: the key's label or id."""
+    signing_pkcs11_uri: str = field(default="", repr=False)
+    """The token key as an RFC 7512 URI (``pkcs11:token=…;object=…?module-path=…``), instead
+    of pkcs11_module + pkcs11_token + pkcs11_key_label; a pin-value in it is never shown."""
     signing_pin_env: str = "CERTISSUER_PKCS11_PIN"
     """Name of the environment variable that holds the token PIN (never the value)."""
     signing_level: Level = Level.B_B
@@ -414,6 +753,8 @@ class Settings:
     registry_outside_scope: OutsideScope = OutsideScope.REFUSE
     """Work outside the accreditation scope: refuse, or unaccredited (issue it without the
     accreditation mark, with a statement saying so)."""
+    people: tuple[Person, ...] = ()
+    """``[[people]]``: who signs (verifiers, the head, authorised signatories) with which key."""
     source: Path | None = field(default=None, compare=False)
     """The TOML file these settings came from, if any."""
 
@@ -428,6 +769,44 @@ class Settings:
         if isinstance(tsa, str):  # one URL, as code may give it
             object.__setattr__(self, "signing_tsa_url", (tsa,) if tsa.strip() else ())
         self.accredited_scope()  # a bad scope line is refused when the profile is read
+        if self.signing_pkcs11_uri:  # a malformed URI is refused when the profile is read
+            parse_pkcs11_uri(self.signing_pkcs11_uri, where="[signing] pkcs11_uri")
+
+    def signing_source(self) -> KeySource | None:
+        """The ``[signing]`` key (PKCS#12, PEM key + cert, or token), or None when none is set.
+
+        Raises `ConfigError` when it is named twice or incompletely.
+        """
+        values = {
+            "pkcs12": self.signing_pkcs12,
+            "key": self.signing_key,
+            "cert": self.signing_cert,
+            "chain": self.signing_chain,
+            "pkcs11_module": self.signing_pkcs11_module,
+            "pkcs11_token": self.signing_pkcs11_token,
+            "pkcs11_token_serial": self.signing_pkcs11_token_serial,
+            "pkcs11_key_label": self.signing_pkcs11_key_label,
+            "pkcs11_key_id": self.signing_pkcs11_key_id,
+            "pkcs11_cert_label": self.signing_pkcs11_cert_label,
+            "pkcs11_uri": self.signing_pkcs11_uri,
+        }
+        if values["pkcs11_module"] is not None or values["pkcs11_uri"]:
+            values["pkcs12"] = values["key"] = None  # a token key is used before a file
+        elif values["key"] is not None:
+            values["pkcs12"] = None
+        return key_source(
+            values, where="[signing]", base=self.source.parent if self.source else Path.cwd(),
+            required=False,
+        )  # fmt: skip
+
+    def resolved(self, source: KeySource) -> KeySource:
+        """`source` with the ``[signing]`` passphrase and PIN variables filled in."""
+        return dataclasses.replace(
+            source,
+            passphrase_env=source.passphrase_env or self.signing_passphrase_env,
+            pin_env=source.pin_env or self.signing_pin_env,
+            chain=source.chain or (self.signing_chain if source.where != "[signing]" else ()),
+        )
 
     def accredited_scope(self) -> tuple[ScopeLine, ...]:
         """`lab_accredited_scope` parsed (`ConfigError` names the bad line)."""
@@ -466,7 +845,11 @@ def _setting(name: str) -> str:
 def _fields() -> dict[str, Any]:
     """Each setting's name and its type, which says how a TOML or variable value is read."""
     hints = typing.get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if f.name != "source"}
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(Settings)
+        if f.name not in ("source", "people")
+    }
 
 
 @functools.cache
@@ -528,6 +911,8 @@ def _coerce(name: str, value: Any, base: Path, where: str) -> Any:
         raise ConfigError(f"{where} must be text, got {value!r}")
     if name == "ledger_url":
         return resolve_sqlite_url(value, base)
+    if name == "signing_pkcs11_uri" and value:
+        parse_pkcs11_uri(value, where=where, base=base)
     return value
 
 
@@ -587,6 +972,9 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
             raise ConfigError(f"{path}: cannot read the lab profile: {exc}") from exc
         base = path.resolve().parent
         for section, table in raw.items():
+            if section == "people":
+                values["people"] = _people(table, path, base)
+                continue
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{section}' must be a [section], got a value")
             for key, value in table.items():

@@ -22,6 +22,7 @@ __all__ = [
     "IssueRefused",
     "LedgerError",
     "RegisterRefused",
+    "SignerRefused",
     "SigningError",
     "TemplateError",
     "TokenError",
@@ -125,6 +126,16 @@ class IssueRefused(CertissuerError):
     """A certificate may not be issued for this record (for example a failed instrument)."""
 
     exit_code = 9
+
+
+class SignerRefused(IssueRefused):
+    """The person printed over a signature has no key whose certificate names them, or two
+    signatures of one certificate would be made with one key. `field` names the record's field
+    ("head.name")."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
 
 
 class RegisterRefused(IssueRefused):

@@ -19,16 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from certissuer._vn import VIETNAM_TZ, file_stem, local_date
-from certissuer.config import Settings
+from certissuer.config import Role, Settings
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
-from certissuer.errors import ConfigError, IssueRefused, LedgerError
+from certissuer.errors import ConfigError, IssueRefused, LedgerError, SignerRefused
 from certissuer.key_register import check_in_use
 from certissuer.ledger import (
     FAILED_REVERIFICATION_EN,
@@ -61,7 +62,14 @@ from certissuer.registry.checks import (
     refuse,
 )
 from certissuer.render import Renderer
-from certissuer.sign import Sealer, SignatureSlot, signature_slots
+from certissuer.sign import (
+    Keyring,
+    Sealer,
+    SecretSource,
+    SignatureSlot,
+    env_secret,
+    signature_slots,
+)
 from certissuer.token import INFO_QR_KEY, TokenKey, make_token, verification_url
 
 __all__ = [
@@ -69,9 +77,11 @@ __all__ = [
     "Issued",
     "Issuer",
     "NoticeIssued",
+    "load_keyring",
     "load_sealer",
     "load_token_key",
     "pdf_filename",
+    "signers_of",
     "trial_render",
 ]
 
@@ -179,6 +189,50 @@ def load_sealer(settings: Settings, passphrase: bytes | None) -> Sealer:
     return Sealer.from_settings(settings, passphrase)
 
 
+def load_keyring(
+    settings: Settings, passphrase: bytes | None, *, secret: SecretSource | None = None
+) -> Keyring:
+    """The keys of the people who sign, from the profile (``[[people]]`` and ``[signing]``).
+
+    `passphrase` is the ``[signing]`` key's passphrase or PIN; `secret` gives the other keys'
+    (default: the variables each key names). Without ``[[people]]`` the ``[signing]`` key is
+    opened now, so a wrong passphrase stops a run before anything; people's keys are opened
+    when they first sign.
+    """
+    keys = Keyring(settings, secret=secret or env_secret(settings, passphrase, os.environ))
+    if not settings.people:
+        keys.default()
+    return keys
+
+
+def signers_of(
+    keys: Keyring, doc: Any, *, approval: bool
+) -> tuple[SignatureSlot, SignatureSlot | None, Sealer]:
+    """The signature `doc` gets at issue, the field left for the head's approval (or None),
+    and the key of the person printed under the signature, from `keys`.
+
+    Issue 17: the printed signer's key must name them (`Keyring.for_name`), and with
+    `approval` the head's key must not be the verifier's. Raises `SignerRefused` naming the
+    field ("head.name"), which `Issuer` does before any number is taken. A digitised copy is
+    signed with the ``[signing]`` key.
+    """
+    if isinstance(doc, PaperCopy):
+        return SignatureSlot("Signature1", "Người số hóa / Digitised by"), None, keys.default()
+    cert = doc.result if isinstance(doc, FailureNotice) else doc
+    slot, reserve = signature_slots(cert, approval=approval)
+    if isinstance(cert, CalibrationCertificate):
+        role, field = Role.SIGNATORY, "signatory.name"
+    elif reserve is None:
+        role, field = Role.HEAD, "head.name"
+    else:
+        role, field = Role.VERIFIER, "verifier.name"
+    assert slot.name_on_page is not None
+    sealer = keys.for_name(slot.name_on_page, role, field=field, ref=doc.ref)
+    if reserve is not None and reserve.name_on_page is not None:
+        keys.check_distinct(sealer, reserve.name_on_page, field="head.name", ref=doc.ref)
+    return slot, reserve, sealer
+
+
 def load_token_key(settings: Settings) -> TokenKey:
     """The lab's QR token key from the profile."""
     if settings.token_key is None:
@@ -241,14 +295,19 @@ class Issuer:
         settings: Settings,
         *,
         ledger: Ledger,
-        sealer: Sealer,
+        sealer: Sealer | None = None,
+        keys: Keyring | None = None,
         token_key: TokenKey,
         out_dir: Path,
         renderer: Renderer | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
+        self.keys = keys or Keyring(settings, sealer=sealer)
+        """Each signing person's key: the printed signer's signs each certificate."""
         self.sealer = sealer
+        """The ``[signing]`` key when it was given or opened at the start (without
+        ``[[people]]``); it signs for the person its certificate names."""
         self.token_key = token_key
         self.out_dir = out_dir
         self.renderer = renderer or Renderer(settings.render_template_dir)
@@ -275,24 +334,34 @@ class Issuer:
         passphrase: bytes | None,
         out_dir: Path,
         ledger: Ledger | None = None,
+        secret: SecretSource | None = None,
     ) -> Issuer:
         """Open the ledger, keys and templates the profile names.
 
-        The ledger is opened for the profile's lab (`Ledger.bind`): another lab's ledger is
-        refused with `LedgerError`.
+        `passphrase` is the ``[signing]`` key's passphrase or PIN, `secret` gives the
+        ``[[people]]`` keys' (`load_keyring`). The ledger is opened for the profile's lab
+        (`Ledger.bind`): another lab's ledger is refused with `LedgerError`.
         """
-        ledger = ledger or Ledger.open(
-            settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
-        )
-        sealer = load_sealer(settings, passphrase)
+        keys = load_keyring(settings, passphrase, secret=secret)
         token_key = load_token_key(settings)
+        sealer = None if settings.people else keys.default()  # opened by load_keyring
         try:
             # Issue 20: a key the key register retired signs nothing new (it would not verify).
-            check_in_use(settings, token_key, sealer.certificate)
+            check_in_use(settings, token_key, sealer.certificate if sealer else None)
         except ConfigError:
-            sealer.close()
+            keys.close()
             raise
-        return cls(settings, ledger=ledger, sealer=sealer, token_key=token_key, out_dir=out_dir)
+        return cls(
+            settings,
+            ledger=ledger
+            or Ledger.open(
+                settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
+            ),
+            sealer=sealer,
+            keys=keys,
+            token_key=token_key,
+            out_dir=out_dir,
+        )
 
     def issue(self, cert: Cert, *, now: datetime | None = None) -> Issued:
         """Issue `cert`: reserve its number, render, sign, write the PDF, complete the entry.
@@ -338,6 +407,8 @@ class Issuer:
             entry.pdf_path = str((self.out_dir / pdf_filename(number)).absolute())
             return entry
 
+        # Issue 17: the person printed over the signature has a key that names them.
+        self._check_signers(doc)
         # Issue 8: the register's checks (standards, verifier card, signatory, scope, stamp,
         # valid-until) before a number is taken; on once the register holds this lab.
         clearance = None
@@ -381,6 +452,7 @@ class Issuer:
         doc, _, _, existing, _ = self._prepare(cert, now, issuing=False)
         if existing is not None:
             return
+        self._check_signers(doc)  # issue 17: a key naming the printed signer
         if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
             self.register.check(doc)
         self._check_stamp(doc)
@@ -617,22 +689,17 @@ class Issuer:
                 **({} if in_scope is not False else {"accredited": False}),
             )
             scans: list[tuple[str, str, int]] = []
+            slot, reserve, sealer = self._signers(cert)
             if isinstance(cert, PaperCopy):
                 # An electronic copy: the first page, then the scans at their own resolution.
                 pdf = append_scans(pdf, cert, number=entry.number)
                 scans = [(s.file_name, s.sha256, s.pages) for s in cert.scans]
-                slot, reserve = SignatureSlot("Signature1", "Người số hóa / Digitised by"), None
-            elif isinstance(cert, FailureNotice):  # signed as the verification would be
-                slot, reserve = signature_slots(
-                    cert.result, approval=self.settings.signing_approval
+            elif not isinstance(cert, FailureNotice) and self.dcc is not None:
+                # before signing, so the signature covers the DCC
+                pdf = self.dcc.embed(
+                    pdf, cert, number=entry.number, accredited=self._in_scope(cert) is True
                 )
-            else:
-                if self.dcc is not None:  # before signing, so the signature covers the DCC
-                    pdf = self.dcc.embed(
-                        pdf, cert, number=entry.number, accredited=self._in_scope(cert) is True
-                    )
-                slot, reserve = signature_slots(cert, approval=self.settings.signing_approval)
-            signed = self.sealer.sign(
+            signed = sealer.sign(
                 pdf,
                 info={INFO_QR_KEY: url},
                 reason=f"{entry.number}",
@@ -647,7 +714,7 @@ class Issuer:
                 entry.number,
                 pdf_sha256=sha,
                 pdf_path=str(path),
-                signer=self.sealer.subject,
+                signer=sealer.subject,
                 at=now,
                 scans=scans,
                 ledger_key=self.token_key,  # the ledger's events are signed with the token key
@@ -662,9 +729,23 @@ class Issuer:
             _logger.debug("issue of %s failed; number released: %s", entry.number, released)
             raise
         _logger.info("issued %s -> %s", entry.number, path)
-        downgraded = self.sealer.downgraded
-        level = "B-B" if downgraded else self.sealer.policy.level.value
+        downgraded = sealer.downgraded
+        level = "B-B" if downgraded else sealer.policy.level.value
         return Issued(entry.number, entry.kind, path, sha, url, level=level, tsa_failure=downgraded)
+
+    def _signers(self, doc: _Doc) -> tuple[SignatureSlot, SignatureSlot | None, Sealer]:
+        return signers_of(self.keys, doc, approval=self.settings.signing_approval)
+
+    def _check_signers(self, doc: _Doc) -> None:
+        """`signers_of` before a number or a stamp is taken. When it refuses the printed
+        signer, the register (if it holds this lab) says first whether that person may sign
+        at all: its refusal names the rule ("not an approved signatory")."""
+        try:
+            self._signers(doc)
+        except SignerRefused:
+            if not isinstance(doc, PaperCopy | FailureNotice) and self.register.enabled():
+                self.register.check(doc)
+            raise
 
     def _in_scope(self, doc: _Doc) -> bool | None:
         """Issue 16: is `cert` within the accredited scope? The register's scope decides when

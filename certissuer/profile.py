@@ -134,7 +134,22 @@ def starter_profile(lab_code: str = "LAB") -> str:
         lines += ["", f"[{section}]"]
         for name, default in fields:
             _describe(lines, name, default, starter, helps)
+    lines.append(_PEOPLE.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+_PEOPLE = """
+# Who signs, each with their own key; the key certificate's CN must be the printed name.
+# Without an entry, the [signing] key signs for the person its certificate names.
+# [[people]]
+# name = "Phạm Minh Tuấn"
+# roles = ["verifier"]           # verifier | head | signatory
+# pkcs12 = "keys/pham-minh-tuan.p12"
+# [[people]]
+# name = "Lê Hoàng Phúc"
+# roles = ["head", "signatory"]
+# pkcs11_uri = "pkcs11:token=Lab%20token;object=phuc?module-path=/usr/lib/libvendor.so"
+"""
 
 
 def _describe(

@@ -22,6 +22,10 @@ from ._pki import lab_pki, pki_services  # noqa: F401  (fixtures: the PAdES test
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 PASSPHRASE = b"test-passphrase-5b1d"
+HEAD = "Lê Hoàng Phúc"
+"""The head of the lab and authorised signatory the samples print."""
+VERIFIER = "Phạm Minh Tuấn"
+"""The verifier the sample verification prints."""
 
 
 def load_json(path: Path) -> Any:
@@ -30,15 +34,37 @@ def load_json(path: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and ECDSA P-256 token key."""
-    return make_keys(tmp_path_factory.mktemp("pki"), passphrase=PASSPHRASE, organisation="Test lab")
+    """The lab's PKI: CA, RSA-2048 signer (PKCS#12) and ECDSA P-256 token key. The signer is the
+    head and authorised signatory the samples print, "Lê Hoàng Phúc"."""
+    return make_keys(
+        tmp_path_factory.mktemp("pki"),
+        passphrase=PASSPHRASE,
+        organisation="Test lab",
+        signer_name=HEAD,
+    )
+
+
+@pytest.fixture(scope="session")
+def verifier_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
+    """The verifier's own key (from their own CA): "Phạm Minh Tuấn", who signs verification
+    certificates first when the head approves them later."""
+    return make_keys(
+        tmp_path_factory.mktemp("verifier-pki"),
+        passphrase=PASSPHRASE,
+        organisation="Test lab",
+        signer_name=VERIFIER,
+    )
 
 
 @pytest.fixture(scope="session")
 def other_pki(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    """Somebody else's PKI: signatures made with it must not be trusted."""
+    """Somebody else's PKI: signatures made with it must not be trusted. Its signer claims
+    the head's name, as a forger would."""
     return make_keys(
-        tmp_path_factory.mktemp("other-pki"), passphrase=PASSPHRASE, organisation="Forger"
+        tmp_path_factory.mktemp("other-pki"),
+        passphrase=PASSPHRASE,
+        organisation="Forger",
+        signer_name=HEAD,
     )
 
 

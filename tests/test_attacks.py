@@ -89,6 +89,11 @@ class Lab:
         if data.get("stamp_number"):  # a stamp is used once per lab: each record its own
             data["stamp_number"] = f"ĐT-26 {self.count:07d}"
         settings = self.settings.replace(**changes)
+        # The record prints the name of whoever signs it at issue (issue 17: names match).
+        if "signatory" in data:
+            data["signatory"]["name"] = sealer.signer_name
+        else:
+            data["verifier" if settings.signing_approval else "head"]["name"] = sealer.signer_name
         issuer = Issuer(
             settings,
             ledger=self.ledger,

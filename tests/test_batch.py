@@ -25,7 +25,7 @@ from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
 
 from . import _workers
-from .conftest import lab_settings
+from .conftest import HEAD, lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = json.loads((ROOT / "samples" / "calibration.json").read_text(encoding="utf-8"))
@@ -33,7 +33,9 @@ SAMPLE = json.loads((ROOT / "samples" / "calibration.json").read_text(encoding="
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    return make_keys(tmp_path_factory.mktemp("bk"), passphrase=b"pw", organisation="Batch lab")
+    return make_keys(
+        tmp_path_factory.mktemp("bk"), passphrase=b"pw", organisation="Batch lab", signer_name=HEAD
+    )
 
 
 def _settings(keys: KeyPaths, url: str) -> Settings:

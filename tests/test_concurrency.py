@@ -24,14 +24,16 @@ from certissuer.ledger import Ledger
 from certissuer.sign import Sealer
 
 from . import _workers
-from .conftest import lab_settings
+from .conftest import HEAD, lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPaths:
-    return make_keys(tmp_path_factory.mktemp("ck"), passphrase=b"pw", organisation="Conc lab")
+    return make_keys(
+        tmp_path_factory.mktemp("ck"), passphrase=b"pw", organisation="Conc lab", signer_name=HEAD
+    )
 
 
 def _settings(keys: KeyPaths, url: str) -> Settings:

@@ -35,9 +35,16 @@ from .conftest import PASSPHRASE, SAMPLES, lab_settings, load_json
 LEVELS = [level.value for level in Level]
 
 
-def _cert(name: str, ref: str) -> Any:
+ALICE = "Phạm Minh Tuấn"
+"""The common name of the test PKI's signer Alice: who signs what she issues."""
+
+
+def _cert(name: str, ref: str, **printed: str) -> Any:
+    """The sample `name` as record `ref`; `printed` replaces people's names ("head")."""
     data = load_json(SAMPLES / name)
     data["ref"] = ref
+    for role, person in printed.items():
+        data[role]["name"] = person
     if data.get("stamp_number"):  # a stamp is used once per lab: each record its own
         data["stamp_number"] = f"ĐT-26 {zlib.crc32(ref.encode()) % 10**7:07d}"
     return parse_certificate(data)
@@ -81,7 +88,7 @@ def issued(
                 renderer=renderer,
             )
             files[level] = issuer.issue(
-                _cert("calibration.json", f"pades-{level}")
+                _cert("calibration.json", f"pades-{level}", signatory=ALICE)
             ).path.read_bytes()
     return files
 
@@ -334,7 +341,11 @@ def _pixels(pdf: Path, rect: Any, tmp_path: Path, page: int = 0) -> list[tuple[i
 def test_visible_signature_over_the_signers_name(
     lab: Settings, lab_ledger: Ledger, lab_pki: LabPKI, renderer: Any, tmp_path: Path
 ) -> None:
-    settings = lab.replace(signing_seal_image=_red_seal(tmp_path / "seal.png"))
+    # signed by the head printed under the signature: Bob, "Lê Hoàng Phúc"
+    settings = lab.replace(
+        signing_seal_image=_red_seal(tmp_path / "seal.png"),
+        signing_pkcs12=lab_pki.p12("bob", PASSPHRASE),
+    )
     with lab_pki.services():
         sealer = Sealer.from_settings(settings, PASSPHRASE, level="B-B")
     issuer = Issuer(
@@ -538,6 +549,10 @@ url = "sqlite:///{tmp_path / "l.db"}"
         encoding="utf-8",
     )
     monkeypatch.setenv("CERTISSUER_P12_PASSPHRASE", PASSPHRASE.decode())
+    record = load_json(SAMPLES / "calibration.json")
+    record["signatory"]["name"] = ALICE  # who signs with the profile's key
+    results = tmp_path / "calibration.json"
+    results.write_text(json.dumps(record, ensure_ascii=False, default=str), encoding="utf-8")
     runner = CliRunner()
     with lab_pki.services():
         result = runner.invoke(
@@ -550,7 +565,7 @@ url = "sqlite:///{tmp_path / "l.db"}"
                 "B-LTA",
                 "--out",
                 str(tmp_path / "o"),
-                str(SAMPLES / "calibration.json"),
+                str(results),
             ],
         )
     assert result.exit_code == 0, result.output

@@ -337,6 +337,7 @@ def test_lab_token_issues_a_valid_certificate(
             renderer=renderer,
         )
         data = load_json(SAMPLES / "calibration.json")
+        data["signatory"]["name"] = f"Signer {case}"  # the token's owner signs
         issued = issuer.issue(parse_certificate(data)).path
     pdf = issued.read_bytes()
     report = Verifier.from_settings(lab, ledger=ledger).verify_pdf(pdf)
@@ -551,6 +552,7 @@ def test_one_login_per_run(
     for ref in ("spy-1", "spy-2", "spy-3"):
         data = json.loads((SAMPLES / "calibration.json").read_text(encoding="utf-8"))
         data["ref"] = ref
+        data["signatory"]["name"] = f"Signer {tok.label}"  # the token's owner signs
         files.append(tmp_path / f"{ref}.json")
         files[-1].write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     toml = tmp_path / "lab.toml"
@@ -642,6 +644,7 @@ def test_token_key_signs_timestamped_levels(
         )
         data = load_json(SAMPLES / "calibration.json")
         data["ref"] = f"{person}-{level}"
+        data["signatory"]["name"] = sealer.signer_name  # the key's owner signs
         path = issuer.issue(parse_certificate(data)).path
     with lab_pki.services():
         report = Verifier.from_settings(lab, ledger=ledger).verify_pdf(path.read_bytes())

@@ -18,7 +18,7 @@ from certissuer.errors import VerificationFailed
 from certissuer.issue import Issuer, load_token_key
 from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
-from certissuer.sign import Sealer
+from certissuer.sign import Keyring, Sealer
 from certissuer.token import TokenKey, make_token, verification_url
 from certissuer.verify import Report, Verdict, Verifier
 
@@ -100,7 +100,10 @@ def test_incremental_update_of_metadata_only_is_altered(
 def test_pdf_signed_by_another_key_is_unknown_signer(
     issuer: Issuer, other_pki: KeyPaths, verifier: Verifier, cal_cert: Any
 ) -> None:
-    issuer.sealer = Sealer.from_pkcs12(other_pki.signer_p12, PASSPHRASE)
+    # the forger's certificate names the printed signatory, but no trusted CA issued it
+    issuer.keys = Keyring(
+        issuer.settings, sealer=Sealer.from_pkcs12(other_pki.signer_p12, PASSPHRASE)
+    )
     data = issuer.issue(cal_cert).path.read_bytes()
     report = verifier.verify_pdf(data)
     assert report.verdict is Verdict.UNKNOWN_SIGNER

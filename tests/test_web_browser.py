@@ -26,9 +26,10 @@ from certissuer.issue import Issued, Issuer, load_token_key
 from certissuer.keys import KeyPaths
 from certissuer.ledger import EventKind, Ledger, LedgerEvent
 from certissuer.model import parse_certificate
+from certissuer.sign import Keyring
 
 from ._serve import start_serve, stop
-from .conftest import ROOT, SAMPLES, load_json
+from .conftest import PASSPHRASE, ROOT, SAMPLES, load_json
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -78,7 +79,11 @@ def _toml(value: Any) -> str:
 
 @pytest.fixture(scope="module")
 def blab(
-    tmp_path_factory: pytest.TempPathFactory, pki: KeyPaths, sealer: Any, renderer: Any
+    tmp_path_factory: pytest.TempPathFactory,
+    pki: KeyPaths,
+    verifier_pki: KeyPaths,
+    sealer: Any,
+    renderer: Any,
 ) -> Iterator[BrowserLab]:
     """A lab profile on disk, its ledger with certificates, and ``certissuer serve`` on it."""
     _require_browser()
@@ -92,7 +97,7 @@ name_vi = "Trung tâm Kỹ thuật Tiêu chuẩn Đo lường Chất lượng Th
 name_en = "Test Technical Centre for Standards, Metrology and Quality"
 [signing]
 pkcs12 = {_toml(str(pki.signer_p12))}
-trust_roots = [{_toml(str(pki.ca_cert))}]
+trust_roots = [{_toml(str(pki.ca_cert))}, {_toml(str(verifier_pki.ca_cert))}]
 [token]
 key = {_toml(str(pki.token_key))}
 url_base = "https://kiemdinh.test.invalid"
@@ -102,6 +107,10 @@ url = {_toml(f"sqlite:///{root / 'ledger.db'}")}
 allow_download = true
 rate_limit = 0
 pdf_workers = 1
+[[people]]
+name = "Phạm Minh Tuấn"
+roles = ["verifier"]
+pkcs12 = {_toml(str(verifier_pki.signer_p12))}
 """,
         encoding="utf-8",
     )
@@ -288,10 +297,12 @@ def test_upload_a_genuine_and_a_tampered_pdf(blab: BrowserLab, driver: Any, tmp_
 def test_awaiting_approval_until_the_head_approves(
     blab: BrowserLab, driver: Any, tmp_path: Path
 ) -> None:
+    settings = blab.settings.replace(signing_approval=True)
     two_signers = Issuer(
-        blab.settings.replace(signing_approval=True),
+        settings,
         ledger=blab.ledger,
-        sealer=blab.issuer.sealer,
+        # the verifier signs first with their [[people]] key; the head approves later
+        keys=Keyring(settings, sealer=blab.issuer.sealer, secret=lambda _: PASSPHRASE),
         token_key=load_token_key(blab.settings),
         out_dir=tmp_path / "out",
         renderer=blab.issuer.renderer,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from certissuer.config import Settings, load_settings
 from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
+    from certissuer.config import KeySource
     from certissuer.issue import Issuer
     from certissuer.ledger import Ledger
     from certissuer.token import TokenKey
@@ -34,6 +35,7 @@ __all__ = [
     "passphrase",
     "print_table",
     "say",
+    "secrets",
     "token_key",
     "warn",
 ]
@@ -108,9 +110,14 @@ def passphrase(settings: Settings) -> bytes | None:
     Read from the variable `settings` names, else asked at a terminal prompt; raises
     `ConfigError` when neither is possible. None for a token whose reader has a PIN pad
     (the PIN is typed there), or when no terminal can ask (the token then says whether it
-    needs one).
+    needs one), and when the profile has no ``[signing]`` key (``[[people]]`` keys only).
     """
-    module = settings.signing_pkcs11_module
+    source = settings.signing_source()
+    if source is None:
+        return None
+    if source.pin_value or source.pin_source:
+        return source.uri_pin()  # the [signing] pkcs11_uri says where the PIN is
+    module = source.pkcs11_module
     token = module is not None
     env = settings.signing_pin_env if token else settings.signing_passphrase_env
     value = os.environ.get(env)
@@ -120,9 +127,7 @@ def passphrase(settings: Settings) -> bytes | None:
         from certissuer.sign import token_has_pin_pad
 
         if token_has_pin_pad(
-            module,
-            token_label=settings.signing_pkcs11_token,
-            token_serial=settings.signing_pkcs11_token_serial,
+            module, token_label=source.pkcs11_token, token_serial=source.pkcs11_token_serial
         ):
             warn("Enter the PIN on the reader's PIN pad.")
             return None
@@ -135,12 +140,57 @@ def passphrase(settings: Settings) -> bytes | None:
     )
 
 
+def secrets(settings: Settings, signing: bytes | None) -> Callable[[KeySource], bytes | None]:
+    """The passphrase or PIN of each ``[[people]]`` key: from the variable it names (or a
+    ``pkcs11:`` URI's pin-source), else the reader's PIN pad, else asked at a terminal, once
+    per file or token. `signing` stands in for the ``[signing]`` key's variable."""
+    from certissuer.sign import env_secret, token_has_pin_pad
+
+    from_env = env_secret(settings, signing, os.environ)
+    known: dict[tuple[object, ...], bytes | None] = {}
+
+    def secret(source: KeySource) -> bytes | None:
+        ident = source.token_identity()
+        if ident in known:
+            return known[ident]
+        full = settings.resolved(source)
+        var = full.pin_env if full.on_token else full.passphrase_env
+        value: bytes | None
+        signing_var = settings.signing_pin_env if full.on_token else settings.signing_passphrase_env
+        if (
+            source.pin_value
+            or source.pin_source
+            or var in os.environ
+            or (signing is not None and var == signing_var)
+        ):
+            value = from_env(source)
+        elif full.pkcs11_module is not None and token_has_pin_pad(
+            full.pkcs11_module,
+            token_label=full.pkcs11_token,
+            token_serial=full.pkcs11_token_serial,
+        ):
+            warn(f"{source.where}: enter the PIN on the reader's PIN pad.")
+            value = None
+        elif sys.stdin.isatty():
+            what = "Token PIN" if full.on_token else "PKCS#12 passphrase"
+            value = str(typer.prompt(f"{what} ({source.where})", hide_input=True)).encode()
+        else:
+            value = from_env(source)  # a token may need none; a file's says which variable
+        known[ident] = value
+        return value
+
+    return secret
+
+
 def issuer(state: State, out_dir: Path) -> Issuer:
     """An `Issuer` for the profile of `state`, writing PDFs under `out_dir`."""
     from certissuer.issue import Issuer
 
     settings = state.settings()
-    return Issuer.from_settings(settings, passphrase=passphrase(settings), out_dir=out_dir)
+    signing = passphrase(settings)
+    return Issuer.from_settings(
+        settings, passphrase=signing, out_dir=out_dir, secret=secrets(settings, signing)
+    )
 
 
 def open_ledger(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from certissuer.cli._app import app
-from certissuer.cli._state import State, err, passphrase, say, warn
+from certissuer.cli._state import State, err, passphrase, say, secrets, warn
 from certissuer.config import Settings
 
 if TYPE_CHECKING:
@@ -209,10 +209,12 @@ def _batch(ctx: typer.Context, items: Iterable[Any], total: int | None) -> None:
     settings = state.settings()
     out: Path = options["out"]
     with _progress(options["quiet"], total, dry_run=options["dry_run"]) as on_progress:
+        signing = passphrase(settings)
         report = batch.run_batch(
             items,
             settings=settings,
-            passphrase=passphrase(settings),
+            passphrase=signing,
+            secret=secrets(settings, signing),
             out_dir=out,
             jobs=options["jobs"] or (os.cpu_count() or 1),
             dry_run=options["dry_run"],

@@ -18,6 +18,7 @@ from certissuer.cli._state import (
     open_ledger,
     passphrase,
     say,
+    secrets,
     token_key,
     warn,
 )
@@ -85,10 +86,12 @@ def issue(
         lab_place=settings.lab_place or None,
         report=lambda line: warn(f"note: {line}"),
     )
+    signing = passphrase(settings)
     report = batch.run_batch(
         batch.issue_items(results, fill=fill),
         settings=settings,
-        passphrase=passphrase(settings),
+        passphrase=signing,
+        secret=secrets(settings, signing),
         out_dir=out,
         all_or_nothing=True,
     )
@@ -131,7 +134,11 @@ _ApproveLevel = Annotated[
     str | None, typer.Option(help="PAdES level (default: \\[signing] level).")
 ]
 _ApproveP12 = Annotated[
-    Path | None, typer.Option(help="The approver's PKCS#12 file (default: the profile's).")
+    Path | None,
+    typer.Option(
+        help="The approver's PKCS#12 file (default: the printed head's key in "
+        "\\[\\[people]], else \\[signing]).",
+    ),
 ]
 _ApproveToken = Annotated[str | None, typer.Option(help="Label of the approver's PKCS#11 token.")]
 _ApproveKeyLabel = Annotated[str | None, typer.Option(help="Key label on that token.")]
@@ -224,20 +231,39 @@ def _approve(
 ) -> None:
     """Sign the head's approval into `pdf` and record it in the ledger."""
     from certissuer.approve import approve_pdf
-    from certissuer.sign import Sealer
+    from certissuer.sign import Keyring, Sealer, policy_from_settings
     from certissuer.verify import Verifier
 
     settings = state.settings()
+    key = token_key(state)  # before anything is signed: the ledger's event is signed with it
+    verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
+    if pkcs12 is None and token is None and key_label is None:
+        # The key of the head printed on the certificate: their [[people]] entry, else the
+        # [signing] key when its certificate names them.
+        # Only the key that signs is opened: its passphrase or PIN is asked for then.
+        policy = policy_from_settings(settings, level=level)
+        with Keyring(settings, secret=secrets(settings, None), policy=policy) as keys:
+            done = approve_pdf(
+                pdf,
+                keys=keys,
+                verifier=verifier,
+                out=out,
+                location=settings.lab_place,
+                ledger_key=key,
+            )
+        say(f"approved {done.number or pdf} by {done.signer}  {done.path}")
+        return
     if pkcs12 is not None:
         settings = settings.replace(
-            signing_pkcs12=pkcs12, signing_pkcs11_module=None, signing_key=None
+            signing_pkcs12=pkcs12,
+            signing_pkcs11_module=None,
+            signing_pkcs11_uri="",
+            signing_key=None,
         )
     if token is not None:
         settings = settings.replace(signing_pkcs11_token=token)
     if key_label is not None:
         settings = settings.replace(signing_pkcs11_key_label=key_label)
-    key = token_key(state)  # before anything is signed: the ledger's event is signed with it
-    verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
     with Sealer.from_settings(settings, passphrase(settings), level=level) as sealer:
         done = approve_pdf(
             pdf,

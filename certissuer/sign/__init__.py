@@ -1,6 +1,7 @@
 """PAdES signing: the lab's legal signature on every certificate.
 
 * `sealer`: `Sealer` (one key, many documents) and the checks on a signing certificate.
+* `keyring`: `Keyring`, each signing person's key, opened when first needed.
 * `policy`: `SigningPolicy`, `Level`, `policy_from_settings` (the lab profile's ``[signing]``).
 * `_appearance`: visible signatures, where they go and what they show.
 * `_pkcs11`: keys on USB tokens and HSMs.
@@ -26,6 +27,13 @@ from certissuer.sign._appearance import (
     signature_slots,
 )
 from certissuer.sign._pkcs11 import token_has_pin_pad
+from certissuer.sign.keyring import (
+    Keyring,
+    SecretSource,
+    env_secret,
+    public_key_of,
+    signer_public_keys,
+)
 from certissuer.sign.policy import Level, SigningPolicy, load_certificates, policy_from_settings
 from certissuer.sign.sealer import (
     APPROVAL_FIELD,
@@ -41,17 +49,22 @@ __all__ = [
     "SIGNATURE_FIELD",
     "SIGNED_BY",
     "Box",
+    "Keyring",
     "Level",
     "Sealer",
+    "SecretSource",
     "SignatureSlot",
     "SigningPolicy",
     "StampPainter",
     "TextRun",
     "check_signing_certificate",
+    "env_secret",
     "find_text",
     "load_certificates",
     "locate_slot",
     "policy_from_settings",
+    "public_key_of",
     "signature_slots",
+    "signer_public_keys",
     "token_has_pin_pad",
 ]

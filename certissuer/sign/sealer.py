@@ -72,7 +72,7 @@ from certissuer.sign.policy import (
 )
 
 if TYPE_CHECKING:
-    from certissuer.config import Settings
+    from certissuer.config import KeySource, Settings
 
 __all__ = [
     "APPROVAL_FIELD",
@@ -396,51 +396,58 @@ class Sealer:
         ``[signing] level``. Raises `ConfigError` or `SigningError`.
         """
         policy = policy_from_settings(settings, level=level)
-        module = settings.signing_pkcs11_module
-        if module is not None:
-            if not (settings.signing_pkcs11_token or settings.signing_pkcs11_token_serial):
-                raise ConfigError(
-                    "a PKCS#11 module is set but no token label",
-                    hint="set [signing] pkcs11_token to the token's label "
-                    "(or pkcs11_token_serial to its serial number)",
-                )
-            key_id = settings.signing_pkcs11_key_id
-            try:
-                raw_id = bytes.fromhex(key_id) if key_id else None
-            except ValueError:
-                raise ConfigError(f"[signing] pkcs11_key_id must be hex, got '{key_id}'") from None
-            return cls.from_pkcs11(
-                module,
-                token_label=settings.signing_pkcs11_token,
-                token_serial=settings.signing_pkcs11_token_serial,
-                pin=secret.decode() if secret is not None else None,
-                key_label=settings.signing_pkcs11_key_label or None,
-                key_id=raw_id,
-                cert_label=settings.signing_pkcs11_cert_label or None,
-                chain=settings.signing_chain,
-                policy=policy,
-                now=now,
-            )
-        if settings.signing_key is not None:
-            if settings.signing_cert is None:
-                raise ConfigError(
-                    "a signing key is set but no certificate",
-                    hint="set [signing] cert to the key's certificate (PEM)",
-                )
-            return cls.from_pem(
-                settings.signing_key,
-                settings.signing_cert,
-                settings.signing_chain,
-                secret,
-                policy=policy,
-                now=now,
-            )
-        if settings.signing_pkcs12 is None:
+        source = settings.signing_source()
+        if source is None:
             raise ConfigError(
                 "no signing key configured",
                 hint="set [signing] pkcs12, key + cert, or pkcs11_module in the lab profile",
             )
-        return cls.from_pkcs12(settings.signing_pkcs12, secret, policy=policy, now=now)
+        return cls.from_source(source, secret, policy=policy, now=now)
+
+    @classmethod
+    def from_source(
+        cls,
+        source: KeySource,
+        secret: bytes | None,
+        *,
+        policy: SigningPolicy | None = None,
+        now: datetime | None = None,
+    ) -> Sealer:
+        """Open the key `source` names (a ``[signing]`` key or a ``[[people]]`` entry's).
+
+        `secret` is the PKCS#12 or key passphrase, or the token PIN (None: none, or the
+        reader's PIN pad). Raises `ConfigError` or `SigningError`.
+        """
+        if source.pkcs11_module is not None:
+            if secret is None:
+                secret = source.uri_pin()  # a pkcs11: URI's pin-source or pin-value
+            return cls.from_pkcs11(
+                source.pkcs11_module,
+                token_label=source.pkcs11_token,
+                token_serial=source.pkcs11_token_serial,
+                pin=secret.decode() if secret is not None else None,
+                key_label=source.pkcs11_key_label or None,
+                key_id=source.pkcs11_key_id,
+                cert_label=source.pkcs11_cert_label or None,
+                chain=source.chain,
+                policy=policy,
+                now=now,
+            )
+        if source.key is not None:
+            if source.cert is None:
+                raise ConfigError(
+                    f"{source.where}: a signing key is set but no certificate",
+                    hint="set cert to the key's certificate (PEM)",
+                )
+            return cls.from_pem(
+                source.key, source.cert, source.chain, secret, policy=policy, now=now
+            )
+        if source.pkcs12 is None:
+            raise ConfigError(
+                f"{source.where}: no signing key configured",
+                hint="set pkcs12, key + cert, or a token key (pkcs11_uri)",
+            )
+        return cls.from_pkcs12(source.pkcs12, secret, policy=policy, now=now)
 
     # -- revocation ------------------------------------------------------------------------
 
