@@ -38,7 +38,7 @@ demo-trial: install
 	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TRIAL_URL)/', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/certissuer --config $(TRIAL) issue samples/verification.json --out $(DEMO)/trial; \
 	for pdf in $(DEMO)/trial/*.pdf; do \
-	  $(BIN)/certissuer --config $(TRIAL) sign-approve "$$pdf" --pkcs12 keys.example/le-hoang-phuc.p12; \
+	  $(BIN)/certissuer --config $(TRIAL) sign-approve "$$pdf"; \
 	  $(BIN)/certissuer --config $(TRIAL) verify "$$pdf"; \
 	done
 
