@@ -11,6 +11,7 @@ then talk to the test TSA, OCSP responder and CRL repository in this process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ class LabPKI:
 
     def p12(self, label: str, passphrase: bytes = PASSPHRASE) -> Path:
         """A PKCS#12 file with the key and certificate of `label` and the root."""
-        path = self.directory / f"{label}.p12"
+        # One file per passphrase: a file made for one must not be handed out for another.
+        tag = "" if passphrase == PASSPHRASE else "-" + hashlib.sha256(passphrase).hexdigest()[:8]
+        path = self.directory / f"{label}{tag}.p12"
         if not path.exists():
             key = serialization.load_pem_private_key(self.key_path(label).read_bytes(), None)
             assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)

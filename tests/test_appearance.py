@@ -82,6 +82,11 @@ def _profile(tmp: Path, *, name_vi: str | None = None, approval: bool = False) -
         f"seal_size_mm = {SEAL_MM}\n" + ("approval = true\n" if approval else "")
     )
     text = text.replace('trust_roots = ["', extra + 'trust_roots = ["', 1)
+    if approval:  # the verifier signs first, with their own key
+        verifier = ROOT / "keys.example" / "pham-minh-tuan.p12"
+        text += (
+            f'\n[[people]]\nname = "Phạm Minh Tuấn"\nroles = ["verifier"]\npkcs12 = "{verifier}"\n'
+        )
     path = tmp / "certissuer.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -325,7 +330,8 @@ def test_appearance_text_sizes_and_no_overlap(issued: dict[str, Path], which: st
             assert not text.meets(image), (text, image)
     # the signing time (ISO 8601) and the signer are always there, whatever the room
     joined = " ".join(t.text for t in texts)
-    assert "Demo signer" in joined
+    # the person printed under the signature, whose key signed it (issue 17)
+    assert ("Phạm Minh Tuấn" if which == "approval" else "Lê Hoàng Phúc") in joined
     assert any(t.text.startswith("20") and "T" in t.text and "+07:00" in t.text for t in texts)
 
 

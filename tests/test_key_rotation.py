@@ -56,6 +56,7 @@ class Lab:
             organisation="Rotation lab",
             key_type="p256",
             services_url="http://127.0.0.1:1",  # a trial CA: it keeps its key to renew
+            signer_name="Lê Hoàng Phúc",  # the head and signatory the samples print
         )
         self.profile = root / "lab.toml"
         self.profile.write_text(

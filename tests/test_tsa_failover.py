@@ -180,7 +180,7 @@ def _profile(tmp_path: Path, lab_pki: LabPKI, pki: KeyPaths, urls: list[str]) ->
 [lab]
 code = "TSA1"
 [signing]
-pkcs12 = "{lab_pki.p12("alice")}"
+pkcs12 = "{lab_pki.p12("bob")}"
 trust_roots = ["{lab_pki.pem("root")}"]
 level = "B-T"
 tsa_url = {json.dumps(urls)}
