@@ -176,7 +176,7 @@ def _files(settings: Settings) -> Iterator[Check]:
                 f"chmod 600 {path}",
             )
             continue
-        yield Check(name, Status.OK, f"{path}" + (" (private, 0600)" if secret else ""))
+        yield Check(name, Status.OK, f"{path}" + (" (private, owner only)" if secret else ""))
 
 
 # -- the signing key and its certificate --------------------------------------------------------
@@ -348,7 +348,12 @@ def _ledger(settings: Settings) -> Check:
     from certissuer.ledger import Ledger
     from certissuer.ledger.migrations import current_revision, head_revision
 
+    from sqlalchemy.engine import make_url
+
     name = "ledger"
+    url = make_url(settings.ledger_url)
+    where = url.database if url.get_backend_name() == "sqlite" else None
+    where = where or url.render_as_string(hide_password=True)
     try:
         ledger = Ledger.open_readonly(
             settings.ledger_url, lab_code=settings.lab_code, profile=settings.source
@@ -361,12 +366,12 @@ def _ledger(settings: Settings) -> Check:
             return Check(
                 name,
                 Status.FAIL,
-                f"{ledger.where} is at schema revision {at or 'none'}, this version needs {head}",
+                f"{where} is at schema revision {at or 'none'}, this version needs {head}",
                 "run 'certissuer ledger upgrade' (after a backup)",
             )
-        return Check(name, Status.OK, f"{ledger.where} reachable, schema {head}")
+        return Check(name, Status.OK, f"{where} reachable, schema {head}")
     except Exception as exc:  # the driver's own errors, unwrapped
-        return Check(name, Status.FAIL, f"{ledger.where} cannot be read: {exc}")
+        return Check(name, Status.FAIL, f"{where} cannot be read: {exc}")
     finally:
         ledger.close()
 
