@@ -129,6 +129,9 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        self._by_route: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """By raw path, for fixed paths only (a token makes every path new)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,9 +149,29 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            route = route_label(scope.get("path", ""))
-            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            key = (scope.get("path", ""), scope.get("method", ""), status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children_for(*key)
+            children[0].inc()
+            children[1].observe(elapsed)
+
+    def _children_for(self, path: str, method: str, status: int) -> tuple[Any, Any]:
+        # prometheus_client's labels() takes a lock and builds a tuple each call: a few
+        # microseconds, as much as the rest of a cached QR answer. Paths to routes with a
+        # token are many, so only the routed label is kept, by (route, method, status).
+        route = route_label(path)
+        children = self._by_route.get((route, method, status))
+        if children is None:
+            children = (
+                self.metrics.requests.labels(route, method, str(status)),
+                self.metrics.latency.labels(route),
+            )
+            self._by_route[(route, method, status)] = children
+        if route == path and len(self._children) < 1024:  # a fixed path: skip the regexes
+            self._children[(path, method, status)] = children
+        return children
 
 
 def count_verdicts(site: Any, metrics: Metrics) -> None:
