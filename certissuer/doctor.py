@@ -102,8 +102,16 @@ def run_checks(
         settings = load_settings(profile, env=env)
     except CertissuerError as exc:
         return [Check("profile", Status.FAIL, str(exc), exc.hint or "")]
-    where = settings.source or "defaults"
-    checks = [Check("profile", Status.OK, f"{where} loads (lab {settings.lab_code})")]
+    if settings.source is None:
+        found = Check(
+            "profile",
+            Status.WARN,
+            "no profile found: the built-in defaults",
+            "pass --config PROFILE, set $CERTISSUER_CONFIG, or run 'certissuer init'",
+        )
+    else:
+        found = Check("profile", Status.OK, f"{settings.source} loads (lab {settings.lab_code})")
+    checks = [found]
     checks += list(_files(settings))
     signer, chain = None, []
     for check, cert, extra in _signing_key(settings, env):
@@ -345,10 +353,10 @@ def _head(path: Path) -> bytes:
 
 
 def _ledger(settings: Settings) -> Check:
+    from sqlalchemy.engine import make_url
+
     from certissuer.ledger import Ledger
     from certissuer.ledger.migrations import current_revision, head_revision
-
-    from sqlalchemy.engine import make_url
 
     name = "ledger"
     url = make_url(settings.ledger_url)

@@ -271,3 +271,11 @@ def test_a_page_publishing_other_keys_fails(lab: Lab, tmp_path: Path) -> None:
     failed, out = _broken(lab, tmp_path, token_public=f'token_public = "{other}"')
     assert [c.name for c in failed] == ["keys.json"]
     assert "add the token key's public half to [web] token_public" in out
+
+
+def test_a_profile_that_does_not_load_fails_first(tmp_path: Path) -> None:
+    profile = tmp_path / "lab.toml"
+    profile.write_text('[signing]\npkcs_12 = "x.p12"\n', encoding="utf-8")
+    checks = run_checks(profile, env=ENV)
+    assert len(checks) == 1 and checks[0].status is Status.FAIL and exit_code(checks) == 1
+    assert "pkcs_12" in checks[0].message
