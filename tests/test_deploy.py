@@ -231,7 +231,9 @@ def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dep
     folder = tmp_path_factory.mktemp("deploy")
     profile = _profile(lab, folder / "lab.toml")
     log = folder / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = folder / "run"  # as systemd's RuntimeDirectory= gives it
+    run.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME_DIRECTORY": str(run)}
     env.pop(MULTIPROCESS_ENV, None)
     args = [sys.executable, "-m", "certissuer", "--config", str(profile), "serve"]
     with log.open("wb") as out:
@@ -288,6 +290,8 @@ def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dep
             nginx.terminate()
             nginx.wait(10)
         stop(serve)
+    # The workers' counters lived in the runtime folder, and went with the server.
+    assert list(run.iterdir()) == []
 
 
 def _listening(port: int) -> bool:
@@ -411,6 +415,9 @@ def test_metrics_add_up_every_workers_counts(deployed: Deployed, lab: Lab) -> No
         assert read() == (requests + 4, verdicts + 1)
     text = deployed.direct("/metrics")[1].decode()
     assert "certissuer_http_request_duration_seconds_bucket" in text
+    # Each worker keeps its counts in the runtime folder that systemd (here the test) gives.
+    (counters,) = (deployed.log.parent / "run").glob("certissuer-metrics-*")
+    assert 1 <= len(list(counters.glob("counter_*.db"))) <= WORKERS  # one file per worker pid
     assert 'route="/V/{token}"' in text and token(lab.ver) not in text
 
 

@@ -184,20 +184,20 @@ def count_verdicts(site: Any, metrics: Metrics) -> None:
         verdicts.labels(str(report.verdict), via).inc()
 
     @wraps(check_token)
-    def token_counted(token: str) -> Any:
-        answer = check_token(token)
+    def token_counted(*args: Any, **kwargs: Any) -> Any:
+        answer = check_token(*args, **kwargs)
         counted(answer.report, "token")
         return answer
 
     @wraps(lookup)
-    def lookup_counted(number: str, serial: str) -> Any:
-        answer = lookup(number, serial)
+    def lookup_counted(*args: Any, **kwargs: Any) -> Any:
+        answer = lookup(*args, **kwargs)
         counted(answer.report, "lookup")
         return answer
 
     @wraps(check_upload)
-    async def upload_counted(data: bytes, client: str) -> Any:
-        report, details = await check_upload(data, client)
+    async def upload_counted(*args: Any, **kwargs: Any) -> Any:
+        report, details = await check_upload(*args, **kwargs)
         counted(report, "upload")
         return report, details
 
