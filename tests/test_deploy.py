@@ -1,10 +1,11 @@
-"""Deployment: Debian's nginx with `deploy/nginx.conf` in front of `certissuer serve --workers 2`,
-the sample Caddyfile and systemd unit, `/healthz` and `/metrics`.
+"""Deployment: Debian's nginx with `deploy/nginx.conf`, and Caddy with `deploy/Caddyfile`, each in
+front of `certissuer serve --workers 2`; the systemd unit; `/healthz` and `/metrics`.
 
-nginx runs as a child of the test (``daemon off``, a temporary prefix) with the sample
-configuration adapted only where a test must: its ports, certificate paths, a shorter header
-time-out and a smaller body limit. Linux routes all of 127.0.0.0/8 to the loopback interface,
-so a client socket bound to 127.0.0.N is a distinct client address as nginx sees it.
+Each proxy runs as a child of the test (in the foreground, files under a temporary folder)
+with the sample configuration adapted only where a test must: its ports, certificate paths, a
+shorter header time-out and a smaller body limit. Linux routes all of 127.0.0.0/8 to the
+loopback interface, so a client socket bound to 127.0.0.N is a distinct client address as the
+proxy sees it.
 """
 
 from __future__ import annotations
@@ -180,36 +181,55 @@ _PROBES = 0
 
 
 @dataclass
-class Deployed:
-    """nginx on `https` (TLS) in front of `certissuer serve` on `upstream`."""
+class Served:
+    """`certissuer serve --workers 2` on `port`, its log and its runtime folder."""
 
-    https: int
-    upstream: int
-    ca: Path
+    port: int
     log: Path
+    run: Path
+
+    def direct(self, path: str) -> tuple[int, bytes]:
+        """GET `path` from `certissuer serve` itself, bypassing the proxy, each time from
+        another address (127.0.1.N): the monitoring reads stay clear of the rate limit."""
+        global _PROBES
+        _PROBES += 1
+        source = f"127.0.{1 + _PROBES // 250}.{1 + _PROBES % 250}"
+        with socket.create_connection(("127.0.0.1", self.port), 30, (source, 0)) as sock:
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+            answer = read_until_closed(sock)
+        return _status(answer), answer.split(b"\r\n\r\n", 1)[1]
+
+
+@dataclass
+class Deployed:
+    """`proxy` (nginx or Caddy) on `https` (TLS, trusting `ca`) in front of `served`."""
+
+    proxy: str
+    https: int
+    ca: Path
+    served: Served
+    net: int
+    """Clients of this proxy's tests come from 127.0.`net`.N: the proxies share the server,
+    and its rate limits are per address."""
+
+    def addr(self, n: int) -> str:
+        return f"127.0.{self.net}.{n}"
 
     def connect(self, source: str) -> ssl.SSLSocket:
         raw = socket.create_connection(("127.0.0.1", self.https), 30, (source, 0))
         context = ssl.create_default_context(cafile=str(self.ca))
+        context.set_alpn_protocols(["http/1.1"])
         return context.wrap_socket(raw, server_hostname="localhost")
 
-    def request(self, raw: bytes, source: str = "127.0.0.1") -> tuple[int, bytes]:
-        """Send `raw` through nginx from `source`; the status and the whole answer."""
+    def request(self, raw: bytes, source: str) -> tuple[int, bytes]:
+        """Send `raw` through the proxy from `source`; the status and the whole answer."""
         with self.connect(source) as sock:
             sock.sendall(raw)
             answer = read_until_closed(sock)
         return _status(answer), answer
 
     def direct(self, path: str) -> tuple[int, bytes]:
-        """GET `path` from `certissuer serve` itself, bypassing nginx, each time from another
-        address (127.0.1.N): the monitoring reads stay clear of the rate limit."""
-        global _PROBES
-        _PROBES += 1
-        source = f"127.0.{1 + _PROBES // 250}.{1 + _PROBES % 250}"
-        with socket.create_connection(("127.0.0.1", self.upstream), 30, (source, 0)) as sock:
-            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
-            answer = read_until_closed(sock)
-        return _status(answer), answer.split(b"\r\n\r\n", 1)[1]
+        return self.served.direct(path)
 
 
 def _status(answer: bytes) -> int:
@@ -223,11 +243,7 @@ def _get(path: str, *headers: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    if NGINX is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing (.ci/run installs it)")
-        pytest.skip("nginx is not installed (apt-get install nginx)")
+def served(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("deploy")
     profile = _profile(lab, folder / "lab.toml")
     log = folder / "serve.log"
@@ -243,55 +259,106 @@ def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dep
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    nginx: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 60
         while not (started := _STARTED.search(log.read_bytes())):
             if serve.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"certissuer serve did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.1)
-        upstream = int(started.group(1))
-        prefix = folder / "nginx"
-        prefix.mkdir()
-        cert, key = _self_signed(prefix)
-        https = _free_port()
-        site = prefix / "certissuer.conf"
-        sample = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
-        site.write_text(
-            adapt_nginx(
-                sample, http=_free_port(), https=https, upstream=upstream, cert=cert, key=key
-            )
-        )
-        main = prefix / "nginx.conf"
-        main.write_text(_nginx_main(prefix, site))
-        where = ["-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(main)]
-        nginx = subprocess.Popen(
-            [NGINX, *where, "-g", "daemon off;"],
-            stderr=subprocess.PIPE,
-        )
-        here = Deployed(https, upstream, cert, log)
-        deadline = time.monotonic() + 60
-        while True:  # both workers up (uvicorn logs the port before they are) and nginx
+        here = Served(int(started.group(1)), log, run)
+        while True:  # both workers up: uvicorn logs the port before they are
             try:
-                ready = here.direct("/healthz")[0] == 200 and _listening(https)
+                if here.direct("/healthz")[0] == 200:
+                    break
             except OSError:
-                ready = False
-            if ready:
-                break
-            if nginx.poll() is not None or serve.poll() is not None:
-                error = nginx.stderr.read().decode() if nginx.stderr else ""
-                pytest.fail(f"nginx or serve stopped: {error}\n{log.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"not up in 60 s:\n{log.read_text(errors='replace')}")
+                pass
+            if serve.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"certissuer serve is not up:\n{log.read_text(errors='replace')}")
             time.sleep(0.2)
         yield here
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         stop(serve)
     # The workers' counters lived in the runtime folder, and went with the server.
     assert list(run.iterdir()) == []
+
+
+def _start_nginx(folder: Path, upstream: int, cert: Path, key: Path, https: int) -> list[str]:
+    if NGINX is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is missing (.ci/run installs it)")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    site = folder / "certissuer.conf"
+    sample = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    site.write_text(
+        adapt_nginx(sample, http=_free_port(), https=https, upstream=upstream, cert=cert, key=key)
+    )
+    main = folder / "nginx.conf"
+    main.write_text(_nginx_main(folder, site))
+    where = ["-p", str(folder), "-e", str(folder / "error.log"), "-c", str(main)]
+    return [NGINX, *where, "-g", "daemon off;"]
+
+
+def adapt_caddy(sample: str, *, https: int, upstream: int, cert: Path, key: Path) -> str:
+    """The sample Caddyfile with the test's address, certificate and shorter limits."""
+    changes = [
+        ("{\n\tservers {", "{\n\tadmin off\n\tauto_https disable_redirects\n\tservers {"),
+        (
+            "verify.example.vn {\n",
+            f"https://localhost:{https} {{\n\tbind 127.0.0.1\n\ttls {cert} {key}\n",
+        ),
+        ("read_header 10s", f"read_header {HEADER_TIMEOUT}s"),
+        (
+            "int({http.request.header.Content-Length}) > 10485760",
+            "int({http.request.header.Content-Length}) > 1048576",
+        ),
+        ("max_size 10MB", "max_size 1MB"),
+    ]
+    for old, new in changes:
+        assert sample.count(old) == 1, f"deploy/Caddyfile no longer has {old!r}"
+        sample = sample.replace(old, new)
+    page = "reverse_proxy 127.0.0.1:8080"
+    assert sample.count(page) == 2, "deploy/Caddyfile: the page's address changed"
+    return sample.replace(page, f"reverse_proxy 127.0.0.1:{upstream}")
+
+
+def _start_caddy(folder: Path, upstream: int, cert: Path, key: Path, https: int) -> list[str]:
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        if os.environ.get("CI"):
+            pytest.fail("caddy is missing (.ci/run installs it)")
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    sample = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
+    config = folder / "Caddyfile"
+    config.write_text(adapt_caddy(sample, https=https, upstream=upstream, cert=cert, key=key))
+    return [caddy, "run", "--adapter", "caddyfile", "--config", str(config)]
+
+
+@pytest.fixture(scope="module", params=["nginx", "caddy"])
+def deployed(
+    request: pytest.FixtureRequest, served: Served, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployed]:
+    proxy: str = request.param
+    folder = tmp_path_factory.mktemp(proxy)
+    cert, key = _self_signed(folder)
+    https = _free_port()
+    start = _start_nginx if proxy == "nginx" else _start_caddy
+    args = start(folder, served.port, cert, key, https)
+    home = {"HOME": str(folder), "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder)}
+    with (folder / "proxy.log").open("wb") as out:
+        process = subprocess.Popen(
+            args, env={**os.environ, **home}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(https):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (folder / "proxy.log").read_text(errors="replace")
+                pytest.fail(f"{proxy} did not start:\n{log}")
+            time.sleep(0.1)
+        yield Deployed(proxy, https, cert, served, net=3 if proxy == "nginx" else 4)
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def _listening(port: int) -> bool:
@@ -312,17 +379,19 @@ def _samples(metrics: bytes, name: str, **labels: str) -> float:
 # -- through nginx ----------------------------------------------------------------------------
 
 
-def test_the_page_answers_through_nginx_over_tls(deployed: Deployed, lab: Lab) -> None:
-    status, answer = deployed.request(_get("/"), source="127.0.0.11")
+def test_the_page_answers_through_the_proxy_over_tls(deployed: Deployed, lab: Lab) -> None:
+    status, answer = deployed.request(_get("/"), deployed.addr(11))
     assert status == 200
     assert b"<form" in answer and b'action="verify"' in answer
-    status, answer = deployed.request(_get(f"/V/{token(lab.ver)}"), source="127.0.0.11")
+    status, answer = deployed.request(_get(f"/V/{token(lab.ver)}"), deployed.addr(11))
     assert status == 200
     assert lab.ver.number.encode() in answer
     assert b"content-security-policy" in answer.lower()
 
 
 def test_plain_http_is_sent_to_the_https_address_not_the_hosts(deployed: Deployed) -> None:
+    if deployed.proxy != "nginx":
+        pytest.skip("Caddy's own redirect (automatic HTTPS) is not part of the sample")
     site = (deployed.ca.parent / "certissuer.conf").read_text()
     http = int(re.findall(r"listen 127\.0\.0\.1:(\d+);", site)[0])
     with socket.create_connection(("127.0.0.1", http), 10) as sock:
@@ -333,38 +402,40 @@ def test_plain_http_is_sent_to_the_https_address_not_the_hosts(deployed: Deploye
     assert b"evil.example" not in answer
 
 
-def test_an_upload_over_the_limit_gets_413_from_nginx(deployed: Deployed) -> None:
+def test_an_upload_over_the_limit_gets_413_from_the_proxy(deployed: Deployed) -> None:
     before = _samples(deployed.direct("/metrics")[1], "certissuer_http_requests_total")
     head = (
         b"POST /verify HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         b"Content-Type: application/pdf\r\nContent-Length: %d\r\n\r\n" % (2 * 1024 * 1024)
     )
-    with deployed.connect("127.0.0.12") as sock:
+    with deployed.connect(deployed.addr(12)) as sock:
         sock.sendall(head + b"%PDF-1.7\n" + b"0" * 65536)
         answer = read_until_closed(sock)
     assert _status(answer) == 413
-    # nginx refused it alone: the page counted no request (only this /metrics read).
+    # The proxy refused it alone: the page counted no request (only this /metrics read).
     after = _samples(deployed.direct("/metrics")[1], "certissuer_http_requests_total")
     assert after == before + 1
 
 
-def test_the_rate_limit_counts_the_address_nginx_forwards(deployed: Deployed) -> None:
-    # 127.0.0.13 forges a new X-Forwarded-For each time: nginx replaces it, the page counts
-    # every request against 127.0.0.13, and after each worker's burst the answer is 429.
+def test_the_rate_limit_counts_the_address_the_proxy_forwards(deployed: Deployed) -> None:
+    # A client forges a new X-Forwarded-For each time: the proxy replaces it, the page counts
+    # every request against the client's address, and after each worker's burst it is 429.
     statuses = [
-        deployed.request(_get("/api/v1/lab", f"X-Forwarded-For: 10.0.0.{n}"), "127.0.0.13")[0]
+        deployed.request(_get("/api/v1/lab", f"X-Forwarded-For: 10.0.0.{n}"), deployed.addr(13))[0]
         for n in range(20)
     ]
     assert statuses[0] == 200
     assert set(statuses) == {200, 429}
     assert statuses.count(200) <= WORKERS * RATE_BURST + 2, statuses  # + a refill or two
-    # Another address has its own budget: nginx forwarded each client's own address.
-    assert [deployed.request(_get("/api/v1/lab"), "127.0.0.14")[0] for _ in range(2)] == [200] * 2
+    # Another address has its own budget: the proxy forwarded each client's own address.
+    assert [deployed.request(_get("/api/v1/lab"), deployed.addr(14))[0] for _ in range(2)] == [
+        200
+    ] * 2
 
 
 def test_a_client_trickling_its_headers_is_cut_off(deployed: Deployed) -> None:
     request = _get("/", *[f"X-Padding-{n}: {'a' * 20}" for n in range(20)])
-    with deployed.connect("127.0.0.15") as sock:
+    with deployed.connect(deployed.addr(15)) as sock:
         started = time.monotonic()
         sock.settimeout(0.2)
         closed = None
@@ -381,15 +452,15 @@ def test_a_client_trickling_its_headers_is_cut_off(deployed: Deployed) -> None:
                 break
             if time.monotonic() - started > 4 * HEADER_TIMEOUT:
                 break
-    assert closed is not None, "nginx kept a trickling client past its header time-out"
+    assert closed is not None, f"{deployed.proxy} kept a trickling client past its time-out"
     assert HEADER_TIMEOUT - 0.5 <= closed <= HEADER_TIMEOUT + 2, closed
 
 
 # -- monitoring, with two workers ---------------------------------------------------------------
 
 
-def test_healthz_says_ok_with_every_check(deployed: Deployed) -> None:
-    status, body = deployed.direct("/healthz")
+def test_healthz_says_ok_with_every_check(served: Served) -> None:
+    status, body = served.direct("/healthz")
     assert status == 200
     health = json.loads(body)
     assert health["status"] == "ok"
@@ -408,15 +479,15 @@ def test_metrics_add_up_every_workers_counts(deployed: Deployed, lab: Lab) -> No
 
     requests, verdicts = read()
     for _ in range(4):
-        assert deployed.request(_get("/api/v1/lab"), "127.0.0.16")[0] in (200, 429)
-    assert deployed.request(_get(f"/V/{token(lab.ver)}"), "127.0.0.17")[0] == 200
+        assert deployed.request(_get("/api/v1/lab"), deployed.addr(16))[0] in (200, 429)
+    assert deployed.request(_get(f"/V/{token(lab.ver)}"), deployed.addr(17))[0] == 200
     # Whichever worker answers /metrics, it reports both workers' counts.
     for _ in range(3):
         assert read() == (requests + 4, verdicts + 1)
     text = deployed.direct("/metrics")[1].decode()
     assert "certissuer_http_request_duration_seconds_bucket" in text
     # Each worker keeps its counts in the runtime folder that systemd (here the test) gives.
-    (counters,) = (deployed.log.parent / "run").glob("certissuer-metrics-*")
+    (counters,) = deployed.served.run.glob("certissuer-metrics-*")
     assert 1 <= len(list(counters.glob("counter_*.db"))) <= WORKERS  # one file per worker pid
     assert 'route="/V/{token}"' in text and token(lab.ver) not in text
 
