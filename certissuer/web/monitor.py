@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import wraps
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "MULTIPROCESS_ENV",
     "Metrics",
     "RequestMetrics",
+    "Routes",
     "add_monitoring",
     "count_verdicts",
     "health",
@@ -64,28 +65,45 @@ HEALTH_TIMEOUT = 5.0
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Latency buckets (s): a QR scan is answered in milliseconds, an upload in seconds."""
 
-# The route label comes from a fixed list, never from the raw path: a token or a probe's path
-# as a label would give every request its own series.
-_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), label)
-    for pattern, label in (
-        (r"^/[Vv]/[^/]+$", "/V/{token}"),
-        (r"^/[Vv]/[^/]+/pdf$", "/V/{token}/pdf"),
-        (r"^/api/v1/verdict/[^/]+$", "/api/v1/verdict/{token}"),
-        (r"^/api/v1/[a-z.]+$", ""),  # the path itself: /api/v1/lookup, /api/v1/openapi.json
-        (r"^/(|verify|lookup|healthz|metrics|sw\.js|manifest\.webmanifest)$", ""),
-        (r"^/static/[a-z.]+$", ""),
-        (r"^/\.well-known/certissuer/keys\.json$", ""),
-    )
-)
 
+class Routes:
+    """The label a request is counted under: its route, never its raw path.
 
-def route_label(path: str) -> str:
-    """The label a request for `path` is counted under: its route, or ``other``."""
-    for pattern, label in _ROUTES:
-        if pattern.match(path):
-            return label or path
-    return "other"
+    A token in the path, or a probe's made-up path, as a label would give every request a
+    series of its own (and an attacker a way to fill the memory): paths of templated routes
+    count under the template (``/V/{token}``), fixed routes under their path, the rest under
+    ``other``. Read from the app's routes at the first request, when all are added.
+    """
+
+    def __init__(self, routes: Sequence[Any]) -> None:
+        self.routes = routes
+        self._fixed: frozenset[str] | None = None
+        self._templated: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+    def _load(self) -> frozenset[str]:
+        fixed: set[str] = set()
+        templated: list[tuple[re.Pattern[str], str]] = []
+        for route in self.routes:
+            path, regex = getattr(route, "path", None), getattr(route, "path_regex", None)
+            if not isinstance(path, str):
+                continue
+            if "{" in path and isinstance(regex, re.Pattern):
+                templated.append((regex, path))
+            else:
+                fixed.add(path)
+        self._templated = tuple(templated)
+        self._fixed = frozenset(fixed)
+        return self._fixed
+
+    def label(self, path: str) -> str:
+        """The label for a request to `path`."""
+        fixed = self._fixed if self._fixed is not None else self._load()
+        if path in fixed:
+            return path
+        for regex, label in self._templated:
+            if regex.match(path):
+                return label
+        return "other"
 
 
 class Metrics:
@@ -127,8 +145,8 @@ class Metrics:
 class RequestMetrics:
     """Counts every answer, the middleware's refusals included (add it outermost)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, routes: Routes) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
         self._by_route: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         """By raw path, for fixed paths only (a token makes every path new)."""
@@ -159,9 +177,9 @@ class RequestMetrics:
 
     def _children_for(self, path: str, method: str, status: int) -> tuple[Any, Any]:
         # prometheus_client's labels() takes a lock and builds a tuple each call: a few
-        # microseconds, as much as the rest of a cached QR answer. Paths to routes with a
-        # token are many, so only the routed label is kept, by (route, method, status).
-        route = route_label(path)
+        # microseconds, as much as the rest of a cached QR answer. Paths with a token are
+        # many, so those are kept by label only.
+        route = self.routes.label(path)
         children = self._by_route.get((route, method, status))
         if children is None:
             children = (
@@ -242,5 +260,5 @@ def add_monitoring(app: FastAPI, site: Any) -> Metrics:
     def metrics_page() -> Response:
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=Routes(app.routes))
     return metrics
