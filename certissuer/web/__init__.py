@@ -14,7 +14,8 @@ It runs no SQL of its own: it opens the ledger with `Ledger.open_readonly` and a
 * `offline`: the installable app: keys.json, manifest, service worker, offline token check.
 * `middleware`: body size and deadline, rate and upload limits, security headers.
 * `worker`: PDF checks in worker processes with time and memory limits.
-* `server`: uvicorn's settings and its protocol with a header deadline.
+* `server`: uvicorn's settings and its protocol with a header deadline; several workers.
+* `monitor`: ``/healthz`` and ``/metrics``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ offline check, `certissuer.web.offline`):
   the installable app, its service worker, script and offline page.
 * ``GET /api/v1/verdict/{token}``, ``GET /api/v1/lookup``, ``POST /api/v1/verify``,
   ``GET /api/v1/lab``: the same as JSON, described by ``/api/v1/openapi.json``.
+* ``GET /healthz`` and ``GET /metrics``: for monitoring (`certissuer.web.monitor`).
 
 There is no lookup by certificate number alone: without a genuine token, the PDF itself or the
 serial number nothing is revealed, so numbers cannot be enumerated. The app reads the ledger and
@@ -63,6 +64,7 @@ from certissuer.web.middleware import (
     UploadLimit,
     client_key,
 )
+from certissuer.web.monitor import add_monitoring
 from certissuer.web.offline import KEYS_CACHE_CONTROL, STATIC_CACHE_CONTROL
 from certissuer.web.site import Site, lookup_fields, read_pdf_upload
 from certissuer.web.views import STYLESHEET_CACHE_CONTROL
@@ -279,6 +281,7 @@ def create_app(settings: Settings, *, ledger: Ledger | None = None) -> FastAPI:
         hsts=settings.token_url_base.startswith("https://"),
         render=render,
     )
+    add_monitoring(app, site)  # /healthz, /metrics; outermost, so every refusal is counted
     return app
 
 

@@ -25,6 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -32,7 +36,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from certissuer.config import Settings
 
-__all__ = ["MAX_HEADER_BYTES", "HeaderDeadline", "protocol_class", "server_config"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "AppFactory",
+    "HeaderDeadline",
+    "protocol_class",
+    "run_workers",
+    "server_config",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -159,24 +170,76 @@ def _with_deadline(base: type[Any], header_timeout: float) -> type[asyncio.Proto
     return Protocol
 
 
+class _Config(uvicorn.Config):
+    """uvicorn's configuration, with the header deadline's protocol made where it is loaded.
+
+    With several workers uvicorn pickles the configuration into each worker process (spawn);
+    the protocol class `protocol_class` makes cannot be pickled, so the configuration carries
+    the deadline and each process builds its own class in `load`.
+    """
+
+    def __init__(self, app: Any, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.header_timeout = header_timeout
+
+    def load(self) -> None:
+        self.http = protocol_class(self.header_timeout)
+        super().load()
+
+
+@dataclass(frozen=True)
+class AppFactory:
+    """Builds the app for `settings` inside each worker process (picklable, unlike an app)."""
+
+    settings: Settings
+
+    def __call__(self) -> Any:
+        from certissuer.web.app import create_app
+
+        return create_app(self.settings)
+
+
 def server_config(
-    app: Any, settings: Settings, *, log_level: str, access_log: bool
+    app: Any, settings: Settings, *, log_level: str, access_log: bool, workers: int = 1
 ) -> uvicorn.Config:
     """The uvicorn configuration of `certissuer serve` for `app` and the lab's `settings`.
 
     It listens on ``[web] host`` and ``port``, believes X-Forwarded-For only from
     ``[web] trusted_proxies``, sends no Server header, and cuts a client that does not send a
-    request's headers within ``[web] header_timeout`` seconds.
+    request's headers within ``[web] header_timeout`` seconds. With `workers` over 1, `app`
+    must be an `AppFactory` (each worker process builds its own app); see `run_workers`.
     """
     proxies = settings.web_trusted_proxies.strip()
-    return uvicorn.Config(
+    return _Config(
         app,
+        header_timeout=settings.web_header_timeout,
+        factory=isinstance(app, AppFactory),
+        workers=workers,
         host=settings.web_host,
         port=settings.web_port,
-        http=protocol_class(settings.web_header_timeout),
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         server_header=False,
         log_level=log_level,
         access_log=access_log,
     )
+
+
+def run_workers(config: uvicorn.Config) -> None:
+    """Serve with ``config.workers`` worker processes on one listening socket, until a
+    signal stops them (uvicorn's supervisor: it restarts a worker that dies).
+
+    The workers' counters go to a fresh folder named by ``PROMETHEUS_MULTIPROC_DIR``, which
+    ``/metrics`` adds up (`certissuer.web.monitor`), and which is removed afterwards.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    from certissuer.web.monitor import MULTIPROCESS_ENV
+
+    folder = tempfile.mkdtemp(prefix="certissuer-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY"))
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

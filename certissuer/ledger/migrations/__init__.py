@@ -41,6 +41,12 @@ def head_revision() -> str:
     return head
 
 
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database on `engine` is at (None: no Alembic stamp), reading only."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def _lock(conn: Connection) -> None:
     # Two workstations opening a new PostgreSQL ledger at once must not both create it.
     if conn.dialect.name == "postgresql":
