@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from certissuer._vn import same_name
 from certissuer.config import Settings, load_settings
 from certissuer.errors import CertissuerError
 
@@ -282,12 +283,12 @@ def _validity(cert: x509.Certificate, now: datetime) -> Check:
 
 
 def _names(settings: Settings, cert: x509.Certificate) -> Check:
-    people = getattr(settings, "people", None)
+    people = settings.people
     if not people:
         return Check("signer's name", Status.SKIP, "no [[people]] in the profile to compare with")
-    names = {str(getattr(p, "name", "")) for p in people}
+    names = [str(p.name) for p in people]
     common = _subject(cert)
-    if common in names:
+    if any(same_name(common, name) for name in names):  # diacritics, case, spacing aside
         return Check("signer's name", Status.OK, f"{common} is in [[people]]")
     return Check(
         "signer's name",
