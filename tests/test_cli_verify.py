@@ -103,7 +103,10 @@ def test_a_pdf_that_overruns_the_time_limit_cannot_be_checked(lab: dict[str, Any
     assert code == 8, (stdout, stderr)
     assert "could not check" in stderr and "longer than 1 s (--timeout)" in stderr
     assert "NOT GENUINE" not in stdout + stderr and "VALID" not in stdout
-    assert "Traceback" not in stderr and elapsed < 5
+    # The message says the limit fired (unbounded, the flood is judged NOT GENUINE after some
+    # 5 s). The bound only catches a hang: the child's start-up (importing pyHanko) is not
+    # counted in the limit and takes seconds on a loaded machine.
+    assert "Traceback" not in stderr and elapsed < 30
 
 
 def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,7 +189,7 @@ def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, 
     assert done.stdout == ""
     (line,) = done.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("error: ") and "could not check" in line, done.stderr
-    assert elapsed < 10
+    assert "longer than 1 s" in line and elapsed < 30  # a whole process, on a loaded machine
 
 
 # -- the QR URL's host --------------------------------------------------------------------------
