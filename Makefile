@@ -26,8 +26,11 @@ demo: install
 	  $(BIN)/certissuer --config samples/certissuer.toml ledger list
 	@echo "The signed certificates are in $(CURDIR)/$(DEMO)/"
 
+# Two pytest workers (CI has two cores), one test file per worker at a time: a file's module
+# fixtures (its lab, its server) are built once. Coverage is combined across the workers.
+JOBS ?= 2
 test: install
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n $(JOBS) --dist loadfile --cov --cov-report=term:skip-covered
 
 # The same project at the lowest versions pyproject.toml allows (requirements-lowest.lock), on the
 # tests that guard what certissuer relies on in each library: patched internals, the error
