@@ -42,8 +42,11 @@ demo-trial: install
 	  $(BIN)/certissuer --config $(TRIAL) verify "$$pdf"; \
 	done
 
+# Two pytest workers (CI has two cores), one test file per worker at a time: a file's module
+# fixtures (its lab, its server) are built once. Coverage is combined across the workers.
+JOBS ?= 2
 test: install
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n $(JOBS) --dist loadfile --cov --cov-report=term:skip-covered
 
 # The same project at the lowest versions pyproject.toml allows (requirements-lowest.lock), on the
 # tests that guard what certissuer relies on in each library: patched internals, the error

@@ -28,6 +28,15 @@ VERIFIER = "Phạm Minh Tuấn"
 """The verifier the sample verification prints."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's workers start with COLUMNS=80 in their environment, and rich fixes the
+    # width of a console made while COLUMNS is set (the CLI's consoles are made on import,
+    # after this): without it they follow COLUMNS as each test sets it, as in a serial run.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+
+
 def load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
 

@@ -103,7 +103,10 @@ def test_a_pdf_that_overruns_the_time_limit_cannot_be_checked(lab: dict[str, Any
     assert code == 8, (stdout, stderr)
     assert "could not check" in stderr and "longer than 1 s (--timeout)" in stderr
     assert "NOT GENUINE" not in stdout + stderr and "VALID" not in stdout
-    assert "Traceback" not in stderr and elapsed < 5
+    # The message says the limit fired (unbounded, the flood is judged NOT GENUINE after some
+    # 5 s). The bound only catches a hang: the child's start-up (importing pyHanko) is not
+    # counted in the limit and takes seconds on a loaded machine.
+    assert "Traceback" not in stderr and elapsed < 30
 
 
 def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
@@ -116,15 +119,49 @@ def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_pdf_that_overruns_the_memory_limit_cannot_be_checked(lab: dict[str, Any]) -> None:
-    # The checking child (pyHanko, no SQL stack) checks a genuine certificate within about
-    # 90 MiB of address space; the flood's cross-reference table wants well over 100 MiB more.
-    genuine = _cli(lab, "--memory-mb", "180", lab["issued"]["entry"]["pdf_path"])
+    # The budget counts from what the ready checking child maps (about 70 MiB: pyHanko, no
+    # SQL stack). A genuine certificate is checked within 32 MiB more; the flood's
+    # cross-reference table wants over 128 MiB more.
+    genuine = _cli(lab, "--memory-mb", "64", lab["issued"]["entry"]["pdf_path"])
     assert genuine.returncode == 0 and "HỢP LỆ / VALID" in genuine.stdout, genuine.stderr
-    done = _cli(lab, "--timeout", "60", "--memory-mb", "180", str(lab["flood"]))
+    done = _cli(lab, "--timeout", "60", "--memory-mb", "64", str(lab["flood"]))
     assert done.returncode == 8, (done.stdout, done.stderr)
     (line,) = done.stderr.strip().splitlines()  # one line: no noise from the starved child
-    assert "could not check" in line and "memory limit of 180 MiB" in line
+    assert "could not check" in line and "memory limit of 64 MiB" in line
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(("needs_mb", "code"), [(64, 0), (400, 8)])
+def test_the_memory_limit_counts_from_what_the_checking_child_already_maps(
+    lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch, needs_mb: int, code: int
+) -> None:
+    # A caller that already maps more address space than the limit (a long-lived service,
+    # a test runner with many threads) forks a checking child that inherits all of it: the
+    # limit is a budget for reading the file. Reading that needs 64 MiB more fits in 180 MiB
+    # and the genuine file is judged VALID; 400 MiB more is refused, one line, exit 8.
+    import mmap
+
+    from certissuer.verify.verifier import Verifier
+
+    read_document = Verifier.read_document
+
+    def hungry(self: Verifier, data: bytes, **kwargs: Any) -> Any:
+        held = bytearray(needs_mb << 20)  # the forked child inherits this patch
+        held[:: 1 << 12] = b"x" * len(held[:: 1 << 12])
+        return read_document(self, data, **kwargs)
+
+    monkeypatch.setattr(Verifier, "read_document", hungry)
+    ballast = mmap.mmap(-1, 1536 << 20)  # address space held by the caller, never touched
+    try:
+        got, stdout, stderr = _run(lab, "--memory-mb", "180", lab["issued"]["entry"]["pdf_path"])
+    finally:
+        ballast.close()
+    assert got == code, (stdout, stderr)
+    if code == 0:
+        assert "HỢP LỆ / VALID" in stdout
+    else:
+        (line,) = stderr.strip().splitlines()
+        assert "could not check" in line and "memory limit of 180 MiB" in line
 
 
 def test_running_out_of_memory_inside_the_validator_is_never_altered(
@@ -152,7 +189,7 @@ def test_the_time_limit_in_a_real_process_is_one_line_and_exit_8(lab: dict[str, 
     assert done.stdout == ""
     (line,) = done.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("error: ") and "could not check" in line, done.stderr
-    assert elapsed < 10
+    assert "longer than 1 s" in line and elapsed < 30  # a whole process, on a loaded machine
 
 
 # -- the QR URL's host --------------------------------------------------------------------------

@@ -687,7 +687,9 @@ def test_a_pdf_that_overruns_the_time_limit_costs_one_worker(lab: Lab, flood: by
         started = time.monotonic()
         r = upload(c, flood, api=True)
         assert r.status_code == 422 and "longer than 1 s" in r.json()["detail"]
-        assert time.monotonic() - started < 5
+        # Unbounded, the flood takes some 5 s; this bound only catches a hang (a loaded
+        # machine stretches everything around the 1 s limit).
+        assert time.monotonic() - started < 30
         (second,) = app.state.pdf_pool.pids()
         assert second != first and not Path(f"/proc/{first}").exists()
         assert upload(c, lab.ver.path.read_bytes(), api=True).json()["verdict"] == "valid"
