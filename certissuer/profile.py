@@ -115,10 +115,11 @@ def _index(name: str) -> int:
 
 
 def _defaults() -> dict[str, Any]:
+    # ``[section] key`` settings; ``people`` ([[people]]) is a list of tables, shown apart.
     return {
         f.name: f.default
         for f in dataclasses.fields(Settings)
-        if f.name != "source" and f.default is not dataclasses.MISSING
+        if "_" in f.name and f.default is not dataclasses.MISSING
     }
 
 
@@ -208,6 +209,9 @@ def effective_settings(path: Path | None, env: Mapping[str, str]) -> list[Effect
         elif isinstance(value, Path):
             value = str(value)
         rows.append(EffectiveSetting(f"[{part}] {key}", value, source))
+    for person in settings.people:
+        roles = ", ".join(r.value for r in person.roles)
+        rows.append(EffectiveSetting(f"[[people]] {person.name}", roles, str(found)))
     return rows
 
 

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 def _names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings) if f.name != "source"]
+    return [f.name for f in dataclasses.fields(Settings) if "_" in f.name]  # not people
 
 
 def test_the_starter_lists_every_setting_once_with_its_section(tmp_path: Path) -> None:
@@ -34,7 +34,8 @@ def test_the_starter_lists_every_setting_once_with_its_section(tmp_path: Path) -
 def test_every_default_line_uncommented_loads_to_the_default(tmp_path: Path) -> None:
     text = starter_config("ABC")
     # "unset by default" lines show an example value, not a default: they stay commented
-    uncommented = re.sub(r"^# (\w+ = (?!.*unset by default))", r"\1", text, flags=re.M)
+    settings_part = text.split("\n# Who signs", 1)[0]  # the [[people]] example stays commented
+    uncommented = re.sub(r"^# (\w+ = (?!.*unset by default))", r"\1", settings_part, flags=re.M)
     profile = tmp_path / "certissuer.toml"
     profile.write_text(uncommented, encoding="utf-8")
     loaded = load_settings(profile, env={})
@@ -73,6 +74,14 @@ def test_config_show_names_the_source_of_each_value(tmp_path: Path) -> None:
     assert rows["[numbering] copy"]["source"] == "default"
     assert rows["[ledger] url"]["source"].startswith("default, beside")
     assert len(rows) == len(_names())
+    profile.write_text(
+        profile.read_text(encoding="utf-8")
+        + '\n[[people]]\nname = "Lê Hoàng Phúc"\nroles = ["head"]\npkcs12 = "k.p12"\n',
+        encoding="utf-8",
+    )
+    r = runner.invoke(app, ["--config", str(profile), "config", "show", "--json"], env={})
+    rows = {row["setting"]: row for row in json.loads(r.stdout)}
+    assert rows["[[people]] Lê Hoàng Phúc"]["value"] == "head"
     r = runner.invoke(app, ["--config", str(profile), "config", "show"], env={})
     assert r.exit_code == 0
     line = next(x for x in r.stdout.splitlines() if x.startswith("[web] port"))
