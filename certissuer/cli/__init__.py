@@ -25,6 +25,7 @@ from certissuer.cli import (  # noqa: F401
     registry,
     report,
     web,
+    hub,
 )
 
 # isort: on
