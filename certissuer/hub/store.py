@@ -225,7 +225,7 @@ class Hub:
             lab = s.get(HubLab, code, with_for_update=True)
             if lab is None:  # deregistered meanwhile
                 raise PushRefused(f"lab {code} is not registered at the hub")
-            self._check_checkpoint(lab, cp, payload.get("from_size"), payload.get("consistency"))
+            self._check_checkpoint(s, lab, cp, payload.get("from_size"), payload.get("consistency"))
             if cursor.log > cp.tree_size:
                 raise PushRefused(
                     f"lab {code}: the export reaches log size {cursor.log}, beyond its "
@@ -233,7 +233,7 @@ class Hub:
                 )
             from_size = lab.tree_size
             stored, unchanged = self._store_records(s, lab, cp, export)
-            if lab.tree_size != cp.tree_size or lab.root_hash != cp.root_hash:
+            if cp.tree_size > lab.tree_size or lab.root_hash is None:
                 s.add(
                     HubCheckpoint(
                         lab_code=code,
@@ -247,16 +247,21 @@ class Hub:
                 )
                 lab.tree_size, lab.root_hash = cp.tree_size, cp.root_hash
                 stored += 1
-            if lab.cursor != cursor.text:
-                lab.cursor = cursor.text
+            held_cursor = Cursor.parse(lab.cursor) if lab.cursor else None
+            if held_cursor is None or (
+                cursor.log >= held_cursor.log and cursor.register >= held_cursor.register
+            ):
+                lab.cursor = cursor.text  # never back: a replayed older push keeps the newer
             if stored:
                 lab.pushed_at = now
             s.add(lab)
             s.commit()
         _logger.debug("lab %s: log %d -> %d, %d stored", code, from_size, cp.tree_size, stored)
-        return PushResult(code, from_size, cp.tree_size, cursor.text, stored, unchanged)
+        return PushResult(code, from_size, lab.tree_size, lab.cursor or "", stored, unchanged)
 
-    def _check_checkpoint(self, lab: HubLab, cp: Checkpoint, from_size: Any, proof: Any) -> None:
+    def _check_checkpoint(
+        self, s: Session, lab: HubLab, cp: Checkpoint, from_size: Any, proof: Any
+    ) -> None:
         code, held = lab.code, lab.tree_size
         if cp.lab_code != code:
             raise PushRefused(f"lab {code}: the checkpoint is lab {cp.lab_code}'s")
@@ -275,8 +280,8 @@ class Hub:
             hint="the lab's log was rolled back, forked or rewritten; the hub keeps what it "
             "witnessed",
         )
-        if held == 0:
-            return
+        if held == 0 or self._witnessed(s, lab, cp):
+            return  # the first push, or a checkpoint the hub already holds (a replay)
         if cp.tree_size < held or from_size != held or not isinstance(proof, list):
             raise refused
         try:
@@ -288,6 +293,20 @@ class Hub:
             held, cp.tree_size, path, bytes.fromhex(lab.root_hash), bytes.fromhex(cp.root_hash)
         ):
             raise refused
+
+    def _witnessed(self, s: Session, lab: HubLab, cp: Checkpoint) -> bool:
+        """True when the hub already accepted `cp` of `lab`: every checkpoint it accepted
+        extended the one before, so each is a prefix of the log it holds."""
+        if cp.tree_size == lab.tree_size:
+            return cp.root_hash == lab.root_hash
+        found = s.exec(
+            select(HubCheckpoint.id).where(
+                HubCheckpoint.lab_code == lab.code,
+                HubCheckpoint.tree_size == cp.tree_size,
+                HubCheckpoint.root_hash == cp.root_hash,
+            )
+        ).first()
+        return found is not None
 
     def _store_records(
         self, s: Session, lab: HubLab, cp: Checkpoint, export: dict[str, Any]
@@ -333,8 +352,12 @@ class Hub:
                 key = "|".join(str(record.get(f) or "") for f in fields)
                 text = json.dumps(record, sort_keys=True, ensure_ascii=False)
                 existing = s.get(HubRecord, (code, kind, key))
-                if existing is not None and existing.record_json == text:
-                    unchanged += 1
+                if existing is not None and (
+                    existing.record_json == text
+                    or json.loads(existing.record_json).get("change_seq", 0)
+                    > (record.get("change_seq") or 0)
+                ):
+                    unchanged += 1  # as held, or an older state of a row the hub holds newer
                     continue
                 existing = existing or HubRecord(lab_code=code, kind=kind, key=key, record_json="")
                 existing.record_json = text
