@@ -5,6 +5,10 @@ hub does not hold are refused; the hub's page answers for every registered lab's
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -13,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -378,7 +383,24 @@ def test_a_lab_that_cannot_reach_the_hub_pushes_later_from_its_cursor(world: Wor
     assert json.loads(world.a.state.read_text())["failed"] is None
 
 
-def test_cli_registers_a_lab_and_a_push_to_an_unreachable_hub_keeps_the_state(
+def _serve_hub(db: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``certissuer hub serve --port 0`` in a child process, and the port it bound."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "certissuer", "hub", "serve", "--db", db, "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while not (started := re.search(rb"running on http://127\.0\.0\.1:(\d+) ", log.read_bytes())):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"hub serve did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    return process, int(started.group(1))
+
+
+def test_cli_register_serve_push_and_verify_over_http(
     tmp_path: Path, pki: KeyPaths, renderer: Any
 ) -> None:
     db = f"sqlite:///{tmp_path / 'hub.db'}"
@@ -386,15 +408,45 @@ def test_cli_registers_a_lab_and_a_push_to_an_unreachable_hub_keeps_the_state(
     result = runner.invoke(
         cli_app,
         ["hub", "register-lab", "--db", db, "--code", "DT01", "--name", "Trung tâm",
-         "--token-key", str(pki.token_key)],
+         "--token-key", str(pki.token_key), "--signing-cert", str(pki.signer_cert)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "lab DT01 registered" in result.output
     hub = Hub.open(db)
-    lab = hub.lab("DT01")
-    assert lab is not None and "PRIVATE" not in lab.token_keys_pem  # only the public half
+    lab_row = hub.lab("DT01")
+    assert lab_row is not None and "PRIVATE" not in lab_row.token_keys_pem  # the public half
     hub.close()
-    listed = runner.invoke(cli_app, ["hub", "labs", "--db", db])
-    assert "DT01" in listed.output and "log size 0" in listed.output
     missing = runner.invoke(cli_app, ["hub", "labs"], env={"CERTISSUER_HUB_DB": ""})
     assert missing.exit_code == 3 and "no hub database given" in missing.output
+
+    lab = _lab("DT01", tmp_path / "lab", pki, renderer)
+    token = lab.issue("A1")
+    profile = tmp_path / "lab" / "lab.toml"
+    profile.write_text(
+        f'[lab]\ncode = "DT01"\n[token]\nkey = "{pki.token_key}"\n'
+        f'url_base = "https://verify.test.invalid"\n[ledger]\nurl = "{lab.settings.ledger_url}"\n',
+        encoding="utf-8",
+    )
+    process, port = _serve_hub(db, tmp_path / "hub.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        pushed = runner.invoke(cli_app, ["--config", str(profile), "hub", "push", url])
+        assert pushed.exit_code == 0, pushed.output
+        assert f"pushed to {url}: log 0 -> 1, " in pushed.output
+        state = json.loads((tmp_path / "lab" / STATE_NAME).read_text(encoding="utf-8"))
+        assert state["tree_size"] == 1 and state["url"] == url
+        page = requests.get(f"{url}/V/{token}", timeout=30)
+        assert page.status_code == 200 and "HỢP LỆ" in page.text
+        listed = runner.invoke(cli_app, ["hub", "labs", "--db", db])
+        assert "DT01" in listed.output and "log size 1" in listed.output
+    finally:
+        process.terminate()
+        process.wait(20)
+    # the hub is gone: the push fails with exit 7, says nothing is lost, and keeps the cursor
+    lab.issue("A2")
+    down = runner.invoke(cli_app, ["--config", str(profile), "hub", "push", url])
+    assert down.exit_code == 7, down.output
+    assert "cannot reach the hub" in down.output and "nothing is lost" in down.output
+    state = json.loads((tmp_path / "lab" / STATE_NAME).read_text(encoding="utf-8"))
+    assert state["failed"] and state["tree_size"] == 1
+    lab.ledger.close()
