@@ -239,6 +239,16 @@ def test_the_hub_page_answers_for_each_labs_token(world: World, other_pki: KeyPa
     )
 
 
+def test_the_hub_refuses_an_oversized_push_before_reading_it(world: World) -> None:
+    small = TestClient(create_hub_app(world.hub, max_push_bytes=1024))
+    answer = small.post("/api/v1/push", content=b"{" + b" " * 4096 + b"}")
+    assert answer.status_code == 413
+    page = small.get("/v/AAAA")
+    assert page.status_code == 200 and "NOT GENUINE" in page.text
+    assert "content-security-policy" in page.headers
+    small.close()
+
+
 def _refused(world: World, lab: Lab, match: str) -> None:
     before = _snapshot(world.hub)
     with pytest.raises(PushRefused, match=match):

@@ -18,12 +18,20 @@ from html import escape
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from certissuer._vn import local_date
 from certissuer.errors import CertissuerError
 from certissuer.hub.push import PushRefused
 from certissuer.hub.store import Hub
 from certissuer.hub.verify import HubAnswer, verify_token
+from certissuer.web.middleware import (
+    BodyDeadline,
+    BodyLimit,
+    Problem,
+    RateLimit,
+    SecurityHeaders,
+)
 
 __all__ = ["MAX_PUSH_BYTES", "create_hub_app"]
 
@@ -37,8 +45,29 @@ def _today() -> date:
     return local_date(datetime.now(UTC))
 
 
-def create_hub_app(hub: Hub, *, today: Callable[[], date] = _today) -> FastAPI:
-    """The hub's web app on `hub`; `today` gives the day that decides EXPIRED (Vietnam)."""
+def _render_problem(problem: Problem, path: str) -> tuple[bytes, str]:
+    """A refusal by the middleware: JSON under /api/, a short bilingual page elsewhere."""
+    if path.startswith("/api/"):
+        body = json.dumps({"detail": problem.en, "detail_vi": problem.vi}, ensure_ascii=False)
+        return body.encode(), "application/json"
+    page = f"<!doctype html><p>{escape(problem.vi)}</p><p>{escape(problem.en)}</p>"
+    return page.encode(), "text/html; charset=utf-8"
+
+
+def create_hub_app(
+    hub: Hub,
+    *,
+    today: Callable[[], date] = _today,
+    max_push_bytes: int = MAX_PUSH_BYTES,
+    rate_per_minute: int = 600,
+    hsts: bool = False,
+) -> FastAPI:
+    """The hub's web app on `hub`; `today` gives the day that decides EXPIRED (Vietnam).
+
+    The lab page's middleware guards it: bodies over `max_push_bytes` or trickled in too slowly
+    are refused, each client gets `rate_per_minute` requests, and every answer carries the
+    security headers (`hsts` when served over HTTPS).
+    """
     app = FastAPI(
         title="certissuer hub",
         summary="The province's register of certificates and witness of every lab's log.",
@@ -66,17 +95,13 @@ def create_hub_app(hub: Hub, *, today: Callable[[], date] = _today) -> FastAPI:
 
     @app.post("/api/v1/push")
     async def push(request: Request) -> JSONResponse:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_PUSH_BYTES:
-                return JSONResponse({"detail": "the push is too large"}, 413)
+        body = await request.body()  # BodyLimit has bounded it
         try:
             envelope = json.loads(body)
         except ValueError:
             return JSONResponse({"detail": "not a certissuer push: not JSON"}, 400)
         try:
-            result = hub.accept(envelope)
+            result = await run_in_threadpool(hub.accept, envelope)
         except PushRefused as exc:
             return JSONResponse({"detail": str(exc)}, 409, headers=_NO_STORE)
         except CertissuerError as exc:
@@ -103,6 +128,15 @@ def create_hub_app(hub: Hub, *, today: Callable[[], date] = _today) -> FastAPI:
         answer = verify_token(hub, token, today=today())
         return HTMLResponse(_page(answer), headers=_NO_STORE)
 
+    app.add_middleware(BodyLimit, limit=max_push_bytes, render=_render_problem)
+    app.add_middleware(BodyDeadline, seconds=300.0, render=_render_problem)
+    app.add_middleware(
+        RateLimit,
+        per_minute=rate_per_minute,
+        burst=max(rate_per_minute // 10, 1),
+        render=_render_problem,
+    )
+    app.add_middleware(SecurityHeaders, hsts=hsts, render=_render_problem)
     return app
 
 
