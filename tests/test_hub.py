@@ -212,6 +212,16 @@ def test_the_hub_page_answers_for_each_labs_token(world: World, other_pki: KeyPa
         assert "HỢP LỆ" in page.text and "VALID" in page.text
         assert page.text.index("HỢP LỆ") < page.text.index("VALID")  # Vietnamese first
 
+    # a genuine push from before the revocation, kept by someone to replay later
+    old = make_push(
+        world.a.ledger,
+        world.a.key,
+        lab_code="DT01",
+        held_size=world.a.ledger.log_size(),
+        held_cursor=None,
+        today=TODAY,
+        now=datetime.now(UTC),
+    )
     # A revokes and pushes: the hub's page says so
     number = world.a.numbers["A1"]
     world.a.ledger.revoke(number, reason="hư hỏng / damaged", at=datetime.now(UTC))
@@ -220,6 +230,10 @@ def test_the_hub_page_answers_for_each_labs_token(world: World, other_pki: KeyPa
     result = _verdict(world, a_token)
     assert (result["verdict"], result["label_vi"]) == ("revoked", "ĐÃ THU HỒI")
     assert _verdict(world, b_token)["verdict"] == "valid"
+    # the old push replayed: its checkpoint is one the hub witnessed, so it is accepted, but
+    # an older state never overwrites a newer one: the certificate stays revoked
+    assert world.hub.accept(old).stored == 0
+    assert _verdict(world, a_token)["verdict"] == "revoked"
 
     # forged: one character of the signature changed; a token of a key no lab registered
     forged = a_token[:-3] + ("A" if a_token[-3] != "A" else "B") + a_token[-2:]
