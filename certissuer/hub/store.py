@@ -215,7 +215,10 @@ class Hub:
 
         payload = open_push(envelope, keys_of)
         code: str = payload["lab_code"]
-        cp = Checkpoint.from_json(payload.get("checkpoint"), origin=f"lab {code}'s push")
+        try:
+            cp = Checkpoint.from_json(payload.get("checkpoint"), origin=f"lab {code}'s push")
+        except LedgerError as exc:
+            raise PushRefused(str(exc)) from None
         export: dict[str, Any] = payload["export"]
         try:
             cursor = Cursor.parse(str(export.get("cursor")))
