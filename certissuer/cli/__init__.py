@@ -26,6 +26,7 @@ from certissuer.cli import (  # noqa: F401
     report,
     web,
     doctor,
+    hub,
 )
 
 # isort: on

@@ -1,0 +1,152 @@
+"""``certissuer hub``: the province's hub (register labs, serve) and a lab's push to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from certissuer.cli._app import app
+from certissuer.cli._state import State, open_ledger, say, token_key, warn
+from certissuer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from certissuer.hub import Hub
+
+__all__ = ["hub_app"]
+
+hub_app = typer.Typer(
+    help="The province's hub: register labs, serve the push API and one verification page; "
+    "push a lab's records to it.",
+    no_args_is_help=True,
+)
+app.add_typer(hub_app, name="hub")
+
+_DB_HELP = "The hub's database URL (PostgreSQL; SQLite for a trial). Default: $CERTISSUER_HUB_DB."
+DbOption = Annotated[str | None, typer.Option("--db", help=_DB_HELP)]
+
+
+def _open_hub(db: str | None) -> Hub:
+    from certissuer.hub import Hub
+
+    url = db or os.environ.get("CERTISSUER_HUB_DB")
+    if not url:
+        raise ConfigError("no hub database given", hint="pass --db URL or set $CERTISSUER_HUB_DB")
+    return Hub.open(url)
+
+
+@hub_app.command("register-lab")
+def register_lab(
+    code: Annotated[str, typer.Option("--code", help="The lab's code (its profile's [lab] code).")],
+    name: Annotated[str, typer.Option("--name", help="The lab's name.")],
+    token_key_file: Annotated[
+        Path,
+        typer.Option("--token-key", help="The lab's token public key(s), PEM."),
+    ],
+    checkpoint_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint-key", help="Public key(s) signing its checkpoints, if not the token key."
+        ),
+    ] = None,
+    signing_cert: Annotated[
+        Path | None,
+        typer.Option("--signing-cert", help="The certificate of its PDF signing key (PEM)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Register a lab with its public keys (again: replace its keys; the log it holds stays)."""
+    from certissuer.token import load_public_keys
+
+    hub = _open_hub(db)
+    try:
+        cert = None
+        if signing_cert is not None:
+            try:
+                cert = signing_cert.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"{signing_cert}: cannot read ({exc.strerror})") from None
+            if b"-----BEGIN CERTIFICATE-----" not in cert:
+                raise ConfigError(f"{signing_cert}: expected a PEM certificate")
+        lab = hub.register_lab(
+            code,
+            name,
+            token_keys=load_public_keys(token_key_file),
+            checkpoint_keys=load_public_keys(checkpoint_key) if checkpoint_key else (),
+            signing_cert_pem=cert,
+        )
+        say(f"lab {lab.code} registered; the hub holds {lab.tree_size} leaves of its log")
+    finally:
+        hub.close()
+
+
+@hub_app.command("labs")
+def labs(db: DbOption = None) -> None:
+    """List the registered labs and the log each has pushed."""
+    hub = _open_hub(db)
+    try:
+        for lab in hub.labs():
+            pushed = lab.pushed_at.isoformat(timespec="seconds") if lab.pushed_at else "never"
+            say(f"{lab.code}  {lab.name}  log size {lab.tree_size}  last push {pushed}")
+    finally:
+        hub.close()
+
+
+@hub_app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+) -> None:
+    """Serve the push API and the provincial verification page (/v/<token>)."""
+    import uvicorn
+
+    from certissuer.hub.app import create_hub_app
+
+    hub = _open_hub(db)
+    warn(f"hub serving on http://{host}:{port} (push: /api/v1/push, page: /v/<token>)")
+    server = uvicorn.Server(
+        uvicorn.Config(create_hub_app(hub), host=host, port=port, server_header=False)
+    )
+    try:
+        server.run()
+    finally:
+        hub.close()
+    if not server.started:
+        raise ConfigError(
+            f"cannot serve on {host}:{port}", hint="another process may hold the port"
+        )
+
+
+@hub_app.command("push")
+def push(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The hub's address, e.g. https://hub.example.")],
+) -> None:
+    """Push this lab's records and signed log since its last accepted push to the hub.
+
+    Signs a checkpoint of the ledger first. When the hub cannot be reached nothing is lost:
+    the next push sends everything after the cursor the hub holds.
+    """
+    from certissuer.hub.push import STATE_NAME, push_to_hub
+
+    state: State = ctx.obj
+    settings = state.settings()
+    base = settings.source.parent if settings.source else Path.cwd()
+    ledger = open_ledger(settings, create=False)
+    try:
+        outcome = push_to_hub(
+            url,
+            ledger,
+            token_key(state),
+            lab_code=settings.lab_code,
+            state_path=base / STATE_NAME,
+        )
+    finally:
+        ledger.close()
+    say(
+        f"pushed to {url}: log {outcome.from_size} -> {outcome.tree_size}, "
+        f"{outcome.stored} stored, {outcome.unchanged} unchanged, cursor {outcome.cursor}"
+    )

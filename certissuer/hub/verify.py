@@ -1,0 +1,153 @@
+"""The provincial verdict on a QR token: any registered lab's token, checked with that lab's
+keys from the hub's register and answered from the certificate summaries it pushed.
+
+>>> answer = verify_token(hub, token, today=date(2026, 12, 4))  # doctest: +SKIP
+>>> answer.verdict, answer.label_en  # doctest: +SKIP
+(<HubVerdict.VALID: 'valid'>, 'VALID')
+
+The verdicts are a lab page's (`certissuer.verify.verdict`) where they mean the same; the hub
+adds one of its own: the token is a registered lab's but the lab has not pushed that
+certificate (NOT IN THE REGISTER OF THE HUB). The token's data digest is not compared here:
+the sector export does not carry it (the lab's own page compares it with its ledger).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from certissuer.errors import TokenError
+from certissuer.hub.store import Hub
+from certissuer.token import read_token, token_key_id
+from certissuer.verify.verdict import VERDICT_LABELS, Verdict
+
+__all__ = ["HUB_VERDICT_LABELS", "HubAnswer", "HubVerdict", "verify_token"]
+
+
+class HubVerdict(StrEnum):
+    """The one answer the hub's page gives."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+    NOT_IN_HUB = "not_in_hub"
+    """The token is a registered lab's, but the hub holds no pushed record of it."""
+    NOT_GENUINE = "not_genuine"
+    """The token is no registered lab's: altered, forged, or signed by an unknown key."""
+
+
+HUB_VERDICT_LABELS: dict[HubVerdict, tuple[str, str]] = {
+    HubVerdict.VALID: VERDICT_LABELS[Verdict.VALID],
+    HubVerdict.REVOKED: VERDICT_LABELS[Verdict.REVOKED],
+    HubVerdict.SUPERSEDED: VERDICT_LABELS[Verdict.SUPERSEDED],
+    HubVerdict.EXPIRED: VERDICT_LABELS[Verdict.EXPIRED],
+    HubVerdict.NOT_IN_HUB: (
+        "KHÔNG CÓ TRONG CƠ SỞ DỮ LIỆU CỦA TỈNH",
+        "NOT IN THE REGISTER OF THE HUB",
+    ),
+    HubVerdict.NOT_GENUINE: ("KHÔNG XÁC THỰC", "NOT GENUINE"),
+}
+"""Vietnamese and English wording of each verdict."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubAnswer:
+    """The verdict, why, and what the hub holds of the certificate."""
+
+    verdict: HubVerdict
+    reasons: list[str] = field(default_factory=list)
+    lab_code: str | None = None
+    lab_name: str | None = None
+    number: str | None = None
+    record: dict[str, Any] | None = None
+    """The certificate's summary as the lab pushed it."""
+
+    @property
+    def ok(self) -> bool:
+        """True only for VALID."""
+        return self.verdict is HubVerdict.VALID
+
+    @property
+    def label_vi(self) -> str:
+        """The verdict in Vietnamese."""
+        return HUB_VERDICT_LABELS[self.verdict][0]
+
+    @property
+    def label_en(self) -> str:
+        """The verdict in English."""
+        return HUB_VERDICT_LABELS[self.verdict][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON values (``/api/v1/verify/<token>``)."""
+        return {
+            "verdict": self.verdict.value,
+            "label_vi": self.label_vi,
+            "label_en": self.label_en,
+            "ok": self.ok,
+            "reasons": self.reasons,
+            "lab_code": self.lab_code,
+            "lab_name": self.lab_name,
+            "number": self.number,
+            "record": self.record,
+        }
+
+
+def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
+    """The hub's verdict on QR token `token` on `today` (which decides EXPIRED).
+
+    The lab is the registered one holding the token's key; its signature must check with it
+    (`certissuer.token.read_token`). Never raises for a bad token: it is NOT GENUINE.
+    """
+    kid = token_key_id(token)
+    if kid is None:
+        return HubAnswer(HubVerdict.NOT_GENUINE, ["the token cannot be read"])
+    for lab in hub.labs():
+        keys = hub.token_keys(lab)
+        if not any(hmac.compare_digest(k.kid.hex(), kid) for k in keys):
+            continue
+        try:
+            claims = read_token(token, keys)
+        except TokenError as exc:
+            return HubAnswer(HubVerdict.NOT_GENUINE, [str(exc)], lab.code, lab.name)
+        return _answer(hub, lab.code, lab.name, claims.number, claims.issued, today)
+    return HubAnswer(
+        HubVerdict.NOT_GENUINE,
+        [f"the token was signed by a key no registered lab holds (key id {kid})"],
+    )
+
+
+def _answer(hub: Hub, code: str, name: str, number: str, issued: date, today: date) -> HubAnswer:
+    row = hub.certificate(code, number)
+    if row is None:
+        return HubAnswer(
+            HubVerdict.NOT_IN_HUB,
+            [f"lab {code} has not pushed certificate {number} to the hub"],
+            code,
+            name,
+            number,
+        )
+    record = json.loads(row.record_json)
+
+    def answer(verdict: HubVerdict, *reasons: str) -> HubAnswer:
+        return HubAnswer(verdict, list(reasons), code, name, number, record)
+
+    if row.issue_date is not None and row.issue_date != issued:
+        return answer(
+            HubVerdict.NOT_GENUINE,
+            f"the token says issued {issued.isoformat()}, the lab's record "
+            f"{row.issue_date.isoformat()}",
+        )
+    if row.pdf_sha256 is None:
+        return answer(HubVerdict.NOT_IN_HUB, f"certificate {number} was not completed")
+    if row.revoked_at is not None:
+        return answer(HubVerdict.REVOKED, f"revoked at {row.revoked_at}")
+    if row.superseded_by is not None:
+        return answer(HubVerdict.SUPERSEDED, f"superseded by {row.superseded_by}")
+    if row.valid_until is not None and today > row.valid_until:
+        return answer(HubVerdict.EXPIRED, f"valid until {row.valid_until.isoformat()}")
+    return answer(HubVerdict.VALID)
