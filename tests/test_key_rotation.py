@@ -407,3 +407,19 @@ def test_rotate_takes_a_given_token_key_or_records_a_given_certificate(lab: Lab)
     assert [k.label for k in register.current(KeyKind.SIGNING)] == [cert.subject.rfc4514_string()]
     code, _, err = lab.run("keys", "rotate", "--signing", "--cert", str(cert_file))
     assert code == 3 and "already in the key register" in err
+
+
+def test_a_backup_made_after_a_rotation_restores_and_audits_clean(lab: Lab) -> None:
+    """The restore's audit checks events with every key of the register, not only the one
+    in use: events signed before a rotation are the lab's, not "signed by an unknown key"."""
+    lab.issue_at(TEN_DAYS_AGO)
+    code, _, err = lab.run("keys", "rotate", "--token")
+    assert code == 0, err
+    lab.issue_now()
+    backup = lab.root / "backup"
+    code, _, err = lab.run("ledger", "backup", str(backup))
+    assert code == 0, err
+    (lab.root / "ledger.db").unlink()
+    code, out, err = lab.run("ledger", "restore", str(backup), "--archive", str(lab.root / "r"))
+    assert code == 0, err + out
+    assert "unknown key" not in err + out

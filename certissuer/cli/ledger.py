@@ -713,9 +713,9 @@ def ledger_restore(
 
     Every file is checked against the manifest first; a changed backup or a database that is
     not empty is refused. The audit uses the backup's saved checkpoint as witness."""
+    from certissuer.key_register import lab_token_keys
     from certissuer.ledger import load_witness
     from certissuer.ledger.backup import restore
-    from certissuer.token import load_public_keys
 
     settings = ctx.obj.settings()
     if settings.token_key is None:
@@ -725,7 +725,7 @@ def ledger_restore(
         in_dir,
         settings.ledger_url,
         lab_code=settings.lab_code,
-        keys=load_public_keys(settings.token_key),
+        keys=lab_token_keys(settings)[0],  # older keys too: a backup made after a rotation
         store_kind=settings.ledger_pdf_store,
         archive=archive,
         witnesses=witnesses,
