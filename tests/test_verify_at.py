@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from certissuer._vn import VIETNAM_TZ
 from certissuer.cli import app
 from certissuer.issue import Issuer
 from certissuer.keys import KeyPaths
@@ -163,7 +164,7 @@ def test_cli_at_before_and_after_revocation(cli_lab: dict[str, Any]) -> None:
         app, ["--config", str(cli_lab["profile"]), "revoke", number, "--reason", "wrong stamp"]
     )
     assert result.exit_code == 0, result.output
-    at = between.strftime("%Y-%m-%dT%H:%M:%S")
+    at = between.astimezone(VIETNAM_TZ).strftime("%Y-%m-%dT%H:%M:%S")  # typed: Vietnam's time
     code, stdout = _verify(cli_lab, cli_lab["pdf"], "--at", at)
     assert code == 0 and "HỢP LỆ / VALID" in stdout, stdout
     code, stdout = _verify(cli_lab, "--qr", cli_lab["url"], "--at", at)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from certissuer._vn import dmy, local_time
+from certissuer._vn import VIETNAM_TZ, dmy, local_time
 from certissuer.cli._app import app, skip_teardown
 from certissuer.cli._state import State, out, say, warn
 from certissuer.cli._state import open_ledger as open_lab_ledger
@@ -56,8 +56,9 @@ def verify(
                 "%Y-%m-%dT%H:%M:%S%z",
                 "%Y-%m-%dT%H:%M:%S.%f%z",
             ],
-            help="Judge the certificate as of this time (ISO 8601, UTC if no offset is "
-            "given): its signatures, its validity dates and the ledger's status then.",
+            help="Judge the certificate as of this time (ISO 8601; without an offset, "
+            "Vietnam's time, UTC+7): its signatures, its validity dates and the ledger's "
+            "status then.",
         ),
     ] = None,
     timeout: Annotated[
@@ -100,7 +101,8 @@ def verify(
     if (pdf is None) == (qr is None):
         raise ConfigError("give either a PDF file or --qr URL")
     settings = state.settings()
-    moment = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+    # A time a person types is Vietnam's (one clock for people), as `keys compromised` reads it.
+    moment = at if at is None or at.tzinfo else at.replace(tzinfo=VIETNAM_TZ)
 
     opened: list[Ledger] = []
 
