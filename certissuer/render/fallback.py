@@ -123,14 +123,21 @@ def _font_face(el: Any) -> str | None:
     return el.get("face") or el.get("name") or el.get("fontName")  # type: ignore[no-any-return]
 
 
+_FAMILY: Final[Mapping[str, tuple[bool, bool]]] = {
+    "normal": (False, False),
+    "bold": (True, False),
+    "italic": (False, True),
+    "boldItalic": (True, True),
+}
+
+
 class _Styles:
     """Whether a font is bold or italic, and a paragraph's font, as the document says."""
 
     def __init__(self, root: Any) -> None:
         self.flags: dict[str, tuple[bool, bool]] = {}
         for family in root.iterfind("docinit/registerFontFamily"):
-            for attribute, flags in (("normal", (False, False)), ("bold", (True, False)),
-                                     ("italic", (False, True)), ("boldItalic", (True, True))):  # fmt: skip
+            for attribute, flags in _FAMILY.items():
                 if family.get(attribute):
                     self.flags[family.get(attribute)] = flags
         self.styles = {s.get("name"): s for s in root.iterfind("stylesheet/paraStyle")}
