@@ -20,6 +20,7 @@ glyph check as before.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ FALLBACK_FILES: Final[Mapping[str, Path]] = {
     "fallback_bold_italic": FALLBACK_DIR / "VeraBI.ttf",
 }
 """The template's ``fonts.*`` names of the fallback family's files."""
+_FALLBACK_DIR_TEXT: Final = str(FALLBACK_DIR)
 PARAGRAPHS: Final = frozenset({"para", "title", "h1", "h2", "h3", "h4", "h5", "h6"})
 """Elements whose text is paragraph markup, where ``<font>`` switches the font."""
 
@@ -89,8 +91,9 @@ class Fallback:
 
 
 def is_fallback_file(path: str) -> bool:
-    """True when the font file `path` is one of the fallback family's (in `FALLBACK_DIR`)."""
-    return Path(path).resolve().parent == FALLBACK_DIR
+    """True when the font file `path` (absolute and resolved, as the sanitiser leaves every
+    file reference) is one of the fallback family's (in `FALLBACK_DIR`)."""
+    return os.path.dirname(path) == _FALLBACK_DIR_TEXT
 
 
 def owned_texts(section: Any) -> Iterator[tuple[Any, str]]:
@@ -108,8 +111,8 @@ def apply_fallback(root: Any, fallback: Fallback) -> None:
     draws in ``<font face=…>`` (inside paragraphs; a plain table cell holding one becomes a
     paragraph first). Nothing changes when no text needs the fallback."""
     sections = [s for s in (root.find("template"), root.find("story")) if s is not None]
-    wanted = fallback.covered - fallback.main
-    if not any(wanted.intersection(map(ord, "".join(s.itertext()))) for s in sections):
+    chars = set("".join(text for s in sections for text in s.itertext()))  # a few hundred
+    if not any(map(fallback.needs, chars)):
         return
     for section in sections:
         for td in list(section.iter("td")):

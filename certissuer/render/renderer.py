@@ -356,7 +356,7 @@ class Renderer:
         if not main or not extra:
             return None
         regular = str(FALLBACK_FILES["fallback"])
-        face = next((f for f, path in extra if str(Path(path).resolve()) == regular), extra[0][0])
+        face = next((f for f, path in extra if path == regular), extra[0][0])
         fallback = Fallback(
             face=face,
             faces=frozenset(f for f, _ in extra),
