@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from certissuer import intake
 from certissuer.config import Settings
 from certissuer.errors import TemplateError
 from certissuer.model import canonical_json, parse_certificate
@@ -80,6 +81,13 @@ def test_new_input_writes_the_micro_sign_and_the_omega() -> None:
     cert = parse_certificate(_resistance())
     assert [r.unit for r in cert.results] == [OMEGA, f"k{OMEGA}", f"{MICRO}V"]
     assert normalise_unit(f"{MU}m {OHM}") == f"{MICRO}m {OMEGA}"
+
+
+def test_a_results_file_is_read_with_the_micro_sign(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([_resistance()], default=str, ensure_ascii=False), "utf-8")
+    [record] = intake.read_certificates(path)
+    assert [r.unit for r in record.cert.results] == [OMEGA, f"k{OMEGA}", f"{MICRO}V"]
 
 
 def test_a_stored_record_keeps_its_characters_and_its_digest() -> None:
@@ -189,3 +197,12 @@ def test_a_plain_cell_becomes_a_paragraph_styled_as_the_cell() -> None:
     }  # fmt: skip
     assert etree.tostring(para, encoding="unicode").endswith('5 k<font face="Vera">Ω</font></para>')
     assert root.findall("story/blockTable/tr")[1][0].text == "1"  # untouched: nothing to wrap
+
+
+def test_a_resistance_certificate_issues_and_verifies_valid(issuer: Any, verifier: Any) -> None:
+    from certissuer.verify import Verdict
+
+    issued = issuer.issue(parse_certificate(_resistance()))
+    entry = issuer.ledger.get(issued.number)
+    assert entry.data()["results"][2]["unit"] == f"{MICRO}V"
+    assert verifier.verify_pdf(issued.path.read_bytes()).verdict is Verdict.VALID
