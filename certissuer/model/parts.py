@@ -33,7 +33,7 @@ from certissuer.model.numbers import (
     format_row,
     t_factor,
 )
-from certissuer.model.units import check_unit
+from certissuer.model.units import check_unit, normalise_unit
 
 __all__ = [
     "PASS_CONCLUSION",
@@ -203,11 +203,13 @@ class MetrologicalRange(FrozenModel):
     mpe_unit: Annotated[str, Field(max_length=20)] = ""
     """The unit of `mpe`: a legal unit, "% of reading" or "% of volume"; empty: `unit`."""
 
-    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v, i: check_unit(_unit(v, i))))
     _check_si_unit = field_validator("scale_interval_unit")(
-        classmethod(lambda cls, v: check_unit(v) if v.strip() else "")
+        classmethod(lambda cls, v, i: check_unit(_unit(v, i)) if v.strip() else "")
     )
-    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+    _check_mpe_unit = field_validator("mpe_unit")(
+        classmethod(lambda cls, v, i: check_mpe_unit(_unit(v, i)))
+    )
 
     @field_validator("upper")
     @classmethod
@@ -263,8 +265,10 @@ class CheckPoint(FrozenModel):
     uncertainty: Decimal | None = Field(default=None, gt=0)
     """The expanded uncertainty U of the check, in `unit`; given, the decision is guarded."""
 
-    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
-    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v, i: check_unit(_unit(v, i))))
+    _check_mpe_unit = field_validator("mpe_unit")(
+        classmethod(lambda cls, v, i: check_mpe_unit(_unit(v, i)))
+    )
 
     @model_validator(mode="after")
     def _mpe_unit_known(self) -> "CheckPoint":
@@ -340,6 +344,11 @@ def _stored(info: ValidationInfo) -> bool:
     return bool(isinstance(info.context, dict) and info.context.get(STORED))
 
 
+def _unit(value: str, info: ValidationInfo) -> str:
+    """A unit as read: new input normalised (`normalise_unit`), a stored record as issued."""
+    return value if _stored(info) else normalise_unit(value)
+
+
 class Measurement(FrozenModel):
     """One calibration result point."""
 
@@ -368,7 +377,7 @@ class Measurement(FrozenModel):
     """The instrument's display step (0.01 for a display reading 10.00): the indicated value is
     printed no finer, and must be a reading the display can show."""
 
-    _check_unit = field_validator("unit")(classmethod(lambda cls, v: check_unit(v)))
+    _check_unit = field_validator("unit")(classmethod(lambda cls, v, i: check_unit(_unit(v, i))))
 
     @field_validator("error")
     @classmethod
@@ -513,7 +522,9 @@ class Conformity(FrozenModel):
     mpe_unit: Annotated[str, Field(max_length=20)] = ""
     """The results' unit (empty), or "% of reading" (a rate of each result's nominal value)."""
 
-    _check_mpe_unit = field_validator("mpe_unit")(classmethod(lambda cls, v: check_mpe_unit(v)))
+    _check_mpe_unit = field_validator("mpe_unit")(
+        classmethod(lambda cls, v, i: check_mpe_unit(_unit(v, i)))
+    )
 
     @model_validator(mode="after")
     def _rule_named(self) -> "Conformity":

@@ -6,7 +6,7 @@
 
 from decimal import Decimal
 
-__all__ = ["check_unit", "convert", "is_legal_unit", "split_prefix"]
+__all__ = ["check_unit", "convert", "is_legal_unit", "normalise_unit", "split_prefix"]
 
 # Legal units of measurement (Decree 86/2012/NĐ-CP: SI units, their decimal multiples and
 # units accepted for use with the SI). Symbols are case-sensitive, as printed on a certificate.
@@ -69,6 +69,26 @@ def convert(value: Decimal, unit: str, to: str) -> Decimal | None:
     if have is None or want is None or have[1] != want[1]:
         return None
     return value.scaleb(have[0] - want[0])
+
+
+_SAME_UNIT: dict[int, str] = {
+    0x03BC: "\u00b5",  # GREEK SMALL LETTER MU → MICRO SIGN: the prefix µ
+    0x2126: "\u03a9",  # OHM SIGN → GREEK CAPITAL LETTER OMEGA: the ohm (as NFKC does)
+}
+
+
+def normalise_unit(value: str) -> str:
+    """`value` with each look-alike written one way: the Greek mu (U+03BC) as the micro sign
+    µ (U+00B5), the ohm sign (U+2126) as the capital omega Ω (U+03A9).
+
+    They are the same unit, and the certificate fonts draw only these forms. Only new input
+    is normalised (`certissuer.model.parse_certificate` with ``stored=False``): a record
+    already issued keeps the characters it was issued with, so its data digest still holds.
+
+    >>> normalise_unit("\u03bcV") == "\u00b5V", normalise_unit("k\u2126") == "k\u03a9"
+    (True, True)
+    """
+    return value.translate(_SAME_UNIT)
 
 
 def check_unit(value: str) -> str:

@@ -42,6 +42,16 @@ from certissuer.errors import CertissuerError, ConfigError, TemplateError
 from certissuer.model import AnyCertificate, VerificationCertificate
 from certissuer.render import filters
 from certissuer.render._z3c import FontCache, lay_out
+from certissuer.render.fallback import (
+    FALLBACK_DIR,
+    FALLBACK_FILES,
+    PARAGRAPHS,
+    VARIANTS,
+    Fallback,
+    apply_fallback,
+    is_fallback_file,
+    owned_texts,
+)
 from certissuer.render.qr import data_uri, qr_image
 from certissuer.render.sanitize import sanitize_tree
 
@@ -103,8 +113,10 @@ class Renderer:
                 f"the font '{_FONT_FAMILY}' is not installed: {exc}",
                 hint="pip install fontpkg-be-vietnam-pro",
             ) from exc
+        # Characters Be Vietnam Pro lacks (Ω) are drawn in reportlab's Vera (`fallback`)
+        self.fonts.update({key: str(path) for key, path in FALLBACK_FILES.items()})
         self.font_dir = Path(regular).resolve().parent
-        self.allowed_dirs: tuple[Path, ...] = (self.template_dir, self.font_dir)
+        self.allowed_dirs: tuple[Path, ...] = (self.template_dir, self.font_dir, FALLBACK_DIR)
         self._cache = FontCache()
         self._logos: dict[tuple[str, int, int], str] = {}
         self._shipped: Renderer | None = None
@@ -184,7 +196,10 @@ class Renderer:
         Raises `TemplateError`.
         """
         root = sanitize_tree(rml, self.allowed_dirs)
-        return self._layout(root, source, _fonts(root))
+        fonts = _fonts(root)
+        if fonts:
+            self._fallback(root, fonts)
+        return self._layout(root, source, fonts)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -262,7 +277,8 @@ class Renderer:
         root = sanitize_tree(rml, self.allowed_dirs)
         fonts = _fonts(root)
         if fonts:
-            self._check_glyphs(name, root, fonts, cert, settings, number, qr_url)
+            fallback = self._fallback(root, fonts)
+            self._check_glyphs(name, root, fonts, fallback, cert, settings, number, qr_url)
         return _Prepared(template=name, root=root, fonts=fonts)
 
     def _template(self, name: str) -> jinja2.Template:
@@ -332,32 +348,72 @@ class Renderer:
         self._logos[key] = uri
         return uri
 
+    def _fallback(self, root: Any, fonts: Sequence[tuple[str, str]]) -> Fallback | None:
+        """Wrap the characters only the fallback font draws (`apply_fallback`); None when
+        the template registers no fallback font (nothing is wrapped then)."""
+        main = [(face, path) for face, path in fonts if not is_fallback_file(path)]
+        extra = [(face, path) for face, path in fonts if is_fallback_file(path)]
+        if not main or not extra:
+            return None
+        regular = str(FALLBACK_FILES["fallback"])
+        face = next((f for f, path in extra if path == regular), extra[0][0])
+        fallback = Fallback(
+            face=face,
+            faces=frozenset(f for f, _ in extra),
+            main=self._cache.coverage(main),
+            covered=self._cache.coverage(extra),
+            variants={
+                VARIANTS[Path(path).name]: f for f, path in extra if Path(path).name in VARIANTS
+            },
+        )
+        apply_fallback(root, fallback)
+        return fallback
+
     def _check_glyphs(
         self,
         name: str,
         root: Any,
         fonts: Sequence[tuple[str, str]],
+        fallback: Fallback | None,
         cert: AnyCertificate,
         settings: Settings,
         number: str,
         qr_url: str,
     ) -> None:
-        covered = self._cache.coverage(fonts)
+        """Refuse a character no font draws where it stands: outside the main fonts, only
+        text inside a fallback ``<font>`` (`apply_fallback`) may hold one the fallback has."""
+        covered = fallback.main if fallback is not None else self._cache.coverage(fonts)
         for section in ("template", "story"):
             element = root.find(section)
             if element is None:
                 continue
-            for text in element.itertext():
+            for owner, text in owned_texts(element):
                 for char in text:
                     if ord(char) in covered or char.isspace():
                         continue
+                    if fallback is not None and _in_fallback(owner, char, fallback):
+                        continue
                     field = _find_field(char, cert, settings, number, qr_url)
                     where = f"in field '{field}'" if field else f"in the template {name}"
+                    main = [face for face, path in fonts if not is_fallback_file(path)]
                     raise TemplateError(
                         f"character '{char}' (U+{ord(char):04X}) {where} is not in the font "
-                        f"{', '.join(face for face, _ in fonts)}: it would print as a blank",
+                        f"{', '.join(main or [face for face, _ in fonts])}: it would print as "
+                        "a blank",
                         hint="replace the character, or use a template whose font has it",
                     )
+
+
+def _in_fallback(owner: Any, char: str, fallback: Fallback) -> bool:
+    """Whether `char`, a text of `owner`, is drawn in the fallback font and the font has it."""
+    if ord(char) not in fallback.covered:
+        return False
+    el = owner
+    while el is not None and el.tag not in PARAGRAPHS:
+        if el.tag == "font":  # the innermost <font> decides
+            return (el.get("face") or el.get("name") or el.get("fontName")) in fallback.faces
+        el = el.getparent()
+    return False
 
 
 def _fonts(root: Any) -> tuple[tuple[str, str], ...]:
