@@ -28,7 +28,7 @@ CORPUS = Path(__file__).parent / "data" / "dcc-corpus"
 SCHEMAS = Path(__file__).parent / "data" / "dcc-schemas"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dcc"
 EXAMPLES = sorted(CORPUS.glob("*.xml"))
-FILL = ["--received", "1957-08-01", "--performed-by", "A. Tester", "--signatory", "B. Head"]
+FILL = ["--received", "1957-08-01", "--performed-by", "A. Tester", "--signatory", "Lê Hoàng Phúc"]
 
 REFUSED = {
     # PTB's vacuum and silicon-sphere examples state results without an indicated value
@@ -250,7 +250,7 @@ def test_round_trip_keeps_every_value_read(path: Path, tmp_path: Path, pki: KeyP
         item=1,
         received="1957-08-01",
         performed_by="A. Tester",
-        signatory="B. Head",
+        signatory="Lê Hoàng Phúc",
         lab_place="Đồng Tháp",
     )
     for key, value in read.data.items():
