@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from certissuer._files import write_atomic
 from certissuer._vn import same_name
-from certissuer.config import Role
+from certissuer.config import PdfStore, Role
 from certissuer.errors import ConfigError, SignerRefused, SigningError, VerificationFailed
 from certissuer.ledger import approval_awaited
 from certissuer.sign import (
@@ -48,6 +48,7 @@ from certissuer.sign import (
 from certissuer.verify import Report, Verdict, Verifier
 
 if TYPE_CHECKING:
+    from certissuer.ledger.storage import PdfArchive
     from certissuer.token import TokenKey
 
 __all__ = ["Approved", "approve_pdf", "printed_head", "same_name"]
@@ -91,6 +92,7 @@ def approve_pdf(
     location: str | None = None,
     level: Level | None = None,
     ledger_key: TokenKey | None = None,
+    archive: PdfArchive | None = None,
 ) -> Approved:
     """Verify the certificate at `path`, then sign its empty field `field_name` with `sealer`
     (or, without one, with the key `keys` holds for the head printed on it).
@@ -171,6 +173,13 @@ def approve_pdf(
     if ledger is not None and waiting:  # what the ledger awaits (older issues logged none)
         assert report.number is not None
         ledger.approve(report.number, approver=head, at=datetime.now(UTC), ledger_key=ledger_key)
+    entry = ledger.get(report.number) if ledger is not None and report.number else None
+    if archive is not None and entry is not None and entry.pdf_path:
+        # The archive keeps the approved file (it begins with the issued one, checked above):
+        # a copy downloaded or restored later carries the head's signature too.
+        archived = Path(entry.pdf_path)
+        if archive.kind is not PdfStore.FILES or archived.resolve() != target.resolve():
+            archive.put(entry.number, archived, approved)
     _logger.info("approved %s by %s -> %s", report.number, sealer.subject, target)
     return Approved(
         target, report.number, sealer.signer_name, hashlib.sha256(approved).hexdigest(), report

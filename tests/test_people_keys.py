@@ -587,3 +587,36 @@ def test_one_prompt_per_token_and_per_file(monkeypatch: pytest.MonkeyPatch) -> N
         "PKCS#12 passphrase ([[people]] 3)",
         "PKCS#12 passphrase ([[people]] 4)",
     ]
+
+
+@pytest.mark.parametrize("store", ["database", "files"])
+def test_the_archive_keeps_the_approved_file(
+    people_pki: dict[str, KeyPaths], tmp_path: Path, renderer: Any, store: str
+) -> None:
+    """Approving a copy (from `ledger get`) puts the approved file in the archive: the
+    database store, or the archived file when the copy was elsewhere; the audit stays clean."""
+    settings = _approval_lab(people_pki, tmp_path, people_pki["head"].signer_p12)
+    profile = settings.source
+    assert profile is not None
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace("[ledger]\n", f'[ledger]\npdf_store = "{store}"\n'), "utf-8")
+    settings = load_settings(profile, env={})
+    issued = _issuer(settings, tmp_path, renderer).issue(_verification("appr-store"))
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, ["--config", str(profile), *args], env=env)
+
+    done = cli("ledger", "get", issued.number, "--out", str(tmp_path / "copy"))
+    assert done.exit_code == 0, done.output
+    copy = next((tmp_path / "copy").glob("*.pdf"))
+    done = cli("sign-approve", str(copy))
+    assert done.exit_code == 0, done.output
+    done = cli("ledger", "get", issued.number, "--out", str(tmp_path / "again"))
+    assert done.exit_code == 0, done.output
+    again = next((tmp_path / "again").glob("*.pdf")).read_bytes()
+    assert again == copy.read_bytes()  # the archive holds the approved file
+    roots = [k.ca_cert for k in people_pki.values()]
+    assert _signers(again, roots) == [VERIFIER, HEAD]
+    done = cli("ledger", "audit")
+    assert done.exit_code == 0 and "no problems found" in done.output, done.output

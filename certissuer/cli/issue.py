@@ -231,12 +231,15 @@ def _approve(
 ) -> None:
     """Sign the head's approval into `pdf` and record it in the ledger."""
     from certissuer.approve import approve_pdf
+    from certissuer.ledger.storage import open_store
     from certissuer.sign import Keyring, Sealer, policy_from_settings
     from certissuer.verify import Verifier
 
     settings = state.settings()
     key = token_key(state)  # before anything is signed: the ledger's event is signed with it
     verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
+    # The archive gets the approved file too (a database archive, or a copy approved elsewhere).
+    archive = open_store(verifier.ledger, settings.ledger_pdf_store) if verifier.ledger else None
     if pkcs12 is None and token is None and key_label is None:
         # The key of the head printed on the certificate: their [[people]] entry, else the
         # [signing] key when its certificate names them.
@@ -250,6 +253,7 @@ def _approve(
                 out=out,
                 location=settings.lab_place,
                 ledger_key=key,
+                archive=archive,
             )
         say(f"approved {done.number or pdf} by {done.signer}  {done.path}")
         return
@@ -272,6 +276,7 @@ def _approve(
             out=out,
             location=settings.lab_place,
             ledger_key=key,
+            archive=archive,
         )
     say(f"approved {done.number or pdf} by {done.signer}  {done.path}")
 
