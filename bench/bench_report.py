@@ -146,7 +146,7 @@ def measure(url: str, out: Path) -> None:
     ledger = Ledger.open(url, create=False)
     settings = Settings(lab_code="B01", lab_name_vi="Trung tâm đo lường", lab_name_en="Centre")
     passphrase = os.environ.get("CERTISSUER_P12_PASSPHRASE", "demo").encode()
-    sealer = Sealer.from_pkcs12(ROOT / "keys.example" / "signer.p12", passphrase)
+    sealer = Sealer.from_pkcs12(ROOT / "keys.example" / "le-hoang-phuc.p12", passphrase)
     steps: dict[str, float] = {}
     start = time.perf_counter()
     data = annual_report(ledger.engine, year=YEAR, until=date(YEAR, 11, 20), paper_total=200000)

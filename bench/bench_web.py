@@ -51,7 +51,8 @@ code = "BENCH"
 name_vi = "Phòng thí nghiệm đo tải"
 name_en = "Load test laboratory"
 [signing]
-pkcs12 = {q(KEYS / "signer.p12")}
+pkcs12 = {q(KEYS / "le-hoang-phuc.p12")}
+revocation_check = false
 trust_roots = [{q(KEYS / "ca.pem")}]
 [token]
 key = {q(KEYS / "token-key.pem")}
@@ -82,8 +83,10 @@ def _issue(profile: Path, out: Path, count: int) -> list[str]:
         kind = ("verification", "calibration")[i % 2]
         data = json.loads((SAMPLES / f"{kind}.json").read_text("utf-8"), parse_float=Decimal)
         data["ref"] = f"bench-web-{i}-{uuid.uuid4().hex[:6]}"
+        if "stamp_number" in data:  # a stamp is on one certificate only
+            data["stamp_number"] = f"ĐT-26 {i:07d}"
         issued = issuer.issue(parse_certificate(data))
-        tokens.append(issued.url.rsplit("/v/", 1)[1])
+        tokens.append(issued.url.rsplit("/", 1)[1])  # HTTPS://HOST/V/TOKEN
     issuer.ledger.engine.dispose()
     return tokens
 
@@ -167,7 +170,7 @@ async def _client(
 async def _load(
     port: int, tokens: list[str], seconds: float, warmup: float, concurrency: int, cap: int
 ) -> tuple[list[float], list[str], float]:
-    paths = [f"/v/{t}".encode() for t in tokens]
+    paths = [f"/V/{t}".encode() for t in tokens]
     latencies: list[float] = []
     errors: list[str] = []
     budget = [cap]
