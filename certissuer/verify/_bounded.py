@@ -15,9 +15,10 @@ limit would measure the caller rather than the file: from the CLI the ready chil
 70 MiB, but a long-lived caller (a service, a notebook, a test runner with many threads, each
 with its own malloc arena) can map more than the whole default of 1024 MiB before reading a
 byte, and every file would then be refused for memory. Starting the child clean instead
-(``spawn`` or ``forkserver``) would make the limit absolute again, at a price measured on
-this machine: a fresh interpreter that imports the checker anew answered "ready" 0.1 to
-0.4 s later than a fork (0.41-0.93 s against 0.33-0.55 s), on every `certissuer verify`.
+(``spawn`` or ``forkserver``) would make the limit absolute again, at a price on every
+`certissuer verify`: a fresh interpreter imports the checker anew. Measured from the CLI
+(three alternating runs, on a busy machine), a spawned child was ready after 0.41-0.93 s,
+a forked one after 0.33-0.55 s.
 Where ``/proc`` is missing the budget counts from zero, the absolute limit.
 
 The ledger is asked by the CLI itself, while the child imports pyHanko and reads the file:
