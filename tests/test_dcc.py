@@ -156,8 +156,18 @@ def _maximal() -> list[Any]:
             "unit": "%RH",
             "resolution": "1",
         },
-        {"measured": "1500", "uncertainty": "2", "unit": "vòng/phút"},
-        {"measured": "12.5", "uncertainty": "0.2", "unit": "L/min"},
+        {
+            "measured": "1500",
+            "uncertainty": "2",
+            "unit": "vòng/phút",
+            "extra": {"Nhiệt độ khí (°C)": "20.0 ± 0.1", "Gas flow (L/min)": "1.2"},
+        },
+        {
+            "measured": "12.5",
+            "uncertainty": "0.2",
+            "unit": "L/min",
+            "extra": {"Gas flow (L/min)": "1.3"},
+        },
         {"measured": "7.8", "uncertainty": "0.1", "unit": "kg/m³"},
         {
             "measured": "21.0",
@@ -187,6 +197,10 @@ def _maximal() -> list[Any]:
         external_provider="Phòng thí nghiệm X / Laboratory X (VILAS 999)",
         customer_supplied=["item.serial", "place_of_calibration"],
         source_notes=["performed 2026-03-01 … 2026-03-03 (calibration date: 2026-03-03)"],
+        extra_columns=[
+            {"name": "Nhiệt độ khí (°C)", "vi": "Nhiệt độ khí (°C)", "en": "Gas temperature (°C)"},
+            {"name": "Gas flow (L/min)"},
+        ],
     )
     ver = json.loads((SAMPLES / "verification.json").read_text(encoding="utf-8"))
     ver.update(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,27 @@ def test_each_example_issues_and_verifies_or_is_refused_in_one_line(
         )
         assert "Further data of the source DCC" in text
         assert "performed 1957-08-13 … 1957-08-14" in text
+        # The gas temperature of each point is a column of the results table, not a note.
+        layout = _layout(Path(issued[0]["entry"]["pdf_path"]))
+        at = next(i for i, line in enumerate(layout) if "Reference value" in line)
+        heading = layout[at : at + 6]  # the header cells wrap over a few lines, side by side
+        assert "gas temperature" in "".join(heading) and "(°C)" in "".join(heading), heading
+        assert any("Giá trị danh" in line for line in heading), heading
+        rows = [line for line in layout if re.search(r"^\s*20\.1\s+19\.70\s", line)]
+        assert len(rows) == 1 and rows[0].split()[-2:] == ["%", "20.0"], rows
+        assert "Reference value gas temperature / value" not in text
+
+
+def _layout(pdf: Path) -> list[str]:
+    """The lines of the PDF as pdftotext -layout sets them (columns kept side by side)."""
+    done = subprocess.run(
+        ["pdftotext", "-layout", "-q", str(pdf), "-"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        text=True,
+    )
+    return done.stdout.splitlines()
 
 
 def _read(path: Path, **fill: Any) -> list[dcc.Imported]:
@@ -143,8 +165,14 @@ def test_humidity_lists_hybrids_items_range_and_extras() -> None:
         "uncertainty": "0.6",
         "coverage_factor": "2",
         "coverage_probability": "0.95",
+        "extra": {"Reference value gas temperature (°C)": "20.0"},
     }
-    assert any("Reference value gas temperature" in e for e in one.extras)
+    # The gas temperature, one per point (an influence condition of the list), is a column;
+    # the conditions of the whole calibration stay lines.
+    assert one.data["extra_columns"] == [{"name": "Reference value gas temperature (°C)"}]
+    assert all(r["extra"] == rows[0]["extra"] for r in rows)
+    assert not any("gas temperature" in e for e in one.extras)
+    assert any("Flow velocity" in e for e in one.extras)
     assert two.item == 2 and one.data["item"] != two.data["item"]
     [only] = _read(CORPUS / "dcc_gp_humidity_v1.0.xml", item=2)
     assert only.data["item"] == two.data["item"]
@@ -261,7 +289,9 @@ def test_round_trip_keeps_every_value_read(path: Path, tmp_path: Path, pki: KeyP
 
 def _same(got: Any, read: Any, where: str) -> None:
     """`got` (the model's value after the round trip) holds the value `read` from the DCC."""
-    if isinstance(read, dict):
+    if isinstance(got, dict):  # a mapping of the model (a row's extra quantities)
+        assert got == read, (where, got, read)
+    elif isinstance(read, dict):
         for name, value in read.items():
             if name == "coverage_probability":
                 assert got.probability == Decimal(value), where
@@ -303,3 +333,95 @@ def test_examples_valid_against_their_official_schema(version: str, xsd: Path) -
         assert schema.validate(tree), (path.name, str(schema.error_log)[:300])
         checked.append(path.name)
     assert len(checked) == {"3.1.1": 5, "3.1.2": 1}[version], checked
+
+
+def _three_extras(tmp_path: Path) -> Path:
+    """The humidity example with two more quantities per point in its list: three in all."""
+    text = (CORPUS / "dcc_gp_humidity_v1.0.xml").read_text(encoding="utf-8")
+    start = text.index('<dcc:influenceCondition refType="gp_gasTemperature">')
+    end = text.index("</dcc:influenceCondition>", start) + len("</dcc:influenceCondition>")
+    condition = text[start:end]
+    flow = (
+        condition.replace("Reference value gas temperature", "Gas flow")
+        .replace("Referenzwert Gastemperatur", "Gasfluss")
+        .replace(
+            r"<si:unitXMLList>\kelvin</si:unitXMLList>", r"<si:unitXMLList>\one</si:unitXMLList>"
+        )
+        .replace(r"\degreecelsius", r"\litre\per\minute")
+        .replace("20.0 20.0 20.0 20.0 20.0 20.0 20.0", "1.0 1.1 1.2 1.3 1.4 1.5 1.6")
+    )
+    pressure = (
+        condition.replace("Reference value gas temperature", "Gas pressure")
+        .replace(
+            '<dcc:content lang="de">Referenzwert Gastemperatur</dcc:content>',
+            '<dcc:content lang="vi">Áp suất khí</dcc:content>',
+        )
+        .replace(
+            r"<si:unitXMLList>\kelvin</si:unitXMLList>", r"<si:unitXMLList>\one</si:unitXMLList>"
+        )
+        .replace(r"\degreecelsius", r"\kilo\pascal")
+        .replace("20.0 20.0 20.0 20.0 20.0 20.0 20.0", "101.1 101.2 101.3 101.4 101.5 101.6 101.7")
+    )
+    path = tmp_path / "humidity-3-extras.xml"
+    path.write_text(text[:end] + flow + pressure + text[end:], encoding="utf-8")
+    return path
+
+
+def test_more_than_two_extras_go_to_a_table_by_row_number(tmp_path: Path, pki: KeyPaths) -> None:
+    path = _three_extras(tmp_path)
+    [read] = _read(path, item=1)
+    assert [c["name"] for c in read.data["extra_columns"]] == [
+        "Reference value gas temperature (°C)",
+        "Gas flow (L/min)",
+        "Gas pressure (kPa)",
+    ]
+    # A Vietnamese name in the DCC heads the column in Vietnamese, the English one beneath.
+    assert read.data["extra_columns"][2] == {
+        "name": "Gas pressure (kPa)",
+        "vi": "Áp suất khí (kPa)",
+        "en": "Gas pressure (kPa)",
+    }
+    profile = _profile(tmp_path, pki)
+    runner = CliRunner()
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    args = ["--config", str(profile), "issue", "--json", "--item", "1", *FILL]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out"), str(path)], env=env)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    [done] = json.loads(result.stdout)["issued"]
+    layout = _layout(Path(done["entry"]["pdf_path"]))
+    at = next(i for i, line in enumerate(layout) if "Đại lượng khác" in line)
+    assert "Further quantities" in "\n".join(layout[at : at + 2])
+    below = layout[at:]
+    assert any("Áp suất khí" in line for line in below)
+    # Row 4 of the results: its number, then its gas temperature, flow and pressure.
+    [row] = [line for line in below if re.match(r"^\s*4\s", line)]
+    assert row.split() == ["4", "20.0", "1.3", "101.4"], row
+    # The results table carries the row numbers too, and none of the extras.
+    [result_row] = [line for line in layout[:at] if re.search(r"^\s*4\s+\S+\s+\S+", line)]
+    assert "101.4" not in result_row
+    exported = runner.invoke(
+        app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]]
+    )
+    assert exported.exit_code == 0, exported.stderr
+    again = dcc.read_certificate(exported.stdout_bytes, stored=True)
+    assert again.extra_columns[2].vi == "Áp suất khí (kPa)"
+    assert again.results[3].extra == {
+        "Reference value gas temperature (°C)": "20.0",
+        "Gas flow (L/min)": "1.3",
+        "Gas pressure (kPa)": "101.4",
+    }
+
+
+def test_extras_leave_earlier_records_and_their_digest_as_they_were() -> None:
+    from certissuer.model import canonical_json, parse_certificate
+
+    sample = json.loads(
+        (Path(__file__).parents[1] / "samples" / "calibration.json").read_text(encoding="utf-8"),
+        parse_float=Decimal,
+    )
+    record = sample[0] if isinstance(sample, list) else sample
+    cert = parse_certificate(record)
+    assert b'"extra' not in canonical_json(cert)
+    twice = {**record, "extra_columns": [{"name": "T (°C)"}, {"name": "T (°C)"}]}
+    with pytest.raises(ValueError, match="expected each extra column once, got twice: T"):
+        parse_certificate(twice)

@@ -13,8 +13,10 @@ schema allows it, from DCC 3.0 to 3.3 (`READ_VERSIONS`):
 * environmental conditions as one value, a list or a range (``basic_temperatureMin`` and
   ``...Max``): the model's value ± half the spread, the range itself printed;
 * results grouped by ``dcc:result`` (the quantity), with ``refType`` mapped: nominal or reference
-  value, indicated (measured) value, error, uncertainty; every other quantity is kept as an
-  extra column (`Imported.extras`) and printed rather than dropped.
+  value, indicated (measured) value, error, uncertainty; every other quantity with one value
+  per row becomes an extra column of the results table (``extra`` of each row, headed by
+  ``extra_columns``), and what is not per row is kept as a line (`Imported.extras`) and printed
+  rather than dropped.
 
 What the Vietnamese forms need and a DCC does not carry (date received, place of calibration,
 who performed and who signs, the standards' certificate numbers and due dates) comes from `Fill`
@@ -124,6 +126,16 @@ def _text(el: Any | None, lang: str = "en") -> str:
         if c.get("lang") == lang:
             return " ".join((c.text or "").split())
     return " ".join((contents[0].text or "").split())
+
+
+def _languages(el: Any) -> dict[str, str]:
+    """The contents of a dcc:textType by language (``vi``, ``en``, ...), trimmed."""
+    out: dict[str, str] = {}
+    for c in el.findall(_D + "content"):
+        lang = c.get("lang")
+        if lang and lang not in out:
+            out[lang] = " ".join((c.text or "").split())
+    return out
 
 
 def _ref_types(el: Any) -> list[str]:
@@ -569,11 +581,15 @@ class _Foreign:
             if holder is None:
                 holder = data
             quantities = [] if holder is None else holder.findall(_D + "quantity")
-            rows += self._rows(name, quantities, out)
+            these = self._rows(name, quantities, out)
+            rows += these
             for condition in entry.iter(_D + "influenceCondition"):  # of the result, or its list
                 label = _text(condition.find(_D + "name")) or " ".join(_ref_types(condition))
                 for quantity in condition.findall(f"{_D}data/{_D}quantity"):
-                    self._extra(f"{name} / {label}", quantity, out)
+                    # A condition per point (the gas temperature of each humidity point) is a
+                    # column of the rows; one for the whole result stays a line.
+                    if not self._column(quantity, these, out, condition.find(_D + "name")):
+                        self._extra(f"{name} / {label}", quantity, out)
         if rows:
             out.data["results"] = rows
         else:
@@ -650,8 +666,44 @@ class _Foreign:
                 row["uncertainty"] = _expand(columns["uncertainty"].values, n)[i]
             rows.append(row)
         for q in extras:
-            self._extra(name, q, out)
+            if not self._column(q, rows, out):
+                self._extra(name, q, out)
         return rows
+
+    def _column(
+        self,
+        quantity: Any,
+        rows: list[dict[str, Any]],
+        out: Imported,
+        heading: Any | None = None,
+    ) -> bool:
+        """Put `quantity` as an extra column of `rows` when it gives one value per row (more
+        than one row: a single value may as well be a condition of the whole result). It is
+        headed by its own dcc:name, else by `heading` (the name of the condition it is in)."""
+        s = _pick(quantity)
+        n = len(rows)
+        if s is None or n < 2 or len(s.values) != n:
+            return False
+        if quantity.find(_D + "name") is not None:
+            heading = quantity.find(_D + "name")
+        label = _text(heading) or " ".join(_ref_types(quantity)) or "value"
+        unit = _symbol(s.unit)
+        unit = s.unit if unit is None else unit
+        key = f"{label} ({unit})" if unit else label
+        uncertainties = _expand(s.uncertainties or [], n)
+        for i, row in enumerate(rows):
+            text = s.values[i] + (f" ± {uncertainties[i]}" if i < len(uncertainties) else "")
+            row.setdefault("extra", {})[key] = text
+        columns = out.data.setdefault("extra_columns", [])
+        if all(c["name"] != key for c in columns):
+            column = {"name": key}
+            words = {} if heading is None else _languages(heading)
+            if words.get("vi"):
+                column["vi"] = f"{words['vi']} ({unit})" if unit else words["vi"]
+                en = words.get("en") or label
+                column["en"] = f"{en} ({unit})" if unit else en
+            columns.append(column)
+        return True
 
     def _extra(self, result: str, quantity: Any, out: Imported) -> None:
         s = _pick(quantity)

@@ -493,6 +493,15 @@ class _Reader:
             elif "certissuer_sourceNotes" in types and kind == "calibration":
                 lines = [c.text or "" for c in declaration.findall(_D + "content")]
                 self._set(data, "source_notes", lines, declaration)
+            elif "certissuer_extraColumn" in types and kind == "calibration":
+                column: dict[str, Any] = {}
+                columns = data.setdefault("extra_columns", [])
+                here = f"extra_columns[{len(columns)}]"
+                columns.append(column)
+                self.doc.lines[here] = statement.sourceline
+                for content in [] if declaration is None else declaration.findall(_D + "content"):
+                    key = {"vi": "vi", "en": "en"}.get(content.get("lang") or "", "name")
+                    self._set(column, f"{here}.{key}", content.text or "", content)
             elif "certissuer_customerSupplied" in types and kind == "calibration":
                 fields = (_content_text(declaration) or "").split()
                 self._set(data, "customer_supplied", fields, declaration)
@@ -642,6 +651,18 @@ class _Reader:
                 "certissuer_resolution": "resolution",
             }
             dsi_units = self._values(quantities, here, names, out)
+            extras = [
+                q
+                for q in data_list.findall(_D + "quantity")
+                if _ref_types(q) == ["certissuer_extra"]
+            ]
+            if extras:
+                extra: dict[str, str] = {}
+                self._set(out, f"{here}.extra", extra, extras[0])
+                for quantity in extras:
+                    name = _content_text(quantity.find(_D + "name")) or ""
+                    value = _content_text(quantity.find(_D + "noQuantity")) or ""
+                    extra[name] = value
             freedom = quantities.get("certissuer_degreesOfFreedom")  # a count: unit \one
             if freedom is not None:
                 real = self._real(freedom, f"{here}.degrees_of_freedom")

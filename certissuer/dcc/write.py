@@ -427,6 +427,15 @@ def _statements(parent: Any, cert: AnyCertificate) -> None:
         notes = _sub(_statement(parent, "certissuer_sourceNotes"), "declaration")
         for line in cert.source_notes:
             _sub(notes, "content", line)
+    if isinstance(cert, CalibrationCertificate):
+        # Issue 21: the headings of the results' extra columns, one statement each: the name
+        # (the key of each row's values) and its Vietnamese and English headings where given.
+        for column in cert.extra_columns:
+            heading = _sub(_statement(parent, "certissuer_extraColumn"), "declaration")
+            _sub(heading, "content", column.name)
+            for lang, text in (("vi", column.vi), ("en", column.en)):
+                if text:
+                    _sub(heading, "content", text).set("lang", lang)
 
 
 def _standards(result: Any, cert: CalibrationCertificate) -> None:
@@ -526,6 +535,10 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             # probability the lab never stated, so U and k are quantities of their own.
             _real(data_list, "certissuer_expandedUncertainty", m.uncertainty, dsi)
             _real(data_list, "certissuer_coverageFactor", m.coverage_factor, "\\one")
+        for name, value in m.extra.items():  # issue 21: printed as given, so kept as text
+            extra = _sub(data_list, "quantity", ref_type="certissuer_extra")
+            _text(extra, "name", name)
+            _text(extra, "noQuantity", value)
         _list_metadata(data_list, m.unit)
 
 

@@ -33,6 +33,7 @@ from certissuer.model.parts import (
     Conditions,
     Conformity,
     Date,
+    ExtraColumn,
     FrozenModel,
     Instrument,
     Measurement,
@@ -236,13 +237,41 @@ class CalibrationCertificate(_Common):
     performance date range, condition ranges, quantities other than nominal, indicated, error
     and uncertainty), one line each, printed as they are (issue 21). Absent from the canonical
     form when empty, so the digests of earlier records are unchanged."""
+    extra_columns: list[ExtraColumn] = Field(default_factory=list, max_length=12)
+    """The headings of the results' extra quantities (`Measurement.extra`), in the order they
+    print; a quantity a row names and this list does not is headed by its name. Absent from the
+    canonical form when empty."""
 
     @model_serializer(mode="wrap")
     def _notes_absent_when_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and not data.get("source_notes"):
-            data.pop("source_notes", None)
+        if isinstance(data, dict):
+            for name in ("source_notes", "extra_columns"):
+                if not data.get(name):
+                    data.pop(name, None)
         return data
+
+    @field_validator("extra_columns")
+    @classmethod
+    def _columns_named_once(cls, columns: list[ExtraColumn]) -> list[ExtraColumn]:
+        names = [c.name for c in columns]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"expected each extra column once, got twice: {', '.join(twice)}")
+        return columns
+
+    @property
+    def extra_headings(self) -> list[ExtraColumn]:
+        """Every extra column the results print (`Measurement.extra`), in order: the declared
+        `extra_columns`, then names only rows give, headed by the name itself."""
+        columns = list(self.extra_columns)
+        known = {c.name for c in columns}
+        for m in self.results:
+            for name in m.extra:
+                if name not in known:
+                    known.add(name)
+                    columns.append(ExtraColumn(name=name))
+        return columns
 
     @property
     def conformity_verdict(self) -> Verdict | None:

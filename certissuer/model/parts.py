@@ -43,6 +43,7 @@ __all__ = [
     "Conditions",
     "Conformity",
     "Date",
+    "ExtraColumn",
     "FrozenModel",
     "Instrument",
     "Measurement",
@@ -349,6 +350,23 @@ def _unit(value: str, info: ValidationInfo) -> str:
     return value if _stored(info) else normalise_unit(value)
 
 
+ExtraName = Annotated[str, Field(min_length=1, max_length=200)]
+"""The name of an extra quantity of a result row, with its unit: "Gas temperature (°C)"."""
+
+
+class ExtraColumn(FrozenModel):
+    """An extra column of the results table: a quantity given once per result row that the
+    nominal, indicated, error and uncertainty columns cannot hold (issue 21), such as the gas
+    temperature at each point of a humidity calibration."""
+
+    name: ExtraName
+    """The key of the column's values in `Measurement.extra`: the name with its unit."""
+    vi: Annotated[str, Field(max_length=200)] = ""
+    """The Vietnamese heading, where the source gives one; else `name` heads the column."""
+    en: Annotated[str, Field(max_length=200)] = ""
+    """The English heading, printed under the Vietnamese one."""
+
+
 class Measurement(FrozenModel):
     """One calibration result point."""
 
@@ -376,6 +394,12 @@ class Measurement(FrozenModel):
     resolution: Decimal | None = Field(default=None, gt=0)
     """The instrument's display step (0.01 for a display reading 10.00): the indicated value is
     printed no finer, and must be a reading the display can show."""
+    extra: dict[ExtraName, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict, max_length=12
+    )
+    """Further quantities of this row, printed as they are: name with unit → value text (the
+    certificate's `extra_columns` give their headings). Absent from the canonical form when
+    empty, so the digests of earlier records are unchanged."""
 
     _check_unit = field_validator("unit")(classmethod(lambda cls, v, i: check_unit(_unit(v, i))))
 
@@ -434,6 +458,8 @@ class Measurement(FrozenModel):
         # Records issued before these fields existed keep their canonical form and digest.
         data = handler(self)
         if isinstance(data, dict):
+            if not data.get("extra"):
+                data.pop("extra", None)
             for name in ("degrees_of_freedom", "coverage_probability", "resolution"):
                 if data.get(name) is None:
                     data.pop(name, None)
