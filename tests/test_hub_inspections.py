@@ -261,6 +261,11 @@ def test_the_years_report_counts_and_is_signed(
     assert found["No violation"] == by_found["none"] == 2
     assert found["Stamp missing"] == found["Certificate altered"] == found["No certificate"] == 1
     assert found["Certificate expired"] == 1 and found["Other"] == 0
+    verdicts = {t.label.split(" / ")[1]: (t.checks, t.violations) for t in report.by_verdict}
+    # A1 valid (none, altered), A2 valid on TODAY (stamp_missing, expired), B1 valid (none),
+    # the typed unknown number not in the hub (no_certificate)
+    assert verdicts["VALID"] == (5, 3)
+    assert verdicts["NOT IN THE REGISTER OF THE HUB"] == (1, 1)
     types = {t.label: (t.checks, t.violations) for t in report.by_type}
     assert types["Cột đo xăng dầu"] == (1, 1)
     assert sum(c for c, _ in types.values()) == 6
@@ -360,3 +365,108 @@ def test_cli_open_add_close_and_report(
     assert made.exit_code == 0, made.output
     assert "1 rounds, 1 instruments checked, 1 violations" in made.output
     assert pdf.read_bytes().startswith(b"%PDF") and xlsx.stat().st_size > 0
+
+
+def test_a_round_recorded_through_the_phone_page_in_chromium(
+    world: World,  # noqa: F811
+    any_ledger_url: str,
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    import uvicorn
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from .test_web_browser import CHROMEDRIVER, CHROMIUM, PHONE, _require_browser
+
+    if not any_ledger_url.startswith("sqlite"):
+        pytest.skip("the browser run is the same on either database: SQLite only")
+    _require_browser()
+    urls = _pushed(world)
+    rounds = Inspections(world.hub)
+    opened = rounds.open_round("Chợ Cao Lãnh", TODAY, ["An", "Bình"])
+    rid = opened.round.id
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_hub_app(world.hub, today=lambda: TODAY),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    WebDriverWait(None, 30, poll_frequency=0.1).until(lambda _: server.started)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",  # we run as root
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option(
+        "mobileEmulation",
+        {"deviceMetrics": {"width": PHONE[0], "height": PHONE[1], "pixelRatio": 1}},
+    )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        browser.set_page_load_timeout(30)
+        browser.get(f"{base}/inspect/{rid}#t={opened.inspector_token}")
+        wait = WebDriverWait(browser, 20)
+        # the token moved from the address bar to the form (the fragment never reaches the hub)
+        wait.until(lambda b: "#t=" not in b.current_url)
+        field = browser.find_element(By.ID, "inspector")
+        assert field.get_attribute("value") == opened.inspector_token
+
+        def record(expect: str, **values: str) -> str:
+            for name, value in values.items():
+                if name == "found":
+                    Select(browser.find_element(By.ID, "found")).select_by_value(value)
+                else:
+                    box = browser.find_element(By.ID, name)
+                    box.clear()
+                    box.send_keys(value)
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            wait.until(lambda b: expect in b.find_element(By.ID, "result").text)
+            return str(browser.find_element(By.ID, "result").text)
+
+        shown = record("HỢP LỆ / VALID", token=urls["A1"], found="stamp_missing", action="nhắc")
+        assert world.a.numbers["A1"] in shown
+        b1 = world.b.numbers["B1"]
+        record(
+            "HỢP LỆ / VALID",
+            number=b1,
+            serial=_serial(world, "DT02", b1),
+            lab_code="DT02",
+            found="none",
+        )
+        field.clear()
+        field.send_keys("not-the-token")
+        record("inspector token", token=urls["A1"], found="none")
+        errors = [
+            e["message"]
+            for e in browser.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused to" in e["message"]
+        ]
+        assert errors == []
+    finally:
+        browser.quit()
+        server.should_exit = True
+        thread.join(20)
+    checks = rounds.checks([rid] if rid is not None else [])
+    assert [(c.verdict, c.found, c.by) for c in checks] == [
+        ("valid", "stamp_missing", "token"),
+        ("valid", "none", "number"),
+    ]
+    assert checks[1].lab_code == "DT02"

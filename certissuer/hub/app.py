@@ -5,6 +5,8 @@
   409 with the reason when refused.
 * ``GET /v/<token>`` (and ``/V/<token>``, the QR code's spelling): the verdict page, Vietnamese
   first, then English. ``GET /api/v1/verify/<token>``: the same verdict as JSON.
+* ``GET /inspect/<round>`` and ``POST /api/v1/inspections/<round>/checks``: the inspector's
+  phone page and its API (`certissuer.hub.inspect_app`).
 
 A face: it parses, calls `Hub` and `verify_token`, and presents.
 """

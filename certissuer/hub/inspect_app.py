@@ -144,7 +144,9 @@ def _page(round_id: int, place: str, on: date, team: str) -> str:
 <fieldset><legend>hoặc nhập số giấy chứng nhận và số sản xuất /
 or type the certificate number and serial</legend>
 <p><label>Số giấy chứng nhận / Certificate number<br><input id="number" name="number"></label></p>
-<p><label>Số sản xuất / Serial<br><input id="serial" name="serial"></label></p></fieldset>
+<p><label>Số sản xuất / Serial<br><input id="serial" name="serial"></label></p>
+<p><label>Mã đơn vị cấp (nếu cần) / Lab code (if needed)<br>
+<input id="lab_code" name="lab_code" autocomplete="off"></label></p></fieldset>
 <p><label>Loại phương tiện đo / Instrument type<br>
 <input id="instrument_type" name="instrument_type"></label></p>
 <p><label>Phát hiện / Found<br><select id="found" name="found">{options}</select></label></p>
@@ -190,7 +192,8 @@ _SCRIPT = r"""'use strict';
     ev.preventDefault();
     sessionStorage.setItem(key, inspector.value);
     const body = {};
-    for (const name of ['token', 'number', 'serial', 'found', 'action', 'instrument_type']) {
+    for (const name of ['token', 'number', 'serial', 'lab_code', 'found', 'action',
+      'instrument_type']) {
       body[name] = document.getElementById(name).value;
     }
     out.textContent = '…';
@@ -203,7 +206,7 @@ _SCRIPT = r"""'use strict';
     if (r.ok) {
       out.textContent = data.label_vi + ' / ' + data.label_en + ' — ' + (data.number || '') +
         ' (#' + data.id + ')';
-      for (const name of ['token', 'number', 'serial', 'action', 'instrument_type']) {
+      for (const name of ['token', 'number', 'serial', 'lab_code', 'action', 'instrument_type']) {
         document.getElementById(name).value = '';
       }
     } else {

@@ -104,8 +104,9 @@ def inspection_report(inspections: Inspections, year: int) -> InspectionReport:
         for f, (vi, en) in FOUND_LABELS.items()
     ]
     verdicts = Counter(c.verdict for c in checks)
+    bad_verdicts = Counter(c.verdict for c in checks if violation(c))
     verdict_rows = [
-        Tally(f"{vi} / {en}", verdicts[v.value], 0)
+        Tally(f"{vi} / {en}", verdicts[v.value], bad_verdicts[v.value])
         for v, (vi, en) in HUB_VERDICT_LABELS.items()
         if verdicts[v.value] or v is HubVerdict.VALID
     ]
