@@ -354,6 +354,11 @@ def test_cli_open_add_close_and_report(
     )
     assert bad.exit_code == 2 and "expected one of none" in bad.output
     assert runner.invoke(cli_app, ["hub", "inspect", "close", rid, *db]).exit_code == 0
+    baddate = runner.invoke(
+        cli_app,
+        ["hub", "inspect", "open", "--place", "X", "--date", "4/12/2026", "--team", "A", *db],
+    )
+    assert baddate.exit_code == 2 and "--date: expected a date as YYYY-MM-DD" in baddate.output
 
     monkeypatch.setenv("CERTISSUER_P12_PASSPHRASE", PASSPHRASE.decode())
     pdf, xlsx = tmp_path / "r.pdf", tmp_path / "r.xlsx"

@@ -12,7 +12,7 @@ import typer
 
 from certissuer.cli._state import say, warn
 from certissuer.cli.hub import DbOption, hub_app
-from certissuer.errors import ConfigError, InputError
+from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
     from certissuer.hub import Hub
@@ -41,12 +41,12 @@ def _hub(db: str | None) -> Hub:
 
 
 def _day(text: str, option: str) -> date:
+    from certissuer.hub.inspections import InspectionError
+
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(
-            Path(option), f"expected a date as YYYY-MM-DD, got {text!r}", field=option
-        ) from None
+        raise InspectionError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 @inspect_app.command("open")
