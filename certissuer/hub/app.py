@@ -5,6 +5,8 @@
   409 with the reason when refused.
 * ``GET /v/<token>`` (and ``/V/<token>``, the QR code's spelling): the verdict page, Vietnamese
   first, then English. ``GET /api/v1/verify/<token>``: the same verdict as JSON.
+* ``GET /inspect/<round>`` and ``POST /api/v1/inspections/<round>/checks``: the inspector's
+  phone page and its API (`certissuer.hub.inspect_app`).
 
 A face: it parses, calls `Hub` and `verify_token`, and presents.
 """
@@ -22,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from certissuer._vn import local_date
 from certissuer.errors import CertissuerError
+from certissuer.hub.inspect_app import inspection_router
+from certissuer.hub.inspections import Inspections
 from certissuer.hub.push import PushRefused
 from certissuer.hub.store import Hub
 from certissuer.hub.verify import HubAnswer, verify_token
@@ -127,6 +131,8 @@ def create_hub_app(
     def verify_page(token: str) -> HTMLResponse:
         answer = verify_token(hub, token, today=today())
         return HTMLResponse(_page(answer), headers=_NO_STORE)
+
+    app.include_router(inspection_router(Inspections(hub), today=today))
 
     app.add_middleware(BodyLimit, limit=max_push_bytes, render=_render_problem)
     app.add_middleware(BodyDeadline, seconds=300.0, render=_render_problem)

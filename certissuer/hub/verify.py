@@ -25,7 +25,13 @@ from certissuer.hub.store import Hub
 from certissuer.token import read_token, token_key_id
 from certissuer.verify.verdict import VERDICT_LABELS, Verdict
 
-__all__ = ["HUB_VERDICT_LABELS", "HubAnswer", "HubVerdict", "verify_token"]
+__all__ = [
+    "HUB_VERDICT_LABELS",
+    "HubAnswer",
+    "HubVerdict",
+    "answer_for",
+    "verify_token",
+]
 
 
 class HubVerdict(StrEnum):
@@ -114,14 +120,22 @@ def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
             claims = read_token(token, keys)
         except TokenError as exc:
             return HubAnswer(HubVerdict.NOT_GENUINE, [str(exc)], lab.code, lab.name)
-        return _answer(hub, lab.code, lab.name, claims.number, claims.issued, today)
+        return answer_for(hub, lab.code, lab.name, claims.number, today=today, issued=claims.issued)
     return HubAnswer(
         HubVerdict.NOT_GENUINE,
         [f"the token was signed by a key no registered lab holds (key id {kid})"],
     )
 
 
-def _answer(hub: Hub, code: str, name: str, number: str, issued: date, today: date) -> HubAnswer:
+def answer_for(
+    hub: Hub, code: str, name: str, number: str, *, today: date, issued: date | None = None
+) -> HubAnswer:
+    """The hub's verdict on certificate `number` of lab `code` (named `name`) on `today`.
+
+    `issued` is the issue date a token carries (None when the number was typed: nothing to
+    compare it with). Used for a token once its signature has checked, and for an inspector
+    who types a number and serial.
+    """
     row = hub.certificate(code, number)
     if row is None:
         return HubAnswer(
@@ -136,7 +150,7 @@ def _answer(hub: Hub, code: str, name: str, number: str, issued: date, today: da
     def answer(verdict: HubVerdict, *reasons: str) -> HubAnswer:
         return HubAnswer(verdict, list(reasons), code, name, number, record)
 
-    if row.issue_date is not None and row.issue_date != issued:
+    if issued is not None and row.issue_date is not None and row.issue_date != issued:
         return answer(
             HubVerdict.NOT_GENUINE,
             f"the token says issued {issued.isoformat()}, the lab's record "
