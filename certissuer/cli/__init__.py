@@ -27,6 +27,7 @@ from certissuer.cli import (  # noqa: F401
     web,
     doctor,
     hub,
+    hub_catalogue,
 )
 
 # isort: on

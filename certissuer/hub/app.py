@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from certissuer._vn import local_date
 from certissuer.errors import CertissuerError
+from certissuer.hub.catalogue_api import catalogue_router
 from certissuer.hub.push import PushRefused
 from certissuer.hub.store import Hub
 from certissuer.hub.verify import HubAnswer, verify_token
@@ -127,6 +128,8 @@ def create_hub_app(
     def verify_page(token: str) -> HTMLResponse:
         answer = verify_token(hub, token, today=today())
         return HTMLResponse(_page(answer), headers=_NO_STORE)
+
+    app.include_router(catalogue_router(hub, today=today))
 
     app.add_middleware(BodyLimit, limit=max_push_bytes, render=_render_problem)
     app.add_middleware(BodyDeadline, seconds=300.0, render=_render_problem)
