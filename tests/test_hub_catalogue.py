@@ -9,11 +9,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from certissuer.cli import app as cli_app
 from certissuer.hub.catalogue import Catalogue, CatalogueQuery, Status
 from certissuer.hub.export import export_hub
+from certissuer.hub.tables import HUB_METADATA
 from certissuer.model import parse_certificate
 from certissuer.report.sector import Cursor
 
@@ -240,3 +242,29 @@ def test_the_catalogue_lists_labs_with_kind_scope_and_what_they_pushed(
         cli_app, ["hub", "lab-profile", "--db", any_ledger_url, "--code", "XX", "--kind", "x"]
     )
     assert refused.exit_code != 0 and "unknown kind 'x'" in refused.output
+
+
+def test_records_stored_before_the_catalogue_are_indexed_once(
+    world: World, any_ledger_url: str
+) -> None:
+    _province(world)
+    cat = Catalogue(world.hub)
+    wanted = cat.search(CatalogueQuery(owner="vinh long"), today=TODAY)
+    with world.hub.engine.begin() as conn:  # a hub from before the catalogue: no index
+        conn.execute(sa.delete(HUB_METADATA.tables["hub_catalogue"]))
+    assert cat.search(CatalogueQuery(owner="vinh long"), today=TODAY) == []
+    out = _invoke("hub", "reindex", "--db", any_ledger_url).stdout
+    assert out.startswith(f"{len(world.hub.certificates()) + _register_rows(world)} records")
+    assert {
+        (h.lab_code, h.key) for h in cat.search(CatalogueQuery(owner="vinh long"), today=TODAY)
+    } == {(h.lab_code, h.key) for h in wanted}
+    assert [r.serial for r in cat.recall(today=TODAY)] == [SERIAL_Y]
+    assert cat.index_missing() == 0
+
+
+def _register_rows(world: World) -> int:
+    return sum(
+        len(world.hub.records(code, kind))
+        for code in ("DT01", "DT02")
+        for kind in ("instruments", "standards", "inspectors")
+    )

@@ -203,3 +203,16 @@ def lab_profile(
     finally:
         hub.close()
     say(f"lab {profile.code}: {profile.kinds or 'no kind given'}")
+
+
+@hub_app.command("reindex")
+def reindex(db: DbOption = None) -> None:
+    """Add to the catalogue the records a hub stored before it had one (once, after upgrading)."""
+    from certissuer.hub.catalogue import Catalogue
+
+    hub = _hub(db)
+    try:
+        done = Catalogue(hub).index_missing()
+    finally:
+        hub.close()
+    say(f"{done} records added to the catalogue")

@@ -441,6 +441,26 @@ class Catalogue:
                 )
         return sorted(out, key=lambda r: (r.valid_until or date.min, r.serial))
 
+    def index_missing(self) -> int:
+        """Index every pushed record the catalogue does not hold yet (records a hub stored
+        before it had the catalogue), in the order they were stored; returns how many."""
+        done = 0
+        with self.hub.session() as s:
+            held = set(s.exec(select(HubIndex.lab_code, HubIndex.record, HubIndex.key)))
+            certs = s.exec(select(HubCertificate).order_by(col(HubCertificate.log_index)))
+            for cert in certs:
+                if (cert.lab_code, "certificates", cert.number) not in held:
+                    index_pushed(
+                        s, cert.lab_code, "certificates", cert.number, json.loads(cert.record_json)
+                    )
+                    done += 1
+            for rec in s.exec(select(HubRecord)):
+                if (rec.lab_code, rec.kind, rec.key) not in held and rec.kind in RECORD_KINDS:
+                    index_pushed(s, rec.lab_code, rec.kind, rec.key, json.loads(rec.record_json))
+                    done += 1
+            s.commit()
+        return done
+
     def set_lab_profile(
         self,
         code: str,
