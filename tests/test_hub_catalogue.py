@@ -184,7 +184,8 @@ def test_export_from_a_cursor_carries_only_newer_records(
     first = export_hub(world.hub)
     _valid(first)
     assert [c["number"] for c in first["certificates"]] == [world.a.numbers["A-X"]]
-    assert {i["serial"] for i in first["instruments"]} == {SERIAL_X}
+    assert {(i["lab_code"], i["serial"]) for i in first["instruments"]} == {("DT01", SERIAL_X)}
+    assert first["version"] == "1.1"
     c1 = Cursor.parse(first["cursor"])
 
     # lab B pushes, lab A pushes nothing new: from c1 only B's records, and a newer cursor
@@ -197,7 +198,7 @@ def test_export_from_a_cursor_carries_only_newer_records(
     assert [(c["lab_code"], c["number"]) for c in second["certificates"]] == [
         ("DT02", world.b.numbers["B-Z"])
     ]
-    assert {i["serial"] for i in second["instruments"]} == {SERIAL_Z}
+    assert {(i["lab_code"], i["serial"]) for i in second["instruments"]} == {("DT02", SERIAL_Z)}
     c2 = Cursor.parse(second["cursor"])
     assert c2.log > c1.log and c2.register > c1.register
     # everything from the start is both exports together

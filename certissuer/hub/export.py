@@ -28,14 +28,15 @@ from certissuer.report.sector import Cursor
 __all__ = ["FORMAT", "VERSION", "export_hub"]
 
 FORMAT = "certissuer-sector-export"
-VERSION = "1.0"
+VERSION = "1.1"
+"""1.1: a register row carries `lab_code`, the lab that pushed it (instruments too)."""
 
 
 def export_hub(
     hub: Hub, *, after: Cursor | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """The records `hub` stored or changed after the cursor `after` (everything when None),
-    as one sector export (a JSON-ready dict, ``cursor`` the one to pass next time).
+    as one sector export, version 1.1 (a JSON-ready dict, ``cursor`` the one to pass next time).
 
     Raises `LedgerError` when the database fails.
     """
@@ -78,7 +79,9 @@ def export_hub(
             .order_by(col(HubIndex.seq))
         )
         for index, text in rows:
-            out[index.record].append(json.loads(text))
+            # The lab that pushed the row: an owner's code is a lab's own, so two labs' rows
+            # of one owner code are told apart by it.
+            out[index.record].append({**json.loads(text), "lab_code": index.lab_code})
     return {
         "format": FORMAT,
         "version": VERSION,
