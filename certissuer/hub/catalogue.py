@@ -147,12 +147,21 @@ def _date(value: Any) -> date | None:
 
 
 def _next(s: Session, counter: str) -> int:
-    row = s.get(HubCounter, counter, with_for_update=True)
-    if row is None:  # a database made before the counters' rows were seeded
-        row = HubCounter(name=counter, value=0)
+    """The next number of `counter`: its row is locked (read FOR UPDATE) once per transaction
+    and held until commit, so numbers become visible in order; later calls count in memory."""
+    txn = s.get_transaction()
+    cached = s.info.get("hub_counters")
+    if cached is None or cached[0] is not txn:  # a new transaction: lock again
+        cached = s.info["hub_counters"] = (txn, {})
+    held: dict[str, HubCounter] = cached[1]
+    row = held.get(counter)
+    if row is None:
+        row = s.get(HubCounter, counter, with_for_update=True)
+        if row is None:  # a database made before the counters' rows were seeded
+            row = HubCounter(name=counter, value=0)
+        held[counter] = row
     row.value += 1
     s.add(row)
-    s.flush()
     return row.value
 
 
