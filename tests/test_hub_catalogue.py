@@ -215,6 +215,10 @@ def test_export_from_a_cursor_carries_only_newer_records(
         "hub", "export", "--db", any_ledger_url, "--since-cursor", c2.text, "--out", str(out)
     ).stdout
     third = json.loads(out.read_text(encoding="utf-8"))
+    bad = CliRunner().invoke(
+        cli_app, ["hub", "export", "--db", any_ledger_url, "--since-cursor", "v2:1", "--out", "x"]
+    )
+    assert bad.exit_code == 2 and "expected a cursor such as v1:1907:5123" in bad.output
     _valid(third)
     assert f"cursor {third['cursor']}" in text
     assert [(c["number"], c["status"]) for c in third["certificates"]] == [

@@ -163,7 +163,7 @@ def export(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Write the hub's records changed since the cursor as a sector export (JSON, v1.0)."""
+    """Write the hub's records changed since the cursor as a sector export (JSON, version 1.1)."""
     from certissuer.hub.export import export_hub
     from certissuer.report.sector import Cursor
 
