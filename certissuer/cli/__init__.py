@@ -28,6 +28,7 @@ from certissuer.cli import (  # noqa: F401
     doctor,
     hub,
     hub_inspect,
+    hub_catalogue,
 )
 
 # isort: on

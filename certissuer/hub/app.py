@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from certissuer._vn import local_date
 from certissuer.errors import CertissuerError
+from certissuer.hub.catalogue_api import catalogue_router
 from certissuer.hub.inspect_app import inspection_router
 from certissuer.hub.inspections import Inspections
 from certissuer.hub.push import PushRefused
@@ -133,6 +134,7 @@ def create_hub_app(
         return HTMLResponse(_page(answer), headers=_NO_STORE)
 
     app.include_router(inspection_router(Inspections(hub), today=today))
+    app.include_router(catalogue_router(hub, today=today))
 
     app.add_middleware(BodyLimit, limit=max_push_bytes, render=_render_problem)
     app.add_middleware(BodyDeadline, seconds=300.0, render=_render_problem)

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from certissuer import merkle
 from certissuer.errors import ConfigError, InputError, LedgerError
+from certissuer.hub.catalogue import index_pushed
 from certissuer.hub.push import PushRefused, open_push
 from certissuer.hub.tables import HUB_METADATA, HubCertificate, HubCheckpoint, HubLab, HubRecord
 from certissuer.ledger import Checkpoint
@@ -349,6 +350,7 @@ class Hub:
             row.log_index = log_index
             row.record_json = text
             s.add(row)
+            index_pushed(s, code, "certificates", number, record)
             stored += 1
         for kind, fields in _RECORD_KEYS.items():
             for record in _records(export, kind, code):
@@ -365,6 +367,7 @@ class Hub:
                 existing = existing or HubRecord(lab_code=code, kind=kind, key=key, record_json="")
                 existing.record_json = text
                 s.add(existing)
+                index_pushed(s, code, kind, key, record)
                 stored += 1
         return stored, unchanged
 

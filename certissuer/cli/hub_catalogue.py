@@ -1,0 +1,218 @@
+"""``certissuer hub search|recall|export|lab-profile``: the province's catalogue on the hub."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from certissuer._files import write_atomic
+from certissuer._vn import VIETNAM_TZ
+from certissuer.cli._state import print_table, say
+from certissuer.cli.hub import hub_app
+from certissuer.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from certissuer.hub import Hub
+
+__all__: list[str] = []
+
+_DB_HELP = "The hub's database URL (PostgreSQL; SQLite for a trial). Default: $CERTISSUER_HUB_DB."
+DbOption = Annotated[str | None, typer.Option("--db", help=_DB_HELP)]
+TodayOption = Annotated[
+    str | None, typer.Option("--today", help="Count from this date (YYYY-MM-DD).")
+]
+
+
+def _hub(db: str | None) -> Hub:
+    from certissuer.hub import Hub
+
+    url = db or os.environ.get("CERTISSUER_HUB_DB")
+    if not url:
+        raise ConfigError("no hub database given", hint="pass --db URL or set $CERTISSUER_HUB_DB")
+    return Hub.open(url)
+
+
+def _day(today: str | None) -> date:
+    if not today:
+        return datetime.now(VIETNAM_TZ).date()
+    try:
+        return date.fromisoformat(today)
+    except ValueError:
+        raise InputError("--today", f"expected a date YYYY-MM-DD, got '{today}'") from None
+
+
+@hub_app.command("search")
+def search(
+    lab: Annotated[str | None, typer.Option(help="One lab's code.")] = None,
+    serial: Annotated[str | None, typer.Option(help="Serial, or part of it.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner or customer (marks folded).")] = None,
+    place: Annotated[str | None, typer.Option(help="Place of use or address (folded).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Certificate kind, or an instrument's type code.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="valid, expired, revoked or superseded.")
+    ] = None,
+    record: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--record",
+            help="certificates, instruments, standards, inspectors (repeat; default: the "
+            "first two).",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    today: TodayOption = None,
+    db: DbOption = None,
+) -> None:
+    """Search every lab's certificates and register rows at the hub (marks folded)."""
+    from certissuer.hub.catalogue import RECORD_KINDS, Catalogue, CatalogueQuery, Status
+
+    records = tuple(record or ("certificates", "instruments"))
+    for r in records:
+        if r not in RECORD_KINDS:
+            raise InputError("--record", f"expected one of {', '.join(RECORD_KINDS)}, got '{r}'")
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        raise InputError(
+            "--status", f"expected one of {', '.join(Status)}, got '{status}'"
+        ) from None
+    hub = _hub(db)
+    try:
+        hits = Catalogue(hub).search(
+            CatalogueQuery(records, lab, serial, owner, place, kind, wanted, limit),
+            today=_day(today),
+        )
+    finally:
+        hub.close()
+    if as_json:
+        say(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
+        return
+    rows = []
+    for h in hits:
+        d = h.data
+        serial_ = d.get("instrument_serial") or d.get("serial") or ""
+        who = d.get("customer_name") or d.get("owner_name") or d.get("name") or ""
+        what = d.get("instrument_name") or d.get("name") or ""
+        until = d.get("valid_until") or d.get("calibration_due") or d.get("card_expiry") or ""
+        rows.append((h.lab_code, h.record[:-1], h.key, what, serial_, who, until, h.status or ""))
+    print_table(
+        ("lab", "record", "key", "name", "serial", "owner", "valid until", "status"),
+        rows,
+        keep=("lab", "key", "serial", "valid until"),
+    )
+    say(f"{len(hits)} found")
+
+
+@hub_app.command("recall")
+def recall(
+    within: Annotated[str, typer.Option(help="Window: 30d, 6w, 3m.")] = "30d",
+    place: Annotated[str | None, typer.Option(help="Only at this place (marks folded).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    today: TodayOption = None,
+    db: DbOption = None,
+) -> None:
+    """Instruments whose newest certificate from any lab has lapsed or lapses in the window."""
+    from certissuer.hub.catalogue import Catalogue
+    from certissuer.registry import parse_window
+
+    day = _day(today)
+    days = parse_window(within, day)
+    hub = _hub(db)
+    try:
+        found = Catalogue(hub).recall(today=day, within_days=days, place=place)
+    finally:
+        hub.close()
+    if as_json:
+        say(json.dumps([r.to_dict() for r in found], ensure_ascii=False, indent=1))
+        return
+    print_table(
+        ("serial", "instrument", "owner", "place", "lab", "certificate", "valid until", "state"),
+        [
+            (
+                r.serial,
+                r.instrument_name,
+                r.owner,
+                r.place,
+                r.lab_code,
+                r.number,
+                r.valid_until or "",
+                r.state,
+            )
+            for r in found
+        ],
+        title=f"lapsed, revoked or lapsing by {day + timedelta(days=days)}",
+        keep=("serial", "certificate", "valid until"),
+    )
+    say(f"{len(found)} instruments")
+
+
+@hub_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The JSON file to write.")],
+    since_cursor: Annotated[
+        str | None,
+        typer.Option("--since-cursor", help="The cursor printed by the previous export."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the hub's records changed since the cursor as a sector export (JSON, version 1.1)."""
+    from certissuer.hub.export import export_hub
+    from certissuer.report.sector import Cursor
+
+    after = Cursor.parse(since_cursor) if since_cursor else None
+    hub = _hub(db)
+    try:
+        data = export_hub(hub, after=after, now=datetime.now(UTC))
+    finally:
+        hub.close()
+    write_atomic(out, (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode())
+    counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items())
+    say(f"wrote {out}: {counts}")
+    say(f"cursor {data['cursor']}")
+
+
+@hub_app.command("lab-profile")
+def lab_profile(
+    code: Annotated[str, typer.Option("--code", help="The registered lab's code.")],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="verification, calibration or testing (repeat)."),
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="What it verifies, calibrates, tests.")] = None,
+    accreditation: Annotated[
+        str | None, typer.Option(help="Designation decision, VILAS number, expiry.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Record what a registered lab does, its scope and accreditation, for the catalogue."""
+    from certissuer.hub.catalogue import Catalogue
+
+    hub = _hub(db)
+    try:
+        profile = Catalogue(hub).set_lab_profile(
+            code, kinds=kind or (), scope=scope, accreditation=accreditation
+        )
+    finally:
+        hub.close()
+    say(f"lab {profile.code}: {profile.kinds or 'no kind given'}")
+
+
+@hub_app.command("reindex")
+def reindex(db: DbOption = None) -> None:
+    """Add to the catalogue the records a hub stored before it had one (once, after upgrading)."""
+    from certissuer.hub.catalogue import Catalogue
+
+    hub = _hub(db)
+    try:
+        done = Catalogue(hub).index_missing()
+    finally:
+        hub.close()
+    say(f"{done} records added to the catalogue")
