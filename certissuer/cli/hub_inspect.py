@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certissuer._vn import local_time
 from certissuer.cli._state import say, warn
 from certissuer.cli.hub import DbOption, hub_app
 from certissuer.errors import ConfigError
@@ -139,7 +140,8 @@ def close_round(
         rnd = Inspections(hub).close_round(round_id)
     finally:
         hub.close()
-    say(f"round {round_id} closed at {rnd.closed_at}")
+    closed = f"{local_time(rnd.closed_at):%Y-%m-%d %H:%M} (UTC+7)" if rnd.closed_at else "now"
+    say(f"round {round_id} closed at {closed}")
 
 
 @report_app.command("inspections")
