@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from certissuer.cli import app as cli_app
@@ -38,7 +39,7 @@ from certissuer.sign import Sealer
 from . import test_hub
 from .conftest import PASSPHRASE
 from .test_hub import TODAY, World
-from .test_hub_catalogue import SERIAL_X, SERIAL_Y, SERIAL_Z, _province
+from .test_hub_catalogue import SERIAL_X, _province
 from .test_hub_inspections import dept_pki  # noqa: F401  (the Department's trial key)
 from .test_report import _png
 
@@ -227,7 +228,7 @@ def test_without_demand_or_paper_totals_figures_say_not_reported(
     w.push(w.a)
     # drop the register rows: no instrument is known to be due
     with w.hub.session() as s:
-        for rec in s.exec(__import__("sqlmodel").select(HubRecord)):
+        for rec in s.exec(select(HubRecord)):
             s.delete(rec)
         s.commit()
     report = hub_annual_report(w.hub, YEAR)
