@@ -266,6 +266,8 @@ def test_cli_writes_the_annual_report(
     _setup(world, tmp_path)
     paper = tmp_path / "paper.csv"
     paper.write_text("lab_code,paper_total\nDT01,4\n", "utf-8")
+    demand = tmp_path / "nhu-cau.csv"
+    demand.write_text("type,count\nCân phân tích,5\n", "utf-8")
     monkeypatch.setenv("CERTISSUER_P12_PASSPHRASE", PASSPHRASE.decode())
     out, xlsx = tmp_path / "r.pdf", tmp_path / "r.xlsx"
     args: list[Any] = ["hub", "report", "annual", "--year", str(YEAR), "--db", any_ledger_url]
@@ -279,6 +281,8 @@ def test_cli_writes_the_annual_report(
             str(xlsx),
             "--paper",
             str(paper),
+            "--demand",
+            str(demand),
             "--pkcs12",
             str(dept_pki.signer_p12),
         ],
@@ -291,6 +295,8 @@ def test_cli_writes_the_annual_report(
     assert lab_rows["DT01"][2:5] == (2, 4, "50.0 %")
     assert lab_rows["DT01"][6] == "tệp paper.csv / file paper.csv"
     assert "50.0 %" in _pdf_text(out)
+    types = {r[0]: r for r in load_workbook(xlsx)["Dap ung nhu cau"].iter_rows(values_only=True)}
+    assert types["can-phan-tich"][2:6] == (1, 5, "20.0 %", "tệp nhu-cau.csv / file nhu-cau.csv")
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("lab_code,paper_total\nDT01,-1\n", "utf-8")
     bad = CliRunner().invoke(cli_app, [*args, "--xlsx", str(xlsx), "--paper", str(wrong)])

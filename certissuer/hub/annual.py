@@ -248,7 +248,11 @@ def hub_annual_report(
                 hint="use a type's code or name as `certissuer registry types` lists them",
             )
         given[code] = given.get(code, 0) + count
-    from_csv = Source(f"tệp {demand_file}", f"file {demand_file}") if demand_file else PUSHED
+    from_csv = (
+        Source(f"tệp {demand_file}", f"file {demand_file}")
+        if demand_file
+        else Source("số liệu nhu cầu được cung cấp", "demand figures given")
+    )
 
     rows_out = []
     for code in sorted(set(issued) | set(registered) | set(given), key=lambda c: (-issued[c], c)):
@@ -267,7 +271,11 @@ def hub_annual_report(
     for code in papers:
         if code not in known:
             raise ConfigError(f"{paper_file or 'paper totals'}: lab {code} is not registered")
-    paper_source = Source(f"tệp {paper_file}", f"file {paper_file}") if paper_file else PUSHED
+    paper_source = (
+        Source(f"tệp {paper_file}", f"file {paper_file}")
+        if paper_file
+        else Source("tổ chức khai", "declared by the lab")
+    )
     lab_rows = [
         LabDigitisation(
             lab.code,
