@@ -29,6 +29,7 @@ from certissuer.cli import (  # noqa: F401
     hub,
     hub_inspect,
     hub_catalogue,
+    hub_annual,
 )
 
 # isort: on
