@@ -7,6 +7,7 @@ the sector export.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from datetime import UTC, date, datetime
@@ -14,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -30,7 +32,7 @@ from certissuer.issue import Issuer, load_token_key
 from certissuer.keys import KeyPaths, make_keys
 from certissuer.ledger import Ledger
 from certissuer.model import Kind, TestingReport, data_digest, parse_certificate
-from certissuer.report.sector import sector_export
+from certissuer.report.sector import SectorFormat, sector_export, write_sector_export
 from certissuer.verify import Verdict, Verifier
 
 from .conftest import HEAD, PASSPHRASE, ROOT, lab_settings, load_json
@@ -164,6 +166,12 @@ def test_issue_verify_page_revoke_and_sector_export(
     export = sector_export(issuer.ledger.engine, since=None, after=None, today=date.today())
     rows = [r for r in export.records["certificates"] if r["number"] == issued.number]
     assert len(rows) == 1 and rows[0]["kind"] == "testing" and rows[0]["status"] == "revoked"
+    # The written export still follows its published schema (docs/sector-export.schema.json).
+    out = tmp_path / "sector.json"
+    write_sector_export(export, SectorFormat.JSON, out)
+    schema = json.loads((ROOT / "docs" / "sector-export.schema.json").read_text("utf-8"))
+    document = json.loads(out.read_text("utf-8"))
+    assert [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(document)] == []
 
     if shutil.which("pdftoppm"):  # the page as a person sees it
         subprocess.run(
