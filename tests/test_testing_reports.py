@@ -196,3 +196,31 @@ def test_a_signer_whose_key_names_someone_else_is_refused(
     assert f"'{HEAD}' is printed over the signature" in str(caught.value)
     assert ledger.entries() == []
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_dcc_of_a_testing_report_reads_back_as_the_same_report(pki: KeyPaths) -> None:
+    from certissuer import dcc
+
+    folder = dcc.find_schema_dir()
+    assert folder is not None, "the DCC schemas must be beside the project"
+    cert = _report()
+    xml = dcc.to_xml(
+        cert, number="TN-2026-000001", settings=lab_settings(pki), schema=dcc.Schema.load(folder)
+    )
+    assert b"certissuer_testing" in xml
+    back = dcc.read_certificate(xml, stored=True)
+    assert isinstance(back, TestingReport)
+    assert data_digest(back) == data_digest(cert)
+
+
+def test_a_table_row_of_kind_testing_reads_as_a_testing_report(tmp_path: Path) -> None:
+    # The table intake is generic by kind: the sample batch with its calibration row marked
+    # "testing" gives a testing report with the same results and equipment.
+    for path in (ROOT / "samples").glob("batch*.csv"):
+        text = path.read_text("utf-8").replace("HC-REQ-2026-0417,calibration,", "TN-1,testing,")
+        (tmp_path / path.name).write_text(text.replace("HC-REQ-2026-0417,", "TN-1,"), "utf-8")
+    records = read_certificates(tmp_path / "batch.csv")
+    kinds = {r.cert.ref: r.cert.kind for r in records}
+    assert kinds["TN-1"] is Kind.TESTING
+    report = next(r.cert for r in records if r.cert.ref == "TN-1")
+    assert isinstance(report, TestingReport) and len(report.results) == 4
