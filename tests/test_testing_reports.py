@@ -224,3 +224,18 @@ def test_a_table_row_of_kind_testing_reads_as_a_testing_report(tmp_path: Path) -
     assert kinds["TN-1"] is Kind.TESTING
     report = next(r.cert for r in records if r.cert.ref == "TN-1")
     assert isinstance(report, TestingReport) and len(report.results) == 4
+
+
+def test_the_activity_report_counts_no_testing_report_as_a_calibration(
+    lab: tuple[Settings, Issuer], cal_data: dict[str, Any]
+) -> None:
+    # Form 5.BCHĐ counts verifications and calibrations: a test report is neither.
+    from certissuer.report.activity import activity_report
+
+    _, issuer = lab
+    day = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    issuer.issue(_report(), now=day)
+    issuer.issue(parse_certificate(cal_data), now=day)
+    issuer.checkpoint(now=day)
+    data = activity_report(issuer.ledger.engine, year=2026, lab_code="T01")
+    assert data.calibrated_total == 1 and data.verified_total == 0
