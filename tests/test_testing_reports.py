@@ -239,3 +239,39 @@ def test_the_activity_report_counts_no_testing_report_as_a_calibration(
     issuer.checkpoint(now=day)
     data = activity_report(issuer.ledger.engine, year=2026, lab_code="T01")
     assert data.calibrated_total == 1 and data.verified_total == 0
+
+
+def test_the_cli_issues_and_verifies_a_testing_report(tmp_path: Path, pki: KeyPaths) -> None:
+    from typer.testing import CliRunner
+
+    from certissuer.cli import app
+
+    profile = tmp_path / "lab.toml"
+    profile.write_text(
+        f"""
+[lab]
+code = "CLI1"
+place = "Đồng Tháp"
+[numbering]
+testing = "PT"
+[signing]
+pkcs12 = "{pki.signer_p12}"
+trust_roots = ["{pki.ca_cert}"]
+[token]
+key = "{pki.token_key}"
+url_base = "https://verify.test.invalid"
+[ledger]
+url = "sqlite:///{tmp_path / "ledger.db"}"
+""",
+        encoding="utf-8",
+    )
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    runner = CliRunner()
+    out = tmp_path / "out"
+    args = ["--config", str(profile), "issue", str(SAMPLE), "--out", str(out)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "issued PT-" in result.stdout  # the profile's own series for test reports
+    (pdf,) = out.glob("*.pdf")
+    result = runner.invoke(app, ["--config", str(profile), "verify", str(pdf)], env=env)
+    assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout
