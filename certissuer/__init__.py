@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         CalibrationCertificate,
         Certificate,
         Kind,
+        TestingReport,
         VerificationCertificate,
         parse_certificate,
     )
@@ -62,6 +63,7 @@ __all__ = [
     "Settings",
     "SigningError",
     "TemplateError",
+    "TestingReport",
     "TokenError",
     "Verdict",
     "VerificationCertificate",
@@ -76,6 +78,7 @@ _LAZY = {
     "CalibrationCertificate": "certissuer.model",
     "Certificate": "certissuer.model",
     "Kind": "certissuer.model",
+    "TestingReport": "certissuer.model",
     "VerificationCertificate": "certissuer.model",
     "parse_certificate": "certissuer.model",
     "Issued": "certissuer.issue",

@@ -632,6 +632,8 @@ class Settings:
     lab_logo: Path | None = None
     numbering_verification: str = "KĐ"
     numbering_calibration: str = "HC"
+    numbering_testing: str = "TN"
+    """Series of testing reports (phiếu kết quả thử nghiệm, issue 22)."""
     numbering_copy: str = "BS"
     """Series of electronic copies of paper certificates (bản sao)."""
     numbering_failure: str = "TB"
@@ -816,7 +818,7 @@ class Settings:
         )
 
     def series_for(self, kind: str) -> str:
-        """The number series prefix for a kind: "verification", "calibration", "copy" (an
+        """The number series prefix for a kind: "verification", "calibration", "testing", "copy" (an
         electronic copy of a paper certificate) or "failure" (a notice of failed
         verification). Raises `ValueError` for another kind."""
         match kind:
@@ -824,6 +826,8 @@ class Settings:
                 return self.numbering_verification
             case "calibration":
                 return self.numbering_calibration
+            case "testing":
+                return self.numbering_testing
             case "copy":
                 return self.numbering_copy
             case "failure":

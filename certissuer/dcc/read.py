@@ -280,12 +280,16 @@ class _Reader:
         data: dict[str, Any] = {}
         doc.data = data
         result = self._one(root, "measurementResults/dcc:measurementResult", "measurementResult")
-        kind = (
-            "verification"
-            if result is not None and "certissuer_verification" in _ref_types(result)
-            else "calibration"
-        )
+        ref_types = _ref_types(result) if result is not None else []
+        if "certissuer_verification" in ref_types:
+            kind = "verification"
+        elif "certissuer_testing" in ref_types:
+            kind = "testing"  # issue 22: a testing report, read as a calibration is
+        else:
+            kind = "calibration"
         data["kind"] = kind
+        if kind == "testing":
+            kind = "calibration"  # the same fields, in the same places
         adm = root.find(_D + "administrativeData")
         core = adm.find(_D + "coreData") if adm is not None else None
         if core is not None:

@@ -82,6 +82,7 @@ class DccError(CertissuerError):
 KIND_REFTYPE: Final[Mapping[str, str]] = {
     Kind.CALIBRATION.value: "certissuer_calibration",
     Kind.VERIFICATION.value: "certissuer_verification",
+    Kind.TESTING.value: "certissuer_testing",
 }
 STAGE_REFTYPE: Final = {
     "before": "certissuer_beforeAdjustment",

@@ -30,6 +30,7 @@ from certissuer.model import (
     AnyCertificate,
     CalibrationCertificate,
     Kind,
+    TestingReport,
     VerificationCertificate,
     field_path,
     parse_certificate,
@@ -43,9 +44,13 @@ Loc = tuple[str | int, ...]
 _CLASSES: Final[Mapping[str, type[AnyCertificate]]] = {
     Kind.VERIFICATION.value: VerificationCertificate,
     Kind.CALIBRATION.value: CalibrationCertificate,
+    Kind.TESTING.value: TestingReport,
 }
 _KIND_NAMES: Final[Mapping[type[BaseModel], str]] = {cls: k for k, cls in _CLASSES.items()}
-_KIND_HINT: Final = "'verification' is kiểm định, 'calibration' is hiệu chuẩn (in lower case)"
+_KIND_HINT: Final = (
+    "'verification' is kiểm định, 'calibration' is hiệu chuẩn, 'testing' is thử nghiệm "
+    "(in lower case)"
+)
 
 
 # --- validation and messages ---------------------------------------------------------------
@@ -390,7 +395,7 @@ def show(value: Any) -> str:
 
 
 def _other(cls: type[AnyCertificate]) -> type[AnyCertificate]:
-    return CalibrationCertificate if cls is VerificationCertificate else VerificationCertificate
+    return VerificationCertificate if cls is not VerificationCertificate else CalibrationCertificate
 
 
 def _flatten(annotation: Any) -> Iterator[Any]:

@@ -5,6 +5,7 @@ forms 18.GCNKĐ and 19.GCNHC; ISO/IEC 17025:2017 §7.8):
 
 * `VerificationCertificate` (giấy chứng nhận kiểm định): legal metrology, pass only.
 * `CalibrationCertificate` (giấy chứng nhận hiệu chuẩn): results with expanded uncertainty.
+* `TestingReport` (phiếu kết quả thử nghiệm): a test's results, in the same shape.
 
 Measured values are `Decimal`, never float. `canonical_json` gives the one canonical form of the
 data (sorted keys, Decimal as string) whose SHA-256 is the data digest recorded in the ledger and
@@ -25,9 +26,11 @@ The package is laid out by part: `kinds` (the kinds, once), `units` (legal units
 from certissuer.model.certificate import (
     CONFORMITY_RULES,
     CONFORMITY_WORDS,
+    TESTING_STATEMENT,
     AnyCertificate,
     CalibrationCertificate,
     Certificate,
+    TestingReport,
     VerificationCertificate,
     canonical_json,
     certificate_json_schema,
@@ -73,6 +76,7 @@ __all__ = [
     "KIND_NAMES",
     "PASS_CONCLUSION",
     "RELATIVE_MPE_UNITS",
+    "TESTING_STATEMENT",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
@@ -95,6 +99,7 @@ __all__ = [
     "Replacement",
     "ScanRef",
     "Signatory",
+    "TestingReport",
     "Verdict",
     "VerificationCertificate",
     "VerificationMode",

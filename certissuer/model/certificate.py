@@ -1,4 +1,4 @@
-"""The two kinds of certificate, parsed from data, and their canonical form and digest.
+"""The certificates and the testing report, parsed from data; their canonical form and digest.
 
 `canonical_json` gives the one canonical form of the data (sorted keys, Decimal as string) whose
 SHA-256 is the data digest recorded in the ledger and carried by the QR token.
@@ -55,9 +55,11 @@ __all__ = [
     "CUSTOMER_FIELDS",
     "GUARDED_ACCEPTANCE",
     "SIMPLE_ACCEPTANCE",
+    "TESTING_STATEMENT",
     "AnyCertificate",
     "CalibrationCertificate",
     "Certificate",
+    "TestingReport",
     "VerificationCertificate",
     "canonical_json",
     "certificate_json_schema",
@@ -332,13 +334,38 @@ class CalibrationCertificate(_Common):
         return value
 
 
-Certificate = Annotated[
-    VerificationCertificate | CalibrationCertificate, Field(discriminator="kind")
-]
-"""Either kind of certificate, told apart by its ``kind`` field (for pydantic)."""
+TESTING_STATEMENT = (
+    "Kết quả thử nghiệm chỉ có giá trị đối với mẫu thử nghiệm.",
+    "The results relate only to the items tested.",
+)
+"""The statement every testing report prints (ISO/IEC 17025 §7.8.2.1 n), (vi, en)."""
 
-AnyCertificate = VerificationCertificate | CalibrationCertificate
-"""Either kind of certificate, as a type for annotations."""
+
+class TestingReport(CalibrationCertificate):
+    """Phiếu kết quả thử nghiệm / Test report (ISO/IEC 17025 §7.8.2, issue 22).
+
+    A testing report shares the calibration certificate's fields, read for a test: `item` is
+    the sample (mẫu thử) as received, `customer` who asked for the test, `received` the date
+    the sample was received, `calibrated` the (last) date of testing, `place_of_calibration`
+    where the tests were done, `method` the test method, `results` the measured properties
+    with their units (and expanded uncertainty), `standards` the measuring equipment used,
+    and `signatory` the person who authorises the report (one signature, over that name). The
+    numbers come from their own series (``[numbering] testing``, "TN").
+    """
+
+    __test__ = False  # a model, not a pytest test class
+
+    kind: Literal[Kind.TESTING] = Kind.TESTING  # type: ignore[assignment]  # the kind tag differs
+
+
+Certificate = Annotated[
+    VerificationCertificate | CalibrationCertificate | TestingReport,
+    Field(discriminator="kind"),
+]
+"""Any kind of certificate or report, told apart by its ``kind`` field (for pydantic)."""
+
+AnyCertificate = VerificationCertificate | CalibrationCertificate | TestingReport
+"""Any kind of certificate or report, as a type for annotations."""
 
 _ADAPTER: TypeAdapter[AnyCertificate] = TypeAdapter(Certificate)
 

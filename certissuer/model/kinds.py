@@ -14,13 +14,15 @@ __all__ = ["KIND_NAMES", "Kind", "KindName"]
 
 
 class Kind(StrEnum):
-    """The two kinds of certificate."""
+    """The three kinds of document: verification and calibration certificates, testing reports."""
 
     VERIFICATION = "verification"
     CALIBRATION = "calibration"
+    TESTING = "testing"
+    """Phiếu kết quả thử nghiệm / test report (issue 22)."""
 
 
-KindName = Literal["verification", "calibration"]
+KindName = Literal["verification", "calibration", "testing"]
 """A kind as the string a person types (a paper copy's ``kind``), the values of `Kind`."""
 
 KIND_NAMES: tuple[str, ...] = get_args(KindName)

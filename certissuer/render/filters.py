@@ -24,6 +24,7 @@ from certissuer.model import (
     CONFORMITY_RULES,
     CONFORMITY_WORDS,
     RELATIVE_MPE_UNITS,
+    TESTING_STATEMENT,
     Measurement,
     PrintedRow,
     ReferenceStandard,
@@ -160,7 +161,7 @@ def install(env: jinja2.Environment) -> None:
     """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
     ``printed``, ``coverage_runs``, ``mpe_unit``, ``keep_tail``) and globals (``place_date_vi``,
     ``place_date_en``, ``verification_modes``, ``coverage_statement``, ``conformity_words``,
-    ``conformity_rules``) to `env`."""
+    ``conformity_rules``, ``testing_statement``) to `env`."""
     env.filters.update(
         dmy=dmy,
         num=num,
@@ -179,6 +180,7 @@ def install(env: jinja2.Environment) -> None:
         verification_modes=VERIFICATION_MODES,
         conformity_words=CONFORMITY_WORDS,
         conformity_rules=CONFORMITY_RULES,
+        testing_statement=TESTING_STATEMENT,
     )
     install_wording(env)
 

@@ -41,6 +41,7 @@ __all__ = [
 KIND_LABELS: dict[str, tuple[str, str]] = {
     Kind.VERIFICATION: ("Kiểm định", "Verification"),
     Kind.CALIBRATION: ("Hiệu chuẩn", "Calibration"),
+    Kind.TESTING: ("Thử nghiệm", "Testing"),
     "copy": ("Bản sao điện tử", "Electronic copy"),
 }
 

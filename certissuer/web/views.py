@@ -160,14 +160,27 @@ class CertificateDetails:
             return "THÔNG BÁO KẾT QUẢ KIỂM ĐỊNH KHÔNG ĐẠT", "NOTICE OF FAILED VERIFICATION"
         if self.is_verification:
             return "GIẤY CHỨNG NHẬN KIỂM ĐỊNH", "CERTIFICATE OF VERIFICATION"
+        if self.kind == "testing":
+            return "PHIẾU KẾT QUẢ THỬ NGHIỆM", "TEST REPORT"
         return "GIẤY CHỨNG NHẬN HIỆU CHUẨN", "CALIBRATION CERTIFICATE"
 
     def rows(self) -> list[Row]:
         """The labelled lines of the page, with the forms' wording (FORMS.md)."""
         ver = self.is_verification
+        # A testing report (issue 22) words its lines as the report prints them.
+        testing = {
+            "Đối tượng hiệu chuẩn": ("Mẫu thử nghiệm", "Item tested"),
+            "Địa điểm hiệu chuẩn": ("Địa điểm thử nghiệm", "Place of testing"),
+            "Phương pháp hiệu chuẩn": ("Phương pháp thử", "Test method"),
+            "Ngày hiệu chuẩn": ("Ngày thử nghiệm", "Date(s) of testing"),
+        }
 
         def pick(verification: tuple[str, str], calibration: tuple[str, str]) -> tuple[str, str]:
-            return verification if ver else calibration
+            if ver:
+                return verification
+            if self.kind == "testing":
+                return testing.get(calibration[0], calibration)
+            return calibration
 
         owner = self.owner + (f", {self.owner_address}" if self.owner_address else "")
         if self.customer_hidden:
