@@ -46,6 +46,7 @@ from certissuer.ledger.storage import open_store
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
+    TestingReport,
     Verdict,
     VerificationCertificate,
     canonical_json,
@@ -752,10 +753,17 @@ class Issuer:
         the register holds the lab's scope lines; otherwise the profile's [lab]
         accredited_scope lines (a calibration certificate's every result must fall inside one).
         None: no scope data, so no mark is printed (and no claim that the work is outside the
-        scope)."""
+        scope).
+
+        A testing report (issue 22) is never judged against these lines: the register's and
+        the profile's scope lines are calibration scope lines and there is no testing scope
+        data, so it gets None (no mark, and no claim either way)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
+        if isinstance(cert, TestingReport):
+            _logger.debug("a testing report: no testing scope data, issued without the mark")
+            return None
         if self.register.has_scope():
             return self.register.accredited(cert)
         if not isinstance(cert, CalibrationCertificate):
