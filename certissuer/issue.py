@@ -789,7 +789,10 @@ class Issuer:
 
     def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
         """The accredited scope lines with a CMC that apply to `cert`: the register's when it
-        holds the lab's scope, else the profile's [lab] accredited_scope lines."""
+        holds the lab's scope, else the profile's [lab] accredited_scope lines. None for a
+        testing report: those are calibration scope lines (see `_in_scope`)."""
+        if isinstance(cert, TestingReport):
+            return []
         if self.register.has_scope():
             return self.register.cmc_lines(cert)
         return self._profile_cmc

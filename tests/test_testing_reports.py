@@ -294,9 +294,11 @@ OUTSIDE = "outside the laboratory's scope of accreditation"
     [
         ("0..14 1", "0..1 mg/L"),  # calibration lines covering every result: no mark
         ("0..1 mg/L",),  # the pH result outside them: no "outside the scope" claim either
+        # a calibration CMC above the test's U (0.030 mg/L) does not refuse the report
+        ("0..14 1", "0..1 mg/L, CMC 0.05 mg/L"),
     ],
 )
-def test_calibration_scope_lines_neither_mark_nor_unmark_a_testing_report(
+def test_calibration_scope_lines_do_not_judge_a_testing_report(
     tmp_path: Path, pki: KeyPaths, sealer: Any, renderer: Any, scope: tuple[str, ...]
 ) -> None:
     # [lab] accredited_scope lines are calibration scope lines; a test report has no testing
