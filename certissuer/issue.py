@@ -46,6 +46,7 @@ from certissuer.ledger.storage import open_store
 from certissuer.model import (
     CalibrationCertificate,
     Replacement,
+    TestingReport,
     Verdict,
     VerificationCertificate,
     canonical_json,
@@ -752,10 +753,17 @@ class Issuer:
         the register holds the lab's scope lines; otherwise the profile's [lab]
         accredited_scope lines (a calibration certificate's every result must fall inside one).
         None: no scope data, so no mark is printed (and no claim that the work is outside the
-        scope)."""
+        scope).
+
+        A testing report (issue 22) is never judged against these lines: the register's and
+        the profile's scope lines are calibration scope lines and there is no testing scope
+        data, so it gets None (no mark, and no claim either way)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
+        if isinstance(cert, TestingReport):
+            _logger.debug("a testing report: no testing scope data, issued without the mark")
+            return None
         if self.register.has_scope():
             return self.register.accredited(cert)
         if not isinstance(cert, CalibrationCertificate):
@@ -781,7 +789,10 @@ class Issuer:
 
     def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
         """The accredited scope lines with a CMC that apply to `cert`: the register's when it
-        holds the lab's scope, else the profile's [lab] accredited_scope lines."""
+        holds the lab's scope, else the profile's [lab] accredited_scope lines. None for a
+        testing report: those are calibration scope lines (see `_in_scope`)."""
+        if isinstance(cert, TestingReport):
+            return []
         if self.register.has_scope():
             return self.register.cmc_lines(cert)
         return self._profile_cmc

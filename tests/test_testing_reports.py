@@ -157,6 +157,15 @@ def test_issue_verify_page_revoke_and_sector_export(
         assert "Mẫu thử nghiệm" in html and "Ngày thử nghiệm" in html
         assert "HIỆU CHUẨN" not in html
         assert "M-2026-0088" in html
+        # The results table has the test's own columns, not the calibration's (issue 22).
+        table = html[html.index('<table id="test-results">') : html.index("</table>")]
+        for words in ("Kết quả thử nghiệm", "Test results", "Chỉ tiêu thử nghiệm", "Result"):
+            assert words in table, words
+        assert "pH (25 °C)" in table and "Clo dư / Residual chlorine" in table
+        assert "<td>7.210</td><td>0.050</td>" in table and "<td>0.420</td><td>0.030</td>" in table
+        assert "mg/L" in table
+        for words in ("Sai số", "Error", "Giá trị danh định", "Nominal value", "Kết quả hiệu"):
+            assert words not in html, words
 
         issuer.ledger.revoke(issued.number, reason="Sai mẫu / wrong sample", at=datetime.now(UTC))
         html = client.get(f"/v/{token}").text
@@ -275,3 +284,38 @@ url = "sqlite:///{tmp_path / "ledger.db"}"
     (pdf,) = out.glob("*.pdf")
     result = runner.invoke(app, ["--config", str(profile), "verify", str(pdf)], env=env)
     assert result.exit_code == 0 and "HỢP LỆ / VALID" in result.stdout
+
+
+OUTSIDE = "outside the laboratory's scope of accreditation"
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        ("0..14 1", "0..1 mg/L"),  # calibration lines covering every result: no mark
+        ("0..1 mg/L",),  # the pH result outside them: no "outside the scope" claim either
+        # a calibration CMC above the test's U (0.030 mg/L) does not refuse the report
+        ("0..14 1", "0..1 mg/L, CMC 0.05 mg/L"),
+    ],
+)
+def test_calibration_scope_lines_do_not_judge_a_testing_report(
+    tmp_path: Path, pki: KeyPaths, sealer: Any, renderer: Any, scope: tuple[str, ...]
+) -> None:
+    # [lab] accredited_scope lines are calibration scope lines; a test report has no testing
+    # scope data, so it carries neither the accreditation number nor a claim that it is
+    # outside the scope.
+    settings = lab_settings(pki, ledger=tmp_path).replace(
+        lab_accreditation="VILAS 1234", lab_accredited_scope=scope
+    )
+    issuer = Issuer(
+        settings,
+        ledger=Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings)),
+        sealer=sealer,
+        token_key=load_token_key(settings),
+        out_dir=tmp_path / "out",
+        renderer=renderer,
+    )
+    text = pdf_text(issuer.issue(_report()).path)
+    assert "PHIẾU KẾT QUẢ THỬ NGHIỆM" in text
+    assert "VILAS 1234" not in text
+    assert OUTSIDE not in text

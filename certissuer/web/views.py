@@ -106,6 +106,8 @@ class ResultRow:
     uncertainty: str
     coverage_factor: str
     unit: str
+    quantity: str = ""
+    """The test parameter (chỉ tiêu thử nghiệm) a testing report's row names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +316,7 @@ def _results(cert: CalibrationCertificate) -> tuple[ResultRow, ...]:
                 uncertainty=row.uncertainty,
                 coverage_factor=format_decimal(m.coverage_factor),
                 unit=f"×10{power.translate(_SUPERSCRIPT)} {row.unit}" if row.power else row.unit,
+                quantity=m.quantity,
             )
         )
     return tuple(rows)
