@@ -140,9 +140,9 @@ class Offline:
             "name": f"{name} — {lab}" if lab else name,
             "short_name": "Kiểm tra GCN",
             "description": (
-                "Kiểm tra giấy chứng nhận kiểm định, hiệu chuẩn bằng mã QR, cả khi không có "
-                "mạng. Check verification and calibration certificates by their QR code, "
-                "offline too."
+                "Kiểm tra giấy chứng nhận kiểm định, hiệu chuẩn, phiếu kết quả thử nghiệm bằng "
+                "mã QR, cả khi không có mạng. Check verification and calibration certificates "
+                "and test reports by their QR code, offline too."
             ),
             "lang": "vi",
             "start_url": "./",
