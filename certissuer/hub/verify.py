@@ -6,7 +6,7 @@ keys from the hub's register and answered from the certificate summaries it push
 (<HubVerdict.VALID: 'valid'>, 'VALID')
 
 The verdicts are a lab page's (`certissuer.verify.verdict`) where they mean the same; the hub
-adds one of its own: the token is a registered lab's but the lab has not pushed that
+adds its own: the token is a registered lab's but the lab has not pushed that
 certificate (NOT IN THE REGISTER OF THE HUB), and for a typed number whose instrument has
 another serial, SERIAL DOES NOT MATCH (`certissuer.hub.inspections`). The token's data
 digest is not compared here: the sector export does not carry it (the lab's own page
