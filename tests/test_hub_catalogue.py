@@ -273,3 +273,65 @@ def _register_rows(world: World) -> int:
         for code in ("DT01", "DT02")
         for kind in ("instruments", "standards", "inspectors")
     )
+
+
+def test_the_catalogue_page_finds_a_folded_owner_and_lists_the_recall(
+    world: World, any_ledger_url: str
+) -> None:
+    _province(world)
+    empty = world.client.get("/catalogue")
+    assert empty.status_code == 200 and '<form method="get" action="/catalogue"' in empty.text
+    assert "<script" not in empty.text
+    assert "script-src 'self'" in empty.headers["content-security-policy"]
+
+    page = world.client.get("/catalogue", params={"owner": "vinh long"})
+    assert page.status_code == 200
+    text = page.text
+    assert text.index("Cơ sở dữ liệu đo lường") < text.index("Provincial measurement register")
+    assert "Tìm thấy / Found: 2" in text
+    assert text.count("<tr><td>DT01</td>") == 2 and SERIAL_Y in text
+    assert "Cửa hàng xăng dầu Vĩnh Long" in text
+    assert world.a.numbers["A-Y"] in text and SERIAL_X not in text
+    assert "HẾT HIỆU LỰC / EXPIRED" in text  # the certificate lapsed on 2026-11-19
+    assert 'value="vinh long"' in text  # the form keeps what was asked
+    nothing = world.client.get("/catalogue", params={"owner": "vinh phuc"})
+    assert "Tìm thấy / Found: 0" in nothing.text and SERIAL_Y not in nothing.text
+    valid_b = world.client.get("/catalogue", params={"serial": SERIAL_X, "status": "valid"})
+    assert world.b.numbers["B-X"] in valid_b.text and world.a.numbers["A-X"] not in valid_b.text
+    bad = world.client.get("/catalogue", params={"status": "lapsed"})
+    assert bad.status_code == 400 and "status: expected valid" in bad.text
+
+    recall = world.client.get("/catalogue/recall", params={"within": "30d"})
+    assert recall.status_code == 200
+    assert SERIAL_Y in recall.text and SERIAL_Z in recall.text  # lapsed; lapses 2026-12-19
+    assert SERIAL_X not in recall.text  # lab B verified it again this week
+    assert "Đã hết hạn / Lapsed" in recall.text and "Sắp hết hạn / Lapses soon" in recall.text
+    at_vl = world.client.get("/catalogue/recall", params={"place": "vinh long"})
+    assert SERIAL_Y in at_vl.text and SERIAL_Z not in at_vl.text
+    wrong = world.client.get("/catalogue/recall", params={"within": "soon"})
+    assert wrong.status_code == 400
+
+
+def test_the_catalogue_page_escapes_a_hostile_owner(world: World, any_ledger_url: str) -> None:
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)> & Co'
+    _verify(
+        world.a,
+        "A-H",
+        "HX-1",
+        on=date(2026, 11, 25),
+        until=date(2027, 11, 24),
+        owner=hostile,
+        place='"><b>Phường 2</b>',
+    )
+    world.push(world.a)
+    page = world.client.get("/catalogue", params={"owner": "alert", "serial": '"><i>x'})
+    assert page.status_code == 200
+    # the serial asked does not match; ask again by serial to list the hostile rows
+    assert '"><i>x' not in page.text and "&quot;&gt;&lt;i&gt;x" in page.text
+    page = world.client.get("/catalogue", params={"serial": "HX-1"})
+    assert "Tìm thấy / Found: 2" in page.text
+    assert "<script" not in page.text and "<img" not in page.text and "<b>" not in page.text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.text
+    assert "&amp; Co" in page.text and "&lt;b&gt;Phường 2&lt;/b&gt;" in page.text
+    recall = world.client.get("/catalogue/recall", params={"within": "12m"})
+    assert "HX-1" in recall.text and "<script" not in recall.text and "<img" not in recall.text

@@ -118,8 +118,13 @@ def test_a_round_records_the_verdict_the_hub_computes(world: World) -> None:  # 
         rid, number=b1, serial=serial_b1, lab_code="DT02", found="other", today=TODAY
     )
     assert only_b.verdict == "revoked"
+    # a number the hub holds with a serial that is not its instrument's: a slip as likely as a
+    # false paper, so its own verdict, not NOT GENUINE; the reason names what was typed only
     wrong_serial = rounds.add_check(rid, number=b1, serial="NOT-THIS-ONE", found="other")
-    assert wrong_serial.verdict == "not_genuine"
+    assert wrong_serial.verdict == "serial_mismatch"
+    assert b1 in wrong_serial.reasons_json and "NOT-THIS-ONE" in wrong_serial.reasons_json
+    assert serial_b1 not in wrong_serial.reasons_json  # no oracle for the real serial
+    assert wrong_serial.serial == "NOT-THIS-ONE" and wrong_serial.lab_code is None
     unknown = rounds.add_check(
         rid,
         number="KĐ-2026-999999",
@@ -137,6 +142,15 @@ def test_a_round_records_the_verdict_the_hub_computes(world: World) -> None:  # 
     with pytest.raises(InspectionError, match="not a certissuer verification URL"):
         rounds.add_check(rid, token="https://example.com/other/page", found="none")
     assert len(rounds.checks([rid])) == 8
+    # the year's report counts each verdict apart: the slip is not counted as NOT GENUINE
+    verdicts = {
+        t.label.split(" / ")[1]: (t.checks, t.violations)
+        for t in inspection_report(rounds, TODAY.year).by_verdict
+    }
+    assert verdicts["SERIAL DOES NOT MATCH"] == (1, 1)
+    assert verdicts["NOT GENUINE"] == (1, 1)  # the forged token only
+    assert verdicts["VALID"] == (3, 0)
+    assert sum(c for c, _ in verdicts.values()) == 8
 
     rounds.close_round(rid)
     with pytest.raises(InspectionError, match=f"round {rid} is closed"):
@@ -190,11 +204,23 @@ def test_the_phone_api_refuses_a_wrong_inspector_token(world: World) -> None:  #
         path, json={"found": "none"}, headers={"X-Inspector-Token": mine.inspector_token}
     )
     assert bad.status_code == 400 and "QR token" in bad.json()["detail"]
+    a1 = world.a.numbers["A1"]
+    slip = TestClient(create_hub_app(world.hub, today=lambda: TODAY)).post(
+        path,
+        json={"number": a1, "serial": "SAI-SO", "found": "none", "lab_code": "DT01"},
+        headers={"X-Inspector-Token": mine.inspector_token},
+    )
+    assert slip.status_code == 200, slip.text
+    assert (slip.json()["verdict"], slip.json()["label_en"]) == (
+        "serial_mismatch",
+        "SERIAL DOES NOT MATCH",
+    )
+    assert slip.json()["serial"] == "SAI-SO"  # the typed one, never the hub's
 
     rounds.close_round(rid)  # a closed round's token stops working
     closed = world.client.post(path, json=body, headers={"X-Inspector-Token": mine.inspector_token})
     assert closed.status_code == 403
-    assert len(rounds.checks([rid])) == 2
+    assert len(rounds.checks([rid])) == 3
 
     # the hub's rate limit covers the phone API
     slow = TestClient(create_hub_app(world.hub, today=lambda: TODAY, rate_per_minute=1))

@@ -7,6 +7,8 @@
   first, then English. ``GET /api/v1/verify/<token>``: the same verdict as JSON.
 * ``GET /inspect/<round>`` and ``POST /api/v1/inspections/<round>/checks``: the inspector's
   phone page and its API (`certissuer.hub.inspect_app`).
+* ``GET /catalogue`` and ``/catalogue/recall``: the catalogue's search and recall pages
+  (`certissuer.hub.catalogue_page`); its JSON API under ``/api/v1/catalogue``.
 
 A face: it parses, calls `Hub` and `verify_token`, and presents.
 """
@@ -25,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from certissuer._vn import local_date
 from certissuer.errors import CertissuerError
 from certissuer.hub.catalogue_api import catalogue_router
+from certissuer.hub.catalogue_page import catalogue_page_router
 from certissuer.hub.inspect_app import inspection_router
 from certissuer.hub.inspections import Inspections
 from certissuer.hub.push import PushRefused
@@ -135,6 +138,7 @@ def create_hub_app(
 
     app.include_router(inspection_router(Inspections(hub), today=today))
     app.include_router(catalogue_router(hub, today=today))
+    app.include_router(catalogue_page_router(hub, today=today))
 
     app.add_middleware(BodyLimit, limit=max_push_bytes, render=_render_problem)
     app.add_middleware(BodyDeadline, seconds=300.0, render=_render_problem)

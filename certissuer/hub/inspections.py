@@ -75,6 +75,7 @@ _RANK = (
     HubVerdict.SUPERSEDED,
     HubVerdict.REVOKED,
     HubVerdict.NOT_IN_HUB,
+    HubVerdict.SERIAL_MISMATCH,
     HubVerdict.NOT_GENUINE,
 )
 """Which verdict answers a typed number several labs have pushed: the best first."""
@@ -331,9 +332,14 @@ class Inspections:
                 name = lab.name if lab is not None else ""
                 answers.append(answer_for(self.hub, row.lab_code, name, number, today=today))
         if not answers:
+            # NOTE: a typing slip is as likely as a false certificate, so not NOT GENUINE; the
+            # reason names only what was typed: the hub's serial would let anyone read it off.
             return HubAnswer(
-                HubVerdict.NOT_GENUINE,
-                [f"certificate {number} is not for an instrument with serial {serial}"],
+                HubVerdict.SERIAL_MISMATCH,
+                [
+                    f"certificate {number} is not for an instrument with serial {serial}: "
+                    "check the number and the serial as typed"
+                ],
                 number=number,
             )
         best = min(answers, key=lambda a: _RANK.index(a.verdict))

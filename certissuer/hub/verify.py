@@ -6,9 +6,11 @@ keys from the hub's register and answered from the certificate summaries it push
 (<HubVerdict.VALID: 'valid'>, 'VALID')
 
 The verdicts are a lab page's (`certissuer.verify.verdict`) where they mean the same; the hub
-adds one of its own: the token is a registered lab's but the lab has not pushed that
-certificate (NOT IN THE REGISTER OF THE HUB). The token's data digest is not compared here:
-the sector export does not carry it (the lab's own page compares it with its ledger).
+adds its own: the token is a registered lab's but the lab has not pushed that
+certificate (NOT IN THE REGISTER OF THE HUB), and for a typed number whose instrument has
+another serial, SERIAL DOES NOT MATCH (`certissuer.hub.inspections`). The token's data
+digest is not compared here: the sector export does not carry it (the lab's own page
+compares it with its ledger).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class HubVerdict(StrEnum):
     EXPIRED = "expired"
     NOT_IN_HUB = "not_in_hub"
     """The token is a registered lab's, but the hub holds no pushed record of it."""
+    SERIAL_MISMATCH = "serial_mismatch"
+    """A typed certificate number the hub holds, with a serial its instrument does not have:
+    a mistyped number or serial as likely as a false certificate, so not called NOT GENUINE."""
     NOT_GENUINE = "not_genuine"
     """The token is no registered lab's: altered, forged, or signed by an unknown key."""
 
@@ -56,6 +61,7 @@ HUB_VERDICT_LABELS: dict[HubVerdict, tuple[str, str]] = {
         "KHÔNG CÓ TRONG CƠ SỞ DỮ LIỆU CỦA TỈNH",
         "NOT IN THE REGISTER OF THE HUB",
     ),
+    HubVerdict.SERIAL_MISMATCH: ("SỐ SERI KHÔNG KHỚP", "SERIAL DOES NOT MATCH"),
     HubVerdict.NOT_GENUINE: ("KHÔNG XÁC THỰC", "NOT GENUINE"),
 }
 """Vietnamese and English wording of each verdict."""
