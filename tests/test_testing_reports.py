@@ -319,3 +319,25 @@ def test_calibration_scope_lines_do_not_judge_a_testing_report(
     assert "PHIẾU KẾT QUẢ THỬ NGHIỆM" in text
     assert "VILAS 1234" not in text
     assert OUTSIDE not in text
+
+
+def test_the_registers_calibration_scope_does_not_refuse_a_testing_report(
+    tmp_path: Path, pki: KeyPaths, sealer: Any, renderer: Any
+) -> None:
+    """With calibration scope lines in the register and work outside the scope refused (the
+    default), a test report is not refused as "outside the accreditation scope": those lines
+    say nothing about testing."""
+    settings = lab_settings(pki, ledger=tmp_path).replace(lab_accreditation="VILAS 1234")
+    issuer = Issuer(
+        settings,
+        ledger=Ledger.open(settings.ledger_url, ledger_key=load_token_key(settings)),
+        sealer=sealer,
+        token_key=load_token_key(settings),
+        out_dir=tmp_path / "out",
+        renderer=renderer,
+    )
+    issuer.register.add("lab", {"code": settings.lab_code, "name_vi": "PTN"})
+    issuer.register.add("person", {"name": "Lê Hoàng Phúc", "signatory": "yes"})
+    issuer.register.add("scope", {"kind": "calibration", "unit": "g", "lower": "0", "upper": "1"})
+    text = pdf_text(issuer.issue(_report()).path)
+    assert "PHIẾU KẾT QUẢ THỬ NGHIỆM" in text and "VILAS 1234" not in text

@@ -37,7 +37,12 @@ from sqlmodel import Session, col, select
 
 from certissuer._vn import fold, strip_marks
 from certissuer.errors import IssueRefused, RegisterRefused
-from certissuer.model import CalibrationCertificate, ReferenceStandard, VerificationCertificate
+from certissuer.model import (
+    CalibrationCertificate,
+    ReferenceStandard,
+    TestingReport,
+    VerificationCertificate,
+)
 from certissuer.model.units import convert
 from certissuer.registry.base import RegisterBase
 from certissuer.registry.tables import (
@@ -674,7 +679,9 @@ class RegisterChecks(RegisterBase):
             (m.unit, m.nominal if m.nominal is not None else m.measured, None) for m in cert.results
         ]
         accredited = True  # no scope lines in the register: that check has no data
-        if scopes:
+        # A testing report (issue 22) is not judged against calibration scope lines: the
+        # register has no testing scope, so it is issued without the mark and no claim.
+        if scopes and not isinstance(cert, TestingReport):
             accredited = self._in_scope(
                 ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
             )
