@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from certissuer.cli._state import say, warn
+from certissuer.cli._state import say
 from certissuer.cli.hub import DbOption
-from certissuer.cli.hub_inspect import PASSPHRASE_ENV, report_app
+from certissuer.cli.hub_inspect import PASSPHRASE_ENV, department_sealer, report_app
 from certissuer.errors import ConfigError
 
 __all__ = ["report_annual"]
@@ -90,19 +89,10 @@ def report_annual(
         write_xlsx(report, xlsx)
         say(f"wrote {xlsx}")
     if out is not None:
-        sealer = None
-        if pkcs12 is not None:
-            from certissuer.sign import Sealer
-
-            secret = os.environ.get(PASSPHRASE_ENV)
-            if secret is None and sys.stdin.isatty():
-                secret = str(typer.prompt("PKCS#12 passphrase", hide_input=True))
-            sealer = Sealer.from_pkcs12(pkcs12, secret.encode() if secret is not None else None)
-        else:
-            warn("no --pkcs12: the PDF is not signed")
-        pdf = render_pdf(
-            report, department=Department(department_vi, department_en, place), sealer=sealer
-        )
+        with department_sealer(pkcs12) as sealer:
+            pdf = render_pdf(
+                report, department=Department(department_vi, department_en, place), sealer=sealer
+            )
         write_atomic(out, pdf)
         say(f"wrote {out}")
     unknown = sum(lab.paper_total is None for lab in report.labs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,8 +19,9 @@ from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
     from certissuer.hub import Hub
+    from certissuer.sign import Sealer
 
-__all__ = ["inspect_app", "report_app"]
+__all__ = ["department_sealer", "inspect_app", "report_app"]
 
 inspect_app = typer.Typer(
     help="Inspection rounds (kiểm tra nhà nước về đo lường): open a round, record the "
@@ -30,6 +33,24 @@ report_app = typer.Typer(help="The hub's reports.", no_args_is_help=True)
 hub_app.add_typer(report_app, name="report")
 
 PASSPHRASE_ENV = "CERTISSUER_P12_PASSPHRASE"
+
+
+@contextmanager
+def department_sealer(pkcs12: Path | None) -> Iterator[Sealer | None]:
+    """The Department's `Sealer` from its PKCS#12 file (passphrase from `PASSPHRASE_ENV`, or
+    asked at a terminal), closed after use; None, with a warning, without a file: the hub's
+    reports are then written unsigned."""
+    if pkcs12 is None:
+        warn("no --pkcs12: the PDF is not signed")
+        yield None
+        return
+    from certissuer.sign import Sealer
+
+    secret = os.environ.get(PASSPHRASE_ENV)
+    if secret is None and sys.stdin.isatty():
+        secret = str(typer.prompt("PKCS#12 passphrase", hide_input=True))
+    with Sealer.from_pkcs12(pkcs12, secret.encode() if secret is not None else None) as sealer:
+        yield sealer
 
 
 def _hub(db: str | None) -> Hub:
@@ -189,21 +210,12 @@ def report_inspections(
         write_xlsx(report, xlsx)
         say(f"wrote {xlsx}")
     if out is not None:
-        sealer = None
-        if pkcs12 is not None:
-            from certissuer.sign import Sealer
-
-            secret = os.environ.get(PASSPHRASE_ENV)
-            if secret is None and sys.stdin.isatty():
-                secret = str(typer.prompt("PKCS#12 passphrase", hide_input=True))
-            sealer = Sealer.from_pkcs12(pkcs12, secret.encode() if secret is not None else None)
-        else:
-            warn("no --pkcs12: the PDF is not signed")
-        pdf = render_pdf(
-            report,
-            department=Department(department_vi, department_en, place),
-            sealer=sealer,
-        )
+        with department_sealer(pkcs12) as sealer:
+            pdf = render_pdf(
+                report,
+                department=Department(department_vi, department_en, place),
+                sealer=sealer,
+            )
         write_atomic(out, pdf)
         say(f"wrote {out}")
     say(

@@ -34,7 +34,6 @@ from sqlmodel import col, select
 from certissuer._files import write_atomic
 from certissuer._tables import csv_rows
 from certissuer._vn import local_date
-from certissuer.config import Settings
 from certissuer.errors import ConfigError, InputError
 from certissuer.hub.catalogue import identity
 from certissuer.hub.inspection_report import Department, InspectionReport, inspection_report
@@ -403,13 +402,7 @@ def render_pdf(
     """`report` as PDF (Vietnamese first, embedded fonts, page x of y), signed by `sealer` (a
     `sign.Sealer` holding the Department's key) when given. Raises `TemplateError`,
     `SigningError`, and `ConfigError` when the signing certificate names no one."""
-    settings = Settings(
-        lab_code="HUB",
-        lab_name_vi=department.name_vi,
-        lab_name_en=department.name_en,
-        lab_place=department.place,
-        render_template_dir=template_dir,
-    )
+    settings = department.settings(template_dir)
     signer_name = sealer.signer_name if sealer is not None else ""
     context = {
         "r": report,

@@ -49,6 +49,16 @@ class Department:
     name_en: str = "Department of Science and Technology"
     place: str = "Đồng Tháp"
 
+    def settings(self, template_dir: Path | None = None) -> Settings:
+        """The settings a hub report renders with: the Department in the lab's place."""
+        return Settings(
+            lab_code="HUB",
+            lab_name_vi=self.name_vi,
+            lab_name_en=self.name_en,
+            lab_place=self.place,
+            render_template_dir=template_dir,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Tally:
@@ -174,13 +184,7 @@ def render_pdf(
     The signed revision's information dictionary carries `INFO_DIGEST_KEY`. Raises
     `TemplateError` and `SigningError`.
     """
-    settings = Settings(
-        lab_code="HUB",
-        lab_name_vi=department.name_vi,
-        lab_name_en=department.name_en,
-        lab_place=department.place,
-        render_template_dir=template_dir,
-    )
+    settings = department.settings(template_dir)
     signer_name = sealer.signer_name if sealer is not None else ""
     context = {
         "r": report,
