@@ -27,6 +27,7 @@ from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
 
     from certissuer.config import Settings
     from certissuer.ledger import CertificateEntry
@@ -240,38 +241,31 @@ def _approve(
     verifier = Verifier.from_settings(settings, ledger=open_ledger(settings))
     # The archive gets the approved file too (a database archive, or a copy approved elsewhere).
     archive = open_store(verifier.ledger, settings.ledger_pdf_store) if verifier.ledger else None
+    source: AbstractContextManager[Keyring | Sealer]
     if pkcs12 is None and token is None and key_label is None:
         # The key of the head printed on the certificate: their [[people]] entry, else the
         # [signing] key when its certificate names them.
         # Only the key that signs is opened: its passphrase or PIN is asked for then.
         policy = policy_from_settings(settings, level=level)
-        with Keyring(settings, secret=secrets(settings, None), policy=policy) as keys:
-            done = approve_pdf(
-                pdf,
-                keys=keys,
-                verifier=verifier,
-                out=out,
-                location=settings.lab_place,
-                ledger_key=key,
-                archive=archive,
+        source = Keyring(settings, secret=secrets(settings, None), policy=policy)
+    else:
+        if pkcs12 is not None:
+            settings = settings.replace(
+                signing_pkcs12=pkcs12,
+                signing_pkcs11_module=None,
+                signing_pkcs11_uri="",
+                signing_key=None,
             )
-        say(f"approved {done.number or pdf} by {done.signer}  {done.path}")
-        return
-    if pkcs12 is not None:
-        settings = settings.replace(
-            signing_pkcs12=pkcs12,
-            signing_pkcs11_module=None,
-            signing_pkcs11_uri="",
-            signing_key=None,
-        )
-    if token is not None:
-        settings = settings.replace(signing_pkcs11_token=token)
-    if key_label is not None:
-        settings = settings.replace(signing_pkcs11_key_label=key_label)
-    with Sealer.from_settings(settings, passphrase(settings), level=level) as sealer:
+        if token is not None:
+            settings = settings.replace(signing_pkcs11_token=token)
+        if key_label is not None:
+            settings = settings.replace(signing_pkcs11_key_label=key_label)
+        source = Sealer.from_settings(settings, passphrase(settings), level=level)
+    with source as opened:
         done = approve_pdf(
             pdf,
-            sealer=sealer,
+            keys=opened if isinstance(opened, Keyring) else None,
+            sealer=opened if isinstance(opened, Sealer) else None,
             verifier=verifier,
             out=out,
             location=settings.lab_place,
