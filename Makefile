@@ -34,6 +34,9 @@ TRIAL_URL = http://127.0.0.1:8790
 demo-trial: install
 	@rm -rf $(DEMO)/trial
 	@set -e; export CERTISSUER_P12_PASSPHRASE=demo CERTISSUER_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO)/trial/ledger.db; \
+	$(BIN)/python -c "import socket, sys, urllib.parse as p; u = p.urlsplit('$(TRIAL_URL)'); \
+	  sys.exit(socket.socket().connect_ex((u.hostname, u.port)) == 0)" \
+	  || { echo "$(TRIAL_URL) is already in use (an earlier trial-services?): stop it, then run make demo again" >&2; exit 1; }; \
 	$(BIN)/certissuer trial-services keys.example & pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT; \
 	for i in $$(seq 50); do $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TRIAL_URL)/', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/certissuer --config $(TRIAL) issue samples/verification.json --out $(DEMO)/trial; \
