@@ -709,7 +709,8 @@ class Issuer:
                 reserve=reserve,
             )
             sha = hashlib.sha256(signed).hexdigest()
-            open_store(self.ledger, self.settings.ledger_pdf_store).put(entry.number, path, signed)
+            store = open_store(self.ledger, self.settings.ledger_pdf_store)
+            store.put(entry.number, path, signed)
             written = True
             self.ledger.complete(
                 entry.number,
@@ -723,7 +724,7 @@ class Issuer:
             )
         except BaseException:
             if written:
-                path.unlink(missing_ok=True)
+                store.discard(entry.number, path)  # no PDF is left without its ledger row
             released = self.ledger.release(entry.number)
             if not released:
                 self.ledger.unclaim(entry.number, this_claimant())

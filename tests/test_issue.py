@@ -123,6 +123,31 @@ def test_ledger_failure_after_write_removes_the_pdf(
     assert issuer.ledger.count() == 0
 
 
+def test_ledger_failure_after_a_database_store_removes_the_stored_pdf(
+    issuer: Issuer, cal_cert: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import select
+
+    from certissuer.config import PdfStore
+    from certissuer.ledger.tables import StoredPdf
+
+    issuer.settings = issuer.settings.replace(ledger_pdf_store=PdfStore.DATABASE)
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise _Boom("disk full")
+
+    monkeypatch.setattr(issuer.ledger, "complete", fail)
+    with pytest.raises(_Boom):
+        issuer.issue(cal_cert)
+    assert issuer.ledger.count() == 0
+    with issuer.ledger.session(read_only=True) as s:
+        assert list(s.exec(select(StoredPdf))) == []  # no PDF without its ledger row
+    monkeypatch.undo()
+    issued = issuer.issue(cal_cert)
+    with issuer.ledger.session(read_only=True) as s:
+        assert [row.number for row in s.exec(select(StoredPdf))] == [issued.number]
+
+
 def test_pending_entry_is_completed_from_its_stored_data(
     issuer: Issuer, cal_cert: Any, ver_cert: Any, verifier: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,6 +66,11 @@ class PdfArchive(Protocol):
         the ledger records it (the file itself for ``files``)."""
         ...
 
+    def discard(self, number: str, path: Path) -> None:
+        """Remove what `put` stored for `number` (its issue failed after the PDF was stored),
+        so no PDF is left without its ledger row."""
+        ...
+
     def read(self, entry: CertificateEntry) -> bytes:
         """The archived bytes of `entry`'s PDF; `MissingPdf` when there are none."""
         ...
@@ -84,6 +89,10 @@ class FileStore:
     def put(self, number: str, path: Path, data: bytes) -> None:
         """Write `data` to `path` atomically (temporary file, flush, rename)."""
         write_atomic(path, data)
+
+    def discard(self, number: str, path: Path) -> None:
+        """Delete the file at `path`, if there is one."""
+        path.unlink(missing_ok=True)
 
     def read(self, entry: CertificateEntry) -> bytes:
         """The file at `entry.pdf_path`."""
@@ -119,6 +128,14 @@ class DatabaseStore:
             # A number given back after a failed issue may have left a row: replace it.
             s.merge(row)
             s.commit()
+
+    def discard(self, number: str, path: Path) -> None:
+        """Delete the row of `number`, if there is one."""
+        with self.ledger.session() as s:
+            row = s.get(StoredPdf, number)
+            if row is not None:
+                s.delete(row)
+                s.commit()
 
     def read(self, entry: CertificateEntry) -> bytes:
         """The stored bytes of `entry.number`, checked against the SHA-256 stored with them."""
