@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._state import print_table, say, warn
 from certissuer.cli.hub import hub_app
@@ -179,26 +178,48 @@ def recall(
 
 @hub_app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="The JSON file to write.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The file to write (a folder for --format csv)."),
+    ],
     since_cursor: Annotated[
         str | None,
         typer.Option("--since-cursor", help="The cursor printed by the previous export."),
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="json (the sector format, version 1.1), xlsx (a sheet per record type) or "
+            "csv (a folder with a file per record type).",
+        ),
+    ] = "json",
     db: DbOption = None,
 ) -> None:
-    """Write the hub's records changed since the cursor as a sector export (JSON, version 1.1)."""
-    from certissuer.hub.export import export_hub
-    from certissuer.report.sector import Cursor
+    """Write the hub's records changed since the cursor as a sector export (JSON, XLSX or CSV),
+    with the registered labs (XLSX, CSV)."""
+    from certissuer.hub.catalogue import Catalogue
+    from certissuer.hub.export import export_hub, write_hub_export
+    from certissuer.report.sector import Cursor, SectorFormat
 
+    try:
+        kind = SectorFormat(fmt)
+    except ValueError:
+        raise InputError(
+            "--format", f"expected one of {', '.join(SectorFormat)}, got '{fmt}'"
+        ) from None
     after = Cursor.parse(since_cursor) if since_cursor else None
     hub = _hub(db)
     try:
         data = export_hub(hub, after=after, now=datetime.now(UTC))
+        labs = Catalogue(hub).labs() if kind is not SectorFormat.JSON else []
     finally:
         hub.close()
-    write_atomic(out, (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode())
+    files = write_hub_export(data, labs, kind, out)
     counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items())
-    say(f"wrote {out}: {counts}")
+    if labs:
+        counts += f", {len(labs)} labs"
+    say(f"wrote {out}: {counts}" + (f" ({len(files)} files)" if len(files) > 1 else ""))
     say(f"cursor {data['cursor']}")
 
 
