@@ -2,6 +2,10 @@
 
 >>> cat = Catalogue(Hub.open("postgresql+psycopg://hub@db/hub"))  # doctest: +SKIP
 >>> cat.search(CatalogueQuery(owner="vinh long"), today=date(2026, 12, 1))  # doctest: +SKIP
+>>> page = cat.page(CatalogueQuery(owner="vinh long", limit=100), today=date(2026, 12, 1))
+... # doctest: +SKIP
+>>> cat.page(CatalogueQuery(owner="vinh long", limit=100, after=page.next), today=...)
+... # doctest: +SKIP
 >>> cat.recall(today=date(2026, 12, 1), within_days=30, place="my tho")  # doctest: +SKIP
 
 Every certificate summary and register row (instrument, standard, inspector) a push stores is
