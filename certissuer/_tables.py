@@ -50,6 +50,7 @@ __all__ = [
     "csv_bytes",
     "csv_column",
     "csv_rows",
+    "inert_cell",
     "new_workbook",
     "open_input",
     "open_workbook",
@@ -423,4 +424,19 @@ def plain_cell(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, date):
         return value.isoformat()
+    return value
+
+
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
+"""What a spreadsheet takes a text cell starting with as a formula (or the start of one)."""
+
+
+def inert_cell(value: Any) -> Any:
+    """`value` as `plain_cell` gives it, a text a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``+``, ``-``, ``@``, a leading tab or line break) made inert by a
+    leading apostrophe: for tables of data that others typed (CSV injection). Numbers,
+    dates and other text are unchanged."""
+    value = plain_cell(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value

@@ -288,14 +288,14 @@ def test_the_catalogue_page_finds_a_folded_owner_and_lists_the_recall(
     assert page.status_code == 200
     text = page.text
     assert text.index("Cơ sở dữ liệu đo lường") < text.index("Provincial measurement register")
-    assert "Tìm thấy / Found: 2" in text
+    assert "Tìm thấy 2 kết quả / 2 results found" in text
     assert text.count("<tr><td>DT01</td>") == 2 and SERIAL_Y in text
     assert "Cửa hàng xăng dầu Vĩnh Long" in text
     assert world.a.numbers["A-Y"] in text and SERIAL_X not in text
     assert "HẾT HIỆU LỰC / EXPIRED" in text  # the certificate lapsed on 2026-11-19
     assert 'value="vinh long"' in text  # the form keeps what was asked
     nothing = world.client.get("/catalogue", params={"owner": "vinh phuc"})
-    assert "Tìm thấy / Found: 0" in nothing.text and SERIAL_Y not in nothing.text
+    assert "Tìm thấy 0 kết quả / 0 results found" in nothing.text and SERIAL_Y not in nothing.text
     valid_b = world.client.get("/catalogue", params={"serial": SERIAL_X, "status": "valid"})
     assert world.b.numbers["B-X"] in valid_b.text and world.a.numbers["A-X"] not in valid_b.text
     bad = world.client.get("/catalogue", params={"status": "lapsed"})
@@ -329,7 +329,7 @@ def test_the_catalogue_page_escapes_a_hostile_owner(world: World, any_ledger_url
     # the serial asked does not match; ask again by serial to list the hostile rows
     assert '"><i>x' not in page.text and "&quot;&gt;&lt;i&gt;x" in page.text
     page = world.client.get("/catalogue", params={"serial": "HX-1"})
-    assert "Tìm thấy / Found: 2" in page.text
+    assert "Tìm thấy 2 kết quả / 2 results found" in page.text
     assert "<script" not in page.text and "<img" not in page.text and "<b>" not in page.text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.text
     assert "&amp; Co" in page.text and "&lt;b&gt;Phường 2&lt;/b&gt;" in page.text

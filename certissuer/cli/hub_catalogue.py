@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certissuer._files import write_atomic
 from certissuer._vn import VIETNAM_TZ
-from certissuer.cli._state import print_table, say
+from certissuer.cli._state import print_table, say, warn
 from certissuer.cli.hub import hub_app
 from certissuer.errors import ConfigError, InputError
 
@@ -66,13 +65,27 @@ def search(
             "first two).",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many results.")] = 200,
+    limit: Annotated[
+        int, typer.Option(help="At most this many results (one page; up to 500).")
+    ] = 200,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="The next page: the cursor the previous page printed."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     today: TodayOption = None,
     db: DbOption = None,
 ) -> None:
-    """Search every lab's certificates and register rows at the hub (marks folded)."""
-    from certissuer.hub.catalogue import RECORD_KINDS, Catalogue, CatalogueQuery, Status
+    """Search every lab's certificates and register rows at the hub (marks folded), one page
+    at a time: the next page's cursor is printed (to standard error with --json)."""
+    from certissuer.hub.catalogue import (
+        MAX_PAGE_SIZE,
+        RECORD_KINDS,
+        Catalogue,
+        CatalogueQuery,
+        PageMark,
+        Status,
+    )
 
     records = tuple(record or ("certificates", "instruments"))
     for r in records:
@@ -84,16 +97,23 @@ def search(
         raise InputError(
             "--status", f"expected one of {', '.join(Status)}, got '{status}'"
         ) from None
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InputError("--limit", f"expected 1 to {MAX_PAGE_SIZE}, got {limit}")
+    start = PageMark.parse(after, where="--after") if after is not None else None
     hub = _hub(db)
     try:
-        hits = Catalogue(hub).search(
-            CatalogueQuery(records, lab, serial, owner, place, kind, wanted, limit),
+        page = Catalogue(hub).page(
+            CatalogueQuery(records, lab, serial, owner, place, kind, wanted, limit, after=start),
             today=_day(today),
         )
     finally:
         hub.close()
+    hits = page.hits
+    more = f"next page: --after {page.next.text}" if page.next else None
     if as_json:
         say(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
+        if more:
+            warn(f"{len(hits)} of {page.total} found; {more}")
         return
     rows = []
     for h in hits:
@@ -108,7 +128,9 @@ def search(
         rows,
         keep=("lab", "key", "serial", "valid until"),
     )
-    say(f"{len(hits)} found")
+    say(f"{len(hits)} of {page.total} found" if more or start else f"{len(hits)} found")
+    if more:
+        say(more)
 
 
 @hub_app.command("recall")
@@ -156,26 +178,48 @@ def recall(
 
 @hub_app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="The JSON file to write.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The file to write (a folder for --format csv)."),
+    ],
     since_cursor: Annotated[
         str | None,
         typer.Option("--since-cursor", help="The cursor printed by the previous export."),
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="json (the sector format, version 1.1), xlsx (a sheet per record type) or "
+            "csv (a folder with a file per record type).",
+        ),
+    ] = "json",
     db: DbOption = None,
 ) -> None:
-    """Write the hub's records changed since the cursor as a sector export (JSON, version 1.1)."""
-    from certissuer.hub.export import export_hub
-    from certissuer.report.sector import Cursor
+    """Write the hub's records changed since the cursor as a sector export (JSON, XLSX or CSV),
+    with the registered labs (XLSX, CSV)."""
+    from certissuer.hub.catalogue import Catalogue
+    from certissuer.hub.export import export_hub, write_hub_export
+    from certissuer.report.sector import Cursor, SectorFormat
 
+    try:
+        kind = SectorFormat(fmt)
+    except ValueError:
+        raise InputError(
+            "--format", f"expected one of {', '.join(SectorFormat)}, got '{fmt}'"
+        ) from None
     after = Cursor.parse(since_cursor) if since_cursor else None
     hub = _hub(db)
     try:
         data = export_hub(hub, after=after, now=datetime.now(UTC))
+        labs = Catalogue(hub).labs() if kind is not SectorFormat.JSON else []
     finally:
         hub.close()
-    write_atomic(out, (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode())
+    files = write_hub_export(data, labs, kind, out)
     counts = ", ".join(f"{n} {k}" for k, n in data["counts"].items())
-    say(f"wrote {out}: {counts}")
+    if labs:
+        counts += f", {len(labs)} labs"
+    say(f"wrote {out}: {counts}" + (f" ({len(files)} files)" if len(files) > 1 else ""))
     say(f"cursor {data['cursor']}")
 
 

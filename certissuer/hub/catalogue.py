@@ -2,6 +2,10 @@
 
 >>> cat = Catalogue(Hub.open("postgresql+psycopg://hub@db/hub"))  # doctest: +SKIP
 >>> cat.search(CatalogueQuery(owner="vinh long"), today=date(2026, 12, 1))  # doctest: +SKIP
+>>> page = cat.page(CatalogueQuery(owner="vinh long", limit=100), today=date(2026, 12, 1))
+... # doctest: +SKIP
+>>> cat.page(CatalogueQuery(owner="vinh long", limit=100, after=page.next), today=...)
+... # doctest: +SKIP
 >>> cat.recall(today=date(2026, 12, 1), within_days=30, place="my tho")  # doctest: +SKIP
 
 Every certificate summary and register row (instrument, standard, inspector) a push stores is
@@ -18,6 +22,8 @@ for an instrument another lab records with one makes two instruments: recall the
 one whose certificate lapsed rather than hiding it.
 """
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,33 +31,41 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Connection, Table, Text, and_, event, or_
+from sqlalchemy import Column, Connection, Table, Text, and_, event, func, or_
 from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from certissuer._vn import search_key
+from certissuer.errors import InputError
 from certissuer.hub.tables import HUB_METADATA, HubCertificate, HubLab, HubRecord
 
 if TYPE_CHECKING:
     from certissuer.hub.store import Hub
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "RECORD_KINDS",
     "Catalogue",
     "CatalogueHit",
+    "CataloguePage",
     "CatalogueQuery",
     "HubCounter",
     "HubIndex",
     "HubLabProfile",
     "LabSummary",
+    "PageMark",
     "Recalled",
     "Status",
     "identity",
     "index_pushed",
+    "page_size",
 ]
 
 RECORD_KINDS = ("certificates", "instruments", "standards", "inspectors")
 """The record types of the catalogue, as the sector export names its arrays."""
+
+MAX_PAGE_SIZE = 500
+"""The most results one page of a search holds (`CatalogueQuery.limit`)."""
 
 LAB_KINDS = ("verification", "calibration", "testing")
 """What a lab does: kiểm định, hiệu chuẩn, thử nghiệm."""
@@ -217,6 +231,92 @@ class CatalogueQuery:
     """A certificate's kind, an instrument's type code."""
     status: Status | None = None
     limit: int = 200
+    """The page size: at most this many results (1 to `MAX_PAGE_SIZE`)."""
+    after: "PageMark | None" = None
+    """The page after this result (`CataloguePage.next`); the first page when None."""
+    before: "PageMark | None" = None
+    """The page before this result (`CataloguePage.previous`); not with `after`."""
+
+
+def page_size(text: str | None, *, default: int, where: str = "limit") -> int:
+    """The page size `text` asks for (`default` when not given), 1 to `MAX_PAGE_SIZE`;
+    raises `InputError` naming `where` otherwise."""
+    if text is None or not text.strip():
+        return default
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_PAGE_SIZE):
+        raise InputError(
+            where, f"expected a page size from 1 to {MAX_PAGE_SIZE}, got '{value[:20]}'"
+        )
+    return int(value)
+
+
+_MARK_MAX = 1000
+"""The longest page cursor text read (a longer one is not one this catalogue gave)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageMark:
+    """A result's place in the search order (newest change first, then lab, record, key):
+    where the next or previous page starts. Its `text` is the ``after``/``before`` cursor of
+    the API and the pages; opaque to users, read back by `parse`."""
+
+    seq: int
+    lab_code: str
+    record: str
+    key: str
+
+    @property
+    def text(self) -> str:
+        """The cursor as links carry it (URL-safe base64 of JSON, no padding)."""
+        raw = json.dumps([self.seq, self.lab_code, self.record, self.key], ensure_ascii=False)
+        return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "after") -> "PageMark":
+        """Read a cursor `text` that `PageMark.text` gave; raises `InputError` naming `where` (the
+        parameter) for anything else, a changed or truncated cursor included."""
+        problem = InputError(
+            where,
+            "not a page cursor of this catalogue (changed or cut short); "
+            "start again from the first page",
+        )
+        if len(text) > _MARK_MAX or not text.isascii():
+            raise problem
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            seq, lab_code, record, key = json.loads(raw.decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+            raise problem from None
+        if (
+            type(seq) is not int
+            or seq < 0
+            or not all(isinstance(v, str) for v in (lab_code, record, key))
+            or record not in RECORD_KINDS
+            or not 0 < len(lab_code) <= 50
+            or len(key) > 300
+        ):
+            raise problem
+        mark = cls(seq, lab_code, record, key)
+        if mark.text != text:  # one spelling only: no padding, no other JSON for the same mark
+            raise problem
+        return mark
+
+    @classmethod
+    def of(cls, row: "HubIndex") -> "PageMark":
+        """The mark of the result `row`."""
+        return cls(row.seq, row.lab_code, row.record, row.key)
+
+
+@dataclass(frozen=True, slots=True)
+class CataloguePage:
+    """One page of a search: its results, how many match in all, and where the pages beside
+    it start (None when there is none)."""
+
+    hits: list["CatalogueHit"]
+    total: int
+    next: PageMark | None
+    previous: PageMark | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,11 +424,99 @@ class Catalogue:
         self.hub = hub
 
     def search(self, query: CatalogueQuery, *, today: date) -> list[CatalogueHit]:
-        """The records matching `query`, newest change first, at most `query.limit`.
+        """The records matching `query`, newest change first, at most `query.limit` (one
+        page: `page` tells how many there are in all and where the next page starts).
 
         `today` decides which certificates have expired. Raises `LedgerError` when the
         database fails.
         """
+        return self.page(query, today=today).hits
+
+    def page(self, query: CatalogueQuery, *, today: date) -> CataloguePage:
+        """One page of the records matching `query`: `query.limit` of them from `query.after`
+        (or up to `query.before`), in the order newest change first, then lab code, record
+        type and key, which holds every record exactly once; with the number matching in
+        all and the marks of the pages before and after.
+
+        Walking the pages with `CataloguePage.next` reaches every record once while nothing
+        is pushed; a record changed by a push meanwhile moves to the first page. Raises
+        `InputError` for a page size outside 1 to `MAX_PAGE_SIZE` or both marks given,
+        `LedgerError` when the database fails.
+        """
+        if not 1 <= query.limit <= MAX_PAGE_SIZE:
+            raise InputError(
+                "limit", f"expected a page size from 1 to {MAX_PAGE_SIZE}, got {query.limit}"
+            )
+        if query.after is not None and query.before is not None:
+            raise InputError("before", "give either after or before, not both")
+        conds = self._conditions(query, today)
+        position: list[Any] = []
+        backwards = query.before is not None
+        if query.after is not None:
+            position.append(_beyond(query.after, later=True))
+        elif query.before is not None:
+            position.append(_beyond(query.before, later=False))
+        order: list[Any] = [
+            col(HubIndex.seq).desc(),
+            col(HubIndex.lab_code),
+            col(HubIndex.record),
+            col(HubIndex.key),
+        ]
+        if backwards:
+            order = [
+                col(HubIndex.seq),
+                col(HubIndex.lab_code).desc(),
+                col(HubIndex.record).desc(),
+                col(HubIndex.key).desc(),
+            ]
+        with self.hub.session() as s:
+            total = s.exec(select(func.count()).select_from(HubIndex).where(*conds)).one()
+            # the records themselves in the same query (one per page, not one per result)
+            found = list(
+                s.exec(
+                    select(HubIndex, HubCertificate.record_json, HubRecord.record_json)
+                    .outerjoin(
+                        HubCertificate,
+                        and_(
+                            col(HubIndex.record) == "certificates",
+                            col(HubCertificate.lab_code) == col(HubIndex.lab_code),
+                            col(HubCertificate.number) == col(HubIndex.key),
+                        ),
+                    )
+                    .outerjoin(
+                        HubRecord,
+                        and_(
+                            col(HubRecord.lab_code) == col(HubIndex.lab_code),
+                            col(HubRecord.kind) == col(HubIndex.record),
+                            col(HubRecord.key) == col(HubIndex.key),
+                        ),
+                    )
+                    .where(*conds, *position)
+                    .order_by(*order)
+                    .limit(query.limit + 1)
+                )
+            )
+        more = len(found) > query.limit
+        found = found[: query.limit]
+        if backwards:
+            found.reverse()
+        rows = [row for row, _, _ in found]
+        hits = [
+            CatalogueHit(
+                r.lab_code, r.record, r.key, _status(r, today), json.loads(cert or rec or "{}")
+            )
+            for r, cert, rec in found
+        ]
+        first = PageMark.of(rows[0]) if rows else None
+        last = PageMark.of(rows[-1]) if rows else None
+        if backwards:
+            return CataloguePage(hits, int(total), last, first if more else None)
+        return CataloguePage(
+            hits, int(total), last if more else None, first if query.after else None
+        )
+
+    def _conditions(self, query: CatalogueQuery, today: date) -> list[Any]:
+        """The conditions a record matching `query` meets (on `today`)."""
         records = [r for r in query.records if r in RECORD_KINDS]
         conds: list[Any] = [col(HubIndex.record).in_(records)]
         if query.lab:
@@ -373,19 +561,7 @@ class Catalogue:
                             ),
                         )
                     )
-        with self.hub.session() as s:
-            rows = list(
-                s.exec(
-                    select(HubIndex)
-                    .where(*conds)
-                    .order_by(col(HubIndex.seq).desc(), col(HubIndex.lab_code))
-                    .limit(query.limit)
-                )
-            )
-            return [
-                CatalogueHit(r.lab_code, r.record, r.key, _status(r, today), _data(s, r))
-                for r in rows
-            ]
+        return conds
 
     def recall(
         self, *, today: date, within_days: int = 0, place: str | None = None
@@ -506,8 +682,6 @@ class Catalogue:
     def labs(self, *, kind: str | None = None, text: str | None = None) -> list[LabSummary]:
         """The registered labs (doing `kind`; whose name or scope contains `text`, folded),
         with how many records of each type they pushed."""
-        from sqlalchemy import func
-
         with self.hub.session() as s:
             counts: dict[tuple[str, str], int] = {
                 (lab, rec): n
@@ -537,6 +711,29 @@ class Catalogue:
                     )
                 )
             return out
+
+
+def _beyond(mark: PageMark, *, later: bool) -> Any:
+    """The records after `mark` in the search order (`later`), or before it."""
+    seq, lab, record, key = (
+        col(HubIndex.seq),
+        col(HubIndex.lab_code),
+        col(HubIndex.record),
+        col(HubIndex.key),
+    )
+    if later:  # seq descending, then lab, record, key ascending
+        return or_(
+            seq < mark.seq,
+            and_(seq == mark.seq, lab > mark.lab_code),
+            and_(seq == mark.seq, lab == mark.lab_code, record > mark.record),
+            and_(seq == mark.seq, lab == mark.lab_code, record == mark.record, key > mark.key),
+        )
+    return or_(
+        seq > mark.seq,
+        and_(seq == mark.seq, lab < mark.lab_code),
+        and_(seq == mark.seq, lab == mark.lab_code, record < mark.record),
+        and_(seq == mark.seq, lab == mark.lab_code, record == mark.record, key < mark.key),
+    )
 
 
 def _order(row: HubIndex) -> tuple[date, date, int]:

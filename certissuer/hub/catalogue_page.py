@@ -1,9 +1,14 @@
 """The catalogue's HTML pages on the hub (a face: parse, call `Catalogue`, present).
 
 * ``GET /catalogue?owner=&serial=&place=&lab=&status=``: a search form and, when any field is
-  filled, the certificates and instruments found (text folded: "vinh long" finds "Vĩnh Long").
-* ``GET /catalogue/recall?within=30d&place=``: instruments whose newest certificate from any
-  lab has lapsed or lapses within the window.
+  filled, the certificates and instruments found (text folded: "vinh long" finds "Vĩnh Long"),
+  `PAGE_SIZE` a page (``limit=`` up to 500), with the number found in all and "Trang trước /
+  Previous", "Trang sau / Next" links (``before=``/``after=`` cursors, the search kept).
+* ``GET /catalogue/recall?within=30d&place=&page=``: instruments whose newest certificate from
+  any lab has lapsed or lapses within the window, `PAGE_SIZE` a page.
+
+A page parameter that is not one these pages gave (a changed cursor, ``page=abc``) is answered
+with 400 and what was expected.
 
 Vietnamese first, then English; no script (the site's CSP); everything from data escaped.
 """
@@ -14,21 +19,29 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from certissuer.errors import InputError
-from certissuer.hub.catalogue import Catalogue, CatalogueQuery, Status
+from certissuer.hub.catalogue import (
+    Catalogue,
+    CatalogueQuery,
+    PageMark,
+    Status,
+    page_size,
+)
+from certissuer.hub.catalogue_api import page_link
 from certissuer.hub.store import Hub
 from certissuer.hub.verify import HUB_VERDICT_LABELS, HubVerdict
 from certissuer.registry import parse_window
 
-__all__ = ["catalogue_page_router"]
+__all__ = ["PAGE_SIZE", "catalogue_page_router"]
 
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-_LIMIT = 200
-"""The most rows a page lists (the JSON API pages further)."""
+PAGE_SIZE = 50
+"""The rows a page lists when ``limit`` is not given."""
 
 _RECORD_LABELS = {
     "certificates": ("Giấy chứng nhận", "Certificate"),
@@ -73,6 +86,22 @@ def _field(name: str, label: str, value: str | None) -> str:
     return (
         f'<label>{escape(label)} <input type="search" name="{name}" '
         f'value="{escape(value or "")}" maxlength="200"></label><br>'
+    )
+
+
+def _pager(previous: str | None, following: str | None) -> str:
+    """The links to the pages beside this one (addresses escaped), or nothing."""
+    links = []
+    if previous:
+        links.append(f'<a rel="prev" href="{escape(previous)}">Trang trước / Previous</a>')
+    if following:
+        links.append(f'<a rel="next" href="{escape(following)}">Trang sau / Next</a>')
+    return f"<p>{' · '.join(links)}</p>" if links else ""
+
+
+def _found(total: int, shown: int) -> str:
+    return (
+        f"<p>Tìm thấy {total} kết quả / {total} results found (trang này / this page: {shown})</p>"
     )
 
 
@@ -126,11 +155,15 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
 
     @router.get("/catalogue", response_class=HTMLResponse)
     def search_page(
+        request: Request,
         owner: str | None = None,
         serial: str | None = None,
         place: str | None = None,
         lab: str | None = None,
         status: str | None = None,
+        limit: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> HTMLResponse:
         values: dict[str, str | None] = {
             "owner": (owner or "").strip()[:200] or None,
@@ -152,6 +185,15 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
                     f"'{escape(asked)}'</p>"
                 )
                 return HTMLResponse(_shell(title, form + problem), 400, headers=_HEADERS)
+        try:
+            size = page_size(limit, default=PAGE_SIZE)
+            if after is not None and before is not None:
+                raise InputError("before", "give either after or before, not both")
+            start = PageMark.parse(after, where="after") if after is not None else None
+            end = PageMark.parse(before, where="before") if before is not None else None
+        except InputError as exc:
+            problem = f"<p>Trang không hợp lệ / bad page: {escape(str(exc))}</p>"
+            return HTMLResponse(_shell(title, form + problem), 400, headers=_HEADERS)
         if not any(values.values()):
             return HTMLResponse(_shell(title, form), headers=_HEADERS)
         query = CatalogueQuery(
@@ -162,9 +204,11 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
             values["place"],
             None,
             wanted,
-            _LIMIT,
+            size,
+            after=start,
+            before=end,
         )
-        hits = catalogue.search(query, today=today())
+        page = catalogue.page(query, today=today())
         table = _table(
             (
                 "Đơn vị / Lab",
@@ -177,13 +221,22 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
                 "Hiệu lực đến / Valid until",
                 "Tình trạng / Status",
             ),
-            (_hit_row(h.lab_code, h.record, h.key, h.status, h.data) for h in hits),
+            (_hit_row(h.lab_code, h.record, h.key, h.status, h.data) for h in page.hits),
         )
-        found = f"<p>Tìm thấy / Found: {len(hits)}</p>"
-        return HTMLResponse(_shell(title, form + found + table), headers=_HEADERS)
+        pager = _pager(
+            page_link(request, "before", page.previous), page_link(request, "after", page.next)
+        )
+        body = form + _found(page.total, len(page.hits)) + pager + table + pager
+        return HTMLResponse(_shell(title, body), headers=_HEADERS)
 
     @router.get("/catalogue/recall", response_class=HTMLResponse)
-    def recall_page(within: str = "30d", place: str | None = None) -> HTMLResponse:
+    def recall_page(
+        request: Request,
+        within: str = "30d",
+        place: str | None = None,
+        page: str | None = None,
+        limit: str | None = None,
+    ) -> HTMLResponse:
         title = "Phương tiện đo đến hạn kiểm định / Instruments due for verification"
         form = (
             '<form method="get" action="/catalogue/recall">'
@@ -194,11 +247,20 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
         day = today()
         try:
             days = parse_window(within, day)
+            size = page_size(limit, default=PAGE_SIZE)
+            number = _page_number(page)
         except InputError as exc:
             return HTMLResponse(
                 _shell(title, form + f"<p>{escape(str(exc))}</p>"), 400, headers=_HEADERS
             )
         found = catalogue.recall(today=day, within_days=days, place=(place or "").strip() or None)
+        pages = max(1, -(-len(found) // size))
+        if number > pages:
+            problem = f"page: expected a page from 1 to {pages}, got {number}"
+            return HTMLResponse(
+                _shell(title, form + f"<p>{escape(problem)}</p>"), 400, headers=_HEADERS
+            )
+        shown = found[(number - 1) * size : number * size]
         table = _table(
             (
                 "Số sản xuất / Serial",
@@ -223,13 +285,33 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
                     r.valid_until.isoformat() if r.valid_until else "",
                     " / ".join(_STATE_LABELS.get(r.state, (r.state, r.state))),
                 )
-                for r in found
+                for r in shown
             ),
         )
         summary = (
             f"<p>Ngày / Day: {escape(day.isoformat())}; trong vòng / within: {days} ngày / days;"
-            f" số phương tiện / instruments: {len(found)}</p>"
+            f" số phương tiện / instruments: {len(found)}; trang / page {number}/{pages}</p>"
         )
-        return HTMLResponse(_shell(title, form + summary + table), headers=_HEADERS)
+        pager = _pager(
+            _numbered(request, number - 1) if number > 1 else None,
+            _numbered(request, number + 1) if number < pages else None,
+        )
+        return HTMLResponse(_shell(title, form + summary + pager + table + pager), headers=_HEADERS)
 
     return router
+
+
+def _page_number(text: str | None) -> int:
+    """The page number asked (1 when not given); `InputError` for anything but 1, 2, ..."""
+    if text is None or not text.strip():
+        return 1
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 10**6):
+        raise InputError("page", f"expected a page number 1, 2, ..., got '{value[:20]}'")
+    return int(value)
+
+
+def _numbered(request: Request, number: int) -> str:
+    """The same recall page as `request` at page `number`, every other parameter kept."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    return f"{request.url.path}?{urlencode([*kept, ('page', str(number))])}"

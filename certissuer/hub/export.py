@@ -10,26 +10,49 @@ hub's cursor ``v1:<log>:<register>`` counts the hub's changes, not one lab's: ``
 hub's certificate change number, ``register`` its register change number
 (`certissuer.hub.catalogue`), so an export from the cursor of the previous one carries
 exactly the records stored or changed since, each once, as it is now.
+
+`write_hub_export` writes the same export as CSV (a folder: one file per record type) or
+XLSX (one sheet per record type), as the labs' ``export sector`` does, with a ``labs`` table
+of the registered labs besides. Every cell a lab typed that a spreadsheet would run as a
+formula (``=HYPERLINK(...)``) is made inert (`certissuer._tables.inert_cell`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
 
-from certissuer.hub.catalogue import RECORD_KINDS, HubCounter, HubIndex
+from certissuer._files import write_atomic
+from certissuer._tables import inert_cell
+from certissuer.hub.catalogue import RECORD_KINDS, HubCounter, HubIndex, LabSummary
 from certissuer.hub.store import Hub
 from certissuer.hub.tables import HubCertificate, HubRecord
-from certissuer.report.sector import Cursor
+from certissuer.report.sector import COLUMNS, Cursor, SectorFormat, write_record_tables
 
-__all__ = ["FORMAT", "VERSION", "export_hub"]
+__all__ = ["COLUMNS_HUB", "FORMAT", "VERSION", "export_hub", "write_hub_export"]
 
 FORMAT = "certissuer-sector-export"
 VERSION = "1.1"
 """1.1: a register row carries `lab_code`, the lab that pushed it (instruments too)."""
+
+COLUMNS_HUB: Mapping[str, tuple[str, ...]] = {
+    "certificates": COLUMNS["certificates"],
+    "instruments": ("lab_code", *COLUMNS["instruments"]),
+    "standards": COLUMNS["standards"],
+    "inspectors": COLUMNS["inspectors"],
+    "labs": (
+        "code", "name", "kinds", "scope", "accreditation", "tree_size",
+        "certificates", "instruments", "standards", "inspectors",
+    ),
+}  # fmt: skip
+"""The CSV files and XLSX sheets of the hub's export and their columns, in order: the sector
+export's (`certissuer.report.sector.COLUMNS`), an instrument led by the lab that pushed it;
+then the registered labs (what they do, and how many records of each type the hub holds)."""
 
 
 def export_hub(
@@ -92,3 +115,32 @@ def export_hub(
         "counts": {kind: len(out[kind]) for kind in RECORD_KINDS},
         **out,
     }
+
+
+def _cell(value: Any) -> Any:
+    """A pushed value as an inert table cell (a list or object as its JSON text)."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    return inert_cell(value)
+
+
+def write_hub_export(
+    data: Mapping[str, Any], labs: Sequence[LabSummary], fmt: SectorFormat, out: Path
+) -> list[Path]:
+    """Write `data` (from `export_hub`) to `out` in `fmt`; return the files written.
+
+    JSON: the document as `export_hub` gave it. XLSX: an ``export`` sheet with the metadata
+    (format, version, cursor, counts), then one sheet per record type and ``labs`` (`labs`,
+    the registered labs: all of them, whatever the cursor). CSV: `out` is a folder that gets
+    ``export.json`` (the metadata) and one file per sheet, UTF-8 with a byte order mark.
+    Columns are `COLUMNS_HUB`, dates ISO as the records carry them.
+    """
+    if fmt is SectorFormat.JSON:
+        write_atomic(out, (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode())
+        return [out]
+    header = {key: value for key, value in data.items() if key not in RECORD_KINDS}
+    records: dict[str, Sequence[Mapping[str, Any]]] = {kind: data[kind] for kind in RECORD_KINDS}
+    records["labs"] = [
+        {**lab.to_dict(), "kinds": ",".join(lab.kinds), **lab.counts} for lab in labs
+    ]
+    return write_record_tables(header, records, COLUMNS_HUB, fmt, out, cell=_cell)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -47,6 +47,7 @@ __all__ = [
     "SectorExport",
     "SectorFormat",
     "sector_export",
+    "write_record_tables",
     "write_sector_export",
 ]
 
@@ -312,12 +313,6 @@ def _register_rows(
         yield {name: _value(data[name]) for name in COLUMNS[kind]}
 
 
-def _table(export: SectorExport, kind: str) -> Iterator[list[Any]]:
-    """The records of `kind` as table rows in `COLUMNS` order."""
-    for record in export.records[kind]:
-        yield [plain_cell(record[c]) for c in COLUMNS[kind]]
-
-
 def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> list[Path]:
     """Write `export` to `out` in `fmt`; return the files written (atomically, each).
 
@@ -325,12 +320,31 @@ def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> l
     sheet per record type. CSV: `out` is a folder that gets ``export.json`` and one CSV file
     per record type (UTF-8 with a byte order mark, a header row).
     """
-    header = export.header()
+    return write_record_tables(export.header(), export.records, COLUMNS, fmt, out)
+
+
+def write_record_tables(
+    header: Mapping[str, Any],
+    records: Mapping[str, Sequence[Mapping[str, Any]]],
+    columns: Mapping[str, Sequence[str]],
+    fmt: SectorFormat,
+    out: Path,
+    *,
+    cell: Callable[[Any], Any] = plain_cell,
+) -> list[Path]:
+    """Write an export's `header` and `records` (of each type named in `columns`, whose
+    fields are its columns, in order) to `out` in `fmt`, the way `write_sector_export` does;
+    `cell` turns each value into a table cell. Returns the files written."""
     written: list[Path] = []
     if fmt is SectorFormat.JSON:
-        document = {**header, **{t: export.records[t] for t in RECORD_TYPES}}
+        document = {**header, **{t: list(records[t]) for t in columns}}
         write_atomic(out, json.dumps(document, ensure_ascii=False, indent=1).encode())
         return [out]
+
+    def table(kind: str) -> Iterator[list[Any]]:
+        for record in records[kind]:
+            yield [cell(record.get(c)) for c in columns[kind]]
+
     if fmt is SectorFormat.XLSX:
         wb = new_workbook()
         add_sheet(
@@ -342,15 +356,15 @@ def write_sector_export(export: SectorExport, fmt: SectorFormat, out: Path) -> l
                 for key, value in header.items()
             ),
         )
-        for kind in RECORD_TYPES:
-            add_sheet(wb, kind, COLUMNS[kind], _table(export, kind))
+        for kind in columns:
+            add_sheet(wb, kind, columns[kind], table(kind))
         save_workbook(wb, out)
         return [out]
     out.mkdir(parents=True, exist_ok=True)
-    for kind in RECORD_TYPES:
+    for kind in columns:
         path = out / f"{kind}.csv"
-        write_table(path, COLUMNS[kind], _table(export, kind))
+        write_table(path, columns[kind], table(kind))
         written.append(path)
     meta_path = out / "export.json"
-    write_atomic(meta_path, json.dumps(header, ensure_ascii=False, indent=1).encode())
+    write_atomic(meta_path, json.dumps(dict(header), ensure_ascii=False, indent=1).encode())
     return [*written, meta_path]
