@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from certissuer.keys import KeyPaths
 from certissuer.model import CalibrationCertificate, canonical_json, parse_certificate
 
 from .conftest import PASSPHRASE, SAMPLES, lab_settings
+from .test_dcc import MAXIMAL
 
 DATA = Path(__file__).parent / "data"
 KEPT = DATA / "dcc-schemas"
@@ -92,7 +95,8 @@ def _certs() -> list[tuple[str, Any]]:
         for record in intake.read_certificates(path)
     ]
     testing = json.loads((DATA / "testing.json").read_text(encoding="utf-8"))
-    return [*found, ("testing.json", parse_certificate(testing))]
+    maximal = [(f"max-{c.kind.value}-{c.ref}", c) for c in MAXIMAL]  # every field set
+    return [*found, ("testing.json", parse_certificate(testing)), *maximal]
 
 
 CERTS = _certs()
@@ -142,6 +146,51 @@ def test_each_kind_exports_valid_3_3_0_and_reads_back_the_same(
     # The 3.1.2 document of the same certificate differs only in version and that form.
     old = dcc.to_xml(cert, number=NUMBER, settings=lab, schema=s312)
     assert dcc.read_certificate(old, schema=s312) == back
+
+
+_XMLSCHEMA_CHECK = """
+import sys, xmlschema
+from pathlib import Path
+kept, qudt, *paths = sys.argv[1:]
+dsig = Path(xmlschema.__file__).parent / "schemas" / "DSIG" / "xmldsig-core-schema.xsd"
+xsd = xmlschema.XMLSchema(
+    kept + "/3.3.0/dcc.xsd",
+    locations={
+        "https://ptb.de/si": kept + "/3.3.0/SI_Format-2.2.0.xsd",
+        "http://qudt.org/vocab/": qudt,
+        "http://www.w3.org/2000/09/xmldsig#": str(dsig),
+    },
+    allow="local",
+)
+for path in paths:
+    for error in xsd.iter_errors(path):
+        print(path, error.path, error.reason)
+"""
+
+
+def test_3_3_0_exports_pass_xmlschema_too(tmp_path: Path, s33: dcc.Schema) -> None:
+    # A second validator, independent of lxml/libxml2, on the same official files (in a fresh
+    # interpreter: xmlschema 4 cannot build a schema once zope.interface is loaded).
+    qudt = tmp_path / "quantitykind.xsd"
+    qudt.write_bytes(dcc.schema._QUDT_STAND_IN)
+    paths = []
+    for i, (_, cert) in enumerate(CERTS):
+        path = tmp_path / f"{i}.xml"
+        path.write_bytes(dcc.to_xml(cert, number=NUMBER, settings=lab_settings(), schema=s33))
+        paths.append(path)
+    broken = tmp_path / "broken.xml"  # the check can fail: a value that is not a number
+    broken.write_text(
+        paths[0].read_text(encoding="utf-8").replace("<si:value>", "<si:value>x", 1), "utf-8"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _XMLSCHEMA_CHECK, str(KEPT), str(qudt), *map(str, paths), broken],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {line.split()[0] for line in done.stdout.splitlines()} == {str(broken)}
 
 
 def test_a_3_3_0_document_read_with_the_3_1_2_schema_is_refused(
