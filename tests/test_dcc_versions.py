@@ -278,9 +278,10 @@ def test_cli_exports_3_3_0_and_refuses_an_unknown_version(
         signed.stdout_bytes
     )
     bad = runner.invoke(app, [*base, "dcc", "export", number, "--schema-version", "9.9.9"])
-    assert bad.exit_code == 1 and not bad.stdout
+    assert bad.exit_code == 2 and not bad.stdout  # a bad option
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "'9.9.9': certissuer writes DCC 3.1.2 and 3.3.0" in lines[0]
+    assert "--schema-version" in lines[0]
     # A folder without the 3.3.0 schema: one clear configuration error, exit 3.
     only = tmp_path / "only"
     only.mkdir()

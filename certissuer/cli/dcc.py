@@ -10,7 +10,7 @@ import typer
 from certissuer._files import write_atomic
 from certissuer.cli._app import app
 from certissuer.cli._state import State, open_ledger, warn
-from certissuer.errors import ConfigError, LedgerError, VerificationFailed
+from certissuer.errors import ConfigError, InputError, LedgerError, VerificationFailed
 
 __all__ = ["dcc_app", "dcc_export", "dcc_extract"]
 
@@ -75,7 +75,10 @@ def dcc_export(
     """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
     from certissuer import dcc
 
-    version = dcc.check_write_version(schema_version)  # before opening anything
+    try:  # a bad option (exit 2), before anything is opened
+        version = dcc.check_write_version(schema_version)
+    except dcc.DccError as exc:
+        raise InputError("--schema-version", str(exc)) from None
     state: State = ctx.obj
     settings = state.settings()
     entry = open_ledger(settings).get(number)
