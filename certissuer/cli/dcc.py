@@ -1,4 +1,4 @@
-"""``certissuer dcc``: the machine-readable certificate (PTB DCC 3.1.2 XML)."""
+"""``certissuer dcc``: the machine-readable certificate (PTB DCC 3.1.2 XML, or 3.3.0)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import typer
 from certissuer._files import write_atomic
 from certissuer.cli._app import app
 from certissuer.cli._state import State, open_ledger, warn
-from certissuer.errors import ConfigError, LedgerError, VerificationFailed
+from certissuer.errors import ConfigError, InputError, LedgerError, VerificationFailed
 
 __all__ = ["dcc_app", "dcc_export", "dcc_extract"]
 
 dcc_app = typer.Typer(
-    help="Machine-readable certificates: PTB DCC 3.1.2 XML.", no_args_is_help=True
+    help="Machine-readable certificates: PTB DCC XML (3.1.2; 3.3.0 on export).",
+    no_args_is_help=True,
 )
 app.add_typer(dcc_app, name="dcc")
 
@@ -63,10 +64,21 @@ def dcc_export(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="Certificate number, e.g. HC-2026-000001.")],
     out: _OutOpt = None,
+    schema_version: Annotated[
+        str,
+        typer.Option(
+            "--schema-version",
+            help="DCC schema version: 3.1.2 (as embedded in the PDF) or 3.3.0 ('newest').",
+        ),
+    ] = "3.1.2",
 ) -> None:
     """Write the DCC XML of an issued certificate, rebuilt from the ledger's data."""
     from certissuer import dcc
 
+    try:  # a bad option (exit 2), before anything is opened
+        version = dcc.check_write_version(schema_version)
+    except dcc.DccError as exc:
+        raise InputError("--schema-version", str(exc)) from None
     state: State = ctx.obj
     settings = state.settings()
     entry = open_ledger(settings).get(number)
@@ -75,4 +87,4 @@ def dcc_export(
             f"certificate {number} is not in the ledger",
             hint="'certissuer ledger list' shows what is",
         )
-    _write_bytes(dcc.export_entry(entry, settings), out)
+    _write_bytes(dcc.export_entry(entry, settings, version=version), out)

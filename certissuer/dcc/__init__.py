@@ -1,12 +1,14 @@
-"""Machine-readable certificates: PTB Digital Calibration Certificate (DCC) 3.1.2 XML.
+"""Machine-readable certificates: PTB Digital Calibration Certificate (DCC) 3.1.2 XML (and
+3.3.0, the newest, on request).
 
 A certificate of either kind maps to one DCC document: administrative data (software, core data
 with the certificate number and the lab's reference, the item, the lab, the responsible persons,
 the customer or owner, statements), and one measurement result with the method, the reference
 standards, the environmental conditions and the results as D-SI quantities (value, D-SI unit such
 as ``\\kilogram``, expanded uncertainty with coverage factor and coverage probability). Every
-document is validated against the official schema (``dcc-3.1.2.xsd`` with ``SI_Format-2.1.0.xsd``)
-before it leaves this module: invalid output is a bug and is never written.
+document is validated against the official schema (``dcc-3.1.2.xsd`` with ``SI_Format-2.1.0.xsd``;
+for 3.3.0 ``dcc-3.3.0.xsd`` or ``3.3.0/dcc.xsd`` with its D-SI schema) before it leaves this
+module: invalid output is a bug and is never written.
 
 The mapping goes both ways: `read_document` maps a DCC back to the model's fields (hardened: no
 DTD, no entities, no network, one schema version), so ``certissuer issue FILE.xml`` accepts the
@@ -51,11 +53,17 @@ from certissuer.dcc.read import DccDocument, parse_root, read_certificate, read_
 from certissuer.dcc.schema import (
     DCC_NAMESPACE,
     MAX_XML_BYTES,
+    NEWEST_VERSION,
+    SCHEMA_DIR_ENV,
     SCHEMA_VERSION,
     SI_NAMESPACE,
+    VALIDATED_VERSIONS,
+    WRITE_VERSIONS,
     DccError,
     Schema,
+    check_write_version,
     find_schema_dir,
+    load_schema,
 )
 from certissuer.dcc.units import dsi_unit, unit_symbol
 from certissuer.dcc.write import DccWriter, export_entry, problems, to_xml
@@ -63,9 +71,13 @@ from certissuer.dcc.write import DccWriter, export_entry, problems, to_xml
 __all__ = [
     "DCC_NAMESPACE",
     "MAX_XML_BYTES",
+    "NEWEST_VERSION",
     "READ_VERSIONS",
+    "SCHEMA_DIR_ENV",
     "SCHEMA_VERSION",
     "SI_NAMESPACE",
+    "VALIDATED_VERSIONS",
+    "WRITE_VERSIONS",
     "DccDocument",
     "DccError",
     "DccWriter",
@@ -73,12 +85,14 @@ __all__ = [
     "Imported",
     "Schema",
     "check_embedded",
+    "check_write_version",
     "dsi_unit",
     "embed",
     "export_entry",
     "extract",
     "find_schema_dir",
     "is_foreign",
+    "load_schema",
     "missing_error",
     "parse_root",
     "problems",

@@ -183,6 +183,8 @@ def _series_of(el: Any) -> _Series | None:
         value = "uncertainty"
         if unc is None:  # D-SI 2.2 (DCC 3.3): expandedMU
             unc, value = el.find(_S + "expandedMU"), "valueExpandedMU"
+            if unc is None:  # where the official D-SI 2.2.0 schema puts it
+                unc = el.find(f"{_S}measurementUncertaintyUnivariate/{_S}expandedMU")
         if unc is not None:
             s.uncertainties = [(unc.findtext(_S + value) or "").strip()]
             s.coverage_factor = [(unc.findtext(_S + "coverageFactor") or "").strip()]
@@ -198,6 +200,8 @@ def _series_of(el: Any) -> _Series | None:
         value = "uncertaintyXMLList"
         if unc is None:  # D-SI 2.2 (DCC 3.3): expandedMUXMLList
             unc, value = el.find(_S + "expandedMUXMLList"), "valueExpandedMUXMLList"
+            if unc is None:  # where the official D-SI 2.2.0 schema puts it
+                unc = el.find(f"{_S}measurementUncertaintyUnivariateXMLList/{_S}expandedMUXMLList")
         if unc is not None:
             n = len(values)
             s.uncertainties = _expand((unc.findtext(_S + value) or "").split(), n)

@@ -1,11 +1,11 @@
-"""DCC 3.1.2 XML → model: a hardened reader that names the line of every problem.
+"""DCC 3.1.2 or 3.3.0 XML → model: a hardened reader that names the line of every problem.
 
-`read_document` maps a DCC back to the model's fields (no DTD, no entities, no network, one
-schema version), so ``certissuer issue FILE.xml`` accepts the documents `certissuer.dcc.write`
-makes, and model → DCC → model gives back the same certificate, Decimal digits, units and
-uncertainties included. Where the D-SI unit maps back to another symbol than the one printed
-(``%RH`` and ``%`` are both ``\\percent``), the printed symbol travels in a ``nonSIUnit``
-metadata entry so that the round trip is exact.
+`read_document` maps a DCC back to the model's fields (no DTD, no entities, no network, the
+versions certissuer writes), so ``certissuer issue FILE.xml`` accepts the documents
+`certissuer.dcc.write` makes, and model → DCC → model gives back the same certificate,
+Decimal digits, units and uncertainties included. Where the D-SI unit maps back to another
+symbol than the one printed (``%RH`` and ``%`` are both ``\\percent``), the printed symbol
+travels in a ``nonSIUnit`` metadata entry so that the round trip is exact.
 
 >>> read_certificate(xml) == cert  # doctest: +SKIP
 True
@@ -27,6 +27,7 @@ from certissuer.dcc.schema import (
     ROOT_TAG,
     SCHEMA_VERSION,
     STAGE_REFTYPE,
+    WRITE_VERSIONS,
     Schema,
     short_names,
 )
@@ -194,19 +195,22 @@ def read_document(
     """Parse the DCC document `raw` and map it to the model's fields.
 
     `where` names the file in messages ("file, line N, field 'x'"). `schema`, when given,
-    validates the document first; a document that breaks it comes back with `DccDocument.data`
-    None and the schema's complaints as `problems`. Raises `InputError` for a document that
-    cannot be used at all: larger than `max_bytes`, not well-formed XML, with a DOCTYPE (DTDs
-    and entities are refused, never read), not a DCC, or a DCC of another schema version.
+    validates the document first (it must be the schema of the document's version); a document
+    that breaks it comes back with `DccDocument.data` None and the schema's complaints as
+    `problems`. Raises `InputError` for a document that cannot be used at all: larger than
+    `max_bytes`, not well-formed XML, with a DOCTYPE (DTDs and entities are refused, never
+    read), not a DCC, or a DCC of a schema version certissuer does not write
+    (`WRITE_VERSIONS`) or of another version than `schema`'s.
     """
     root = parse_root(raw, where=where, max_bytes=max_bytes)
     tree = root.getroottree()
     version = root.get("schemaVersion")
-    if version != SCHEMA_VERSION:
+    expected = (schema.version,) if schema is not None else WRITE_VERSIONS
+    if version not in expected:
         raise InputError(
             f"{where}, line {root.sourceline}",
-            f"a DCC of schema version {version or '(none)'}: certissuer reads version "
-            f"{SCHEMA_VERSION} only",
+            f"a DCC of schema version {version or '(none)'}: expected version "
+            f"{' or '.join(expected)}",
             hint=f"export the certificate as DCC {SCHEMA_VERSION}",
         )
     if schema is not None:
@@ -214,9 +218,7 @@ def read_document(
         if errors:
             doc = DccDocument(where, None)
             for line, message in errors:
-                doc._problem(
-                    line, None, f"not valid against the DCC {SCHEMA_VERSION} schema: {message}"
-                )
+                doc._problem(line, None, f"not valid against the DCC {version} schema: {message}")
             return doc
     return _Reader(where, root).read()
 
@@ -681,6 +683,12 @@ class _Reader:
                 )
             else:
                 unc = measured.find(f"{_S}real/{_S}expandedUnc")
+                value = "uncertainty"
+                if unc is None:  # DCC 3.3.0 (D-SI 2.2): si:expandedUnc is deprecated
+                    unc = measured.find(
+                        f"{_S}real/{_S}measurementUncertaintyUnivariate/{_S}expandedMU"
+                    )
+                    value = "valueExpandedMU"
                 apart = quantities.get("certissuer_expandedUncertainty")
                 if unc is None and apart is not None:
                     # U and k without a probability: a result stored before issue 16 with
@@ -697,13 +705,14 @@ class _Reader:
                     self.doc._problem(
                         measured.sourceline,
                         f"{here}.uncertainty",
-                        "missing (required): the expanded uncertainty (si:expandedUnc)",
+                        "missing (required): the expanded uncertainty (si:expandedUnc or "
+                        "si:expandedMU)",
                     )
                 else:
                     self._set(
                         out,
                         f"{here}.uncertainty",
-                        (unc.findtext(_S + "uncertainty") or "").strip(),
+                        (unc.findtext(_S + value) or "").strip(),
                         unc,
                     )
                     self._set(

@@ -1,12 +1,15 @@
-"""The DCC 3.1.2 format: namespaces, the certissuer refTypes, the official schema, `DccError`.
+"""The DCC format: namespaces, the certissuer refTypes, the official schemas, `DccError`.
 
-The schema files are the official PTB ones (``dcc-3.1.2.xsd`` with ``SI_Format-2.1.0.xsd``),
-found by `find_schema_dir` and compiled once by `Schema.load`; the D-SI import is served from
-the same folder, so validation never goes online.
+The schema files are the official PTB ones (``dcc-3.1.2.xsd`` with ``SI_Format-2.1.0.xsd``,
+and per version ``dcc-3.3.0.xsd`` or ``3.3.0/dcc.xsd`` with its D-SI schema), found by
+`find_schema_dir` and compiled once by `Schema.load`; every import is served from the same
+folder (or from a copy installed with certissuer's dependencies), so validation never goes
+online.
 
 >>> schema = Schema.load(find_schema_dir(settings))  # doctest: +SKIP
 >>> schema.errors(tree)  # doctest: +SKIP
 []
+>>> Schema.load(find_schema_dir(settings, version="3.3.0"), "3.3.0")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "KIND_REFTYPE",
     "MAX_XML_BYTES",
     "MIME_TYPE",
+    "NEWEST_VERSION",
     "NSMAP",
     "ROOT_TAG",
     "SCHEMA_DIR_ENV",
@@ -40,10 +44,15 @@ __all__ = [
     "SI_PREFIX",
     "SI_SCHEMA_FILE",
     "STAGE_REFTYPE",
+    "VALIDATED_VERSIONS",
+    "WRITE_VERSIONS",
     "DccError",
     "Loc",
     "Schema",
+    "check_write_version",
     "find_schema_dir",
+    "load_schema",
+    "schema_files",
     "short_names",
 ]
 
@@ -53,6 +62,11 @@ Loc = tuple[str | int, ...]
 DCC_NAMESPACE: Final = "https://ptb.de/dcc"
 SI_NAMESPACE: Final = "https://ptb.de/si"
 SCHEMA_VERSION: Final = "3.1.2"
+"""The version written by default and embedded in every certificate PDF."""
+NEWEST_VERSION: Final = "3.3.0"
+"""The newest DCC version PTB publishes that certissuer writes (``--schema-version 3.3.0``)."""
+WRITE_VERSIONS: Final = (SCHEMA_VERSION, NEWEST_VERSION)
+"""The versions certissuer writes and reads back exactly."""
 SCHEMA_FILE: Final = "dcc-3.1.2.xsd"
 SI_SCHEMA_FILE: Final = "SI_Format-2.1.0.xsd"
 _SI_SCHEMA_URL: Final = "https://ptb.de/si/v2.1.0/SI_Format.xsd"
@@ -91,19 +105,31 @@ STAGE_REFTYPE: Final = {
 
 
 def find_schema_dir(
-    settings: Settings | None = None, env: Mapping[str, str] | None = None
+    settings: Settings | None = None,
+    env: Mapping[str, str] | None = None,
+    version: str = SCHEMA_VERSION,
 ) -> Path | None:
-    """The folder holding ``dcc-3.1.2.xsd`` and ``SI_Format-2.1.0.xsd``, or None.
+    """The folder holding the official schemas of DCC `version`, or None.
 
     Looked for in this order: ``[dcc] schema_dir`` of `settings`; ``$CERTISSUER_DCC_SCHEMA_DIR``
     in `env` (default ``os.environ``); ``shared/schemas/dcc`` beside the project folder (where
-    a checkout keeps the official schemas, unmodified). A folder that is named but lacks the
-    files raises `ConfigError`.
+    a checkout keeps the official schemas, unmodified).
+
+    For 3.1.2 the folder holds ``dcc-3.1.2.xsd`` and ``SI_Format-2.1.0.xsd``, and a folder that
+    is named but lacks them raises `ConfigError`. For another version (`schema_files`) the
+    first of these folders that holds its files is returned: a folder of the 3.1.2 files alone
+    is not an error, the version is then simply not available.
     """
     env = os.environ if env is None else env
     named = settings.dcc_schema_dir if settings is not None else None
     if named is None and env.get(SCHEMA_DIR_ENV):
         named = Path(env[SCHEMA_DIR_ENV])
+    beside = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "dcc"
+    if version != SCHEMA_VERSION:
+        for folder in (named, beside):
+            if folder is not None and schema_files(folder, version) is not None:
+                return folder
+        return None
     if named is not None:
         if not (named / SCHEMA_FILE).is_file() or not (named / SI_SCHEMA_FILE).is_file():
             raise ConfigError(
@@ -111,48 +137,183 @@ def find_schema_dir(
                 hint="set [dcc] schema_dir to the folder with the official PTB schemas",
             )
         return named
-    beside = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "dcc"
     if (beside / SCHEMA_FILE).is_file() and (beside / SI_SCHEMA_FILE).is_file():
         return beside
     return None
 
 
-class _LocalSchemas(etree.Resolver):  # type: ignore[misc]  # lxml is untyped
-    """Serve the D-SI schema import from the local folder: validation never goes online."""
+# -- the official schema files of each version ----------------------------------------------
 
-    def __init__(self, folder: Path) -> None:
+_SI_2_1_URL: Final = _SI_SCHEMA_URL
+_SI_2_2_1_URL: Final = "https://ptb.de/si/v2.2.1/SI_Format.xsd"
+_QUDT_URL: Final = "https://www.ptb.de/si/v2.2.0/qudt/quantitykind.xsd"
+_DSIG_URL: Final = "https://www.ptb.de/dcc/d-sig/xmldsig-core-schema.xsd"
+_DSIG_FILE: Final = "xmldsig-core-schema.xsd"
+
+_IMPORTS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    # version → the URL each import names → the local files served for it, in order.
+    "3.1.1": {_SI_2_1_URL: (SI_SCHEMA_FILE,)},
+    "3.1.2": {_SI_2_1_URL: (SI_SCHEMA_FILE,)},
+    "3.2.1": {_SI_2_1_URL: (SI_SCHEMA_FILE,), _DSIG_URL: (_DSIG_FILE,)},
+    # NOTE: DCC 3.3.0 imports D-SI 2.2.1. Where only the official D-SI 2.2.0 is at hand it is
+    # served instead (2.2.1 is a patch release of it); the folder's README says which is kept.
+    "3.3.0": {
+        _SI_2_2_1_URL: ("SI_Format-2.2.1.xsd", "SI_Format-2.2.0.xsd"),
+        _QUDT_URL: ("quantitykind.xsd",),
+        _DSIG_URL: (_DSIG_FILE,),
+    },
+}
+"""The DCC versions whose official schema can be compiled from local files."""
+
+VALIDATED_VERSIONS: Final = tuple(_IMPORTS)
+"""The DCC versions validated when their official schema files are found; a document of
+another version (3.0.0, 3.2.0) is read without validation, and says so."""
+
+_QUDT_STAND_IN: Final = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- certissuer's stand-in for PTB's qudt/quantitykind.xsd (imported by D-SI 2.2): any
+     string is accepted as a QUDT quantity kind. Served only when that file is not kept. -->
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="http://qudt.org/vocab/">
+  <xs:simpleType name="quantitykind"><xs:restriction base="xs:string"/></xs:simpleType>
+</xs:schema>
+"""
+"""D-SI 2.2's ``si:quantityTypeQUDT`` names a QUDT quantity kind; certissuer never writes one,
+and a document that does is checked against this permissive type instead of PTB's list."""
+
+
+def _bundled_dsig() -> Path | None:
+    """W3C's XML-signature schema as the xmlschema package installs it (its DTD commented out,
+    so it parses without entities), or None."""
+    try:
+        import xmlschema
+    except ImportError:  # pragma: no cover - a dependency of certissuer
+        return None
+    path = Path(xmlschema.__file__).parent / "schemas" / "DSIG" / _DSIG_FILE
+    return path if path.is_file() else None
+
+
+def _local(folder: Path, version: str, name: str) -> Path | None:
+    for path in (folder / version / name, folder / name):
+        if path.is_file():
+            return path
+    return None
+
+
+def schema_files(folder: Path, version: str) -> tuple[Path, dict[str, Path | bytes]] | None:
+    """The DCC schema of `version` in `folder` and what each of its imports is served from,
+    or None when `folder` lacks a file it needs (or certissuer knows no such version).
+
+    The DCC schema is ``dcc-VERSION.xsd`` or ``VERSION/dcc.xsd``; each import is looked for in
+    ``VERSION/`` and then in `folder` itself. The XML-signature schema may come from the
+    xmlschema package instead, and QUDT's quantity kinds from `_QUDT_STAND_IN`.
+    """
+    imports = _IMPORTS.get(version)
+    if imports is None:
+        return None
+    main = folder / f"dcc-{version}.xsd"
+    if not main.is_file():
+        main = folder / version / "dcc.xsd"
+        if not main.is_file():
+            return None
+    served: dict[str, Path | bytes] = {}
+    for url, names in imports.items():
+        found = next((p for p in (_local(folder, version, n) for n in names) if p), None)
+        if found is None and url == _DSIG_URL:
+            found = _bundled_dsig()
+        if found is None and url == _QUDT_URL:
+            served[url] = _QUDT_STAND_IN
+            continue
+        if found is None:
+            return None
+        served[url] = found
+    return main, served
+
+
+def check_write_version(version: str) -> str:
+    """`version` when certissuer writes it (``newest`` names `NEWEST_VERSION`); `DccError`
+    in one line otherwise."""
+    if version == "newest":
+        return NEWEST_VERSION
+    if version not in WRITE_VERSIONS:
+        raise DccError(
+            f"DCC schema version {version!r}: certissuer writes DCC {' and '.join(WRITE_VERSIONS)}"
+        )
+    return version
+
+
+def load_schema(
+    version: str, settings: Settings | None = None, env: Mapping[str, str] | None = None
+) -> Schema:
+    """The compiled official schema of DCC `version`, to write it; `ConfigError` when its files
+    are not found (`find_schema_dir`)."""
+    folder = find_schema_dir(settings, env, version)
+    if folder is None:
+        expected = (
+            f"{SCHEMA_FILE} and {SI_SCHEMA_FILE}"
+            if version == SCHEMA_VERSION
+            else f"dcc-{version}.xsd or {version}/dcc.xsd with "
+            + " and ".join(
+                names[-1]
+                for url, names in _IMPORTS[version].items()
+                if url != _DSIG_URL and url != _QUDT_URL
+            )
+        )
+        raise ConfigError(
+            f"the official DCC {version} schema was not found (expected {expected})",
+            hint=f"set [dcc] schema_dir or ${SCHEMA_DIR_ENV} to the folder with the official "
+            "PTB schemas",
+        )
+    return Schema.load(folder, version)
+
+
+class _LocalSchemas(etree.Resolver):  # type: ignore[misc]  # lxml is untyped
+    """Serve the schema's imports from local files: validation never goes online."""
+
+    def __init__(self, served: Mapping[str, Path | bytes]) -> None:
         super().__init__()
-        self.folder = folder
+        self.served = served
 
     def resolve(self, url: str, pubid: str | None, context: Any) -> Any:
-        if url == _SI_SCHEMA_URL:
-            return self.resolve_filename(str(self.folder / SI_SCHEMA_FILE), context)
+        local = self.served.get(url)
+        if isinstance(local, bytes):
+            return self.resolve_string(local, context)
+        if local is not None:
+            return self.resolve_filename(str(local), context)
         return None
 
 
 class Schema:
-    """The DCC 3.1.2 schema, compiled once (about 5 ms) and reused for every document."""
+    """The official schema of one DCC version (3.1.2 unless named), compiled once (about 5 ms
+    for 3.1.2) and reused for every document."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, version: str = SCHEMA_VERSION) -> None:
+        files = schema_files(folder, version)
+        if files is None:
+            raise ConfigError(f"{folder}: the DCC {version} schema files are not all there")
+        main, served = files
         parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-        parser.resolvers.add(_LocalSchemas(folder))
+        parser.resolvers.add(_LocalSchemas(served))
         try:
-            self._xsd = etree.XMLSchema(etree.parse(str(folder / SCHEMA_FILE), parser))
+            self._xsd = etree.XMLSchema(etree.parse(str(main), parser))
         except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
-            raise ConfigError(f"{folder}: cannot load the DCC schema: {exc}") from exc
+            raise ConfigError(f"{folder}: cannot load the DCC {version} schema: {exc}") from exc
         self.folder = folder
+        self.version = version
+        self.file_name = main.name if main.parent == folder else f"{version}/{main.name}"
         # NOTE: one compiled schema is shared by every thread (web workers); lxml keeps the
         # error log on the schema object, so validation is serialised.
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Schema({str(self.folder)!r})"
+        if self.version == SCHEMA_VERSION:
+            return f"Schema({str(self.folder)!r})"
+        return f"Schema({str(self.folder)!r}, {self.version!r})"
 
     @staticmethod
-    def load(folder: Path) -> Schema:
-        """The compiled schema of `folder` (compiled on first use, then cached by the folder's
-        real path, so a link to it or a relative spelling does not compile it again)."""
-        return _compiled_schema(folder.resolve())
+    def load(folder: Path, version: str = SCHEMA_VERSION) -> Schema:
+        """The compiled schema of `version` in `folder` (compiled on first use, then cached by
+        the folder's real path, so a link to it or a relative spelling does not compile it
+        again)."""
+        return _compiled_schema(folder.resolve(), version)
 
     def errors(self, tree: Any) -> list[tuple[int, str]]:
         """``(line, message)`` for each way `tree` (an lxml element or tree) breaks the schema."""
@@ -163,8 +324,8 @@ class Schema:
 
 
 @functools.cache
-def _compiled_schema(folder: Path) -> Schema:
-    return Schema(folder)
+def _compiled_schema(folder: Path, version: str) -> Schema:
+    return Schema(folder, version)
 
 
 def short_names(message: str) -> str:

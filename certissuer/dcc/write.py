@@ -1,4 +1,5 @@
-"""Model → DCC 3.1.2 XML, validated against the official schema before it leaves.
+"""Model → DCC XML (3.1.2, or 3.3.0 when asked), validated against the official schema of that
+version before it leaves.
 
 A certificate of either kind maps to one DCC document: administrative data (software, core data
 with the certificate number and the lab's reference, the item, the lab, the responsible persons,
@@ -29,14 +30,15 @@ from certissuer.dcc.schema import (
     KIND_REFTYPE,
     NSMAP,
     ROOT_TAG,
-    SCHEMA_FILE,
     SCHEMA_HINT,
     SCHEMA_VERSION,
     STAGE_REFTYPE,
     DccError,
     Loc,
     Schema,
+    check_write_version,
     find_schema_dir,
+    load_schema,
 )
 from certissuer.dcc.schema import SI_PREFIX as _S
 from certissuer.dcc.units import UNIT_HINT, dsi_unit, unit_symbol
@@ -196,6 +198,7 @@ def _real(
     uncertainty: Decimal | None = None,
     k: Decimal | None = None,
     p: Decimal | None = None,
+    version: str = SCHEMA_VERSION,
 ) -> Any:
     quantity = _sub(parent, "quantity", ref_type=ref_type)
     real = etree.SubElement(quantity, _S + "real")
@@ -204,8 +207,13 @@ def _real(
     if uncertainty is not None and k is not None and p is not None:
         # p is the result's own (Measurement.probability): stated, or 0.95 for k = 2, the
         # "approximately 95 %" the certificate prints.
-        unc = etree.SubElement(real, _S + "expandedUnc")
-        etree.SubElement(unc, _S + "uncertainty").text = _decimal(uncertainty)
+        if version == SCHEMA_VERSION:
+            unc = etree.SubElement(real, _S + "expandedUnc")
+            etree.SubElement(unc, _S + "uncertainty").text = _decimal(uncertainty)
+        else:  # D-SI 2.2 (DCC 3.3.0) deprecates si:expandedUnc for this form
+            univariate = etree.SubElement(real, _S + "measurementUncertaintyUnivariate")
+            unc = etree.SubElement(univariate, _S + "expandedMU")
+            etree.SubElement(unc, _S + "valueExpandedMU").text = _decimal(uncertainty)
         etree.SubElement(unc, _S + "coverageFactor").text = _decimal(k)
         etree.SubElement(unc, _S + "coverageProbability").text = _decimal(p)
         etree.SubElement(unc, _S + "distribution").text = "normal"
@@ -244,11 +252,18 @@ def _statement(parent: Any, ref_type: str) -> Any:
     return _sub(parent, "statement", ref_type=ref_type)
 
 
-def _contact(parent: Any, tag: str, party: Party) -> None:
-    """A dcc:contactType: the schema requires an e-mail element and a location."""
+def _e_mail(contact: Any, version: str) -> None:
+    # DCC 3.1.2 requires an e-mail element (certissuer knows no address: it is empty); 3.3.0
+    # makes it optional and refuses it empty.
+    if version == SCHEMA_VERSION:
+        _sub(contact, "eMail", "")
+
+
+def _contact(parent: Any, tag: str, party: Party, version: str) -> None:
+    """A dcc:contactType: the schema requires a location (and in 3.1.2 an e-mail element)."""
     contact = _sub(parent, tag)
     _text(contact, "name", party.name)
-    _sub(contact, "eMail", "")
+    _e_mail(contact, version)
     further = _sub(_sub(contact, "location"), "further")
     if party.address:
         _sub(further, "content", party.address)
@@ -272,7 +287,7 @@ def _item(adm: Any, instrument: Instrument, stamp: str) -> None:
         _identification(idents, "calibrationLaboratory", stamp, "certissuer_stampNumber", "stamp")
 
 
-def _lab(adm: Any, settings: Settings, accredited: bool) -> None:
+def _lab(adm: Any, settings: Settings, accredited: bool, version: str) -> None:
     lab = _sub(adm, "calibrationLaboratory")
     # The accreditation number only where the PDF carries the accreditation mark (issue 16):
     # a calibration within the accredited scope; otherwise the lab's own code.
@@ -282,7 +297,7 @@ def _lab(adm: Any, settings: Settings, accredited: bool) -> None:
     name = _sub(contact, "name")
     _sub(name, "content", settings.lab_name_vi).set("lang", "vi")
     _sub(name, "content", settings.lab_name_en).set("lang", "en")
-    _sub(contact, "eMail", "")
+    _e_mail(contact, version)
     location = _sub(contact, "location")
     if settings.lab_place:
         _sub(location, "city", settings.lab_place)
@@ -308,10 +323,15 @@ def _persons(adm: Any, persons: Iterable[tuple[str, Signatory | None, bool]]) ->
             _sub(entry, "mainSigner", "true")
 
 
-def _build(cert: AnyCertificate, number: str, settings: Settings, accredited: bool) -> Any:
+def _build(
+    cert: AnyCertificate, number: str, settings: Settings, accredited: bool, version: str
+) -> Any:
+    # The document is the same in 3.1.2 and 3.3.0 but for the version, the form of the
+    # expanded uncertainty (D-SI 2.2's si:expandedMU in 3.3.0) and the empty e-mail elements
+    # 3.1.2 requires and 3.3.0 refuses; 3.3.0 otherwise only adds optional elements.
     cal = isinstance(cert, CalibrationCertificate)
     root = etree.Element(ROOT_TAG, nsmap=NSMAP)
-    root.set("schemaVersion", SCHEMA_VERSION)
+    root.set("schemaVersion", version)
     adm = _sub(root, "administrativeData")
     software = _sub(_sub(adm, "dccSoftware"), "software")
     _text(software, "name", "certissuer")
@@ -341,7 +361,7 @@ def _build(cert: AnyCertificate, number: str, settings: Settings, accredited: bo
     else:
         _item(adm, cert.instrument, cert.stamp_number)
     # A verification certificate carries the designation decision, never the VILAS number.
-    _lab(adm, settings, accredited and isinstance(cert, CalibrationCertificate))
+    _lab(adm, settings, accredited and isinstance(cert, CalibrationCertificate), version)
     if isinstance(cert, CalibrationCertificate):
         _persons(
             adm,
@@ -351,10 +371,10 @@ def _build(cert: AnyCertificate, number: str, settings: Settings, accredited: bo
                 ("signatory", cert.signatory, True),
             ],
         )
-        _contact(adm, "customer", cert.customer)
+        _contact(adm, "customer", cert.customer, version)
     else:
         _persons(adm, [("verifier", cert.verifier, False), ("head", cert.head, True)])
-        _contact(adm, "customer", cert.owner)
+        _contact(adm, "customer", cert.owner, version)
     _statements(_sub(adm, "statements"), cert)
 
     result = _sub(_sub(root, "measurementResults"), "measurementResult")
@@ -368,7 +388,7 @@ def _build(cert: AnyCertificate, number: str, settings: Settings, accredited: bo
     if isinstance(cert, CalibrationCertificate):
         _standards(result, cert)
         _conditions(result, cert.conditions)
-        _cal_results(_sub(result, "results"), cert)
+        _cal_results(_sub(result, "results"), cert, version)
     else:
         _ver_results(_sub(result, "results"), cert)
     return root
@@ -508,7 +528,7 @@ def _result_list(
     return _sub(_sub(result, "data"), "list")
 
 
-def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
+def _cal_results(results: Any, cert: CalibrationCertificate, version: str) -> None:
     for m in cert.results:
         ref_types = " ".join(filter(None, ["certissuer_result", STAGE_REFTYPE.get(m.stage)]))
         data_list = _result_list(results, ref_types, text=m.quantity)
@@ -523,6 +543,7 @@ def _cal_results(results: Any, cert: CalibrationCertificate) -> None:
             uncertainty=m.uncertainty,
             k=m.coverage_factor,
             p=m.probability,
+            version=version,
         )
         if m.error is not None:
             _real(data_list, "basic_measurementError", m.error, dsi)
@@ -642,7 +663,8 @@ def to_xml(
     schema: Schema,
     accredited: bool = True,
 ) -> bytes:
-    """The DCC 3.1.2 document of `cert`, as UTF-8 XML bytes, validated against `schema`.
+    """The DCC document of `cert`, as UTF-8 XML bytes, in the version of `schema` (3.1.2 or
+    3.3.0, `WRITE_VERSIONS`) and validated against it.
 
     `number` is the certificate number (the DCC's unique identifier); `settings` gives the lab
     (name, address, place, accreditation). `accredited` False (work outside the accredited
@@ -652,8 +674,9 @@ def to_xml(
     same certificate again with the same lab profile gives the same bytes. Raises `DccError`
     when the document breaks the schema (a bug: it is never returned) or holds what XML cannot.
     """
+    check_write_version(schema.version)
     try:
-        root = _build(cert, number, settings, accredited)
+        root = _build(cert, number, settings, accredited, schema.version)
     except ValueError as exc:  # lxml refuses control characters; problems() catches them first
         raise DccError(f"{number}: the certificate data cannot go into XML: {exc}") from exc
     errors = schema.errors(root)
@@ -661,7 +684,7 @@ def to_xml(
         _logger.error("DCC of %s is invalid: %s", number, errors)
         first = "; ".join(f"line {line}: {message}" for line, message in errors[:3])
         raise DccError(
-            f"{number}: the DCC document is not valid against {SCHEMA_FILE} ({first})",
+            f"{number}: the DCC document is not valid against {schema.file_name} ({first})",
             hint="this is a bug in certissuer: please report it with the input record",
         )
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -716,24 +739,35 @@ class DccWriter:
 
 
 def export_entry(
-    entry: CertificateEntry, settings: Settings, *, accredited: bool | None = None
+    entry: CertificateEntry,
+    settings: Settings,
+    *,
+    accredited: bool | None = None,
+    version: str = SCHEMA_VERSION,
 ) -> bytes:
-    """The DCC of an issued certificate, rebuilt from the data its ledger `entry` holds.
+    """The DCC of an issued certificate, rebuilt from the data its ledger `entry` holds, in
+    schema `version` (3.1.2, the version embedded in the PDF, or 3.3.0; ``newest`` names
+    3.3.0; another raises `DccError` in one line).
 
     The same lab profile as at issue gives the same bytes as the DCC inside the signed PDF
     (which `extract` returns as signed). `accredited` says whether the PDF carries the
     accreditation mark; None decides as issuing does without a register: a calibration whose
     every result lies in a ``[lab] accredited_scope`` line (`in_profile_scope`). Raises
-    `ConfigError` without the schemas and `DccError` for a pending entry.
+    `ConfigError` without the schemas of `version` and `DccError` for a pending entry.
     """
+    version = check_write_version(version)
     if entry.is_pending:
         raise DccError(f"{entry.number} is reserved but not issued yet: it has no DCC")
-    folder = find_schema_dir(settings)
-    if folder is None:
-        raise ConfigError(
-            "the DCC schemas were not found",
-            hint=SCHEMA_HINT,
-        )
+    if version == SCHEMA_VERSION:
+        folder = find_schema_dir(settings)
+        if folder is None:
+            raise ConfigError(
+                "the DCC schemas were not found",
+                hint=SCHEMA_HINT,
+            )
+        schema = Schema.load(folder)
+    else:
+        schema = load_schema(version, settings)
     cert = parse_certificate(entry.data(), stored=True)
     if accredited is None:
         accredited = in_profile_scope(cert, settings)
@@ -741,7 +775,7 @@ def export_entry(
         cert,
         number=entry.number,
         settings=settings,
-        schema=Schema.load(folder),
+        schema=schema,
         accredited=accredited,
     )
 

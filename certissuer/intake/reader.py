@@ -131,9 +131,12 @@ def xml_records(
 ) -> Iterator[Record | Rejected]:
     """The certificates of a DCC document; problems name the line and the field.
 
-    certissuer's own DCC 3.1.2 is read back exactly (`dcc.read_document`); a DCC 3.0 to 3.3
-    written elsewhere is read as the schema allows (`dcc.read_foreign`), one certificate per
-    item, with `fill` giving what it does not carry and one error listing what is missing.
+    certissuer's own DCC 3.1.2 or 3.3.0 is read back exactly (`dcc.read_document`); a DCC 3.0
+    to 3.3 written elsewhere is read as the schema allows (`dcc.read_foreign`), one certificate
+    per item, with `fill` giving what it does not carry and one error listing what is missing.
+    Either is first validated against the official schema of its version when that schema is
+    found (`dcc.find_schema_dir`), and a document that breaks it is refused naming each line;
+    when it is not found, a note says the document was not validated.
     """
     where = str(path)
     try:
@@ -145,11 +148,10 @@ def xml_records(
         raise too_large(where, len(raw), max_bytes)
     root = dcc.parse_root(raw, where=where, max_bytes=max_bytes)
     version = root.get("schemaVersion")
-    if version != dcc.SCHEMA_VERSION or dcc.is_foreign(root):
+    if version not in dcc.WRITE_VERSIONS or dcc.is_foreign(root):
         yield from _foreign_records(root, where, version, fill)
         return
-    folder = dcc.find_schema_dir()
-    schema = dcc.Schema.load(folder) if folder is not None else None
+    schema = _schema_of(version, where, fill)
     doc = dcc.read_document(raw, where=where, schema=schema, max_bytes=max_bytes)
     if doc.data is None:  # not valid against the schema: nothing more to say
         yield Rejected(where, 1, None, tuple(doc.problems))
@@ -162,6 +164,24 @@ def xml_records(
     yield item
 
 
+def _schema_of(version: str, where: str, fill: dcc.Fill | None) -> dcc.Schema | None:
+    """The official schema of DCC `version` when it is found; else None, and a note (through
+    `fill`'s report, or the log) that the document is read without validation."""
+    folder = dcc.find_schema_dir(version=version)
+    if folder is not None:
+        return dcc.Schema.load(folder, version)
+    note = (
+        f"{where}: not validated: the official DCC {version} schema is not available "
+        f"(certissuer validates DCC {', '.join(dcc.VALIDATED_VERSIONS)} with the schemas in "
+        f"${dcc.SCHEMA_DIR_ENV} or shared/schemas/dcc)"
+    )
+    if fill is not None and fill.report is not None:
+        fill.report(note)
+    else:
+        _logger.warning("%s", note)
+    return None
+
+
 def _foreign_records(
     root: object, where: str, version: str | None, fill: dcc.Fill | None
 ) -> Iterator[Record | Rejected]:
@@ -172,7 +192,25 @@ def _foreign_records(
             f"{', '.join(dcc.READ_VERSIONS)}",
             hint="ask the issuer for the DCC in schema version 3.1.2 or newer",
         )
+    assert version is not None  # version_supported() refuses a document without one
     fill = fill or dcc.Fill()
+    schema = _schema_of(version, where, fill)
+    if schema is not None:
+        errors = schema.errors(root)
+        if errors:
+            yield Rejected(
+                where,
+                1,
+                None,
+                tuple(
+                    InputError(
+                        f"{where}, line {line}",
+                        f"not valid against the DCC {version} schema: {message}",
+                    )
+                    for line, message in errors
+                ),
+            )
+            return
     for imported in dcc.read_foreign(root, where=where, fill=fill):
         ref = imported.data.get("ref")
         if fill.report is not None:
