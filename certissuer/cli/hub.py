@@ -94,6 +94,16 @@ def labs(db: DbOption = None) -> None:
         hub.close()
 
 
+@hub_app.command("upgrade")
+def upgrade(db: DbOption = None) -> None:
+    """Create or upgrade the hub's database schema (every hub command also does it on opening)."""
+    hub = _open_hub(db)
+    try:
+        say(f"the hub database is at schema revision {hub.upgrade()}")
+    finally:
+        hub.close()
+
+
 @hub_app.command("serve")
 def serve(
     db: DbOption = None,

@@ -31,7 +31,7 @@ from certissuer import merkle
 from certissuer.errors import ConfigError, InputError, LedgerError
 from certissuer.hub.catalogue import index_pushed
 from certissuer.hub.push import PushRefused, open_push
-from certissuer.hub.tables import HUB_METADATA, HubCertificate, HubCheckpoint, HubLab, HubRecord
+from certissuer.hub.tables import HubCertificate, HubCheckpoint, HubLab, HubRecord
 from certissuer.ledger import Checkpoint
 from certissuer.report.sector import RECORD_TYPES, Cursor
 from certissuer.token import TokenPublicKey
@@ -99,7 +99,7 @@ class Hub:
 
     @classmethod
     def open(cls, url: str) -> Hub:
-        """Open the hub database at `url`, creating its tables (`HUB_METADATA`) when missing.
+        """Open the hub database at `url`, creating or upgrading its schema (`upgrade`).
 
         Raises `ConfigError` for an unusable URL and `LedgerError` when the database fails.
         """
@@ -117,11 +117,24 @@ class Hub:
             def _on_begin(conn: Any) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        hub = cls(engine)
+        hub.upgrade()
+        return hub
+
+    def upgrade(self) -> str:
+        """Bring the hub's schema to the newest revision (Alembic, version table
+        ``hub_alembic_version``); return the revision reached.
+
+        A new database gets every table; one made before the hub's migrations (no version
+        table) is adopted, keeping every row (`certissuer.hub.migrations`). Raises
+        `LedgerError` when the database fails.
+        """
+        from certissuer.hub.migrations import upgrade
+
         try:
-            HUB_METADATA.create_all(engine)
+            return upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the hub database: {exc.__class__.__name__}") from exc
-        return cls(engine)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -3,7 +3,8 @@
 The hub keeps, per registered lab, its public keys, the newest log head it witnessed (tree size
 and root of a checkpoint the lab signed), the sector-export cursor of its last push, every
 checkpoint it accepted, and the pushed records (certificates by number, register rows by key).
-Tables are made with ``HUB_METADATA.create_all`` (no Alembic migrations in this first part).
+The schema is made and upgraded by the Alembic revisions of `certissuer.hub.migrations`
+(version table ``hub_alembic_version``); the models and the revisions are checked to agree.
 """
 
 from datetime import date, datetime
