@@ -35,6 +35,7 @@ from certissuer.hub.tables import HubRecord
 from certissuer.keys import KeyPaths
 from certissuer.model import PaperCopy
 from certissuer.sign import Sealer
+from certissuer.token import TokenKey
 
 from . import test_hub
 from .conftest import PASSPHRASE
@@ -309,7 +310,9 @@ def test_paper_totals_come_from_the_lab_profile_unless_a_file_gives_them(
 ) -> None:
     _digitise(world, tmp_path, 3)
     world.push(world.a)
-    world.hub.register_lab("DT03", "Phòng thử nghiệm Hồng Ngự", token_keys=[world.b.key.public])
+    world.hub.register_lab(
+        "DT03", "Phòng thử nghiệm Hồng Ngự", token_keys=[TokenKey.generate().public]
+    )
     runner = CliRunner()
     db = ["--db", any_ledger_url]
     for args, said in (

@@ -14,7 +14,9 @@ from alembic.runtime.migration import MigrationContext
 import certissuer.hub.inspections  # noqa: F401  (its tables are part of the hub's schema)
 from certissuer.hub import Hub
 from certissuer.hub.migrations import VERSION_TABLE, head_revision
+from certissuer.hub.store import certificate_kid
 from certissuer.hub.tables import HUB_METADATA
+from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
 from certissuer.ledger.migrations import head_revision as ledger_head
 from certissuer.token import TokenKey
@@ -99,8 +101,11 @@ def test_a_hub_and_a_ledger_share_one_database(any_ledger_url: str, tmp_path: Pa
     again.close()
 
 
-def test_a_hub_made_before_migrations_is_adopted_with_every_row(any_ledger_url: str) -> None:
-    key = TokenKey.generate()
+def test_a_hub_made_before_migrations_is_adopted_with_every_row(
+    any_ledger_url: str, pki: KeyPaths
+) -> None:
+    key, other, checkpoint = TokenKey.generate(), TokenKey.generate("ed25519"), TokenKey.generate()
+    cert = pki.signer_cert.read_bytes()
     engine = sa.create_engine(any_ledger_url)
     old = _first_schema()
     old.create_all(engine)
@@ -110,7 +115,9 @@ def test_a_hub_made_before_migrations_is_adopted_with_every_row(any_ledger_url: 
             {
                 "code": "DT01",
                 "name": "Trung tâm Kỹ thuật Đồng Tháp",
-                "token_keys_pem": key.public.pem().decode(),
+                "token_keys_pem": (key.public.pem() + other.public.pem()).decode(),
+                "checkpoint_keys_pem": checkpoint.public.pem().decode(),
+                "signing_cert_pem": cert.decode(),
                 "registered_at": NOW,
                 "tree_size": 2,
                 "root_hash": "ab" * 32,
@@ -142,7 +149,17 @@ def test_a_hub_made_before_migrations_is_adopted_with_every_row(any_ledger_url: 
     assert _version(hub.engine) == head_revision()
     lab = hub.lab("DT01")
     assert lab is not None and (lab.tree_size, lab.cursor) == (2, "v1:2:3")
-    assert [k.kid for k in hub.token_keys(lab)] == [key.public.kid]
+    assert [k.kid for k in hub.token_keys(lab)] == [key.public.kid, other.public.kid]
+    assert [k.kid for k in hub.checkpoint_keys(lab)] == [checkpoint.public.kid]
+    moved = [(k.kind, k.kid, k.retired_at) for k in hub.lab_keys("DT01")]
+    assert moved == [
+        ("token", key.public.kid.hex(), None),
+        ("token", other.public.kid.hex(), None),
+        ("checkpoint", checkpoint.public.kid.hex(), None),
+        ("signing", certificate_kid(cert), None),
+    ]
+    for k in hub.lab_keys("DT01"):  # added when the lab was registered (SQLite: naive UTC)
+        assert (k.added_at if k.added_at.tzinfo else k.added_at.replace(tzinfo=UTC)) == NOW
     assert [c.number for c in hub.certificates("DT01")] == ["HC-2026-000001"]
     with hub.engine.connect() as conn:
         counters = dict(conn.execute(sa.text("SELECT name, value FROM hub_counter")).all())
