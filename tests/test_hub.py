@@ -437,8 +437,9 @@ def test_cli_register_serve_push_and_verify_over_http(
     assert result.exit_code == 0, result.output
     assert "lab DT01 registered" in result.output
     hub = Hub.open(db)
-    lab_row = hub.lab("DT01")
-    assert lab_row is not None and "PRIVATE" not in lab_row.token_keys_pem  # the public half
+    keys = hub.lab_keys("DT01")
+    assert [k.kind for k in keys] == ["token", "signing"]
+    assert all("PRIVATE" not in k.pem for k in keys)  # the public half
     hub.close()
     missing = runner.invoke(cli_app, ["hub", "labs"], env={"CERTISSUER_HUB_DB": ""})
     assert missing.exit_code == 3 and "no hub database given" in missing.output

@@ -35,6 +35,7 @@ from certissuer.hub.tables import HubRecord
 from certissuer.keys import KeyPaths
 from certissuer.model import PaperCopy
 from certissuer.sign import Sealer
+from certissuer.token import TokenKey
 
 from . import test_hub
 from .conftest import PASSPHRASE
@@ -302,3 +303,59 @@ def test_cli_writes_the_annual_report(
     bad = CliRunner().invoke(cli_app, [*args, "--xlsx", str(xlsx), "--paper", str(wrong)])
     assert bad.exit_code == 2
     assert "wrong.csv, row 2, field 'paper_total': expected a whole number" in bad.output
+
+
+def test_paper_totals_come_from_the_lab_profile_unless_a_file_gives_them(
+    world: World, any_ledger_url: str, tmp_path: Path
+) -> None:
+    _digitise(world, tmp_path, 3)
+    world.push(world.a)
+    world.hub.register_lab(
+        "DT03", "Phòng thử nghiệm Hồng Ngự", token_keys=[TokenKey.generate().public]
+    )
+    runner = CliRunner()
+    db = ["--db", any_ledger_url]
+    for args, said in (
+        (["--code", "DT01", "--paper-total", "12", "--paper-as-of", "2026-06-30"],
+         "paper archive 12 as of 2026-06-30"),
+        (["--code", "DT02", "--paper-total", "5"], "paper archive 5"),
+    ):  # fmt: skip
+        done = runner.invoke(cli_app, ["hub", "lab-profile", *args, *db])
+        assert done.exit_code == 0, done.output
+        assert said in done.output.replace("\n", " ")
+    undated = runner.invoke(cli_app, ["hub", "lab-profile", "--code", "DT03", "--paper-as-of",
+                                      "2026-06-30", *db])  # fmt: skip
+    assert undated.exit_code == 3 and "a paper archive date without a paper total" in (
+        undated.output.replace("\n", " ")
+    )
+    bad_day = runner.invoke(cli_app, ["hub", "lab-profile", "--code", "DT01", "--paper-as-of",
+                                      "30/06/2026", *db])  # fmt: skip
+    assert bad_day.exit_code == 2 and "expected a date YYYY-MM-DD" in bad_day.output
+
+    # independently: the electronic copies of paper certificates in lab A's own ledger
+    copies = sum(1 for e in world.a.ledger.entries() if e.kind == "copy")
+    assert copies == 3
+    report = hub_annual_report(world.hub, YEAR)
+    labs = {lab.code: lab for lab in report.labs}
+    assert (labs["DT01"].digitised, labs["DT01"].paper_total) == (copies, 12)
+    assert labs["DT01"].share == copies / 12
+    assert labs["DT01"].paper_source.en == "the lab's profile at the hub, as of 2026-06-30"
+    assert labs["DT01"].paper_source.vi == "hồ sơ tổ chức trên hub, tính đến 2026-06-30"
+    assert (labs["DT02"].paper_total, labs["DT02"].share) == (5, 0.0)
+    assert labs["DT02"].paper_source.en == "the lab's profile at the hub"
+    assert (labs["DT03"].paper_total, labs["DT03"].share) == (None, None)  # neither
+
+    # a file given for the report wins, for the labs it names only
+    report = hub_annual_report(world.hub, YEAR, paper_totals={"DT01": 6}, paper_file="p.csv")
+    labs = {lab.code: lab for lab in report.labs}
+    assert (labs["DT01"].paper_total, labs["DT01"].share) == (6, copies / 6)
+    assert labs["DT01"].paper_source.en == "file p.csv"
+    assert labs["DT02"].paper_total == 5
+    assert labs["DT02"].paper_source.en == "the lab's profile at the hub"
+    xlsx = tmp_path / "r.xlsx"
+    write_xlsx(report, xlsx)
+    rows = {r[0]: r for r in load_workbook(xlsx)["So hoa"].iter_rows(min_row=2, values_only=True)}
+    assert rows["DT01"][2:5] == (copies, 6, "50.0 %")
+    assert rows["DT02"][2:5] == (0, 5, "0.0 %")
+    assert rows["DT02"][6] == "hồ sơ tổ chức trên hub / the lab's profile at the hub"
+    assert rows["DT03"][3] == NOT_REPORTED and rows["DT03"][4] == NOT_REPORTED

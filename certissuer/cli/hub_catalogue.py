@@ -234,19 +234,50 @@ def lab_profile(
     accreditation: Annotated[
         str | None, typer.Option(help="Designation decision, VILAS number, expiry.")
     ] = None,
+    paper_total: Annotated[
+        int | None,
+        typer.Option(
+            "--paper-total",
+            min=0,
+            help="Certificates the lab holds on paper (the annual report's digitisation).",
+        ),
+    ] = None,
+    paper_as_of: Annotated[
+        str | None,
+        typer.Option("--paper-as-of", help="The day the paper archive was counted (YYYY-MM-DD)."),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Record what a registered lab does, its scope and accreditation, for the catalogue."""
+    """Record what a registered lab does, its scope, accreditation and paper archive."""
     from certissuer.hub.catalogue import Catalogue
 
+    as_of = None
+    if paper_as_of is not None:
+        try:
+            as_of = date.fromisoformat(paper_as_of)
+        except ValueError:
+            raise InputError(
+                "--paper-as-of", f"expected a date YYYY-MM-DD, got '{paper_as_of}'"
+            ) from None
     hub = _hub(db)
     try:
         profile = Catalogue(hub).set_lab_profile(
-            code, kinds=kind or (), scope=scope, accreditation=accreditation
+            code,
+            kinds=kind or (),
+            scope=scope,
+            accreditation=accreditation,
+            paper_total=paper_total,
+            paper_as_of=as_of,
         )
     finally:
         hub.close()
-    say(f"lab {profile.code}: {profile.kinds or 'no kind given'}")
+    paper = (
+        "paper archive not reported"
+        if profile.paper_total is None
+        else f"paper archive {profile.paper_total}"
+        + (f" as of {profile.paper_as_of.isoformat()}" if profile.paper_as_of else "")
+    )
+    say(f"lab {profile.code}: {profile.kinds or 'no kind given'}; {paper}")
 
 
 @hub_app.command("reindex")

@@ -8,7 +8,8 @@ data (never a 0 for what is unknown):
   year, or they were verified in the year), or, for a type the registers lack, a count from a
   demand CSV (``type,count``);
 * per lab, the digitisation of its paper archive: electronic copies of paper certificates
-  pushed, against the paper total the lab declares (a CSV ``lab_code,paper_total``), measured
+  pushed, against the paper total the lab declares (a CSV ``lab_code,paper_total`` given for
+  the report, else its profile at the hub, ``hub lab-profile --paper-total``), measured
   against the 2030 target (100 %);
 * the year's inspection rounds and violations (`certissuer.hub.inspection_report`);
 * training and enterprise support, left blank to be filled in by hand.
@@ -35,7 +36,7 @@ from certissuer._files import write_atomic
 from certissuer._tables import csv_rows, no_formulas
 from certissuer._vn import local_date
 from certissuer.errors import ConfigError, InputError
-from certissuer.hub.catalogue import identity
+from certissuer.hub.catalogue import HubLabProfile, identity
 from certissuer.hub.inspection_report import Department, InspectionReport, inspection_report
 from certissuer.hub.inspections import Inspections
 from certissuer.hub.store import Hub
@@ -202,8 +203,9 @@ def hub_annual_report(
     """The plan's indicators for `year` from the records `hub` holds.
 
     `demand` (type code or name -> count, e.g. `read_demand`) fills the demand of the types the
-    registers lack; `paper_totals` (lab code -> paper archive) gives each lab's paper total;
-    `demand_file` and `paper_file` name them as sources. `types_path` is the cycle table
+    registers lack; `paper_totals` (lab code -> paper archive) gives each lab's paper total,
+    else its profile at the hub (`HubLabProfile.paper_total`) does; `demand_file` and
+    `paper_file` name them as sources. `types_path` is the cycle table
     (default: the shipped one). Raises `ConfigError` for a demand row naming no known type or a
     paper total for an unregistered lab, and `LedgerError` when the database fails.
     """
@@ -275,22 +277,36 @@ def hub_annual_report(
         if paper_file
         else Source("tổ chức khai", "declared by the lab")
     )
-    lab_rows = [
-        LabDigitisation(
-            lab.code,
-            lab.name,
-            copies[lab.code],
-            papers.get(lab.code),
-            paper_source if lab.code in papers else NONE,
+    with hub.session() as s:
+        profiles = {p.code: p for p in s.exec(select(HubLabProfile))}
+    lab_rows = []
+    for lab in labs:
+        total, source = papers.get(lab.code), paper_source
+        profile = profiles.get(lab.code)
+        if total is None and profile is not None and profile.paper_total is not None:
+            # The file given for the report wins; else what the lab declared at the hub.
+            total, source = profile.paper_total, _profile_source(profile.paper_as_of)
+        lab_rows.append(
+            LabDigitisation(
+                lab.code, lab.name, copies[lab.code], total, NONE if total is None else source
+            )
         )
-        for lab in labs
-    ]
     _logger.debug("hub annual %s: %d types, %d labs", year, len(rows_out), len(lab_rows))
     return HubAnnualReport(
         year=year,
         types=rows_out,
         labs=lab_rows,
         inspections=inspection_report(Inspections(hub), year),
+    )
+
+
+def _profile_source(as_of: date | None) -> Source:
+    """The lab's profile at the hub (``hub lab-profile --paper-total``) as a figure's source."""
+    if as_of is None:
+        return Source("hồ sơ tổ chức trên hub", "the lab's profile at the hub")
+    return Source(
+        f"hồ sơ tổ chức trên hub, tính đến {as_of.isoformat()}",
+        f"the lab's profile at the hub, as of {as_of.isoformat()}",
     )
 
 

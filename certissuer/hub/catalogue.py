@@ -127,6 +127,11 @@ class HubLabProfile(_CatalogueModel, table=True):
     scope: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     accreditation: str = Field(default="", max_length=300)
     """E.g. the designation decision or the VILAS/ISO 17025 number and its expiry."""
+    paper_total: int | None = None
+    """The certificates the lab holds on paper, as it declares (None: not reported); the hub's
+    annual report measures its digitisation against it."""
+    paper_as_of: date | None = None
+    """The day the lab counted its paper archive."""
 
 
 class Status(StrEnum):
@@ -653,12 +658,17 @@ class Catalogue:
         kinds: Iterable[str] = (),
         scope: str | None = None,
         accreditation: str | None = None,
+        paper_total: int | None = None,
+        paper_as_of: date | None = None,
     ) -> HubLabProfile:
-        """Record what registered lab `code` does (`LAB_KINDS`), its scope and accreditation;
-        a value not given stays as it was. Raises `ConfigError` for an unregistered lab or an
-        unknown kind."""
+        """Record what registered lab `code` does (`LAB_KINDS`), its scope, accreditation and
+        paper archive (`paper_total` certificates on paper, counted on `paper_as_of`); a value
+        not given stays as it was. Raises `ConfigError` for an unregistered lab, an unknown
+        kind, a negative paper total, or a date without a paper total."""
         from certissuer.errors import ConfigError
 
+        if paper_total is not None and paper_total < 0:
+            raise ConfigError(f"lab {code}: the paper total must be >= 0, got {paper_total}")
         kinds = list(kinds)
         for kind in kinds:
             if kind not in LAB_KINDS:
@@ -675,6 +685,15 @@ class Catalogue:
                 profile.scope = scope
             if accreditation is not None:
                 profile.accreditation = accreditation
+            if paper_total is not None:
+                profile.paper_total = paper_total
+            if paper_as_of is not None:
+                if profile.paper_total is None:
+                    raise ConfigError(
+                        f"lab {code}: a paper archive date without a paper total",
+                        hint="give --paper-total N with --paper-as-of",
+                    )
+                profile.paper_as_of = paper_as_of
             s.add(profile)
             s.commit()
             return profile

@@ -87,9 +87,6 @@ class _InspectionModel(SQLModel, registry=_registry):
     """Inspection tables on the hub's own `HUB_METADATA`."""
 
 
-_TABLES = ("hub_inspection_round", "hub_inspection_check")
-
-
 class InspectionRound(_InspectionModel, table=True):
     """A round of inspections: a place, a day and a team."""
 
@@ -141,14 +138,10 @@ def _sha256(text: str) -> str:
 
 
 class Inspections:
-    """The inspection rounds held by `hub` (their tables are made when missing)."""
+    """The inspection rounds held by `hub` (tables of the hub's schema, `Hub.open`)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        with hub.session() as s:
-            conn = s.connection()
-            HUB_METADATA.create_all(conn, tables=[HUB_METADATA.tables[name] for name in _TABLES])
-            s.commit()
 
     def open_round(
         self, place: str, on: date, team: list[str], *, now: datetime | None = None

@@ -13,6 +13,7 @@ consistency proof, the log the hub already holds for the lab. Anything else is r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import Engine, create_engine, event
@@ -31,12 +33,12 @@ from certissuer import merkle
 from certissuer.errors import ConfigError, InputError, LedgerError
 from certissuer.hub.catalogue import index_pushed
 from certissuer.hub.push import PushRefused, open_push
-from certissuer.hub.tables import HUB_METADATA, HubCertificate, HubCheckpoint, HubLab, HubRecord
+from certissuer.hub.tables import HubCertificate, HubCheckpoint, HubLab, HubLabKey, HubRecord
 from certissuer.ledger import Checkpoint
 from certissuer.report.sector import RECORD_TYPES, Cursor
 from certissuer.token import TokenPublicKey
 
-__all__ = ["Hub", "HubHead", "PushResult", "keys_pem"]
+__all__ = ["Hub", "HubHead", "PushResult", "certificate_kid", "keys_pem"]
 
 _logger = logging.getLogger(__name__)
 
@@ -72,14 +74,23 @@ class PushResult:
     """Records the hub already held as pushed."""
 
 
-def _pem_keys(text: str | None) -> list[TokenPublicKey]:
-    """The public keys of the PEM blocks in `text` (as `keys_pem` wrote them)."""
-    keys: list[TokenPublicKey] = []
-    for block in (text or "").split("-----END PUBLIC KEY-----")[:-1]:
-        public = serialization.load_pem_public_key((block + "-----END PUBLIC KEY-----\n").encode())
-        assert isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
-        keys.append(TokenPublicKey.of(public))
-    return keys
+def _pem_key(pem: str) -> TokenPublicKey:
+    """The public key of `pem` (as `HubLabKey.pem` holds it)."""
+    public = serialization.load_pem_public_key(pem.encode())
+    assert isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
+    return TokenPublicKey.of(public)
+
+
+def certificate_kid(pem: bytes) -> str:
+    """A certificate's id at the hub: the first 4 bytes of the SHA-256 of its DER, hex.
+
+    Raises `ConfigError` when `pem` is not a PEM certificate.
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise ConfigError("expected a PEM certificate") from None
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()[:4].hex()
 
 
 def keys_pem(keys: Sequence[TokenPublicKey]) -> str:
@@ -99,7 +110,7 @@ class Hub:
 
     @classmethod
     def open(cls, url: str) -> Hub:
-        """Open the hub database at `url`, creating its tables (`HUB_METADATA`) when missing.
+        """Open the hub database at `url`, creating or upgrading its schema (`upgrade`).
 
         Raises `ConfigError` for an unusable URL and `LedgerError` when the database fails.
         """
@@ -117,11 +128,24 @@ class Hub:
             def _on_begin(conn: Any) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        hub = cls(engine)
+        hub.upgrade()
+        return hub
+
+    def upgrade(self) -> str:
+        """Bring the hub's schema to the newest revision (Alembic, version table
+        ``hub_alembic_version``); return the revision reached.
+
+        A new database gets every table; one made before the hub's migrations (no version
+        table) is adopted, keeping every row (`certissuer.hub.migrations`). Raises
+        `LedgerError` when the database fails.
+        """
+        from certissuer.hub.migrations import upgrade
+
         try:
-            HUB_METADATA.create_all(engine)
+            return upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the hub database: {exc.__class__.__name__}") from exc
-        return cls(engine)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -141,38 +165,135 @@ class Hub:
     def register_lab(
         self,
         code: str,
-        name: str,
+        name: str | None = None,
         *,
-        token_keys: Sequence[TokenPublicKey],
+        token_keys: Sequence[TokenPublicKey] = (),
         checkpoint_keys: Sequence[TokenPublicKey] = (),
         signing_cert_pem: bytes | None = None,
+        rotate: bool = False,
         now: datetime | None = None,
     ) -> HubLab:
-        """Register lab `code` named `name` with its public keys, or replace its keys and name.
+        """Register lab `code` named `name` with its public keys, or, with `rotate`, add keys.
 
-        `token_keys` check its QR tokens, pushes and (unless `checkpoint_keys` are given) its
-        checkpoints; `signing_cert_pem` is the certificate of its PDF signing key, kept for the
-        catalogue. Replacing keys keeps the log the hub holds: the lab still has to extend it.
-        Raises `ConfigError` when `token_keys` is empty.
+        `token_keys` check its QR tokens, pushes and (unless checkpoint keys are registered)
+        its checkpoints; `signing_cert_pem` is the certificate of its PDF signing key, kept for
+        the catalogue. A lab already registered is refused unless `rotate`: then the keys given
+        are added beside the ones it holds (none is replaced; `retire_key` ends one's use), and
+        a given `name` renames it. Each key is recorded with the time it was added
+        (`HubLabKey`). Rotating keeps the log the hub holds: the lab still has to extend it.
+
+        Raises `ConfigError` for a new lab without a name or token key, a registered lab
+        without `rotate` (or `rotate` for an unregistered one), a rotation adding no key, a
+        retired key given again, or a key another lab holds.
         """
-        if not token_keys:
-            raise ConfigError(f"lab {code}: at least one token public key is needed")
+        at = (now or datetime.now(UTC)).astimezone(UTC)
+        given: list[tuple[str, str, str]] = [
+            ("token", k.kid.hex(), k.pem().decode()) for k in token_keys
+        ] + [("checkpoint", k.kid.hex(), k.pem().decode()) for k in checkpoint_keys]
+        if signing_cert_pem:
+            given.append(("signing", certificate_kid(signing_cert_pem), signing_cert_pem.decode()))
         with self.session() as s:
             lab = s.get(HubLab, code, with_for_update=True)
-            if lab is None:
-                lab = HubLab(
-                    code=code,
-                    name=name,
-                    token_keys_pem="",
-                    registered_at=now or datetime.now(UTC),
+            if lab is not None and not rotate:
+                raise ConfigError(
+                    f"lab {code} is already registered; its keys are not replaced",
+                    hint="to add a new key beside the old ones: hub register-lab --code "
+                    f"{code} --rotate ...; to end an old key's use: --retire KID",
                 )
-            lab.name = name
-            lab.token_keys_pem = keys_pem(token_keys)
-            lab.checkpoint_keys_pem = keys_pem(checkpoint_keys) if checkpoint_keys else None
-            lab.signing_cert_pem = signing_cert_pem.decode() if signing_cert_pem else None
+            if lab is None and rotate:
+                raise ConfigError(f"lab {code} is not registered: nothing to rotate")
+            if lab is None and (not name or not token_keys):
+                raise ConfigError(
+                    f"lab {code}: a name and at least one token public key are needed"
+                )
+            held = {
+                (k.kind, k.kid): k
+                for k in s.exec(select(HubLabKey).where(HubLabKey.lab_code == code))
+            }
+            for kind, kid, _pem in given:
+                others = s.exec(
+                    select(HubLabKey.lab_code).where(
+                        HubLabKey.kid == kid,
+                        HubLabKey.lab_code != code,
+                        HubLabKey.kind != "signing",
+                    )
+                ).first()
+                if others is not None and kind != "signing":
+                    raise ConfigError(
+                        f"lab {code}: the {kind} key {kid} is registered for lab {others}",
+                        hint="each lab signs with keys of its own",
+                    )
+                old = held.get((kind, kid))
+                if old is not None and old.retired_at is not None:
+                    raise ConfigError(
+                        f"lab {code}: the {kind} key {kid} was retired at "
+                        f"{old.retired_at.isoformat(timespec='seconds')}; a retired key is not "
+                        "taken back"
+                    )
+            new = [
+                (kind, kid, pem)
+                for kind, kid, pem in dict.fromkeys(given)
+                if (kind, kid) not in held
+            ]
+            if lab is not None and not new and name in (None, lab.name):
+                raise ConfigError(f"lab {code}: every key given is already registered for it")
+            if lab is None:
+                assert name is not None
+                lab = HubLab(code=code, name=name, registered_at=at)
+            elif name:
+                lab.name = name
             s.add(lab)
+            for kind, kid, pem in new:
+                s.add(HubLabKey(lab_code=code, kind=kind, pem=pem, kid=kid, added_at=at))
             s.commit()
             return lab
+
+    def retire_key(self, code: str, kid: str, *, now: datetime | None = None) -> list[HubLabKey]:
+        """End the use of lab `code`'s key `kid` (every kind it is registered as) at `now`.
+
+        From then on pushes and checkpoints signed by it are refused, and a token it signed
+        dated after that day is NOT GENUINE; tokens dated up to it keep verifying. Returns the
+        keys retired. Raises `ConfigError` when the lab holds no such key in use, or when the
+        lab would be left without a token key in use (add the new one first, ``--rotate``).
+        """
+        at = (now or datetime.now(UTC)).astimezone(UTC)
+        kid = kid.strip().lower()
+        with self.session() as s:
+            if s.get(HubLab, code, with_for_update=True) is None:
+                raise ConfigError(f"lab {code} is not registered at the hub")
+            keys = list(s.exec(select(HubLabKey).where(HubLabKey.lab_code == code)))
+            retiring = [k for k in keys if k.kid == kid and k.in_use(at)]
+            if not retiring:
+                held = ", ".join(sorted({k.kid for k in keys if k.in_use(at)})) or "none"
+                raise ConfigError(
+                    f"lab {code} holds no key {kid} in use (keys in use: {held})",
+                    hint="'certissuer hub labs' lists each lab's keys",
+                )
+            left = [k for k in keys if k.kind == "token" and k.in_use(at) and k not in retiring]
+            if any(k.kind == "token" for k in retiring) and not left:
+                raise ConfigError(
+                    f"lab {code}: retiring key {kid} leaves it no token key in use",
+                    hint="add the new key first: hub register-lab --code "
+                    f"{code} --rotate --token-key NEW.pem",
+                )
+            for k in retiring:
+                k.retired_at = at
+                s.add(k)
+            s.commit()
+            return retiring
+
+    def lab_keys(self, code: str, *, session: Session | None = None) -> list[HubLabKey]:
+        """Every key lab `code` has registered, retired ones too, oldest first (read in
+        `session` when given: a writer holding SQLite's lock must not wait for itself)."""
+        q = (
+            select(HubLabKey)
+            .where(HubLabKey.lab_code == code)
+            .order_by(col(HubLabKey.added_at), col(HubLabKey.id))
+        )
+        if session is not None:
+            return list(session.exec(q))
+        with self.session() as s:
+            return list(s.exec(q))
 
     def labs(self) -> list[HubLab]:
         """Every registered lab, by code."""
@@ -191,13 +312,36 @@ class Hub:
             return None
         return HubHead(lab.code, lab.tree_size, lab.root_hash, lab.cursor)
 
-    def token_keys(self, lab: HubLab) -> list[TokenPublicKey]:
-        """The keys that check `lab`'s QR tokens and pushes."""
-        return _pem_keys(lab.token_keys_pem)
+    def token_keys(
+        self, lab: HubLab, *, at: datetime | None = None, session: Session | None = None
+    ) -> list[TokenPublicKey]:
+        """The keys in use (at `at`, default now) that check `lab`'s pushes."""
+        moment = at or datetime.now(UTC)
+        return [
+            _pem_key(k.pem)
+            for k in self.lab_keys(lab.code, session=session)
+            if k.kind == "token" and k.in_use(moment)
+        ]
 
-    def checkpoint_keys(self, lab: HubLab) -> list[TokenPublicKey]:
-        """The keys that check `lab`'s checkpoints (its token keys unless registered apart)."""
-        return _pem_keys(lab.checkpoint_keys_pem) or self.token_keys(lab)
+    def token_key_history(self, lab: HubLab) -> list[tuple[TokenPublicKey, datetime | None]]:
+        """Every token key `lab` registered, with when its use ended (None: in use): a token is
+        checked with the key it names, and must not be dated after that key's retirement."""
+        return [
+            (_pem_key(k.pem), k.retired_at) for k in self.lab_keys(lab.code) if k.kind == "token"
+        ]
+
+    def checkpoint_keys(
+        self, lab: HubLab, *, at: datetime | None = None, session: Session | None = None
+    ) -> list[TokenPublicKey]:
+        """The keys in use (at `at`, default now) that check `lab`'s checkpoints: its
+        checkpoint keys in use, or its token keys in use when it has none."""
+        moment = at or datetime.now(UTC)
+        keys = [
+            _pem_key(k.pem)
+            for k in self.lab_keys(lab.code, session=session)
+            if k.kind == "checkpoint" and k.in_use(moment)
+        ]
+        return keys or self.token_keys(lab, at=moment, session=session)
 
     # -- the witness -------------------------------------------------------------------------
 
@@ -205,16 +349,25 @@ class Hub:
         """Check and store the push `envelope` (`certissuer.hub.push.make_push`).
 
         Raises `PushRefused` (nothing stored) when the lab is not registered, the push or
-        its checkpoint is not signed by the lab's registered keys, or the checkpoint is not a
-        consistent extension of the log the hub holds for the lab.
+        its checkpoint is not signed by a key of the lab in use at `now` (a retired key signs
+        nothing new), or the checkpoint is not a consistent extension of the log the hub holds
+        for the lab.
         """
         now = now or datetime.now(UTC)
+        named: list[str] = []
 
         def keys_of(code: str) -> list[TokenPublicKey] | None:
+            named.append(code)
             lab = self.lab(code)
-            return None if lab is None else self.token_keys(lab) + self.checkpoint_keys(lab)
+            if lab is None:
+                return None
+            return self.token_keys(lab, at=now) + self.checkpoint_keys(lab, at=now)
 
-        payload = open_push(envelope, keys_of)
+        try:
+            payload = open_push(envelope, keys_of)
+        except PushRefused:
+            self._refuse_if_retired(named, envelope, "push")
+            raise
         code: str = payload["lab_code"]
         try:
             cp = Checkpoint.from_json(payload.get("checkpoint"), origin=f"lab {code}'s push")
@@ -229,7 +382,9 @@ class Hub:
             lab = s.get(HubLab, code, with_for_update=True)
             if lab is None:  # deregistered meanwhile
                 raise PushRefused(f"lab {code} is not registered at the hub")
-            self._check_checkpoint(s, lab, cp, payload.get("from_size"), payload.get("consistency"))
+            self._check_checkpoint(
+                s, lab, cp, payload.get("from_size"), payload.get("consistency"), at=now
+            )
             if cursor.log > cp.tree_size:
                 raise PushRefused(
                     f"lab {code}: the export reaches log size {cursor.log}, beyond its "
@@ -263,20 +418,44 @@ class Hub:
         _logger.debug("lab %s: log %d -> %d, %d stored", code, from_size, cp.tree_size, stored)
         return PushResult(code, from_size, lab.tree_size, lab.cursor or "", stored, unchanged)
 
+    def _refuse_if_retired(
+        self, named: list[str], envelope: Any, what: str, *, session: Session | None = None
+    ) -> None:
+        """Raise `PushRefused` naming the retirement when `envelope`'s key is a retired key of
+        the lab its payload named (a clearer refusal than "not a registered key")."""
+        kid = str(envelope.get("kid", "")).lower() if isinstance(envelope, dict) else ""
+        for code in named[-1:]:
+            for k in self.lab_keys(code, session=session):
+                if k.kid == kid and k.retired_at is not None:
+                    raise PushRefused(
+                        f"lab {code}: the {what} is signed by key {kid}, retired at "
+                        f"{k.retired_at.isoformat(timespec='seconds')}",
+                        hint="sign with the lab's key in use (hub register-lab --rotate adds "
+                        "a new one)",
+                    )
+
     def _check_checkpoint(
-        self, s: Session, lab: HubLab, cp: Checkpoint, from_size: Any, proof: Any
+        self,
+        s: Session,
+        lab: HubLab,
+        cp: Checkpoint,
+        from_size: Any,
+        proof: Any,
+        *,
+        at: datetime | None = None,
     ) -> None:
         code, held = lab.code, lab.tree_size
         if cp.lab_code != code:
             raise PushRefused(f"lab {code}: the checkpoint is lab {cp.lab_code}'s")
-        keys = self.checkpoint_keys(lab)
+        keys = self.checkpoint_keys(lab, at=at, session=s)
         if not any(
             k.kid.hex() == cp.kid and k.verify(bytes.fromhex(cp.signature), cp.message())
             for k in keys
         ):
+            self._refuse_if_retired([code], {"kid": cp.kid}, "checkpoint", session=s)
             raise PushRefused(
                 f"lab {code}: the checkpoint of size {cp.tree_size} is not signed by a key "
-                f"registered for the lab (key id {cp.kid})"
+                f"in use for the lab (key id {cp.kid})"
             )
         refused = PushRefused(
             f"lab {code}: checkpoint of size {cp.tree_size} is not an extension of the "

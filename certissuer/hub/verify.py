@@ -22,6 +22,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from certissuer._vn import local_date
 from certissuer.errors import TokenError
 from certissuer.hub.store import Hub
 from certissuer.token import read_token, token_key_id
@@ -113,19 +114,35 @@ def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
     """The hub's verdict on QR token `token` on `today` (which decides EXPIRED).
 
     The lab is the registered one holding the token's key; its signature must check with it
-    (`certissuer.token.read_token`). Never raises for a bad token: it is NOT GENUINE.
+    (`certissuer.token.read_token`), and a token dated after that key's retirement (Vietnam's
+    date) is NOT GENUINE; one dated up to it keeps its verdict. Never raises for a bad token:
+    it is NOT GENUINE.
     """
     kid = token_key_id(token)
     if kid is None:
         return HubAnswer(HubVerdict.NOT_GENUINE, ["the token cannot be read"])
     for lab in hub.labs():
-        keys = hub.token_keys(lab)
-        if not any(hmac.compare_digest(k.kid.hex(), kid) for k in keys):
+        history = hub.token_key_history(lab)
+        held = [(k, end) for k, end in history if hmac.compare_digest(k.kid.hex(), kid)]
+        if not held:
             continue
         try:
-            claims = read_token(token, keys)
+            claims = read_token(token, [k for k, _end in held])
         except TokenError as exc:
             return HubAnswer(HubVerdict.NOT_GENUINE, [str(exc)], lab.code, lab.name)
+        retired = held[0][1]
+        if retired is not None and claims.issued > local_date(retired):
+            # Whoever holds a retired key may still sign: only what it signed before counts.
+            return HubAnswer(
+                HubVerdict.NOT_GENUINE,
+                [
+                    f"the token is dated {claims.issued.isoformat()}, after the lab's key "
+                    f"{kid} was retired on {local_date(retired).isoformat()}"
+                ],
+                lab.code,
+                lab.name,
+                claims.number,
+            )
         return answer_for(hub, lab.code, lab.name, claims.number, today=today, issued=claims.issued)
     return HubAnswer(
         HubVerdict.NOT_GENUINE,
