@@ -96,6 +96,15 @@ def test_each_example_issues_and_verifies_or_is_refused_in_one_line(
         assert not out.exists() or not list(out.glob("*.pdf"))
         return
     assert result.exit_code == 0, result.stderr + result.stdout
+    # One line on the XML signature: PTB's 3.2.0 example is signed (XAdES), the others are not.
+    said = [x for x in result.stderr.splitlines() if "XML signature" in x]
+    if path.name.endswith("_signed.xml"):
+        assert said == [
+            f"note: {path}: XML signature: intact, signed by CN=Calibration Lab A1,"
+            "O=Calibration A GmbH,C=DE (certificate not checked against a trust list)"
+        ], result.stderr
+    else:
+        assert said == [f"note: {path}: no XML signature"], result.stderr
     issued = json.loads(result.stdout)["issued"]
     items = len(etree.parse(str(path)).getroot().findall(".//{https://ptb.de/dcc}item"))
     assert len(issued) == items
