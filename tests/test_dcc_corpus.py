@@ -434,3 +434,63 @@ def test_extras_leave_earlier_records_and_their_digest_as_they_were() -> None:
     twice = {**record, "extra_columns": [{"name": "T (°C)"}, {"name": "T (°C)"}]}
     with pytest.raises(ValueError, match="expected each extra column once, got twice: T"):
         parse_certificate(twice)
+
+
+def _one_point(tmp_path: Path) -> Path:
+    """The humidity example cut to its first point: every list of values keeps its first."""
+    text = (CORPUS / "dcc_gp_humidity_v1.0.xml").read_text(encoding="utf-8")
+    cut = re.sub(
+        r"<si:(valueXMLList|expandedUncXMLList|coverageFactorXMLList"
+        r"|coverageProbabilityXMLList|uncertaintyXMLList)>\s*(\S+)[^<]*</si:\1>",
+        r"<si:\1>\2</si:\1>",
+        text,
+    )
+    path = tmp_path / "humidity-one-point.xml"
+    path.write_text(cut, encoding="utf-8")
+    return path
+
+
+def test_a_quantity_of_a_single_row_result_is_a_column_not_a_note(tmp_path: Path) -> None:
+    [one, _] = _read(_one_point(tmp_path), received="1957-08-01")
+    [row] = one.data["results"]
+    assert row["extra"] == {"Reference value gas temperature (°C)": "20.0"}
+    assert one.data["extra_columns"] == [{"name": "Reference value gas temperature (°C)"}]
+    assert not any("gas temperature" in e for e in one.extras), one.extras
+
+
+def test_extra_values_print_rounded_and_are_stored_as_given(tmp_path: Path, pki: KeyPaths) -> None:
+    # A value with its uncertainty prints as a result does (U to two significant digits, the
+    # value to U's place); one without prints as given, less a binary float's noise. The
+    # record, the ledger and the exported DCC keep the text as it came.
+    sample = json.loads(
+        (Path(__file__).parents[1] / "samples" / "calibration.json").read_text(encoding="utf-8")
+    )
+    record = sample[0] if isinstance(sample, list) else sample
+    given = ["20.0312 ± 0.0512", "0.30000000000000004", "-1.5E+1"]
+    names = ["Gas temperature (°C)", "Flow (L/min)"]
+    for i, row in enumerate(record["results"]):
+        row["extra"] = {names[0]: given[i % 3], names[1]: given[(i + 1) % 3]}
+    record["extra_columns"] = [{"name": n} for n in names]
+    path = tmp_path / "extras.json"
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    profile = _profile(tmp_path, pki)
+    runner = CliRunner()
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    args = ["--config", str(profile), "issue", "--json", "-o", str(tmp_path / "out"), str(path)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    [done] = json.loads(result.stdout)["issued"]
+    layout = _layout(Path(done["entry"]["pdf_path"]))
+    words = [w for line in layout for w in line.split()]
+    # The narrow column wraps "20.031 ± 0.052" before the ±, never after it.
+    assert words.count("20.031") == words.count("0.052") == 3, words
+    assert all(words[i - 1] == "±" for i, w in enumerate(words) if w == "0.052")
+    assert words.count("0.3") >= 3 and words.count("−15") == 2, words
+    for raw in ("20.0312", "0.0512", "0.30000000000000004", "-1.5E+1"):
+        assert raw not in words, raw
+    exported = runner.invoke(
+        app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]]
+    )
+    assert exported.exit_code == 0, exported.stderr
+    again = dcc.read_certificate(exported.stdout_bytes, stored=True)
+    assert [r.extra for r in again.results] == [r["extra"] for r in record["results"]]
