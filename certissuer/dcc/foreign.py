@@ -669,6 +669,13 @@ class _Foreign:
             elif "uncertainty" in columns and _same_step(columns["uncertainty"].unit, unit):
                 row["uncertainty"] = _expand(columns["uncertainty"].values, n)[i]
             rows.append(row)
+        if not any("uncertainty" in row for row in rows):
+            # One line rather than a "missing" per row: where the DCC was expected to say it.
+            out.missing.append(
+                f"results '{name}': an expanded uncertainty (si:expandedUnc of the indicated "
+                "values, or of a quantity of refType basic_measurementError or "
+                "basic_measurementUncertainty)"
+            )
         for q in extras:
             if not self._column(q, rows, out):
                 self._extra(name, q, out)

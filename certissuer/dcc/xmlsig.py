@@ -215,29 +215,21 @@ def _verify(raw: bytes, sig: Any, index: int) -> str:
     references = signed_info.findall(_DS + "Reference")
     for ref in references:
         _supported(ref)
-    cert, public_key = _signer(sig)
+    certificates = _certificates(sig)
     value = _b64(_one(sig, "SignatureValue"), "signature value")
     exclusive, comments = _C14N[_algorithm(c14n)]
     if not exclusive and _inherits_xml_attributes(signed_info):
         raise _Unchecked("ds:SignedInfo below elements with xml: attributes")
     data = etree.tostring(signed_info, method="c14n", exclusive=exclusive, with_comments=comments)
     kind, hash_ = _SIGNATURES[method]
-    try:
-        if kind == "rsa":
-            if not isinstance(public_key, rsa.RSAPublicKey):
-                raise _Unchecked(f"algorithm {method} with a certificate that is not RSA")
-            public_key.verify(value, data, padding.PKCS1v15(), hash_)
-        else:
-            if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                raise _Unchecked(f"algorithm {method} with a certificate that is not ECDSA")
-            size = (public_key.curve.key_size + 7) // 8
-            if len(value) != 2 * size:  # XMLDSig's ECDSA value is r ‖ s (RFC 4050)
-                raise _Broken("the signature value does not match the signed information")
-            r = int.from_bytes(value[:size], "big")
-            s = int.from_bytes(value[size:], "big")
-            public_key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(hash_))
-    except InvalidSignature:
-        raise _Broken("the signature value does not match the signed information") from None
+    # KeyInfo may carry the chain: the signer is the certificate whose key verifies.
+    wanted = rsa.RSAPublicKey if kind == "rsa" else ec.EllipticCurvePublicKey
+    keyed = [c for c in certificates if isinstance(c.public_key(), wanted)]
+    if not keyed:
+        raise _Unchecked(f"algorithm {method} with no {kind.upper()} certificate in ds:KeyInfo")
+    cert = next((c for c in keyed if _verifies(c.public_key(), kind, hash_, value, data)), None)
+    if cert is None:
+        raise _Broken("the signature value does not match the signed information")
     # SignedInfo is the signer's: now what its references name must be what they signed.
     whole = False
     for ref in references:
@@ -247,18 +239,31 @@ def _verify(raw: bytes, sig: Any, index: int) -> str:
     return str(cert.subject.rfc4514_string())
 
 
-def _signer(sig: Any) -> tuple[x509.Certificate, Any]:
+def _verifies(key: Any, kind: str, hash_: hashes.HashAlgorithm, value: bytes, data: bytes) -> bool:
+    try:
+        if kind == "rsa":
+            key.verify(value, data, padding.PKCS1v15(), hash_)
+            return True
+        size = (key.curve.key_size + 7) // 8
+        if len(value) != 2 * size:  # XMLDSig's ECDSA value is r ‖ s (RFC 4050)
+            return False
+        r = int.from_bytes(value[:size], "big")
+        s = int.from_bytes(value[size:], "big")
+        key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(hash_))
+        return True
+    except InvalidSignature:
+        return False
+
+
+def _certificates(sig: Any) -> list[x509.Certificate]:
     key_info = sig.find(_DS + "KeyInfo")
     found = [] if key_info is None else list(key_info.iter(_DS + "X509Certificate"))
     if not found:
         raise _Unchecked("no certificate (ds:X509Certificate) in ds:KeyInfo names the signer")
-    if len(found) > 1:
-        raise _Unchecked("several certificates in ds:KeyInfo; which one signed is not checked")
     try:
-        cert = x509.load_der_x509_certificate(_b64(found[0], "certificate"))
+        return [x509.load_der_x509_certificate(_b64(el, "certificate")) for el in found]
     except (ValueError, _Broken):
-        raise _Unchecked("the certificate in ds:KeyInfo cannot be read") from None
-    return cert, cert.public_key()
+        raise _Unchecked("a certificate in ds:KeyInfo cannot be read") from None
 
 
 def _transforms(ref: Any) -> list[Any]:

@@ -172,17 +172,17 @@ def _check_signatures(raw: bytes, root: object, where: str, fill: dcc.Fill | Non
     taken out of the tree read (`xmlsig.strip`): only what they sign is read.
     """
     checks = xmlsig.check_signatures(raw, where=where)
-    if fill is not None and fill.report is not None:
-        for line in [c.line for c in checks] or [xmlsig.NO_SIGNATURE]:
-            fill.report(f"{where}: {line}")
     for check in checks:
-        if check.state == "broken":
+        if check.state == "broken":  # the refusal is the one line said
             raise InputError(
                 f"{where}, line {check.sourceline or 1}",
                 check.line,
                 hint="ask the issuer for the DCC as they signed it; certissuer does not issue "
                 "from a DCC changed after signing",
             )
+    if fill is not None and fill.report is not None:
+        for line in [c.line for c in checks] or [xmlsig.NO_SIGNATURE]:
+            fill.report(f"{where}: {line}")
     xmlsig.strip(root)
 
 
