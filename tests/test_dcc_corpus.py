@@ -40,6 +40,8 @@ REFUSED = {
     "ptb-xsd-dcc-vacuumlab-CDG.xml": (2, "no dcc:result gives indicated values"),
     "ptb-xsd-dcc-vacuumlab-SRG.xml": (2, "no dcc:result gives indicated values"),
     "ptb-xsd-siliziumkugel.xml": (2, "no dcc:result gives indicated values"),
+    # Two weights, each stated by its conventional mass, density and volume: the same.
+    "ptb-xsd-example-weights.xml": (2, "item 2: the DCC lacks what a Vietnamese certificate"),
     # Published changed after signing: a DCC whose XML signature is broken is not issued.
     "dcc_gp_temperature_typical_v12_signed_manipulated.xml": (2, BROKEN),
     "dcc_gp_temperature_typical_v12_v3.2.0_signed_manipulated.xml": (2, BROKEN),
