@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from certissuer import dcc, intake
 from certissuer.cli import app
+from certissuer.dcc import xmlsig
 from certissuer.errors import InputErrors
 from certissuer.keys import KeyPaths
 from certissuer.ledger import Ledger
@@ -31,6 +32,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dcc"
 EXAMPLES = sorted(CORPUS.glob("*.xml"))
 FILL = ["--received", "1957-08-01", "--performed-by", "A. Tester", "--signatory", "Lê Hoàng Phúc"]
 
+BROKEN = "XML signature: BROKEN — the document was changed after signing"
 REFUSED = {
     # PTB's vacuum and silicon-sphere examples state results without an indicated value
     # (refType basic_measuredValue) and name no reference standard: not a calibration
@@ -38,6 +40,27 @@ REFUSED = {
     "ptb-xsd-dcc-vacuumlab-CDG.xml": (2, "no dcc:result gives indicated values"),
     "ptb-xsd-dcc-vacuumlab-SRG.xml": (2, "no dcc:result gives indicated values"),
     "ptb-xsd-siliziumkugel.xml": (2, "no dcc:result gives indicated values"),
+    # Two weights, each stated by its conventional mass, density and volume: the same.
+    "ptb-xsd-example-weights.xml": (2, "item 2: the DCC lacks what a Vietnamese certificate"),
+    # Published changed after signing: a DCC whose XML signature is broken is not issued.
+    "dcc_gp_temperature_typical_v12_signed_manipulated.xml": (2, BROKEN),
+    "dcc_gp_temperature_typical_v12_v3.2.0_signed_manipulated.xml": (2, BROKEN),
+    # PTB's "not good practice" variant: the error's refType moved to an id, so nothing
+    # says which quantity carries the uncertainty.
+    "dcc_ngp_temperature_typical_v12_refType2ID.xml": (
+        2,
+        "results 'Measuring results': an expanded uncertainty (si:expandedUnc",
+    ),
+}
+LAB_A = "CN=Calibration Lab A1,O=Calibration A GmbH"
+SIGNERS = {  # the signer each signed example names (its certificate not checked for trust)
+    "dcc_gp_temperature_typical_v12_signed.xml": LAB_A,
+    "dcc_gp_temperature_typical_v12_v3.2.0_signed.xml": LAB_A,
+    "dcc_gp_temperature_typical_v12_v3.2.0_signed_lt.xml": LAB_A,
+    # Revoked, says the file's name: revocation is not checked, and the line says so.
+    "dcc_gp_temperature_typical_v12_v3.2.0_signed_lt_revoked.xml": (
+        "CN=Calibration Lab B1,O=Calibration B GmbH"
+    ),
 }
 STANDARDS = [
     ("PT100-1", "Pt 100 thermometer", "GP-mE-Certificate-x"),
@@ -96,6 +119,15 @@ def test_each_example_issues_and_verifies_or_is_refused_in_one_line(
         assert not out.exists() or not list(out.glob("*.pdf"))
         return
     assert result.exit_code == 0, result.stderr + result.stdout
+    # One line on the XML signature: PTB's 3.2.0 example is signed (XAdES), the others are not.
+    said = [x for x in result.stderr.splitlines() if "XML signature" in x]
+    if path.name in SIGNERS:
+        assert said == [
+            f"note: {path}: XML signature: intact, signed by {SIGNERS[path.name]},C=DE "
+            "(certificate not checked against a trust list)"
+        ], result.stderr
+    else:
+        assert said == [f"note: {path}: no XML signature"], result.stderr
     issued = json.loads(result.stdout)["issued"]
     items = len(etree.parse(str(path)).getroot().findall(".//{https://ptb.de/dcc}item"))
     assert len(issued) == items
@@ -330,9 +362,12 @@ def test_examples_valid_against_their_official_schema(version: str, xsd: Path) -
         tree = etree.parse(str(path))
         if tree.getroot().get("schemaVersion") != version:
             continue
+        # DCC 3.1 has no place for a ds:Signature (3.2 added one); PTB published signed 3.1.1
+        # examples all the same: what they sign is checked.
+        xmlsig.strip(tree.getroot())
         assert schema.validate(tree), (path.name, str(schema.error_log)[:300])
         checked.append(path.name)
-    assert len(checked) == {"3.1.1": 5, "3.1.2": 1}[version], checked
+    assert len(checked) == {"3.1.1": 8, "3.1.2": 1}[version], checked
 
 
 def _three_extras(tmp_path: Path) -> Path:
@@ -425,3 +460,63 @@ def test_extras_leave_earlier_records_and_their_digest_as_they_were() -> None:
     twice = {**record, "extra_columns": [{"name": "T (°C)"}, {"name": "T (°C)"}]}
     with pytest.raises(ValueError, match="expected each extra column once, got twice: T"):
         parse_certificate(twice)
+
+
+def _one_point(tmp_path: Path) -> Path:
+    """The humidity example cut to its first point: every list of values keeps its first."""
+    text = (CORPUS / "dcc_gp_humidity_v1.0.xml").read_text(encoding="utf-8")
+    cut = re.sub(
+        r"<si:(valueXMLList|expandedUncXMLList|coverageFactorXMLList"
+        r"|coverageProbabilityXMLList|uncertaintyXMLList)>\s*(\S+)[^<]*</si:\1>",
+        r"<si:\1>\2</si:\1>",
+        text,
+    )
+    path = tmp_path / "humidity-one-point.xml"
+    path.write_text(cut, encoding="utf-8")
+    return path
+
+
+def test_a_quantity_of_a_single_row_result_is_a_column_not_a_note(tmp_path: Path) -> None:
+    [one, _] = _read(_one_point(tmp_path), received="1957-08-01")
+    [row] = one.data["results"]
+    assert row["extra"] == {"Reference value gas temperature (°C)": "20.0"}
+    assert one.data["extra_columns"] == [{"name": "Reference value gas temperature (°C)"}]
+    assert not any("gas temperature" in e for e in one.extras), one.extras
+
+
+def test_extra_values_print_rounded_and_are_stored_as_given(tmp_path: Path, pki: KeyPaths) -> None:
+    # A value with its uncertainty prints as a result does (U to two significant digits, the
+    # value to U's place); one without prints as given, less a binary float's noise. The
+    # record, the ledger and the exported DCC keep the text as it came.
+    sample = json.loads(
+        (Path(__file__).parents[1] / "samples" / "calibration.json").read_text(encoding="utf-8")
+    )
+    record = sample[0] if isinstance(sample, list) else sample
+    given = ["20.0312 ± 0.0512", "0.30000000000000004", "-1.5E+1"]
+    names = ["Gas temperature (°C)", "Flow (L/min)"]
+    for i, row in enumerate(record["results"]):
+        row["extra"] = {names[0]: given[i % 3], names[1]: given[(i + 1) % 3]}
+    record["extra_columns"] = [{"name": n} for n in names]
+    path = tmp_path / "extras.json"
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    profile = _profile(tmp_path, pki)
+    runner = CliRunner()
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSPHRASE.decode()}
+    args = ["--config", str(profile), "issue", "--json", "-o", str(tmp_path / "out"), str(path)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    [done] = json.loads(result.stdout)["issued"]
+    layout = _layout(Path(done["entry"]["pdf_path"]))
+    words = [w for line in layout for w in line.split()]
+    # The narrow column wraps "20.031 ± 0.052" before the ±, never after it.
+    assert words.count("20.031") == words.count("0.052") == 3, words
+    assert all(words[i - 1] == "±" for i, w in enumerate(words) if w == "0.052")
+    assert words.count("0.3") >= 3 and words.count("−15") == 2, words
+    for raw in ("20.0312", "0.0512", "0.30000000000000004", "-1.5E+1"):
+        assert raw not in words, raw
+    exported = runner.invoke(
+        app, ["--config", str(profile), "dcc", "export", done["entry"]["number"]]
+    )
+    assert exported.exit_code == 0, exported.stderr
+    again = dcc.read_certificate(exported.stdout_bytes, stored=True)
+    assert [r.extra for r in again.results] == [r["extra"] for r in record["results"]]

@@ -17,6 +17,7 @@ from certissuer import intake
 from certissuer.model import (
     CalibrationCertificate,
     Measurement,
+    format_extra,
     format_percent,
     format_result,
     format_row,
@@ -256,3 +257,24 @@ def test_degrees_of_freedom_give_9545_when_k_is_the_t_factor() -> None:
     # a stated probability is taken as stated
     stated = {"coverage_factor": "2", "degrees_of_freedom": "8", "coverage_probability": "0.91"}
     assert Measurement(**{**BASE, **stated}).probability == Decimal("0.91")
+
+
+@pytest.mark.parametrize(
+    ("given", "printed"),
+    [
+        ("20.0312 ± 0.0512", "20.031 ±\u00a00.052"),  # U up, two digits; value to U's place
+        ("101.35 ± 0.5", "101.35 ±\u00a00.50"),
+        ("-0.0004 ± 0.01", "\u22120.000 ±\u00a00.010"),  # the sign of what was rounded
+        ("1234.5 ± 99.1", "1230 ±\u00a0100"),
+        ("20.0", "20.0"),  # as given: its trailing zero is a digit
+        ("0.30000000000000004", "0.3"),  # a binary float's noise is not
+        ("-1.5E+1", "\u221215"),
+        ("1e-7", "0.0000001"),
+        ("+3.0", "3.0"),
+        ("n/a", "n/a"),
+        ("20.0 ± 0", "20.0 ± 0"),  # no uncertainty to round to: as it is
+        ("1.2.3", "1.2.3"),
+    ],
+)
+def test_an_extra_quantity_prints_rounded_like_a_result(given: str, printed: str) -> None:
+    assert format_extra(given) == printed

@@ -12,7 +12,7 @@ from certissuer.cli._app import app
 from certissuer.cli._state import State, open_ledger, warn
 from certissuer.errors import ConfigError, InputError, LedgerError, VerificationFailed
 
-__all__ = ["dcc_app", "dcc_export", "dcc_extract"]
+__all__ = ["dcc_app", "dcc_check", "dcc_export", "dcc_extract"]
 
 dcc_app = typer.Typer(
     help="Machine-readable certificates: PTB DCC XML (3.1.2; 3.3.0 on export).",
@@ -88,3 +88,31 @@ def dcc_export(
             hint="'certissuer ledger list' shows what is",
         )
     _write_bytes(dcc.export_entry(entry, settings, version=version), out)
+
+
+@dcc_app.command("check")
+def dcc_check(
+    xml: Annotated[Path, typer.Argument(help="A DCC XML document.")],
+) -> None:
+    """Check the XML signatures of a DCC document: intact, BROKEN or not checked.
+
+    An intact signature names its signer; the signer's certificate is not checked against a
+    trust list. Exit code 0: intact, or no signature; 1: a signature is broken; 8: one could not
+    be checked (an algorithm certissuer does not check).
+    """
+    from certissuer import dcc
+    from certissuer.dcc import xmlsig
+
+    where = str(xml)
+    try:
+        raw = xml.read_bytes()
+    except OSError as exc:
+        raise VerificationFailed(f"{xml}: cannot read the file ({exc.strerror})") from None
+    dcc.parse_root(raw, where=where)
+    checks = xmlsig.check_signatures(raw, where=where)
+    for check in checks:
+        typer.echo(f"{where}, line {check.sourceline}: {check.line}")
+    if not checks:
+        typer.echo(f"{where}: {xmlsig.NO_SIGNATURE}")
+    states = {c.state for c in checks}
+    raise typer.Exit(code=1 if "broken" in states else 8 if "unchecked" in states else 0)

@@ -59,6 +59,9 @@ _logger = logging.getLogger(__name__)
 READ_VERSIONS: Final = ("3.0", "3.1", "3.2", "3.3")
 """The DCC schema versions (major.minor) read; any patch release of them is read."""
 
+MAX_EXTRA_COLUMNS: Final = 12
+"""The extra columns a certificate holds (`Certificate.extra_columns`); more are notes."""
+
 StandardLookup = Callable[[str, str], "tuple[str, str] | None"]
 """``(name, serial) → (certificate number, calibration due date)`` from the lab's register."""
 
@@ -590,8 +593,9 @@ class _Foreign:
             for condition in entry.iter(_D + "influenceCondition"):  # of the result, or its list
                 label = _text(condition.find(_D + "name")) or " ".join(_ref_types(condition))
                 for quantity in condition.findall(f"{_D}data/{_D}quantity"):
-                    # A condition per point (the gas temperature of each humidity point) is a
-                    # column of the rows; one for the whole result stays a line.
+                    # A condition per point (the gas temperature of each humidity point, or
+                    # the one value of a result of one row) is a column of the rows; one for
+                    # a whole result of several rows stays a line.
                     if not self._column(quantity, these, out, condition.find(_D + "name")):
                         self._extra(f"{name} / {label}", quantity, out)
         if rows:
@@ -669,6 +673,13 @@ class _Foreign:
             elif "uncertainty" in columns and _same_step(columns["uncertainty"].unit, unit):
                 row["uncertainty"] = _expand(columns["uncertainty"].values, n)[i]
             rows.append(row)
+        if not any("uncertainty" in row for row in rows):
+            # One line rather than a "missing" per row: where the DCC was expected to say it.
+            out.missing.append(
+                f"results '{name}': an expanded uncertainty (si:expandedUnc of the indicated "
+                "values, or of a quantity of refType basic_measurementError or "
+                "basic_measurementUncertainty)"
+            )
         for q in extras:
             if not self._column(q, rows, out):
                 self._extra(name, q, out)
@@ -681,12 +692,13 @@ class _Foreign:
         out: Imported,
         heading: Any | None = None,
     ) -> bool:
-        """Put `quantity` as an extra column of `rows` when it gives one value per row (more
-        than one row: a single value may as well be a condition of the whole result). It is
-        headed by its own dcc:name, else by `heading` (the name of the condition it is in)."""
+        """Put `quantity` as an extra column of `rows` when it gives one value per row (a
+        result of one row included: its one value is that row's). It is headed by its own
+        dcc:name, else by `heading` (the name of the condition it is in). Not when the
+        certificate has all the extra columns it may (`MAX_EXTRA_COLUMNS`): a note then."""
         s = _pick(quantity)
         n = len(rows)
-        if s is None or n < 2 or len(s.values) != n:
+        if s is None or n < 1 or len(s.values) != n:
             return False
         if quantity.find(_D + "name") is not None:
             heading = quantity.find(_D + "name")
@@ -694,11 +706,13 @@ class _Foreign:
         unit = _symbol(s.unit)
         unit = s.unit if unit is None else unit
         key = f"{label} ({unit})" if unit else label
+        columns = out.data.setdefault("extra_columns", [])
+        if len(columns) >= MAX_EXTRA_COLUMNS and all(c["name"] != key for c in columns):
+            return False
         uncertainties = _expand(s.uncertainties or [], n)
         for i, row in enumerate(rows):
             text = s.values[i] + (f" ± {uncertainties[i]}" if i < len(uncertainties) else "")
             row.setdefault("extra", {})[key] = text
-        columns = out.data.setdefault("extra_columns", [])
         if all(c["name"] != key for c in columns):
             column = {"name": key}
             words = {} if heading is None else _languages(heading)

@@ -33,6 +33,7 @@ from typing import Final
 
 from certissuer import dcc
 from certissuer._tables import check_file, check_unpacked_size, too_large
+from certissuer.dcc import xmlsig
 from certissuer.errors import InputError, InputErrors
 from certissuer.intake.json_reader import json_records
 from certissuer.intake.records import MAX_INPUT_BYTES, Record, Rejected
@@ -147,6 +148,7 @@ def xml_records(
     if len(raw) > max_bytes:  # the file grew after the size check
         raise too_large(where, len(raw), max_bytes)
     root = dcc.parse_root(raw, where=where, max_bytes=max_bytes)
+    _check_signatures(raw, root, where, fill)
     version = root.get("schemaVersion")
     if version not in dcc.WRITE_VERSIONS or dcc.is_foreign(root):
         yield from _foreign_records(root, where, version, fill)
@@ -180,6 +182,28 @@ def _schema_of(version: str, where: str, fill: dcc.Fill | None) -> dcc.Schema | 
     else:
         _logger.warning("%s", note)
     return None
+
+
+def _check_signatures(raw: bytes, root: object, where: str, fill: dcc.Fill | None) -> None:
+    """Say what each XML signature of the DCC showed; refuse a DCC whose signature is broken.
+
+    A broken signature means the DCC was changed after its issuer signed it: the values read
+    from it may not be the issuer's, so no certificate is made from it. The signatures are then
+    taken out of the tree read (`xmlsig.strip`): only what they sign is read.
+    """
+    checks = xmlsig.check_signatures(raw, where=where)
+    for check in checks:
+        if check.state == "broken":  # the refusal is the one line said
+            raise InputError(
+                f"{where}, line {check.sourceline or 1}",
+                check.line,
+                hint="ask the issuer for the DCC as they signed it; certissuer does not issue "
+                "from a DCC changed after signing",
+            )
+    if fill is not None and fill.report is not None:
+        for line in [c.line for c in checks] or [xmlsig.NO_SIGNATURE]:
+            fill.report(f"{where}: {line}")
+    xmlsig.strip(root)
 
 
 def _foreign_records(

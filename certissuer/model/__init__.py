@@ -43,6 +43,7 @@ from certissuer.model.mpe_rules import MpeRule, MpeRules, contradictions, load_m
 from certissuer.model.numbers import (
     PrintedRow,
     format_decimal,
+    format_extra,
     format_percent,
     format_result,
     format_row,
@@ -109,6 +110,7 @@ __all__ = [
     "data_digest",
     "field_path",
     "format_decimal",
+    "format_extra",
     "format_percent",
     "format_result",
     "format_row",

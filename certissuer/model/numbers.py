@@ -21,7 +21,7 @@
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
 from certissuer.model.units import is_legal_unit, split_prefix
 
@@ -31,6 +31,7 @@ __all__ = [
     "PrintedRow",
     "check_typed_error",
     "format_decimal",
+    "format_extra",
     "format_percent",
     "format_result",
     "format_row",
@@ -108,6 +109,53 @@ def format_result(value: Decimal, uncertainty: Decimal) -> tuple[str, str]:
 def format_decimal(value: Decimal) -> str:
     """Print a Decimal without exponent notation ("1E+1" becomes "10")."""
     return _plain(value)
+
+
+_NUMBER = r"[+\-\u2212]?(?:\d+\.?\d*|\.\d+)(?:[eE][+\-]?\d+)?"
+_EXTRA = re.compile(rf"\s*({_NUMBER})\s*(?:±\s*({_NUMBER}))?\s*")
+
+MAX_EXTRA_DIGITS = 15
+"""A value of an extra quantity without uncertainty prints at most this many significant
+digits: what is beyond is the noise of a binary float (20.000000000000004), not a digit
+measured."""
+
+
+def format_extra(text: str) -> str:
+    """A value of an extra quantity of a result row (`Measurement.extra`) as printed.
+
+    "value ± U" prints as a result does, U rounded up to two significant digits and the
+    value to U's place; a number alone prints as given, without exponent notation and
+    without the noise of a binary float; a minus is the typeset one. Any other text prints
+    as it is. Only the print: the stored text is kept as it came.
+
+    >>> format_extra("20.0312 ± 0.0512"), format_extra("-0.5"), format_extra("1.5E+3")
+    ('20.031 ±\\xa00.052', '−0.5', '1500')
+    >>> format_extra("20.000000000000004"), format_extra("20.0"), format_extra("n/a")
+    ('20', '20.0', 'n/a')
+    >>> format_extra("-0.0004 ± 0.01")
+    '−0.000 ±\\xa00.010'
+    """
+    match = _EXTRA.fullmatch(text)
+    if match is None:
+        return text
+    try:
+        value = Decimal(match[1].replace(MINUS, "-"))
+        u = None if match[2] is None else Decimal(match[2].replace(MINUS, "-"))
+    except InvalidOperation:
+        return text
+    if not value.is_finite() or (u is not None and (not u.is_finite() or u <= 0)):
+        return text
+    if u is not None:
+        u = round_uncertainty(u)
+        # A no-break space after ±: a narrow column wraps before it, never after.
+        return f"{_signed(_at(value, _exponent(u)), value < 0)} ±\u00a0{_plain(u)}"
+    digits = len(value.as_tuple().digits)
+    if digits > MAX_EXTRA_DIGITS:
+        place = value.adjusted() - MAX_EXTRA_DIGITS + 1
+        value = _at(value, place).normalize()
+        if _exponent(value) > 0:
+            value = value.quantize(Decimal(1))
+    return _signed(value, value < 0)
 
 
 def format_percent(p: Decimal) -> str:

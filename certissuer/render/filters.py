@@ -30,6 +30,7 @@ from certissuer.model import (
     ReferenceStandard,
     VerificationMode,
     format_decimal,
+    format_extra,
     format_percent,
     format_result,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "coverage_runs",
     "coverage_statement",
     "dmy",
+    "extra_value",
     "install",
     "keep_tail",
     "mpe_unit",
@@ -94,6 +96,12 @@ def result(value: Decimal | None, uncertainty: Decimal) -> str:
 def uncertainty(uncertainty: Decimal) -> str:
     """The expanded uncertainty rounded up to two significant digits."""
     return format_result(uncertainty, uncertainty)[1]
+
+
+def extra_value(text: str) -> str:
+    """A value of a row's extra quantity as printed: rounded as a result is when it carries
+    its uncertainty ("20.031 ± 0.052"), else as given, trimmed (`format_extra`)."""
+    return format_extra(text)
 
 
 def printed(m: Measurement) -> PrintedRow:
@@ -159,9 +167,9 @@ def split_bilingual(text: str) -> tuple[str, str]:
 
 def install(env: jinja2.Environment) -> None:
     """Add the filters (``dmy``, ``num``, ``result``, ``uncertainty``, ``bilingual``,
-    ``printed``, ``coverage_runs``, ``mpe_unit``, ``keep_tail``) and globals (``place_date_vi``,
-    ``place_date_en``, ``verification_modes``, ``coverage_statement``, ``conformity_words``,
-    ``conformity_rules``, ``testing_statement``) to `env`."""
+    ``printed``, ``extra_value``, ``coverage_runs``, ``mpe_unit``, ``keep_tail``) and globals
+    (``place_date_vi``, ``place_date_en``, ``verification_modes``, ``coverage_statement``,
+    ``conformity_words``, ``conformity_rules``, ``testing_statement``) to `env`."""
     env.filters.update(
         dmy=dmy,
         num=num,
@@ -169,6 +177,7 @@ def install(env: jinja2.Environment) -> None:
         uncertainty=uncertainty,
         bilingual=split_bilingual,
         printed=printed,
+        extra_value=extra_value,
         coverage_runs=coverage_runs,
         mpe_unit=mpe_unit,
         keep_tail=keep_tail,
