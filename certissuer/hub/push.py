@@ -27,9 +27,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from certissuer import merkle
 from certissuer._files import write_atomic
 from certissuer.errors import CertissuerError, LedgerError
-from certissuer.ledger import Ledger
+from certissuer.hub.inclusion import certificate_leaves
+from certissuer.ledger import Checkpoint, Ledger
 from certissuer.report.sector import FORMAT, RECORD_TYPES, VERSION, Cursor, sector_export
 from certissuer.token import TokenKey, TokenPublicKey
 
@@ -87,26 +89,33 @@ def make_push(
     """The signed push of the lab's ledger `ledger` to a hub holding `held_size` leaves of its
     log and cursor `held_cursor` (None: nothing yet).
 
-    The export is read first and a checkpoint of the whole log signed after it with `key`
-    (the lab's token key), so every exported certificate's events lie inside the checkpoint.
-    When the lab's log is shorter than what the hub holds no proof can be made: the push
-    carries none and the hub refuses it (naming the sizes). Raises `LedgerError` when the
-    ledger cannot be read.
+    The export is read first and then a checkpoint of the whole log taken: the lab's newest
+    one when it already covers the log and is `key`'s (the lab's token key), else a new one
+    signed with `key`, so every exported certificate's events lie inside the checkpoint and a
+    push with nothing new writes no checkpoint. Each certificate record goes with the leaves
+    of its events and their inclusion proofs in that checkpoint (``inclusion``, by number;
+    `certissuer.hub.inclusion`). When the lab's log is shorter than what the hub holds no
+    proof can be made: the push carries none and the hub refuses it (naming the sizes).
+    Raises `LedgerError` when the ledger cannot be read.
     """
     after = Cursor.parse(held_cursor) if held_cursor else None
     export = sector_export(ledger.engine, since=None, after=after, today=today, now=now)
-    cp = ledger.checkpoint(key, lab_code=lab_code, at=now)
+    cp, hashes = _covering_checkpoint(ledger, key, lab_code=lab_code, now=now)
     proof: list[str] | None = None
     if 0 < held_size <= cp.tree_size:
-        proof = ledger.consistency(held_size, cp.tree_size)["proof"]
+        proof = [h.hex() for h in merkle.consistency_proof(held_size, hashes)]
     elif held_size == 0:
         proof = []
+    inclusion = certificate_leaves(
+        ledger, (r["number"] for r in export.records["certificates"]), hashes
+    )
     payload = {
         "format": PUSH_FORMAT,
         "lab_code": lab_code,
         "checkpoint": cp.to_json(),
         "from_size": held_size,
         "consistency": proof,
+        "inclusion": inclusion,
         "export": {**export.header(), **{t: export.records[t] for t in RECORD_TYPES}},
     }
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
@@ -115,6 +124,27 @@ def make_push(
         "kid": key.public.kid.hex(),
         "signature": key.sign(push_message(text.encode())).hex(),
     }
+
+
+def _covering_checkpoint(
+    ledger: Ledger, key: TokenKey, *, lab_code: str, now: datetime
+) -> tuple[Checkpoint, list[bytes]]:
+    """The lab's newest checkpoint when it covers the whole log and is `key`'s over the leaves
+    the ledger holds, else a new one signed with `key`; with the leaf hashes it covers."""
+    size = ledger.log_size()
+    latest = ledger.latest_checkpoint()
+    if (
+        latest is not None
+        and latest.tree_size == size
+        and latest.lab_code == lab_code
+        and latest.kid == key.public.kid.hex()
+        and key.public.verify(bytes.fromhex(latest.signature), latest.message())
+    ):
+        hashes = ledger.leaf_hashes(size)
+        if len(hashes) == size and merkle.tree_hash(hashes).hex() == latest.root_hash:
+            return latest, hashes
+    cp = ledger.checkpoint(key, lab_code=lab_code, at=now)
+    return cp, ledger.leaf_hashes(cp.tree_size)
 
 
 def open_push(

@@ -51,8 +51,9 @@ __all__ = [
 ]
 
 FORMAT = "certissuer-sector-export"
-VERSION = "1.0"
-"""Format version: the minor number grows when fields are added, the major when they change."""
+VERSION = "1.2"
+"""Format version: the minor number grows when fields are added, the major when they change.
+1.2: a certificate carries `data_digest`."""
 
 RECORD_TYPES = ("certificates", "instruments", "standards", "inspectors")
 
@@ -61,7 +62,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
         "number", "lab_code", "kind", "status", "issue_date", "work_date", "valid_until",
         "instrument_name", "instrument_model", "instrument_serial", "customer_name",
         "paper_number", "pdf_sha256", "issued_at", "revoked_at", "revocation_reason",
-        "superseded_by", "log_index", "changed_at",
+        "superseded_by", "log_index", "changed_at", "data_digest",
     ),
     "instruments": (
         "owner_code", "owner_name", "owner_kind", "owner_address", "type_code", "name", "model",
@@ -236,6 +237,7 @@ def _certificates(
             func.max(case((superseded, col(e.related_number)))).label("superseded_by"),
             func.max(col(LogLeaf.idx)).label("log_index"),
             func.max(col(e.at)).label("changed_at"),
+            col(c.data_digest),
         )
         .select_from(c)
         .join(e, col(e.number) == col(c.number))
