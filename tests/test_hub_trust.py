@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from certissuer.hub import PushRefused, make_push
+from certissuer.hub import HubUnreachable, PushRefused, make_push, push_to_hub
 from certissuer.hub.push import push_message
 from certissuer.hub.tables import HubCertificate
 from certissuer.ledger import Ledger
@@ -21,7 +21,7 @@ from certissuer.verify import Verifier
 from certissuer.verify.verdict import VERDICT_LABELS
 
 from ._insider import sql
-from .test_hub import TODAY, Lab, World, _snapshot, _verdict, world
+from .test_hub import TODAY, Lab, World, _client_transport, _snapshot, _verdict, world
 
 __all__ = ["world"]  # the fixture, shared with test_hub.py
 
@@ -282,3 +282,45 @@ def test_a_push_with_nothing_new_writes_no_checkpoint(world: World) -> None:
     assert world.push(world.a).stored == 0
     assert [size for size, _ in _checkpoints(world.a.ledger)] == [1, 2, 2, 2]
     assert world.hub.head("DT01").tree_size == 2  # type: ignore[union-attr]
+
+
+def test_a_large_push_goes_in_parts_each_kept_and_resumed(world: World) -> None:
+    for ref in ("A1", "A2", "A3", "A4", "A5"):
+        world.a.issue(ref)
+    size = world.a.ledger.log_size()
+    posts: list[int] = []
+    send = _client_transport(world.client)
+
+    def down_after_first(method: str, url: str, body: Any) -> tuple[int, Any]:
+        if method == "POST":
+            posts.append(len(json.loads(body["payload"])["export"]["certificates"]))
+            if len(posts) > 1:
+                raise HubUnreachable(f"cannot reach the hub at {url}: connection reset")
+        return send(method, url, body)
+
+    def push(transport: Any) -> Any:
+        return push_to_hub(
+            "https://hub.test.invalid",
+            world.a.ledger,
+            world.a.key,
+            lab_code="DT01",
+            state_path=world.a.state,
+            transport=transport,
+            today=TODAY,
+            max_leaves=2,
+        )
+
+    with pytest.raises(HubUnreachable):
+        push(down_after_first)
+    # the first part was accepted and kept, at the hub and in the lab's state file
+    first = world.hub.head("DT01")
+    assert first is not None and first.cursor is not None and first.tree_size == size
+    assert first.cursor.startswith("v1:2:")
+    assert len(world.hub.certificates("DT01")) == posts[0] == 2
+    assert json.loads(world.a.state.read_text(encoding="utf-8"))["cursor"] == first.cursor
+
+    outcome = push(send)
+    assert (outcome.from_size, outcome.tree_size) == (size, size)
+    assert outcome.cursor.startswith(f"v1:{size}:")
+    assert {c.number for c in world.hub.certificates("DT01")} == set(world.a.numbers.values())
+    assert len(world.a.ledger.checkpoints()) == 1  # every part under the one checkpoint

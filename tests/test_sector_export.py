@@ -205,7 +205,8 @@ def test_each_certificate_carries_its_data_digest_proven_by_its_log_leaves(world
     assert {r["status"] for r in certificates} >= {"valid", "revoked", "superseded"}
     hashes = world.ledger.leaf_hashes()
     root = merkle.tree_hash(hashes)
-    leaves = certificate_leaves(world.ledger, [r["number"] for r in certificates], hashes)
+    numbers = [r["number"] for r in certificates]
+    leaves = certificate_leaves(world.ledger, numbers, hashes, below=export.cursor.log)
     for record in certificates:
         entry = world.ledger.get(record["number"])
         assert entry is not None and record["data_digest"] == entry.data_digest
@@ -222,6 +223,18 @@ def test_each_certificate_carries_its_data_digest_proven_by_its_log_leaves(world
         {k: v for k, v in r.items() if k != "data_digest"} for r in document["certificates"]
     ]
     _valid(old)
+
+    # revoked after the export was read and before the checkpoint: the leaves sent are those
+    # the export read (below its cursor), so its record still matches them
+    valid = next(r for r in certificates if r["status"] == "valid")
+    world.ledger.revoke(valid["number"], reason="sai / wrong", at=datetime.now(UTC))
+    hashes = world.ledger.leaf_hashes()
+    root = merkle.tree_hash(hashes)
+    at_export = certificate_leaves(world.ledger, numbers, hashes, below=export.cursor.log)
+    assert record_problem(valid, at_export[valid["number"]], len(hashes), root) is None
+    now = certificate_leaves(world.ledger, numbers, hashes, below=len(hashes))
+    problem = record_problem(valid, now[valid["number"]], len(hashes), root)
+    assert problem and problem.startswith("its revoked_at is None in the push")
 
 
 def test_a_bad_cursor_is_refused() -> None:

@@ -10,8 +10,9 @@ index and time) must be the record's. So a record changed after it was logged, o
 leaf is not in the checkpointed tree, is refused even when the push itself carries the lab's
 signature.
 
->>> leaves = certificate_leaves(ledger, ["HC-2026-000001"], ledger.leaf_hashes(cp.tree_size))
-... # doctest: +SKIP
+>>> leaves = certificate_leaves(
+...     ledger, ["HC-2026-000001"], ledger.leaf_hashes(cp.tree_size), below=cursor.log
+... )  # doctest: +SKIP
 >>> record_problem(record, leaves["HC-2026-000001"], cp.tree_size, root)  # doctest: +SKIP
 """
 
@@ -49,12 +50,13 @@ _CHUNK = 500
 
 
 def certificate_leaves(
-    ledger: Ledger, numbers: Iterable[str], hashes: Sequence[bytes]
+    ledger: Ledger, numbers: Iterable[str], hashes: Sequence[bytes], *, below: int
 ) -> dict[str, list[dict[str, Any]]]:
-    """The log leaves of the events of each certificate in `numbers` in the tree of the leaf
-    hashes `hashes` (the checkpoint's), in log order: ``{"index", "leaf", "path"}`` with the
-    leaf data as the ledger's rows give them now and the audit path (hex)."""
-    size = len(hashes)
+    """The log leaves below index `below` (the export's cursor: the events its records were
+    read from) of the events of each certificate in `numbers`, in the tree of the leaf hashes
+    `hashes` (the checkpoint's), in log order: ``{"index", "leaf", "path"}`` with the leaf
+    data as the ledger's rows give them now and the audit path (hex)."""
+    size = min(len(hashes), below)
     wanted = sorted(set(numbers))
     rows: list[tuple[int, LedgerEvent, CertificateEntry]] = []
     with ledger.session(read_only=True) as s:

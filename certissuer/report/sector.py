@@ -168,8 +168,12 @@ def sector_export(
     after: Cursor | None,
     today: date,
     now: datetime | None = None,
+    log_limit: int | None = None,
 ) -> SectorExport:
     """Collect every record changed since `since` and after cursor `after` (both optional).
+
+    `log_limit` stops the export at that log size (the cursor's `log` is at most it): a
+    large export is sent in parts, each from the cursor of the one before.
 
     `engine` is the ledger's engine; `today` decides "expired". A certificate is included
     when one of its events is in the log after `after.log` (and, with `since`, its newest
@@ -189,6 +193,8 @@ def sector_export(
             log_size = int(
                 conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
             )
+            if log_limit is not None:
+                log_size = min(log_size, max(log_limit, after_log))
             cursor = Cursor(log_size, reg)
             records = {
                 "certificates": list(_certificates(conn, after_log, log_size, since_utc, today)),
