@@ -215,6 +215,17 @@ def test_a_proof_for_another_index_is_refused(world: World) -> None:
         _resigned(world.a, envelope, borrowed),
         rf"certificate {a1}: the leaf at log index 1 is another certificate's$",
     )
+
+    # a path that is not hex, and one leaf given twice
+    def junk(p: dict[str, Any]) -> None:
+        p["inclusion"][a1][0]["path"] = ["zz"]
+
+    _refused(world, _resigned(world.a, envelope, junk), "proof of log index 0 is malformed$")
+
+    def twice(p: dict[str, Any]) -> None:
+        p["inclusion"][a1] = p["inclusion"][a1] * 2
+
+    _refused(world, _resigned(world.a, envelope, twice), "its inclusion proof repeats a leaf$")
     # and the push as made is accepted
     assert world.hub.accept(envelope).tree_size == 3
     assert {c.number for c in world.hub.certificates("DT01")} == set(world.a.numbers.values())

@@ -90,11 +90,15 @@ def _instant(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _same(pushed: Any, logged: Any) -> bool:
-    """Equal, times compared as instants (a database may print a time its own way)."""
+_TIMES = ("issued_at", "revoked_at", "changed_at")
+"""Fields compared as instants: a database may print a time its own way."""
+
+
+def _same(name: str, pushed: Any, logged: Any) -> bool:
+    """Equal; a time (`_TIMES`) as the same instant."""
     if pushed == logged:
         return True
-    if isinstance(pushed, str) and isinstance(logged, str):
+    if name in _TIMES and isinstance(pushed, str) and isinstance(logged, str):
         try:
             return _instant(pushed) == _instant(logged)
         except ValueError:
@@ -153,7 +157,7 @@ def record_problem(record: dict[str, Any], proof: Any, size: int, root: bytes) -
     expected["log_index"] = max(i for i, _ in leaves)
     expected["changed_at"] = max((d.get("at") or "" for _, d in leaves), key=_order)
     for name, logged in expected.items():
-        if not _same(record.get(name), logged):
+        if not _same(name, record.get(name), logged):
             return (
                 f"its {name} is {record.get(name)!r} in the push, {logged!r} in the lab's log: "
                 "the record was changed after it was logged"
@@ -171,8 +175,8 @@ def record_problem(record: dict[str, Any], proof: Any, size: int, root: bytes) -
     return None
 
 
-def _order(value: str) -> datetime:
+def _order(value: Any) -> datetime:
     try:
-        return _instant(value)
+        return _instant(str(value))
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
