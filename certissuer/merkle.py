@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "tree_hash",
@@ -82,6 +83,42 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
             lo, m = lo + k, m - k
     proof.reverse()
     return proof
+
+
+def inclusion_proofs(indexes: Iterable[int], leaves: Sequence[bytes]) -> dict[int, list[bytes]]:
+    """The audit paths of the leaves at `indexes` in the tree of `leaves`, each as
+    `inclusion_proof` gives it; every subtree hash is computed once for all of them."""
+    n = len(leaves)
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def subtree(lo: int, hi: int) -> bytes:
+        found = cache.get((lo, hi))
+        if found is None:
+            if hi - lo == 1:
+                found = leaves[lo]
+            else:
+                k = _split(hi - lo)
+                found = node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+            cache[(lo, hi)] = found
+        return found
+
+    proofs: dict[int, list[bytes]] = {}
+    for index in indexes:
+        if not 0 <= index < n:
+            raise ValueError(f"leaf index {index} is outside a tree of size {n}")
+        proof: list[bytes] = []
+        lo, hi, m = 0, n, index
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if m < k:
+                proof.append(subtree(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(subtree(lo, lo + k))
+                lo, m = lo + k, m - k
+        proof.reverse()
+        proofs[index] = proof
+    return proofs
 
 
 def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:

@@ -185,7 +185,7 @@ def test_export_from_a_cursor_carries_only_newer_records(
     _valid(first)
     assert [c["number"] for c in first["certificates"]] == [world.a.numbers["A-X"]]
     assert {(i["lab_code"], i["serial"]) for i in first["instruments"]} == {("DT01", SERIAL_X)}
-    assert first["version"] == "1.1"
+    assert first["version"] == "1.2"
     c1 = Cursor.parse(first["cursor"])
 
     # lab B pushes, lab A pushes nothing new: from c1 only B's records, and a newer cursor

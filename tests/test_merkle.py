@@ -9,6 +9,7 @@ inclusion and consistency proofs.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from certissuer.merkle import (
     EMPTY_ROOT,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     tree_hash,
     verify_consistency,
@@ -162,3 +164,27 @@ def test_tree_hash_equals_recursive_definition() -> None:
     leaves = [leaf_hash(bytes([i])) for i in range(100)]
     for n in range(1, 100):
         assert tree_hash(leaves[:n]) == mth(leaves[:n])
+
+
+def test_inclusion_proofs_at_once_equal_one_by_one_and_scale() -> None:
+    rng = random.Random(9162)
+    leaves = [leaf_hash(rng.randbytes(8)) for _ in range(70)]
+    for n in range(1, 70):
+        assert inclusion_proofs(range(n), leaves[:n]) == {
+            i: inclusion_proof(i, leaves[:n]) for i in range(n)
+        }
+    for (index, size, proof), got in zip(
+        INCLUSION,
+        (inclusion_proofs([i], LEAVES[:s])[i] for i, s, _ in INCLUSION),
+        strict=True,
+    ):
+        assert [p.hex() for p in got] == proof, f"{index} of {size}"
+    with pytest.raises(ValueError, match="outside a tree of size 3"):
+        inclusion_proofs([3], leaves[:3])
+    # a push of every leaf of a large log: each subtree once, not once per proof
+    big = [leaf_hash(i.to_bytes(4, "big")) for i in range(20000)]
+    started = time.perf_counter()
+    proofs = inclusion_proofs(range(0, 20000, 2), big)
+    assert time.perf_counter() - started < 3.0
+    root = tree_hash(big)
+    assert all(verify_inclusion(i, 20000, big[i], proofs[i], root) for i in (0, 4242, 19998))

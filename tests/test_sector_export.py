@@ -14,7 +14,9 @@ import jsonschema_rs
 import pytest
 from openpyxl import load_workbook
 
+from certissuer import merkle
 from certissuer.errors import InputError
+from certissuer.hub.inclusion import certificate_leaves, record_problem
 from certissuer.model import parse_certificate
 from certissuer.registry import Register
 from certissuer.report.sector import (
@@ -169,7 +171,7 @@ def test_since_a_date_and_every_format_follow_the_schema(world: World, tmp_path:
     files = write_sector_export(full, SectorFormat.CSV, folder)
     assert {f.name for f in files} == {f"{t}.csv" for t in RECORD_TYPES} | {"export.json"}
     meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
-    assert meta["cursor"] == full.cursor.text and meta["version"] == "1.0"
+    assert meta["cursor"] == full.cursor.text and meta["version"] == "1.2"
     for kind in RECORD_TYPES:
         assert (folder / f"{kind}.csv").read_bytes().startswith(codecs.BOM_UTF8)
         with open(folder / f"{kind}.csv", encoding="utf-8-sig", newline="") as fh:
@@ -194,6 +196,45 @@ def test_since_a_date_and_every_format_follow_the_schema(world: World, tmp_path:
         rows = list(wb[kind].iter_rows(values_only=True))
         assert rows[0] == COLUMNS[kind] and len(rows) - 1 == len(full.records[kind])
     wb.close()
+
+
+def test_each_certificate_carries_its_data_digest_proven_by_its_log_leaves(world: World) -> None:
+    export = sector_export(world.ledger.engine, since=None, after=None, today=TODAY)
+    certificates = export.records["certificates"]
+    assert export.header()["version"] == "1.2" and len(certificates) >= 5
+    assert {r["status"] for r in certificates} >= {"valid", "revoked", "superseded"}
+    hashes = world.ledger.leaf_hashes()
+    root = merkle.tree_hash(hashes)
+    numbers = [r["number"] for r in certificates]
+    leaves = certificate_leaves(world.ledger, numbers, hashes, below=export.cursor.log)
+    for record in certificates:
+        entry = world.ledger.get(record["number"])
+        assert entry is not None and record["data_digest"] == entry.data_digest
+        # what the hub checks at push: every kind of record here is proven by its leaves
+        assert record_problem(record, leaves[record["number"]], len(hashes), root) is None
+        changed = {**record, "customer_name": "Người khác"}
+        problem = record_problem(changed, leaves[record["number"]], len(hashes), root)
+        assert problem and problem.startswith("its customer_name is 'Người khác' in the push")
+    document = {**export.header(), **{t: export.records[t] for t in RECORD_TYPES}}
+    _valid(document)
+    # an export of version 1.0 (no data digest) still follows the schema
+    old = {**document, "version": "1.0"}
+    old["certificates"] = [
+        {k: v for k, v in r.items() if k != "data_digest"} for r in document["certificates"]
+    ]
+    _valid(old)
+
+    # revoked after the export was read and before the checkpoint: the leaves sent are those
+    # the export read (below its cursor), so its record still matches them
+    valid = next(r for r in certificates if r["status"] == "valid")
+    world.ledger.revoke(valid["number"], reason="sai / wrong", at=datetime.now(UTC))
+    hashes = world.ledger.leaf_hashes()
+    root = merkle.tree_hash(hashes)
+    at_export = certificate_leaves(world.ledger, numbers, hashes, below=export.cursor.log)
+    assert record_problem(valid, at_export[valid["number"]], len(hashes), root) is None
+    now = certificate_leaves(world.ledger, numbers, hashes, below=len(hashes))
+    problem = record_problem(valid, now[valid["number"]], len(hashes), root)
+    assert problem and problem.startswith("its revoked_at is None in the push")
 
 
 def test_a_bad_cursor_is_refused() -> None:

@@ -37,8 +37,9 @@ from certissuer.report.sector import COLUMNS, Cursor, SectorFormat, write_record
 __all__ = ["COLUMNS_HUB", "FORMAT", "VERSION", "export_hub", "write_hub_export"]
 
 FORMAT = "certissuer-sector-export"
-VERSION = "1.1"
-"""1.1: a register row carries `lab_code`, the lab that pushed it (instruments too)."""
+VERSION = "1.2"
+"""1.1: a register row carries `lab_code`, the lab that pushed it (instruments too); 1.2: a
+certificate carries `data_digest` (when its lab pushed it with one)."""
 
 COLUMNS_HUB: Mapping[str, tuple[str, ...]] = {
     "certificates": COLUMNS["certificates"],
@@ -59,7 +60,7 @@ def export_hub(
     hub: Hub, *, after: Cursor | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """The records `hub` stored or changed after the cursor `after` (everything when None),
-    as one sector export, version 1.1 (a JSON-ready dict, ``cursor`` the one to pass next time).
+    as one sector export, version 1.2 (a JSON-ready dict, ``cursor`` the one to pass next time).
 
     Raises `LedgerError` when the database fails.
     """

@@ -76,6 +76,7 @@ _RANK = (
     HubVerdict.REVOKED,
     HubVerdict.NOT_IN_HUB,
     HubVerdict.SERIAL_MISMATCH,
+    HubVerdict.ALTERED,
     HubVerdict.NOT_GENUINE,
 )
 """Which verdict answers a typed number several labs have pushed: the best first."""

@@ -27,14 +27,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from certissuer import merkle
 from certissuer._files import write_atomic
 from certissuer.errors import CertissuerError, LedgerError
-from certissuer.ledger import Ledger
+from certissuer.hub.inclusion import certificate_leaves
+from certissuer.ledger import Checkpoint, Ledger
 from certissuer.report.sector import FORMAT, RECORD_TYPES, VERSION, Cursor, sector_export
 from certissuer.token import TokenKey, TokenPublicKey
 
 __all__ = [
     "PUSH_FORMAT",
+    "PUSH_LEAVES",
     "STATE_NAME",
     "HubUnreachable",
     "PushOutcome",
@@ -52,6 +55,9 @@ _logger = logging.getLogger(__name__)
 PUSH_FORMAT = "certissuer-hub-push/v1"
 STATE_NAME = ".certissuer-hub.json"
 """The lab's push state, beside its profile."""
+PUSH_LEAVES = 5000
+"""The most log leaves whose certificates one push carries (each record goes with its leaves
+and inclusion proofs, some 3 kB: a part stays well under the hub's body limit)."""
 
 Transport = Callable[[str, str, Mapping[str, Any] | None], tuple[int, Any]]
 """``(method, url, json body or None) -> (HTTP status, decoded JSON answer)``; raises
@@ -83,38 +89,100 @@ def make_push(
     held_cursor: str | None,
     today: date,
     now: datetime,
+    max_leaves: int | None = None,
 ) -> dict[str, Any]:
     """The signed push of the lab's ledger `ledger` to a hub holding `held_size` leaves of its
     log and cursor `held_cursor` (None: nothing yet).
 
-    The export is read first and a checkpoint of the whole log signed after it with `key`
-    (the lab's token key), so every exported certificate's events lie inside the checkpoint.
-    When the lab's log is shorter than what the hub holds no proof can be made: the push
-    carries none and the hub refuses it (naming the sizes). Raises `LedgerError` when the
-    ledger cannot be read.
+    The export is read first and then a checkpoint of the whole log taken: the lab's newest
+    one when it already covers the log and is `key`'s (the lab's token key), else a new one
+    signed with `key`, so every exported certificate's events lie inside the checkpoint and a
+    push with nothing new writes no checkpoint. Each certificate record goes with the leaves
+    of its events and their inclusion proofs in that checkpoint (``inclusion``, by number;
+    `certissuer.hub.inclusion`). When the lab's log is shorter than what the hub holds no
+    proof can be made: the push carries none and the hub refuses it (naming the sizes).
+    `max_leaves` bounds the part of the log whose certificates this push carries (the rest
+    goes in the next push, from this one's cursor). Raises `LedgerError` when the ledger
+    cannot be read.
     """
+    return _make_push(
+        ledger,
+        key,
+        lab_code=lab_code,
+        held_size=held_size,
+        held_cursor=held_cursor,
+        today=today,
+        now=now,
+        max_leaves=max_leaves,
+    )[0]
+
+
+def _make_push(
+    ledger: Ledger,
+    key: TokenKey,
+    *,
+    lab_code: str,
+    held_size: int,
+    held_cursor: str | None,
+    today: date,
+    now: datetime,
+    max_leaves: int | None,
+) -> tuple[dict[str, Any], bool]:
+    """`make_push`, and whether `max_leaves` left part of the log for another push."""
     after = Cursor.parse(held_cursor) if held_cursor else None
-    export = sector_export(ledger.engine, since=None, after=after, today=today, now=now)
-    cp = ledger.checkpoint(key, lab_code=lab_code, at=now)
+    limit = None if max_leaves is None else (after.log if after else 0) + max(1, max_leaves)
+    export = sector_export(
+        ledger.engine, since=None, after=after, today=today, now=now, log_limit=limit
+    )
+    cp, hashes = _covering_checkpoint(ledger, key, lab_code=lab_code, now=now)
     proof: list[str] | None = None
     if 0 < held_size <= cp.tree_size:
-        proof = ledger.consistency(held_size, cp.tree_size)["proof"]
+        proof = [h.hex() for h in merkle.consistency_proof(held_size, hashes)]
     elif held_size == 0:
         proof = []
+    inclusion = certificate_leaves(
+        ledger,
+        (r["number"] for r in export.records["certificates"]),
+        hashes,
+        below=export.cursor.log,
+    )
     payload = {
         "format": PUSH_FORMAT,
         "lab_code": lab_code,
         "checkpoint": cp.to_json(),
         "from_size": held_size,
         "consistency": proof,
+        "inclusion": inclusion,
         "export": {**export.header(), **{t: export.records[t] for t in RECORD_TYPES}},
     }
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-    return {
+    envelope = {
         "payload": text,
         "kid": key.public.kid.hex(),
         "signature": key.sign(push_message(text.encode())).hex(),
     }
+    return envelope, limit is not None and limit <= export.cursor.log < cp.tree_size
+
+
+def _covering_checkpoint(
+    ledger: Ledger, key: TokenKey, *, lab_code: str, now: datetime
+) -> tuple[Checkpoint, list[bytes]]:
+    """The lab's newest checkpoint when it covers the whole log and is `key`'s over the leaves
+    the ledger holds, else a new one signed with `key`; with the leaf hashes it covers."""
+    size = ledger.log_size()
+    latest = ledger.latest_checkpoint()
+    if (
+        latest is not None
+        and latest.tree_size == size
+        and latest.lab_code == lab_code
+        and latest.kid == key.public.kid.hex()
+        and key.public.verify(bytes.fromhex(latest.signature), latest.message())
+    ):
+        hashes = ledger.leaf_hashes(size)
+        if len(hashes) == size and merkle.tree_hash(hashes).hex() == latest.root_hash:
+            return latest, hashes
+    cp = ledger.checkpoint(key, lab_code=lab_code, at=now)
+    return cp, ledger.leaf_hashes(cp.tree_size)
 
 
 def open_push(
@@ -224,62 +292,80 @@ def push_to_hub(
     transport: Transport | None = None,
     today: date | None = None,
     now: datetime | None = None,
+    max_leaves: int | None = PUSH_LEAVES,
 ) -> PushOutcome:
     """Push the lab's records and log since its last accepted push to the hub at `url`.
 
     `ledger` and `key` are the lab's ledger and token key; `state_path` is the push state file
-    (`STATE_NAME` beside the profile). Raises `HubUnreachable` when the hub does not answer
-    (the state file records it; the next run pushes everything from the hub's cursor) and
-    `PushRefused` with the hub's reason when it refuses.
+    (`STATE_NAME` beside the profile). The records go in parts of at most `max_leaves` log
+    leaves each (None: one push), each accepted part kept; the outcome sums them. Raises
+    `HubUnreachable` when the hub does not answer (the state file records it; the next run
+    pushes everything from the hub's cursor) and `PushRefused` with the hub's reason when it
+    refuses.
     """
     send = transport or requests_transport()
     base = url.rstrip("/")
     state = read_state(state_path)
     now = now or datetime.now(UTC)
-    try:
-        status, head = send("GET", f"{base}/api/v1/labs/{lab_code}/head", None)
+    parts: list[PushOutcome] = []
+    more = True
+    while more:
+        try:
+            status, head = send("GET", f"{base}/api/v1/labs/{lab_code}/head", None)
+            if status != 200:
+                raise PushRefused(f"the hub at {base} answered {status}: {_detail(head)}")
+            envelope, more = _make_push(
+                ledger,
+                key,
+                lab_code=lab_code,
+                held_size=int(head["tree_size"]),
+                held_cursor=head.get("cursor"),
+                today=today or now.date(),
+                now=now,
+                max_leaves=max_leaves,
+            )
+            status, answer = send("POST", f"{base}/api/v1/push", envelope)
+        except HubUnreachable as exc:
+            _save_state(
+                state_path, {**state, "url": base, "lab_code": lab_code, "failed": str(exc)}
+            )
+            held = state.get("cursor") or "the beginning"
+            raise HubUnreachable(
+                str(exc),
+                hint="nothing is lost: run 'certissuer hub push' again later; it sends "
+                f"everything after the cursor the hub holds ({held})",
+            ) from None
         if status != 200:
-            raise PushRefused(f"the hub at {base} answered {status}: {_detail(head)}")
-        envelope = make_push(
-            ledger,
-            key,
-            lab_code=lab_code,
-            held_size=int(head["tree_size"]),
-            held_cursor=head.get("cursor"),
-            today=today or now.date(),
-            now=now,
+            _save_state(
+                state_path, {**state, "url": base, "lab_code": lab_code, "failed": _detail(answer)}
+            )
+            raise PushRefused(f"the hub refused the push: {_detail(answer)}")
+        parts.append(
+            PushOutcome(
+                lab_code=lab_code,
+                from_size=int(answer["from_size"]),
+                tree_size=int(answer["tree_size"]),
+                cursor=str(answer["cursor"]),
+                stored=int(answer["stored"]),
+                unchanged=int(answer["unchanged"]),
+            )
         )
-        status, answer = send("POST", f"{base}/api/v1/push", envelope)
-    except HubUnreachable as exc:
-        _save_state(state_path, {**state, "url": base, "lab_code": lab_code, "failed": str(exc)})
-        raise HubUnreachable(
-            str(exc),
-            hint="nothing is lost: run 'certissuer hub push' again later; it sends everything "
-            f"after the cursor the hub holds ({state.get('cursor') or 'the beginning'})",
-        ) from None
-    if status != 200:
-        _save_state(
-            state_path, {**state, "url": base, "lab_code": lab_code, "failed": _detail(answer)}
-        )
-        raise PushRefused(f"the hub refused the push: {_detail(answer)}")
-    outcome = PushOutcome(
-        lab_code=lab_code,
-        from_size=int(answer["from_size"]),
-        tree_size=int(answer["tree_size"]),
-        cursor=str(answer["cursor"]),
-        stored=int(answer["stored"]),
-        unchanged=int(answer["unchanged"]),
-    )
-    _save_state(
-        state_path,
-        {
+        state = {
             "url": base,
             "lab_code": lab_code,
-            "cursor": outcome.cursor,
-            "tree_size": outcome.tree_size,
+            "cursor": parts[-1].cursor,
+            "tree_size": parts[-1].tree_size,
             "pushed_at": now.isoformat(timespec="seconds"),
             "failed": None,
-        },
+        }
+        _save_state(state_path, state)  # each part accepted is kept: a later one resumes
+    outcome = PushOutcome(
+        lab_code=lab_code,
+        from_size=parts[0].from_size,
+        tree_size=parts[-1].tree_size,
+        cursor=parts[-1].cursor,
+        stored=sum(p.stored for p in parts),
+        unchanged=sum(p.unchanged for p in parts),
     )
     _logger.debug("pushed %s to %s: %s", lab_code, base, outcome)
     return outcome

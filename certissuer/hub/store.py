@@ -8,7 +8,9 @@
 `Hub.accept` is the witness: a push is stored only when its signature and its checkpoint's
 check with the lab's registered keys and the checkpoint extends, by a valid RFC 9162
 consistency proof, the log the hub already holds for the lab. Anything else is refused with
-`PushRefused` naming the lab and the sizes, and changes nothing.
+`PushRefused` naming the lab and the sizes, and changes nothing. Every certificate record of
+a push must be proven in that checkpoint, leaf by leaf, and be what its leaves hold
+(`certissuer.hub.inclusion`): one record that is not refuses the whole push (all or nothing).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlmodel import Session, col, select
 from certissuer import merkle
 from certissuer.errors import ConfigError, InputError, LedgerError
 from certissuer.hub.catalogue import index_pushed
+from certissuer.hub.inclusion import record_problem
 from certissuer.hub.push import PushRefused, open_push
 from certissuer.hub.tables import HubCertificate, HubCheckpoint, HubLab, HubLabKey, HubRecord
 from certissuer.ledger import Checkpoint
@@ -350,8 +353,9 @@ class Hub:
 
         Raises `PushRefused` (nothing stored) when the lab is not registered, the push or
         its checkpoint is not signed by a key of the lab in use at `now` (a retired key signs
-        nothing new), or the checkpoint is not a consistent extension of the log the hub holds
-        for the lab.
+        nothing new), the checkpoint is not a consistent extension of the log the hub holds for
+        the lab, or a certificate record is not proven in the checkpoint's log as it is pushed
+        (naming lab, number and why).
         """
         now = now or datetime.now(UTC)
         named: list[str] = []
@@ -391,6 +395,7 @@ class Hub:
                     f"checkpoint of size {cp.tree_size}"
                 )
             from_size = lab.tree_size
+            self._check_inclusion(lab, cp, export, payload.get("inclusion"))
             stored, unchanged = self._store_records(s, lab, cp, export)
             if cp.tree_size > lab.tree_size or lab.root_hash is None:
                 s.add(
@@ -476,6 +481,23 @@ class Hub:
             held, cp.tree_size, path, bytes.fromhex(lab.root_hash), bytes.fromhex(cp.root_hash)
         ):
             raise refused
+
+    @staticmethod
+    def _check_inclusion(lab: HubLab, cp: Checkpoint, export: dict[str, Any], proofs: Any) -> None:
+        """Refuse the whole push unless every certificate record it carries is proven in the
+        checkpointed log and matches its logged events (`certissuer.hub.inclusion`)."""
+        if not isinstance(proofs, dict):
+            proofs = {}
+        root = bytes.fromhex(cp.root_hash)
+        for record in _records(export, "certificates", lab.code):
+            number = record.get("number")
+            problem = record_problem(record, proofs.get(number), cp.tree_size, root)
+            if problem is not None:
+                raise PushRefused(
+                    f"lab {lab.code}: certificate {number}: {problem}",
+                    hint="nothing of this push was stored; the lab's records must be the ones "
+                    "its log holds",
+                )
 
     def _witnessed(self, s: Session, lab: HubLab, cp: Checkpoint) -> bool:
         """True when the hub already accepted `cp` of `lab`: every checkpoint it accepted

@@ -8,9 +8,10 @@ keys from the hub's register and answered from the certificate summaries it push
 The verdicts are a lab page's (`certissuer.verify.verdict`) where they mean the same; the hub
 adds its own: the token is a registered lab's but the lab has not pushed that
 certificate (NOT IN THE REGISTER OF THE HUB), and for a typed number whose instrument has
-another serial, SERIAL DOES NOT MATCH (`certissuer.hub.inspections`). The token's data
-digest is not compared here: the sector export does not carry it (the lab's own page
-compares it with its ledger).
+another serial, SERIAL DOES NOT MATCH (`certissuer.hub.inspections`). A token whose data
+digest is not the one the lab pushed for its certificate (sector export 1.2, proven in the
+lab's log at push) gets the lab page's verdict for a token that does not match the data:
+NOT GENUINE (altered or forged).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class HubVerdict(StrEnum):
     SERIAL_MISMATCH = "serial_mismatch"
     """A typed certificate number the hub holds, with a serial its instrument does not have:
     a mistyped number or serial as likely as a false certificate, so not called NOT GENUINE."""
+    ALTERED = "altered"
+    """The token's signature is a registered lab's, but its data digest is not the one the lab
+    pushed for that certificate (the lab page's ALTERED)."""
     NOT_GENUINE = "not_genuine"
     """The token is no registered lab's: altered, forged, or signed by an unknown key."""
 
@@ -63,6 +67,7 @@ HUB_VERDICT_LABELS: dict[HubVerdict, tuple[str, str]] = {
         "NOT IN THE REGISTER OF THE HUB",
     ),
     HubVerdict.SERIAL_MISMATCH: ("SỐ SERI KHÔNG KHỚP", "SERIAL DOES NOT MATCH"),
+    HubVerdict.ALTERED: VERDICT_LABELS[Verdict.ALTERED],
     HubVerdict.NOT_GENUINE: ("KHÔNG XÁC THỰC", "NOT GENUINE"),
 }
 """Vietnamese and English wording of each verdict."""
@@ -143,7 +148,15 @@ def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
                 lab.name,
                 claims.number,
             )
-        return answer_for(hub, lab.code, lab.name, claims.number, today=today, issued=claims.issued)
+        return answer_for(
+            hub,
+            lab.code,
+            lab.name,
+            claims.number,
+            today=today,
+            issued=claims.issued,
+            digest_prefix=claims.digest_prefix,
+        )
     return HubAnswer(
         HubVerdict.NOT_GENUINE,
         [f"the token was signed by a key no registered lab holds (key id {kid})"],
@@ -151,13 +164,21 @@ def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
 
 
 def answer_for(
-    hub: Hub, code: str, name: str, number: str, *, today: date, issued: date | None = None
+    hub: Hub,
+    code: str,
+    name: str,
+    number: str,
+    *,
+    today: date,
+    issued: date | None = None,
+    digest_prefix: str | None = None,
 ) -> HubAnswer:
     """The hub's verdict on certificate `number` of lab `code` (named `name`) on `today`.
 
-    `issued` is the issue date a token carries (None when the number was typed: nothing to
-    compare it with). Used for a token once its signature has checked, and for an inspector
-    who types a number and serial.
+    `issued` and `digest_prefix` are the issue date and the data digest's first 128 bits (hex)
+    a token carries (None when the number was typed: nothing to compare them with). Used for
+    a token once its signature has checked, and for an inspector who types a number and
+    serial.
     """
     row = hub.certificate(code, number)
     if row is None:
@@ -169,9 +190,10 @@ def answer_for(
             number,
         )
     record = json.loads(row.record_json)
+    notes: list[str] = []
 
     def answer(verdict: HubVerdict, *reasons: str) -> HubAnswer:
-        return HubAnswer(verdict, list(reasons), code, name, number, record)
+        return HubAnswer(verdict, [*reasons, *notes], code, name, number, record)
 
     if issued is not None and row.issue_date is not None and row.issue_date != issued:
         return answer(
@@ -179,6 +201,19 @@ def answer_for(
             f"the token says issued {issued.isoformat()}, the lab's record "
             f"{row.issue_date.isoformat()}",
         )
+    if digest_prefix is not None:
+        pushed = record.get("data_digest")
+        if not isinstance(pushed, str):
+            notes.append(
+                f"the hub holds no data digest of {number} (pushed before the sector export "
+                "carried it): the token's data digest was not compared"
+            )
+        elif not hmac.compare_digest(pushed[: len(digest_prefix)].lower(), digest_prefix.lower()):
+            return answer(
+                HubVerdict.ALTERED,
+                f"the QR token's data digest does not match the data of {number} the lab "
+                "pushed: the token is not this certificate's, or was altered",
+            )
     if row.pdf_sha256 is None:
         return answer(HubVerdict.NOT_IN_HUB, f"certificate {number} was not completed")
     if row.revoked_at is not None:

@@ -52,8 +52,9 @@ __all__ = [
 ]
 
 FORMAT = "certissuer-sector-export"
-VERSION = "1.0"
-"""Format version: the minor number grows when fields are added, the major when they change."""
+VERSION = "1.2"
+"""Format version: the minor number grows when fields are added, the major when they change.
+1.2: a certificate carries `data_digest`."""
 
 RECORD_TYPES = ("certificates", "instruments", "standards", "inspectors")
 
@@ -62,7 +63,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
         "number", "lab_code", "kind", "status", "issue_date", "work_date", "valid_until",
         "instrument_name", "instrument_model", "instrument_serial", "customer_name",
         "paper_number", "pdf_sha256", "issued_at", "revoked_at", "revocation_reason",
-        "superseded_by", "log_index", "changed_at",
+        "superseded_by", "log_index", "changed_at", "data_digest",
     ),
     "instruments": (
         "owner_code", "owner_name", "owner_kind", "owner_address", "type_code", "name", "model",
@@ -168,8 +169,12 @@ def sector_export(
     after: Cursor | None,
     today: date,
     now: datetime | None = None,
+    log_limit: int | None = None,
 ) -> SectorExport:
     """Collect every record changed since `since` and after cursor `after` (both optional).
+
+    `log_limit` stops the export at that log size (the cursor's `log` is at most it): a
+    large export is sent in parts, each from the cursor of the one before.
 
     `engine` is the ledger's engine; `today` decides "expired". A certificate is included
     when one of its events is in the log after `after.log` (and, with `since`, its newest
@@ -189,6 +194,8 @@ def sector_export(
             log_size = int(
                 conn.execute(select(col(LogHead.size)).where(col(LogHead.id) == 1)).scalar() or 0
             )
+            if log_limit is not None:
+                log_size = min(log_size, max(log_limit, after_log))
             cursor = Cursor(log_size, reg)
             records = {
                 "certificates": list(_certificates(conn, after_log, log_size, since_utc, today)),
@@ -237,6 +244,7 @@ def _certificates(
             func.max(case((superseded, col(e.related_number)))).label("superseded_by"),
             func.max(col(LogLeaf.idx)).label("log_index"),
             func.max(col(e.at)).label("changed_at"),
+            col(c.data_digest),
         )
         .select_from(c)
         .join(e, col(e.number) == col(c.number))
