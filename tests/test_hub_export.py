@@ -79,7 +79,7 @@ def test_the_xlsx_export_holds_every_record_inert(
     book = load_workbook(out)
     assert book.sheetnames == ["export", *KINDS, "labs"]
     meta = {row[0]: row[1] for row in book["export"].iter_rows(min_row=2, values_only=True)}
-    assert meta["version"] == "1.1" and f"cursor {meta['cursor']}" in text
+    assert meta["version"] == "1.2" and f"cursor {meta['cursor']}" in text
     assert json.loads(meta["counts"]) == stored
     sheets: dict[str, list[dict[str, Any]]] = {}
     for name in (*KINDS, "labs"):
