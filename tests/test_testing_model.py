@@ -248,7 +248,14 @@ def test_issue_render_page_verify_and_dcc(lab: tuple[Settings, Issuer], pki: Key
     token = issued.url.rsplit("/V/", 1)[1]
     with TestClient(create_app(web)) as client:
         html = client.get(f"/v/{token}").text
+        api = client.get(f"/api/v1/verdict/{token}").json()
     assert 'data-verdict="valid"' in html
+    rows = api["certificate"]["tests"]
+    assert [r["conformity_en"] for r in rows] == [
+        "Pass", "Inconclusive", "Pass", "Pass", "Not assessed"
+    ]  # fmt: skip
+    assert rows[2]["result"] == "< 0.003" and rows[3]["accredited"] is False
+    assert rows[1]["requirement"] == "0.2 – 1.0 (QCVN 01-1:2018/BYT)"
     table = html[html.index('<table id="test-results">') :]
     table = table[: table.index("</table>")]
     for words in ("Phương pháp thử", "Yêu cầu kỹ thuật / Giới hạn", "Đánh giá", "SMEWW 3113B:2017"):
