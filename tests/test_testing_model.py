@@ -243,6 +243,13 @@ def test_issue_render_page_verify_and_dcc(lab: tuple[Settings, Issuer], pki: Key
     assert back.tests == stored.tests and back.sampling == "customer"
     assert back.tested_from == date(2026, 11, 21)
     assert data_digest(back) == entry.data_digest
+    # a DCC exported later claims the accreditation as the report did: by the testing scope,
+    # never by calibration scope lines (which once covered an earlier report's results)
+    from certissuer.dcc.write import in_profile_scope
+
+    assert in_profile_scope(stored, settings)
+    calibration_lines = settings.replace(lab_accredited_scope=("0..14 1", "0..1 mg/L"))
+    assert not in_profile_scope(parse_certificate(load_json(OLD)), calibration_lines)
 
     web = settings.replace(web_rate_limit=0, web_pdf_workers=1)
     token = issued.url.rsplit("/V/", 1)[1]

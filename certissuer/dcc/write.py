@@ -789,10 +789,17 @@ def export_entry(
 
 def in_profile_scope(cert: AnyCertificate, settings: Settings) -> bool:
     """True when `cert` is a calibration whose every result lies in one of the profile's
-    ``[lab] accredited_scope`` lines, for a lab with an accreditation number: the work the
-    accreditation mark (and number) may be printed on when no register holds the scope."""
+    ``[lab] accredited_scope`` lines (a test report: one of its rows is accredited), for a lab
+    with an accreditation number: the work the accreditation mark (and number) may be printed
+    on when no register holds the scope."""
     if not isinstance(cert, CalibrationCertificate) or not settings.lab_accreditation:
         return False
+    if isinstance(cert, TestingReport):
+        # Issue 22: a test report is judged by [lab] testing_scope, row by row, when it is
+        # issued (rows outside are stored `accredited: false`), never by calibration lines.
+        return bool(settings.lab_testing_scope and cert.tests) and any(
+            row.accredited is not False for row in cert.tests
+        )
     lines = settings.accredited_scope()
     return bool(lines) and all(
         any(
