@@ -351,16 +351,19 @@ def test_csv_and_xlsx_intake_read_testing_rows_and_name_the_bad_field(tmp_path: 
     (from_xlsx,) = read_certificates(tmp_path / "t.xlsx")
     assert data_digest(from_xlsx.cert) == data_digest(cert)
 
-    # a non-number in a numeric column, and a typed verdict the figures contradict: the
-    # file, the row and the field are named
-    (tmp_path / "t.tests.csv").write_text(
-        TESTS.replace(",0.01,", ",abc,").replace("0.003,QCVN 01-1:2018/BYT,", "0.003,Q,pass"),
-        "utf-8",
-    )
+    # a non-number in a numeric column: the list table, its row and the field are named
+    (tmp_path / "t.tests.csv").write_text(TESTS.replace(",0.01,", ",abc,"), "utf-8")
     with pytest.raises(InputErrors) as caught:
         read_certificates(tmp_path / "t.csv")
     message = str(caught.value)
     assert "t.tests.csv, row 2" in message and "limit_max" in message, message
+    # a typed verdict the figures contradict: the report's row and the test row are named
+    (tmp_path / "t.tests.csv").write_text(TESTS.replace("/BYT,\n", "/BYT,đạt\n"), "utf-8")
+    with pytest.raises(InputErrors) as caught:
+        read_certificates(tmp_path / "t.csv")
+    message = str(caught.value)
+    assert "t.csv, row 2: tests[1] (Cadimi / Cadmium): conformity is typed 'pass'" in message
+    assert "gives 'fail' under the simple decision rule" in message
 
 
 def test_the_annual_report_counts_testing_reports(
