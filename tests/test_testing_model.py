@@ -212,6 +212,8 @@ def test_issue_render_page_verify_and_dcc(lab: tuple[Settings, Issuer], pki: Key
         "chấp nhận có dải bảo vệ",
         "guarded acceptance",
         "Mẫu do khách hàng lấy",
+        "Mã mẫu M-2026-0101",
+        "Sample ID",
         "21/11/2026 – 23/11/2026",
         "Kết quả thử nghiệm chỉ có giá trị đối với mẫu thử nghiệm.",
         "The results relate only to the items tested.",
