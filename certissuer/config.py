@@ -603,6 +603,69 @@ class ScopeLine:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TestingScopeLine:
+    """One line of the accredited testing scope (issue 22): a test parameter by a method,
+    optionally over a range.
+
+    Written "parameter words | method words[ | lower..upper unit]": a row is inside the line
+    when its parameter has the parameter words and its method (the report's, unless the row
+    names its own) the method words (diacritics and case folded, whole words; no method words:
+    any method), and a numeric result in the line's unit lies in the range, when one is given.
+
+    >>> line = TestingScopeLine.parse("Chì / Lead | SMEWW 3113B | 0.001..1 mg/L")
+    >>> line.covers("Chì / Lead", "SMEWW 3113B:2017", "mg/L", Decimal("0.003"))
+    True
+    >>> line.covers("Chì / Lead", "TCVN 6193:1996", "mg/L", Decimal("0.003"))
+    False
+    """
+
+    __test__: ClassVar[bool] = False
+
+    parameter: str
+    method: str = ""
+    lower: Decimal | None = None
+    upper: Decimal | None = None
+    unit: str = ""
+
+    _HINT: ClassVar[str] = (
+        'write "parameter words | method words[ | lower..upper unit]", e.g. '
+        '"Chì / Lead | SMEWW 3113B | 0.001..1 mg/L"'
+    )
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "[lab] testing_scope") -> TestingScopeLine:
+        """Read one line; `ConfigError` (naming `where`) when it is not one."""
+        parts = [p.strip() for p in text.split("|")]
+        if len(parts) > 3 or not parts[0] or not _words(parts[0]):
+            raise ConfigError(f"{where}: {text!r} is not a testing scope line", hint=cls._HINT)
+        method = parts[1] if len(parts) > 1 else ""
+        if len(parts) < 3:
+            return cls(parts[0], method)
+        low, dots, rest = parts[2].partition("..")
+        high, _, unit = rest.strip().partition(" ")
+        try:
+            bounds: tuple[Decimal, Decimal] | None = (Decimal(low.strip()), Decimal(high.strip()))
+        except InvalidOperation:
+            bounds = None
+        if bounds is None or not dots or not unit.strip() or bounds[0] > bounds[1]:
+            raise ConfigError(
+                f"{where}: {text!r}: expected the range as 'lower..upper unit'", hint=cls._HINT
+            )
+        return cls(parts[0], method, bounds[0], bounds[1], unit.strip())
+
+    def covers(self, parameter: str, method: str, unit: str, value: Decimal | None) -> bool:
+        """True when the row (`parameter` by `method`, result `value` in `unit`; None for a
+        text result) lies inside this line."""
+        if not all(w in _words(parameter) for w in _words(self.parameter)):
+            return False
+        if not all(w in _words(method) for w in _words(self.method)):
+            return False
+        if self.lower is None or self.upper is None or value is None:
+            return True
+        return unit == self.unit and self.lower <= value <= self.upper
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", strip_marks(text).casefold())
 
@@ -629,6 +692,11 @@ class Settings:
     "[item words:] lower..upper unit[, CMC value unit]" ("Cân / Balance: 0..220 g, CMC 0.1
     mg"); see `ScopeLine`. A calibration certificate carries the accreditation mark only
     within one of them, and no result inside a line may state an uncertainty below its CMC."""
+    lab_testing_scope: tuple[str, ...] = ()
+    """The accredited testing scope (issue 22): lines "parameter words | method words[ |
+    lower..upper unit]" (see `TestingScopeLine`). A test report's row outside every line is
+    marked "chỉ tiêu chưa được công nhận / parameter not accredited"; with no lines, rows are
+    not judged."""
     lab_logo: Path | None = None
     numbering_verification: str = "KĐ"
     numbering_calibration: str = "HC"
@@ -771,6 +839,7 @@ class Settings:
         if isinstance(tsa, str):  # one URL, as code may give it
             object.__setattr__(self, "signing_tsa_url", (tsa,) if tsa.strip() else ())
         self.accredited_scope()  # a bad scope line is refused when the profile is read
+        self.testing_scope()
         if self.signing_pkcs11_uri:  # a malformed URI is refused when the profile is read
             parse_pkcs11_uri(self.signing_pkcs11_uri, where="[signing] pkcs11_uri")
 
@@ -815,6 +884,13 @@ class Settings:
         return tuple(
             ScopeLine.parse(line, where=f"[lab] accredited_scope[{i}]")
             for i, line in enumerate(self.lab_accredited_scope)
+        )
+
+    def testing_scope(self) -> tuple[TestingScopeLine, ...]:
+        """`lab_testing_scope` parsed (`ConfigError` names the bad line)."""
+        return tuple(
+            TestingScopeLine.parse(line, where=f"[lab] testing_scope[{i}]")
+            for i, line in enumerate(self.lab_testing_scope)
         )
 
     def series_for(self, kind: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from certissuer._vn import VIETNAM_TZ, file_stem, local_date
-from certissuer.config import Role, Settings
+from certissuer.config import Role, Settings, TestingScopeLine
 from certissuer.dcc import DccWriter
 from certissuer.digitise import PaperCopy, append_scans
 from certissuer.errors import ConfigError, IssueRefused, LedgerError, SignerRefused
@@ -83,6 +83,7 @@ __all__ = [
     "load_token_key",
     "pdf_filename",
     "signers_of",
+    "testing_scope_marked",
     "trial_render",
 ]
 
@@ -266,6 +267,33 @@ def trial_render(
         settings=settings,
         **options,
     )
+
+
+def testing_scope_marked(cert: TestingReport, lines: tuple[TestingScopeLine, ...]) -> TestingReport:
+    """`cert` with each row outside every testing scope line marked ``accredited: false``
+    (issue 22: "chỉ tiêu chưa được công nhận / parameter not accredited"); unchanged without
+    lines or rows. A row typed ``accredited: true`` that no line covers is refused
+    (`IssueRefused`, naming the row)."""
+    if not lines or not cert.tests:
+        return cert
+    rows = []
+    for i, row in enumerate(cert.tests):
+        read = row.read
+        method = row.method or cert.method
+        inside = any(line.covers(row.parameter, method, row.unit, read.value) for line in lines)
+        if not inside and row.accredited:
+            raise IssueRefused(
+                f"ref '{cert.ref}': tests[{i}] ({row.parameter}, {method}) is typed accredited, "
+                "but no [lab] testing_scope line covers it",
+                hint="leave 'accredited' out (the row is then marked not accredited), or add "
+                "the parameter and method to [lab] testing_scope",
+            )
+        rows.append(
+            row
+            if inside or row.accredited is False
+            else row.model_copy(update={"accredited": False})
+        )
+    return cert.model_copy(update={"tests": rows})
 
 
 def _profile_cmc_lines(settings: Settings) -> list[CmcLine]:
@@ -566,6 +594,8 @@ class Issuer:
                 # ILAC-P14: no result inside an accredited scope line claims an uncertainty
                 # below the line's CMC (the register's lines, else the profile's).
                 refuse(cmc_problems(cert, self._cmc_lines(cert)))
+                if isinstance(cert, TestingReport):
+                    cert = testing_scope_marked(cert, self.settings.testing_scope())
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         doc: _Doc = cert
@@ -756,15 +786,19 @@ class Issuer:
         None: no scope data, so no mark is printed (and no claim that the work is outside the
         scope).
 
-        A testing report (issue 22) is never judged against these lines: the register's and
-        the profile's scope lines are calibration scope lines and there is no testing scope
-        data, so it gets None (no mark, and no claim either way)."""
+        A testing report (issue 22) is never judged against these lines (they are calibration
+        scope lines): its rows are judged against ``[lab] testing_scope``; without those lines
+        it gets None (no mark, and no claim either way)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
         if isinstance(cert, TestingReport):
-            _logger.debug("a testing report: no testing scope data, issued without the mark")
-            return None
+            # Issue 22: judged row by row against [lab] testing_scope (`testing_scope_marked`);
+            # the report keeps the mark while one row is accredited, its other rows marked.
+            if not cert.tests or not self.settings.lab_testing_scope:
+                _logger.debug("a testing report: no testing scope data, issued without the mark")
+                return None
+            return any(row.accredited is not False for row in cert.tests)
         if self.register.has_scope():
             return self.register.accredited(cert)
         if not isinstance(cert, CalibrationCertificate):

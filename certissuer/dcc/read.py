@@ -637,8 +637,37 @@ class _Reader:
             self._set(out, f"{here}.{name}", value, quantity)
         return dsi_units
 
+    def _testing_rows(self, data: dict[str, Any], result: Any) -> None:
+        """A testing report's rows and report-wide fields (issue 22), as
+        `certissuer.dcc.write.testing_rows` writes them: every field as its text."""
+        tests = [
+            e
+            for e in result.findall(f"{_D}results/{_D}result")
+            if "certissuer_test" in _ref_types(e)
+        ]
+        for entry, here, out in self._rows(data, "tests", tests):
+            name = entry.find(_D + "name")
+            self._set(out, f"{here}.parameter", _content_text(name) or "", name)
+            self._text_quantities(entry, here, out)
+        for entry in result.findall(f"{_D}results/{_D}result"):
+            if "certissuer_testing_report" in _ref_types(entry):
+                self._text_quantities(entry, "", data)
+
+    def _text_quantities(self, entry: Any, here: str, out: dict[str, Any]) -> None:
+        for quantity in entry.findall(f"{_D}data/{_D}list/{_D}quantity"):
+            kinds = [t for t in _ref_types(quantity) if t.startswith("certissuer_test_")]
+            if kinds:
+                field = kinds[0].removeprefix("certissuer_test_")
+                value = _content_text(quantity.find(_D + "noQuantity")) or ""
+                self._set(out, f"{here}.{field}" if here else field, value, quantity)
+
     def _cal_results(self, data: dict[str, Any], result: Any) -> None:
-        entries = result.findall(f"{_D}results/{_D}result")
+        entries = [
+            e
+            for e in result.findall(f"{_D}results/{_D}result")
+            if not {"certissuer_test", "certissuer_testing_report"} & set(_ref_types(e))
+        ]
+        self._testing_rows(data, result)
         for entry, here, out in self._rows(data, "results", entries):
             name = entry.find(_D + "name")
             if name is not None and _content_text(name):

@@ -55,6 +55,7 @@ from certissuer.model import (
     MetrologicalRange,
     Party,
     Signatory,
+    TestingReport,
     Verdict,
     VerificationCertificate,
     parse_certificate,
@@ -388,7 +389,10 @@ def _build(
     if isinstance(cert, CalibrationCertificate):
         _standards(result, cert)
         _conditions(result, cert.conditions)
-        _cal_results(_sub(result, "results"), cert, version)
+        results = _sub(result, "results")
+        _cal_results(results, cert, version)
+        if isinstance(cert, TestingReport):
+            testing_rows(results, cert)
     else:
         _ver_results(_sub(result, "results"), cert)
     return root
@@ -561,6 +565,43 @@ def _cal_results(results: Any, cert: CalibrationCertificate, version: str) -> No
             _text(extra, "name", name)
             _text(extra, "noQuantity", value)
         _list_metadata(data_list, m.unit)
+
+
+TEST_ROW_FIELDS: Final = (
+    "method", "result", "loq", "unit", "uncertainty", "coverage_factor", "limit_min",
+    "limit_max", "requirement", "requirement_source", "conformity", "accredited",
+)  # fmt: skip
+"""The fields of a testing report's row (issue 22) a DCC carries, each as a text quantity."""
+TESTING_REPORT_FIELDS: Final = ("decision_rule", "tested_from", "sampling", "sampling_note")
+"""The report-wide fields of a testing report (issue 22) a DCC carries."""
+
+
+def testing_rows(results: Any, cert: TestingReport) -> None:
+    """Add a testing report's rows (issue 22) to dcc:results: one dcc:result of refType
+    ``certissuer_test`` per row, named by its parameter, each field a text quantity of refType
+    ``certissuer_test_<field>`` (the result may be text, so every field is kept as written);
+    then one ``certissuer_testing_report`` result holding the report-wide fields. Read back by
+    `certissuer.dcc.read` field for field."""
+    for row in cert.tests:
+        data = row.model_dump(mode="json")
+        data_list = _result_list(results, "certissuer_test", text=row.parameter)
+        for name in TEST_ROW_FIELDS:
+            if name in data:
+                value = data[name]
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                _text_quantity(data_list, name, text)
+    report = cert.model_dump(mode="json")
+    given = [name for name in TESTING_REPORT_FIELDS if name in report]
+    if given:
+        data_list = _result_list(results, "certissuer_testing_report", text="testing report")
+        for name in given:
+            _text_quantity(data_list, name, str(report[name]))
+
+
+def _text_quantity(data_list: Any, name: str, text: str) -> None:
+    quantity = _sub(data_list, "quantity", ref_type=f"certissuer_test_{name}")
+    _text(quantity, "name", name)
+    _text(quantity, "noQuantity", text)
 
 
 def _ver_results(results: Any, cert: VerificationCertificate) -> None:
@@ -782,10 +823,17 @@ def export_entry(
 
 def in_profile_scope(cert: AnyCertificate, settings: Settings) -> bool:
     """True when `cert` is a calibration whose every result lies in one of the profile's
-    ``[lab] accredited_scope`` lines, for a lab with an accreditation number: the work the
-    accreditation mark (and number) may be printed on when no register holds the scope."""
+    ``[lab] accredited_scope`` lines (a test report: one of its rows is accredited), for a lab
+    with an accreditation number: the work the accreditation mark (and number) may be printed
+    on when no register holds the scope."""
     if not isinstance(cert, CalibrationCertificate) or not settings.lab_accreditation:
         return False
+    if isinstance(cert, TestingReport):
+        # Issue 22: a test report is judged by [lab] testing_scope, row by row, when it is
+        # issued (rows outside are stored `accredited: false`), never by calibration lines.
+        return bool(settings.lab_testing_scope and cert.tests) and any(
+            row.accredited is not False for row in cert.tests
+        )
     lines = settings.accredited_scope()
     return bool(lines) and all(
         any(

@@ -1,7 +1,8 @@
 """Read certificates from CSV and XLSX tables: a certificate table plus its list tables.
 
 A CSV set is a main file plus siblings such as ``NAME.results.csv``; a workbook has the sheets
-``certificates``, ``results``, ``standards``, ``ranges`` and ``checks``. The list tables are
+``certificates``, ``results``, ``standards``, ``ranges``, ``checks`` and ``tests`` (a testing
+report's rows, issue 22). The list tables are
 joined by ``ref``, indexed in a temporary SQLite file so memory does not grow with the rows.
 The files themselves are opened, decoded and bounded by `certissuer._tables`.
 
@@ -38,7 +39,7 @@ __all__ = ["LIST_TABLES", "NAME_LISTS", "csv_records", "sibling", "xlsx_records"
 _logger = logging.getLogger(__name__)
 
 _MAIN_SHEET: Final = "certificates"
-LIST_TABLES: Final = ("results", "standards", "ranges", "checks")
+LIST_TABLES: Final = ("results", "standards", "ranges", "checks", "tests")
 """List fields of the models; in CSV and XLSX each lives in its own table joined by ``ref``."""
 
 

@@ -5,7 +5,8 @@ forms 18.GCNKĐ and 19.GCNHC; ISO/IEC 17025:2017 §7.8):
 
 * `VerificationCertificate` (giấy chứng nhận kiểm định): legal metrology, pass only.
 * `CalibrationCertificate` (giấy chứng nhận hiệu chuẩn): results with expanded uncertainty.
-* `TestingReport` (phiếu kết quả thử nghiệm): a test's results, in the same shape.
+* `TestingReport` (phiếu kết quả thử nghiệm): one `TestResult` per test parameter, with its
+  requirement and the conformity computed under the report's decision rule.
 
 Measured values are `Decimal`, never float. `canonical_json` gives the one canonical form of the
 data (sorted keys, Decimal as string) whose SHA-256 is the data digest recorded in the ledger and
@@ -69,11 +70,13 @@ from certissuer.model.parts import (
     Verdict,
     VerificationMode,
 )
+from certissuer.model.testing import DECISION_RULES, RowConformity, TestResult, read_result
 from certissuer.model.units import is_legal_unit
 
 __all__ = [
     "CONFORMITY_RULES",
     "CONFORMITY_WORDS",
+    "DECISION_RULES",
     "KIND_NAMES",
     "PASS_CONCLUSION",
     "RELATIVE_MPE_UNITS",
@@ -98,8 +101,10 @@ __all__ = [
     "PrintedRow",
     "ReferenceStandard",
     "Replacement",
+    "RowConformity",
     "ScanRef",
     "Signatory",
+    "TestResult",
     "TestingReport",
     "Verdict",
     "VerificationCertificate",
@@ -117,6 +122,7 @@ __all__ = [
     "is_legal_unit",
     "load_mpe_rules",
     "parse_certificate",
+    "read_result",
     "round_uncertainty",
     "t_factor",
 ]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -47,6 +47,13 @@ from certissuer.model.parts import (
     Verdict,
     VerificationMode,
     check_after,
+)
+from certissuer.model.testing import (
+    DECISION_RULES,
+    OVERALL_WORDS,
+    DecisionRule,
+    RowConformity,
+    TestResult,
 )
 
 __all__ = [
@@ -244,11 +251,13 @@ class CalibrationCertificate(_Common):
     print; a quantity a row names and this list does not is headed by its name. Absent from the
     canonical form when empty."""
 
+    _ABSENT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("source_notes", "extra_columns")
+
     @model_serializer(mode="wrap")
     def _notes_absent_when_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if isinstance(data, dict):
-            for name in ("source_notes", "extra_columns"):
+            for name in self._ABSENT_WHEN_EMPTY:
                 if not data.get(name):
                     data.pop(name, None)
         return data
@@ -342,20 +351,135 @@ TESTING_STATEMENT = (
 
 
 class TestingReport(CalibrationCertificate):
-    """Phiếu kết quả thử nghiệm / Test report (ISO/IEC 17025 §7.8.2, issue 22).
+    """Phiếu kết quả thử nghiệm / Test report (ISO/IEC 17025 §7.8.2, §7.8.3, §7.8.6; issue 22).
 
     A testing report shares the calibration certificate's fields, read for a test: `item` is
-    the sample (mẫu thử) as received, `customer` who asked for the test, `received` the date
-    the sample was received, `calibrated` the (last) date of testing, `place_of_calibration`
-    where the tests were done, `method` the test method, `results` the measured properties
-    with their units (and expanded uncertainty), `standards` the measuring equipment used,
-    and `signatory` the person who authorises the report (one signature, over that name). The
-    numbers come from their own series (``[numbering] testing``, "TN").
+    the sample (mẫu thử) as received (its `serial` the sample's ID), `customer` who asked for
+    the test, `received` the date the sample was received, `calibrated` the (last) date of
+    testing (`tested_from` the first, when testing took several days), `place_of_calibration`
+    where the tests were done, `method` the report's test method, `standards` the measuring
+    equipment used, and `signatory` the person who authorises the report (one signature, over
+    that name). The numbers come from their own series (``[numbering] testing``, "TN").
+
+    The results are `tests`, one `TestResult` per test parameter with its requirement and a
+    conformity computed under `decision_rule`; a report issued before these rows existed
+    carries calibration-shaped `results` instead and still reads, prints and verifies as it
+    was (the new fields are absent from the canonical form when empty).
     """
 
     __test__ = False  # a model, not a pytest test class
 
     kind: Literal[Kind.TESTING] = Kind.TESTING  # type: ignore[assignment]  # the kind tag differs
+    results: list[Measurement] = Field(default_factory=list)
+    tests: list[TestResult] = Field(default_factory=list, max_length=500)
+    """The test results, one row per parameter (with `results` empty)."""
+    decision_rule: DecisionRule | None = None
+    """How conformity is decided (§7.8.6.1): "simple" or "guarded" (w = U); needed when a row
+    states a numeric limit."""
+    tested_from: Date | None = None
+    """The first day of testing, when it is not the last (`calibrated`)."""
+    sampling: Literal["lab", "customer"] | None = None
+    """Who took the sample (§7.8.2.2, §7.8.5): the lab, or the customer (then the results
+    apply to the sample as received)."""
+    sampling_note: OptText = ""
+    """The sampling plan or method, place and date, where the lab sampled (§7.8.5)."""
+
+    _ABSENT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "source_notes",
+        "extra_columns",
+        "results",
+        "tests",
+        "decision_rule",
+        "tested_from",
+        "sampling",
+        "sampling_note",
+    )
+
+    @model_validator(mode="after")
+    def _rows_judged(self) -> "TestingReport":
+        if not self.results and not self.tests:
+            raise ValueError("expected test results: give 'tests' (one row per test parameter)")
+        if self.results and self.tests:
+            raise ValueError(
+                "expected either 'tests' (test parameters) or 'results' (calibration-shaped "
+                "rows of an earlier report), not both"
+            )
+        if self.tests and self.conformity is not None:
+            raise ValueError(
+                "conformity: a report with 'tests' states conformity per row (with "
+                "decision_rule); leave the report-wide conformity out"
+            )
+        rule = self.decision_rule
+        for i, row in enumerate(self.tests):
+            if not row.has_limit:
+                continue
+            if rule is None:
+                raise ValueError(
+                    f"tests[{i}] ({row.parameter}): a limit is given but the report names no "
+                    "decision_rule; expected decision_rule 'simple' or 'guarded'"
+                )
+            read = row.read
+            numeric = read.value is not None and not read.bound
+            if rule == "guarded" and numeric and row.uncertainty is None:
+                raise ValueError(
+                    f"tests[{i}] ({row.parameter}): guarded acceptance needs the expanded "
+                    "uncertainty U of the result; give its uncertainty"
+                )
+            computed = row.computed(rule)
+            if row.conformity is not None and computed is not None and row.conformity != computed:
+                raise ValueError(
+                    f"tests[{i}] ({row.parameter}): conformity is typed "
+                    f"'{row.conformity.words[1].lower()}', but result {row.result} "
+                    f"{row.unit} against '{row.printed_requirement}' gives "
+                    f"'{computed.words[1].lower()}' under the {rule} decision rule".replace(
+                        "  ", " "
+                    )
+                )
+        return self
+
+    @field_validator("tested_from")
+    @classmethod
+    def _testing_after_receipt(cls, value: date | None, info: ValidationInfo) -> date | None:
+        check_after(info, value, "received", strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _first_day_before_last(self) -> "TestingReport":
+        if self.tested_from is not None and self.tested_from > self.calibrated:
+            raise ValueError(
+                f"tested_from: expected a date on or before calibrated (the last day of "
+                f"testing) {self.calibrated}, got {self.tested_from}"
+            )
+        return self
+
+    @property
+    def row_conformities(self) -> list[RowConformity]:
+        """Each row's conformity as printed, in order."""
+        return [row.conformity_under(self.decision_rule) for row in self.tests]
+
+    @property
+    def overall(self) -> RowConformity | None:
+        """The overall conformity, only when every row was assessed (fail, else inconclusive,
+        else pass); None otherwise (no overall statement is printed)."""
+        found = self.row_conformities
+        if not found or RowConformity.NOT_ASSESSED in found:
+            return None
+        for worst in (RowConformity.FAIL, RowConformity.INCONCLUSIVE):
+            if worst in found:
+                return worst
+        return RowConformity.PASS
+
+    @property
+    def overall_words(self) -> tuple[str, str] | None:
+        """The overall statement as printed (vi, en), or None."""
+        overall = self.overall
+        return None if overall is None else OVERALL_WORDS[overall]
+
+    @property
+    def decision_rule_words(self) -> tuple[str, str] | None:
+        """The decision rule as printed (vi, en), or None when no row is judged against a
+        limit."""
+        return None if self.decision_rule is None else DECISION_RULES[self.decision_rule]
 
 
 Certificate = Annotated[

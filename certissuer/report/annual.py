@@ -185,6 +185,8 @@ class LabFigures:
     revoked: int
     amended: int
     digitised: int
+    testing: int = 0
+    """Testing reports issued (phiếu kết quả thử nghiệm, issue 22)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +302,7 @@ def annual_report(
             issued: dict[str, list[int]] = {
                 "verification": [0] * len(months),
                 "calibration": [0] * len(months),
+                "testing": [0] * len(months),
             }
             before = {"electronic": 0, "copy": 0}
             copies = [0] * len(months)
@@ -446,6 +449,7 @@ def annual_report(
             v["revoked"],
             v["amended"],
             v["digitised"],
+            v["testing"],
         )
         for code, v in sorted(per_lab.items())
     )
@@ -473,7 +477,8 @@ def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> di
     months = list(data.months)
     ver = list(data.issued.get("verification", (0,) * len(months)))
     cal = list(data.issued.get("calibration", (0,) * len(months)))
-    issued_max = nice_max([*ver, *cal])
+    tst = list(data.issued.get("testing", (0,) * len(months)))
+    issued_max = nice_max([*ver, *cal, *tst])
     top_types = list(data.verification_results[:10])
     types_max = nice_max([x for t in top_types for x in (t.passed, t.failed)])
     dig = data.digitisation
@@ -493,6 +498,7 @@ def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> di
         "month_names": month_names(months),
         "ver": ver,
         "cal": cal,
+        "tst": tst,
         "issued_max": issued_max,
         "top_types": top_types,
         "types_max": types_max,
@@ -507,7 +513,7 @@ def _annual_context(data: AnnualReport, signer_name: str, issued_on: date) -> di
             None if dig.share_electronic is None else f"{dig.share_electronic * 100:.1f} %"
         ),
         "needed_per_month": dig.needed_per_month(data.until),
-        "month_totals": [a + b for a, b in zip(ver, cal, strict=True)],
+        "month_totals": [a + b + c for a, b, c in zip(ver, cal, tst, strict=True)],
     }
 
 
@@ -538,6 +544,7 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
         ["issued_total", data.issued_total],
         ["issued_verification", sum(data.issued.get("verification", ()))],
         ["issued_calibration", sum(data.issued.get("calibration", ()))],
+        ["issued_testing", sum(data.issued.get("testing", ()))],
         ["verification_failed", data.failed_total],
         ["revoked", data.revoked_total],
         ["amended", data.amended_total],
@@ -599,9 +606,9 @@ def write_annual_xlsx(data: AnnualReport, path: Path) -> None:
     add_sheet(
         wb,
         "labs",
-        ["lab_code", "name", "verification", "calibration", "failed", "revoked", "amended",
-         "digitised"],
-        ([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.failed, lab.revoked,
-          lab.amended, lab.digitised] for lab in data.labs),
+        ["lab_code", "name", "verification", "calibration", "testing", "failed", "revoked",
+         "amended", "digitised"],
+        ([lab.lab_code, lab.name, lab.verification, lab.calibration, lab.testing, lab.failed,
+          lab.revoked, lab.amended, lab.digitised] for lab in data.labs),
     )  # fmt: skip
     save_workbook(wb, path)

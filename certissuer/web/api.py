@@ -23,7 +23,13 @@ from certissuer.ledger import Checkpoint
 from certissuer.verify import Report, Verdict
 from certissuer.web.middleware import Problem, client_key
 from certissuer.web.site import Site, lookup_fields, read_pdf_upload
-from certissuer.web.views import LEDGER_VERDICTS, CertificateDetails, ResultRow, headline
+from certissuer.web.views import (
+    LEDGER_VERDICTS,
+    CertificateDetails,
+    ResultRow,
+    TestRow,
+    headline,
+)
 
 __all__ = [
     "CHECKPOINT_RESPONSES",
@@ -55,6 +61,22 @@ class ResultOut(BaseModel):
     unit: str
 
 
+class TestRowOut(BaseModel):
+    """One row of a testing report (issue 22), as printed."""
+
+    __test__ = False
+
+    parameter: str
+    method: str
+    result: str
+    uncertainty: str = Field(description="Expanded uncertainty U (k = …); empty when none")
+    unit: str
+    requirement: str
+    conformity_vi: str
+    conformity_en: str
+    accredited: bool = Field(description="False: parameter not accredited")
+
+
 class CertificateOut(BaseModel):
     """The certificate's fields (only for a genuine certificate found in the ledger)."""
 
@@ -82,6 +104,9 @@ class CertificateOut(BaseModel):
     conclusion_en: str
     pdf_sha256: str = Field(description="SHA-256 (hex) of the signed PDF the lab issued")
     results: list[ResultOut]
+    tests: list[TestRowOut] = Field(
+        default_factory=list, description="A testing report's rows (parameter, requirement)"
+    )
 
 
 class LabOut(BaseModel):
@@ -226,6 +251,9 @@ def verdict_out(report: Report, details: CertificateDetails | None) -> VerdictOu
             conclusion_en=details.conclusion_en,
             pdf_sha256=details.pdf_sha256,
             results=[ResultOut(**_asdict(r)) for r in details.results],
+            tests=[
+                TestRowOut(**{n: getattr(t, n) for n in TestRow.__slots__}) for t in details.tests
+            ],
         ),
     )
 

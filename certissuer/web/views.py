@@ -33,6 +33,7 @@ from certissuer.model import (
     CONFORMITY_WORDS,
     PASS_CONCLUSION,
     CalibrationCertificate,
+    TestingReport,
     VerificationCertificate,
     VerificationMode,
     format_decimal,
@@ -111,6 +112,25 @@ class ResultRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TestRow:
+    """One row of a testing report (issue 22), as the report prints it."""
+
+    __test__ = False
+
+    parameter: str
+    method: str
+    result: str
+    uncertainty: str
+    """"U (k = …)", or empty."""
+    unit: str
+    requirement: str
+    conformity_vi: str
+    conformity_en: str
+    accredited: bool = True
+    """False: marked "chỉ tiêu chưa được công nhận / parameter not accredited"."""
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateDetails:
     """What an inspector compares with the instrument, from the ledger entry and its data."""
 
@@ -135,6 +155,10 @@ class CertificateDetails:
     conclusion_vi: str = ""
     conclusion_en: str = ""
     results: tuple[ResultRow, ...] = ()
+    tests: tuple[TestRow, ...] = ()
+    """A testing report's rows (issue 22)."""
+    decision_rule_vi: str = ""
+    decision_rule_en: str = ""
     customer_hidden: bool = False
     """The calibration customer's name and address are withheld (``[web] show_customer``)."""
 
@@ -288,6 +312,8 @@ def _details(entry: CertificateEntry) -> CertificateDetails:
             extra["conclusion_vi"], extra["conclusion_en"] = vi + spec, en + spec
         elif cert.conformity is not None:
             extra["conclusion_vi"] = extra["conclusion_en"] = cert.conformity.statement
+        if isinstance(cert, TestingReport) and cert.tests:
+            extra.update(_tests(cert))
     return CertificateDetails(
         **{
             **base,
@@ -320,6 +346,34 @@ def _results(cert: CalibrationCertificate) -> tuple[ResultRow, ...]:
             )
         )
     return tuple(rows)
+
+
+def _tests(cert: TestingReport) -> dict[str, Any]:
+    """A testing report's rows, decision rule and overall statement, as the report prints
+    them."""
+    rows = []
+    for row, found in zip(cert.tests, cert.row_conformities, strict=True):
+        u = f"{row.uncertainty} (k = {row.k})" if row.uncertainty is not None else ""
+        source = f" ({row.requirement_source})" if row.requirement_source else ""
+        rows.append(
+            TestRow(
+                parameter=row.parameter,
+                method=row.method or cert.method,
+                result=row.printed_result,
+                uncertainty=u,
+                unit=row.unit,
+                requirement=(row.printed_requirement + source).strip(),
+                conformity_vi=found.words[0],
+                conformity_en=found.words[1],
+                accredited=row.accredited is not False,
+            )
+        )
+    extra: dict[str, Any] = {"tests": tuple(rows)}
+    if cert.decision_rule_words is not None:
+        extra["decision_rule_vi"], extra["decision_rule_en"] = cert.decision_rule_words
+    if cert.overall_words is not None:
+        extra["conclusion_vi"], extra["conclusion_en"] = cert.overall_words
+    return extra
 
 
 _SUPERSCRIPT = str.maketrans("0123456789\u2212", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
