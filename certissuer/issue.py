@@ -269,11 +269,20 @@ def trial_render(
     )
 
 
-def testing_scope_marked(cert: TestingReport, lines: tuple[TestingScopeLine, ...]) -> TestingReport:
+_PROFILE_TESTING_SCOPE = "[lab] testing_scope"
+_REGISTER_TESTING_SCOPE = "the register's testing scope"
+
+
+def testing_scope_marked(
+    cert: TestingReport,
+    lines: tuple[TestingScopeLine, ...],
+    *,
+    source: str = _PROFILE_TESTING_SCOPE,
+) -> TestingReport:
     """`cert` with each row outside every testing scope line marked ``accredited: false``
     (issue 22: "chỉ tiêu chưa được công nhận / parameter not accredited"); unchanged without
     lines or rows. A row typed ``accredited: true`` that no line covers is refused
-    (`IssueRefused`, naming the row)."""
+    (`IssueRefused`, naming the row and `source`, where the lines came from)."""
     if not lines or not cert.tests:
         return cert
     rows = []
@@ -284,9 +293,13 @@ def testing_scope_marked(cert: TestingReport, lines: tuple[TestingScopeLine, ...
         if not inside and row.accredited:
             raise IssueRefused(
                 f"ref '{cert.ref}': tests[{i}] ({row.parameter}, {method}) is typed accredited, "
-                "but no [lab] testing_scope line covers it",
+                f"but no line of {source} covers it",
                 hint="leave 'accredited' out (the row is then marked not accredited), or add "
-                "the parameter and method to [lab] testing_scope",
+                + (
+                    "the line with 'certissuer registry add testing-scope parameter=… method=…'"
+                    if source == _REGISTER_TESTING_SCOPE
+                    else f"the parameter and method to {source}"
+                ),
             )
         rows.append(
             row
@@ -595,7 +608,8 @@ class Issuer:
                 # below the line's CMC (the register's lines, else the profile's).
                 refuse(cmc_problems(cert, self._cmc_lines(cert)))
                 if isinstance(cert, TestingReport):
-                    cert = testing_scope_marked(cert, self.settings.testing_scope())
+                    lines, source = self._testing_scope()
+                    cert = testing_scope_marked(cert, lines, source=source)
         data_json = canonical_json(cert).decode()
         digest = hashlib.sha256(data_json.encode()).hexdigest()
         doc: _Doc = cert
@@ -787,15 +801,16 @@ class Issuer:
         scope).
 
         A testing report (issue 22) is never judged against these lines (they are calibration
-        scope lines): its rows are judged against ``[lab] testing_scope``; without those lines
-        it gets None (no mark, and no claim either way)."""
+        scope lines): its rows are judged against the testing scope (`_testing_scope`: the
+        register's lines, else ``[lab] testing_scope``); without lines it gets None (no mark,
+        and no claim either way)."""
         cert = doc.result if isinstance(doc, FailureNotice) else doc
         if isinstance(cert, PaperCopy) or not self.settings.lab_accreditation:
             return True
         if isinstance(cert, TestingReport):
-            # Issue 22: judged row by row against [lab] testing_scope (`testing_scope_marked`);
+            # Issue 22: judged row by row against the testing scope (`testing_scope_marked`);
             # the report keeps the mark while one row is accredited, its other rows marked.
-            if not cert.tests or not self.settings.lab_testing_scope:
+            if not cert.tests or not self._testing_scope()[0]:
                 _logger.debug("a testing report: no testing scope data, issued without the mark")
                 return None
             return any(row.accredited is not False for row in cert.tests)
@@ -821,6 +836,16 @@ class Issuer:
             )
             for m in cert.results
         )
+
+    def _testing_scope(self) -> tuple[tuple[TestingScopeLine, ...], str]:
+        """The testing scope lines a testing report's rows are judged against, and where they
+        come from (issue 22): the register's when it holds this lab's testing scope lines,
+        else the profile's ``[lab] testing_scope`` lines (as the calibration scope: the
+        register's decides when it has lines)."""
+        lines = self.register.testing_scope_lines()
+        if lines:
+            return lines, _REGISTER_TESTING_SCOPE
+        return self.settings.testing_scope(), _PROFILE_TESTING_SCOPE
 
     def _cmc_lines(self, cert: CalibrationCertificate) -> list[CmcLine]:
         """The accredited scope lines with a CMC that apply to `cert`: the register's when it

@@ -490,7 +490,8 @@ def test_registry_tables_come_with_the_ledger(ledger: Ledger) -> None:
         names = set(conn.dialect.get_table_names(conn))
     assert {"registry_instrument", "registry_stamp_use", "registry_scope"} <= names
     assert "registry_standard_use" in names  # migration 0008
-    assert json.dumps(sorted(n for n in names if n.startswith("registry_"))).count(",") == 9
+    assert "registry_testing_scope" in names  # migration 0011
+    assert json.dumps(sorted(n for n in names if n.startswith("registry_"))).count(",") == 10
 
 
 def test_valid_until_is_computed_when_not_typed(

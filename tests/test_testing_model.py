@@ -359,12 +359,12 @@ def test_csv_and_xlsx_intake_read_testing_rows_and_name_the_bad_field(tmp_path: 
         read_certificates(tmp_path / "t.csv")
     message = str(caught.value)
     assert "t.tests.csv, row 2" in message and "limit_max" in message, message
-    # a typed verdict the figures contradict: the report's row and the test row are named
+    # a typed verdict the figures contradict: the tests file's own row and column are named
     (tmp_path / "t.tests.csv").write_text(TESTS.replace("/BYT,\n", "/BYT,đạt\n"), "utf-8")
     with pytest.raises(InputErrors) as caught:
         read_certificates(tmp_path / "t.csv")
     message = str(caught.value)
-    assert "t.csv, row 2: tests[1] (Cadimi / Cadmium): conformity is typed 'pass'" in message
+    assert "t.tests.csv, row 3, field 'conformity': conformity is typed 'pass'" in message
     assert "gives 'fail' under the simple decision rule" in message
 
 

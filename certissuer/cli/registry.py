@@ -29,13 +29,19 @@ __all__ = [
 ]
 
 registry_app = typer.Typer(
-    help="The measurement register: lab, scope, type, owner, instrument, standard, person, stamp.",
+    help=(
+        "The measurement register: lab, scope, testing-scope, type, owner, instrument, "
+        "standard, person, stamp."
+    ),
     no_args_is_help=True,
 )
 app.add_typer(registry_app, name="registry")
 _PartArg = Annotated[
     str,
-    typer.Argument(help="lab, scope, type, owner, instrument, standard, person or stamp (stock)."),
+    typer.Argument(
+        help="lab, scope, testing-scope, type, owner, instrument, standard, person or stamp "
+        "(stock)."
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ from certissuer.model import (
     AnyCertificate,
     CalibrationCertificate,
     Kind,
+    RowProblem,
     TestingReport,
     VerificationCertificate,
     field_path,
@@ -173,6 +174,19 @@ def _convert(
             tag = (detail.get("ctx") or {}).get("tag")
             problem = f"expected 'verification' or 'calibration', got {show(tag)}"
         return [InputError(place.where, problem, row=place.row, field="kind", hint=_KIND_HINT)]
+    found = (detail.get("ctx") or {}).get("error")
+    if (
+        kind == "value_error"
+        and not loc
+        and isinstance(found, RowProblem)
+        and found.table in place.lists
+    ):
+        # A problem of one list row the report found across its rows: on that list-table row
+        # and column (JSON keeps the text, which names the row).
+        loc = (found.table, found.index, found.field)
+        detail = ErrorDetails(
+            type="value_error", loc=loc, msg=found.problem, input=None, ctx={"error": found.problem}
+        )
     if place.columns is None:  # JSON: the field is the path inside the record
         problem, hint = _describe(detail, loc, cls)
         return [

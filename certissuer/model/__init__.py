@@ -70,7 +70,13 @@ from certissuer.model.parts import (
     Verdict,
     VerificationMode,
 )
-from certissuer.model.testing import DECISION_RULES, RowConformity, TestResult, read_result
+from certissuer.model.testing import (
+    DECISION_RULES,
+    RowConformity,
+    RowProblem,
+    TestResult,
+    read_result,
+)
 from certissuer.model.units import is_legal_unit
 
 __all__ = [
@@ -102,6 +108,7 @@ __all__ = [
     "ReferenceStandard",
     "Replacement",
     "RowConformity",
+    "RowProblem",
     "ScanRef",
     "Signatory",
     "TestResult",

@@ -53,6 +53,7 @@ from certissuer.model.testing import (
     OVERALL_WORDS,
     DecisionRule,
     RowConformity,
+    RowProblem,
     TestResult,
 )
 
@@ -414,26 +415,37 @@ class TestingReport(CalibrationCertificate):
             if not row.has_limit:
                 continue
             if rule is None:
-                raise ValueError(
-                    f"tests[{i}] ({row.parameter}): a limit is given but the report names no "
-                    "decision_rule; expected decision_rule 'simple' or 'guarded'"
+                raise RowProblem(
+                    "tests",
+                    i,
+                    row.parameter,
+                    "limit_min" if row.limit_min is not None else "limit_max",
+                    "a limit is given but the report names no decision_rule; expected "
+                    "decision_rule 'simple' or 'guarded'",
                 )
             read = row.read
             numeric = read.value is not None and not read.bound
             if rule == "guarded" and numeric and row.uncertainty is None:
-                raise ValueError(
-                    f"tests[{i}] ({row.parameter}): guarded acceptance needs the expanded "
-                    "uncertainty U of the result; give its uncertainty"
+                raise RowProblem(
+                    "tests",
+                    i,
+                    row.parameter,
+                    "uncertainty",
+                    "guarded acceptance needs the expanded uncertainty U of the result; give "
+                    "its uncertainty",
                 )
             computed = row.computed(rule)
             if row.conformity is not None and computed is not None and row.conformity != computed:
-                raise ValueError(
-                    f"tests[{i}] ({row.parameter}): conformity is typed "
-                    f"'{row.conformity.words[1].lower()}', but result {row.result} "
-                    f"{row.unit} against '{row.printed_requirement}' gives "
+                raise RowProblem(
+                    "tests",
+                    i,
+                    row.parameter,
+                    "conformity",
+                    f"conformity is typed '{row.conformity.words[1].lower()}', but result "
+                    f"{row.result} {row.unit} against '{row.printed_requirement}' gives "
                     f"'{computed.words[1].lower()}' under the {rule} decision rule".replace(
                         "  ", " "
-                    )
+                    ),
                 )
         return self
 

@@ -28,9 +28,26 @@ __all__ = [
     "DecisionRule",
     "ReadResult",
     "RowConformity",
+    "RowProblem",
     "TestResult",
     "read_result",
 ]
+
+
+class RowProblem(ValueError):
+    """A problem the report finds in one of its list rows, across rows or against report-wide
+    fields (a limit without a decision rule, a typed conformity the figures contradict): it
+    names the list (``tests``), the row's index and the row's field, so that the intake can
+    point to the row of ``NAME.tests.csv`` (or the ``tests`` sheet) and its column rather than
+    to the report's row. Its text reads ``tests[1] (Chì / Lead): problem``."""
+
+    def __init__(self, table: str, index: int, name: str, field: str, problem: str) -> None:
+        super().__init__(f"{table}[{index}] ({name}): {problem}")
+        self.table = table
+        self.index = index
+        self.field = field
+        self.problem = problem
+
 
 DecisionRule = Literal["simple", "guarded"]
 """The report's decision rule: simple acceptance (w = 0) or guarded acceptance (w = U)."""

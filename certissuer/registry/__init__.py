@@ -1,5 +1,6 @@
-"""The shared measurement register: labs and their scope, owners, instruments, instrument types
-and their verification cycles, reference standards, personnel and verification stamps.
+"""The shared measurement register: labs and their scope (calibration and testing), owners,
+instruments, instrument types and their verification cycles, reference standards, personnel
+and verification stamps.
 
 `tables` holds the SQLModel tables (in the ledger database); `checks` the checks at issue time
 and the cycle rules; `io` the import and export of register files; `recall` the recall lists
@@ -44,6 +45,7 @@ from certissuer.registry.tables import (
     StampStock,
     StampUse,
     StandardUse,
+    TestingScope,
     change_tracking_sql,
     current_change,
     load_instrument_types,
@@ -72,6 +74,7 @@ __all__ = [
     "StampStock",
     "StampUse",
     "StandardUse",
+    "TestingScope",
     "add_months",
     "change_tracking_sql",
     "current_change",

@@ -36,7 +36,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from certissuer._vn import fold, strip_marks
-from certissuer.errors import IssueRefused, RegisterRefused
+from certissuer.config import TestingScopeLine
+from certissuer.errors import IssueRefused, LedgerError, RegisterRefused
 from certissuer.model import (
     CalibrationCertificate,
     ReferenceStandard,
@@ -56,6 +57,7 @@ from certissuer.registry.tables import (
     StampStock,
     StampUse,
     StandardUse,
+    TestingScope,
 )
 
 __all__ = [
@@ -679,8 +681,8 @@ class RegisterChecks(RegisterBase):
             (m.unit, m.nominal if m.nominal is not None else m.measured, None) for m in cert.results
         ]
         accredited = True  # no scope lines in the register: that check has no data
-        # A testing report (issue 22) is not judged against calibration scope lines: the
-        # register has no testing scope, so it is issued without the mark and no claim.
+        # A testing report (issue 22) is not judged against calibration scope lines: its rows
+        # are judged against the testing scope (`testing_scope_lines`) while it is issued.
         if scopes and not isinstance(cert, TestingReport):
             accredited = self._in_scope(
                 ref, "calibration", type_code, ranges, cert.signatory.name, persons, scopes
@@ -750,6 +752,31 @@ class RegisterChecks(RegisterBase):
             return (
                 s.exec(select(Scope.id).where(Scope.lab_code == self.lab_code)).first() is not None
             )
+
+    def testing_scope_lines(self) -> tuple[TestingScopeLine, ...]:
+        """The register's testing scope lines of this lab (issue 22), as `TestingScopeLine`s
+        matched like ``[lab] testing_scope``; none while the register does not hold the lab."""
+        if not self.enabled():
+            return ()
+        try:
+            with self.session() as s:
+                rows = s.exec(
+                    select(TestingScope)
+                    .where(TestingScope.lab_code == self.lab_code)
+                    .order_by(col(TestingScope.id))
+                ).all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the register cannot be read: {exc}") from exc
+        return tuple(
+            TestingScopeLine(
+                row.parameter,
+                row.method,
+                Decimal(row.lower) if row.lower else None,
+                Decimal(row.upper) if row.upper else None,
+                row.unit,
+            )
+            for row in rows
+        )
 
     def _has_stock(self, s: Session) -> bool:
         return (

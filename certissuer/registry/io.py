@@ -36,6 +36,7 @@ from certissuer.registry.tables import (
     RegisteredStandard,
     Scope,
     StampStock,
+    TestingScope,
 )
 
 __all__ = ["KINDS", "ImportReport", "RegisterIO", "read_table"]
@@ -151,6 +152,18 @@ KINDS: dict[str, _Kind] = {
             _Column("upper", _decimal, True),
             _Column("signatories", _text),
             _Column("cmc", _text),
+        ),
+    ),
+    "testing-scope": _Kind(
+        TestingScope,
+        ("parameter", "method", "unit", "lower", "upper"),
+        (
+            _Column("parameter", _text, True),
+            _Column("method", _text),
+            _Column("lower", _decimal),
+            _Column("upper", _decimal),
+            _Column("unit", _text),
+            _Column("accreditation", _text),
         ),
     ),
     "type": _Kind(
@@ -542,6 +555,10 @@ def _parse_row(
             parse_cmc(parsed["cmc"], parsed["unit"])
         except ValueError as exc:
             return parsed, InputError(source, str(exc), row=row, field="cmc")
+    if spec.table is TestingScope:
+        problem = _testing_scope_problem(parsed)
+        if problem is not None:
+            return parsed, InputError(source, problem[1], row=row, field=problem[0])
     if spec.table is StampStock and parsed["last"] < parsed["first"]:
         return parsed, InputError(
             source,
@@ -550,6 +567,28 @@ def _parse_row(
             field="last",
         )
     return parsed, None
+
+
+def _testing_scope_problem(parsed: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (field, problem) of a testing scope row that cannot be a scope line, or None: a
+    range needs lower, upper and unit together, lower not above upper; the parameter needs
+    words (what `TestingScopeLine` matches)."""
+    parameter = str(parsed["parameter"])
+    if not re.search(r"\w", parameter):
+        return "parameter", f"expected the parameter's name in words, got '{parameter}'"
+    given = [name for name in ("lower", "upper", "unit") if parsed.get(name)]
+    if given and len(given) < 3:
+        missing = next(n for n in ("lower", "upper", "unit") if n not in given)
+        return missing, (
+            "a value is required when the line has a range (lower, upper and unit together; "
+            "all three empty: any result)"
+        )
+    if given and Decimal(parsed["upper"]) < Decimal(parsed["lower"]):
+        return (
+            "upper",
+            f"expected a value not below lower ({parsed['lower']}), got {parsed['upper']}",
+        )
+    return None
 
 
 def read_table(path: Path) -> Iterator[tuple[str, int, dict[str, str]]]:

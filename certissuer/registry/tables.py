@@ -38,6 +38,7 @@ __all__ = [
     "StampStock",
     "StampUse",
     "StandardUse",
+    "TestingScope",
     "change_tracking_sql",
     "current_change",
     "load_instrument_types",
@@ -81,6 +82,31 @@ class Scope(SQLModel, table=True):
     """The lab's calibration and measurement capability for the range (ILAC-P14): the smallest
     expanded uncertainty it may claim, a number in `unit` or a number and a unit ("0.1 mg");
     empty when the scope states none (migration 0008)."""
+
+
+class TestingScope(SQLModel, table=True):
+    """One line of a testing lab's accredited scope (issue 22, migration 0011): a test
+    parameter by a method, optionally over a range, and the accreditation it belongs to.
+
+    Matched as a ``[lab] testing_scope`` line is (`certissuer.config.TestingScopeLine`): the
+    parameter's words and the method's words (diacritics and case folded; no method: any
+    method), and a numeric result in `unit` inside `lower`..`upper` when a range is given.
+    """
+
+    __tablename__ = "registry_testing_scope"
+    id: int | None = Field(default=None, primary_key=True)
+    lab_code: str = Field(index=True, max_length=50)
+    parameter: str = Field(max_length=200)
+    """The parameter's words ("Chì / Lead")."""
+    method: str = Field(default="", max_length=200)
+    """The method's words ("SMEWW 3113B"); empty for any method."""
+    unit: str = Field(default="", max_length=20)
+    lower: str = ""
+    """Lower end of the range, a decimal number in `unit`; empty with `upper` and `unit` for
+    no range."""
+    upper: str = ""
+    accreditation: str = ""
+    """The accreditation the line belongs to ("VILAS 1234"); empty: the lab's."""
 
 
 class InstrumentType(SQLModel, table=True):
