@@ -242,6 +242,40 @@ def test_missing_fields_come_in_one_list(tmp_path: Path) -> None:
         assert needed in message
 
 
+@pytest.mark.parametrize(
+    ("name", "fill", "hint"),
+    [
+        # Only what a DCC alone can carry is missing: neither options nor the register help.
+        (
+            "ptb-xsd-siliziumkugel.xml",
+            {"received": "2018-10-12"},
+            "no option or register fills this: ask the DCC's issuer for a DCC with it",
+        ),
+        # An option, the register and the DCC each fill a part: each is named, once.
+        (
+            "dcc_ngp_temperature_typical_v12_refType2ID.xml",
+            {},
+            "give --received; add each standard named with 'certissuer registry add standard "
+            "code=… name=… certificate_number=… calibration_due=YYYY-MM-DD'; for the rest, "
+            "ask the DCC's issuer for a DCC that carries it",
+        ),
+    ],
+)
+def test_a_refusal_names_only_what_fills_the_missing_fields(
+    name: str, fill: dict[str, Any], hint: str
+) -> None:
+    [imported, *_] = _read(CORPUS / name, **fill)
+    error = dcc.missing_error(name, imported.missing, imported.item)
+    assert error.hint == hint
+
+
+def test_a_refusal_for_options_only_names_no_register_or_issuer() -> None:
+    error = dcc.missing_error(
+        "x.xml", ["date received (--received YYYY-MM-DD)", "signatory (--signatory NAME)"], 1
+    )
+    assert error.hint == "give --received, --signatory"
+
+
 def test_a_3_3_document_with_d_si_2_2_uncertainties_is_read(tmp_path: Path) -> None:
     # DCC 3.3 uses D-SI 2.2, which names the expanded uncertainty expandedMU: the GP example
     # rewritten so gives the same rows as the 3.1.2 original.

@@ -736,6 +736,11 @@ class _Foreign:
         out.extras.append(f"{result} / {label}: {values}{unc} {unit}")
 
 
+_OPTION: Final = re.compile(r"\((--[a-z-]+)")
+"""An option named in a missing field, as in "date received (--received YYYY-MM-DD)"."""
+_IN_REGISTER: Final = "(in the register)"
+
+
 def read_foreign(root: Any, *, where: str, fill: Fill | None = None) -> list[Imported]:
     """The certificate records of the foreign DCC `root` (an lxml element), one per item.
 
@@ -748,11 +753,33 @@ def read_foreign(root: Any, *, where: str, fill: Fill | None = None) -> list[Imp
 
 def missing_error(where: str, missing: Iterable[str], item: int | None) -> InputError:
     """One error listing every field still missing (`Imported.missing`)."""
-    names = "; ".join(dict.fromkeys(missing))
+    fields = list(dict.fromkeys(missing))
+    names = "; ".join(fields)
     at = f"item {item}: " if item is not None else ""
     return InputError(
         where,
         f"{at}the DCC lacks what a Vietnamese certificate needs: {names}",
-        hint="give the options named; add a standard with 'certissuer registry add standard "
-        "code=… name=… certificate_number=… calibration_due=YYYY-MM-DD'",
+        hint=_missing_hint(fields),
     )
+
+
+def _missing_hint(fields: list[str]) -> str:
+    """What fills `fields`, and only that: the options each names, the register for a
+    standard's data, and the DCC's issuer for what only the DCC can carry (results, the
+    reference standards themselves, the customer, the method)."""
+    options = list(dict.fromkeys(m.group(1) for f in fields for m in _OPTION.finditer(f)))
+    register = any(f.endswith(_IN_REGISTER) for f in fields)
+    from_dcc = [f for f in fields if not _OPTION.search(f) and not f.endswith(_IN_REGISTER)]
+    steps: list[str] = []
+    if options:
+        steps.append("give " + ", ".join(options))
+    if register:
+        steps.append(
+            "add each standard named with 'certissuer registry add standard code=… name=… "
+            "certificate_number=… calibration_due=YYYY-MM-DD'"
+        )
+    if from_dcc and steps:
+        steps.append("for the rest, ask the DCC's issuer for a DCC that carries it")
+    elif from_dcc:
+        steps.append("no option or register fills this: ask the DCC's issuer for a DCC with it")
+    return "; ".join(steps)
