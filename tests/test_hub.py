@@ -464,6 +464,8 @@ def test_cli_register_serve_push_and_verify_over_http(
         assert page.status_code == 200 and "HỢP LỆ" in page.text
         listed = runner.invoke(cli_app, ["hub", "labs", "--db", db])
         assert "DT01" in listed.output and "log size 1" in listed.output
+        # the last push on Vietnam's clock, like the keys' times (not an ISO UTC time)
+        assert re.search(r"last push \d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+7\)", listed.output)
     finally:
         process.terminate()
         process.wait(20)
