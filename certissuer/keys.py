@@ -162,9 +162,31 @@ def person_file_stem(name: str) -> str:
     return stem
 
 
+_NAME_MAX = 64
+"""UTF-8 bytes a certificate's common name may hold (RFC 5280's ub-common-name, as the
+`cryptography` package counts it: a Vietnamese letter with marks takes two or three)."""
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _fit(base: str, suffix: str) -> str:
+    """`base` + `suffix` within `_NAME_MAX` bytes, `base` shortened with "…" if need be."""
+    if _size(base + suffix) <= _NAME_MAX:
+        return base + suffix
+    while base and _size(base.rstrip() + "…" + suffix) > _NAME_MAX:
+        base = base[:-1]
+    return base.rstrip() + "…" + suffix
+
+
 def _ca_common_name(organisation: str) -> str:
+    """The trial CA's common name; the TSA's replaces "Trial CA" with "Trial TSA", so the
+    organisation is shortened to leave room for that too."""
     base = re.sub(r"[\s\-–]*NOT FOR PRODUCTION[\s\-–]*", " ", organisation, flags=re.I).strip()
-    return f"{base or 'certissuer'} Trial CA - {NOT_FOR_PRODUCTION}"
+    longest = f" Trial TSA - {NOT_FOR_PRODUCTION}"
+    fitted = _fit(base or "certissuer", longest)[: -len(longest)]
+    return f"{fitted} Trial CA - {NOT_FOR_PRODUCTION}"
 
 
 def _check_people(people: Sequence[Person]) -> None:
@@ -242,6 +264,13 @@ def make_keys(
     kind = KeyType.parse(key_type)
     people = tuple(people)
     _check_people(people)
+    for person in people:
+        if _size(person.name) > _NAME_MAX:
+            raise ConfigError(
+                f"--person {person.name!r}: {_size(person.name)} bytes in UTF-8; a "
+                f"certificate's common name holds at most {_NAME_MAX}",
+                hint="give the name as printed under the signature, without titles",
+            )
     trial = bool(people) or services_url is not None
     url = (services_url or DEFAULT_SERVICES_URL).rstrip("/") if trial else None
     if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
@@ -293,7 +322,9 @@ def make_keys(
         assert_never(kind)
 
     ca_key = new_key()
-    ca_name = _name(_ca_common_name(organisation) if trial else f"{organisation} CA", organisation)
+    ca_name = _name(
+        _ca_common_name(organisation) if trial else _fit(organisation, " CA"), organisation
+    )
     start = now - timedelta(days=1)
     ca_cert = (
         x509.CertificateBuilder()

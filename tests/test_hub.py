@@ -194,6 +194,24 @@ def test_two_labs_push_their_records_and_a_push_again_changes_nothing(world: Wor
     assert len(world.hub.certificates("DT01")) == 3
 
 
+def test_a_test_report_is_pushed_and_worded_as_a_report_on_the_hub_page(world: World) -> None:
+    report = load_json(Path(__file__).parent / "data" / "testing-rows.json")
+    issued = world.a.issuer.issue(parse_certificate(report), now=ISSUED_AT)
+    token = token_from_url(issued.url)
+    cal_token = world.a.issue("A1")
+    world.push(world.a)
+    answer = _verdict(world, token)
+    assert (answer["verdict"], answer["record"]["kind"]) == ("valid", "testing")
+    page = world.client.get(f"/V/{token}").text
+    assert f"<th>Số phiếu kết quả thử nghiệm / Test report No.</th><td>{issued.number}" in page
+    assert "<th>Mẫu thử nghiệm / Item tested</th><td>Mẫu nước sinh hoạt" in page
+    assert "<th>Số / Serial No.</th><td>M-2026-0101</td>" in page
+    assert "Phương tiện đo" not in page and "Certificate number" not in page
+    # a calibration certificate keeps the certificate's wording
+    cal = world.client.get(f"/V/{cal_token}").text
+    assert "<th>Phương tiện đo / Instrument</th>" in cal and "Test report" not in cal
+
+
 def test_the_hub_page_answers_for_each_labs_token(world: World, other_pki: KeyPaths) -> None:
     a_token = world.a.issue("A1")
     b_token = world.b.issue("B1")
@@ -464,6 +482,8 @@ def test_cli_register_serve_push_and_verify_over_http(
         assert page.status_code == 200 and "HỢP LỆ" in page.text
         listed = runner.invoke(cli_app, ["hub", "labs", "--db", db])
         assert "DT01" in listed.output and "log size 1" in listed.output
+        # the last push on Vietnam's clock, like the keys' times (not an ISO UTC time)
+        assert re.search(r"last push \d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+7\)", listed.output)
     finally:
         process.terminate()
         process.wait(20)

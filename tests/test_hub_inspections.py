@@ -505,3 +505,46 @@ def test_a_round_recorded_through_the_phone_page_in_chromium(
         ("valid", "none", "number"),
     ]
     assert checks[1].lab_code == "DT02"
+
+
+def test_report_refuses_a_department_key_whose_revocation_cannot_be_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub has no lab profile: the refusal names the hub's own switch, and a refused run
+    leaves no file behind (not even the XLSX)."""
+    from certissuer.keys import Person, Role
+
+    port = _closed_port()
+    pki = make_keys(
+        tmp_path / "dept",
+        passphrase=PASSPHRASE,
+        organisation="Sở KH&CN Đồng Tháp",
+        signer_name=None,
+        people=[Person("Trần Thị Thanh Tra", (Role.SIGNATORY,))],
+        services_url=f"http://127.0.0.1:{port}",  # nothing answers: no CRL, no OCSP
+    )
+    monkeypatch.setenv("CERTISSUER_P12_PASSPHRASE", PASSPHRASE.decode())
+    p12 = pki.people[0].pkcs12
+    db = ["--db", f"sqlite:///{tmp_path / 'hub.db'}"]
+    runner = CliRunner()
+    for command in ("inspections", "annual"):
+        pdf, xlsx = tmp_path / f"{command}.pdf", tmp_path / f"{command}.xlsx"
+        args = ["hub", "report", command, "--year", "2026", "--out", str(pdf), "--xlsx",
+                str(xlsx), "--pkcs12", str(p12), *db]  # fmt: skip
+        refused = runner.invoke(cli_app, args)
+        assert refused.exit_code == 5, refused.output
+        assert "is not revoked" in refused.output
+        assert "--no-revocation-check" in refused.output
+        assert "[signing] revocation_check" not in refused.output
+        assert not pdf.exists() and not xlsx.exists()
+        made = runner.invoke(cli_app, [*args, "--no-revocation-check"])
+        assert made.exit_code == 0, made.output
+        assert b"/ByteRange" in pdf.read_bytes() and xlsx.stat().st_size > 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

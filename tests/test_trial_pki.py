@@ -230,6 +230,38 @@ def test_keys_init_bad_people_say_what_is_wrong(
     assert not (tmp_path / "k").exists()
 
 
+def test_keys_init_for_a_department_with_its_full_vietnamese_name(tmp_path: Path) -> None:
+    """A CA common name is at most 64 bytes of UTF-8: a real Department's name (39 letters,
+    many with marks) plus " Trial CA - NOT FOR PRODUCTION" used to be an internal error."""
+    env = {"CERTISSUER_P12_PASSPHRASE": PASSWORD}
+    org = "Sở Khoa học và Công nghệ tỉnh Đồng Tháp"
+    result = CliRunner().invoke(
+        app,
+        ["keys", "init", str(tmp_path / "k"), "--organisation", org,
+         "--person", "Trần Thị Thanh Tra", "--role", "signatory"],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = {}
+    for stem in ("ca", "tsa", "tran-thi-thanh-tra"):
+        cert = x509.load_pem_x509_certificate((tmp_path / "k" / f"{stem}.pem").read_bytes())
+        names[stem] = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == org
+    assert names["ca"] == "Sở Khoa học và Công ngh… Trial CA - NOT FOR PRODUCTION"
+    assert names["tsa"].endswith("… Trial TSA - NOT FOR PRODUCTION")
+    assert all(len(str(n).encode()) <= 64 for n in names.values())
+    assert names["tran-thi-thanh-tra"] == "Trần Thị Thanh Tra"
+    # a person's name that no certificate can hold is refused, naming it
+    long_name = "Nguyễn Thị Hồng Nhung Phương Thảo Ngọc Ánh Diễm Lệ"
+    refused = CliRunner().invoke(
+        app,
+        ["keys", "init", str(tmp_path / "k2"), "--person", long_name, "--role", "head"],
+        env=env,
+    )
+    assert refused.exit_code == 3 and f"--person '{long_name}'" in refused.output
+    assert not (tmp_path / "k2").exists()
+
+
 # -- the services --------------------------------------------------------------------------
 
 

@@ -152,7 +152,7 @@ def labs(db: DbOption = None) -> None:
     hub = _open_hub(db)
     try:
         for lab in hub.labs():
-            pushed = lab.pushed_at.isoformat(timespec="seconds") if lab.pushed_at else "never"
+            pushed = _shown(lab.pushed_at) if lab.pushed_at else "never"
             say(f"{lab.code}  {lab.name}  log size {lab.tree_size}  last push {pushed}")
             for key in hub.lab_keys(lab.code):
                 ended = f"retired {_shown(key.retired_at)}" if key.retired_at else "in use"

@@ -10,7 +10,12 @@ import typer
 
 from certissuer.cli._state import say
 from certissuer.cli.hub import DbOption
-from certissuer.cli.hub_inspect import PASSPHRASE_ENV, department_sealer, report_app
+from certissuer.cli.hub_inspect import (
+    PASSPHRASE_ENV,
+    RevocationOption,
+    department_sealer,
+    report_app,
+)
 from certissuer.errors import ConfigError
 
 __all__ = ["report_annual"]
@@ -50,6 +55,7 @@ def report_annual(
     place: Annotated[str, typer.Option("--place", help="The province, for the date line.")] = (
         "Đồng Tháp"
     ),
+    revocation_check: RevocationOption = True,
     db: DbOption = None,
 ) -> None:
     """The plan's indicators for YEAR: demand met per instrument type, each lab's
@@ -85,14 +91,16 @@ def report_annual(
         )
     finally:
         hub.close()
-    if xlsx is not None:
-        write_xlsx(report, xlsx)
-        say(f"wrote {xlsx}")
-    if out is not None:
-        with department_sealer(pkcs12) as sealer:
+    pdf = None
+    if out is not None:  # signed first: a key that cannot sign leaves no file behind
+        with department_sealer(pkcs12, revocation_check=revocation_check) as sealer:
             pdf = render_pdf(
                 report, department=Department(department_vi, department_en, place), sealer=sealer
             )
+    if xlsx is not None:
+        write_xlsx(report, xlsx)
+        say(f"wrote {xlsx}")
+    if out is not None and pdf is not None:
         write_atomic(out, pdf)
         say(f"wrote {out}")
     unknown = sum(lab.paper_total is None for lab in report.labs)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from certissuer.hub import Hub
     from certissuer.sign import Sealer
 
-__all__ = ["department_sealer", "inspect_app", "report_app"]
+__all__ = ["RevocationOption", "department_sealer", "inspect_app", "report_app"]
 
 inspect_app = typer.Typer(
     help="Inspection rounds (kiểm tra nhà nước về đo lường): open a round, record the "
@@ -35,21 +35,50 @@ hub_app.add_typer(report_app, name="report")
 PASSPHRASE_ENV = "CERTISSUER_P12_PASSPHRASE"
 
 
+RevocationOption = Annotated[
+    bool,
+    typer.Option(
+        "--revocation-check/--no-revocation-check",
+        help="Before signing, ask the Department's CA (CRL/OCSP) whether its certificate is "
+        "revoked (default); --no-revocation-check skips that (a CA without reachable "
+        "revocation services).",
+    ),
+]
+
+
 @contextmanager
-def department_sealer(pkcs12: Path | None) -> Iterator[Sealer | None]:
+def department_sealer(
+    pkcs12: Path | None, *, revocation_check: bool = True
+) -> Iterator[Sealer | None]:
     """The Department's `Sealer` from its PKCS#12 file (passphrase from `PASSPHRASE_ENV`, or
     asked at a terminal), closed after use; None, with a warning, without a file: the hub's
-    reports are then written unsigned."""
+    reports are then written unsigned. `revocation_check` False signs without asking the CA
+    (the hub has no lab profile whose ``[signing] revocation_check`` would say so)."""
     if pkcs12 is None:
         warn("no --pkcs12: the PDF is not signed")
         yield None
         return
-    from certissuer.sign import Sealer
+    from certissuer.errors import SigningError
+    from certissuer.sign import Sealer, SigningPolicy
 
     secret = os.environ.get(PASSPHRASE_ENV)
     if secret is None and sys.stdin.isatty():
         secret = str(typer.prompt("PKCS#12 passphrase", hide_input=True))
-    with Sealer.from_pkcs12(pkcs12, secret.encode() if secret is not None else None) as sealer:
+    try:
+        sealer = Sealer.from_pkcs12(
+            pkcs12,
+            secret.encode() if secret is not None else None,
+            policy=SigningPolicy(revocation_check=revocation_check),
+        )
+    except SigningError as exc:
+        if "revoked" not in str(exc) or exc.hint is None or "revocation_check" not in exc.hint:
+            raise
+        raise SigningError(
+            str(exc),
+            hint="start the Department CA's CRL/OCSP service (a trial PKI: certissuer "
+            "trial-services KEYS_FOLDER), or pass --no-revocation-check",
+        ) from None
+    with sealer:
         yield sealer
 
 
@@ -186,6 +215,7 @@ def report_inspections(
     place: Annotated[str, typer.Option("--place", help="The province, for the date line.")] = (
         "Đồng Tháp"
     ),
+    revocation_check: RevocationOption = True,
     db: DbOption = None,
 ) -> None:
     """The year's inspections: counts by place, kind of violation and instrument type, as a
@@ -206,16 +236,18 @@ def report_inspections(
         report = inspection_report(Inspections(hub), year)
     finally:
         hub.close()
-    if xlsx is not None:
-        write_xlsx(report, xlsx)
-        say(f"wrote {xlsx}")
-    if out is not None:
-        with department_sealer(pkcs12) as sealer:
+    pdf = None
+    if out is not None:  # signed first: a key that cannot sign leaves no file behind
+        with department_sealer(pkcs12, revocation_check=revocation_check) as sealer:
             pdf = render_pdf(
                 report,
                 department=Department(department_vi, department_en, place),
                 sealer=sealer,
             )
+    if xlsx is not None:
+        write_xlsx(report, xlsx)
+        say(f"wrote {xlsx}")
+    if out is not None and pdf is not None:
         write_atomic(out, pdf)
         say(f"wrote {out}")
     say(

@@ -154,15 +154,29 @@ def create_hub_app(
 
 def _page(answer: HubAnswer) -> str:
     """The verdict page: Vietnamese first, then English; everything from data escaped."""
+    # A test report (kind "testing") is worded as the lab's page words it: a sample, not an
+    # instrument.
+    testing = bool(answer.record) and (answer.record or {}).get("kind") == "testing"
     rows = [
         ("Đơn vị / Laboratory", f"{answer.lab_code or ''} {answer.lab_name or ''}".strip()),
-        ("Số giấy chứng nhận / Certificate number", answer.number or ""),
+        (
+            "Số phiếu kết quả thử nghiệm / Test report No."
+            if testing
+            else "Số giấy chứng nhận / Certificate number",
+            answer.number or "",
+        ),
     ]
     if answer.record:
         rec = answer.record
         rows += [
-            ("Phương tiện đo / Instrument", f"{rec.get('instrument_name') or ''}"),
-            ("Số sản xuất / Serial", f"{rec.get('instrument_serial') or ''}"),
+            (
+                "Mẫu thử nghiệm / Item tested" if testing else "Phương tiện đo / Instrument",
+                f"{rec.get('instrument_name') or ''}",
+            ),
+            (
+                "Số / Serial No." if testing else "Số sản xuất / Serial",
+                f"{rec.get('instrument_serial') or ''}",
+            ),
             ("Ngày cấp / Issued", f"{rec.get('issue_date') or ''}"),
             ("Hiệu lực đến / Valid until", f"{rec.get('valid_until') or ''}"),
         ]

@@ -132,7 +132,8 @@ def record_problem(record: dict[str, Any], proof: Any, size: int, root: bytes) -
         if not merkle.verify_inclusion(index, size, merkle.leaf_hash(text.encode()), hashes, root):
             return (
                 f"its leaf at log index {index} is not in the lab's checkpointed log of size "
-                f"{size}: the inclusion proof does not check"
+                f"{size}: the inclusion proof does not check (the record was changed after it "
+                "was logged; at the lab, certissuer ledger audit names the row)"
             )
         if not isinstance(data, dict) or data.get("number") != record.get("number"):
             return f"the leaf at log index {index} is another certificate's"
