@@ -326,12 +326,21 @@ class Hub:
             if k.kind == "token" and k.in_use(moment)
         ]
 
-    def token_key_history(self, lab: HubLab) -> list[tuple[TokenPublicKey, datetime | None]]:
-        """Every token key `lab` registered, with when its use ended (None: in use): a token is
-        checked with the key it names, and must not be dated after that key's retirement."""
-        return [
-            (_pem_key(k.pem), k.retired_at) for k in self.lab_keys(lab.code) if k.kind == "token"
-        ]
+    def token_keys_with_id(self, kid: str) -> list[tuple[HubLab, TokenPublicKey, datetime | None]]:
+        """The token keys registered with key id `kid` (hex, as tokens carry it), each with its
+        lab and when its use ended (None: in use), by lab code: one query, however many labs
+        the hub holds."""
+        q = (
+            select(HubLabKey, HubLab)
+            .where(
+                HubLabKey.kind == "token",
+                HubLabKey.kid == kid.lower(),
+                HubLabKey.lab_code == HubLab.code,
+            )
+            .order_by(col(HubLab.code), col(HubLabKey.added_at), col(HubLabKey.id))
+        )
+        with self.session() as s:
+            return [(lab, _pem_key(k.pem), k.retired_at) for k, lab in s.exec(q)]
 
     def checkpoint_keys(
         self, lab: HubLab, *, at: datetime | None = None, session: Session | None = None

@@ -19,14 +19,15 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from certissuer._vn import local_date
 from certissuer.errors import TokenError
 from certissuer.hub.store import Hub
-from certissuer.token import read_token, token_key_id
+from certissuer.hub.tables import HubLab
+from certissuer.token import TokenPublicKey, read_token, token_key_id
 from certissuer.verify.verdict import VERDICT_LABELS, Verdict
 
 __all__ = [
@@ -126,11 +127,11 @@ def verify_token(hub: Hub, token: str, *, today: date) -> HubAnswer:
     kid = token_key_id(token)
     if kid is None:
         return HubAnswer(HubVerdict.NOT_GENUINE, ["the token cannot be read"])
-    for lab in hub.labs():
-        history = hub.token_key_history(lab)
-        held = [(k, end) for k, end in history if hmac.compare_digest(k.kid.hex(), kid)]
-        if not held:
-            continue
+    by_lab: dict[str, tuple[HubLab, list[tuple[TokenPublicKey, datetime | None]]]] = {}
+    for holder, public, ended in hub.token_keys_with_id(kid):
+        if hmac.compare_digest(public.kid.hex(), kid):  # the stored id is the key's own
+            by_lab.setdefault(holder.code, (holder, []))[1].append((public, ended))
+    for lab, held in by_lab.values():
         try:
             claims = read_token(token, [k for k, _end in held])
         except TokenError as exc:
