@@ -12,14 +12,14 @@ produce exactly the models' schema, on SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+
+from certissuer.ledger.migrations import newest_revision, scripts_config
 
 __all__ = ["VERSION_TABLE", "config", "current_revision", "head_revision", "upgrade"]
 
@@ -32,19 +32,12 @@ _LOCK = 7105222
 
 def config(connection: Connection | None = None) -> Config:
     """An Alembic config for these scripts, sharing `connection` if given."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
+    return scripts_config(Path(__file__).parent, connection)
 
 
-@cache
 def head_revision() -> str:
     """The newest revision id."""
-    head = ScriptDirectory.from_config(config()).get_current_head()
-    assert head is not None
-    return head
+    return newest_revision(Path(__file__).parent)
 
 
 def _context(conn: Connection) -> MigrationContext:

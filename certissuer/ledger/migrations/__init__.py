@@ -18,27 +18,45 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlmodel import SQLModel
 
-__all__ = ["FIRST_REVISION", "config", "head_revision", "upgrade"]
+__all__ = [
+    "FIRST_REVISION",
+    "config",
+    "head_revision",
+    "newest_revision",
+    "scripts_config",
+    "upgrade",
+]
 
 FIRST_REVISION = "0001"
 """The schema of the first release (before migrations were tracked)."""
 
 
-def config(connection: Connection | None = None) -> Config:
-    """An Alembic config for these scripts, sharing `connection` if given."""
+def scripts_config(folder: Path, connection: Connection | None = None) -> Config:
+    """An Alembic config for the migration scripts in `folder` (the ledger's, or the hub's),
+    sharing `connection` if given."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent))
+    cfg.set_main_option("script_location", str(folder))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
 @cache
-def head_revision() -> str:
-    """The newest revision id."""
-    head = ScriptDirectory.from_config(config()).get_current_head()
+def newest_revision(folder: Path) -> str:
+    """The newest revision id of the migration scripts in `folder`."""
+    head = ScriptDirectory.from_config(scripts_config(folder)).get_current_head()
     assert head is not None
     return head
+
+
+def config(connection: Connection | None = None) -> Config:
+    """An Alembic config for these scripts, sharing `connection` if given."""
+    return scripts_config(Path(__file__).parent, connection)
+
+
+def head_revision() -> str:
+    """The newest revision id."""
+    return newest_revision(Path(__file__).parent)
 
 
 def current_revision(engine: Engine) -> str | None:
