@@ -185,7 +185,7 @@ def _bundled_dsig() -> Path | None:
     so it parses without entities), or None."""
     try:
         import xmlschema
-    except ImportError:  # pragma: no cover - a dependency of certissuer
+    except ImportError:  # pragma: no cover - a dependency of certissuer (pyproject.toml)
         return None
     path = Path(xmlschema.__file__).parent / "schemas" / "DSIG" / _DSIG_FILE
     return path if path.is_file() else None
