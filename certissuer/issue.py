@@ -567,15 +567,23 @@ class Issuer:
         lines state one."""
         ran = list(BASIC_CHECKS)
         no_data: dict[str, str] = {}
+        missing = self.register.missing()
         for name, has in self.register.coverage().items():
             if name == "CMC" and not has and self._profile_cmc and not self.register.has_scope():
                 ran.append(f"{name} ([lab] accredited_scope)")
             elif has:
                 ran.append(name)
-            else:
-                no_data[name] = "no data in the register" + (
-                    " or the profile" if name == "CMC" else ""
+            elif name == "CMC" and self._profile_cmc:
+                no_data[name] = (
+                    f"{missing[name]} (the register's scope lines take the place of the "
+                    "profile's [lab] accredited_scope)"
                 )
+            elif name == "CMC":
+                no_data[name] = (
+                    f"{missing[name]}; the profile's [lab] accredited_scope states no CMC"
+                )
+            else:
+                no_data[name] = missing[name]
         return ran, no_data
 
     def checkpoint(self, *, now: datetime | None = None) -> Checkpoint:

@@ -41,7 +41,10 @@ REFUSED = {
     "ptb-xsd-dcc-vacuumlab-SRG.xml": (2, "no dcc:result gives indicated values"),
     "ptb-xsd-siliziumkugel.xml": (2, "no dcc:result gives indicated values"),
     # Two weights, each stated by its conventional mass, density and volume: the same.
-    "ptb-xsd-example-weights.xml": (2, "item 2: the DCC lacks what a Vietnamese certificate"),
+    "ptb-xsd-example-weights.xml": (
+        2,
+        "ptb-xsd-example-weights.xml, item 2: the DCC lacks what a Vietnamese certificate",
+    ),
     # Published changed after signing: a DCC whose XML signature is broken is not issued.
     "dcc_gp_temperature_typical_v12_signed_manipulated.xml": (2, BROKEN),
     "dcc_gp_temperature_typical_v12_v3.2.0_signed_manipulated.xml": (2, BROKEN),
@@ -274,6 +277,8 @@ def test_a_refusal_for_options_only_names_no_register_or_issuer() -> None:
         "x.xml", ["date received (--received YYYY-MM-DD)", "signatory (--signatory NAME)"], 1
     )
     assert error.hint == "give --received, --signatory"
+    # A DCC has items, not rows: the item is the place, and no "row" is named.
+    assert str(error).startswith("x.xml, item 1: the DCC lacks what a Vietnamese certificate")
 
 
 def test_a_3_3_document_with_d_si_2_2_uncertainties_is_read(tmp_path: Path) -> None:

@@ -207,9 +207,19 @@ def test_a_test_report_is_pushed_and_worded_as_a_report_on_the_hub_page(world: W
     assert "<th>Mẫu thử nghiệm / Item tested</th><td>Mẫu nước sinh hoạt" in page
     assert "<th>Số / Serial No.</th><td>M-2026-0101</td>" in page
     assert "Phương tiện đo" not in page and "Certificate number" not in page
+    # dates as the lab's own page prints them (dd/mm/yyyy)
+    assert "<th>Ngày cấp / Issued</th><td>25/11/2026</td>" in page
     # a calibration certificate keeps the certificate's wording
     cal = world.client.get(f"/V/{cal_token}").text
     assert "<th>Phương tiện đo / Instrument</th>" in cal and "Test report" not in cal
+    # the catalogue names each record as its page does
+    found = world.client.get("/catalogue", params={"lab": "DT01"}).text
+    rows = {r.split("</td><td>")[2]: r for r in found.split("<tr><td>")[1:]}
+    assert "<td>Phiếu kết quả thử nghiệm / Test report</td>" in rows[issued.number]
+    others = [r for n, r in rows.items() if n != issued.number]
+    assert others and all("<td>Giấy chứng nhận / Certificate</td>" in r for r in others)
+    assert "Giấy chứng nhận / Certificate" not in rows[issued.number]
+    assert not re.search(r"<td>\d{4}-\d{2}-\d{2}</td>", found)  # no ISO date on the page
 
 
 def test_the_hub_page_answers_for_each_labs_token(world: World, other_pki: KeyPaths) -> None:

@@ -306,6 +306,9 @@ def test_the_catalogue_page_finds_a_folded_owner_and_lists_the_recall(
     assert SERIAL_Y in recall.text and SERIAL_Z in recall.text  # lapsed; lapses 2026-12-19
     assert SERIAL_X not in recall.text  # lab B verified it again this week
     assert "Đã hết hạn / Lapsed" in recall.text and "Sắp hết hạn / Lapses soon" in recall.text
+    # dates as the lab's own page prints them (dd/mm/yyyy), on the list and in the search
+    assert "<td>19/12/2026</td>" in recall.text and "2026-12-19" not in recall.text
+    assert "<td>19/11/2026</td>" in text and "2026-11-19" not in text
     at_vl = world.client.get("/catalogue/recall", params={"place": "vinh long"})
     assert SERIAL_Y in at_vl.text and SERIAL_Z not in at_vl.text
     wrong = world.client.get("/catalogue/recall", params={"within": "soon"})

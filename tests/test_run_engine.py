@@ -212,12 +212,13 @@ def test_a_rerun_reuses_and_signs_no_checkpoint(tmp_path: Path, pki: KeyPaths, r
     assert first is not None and latest is not None and latest.id == first.id
 
 
+NO_LAB = "the register holds no row for lab RE: add it with 'certissuer registry add lab code=RE …'"
 NO_REGISTER = {
-    "verifier cards": "no data in the register",
-    "scopes and signatories": "no data in the register",
-    "stamp stock": "no data in the register",
-    "standards in the register": "no data in the register",
-    "CMC": "no data in the register or the profile",
+    "verifier cards": NO_LAB,
+    "scopes and signatories": NO_LAB,
+    "stamp stock": NO_LAB,
+    "standards in the register": NO_LAB,
+    "CMC": f"{NO_LAB}; the profile's [lab] accredited_scope states no CMC",
 }
 
 
@@ -252,6 +253,39 @@ def test_the_report_says_which_checks_ran_and_which_had_no_data(
     lines = stdout.splitlines()
     ran = next(line for line in lines if line.startswith("checks run: "))
     assert "verifier cards" in ran and "scopes and signatories" in ran and "CMC" in ran
-    assert "check not run: stamp stock: no data in the register" in lines
-    assert "check not run: standards in the register: no data in the register" in lines
+    assert (
+        "check not run: stamp stock: the register holds no stamp stock of lab RE: add it with "
+        "'certissuer registry add stamp series=… first=… last=…'"
+    ) in lines
+    assert any(
+        line.startswith(
+            "check not run: standards in the register: the register holds no standard of lab RE"
+        )
+        for line in lines
+    )
+    assert not any("no data" in line for line in lines)
     assert not any(line.startswith("check not run: verifier cards") for line in lines)
+
+
+def test_standards_without_the_lab_row_are_named_not_called_no_data(
+    tmp_path: Path, pki: KeyPaths
+) -> None:
+    """The register holds a standard but no row for the lab: the line says that, and how to
+    add the lab, rather than "no data"."""
+    profile = _profile(tmp_path, pki)
+    code, _, stderr = _cli(
+        profile, "registry", "add", "standard", "code=E2", "name=Weight set E2",
+        "certificate_number=V09-1", "calibration_due=2099-12-31",
+    )  # fmt: skip
+    assert code == 0, stderr
+    data = _write(tmp_path / "a.json", _calibrations(1))
+    code, stdout, stderr = _cli(profile, "issue", str(data), "-o", str(tmp_path / "out"))
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert (
+        "check not run: standards in the register: the register holds 1 standard(s) of lab RE "
+        "but no row for the lab itself, so they are not checked: add it with "
+        "'certissuer registry add lab code=RE …'"
+    ) in lines
+    assert f"check not run: verifier cards: {NO_LAB}" in lines
+    assert not any("no data" in line for line in lines)

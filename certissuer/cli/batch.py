@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -88,13 +89,24 @@ def run_json(report: batch.RunReport, settings: Settings) -> dict[str, Any]:
     }
 
 
+_XML_PLACE = re.compile(r"\.xml(, (item|line) \d+)?$", re.IGNORECASE)
+
+
+def _place(source: str, row: int) -> str:
+    """Where a rejected record is: "FILE, row N" for a table's row; an XML document (a DCC)
+    has no rows, so its place as the error gives it ("FILE, item 1", "FILE, line 12")."""
+    if _XML_PLACE.search(source):
+        return source
+    return f"{source}, row {row}"
+
+
 def show_run(report: batch.RunReport, settings: Settings, *, as_json: bool) -> int:
     """Print `report` (JSON with `as_json`) and return the run's exit code.
 
     Rejected rows go to standard error in both forms, each with its file, row and field.
     """
     for r in report.rejected[:_SHOWN_REJECTIONS]:
-        where = f"{r.source}, row {r.row}" + (f", field '{r.field}'" if r.field else "")
+        where = _place(r.source, r.row) + (f", field '{r.field}'" if r.field else "")
         warn(f"rejected: {where}: {r.reason}" + (f" (hint: {r.hint})" if r.hint else ""))
     if len(report.rejected) > _SHOWN_REJECTIONS:
         warn(f"... and {len(report.rejected) - _SHOWN_REJECTIONS} more")

@@ -755,10 +755,10 @@ def missing_error(where: str, missing: Iterable[str], item: int | None) -> Input
     """One error listing every field still missing (`Imported.missing`)."""
     fields = list(dict.fromkeys(missing))
     names = "; ".join(fields)
-    at = f"item {item}: " if item is not None else ""
+    # A DCC has items, not rows: the item is part of the place ("FILE, item 1").
     return InputError(
-        where,
-        f"{at}the DCC lacks what a Vietnamese certificate needs: {names}",
+        f"{where}, item {item}" if item is not None else where,
+        f"the DCC lacks what a Vietnamese certificate needs: {names}",
         hint=_missing_hint(fields),
     )
 

@@ -32,7 +32,7 @@ from certissuer.hub.inspect_app import inspection_router
 from certissuer.hub.inspections import Inspections
 from certissuer.hub.push import PushRefused
 from certissuer.hub.store import Hub
-from certissuer.hub.verify import HubAnswer, verify_token
+from certissuer.hub.verify import HubAnswer, page_date, record_noun, verify_token
 from certissuer.web.middleware import (
     BodyDeadline,
     BodyLimit,
@@ -157,10 +157,11 @@ def _page(answer: HubAnswer) -> str:
     # A test report (kind "testing") is worded as the lab's page words it: a sample, not an
     # instrument.
     testing = bool(answer.record) and (answer.record or {}).get("kind") == "testing"
+    noun_vi, noun_en = record_noun("testing")  # the catalogue's wording of a report
     rows = [
         ("Đơn vị / Laboratory", f"{answer.lab_code or ''} {answer.lab_name or ''}".strip()),
         (
-            "Số phiếu kết quả thử nghiệm / Test report No."
+            f"Số {noun_vi.lower()} / {noun_en} No."
             if testing
             else "Số giấy chứng nhận / Certificate number",
             answer.number or "",
@@ -177,8 +178,8 @@ def _page(answer: HubAnswer) -> str:
                 "Số / Serial No." if testing else "Số sản xuất / Serial",
                 f"{rec.get('instrument_serial') or ''}",
             ),
-            ("Ngày cấp / Issued", f"{rec.get('issue_date') or ''}"),
-            ("Hiệu lực đến / Valid until", f"{rec.get('valid_until') or ''}"),
+            ("Ngày cấp / Issued", page_date(rec.get("issue_date"))),
+            ("Hiệu lực đến / Valid until", page_date(rec.get("valid_until"))),
         ]
     table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows if v)
     reasons = "".join(f"<li>{escape(r)}</li>" for r in answer.reasons)

@@ -34,7 +34,7 @@ from certissuer.hub.catalogue import (
 )
 from certissuer.hub.catalogue_api import page_link
 from certissuer.hub.store import Hub
-from certissuer.hub.verify import HUB_VERDICT_LABELS, HubVerdict
+from certissuer.hub.verify import HUB_VERDICT_LABELS, HubVerdict, page_date, record_noun
 from certissuer.registry import parse_window
 
 __all__ = ["PAGE_SIZE", "catalogue_page_router"]
@@ -129,6 +129,7 @@ def _hit_row(
 ) -> tuple[Any, ...]:
     vi, en = _RECORD_LABELS.get(record, (record, record))
     if record == "certificates":
+        vi, en = record_noun(data.get("kind"))
         name, serial = data.get("instrument_name"), data.get("instrument_serial")
         owner, place = data.get("customer_name"), None
     else:
@@ -143,7 +144,7 @@ def _hit_row(
         serial,
         owner,
         place,
-        data.get("valid_until"),
+        page_date(data.get("valid_until")),
         _status_label(status),
     )
 
@@ -282,14 +283,14 @@ def catalogue_page_router(hub: Hub, *, today: Callable[[], date]) -> APIRouter:
                     r.place,
                     r.lab_code,
                     r.number,
-                    r.valid_until.isoformat() if r.valid_until else "",
+                    page_date(r.valid_until),
                     " / ".join(_STATE_LABELS.get(r.state, (r.state, r.state))),
                 )
                 for r in shown
             ),
         )
         summary = (
-            f"<p>Ngày / Day: {escape(day.isoformat())}; trong vòng / within: {days} ngày / days;"
+            f"<p>Ngày / Day: {escape(page_date(day))}; trong vòng / within: {days} ngày / days;"
             f" số phương tiện / instruments: {len(found)}; trang / page {number}/{pages}</p>"
         )
         pager = _pager(

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from certissuer._vn import local_date
+from certissuer._vn import dmy, local_date
 from certissuer.errors import TokenError
 from certissuer.hub.store import Hub
 from certissuer.hub.tables import HubLab
@@ -32,9 +32,12 @@ from certissuer.verify.verdict import VERDICT_LABELS, Verdict
 
 __all__ = [
     "HUB_VERDICT_LABELS",
+    "RECORD_NOUNS",
     "HubAnswer",
     "HubVerdict",
     "answer_for",
+    "page_date",
+    "record_noun",
     "verify_token",
 ]
 
@@ -56,6 +59,31 @@ class HubVerdict(StrEnum):
     pushed for that certificate (the lab page's ALTERED)."""
     NOT_GENUINE = "not_genuine"
     """The token is no registered lab's: altered, forged, or signed by an unknown key."""
+
+
+RECORD_NOUNS: dict[str, tuple[str, str]] = {
+    "testing": ("Phiếu kết quả thử nghiệm", "Test report"),
+}
+"""What the hub's pages call a record of a kind, as the lab's page does (issue 22): a test
+report is a report; every other kind is a certificate (`record_noun`)."""
+
+
+def record_noun(kind: object) -> tuple[str, str]:
+    """The Vietnamese and English name of a record of `kind` (`RECORD_NOUNS`)."""
+    return RECORD_NOUNS.get(str(kind or ""), ("Giấy chứng nhận", "Certificate"))
+
+
+def page_date(value: object) -> str:
+    """A date as the lab's page prints it (dd/mm/yyyy, `dmy`); a record's ISO text is read
+    first; anything else as it is; nothing for none."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, date):
+        return dmy(value)
+    try:
+        return dmy(date.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
 
 
 HUB_VERDICT_LABELS: dict[HubVerdict, tuple[str, str]] = {

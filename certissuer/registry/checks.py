@@ -805,6 +805,47 @@ class RegisterChecks(RegisterBase):
             ]
         return dict(zip(REGISTER_CHECKS, have, strict=True))
 
+    def missing(self) -> dict[str, str]:
+        """For each check of `coverage` that has no data, exactly what the register lacks and
+        how to add it (never "no data" when it holds rows the check would use)."""
+        have = self.coverage()
+        if not any(have.values()) and not self.enabled():
+            with self.session() as s:
+                rows = s.exec(
+                    select(RegisteredStandard).where(RegisteredStandard.lab_code == self.lab_code)
+                ).all()
+                held = sum(1 for r in rows if _own(r))
+            lacks = (
+                f"the register holds no row for lab {self.lab_code}: add it with "
+                f"'certissuer registry add lab code={self.lab_code} …'"
+            )
+            gaps = dict.fromkeys(REGISTER_CHECKS, lacks)
+            if held:
+                gaps["standards in the register"] = (
+                    f"the register holds {held} standard(s) of lab {self.lab_code} but no row "
+                    f"for the lab itself, so they are not checked: add it with "
+                    f"'certissuer registry add lab code={self.lab_code} …'"
+                )
+            return gaps
+        lab = self.lab_code
+        why = {
+            "verifier cards": f"no person of lab {lab} in the register has a verifier card: add "
+            "one with 'certissuer registry add person name=… verifier_card=… card_types=… "
+            "card_expiry=…'",
+            "scopes and signatories": f"the register holds no scope line and no signatory of "
+            f"lab {lab}: add them with 'certissuer registry add scope …' or "
+            "'certissuer registry add person name=… signatory=yes'",
+            "stamp stock": f"the register holds no stamp stock of lab {lab}: add it with "
+            "'certissuer registry add stamp series=… first=… last=…'",
+            "standards in the register": f"the register holds no standard of lab {lab} "
+            "registered by the lab (only those issuing added): add them with "
+            "'certissuer registry add standard code=… name=… certificate_number=… "
+            "calibration_due=…'",
+            "CMC": f"no calibration scope line of lab {lab} in the register states a CMC: add "
+            "one with 'certissuer registry add scope kind=calibration … cmc=…'",
+        }
+        return {name: why[name] for name, has in have.items() if not has}
+
     def _check_stamp(self, s: Session, ref: str, stamp_text: str) -> tuple[str, int]:
         try:
             series, number = parse_stamp(stamp_text)
