@@ -64,6 +64,8 @@ def _first_schema() -> sa.MetaData:
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("accreditation", sa.String(300), nullable=False),
     )
+    # hub_catalogue as it was then: without the column revision 0004 adds
+    old.tables["hub_catalogue"]._columns.remove(old.tables["hub_catalogue"].c.standing)
     return old
 
 

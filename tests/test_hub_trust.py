@@ -18,7 +18,7 @@ from certissuer.hub.tables import HubCertificate
 from certissuer.ledger import Ledger
 from certissuer.token import TokenKey, make_token, read_token
 from certissuer.verify import Verifier
-from certissuer.verify.verdict import VERDICT_LABELS
+from certissuer.verify.verdict import VERDICT_LABELS, Verdict
 
 from ._insider import sql
 from .test_hub import TODAY, Lab, World, _client_transport, _snapshot, _verdict, world
@@ -339,3 +339,71 @@ def test_a_large_push_goes_in_parts_each_kept_and_resumed(world: World) -> None:
     assert outcome.cursor.startswith(f"v1:{size}:")
     assert {c.number for c in world.hub.certificates("DT01")} == set(world.a.numbers.values())
     assert len(world.a.ledger.checkpoints()) == 1  # every part under the one checkpoint
+
+
+def _awaiting(lab: Lab, ref: str) -> tuple[str, str]:
+    """A certificate of `lab` issued with the head's approval field empty (the ledger's own
+    events, signed with the lab's key); its number and QR token."""
+    from datetime import date
+
+    from certissuer.ledger import CertificateEntry
+
+    def build(number: str, seq: int) -> CertificateEntry:
+        return CertificateEntry(
+            number=number, lab_code=lab.code, series="KĐ", year=2026, seq=seq,
+            kind="verification", ref=ref, instrument_name="Cột đo xăng dầu",
+            instrument_model="X", instrument_serial=f"S-{ref}", customer_name="Khách",
+            work_date=date(2026, 11, 20), issue_date=TODAY, valid_until=date(2027, 11, 20),
+            issued_at=datetime.now(UTC), data_digest="ab" * 32, data_json="{}", token="tok",
+        )  # fmt: skip
+
+    entry = lab.ledger.reserve_with(lab.code, "KĐ", 2026, build)
+    lab.ledger.complete(
+        entry.number, pdf_sha256="cd" * 32, pdf_path="x.pdf", signer="CN=x",
+        at=datetime.now(UTC), ledger_key=lab.key, awaiting_approval=True,
+    )  # fmt: skip
+    return entry.number, make_token(lab.key, number=entry.number, issued=TODAY, digest="ab" * 32)
+
+
+def test_a_certificate_awaiting_approval_or_no_longer_valid_is_never_valid_at_the_hub(
+    world: World,
+) -> None:
+    waiting, token = _awaiting(world.a, "W1")
+    failed = world.a.issue("F1")
+    world.push(world.a)
+    answer = _verdict(world, token)
+    assert (answer["verdict"], answer["ok"]) == ("awaiting_approval", False), answer
+    assert (answer["label_vi"], answer["label_en"]) == VERDICT_LABELS[Verdict.AWAITING_APPROVAL]
+    assert _verdict(world, failed)["verdict"] == "valid"
+    found = world.client.get("/api/v1/catalogue/search", params={"status": "valid"}).json()
+    listed = {hit["key"] for hit in found["results"]}
+    assert world.a.numbers["F1"] in listed and waiting not in listed
+
+    # the head approves, the instrument of the other fails a later verification: pushed, so said
+    world.a.ledger.approve(waiting, approver="Lê Hoàng Phúc", at=datetime.now(UTC),
+                           ledger_key=world.a.key)  # fmt: skip
+    number = world.a.numbers["F1"]
+    world.a.ledger.fail_reverification(number, notice="TB-2026-000001", reason="không đạt",
+                                       at=datetime.now(UTC), ledger_key=world.a.key)  # fmt: skip
+    world.push(world.a)
+    assert _verdict(world, token)["verdict"] == "valid"
+    answer = _verdict(world, failed)
+    assert (answer["verdict"], answer["ok"]) == ("no_longer_valid", False), answer
+
+
+def test_an_insider_who_pushes_an_unapproved_certificate_as_valid_is_refused(
+    world: World,
+) -> None:
+    waiting, _token = _awaiting(world.a, "W2")
+    envelope = _envelope(world.a)
+    assert _record(json.loads(envelope["payload"]), waiting)["status"] == "awaiting_approval"
+
+    def as_valid(payload: dict[str, Any]) -> None:
+        _record(payload, waiting)["status"] = "valid"
+
+    _refused(
+        world,
+        _resigned(world.a, envelope, as_valid),
+        rf"^lab DT01: certificate {waiting}: its status 'valid' is not the one its logged "
+        r"events give$",
+    )

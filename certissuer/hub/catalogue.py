@@ -114,6 +114,9 @@ class HubIndex(_CatalogueModel, table=True):
     valid_until: date | None = None
     revoked: bool = False
     superseded: bool = False
+    standing: str = Field(default="", max_length=20)
+    """``no_longer_valid`` or ``awaiting_approval`` when the lab pushed that status (proven
+    against its log); empty otherwise."""
 
 
 class HubLabProfile(_CatalogueModel, table=True):
@@ -141,6 +144,14 @@ class Status(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
+    NO_LONGER_VALID = "no_longer_valid"
+    """The instrument failed a later verification (a notice of failure names it)."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Issued, not approved by the lab's head yet: not in force."""
+
+
+_STANDINGS = (Status.NO_LONGER_VALID.value, Status.AWAITING_APPROVAL.value)
+"""The pushed statuses the index keeps beside the revoked and superseded flags."""
 
 
 def _alnum(text: Any) -> str:
@@ -202,6 +213,8 @@ def index_pushed(s: Session, lab_code: str, record: str, key: str, data: dict[st
         row.valid_until = _date(data.get("valid_until"))
         row.revoked = bool(data.get("revoked_at"))
         row.superseded = bool(data.get("superseded_by"))
+        status = str(data.get("status") or "")
+        row.standing = status if status in _STANDINGS else ""
     elif record == "instruments":
         row.kind = str(data.get("type_code") or "")
         row.serial_key = _alnum(data.get("serial"))
@@ -406,8 +419,12 @@ def _status(row: HubIndex, today: date) -> Status | None:
         return Status.REVOKED
     if row.superseded:
         return Status.SUPERSEDED
+    if row.standing == Status.NO_LONGER_VALID:
+        return Status.NO_LONGER_VALID
     if row.valid_until is not None and row.valid_until < today:
         return Status.EXPIRED
+    if row.standing == Status.AWAITING_APPROVAL:
+        return Status.AWAITING_APPROVAL
     if row.record == "certificates" or row.valid_until is not None:
         return Status.VALID
     return None
@@ -552,11 +569,26 @@ class Catalogue:
                 conds.append(col(HubIndex.revoked).is_(True))
             case Status.SUPERSEDED:
                 conds += [col(HubIndex.revoked).is_(False), col(HubIndex.superseded).is_(True)]
+            case Status.NO_LONGER_VALID:
+                conds += [
+                    col(HubIndex.revoked).is_(False),
+                    col(HubIndex.superseded).is_(False),
+                    col(HubIndex.standing) == Status.NO_LONGER_VALID.value,
+                ]
+            case Status.AWAITING_APPROVAL:
+                conds += [
+                    col(HubIndex.revoked).is_(False),
+                    col(HubIndex.superseded).is_(False),
+                    col(HubIndex.standing) == Status.AWAITING_APPROVAL.value,
+                    or_(col(HubIndex.valid_until).is_(None), col(HubIndex.valid_until) >= today),
+                ]
             case Status.EXPIRED | Status.VALID:
                 conds += [col(HubIndex.revoked).is_(False), col(HubIndex.superseded).is_(False)]
                 if query.status is Status.EXPIRED:
+                    conds.append(col(HubIndex.standing) != Status.NO_LONGER_VALID.value)
                     conds.append(col(HubIndex.valid_until) < today)
                 else:
+                    conds.append(col(HubIndex.standing) == "")
                     conds.append(
                         or_(
                             col(HubIndex.valid_until) >= today,
@@ -598,7 +630,9 @@ class Catalogue:
             due = {
                 ident: row
                 for ident, row in newest.items()
-                if row.revoked or (row.valid_until is not None and row.valid_until <= horizon)
+                if row.revoked
+                or row.standing == Status.NO_LONGER_VALID
+                or (row.valid_until is not None and row.valid_until <= horizon)
             }
             if not due:
                 return []
@@ -612,6 +646,8 @@ class Catalogue:
                 state = (
                     "revoked"
                     if row.revoked
+                    else "no_longer_valid"
+                    if row.standing == Status.NO_LONGER_VALID
                     else "lapsed"
                     if row.valid_until is not None and row.valid_until < today
                     else "lapses"

@@ -51,6 +51,7 @@ _STATE_LABELS = {
     "lapsed": ("Đã hết hạn", "Lapsed"),
     "lapses": ("Sắp hết hạn", "Lapses soon"),
     "revoked": ("Đã thu hồi", "Revoked"),
+    "no_longer_valid": ("Hết hiệu lực", "No longer valid"),
 }
 
 

@@ -163,17 +163,37 @@ def record_problem(record: dict[str, Any], proof: Any, size: int, root: bytes) -
                 f"its {name} is {record.get(name)!r} in the push, {logged!r} in the lab's log: "
                 "the record was changed after it was logged"
             )
-    if expected["pdf_sha256"] is None:
-        allowed: tuple[str, ...] = ("pending",)
-    elif expected["revoked_at"] is not None:
-        allowed = ("revoked",)
-    elif expected["superseded_by"] is not None:
-        allowed = ("superseded",)
-    else:
-        allowed = ("valid", "expired")  # which one depends on the day of the export
+    allowed = _statuses(expected["pdf_sha256"] is not None, leaves)
     if record.get("status") not in allowed:
         return f"its status {record.get('status')!r} is not the one its logged events give"
     return None
+
+
+_ENDING = {
+    EventKind.REVOKED.value: "revoked",
+    EventKind.SUPERSEDED.value: "superseded",
+    EventKind.FAILED_REVERIFICATION.value: "no_longer_valid",
+}
+"""Events after which a certificate is no longer in force, and the status each gives."""
+
+
+def _statuses(completed: bool, leaves: Sequence[tuple[int, dict[str, Any]]]) -> tuple[str, ...]:
+    """The statuses a record may carry with these logged events (`ledger.status_from`): the
+    newest ending event decides; else expired, or awaiting approval while no approval followed
+    the wait, or valid (expired or not depends on the day of the export)."""
+    if not completed:
+        return ("pending",)
+    ordered = sorted(leaves, key=lambda leaf: leaf[0])
+    ending = [_ENDING[d["event"]] for _, d in ordered if d.get("event") in _ENDING]
+    if ending:
+        return (ending[-1],)
+    waiting = False
+    for _, d in ordered:
+        if d.get("event") == EventKind.AWAITING_APPROVAL.value:
+            waiting = True
+        elif d.get("event") == EventKind.APPROVED.value:
+            waiting = False
+    return ("awaiting_approval", "expired") if waiting else ("valid", "expired")
 
 
 def _order(value: Any) -> datetime:

@@ -71,7 +71,9 @@ FOUND_LABELS: dict[Found, tuple[str, str]] = {
 
 _RANK = (
     HubVerdict.VALID,
+    HubVerdict.AWAITING_APPROVAL,
     HubVerdict.EXPIRED,
+    HubVerdict.NO_LONGER_VALID,
     HubVerdict.SUPERSEDED,
     HubVerdict.REVOKED,
     HubVerdict.NOT_IN_HUB,

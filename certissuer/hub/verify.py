@@ -49,6 +49,10 @@ class HubVerdict(StrEnum):
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    NO_LONGER_VALID = "no_longer_valid"
+    """The lab pushed that the instrument failed a later verification."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """The lab pushed the certificate before its head approved it: not in force yet."""
     NOT_IN_HUB = "not_in_hub"
     """The token is a registered lab's, but the hub holds no pushed record of it."""
     SERIAL_MISMATCH = "serial_mismatch"
@@ -91,6 +95,8 @@ HUB_VERDICT_LABELS: dict[HubVerdict, tuple[str, str]] = {
     HubVerdict.REVOKED: VERDICT_LABELS[Verdict.REVOKED],
     HubVerdict.SUPERSEDED: VERDICT_LABELS[Verdict.SUPERSEDED],
     HubVerdict.EXPIRED: VERDICT_LABELS[Verdict.EXPIRED],
+    HubVerdict.NO_LONGER_VALID: VERDICT_LABELS[Verdict.NO_LONGER_VALID],
+    HubVerdict.AWAITING_APPROVAL: VERDICT_LABELS[Verdict.AWAITING_APPROVAL],
     HubVerdict.NOT_IN_HUB: (
         "KHÔNG CÓ TRONG CƠ SỞ DỮ LIỆU CỦA TỈNH",
         "NOT IN THE REGISTER OF THE HUB",
@@ -249,6 +255,18 @@ def answer_for(
         return answer(HubVerdict.REVOKED, f"revoked at {row.revoked_at}")
     if row.superseded_by is not None:
         return answer(HubVerdict.SUPERSEDED, f"superseded by {row.superseded_by}")
+    status = record.get("status")  # as the lab pushed it, proven against its log
+    if status == "no_longer_valid":
+        return answer(
+            HubVerdict.NO_LONGER_VALID,
+            "the lab recorded that the instrument failed a later verification",
+        )
     if row.valid_until is not None and today > row.valid_until:
         return answer(HubVerdict.EXPIRED, f"valid until {row.valid_until.isoformat()}")
+    if status == "awaiting_approval":
+        return answer(
+            HubVerdict.AWAITING_APPROVAL,
+            "the lab pushed it before its head approved it: not in force until the approval "
+            "is pushed",
+        )
     return answer(HubVerdict.VALID)

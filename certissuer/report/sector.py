@@ -150,15 +150,25 @@ def _value(value: Any) -> Any:
 
 
 def _status(entry: Mapping[str, Any], today: date) -> str:
+    """The status `certissuer.ledger.status_from` gives, from the newest log index of each kind
+    of event: the newest of revoked, superseded and no longer valid decides; then expired; then
+    awaiting approval while no approval followed the wait."""
     if entry["pdf_sha256"] is None:
         return "pending"
-    if entry["revoked_at"] is not None:
-        return "revoked"
-    if entry["superseded_by"] is not None:
-        return "superseded"
+    ended = {
+        "revoked": entry["revoked_idx"],
+        "superseded": entry["superseded_idx"],
+        "no_longer_valid": entry["failed_idx"],
+    }
+    newest = max(((i, k) for k, i in ended.items() if i is not None), default=None)
+    if newest is not None:
+        return newest[1]
     valid_until = entry["valid_until"]
     if valid_until is not None and today > valid_until:
         return "expired"
+    waiting, approved = entry["awaiting_idx"], entry["approved_idx"]
+    if waiting is not None and (approved is None or approved < waiting):
+        return "awaiting_approval"
     return "valid"
 
 
@@ -224,6 +234,10 @@ def _certificates(
     e, c = LedgerEvent, CertificateEntry
     revoked = col(e.kind) == EventKind.REVOKED.value
     superseded = col(e.kind) == EventKind.SUPERSEDED.value
+
+    def newest(kind: EventKind) -> Any:
+        return func.max(case((col(e.kind) == kind.value, col(LogLeaf.idx))))
+
     query = (
         select(
             col(c.number),
@@ -245,6 +259,11 @@ def _certificates(
             func.max(col(LogLeaf.idx)).label("log_index"),
             func.max(col(e.at)).label("changed_at"),
             col(c.data_digest),
+            newest(EventKind.REVOKED).label("revoked_idx"),
+            newest(EventKind.SUPERSEDED).label("superseded_idx"),
+            newest(EventKind.FAILED_REVERIFICATION).label("failed_idx"),
+            newest(EventKind.AWAITING_APPROVAL).label("awaiting_idx"),
+            newest(EventKind.APPROVED).label("approved_idx"),
         )
         .select_from(c)
         .join(e, col(e.number) == col(c.number))
