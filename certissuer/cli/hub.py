@@ -30,7 +30,8 @@ _DB_HELP = "The hub's database URL (PostgreSQL; SQLite for a trial). Default: $C
 DbOption = Annotated[str | None, typer.Option("--db", help=_DB_HELP)]
 
 
-def _open_hub(db: str | None) -> Hub:
+def open_hub(db: str | None) -> Hub:
+    """The hub at `db`, else at ``$CERTISSUER_HUB_DB``; `ConfigError` when neither is given."""
     from certissuer.hub import Hub
 
     url = db or os.environ.get("CERTISSUER_HUB_DB")
@@ -87,7 +88,7 @@ def register_lab(
         if rotate or token_key_file or checkpoint_key or signing_cert or name:
             raise ConfigError("--retire KID is given alone (with --code and --at)")
         when = _moment(at)
-        hub = _open_hub(db)
+        hub = open_hub(db)
         try:
             retired = hub.retire_key(code, retire, now=when)
         finally:
@@ -109,7 +110,7 @@ def register_lab(
             raise ConfigError(f"{signing_cert}: expected a PEM certificate")
     token_keys = load_public_keys(token_key_file) if token_key_file else []
     checkpoint_keys = load_public_keys(checkpoint_key) if checkpoint_key else []
-    hub = _open_hub(db)
+    hub = open_hub(db)
     try:
         lab = hub.register_lab(
             code,
@@ -149,7 +150,7 @@ def _shown(moment: datetime | None) -> str:
 @hub_app.command("labs")
 def labs(db: DbOption = None) -> None:
     """List the registered labs, the log each has pushed and its keys (added, retired)."""
-    hub = _open_hub(db)
+    hub = open_hub(db)
     try:
         for lab in hub.labs():
             pushed = _shown(lab.pushed_at) if lab.pushed_at else "never"
@@ -164,7 +165,7 @@ def labs(db: DbOption = None) -> None:
 @hub_app.command("upgrade")
 def upgrade(db: DbOption = None) -> None:
     """Create or upgrade the hub's database schema (every hub command also does it on opening)."""
-    hub = _open_hub(db)
+    hub = open_hub(db)
     try:
         say(f"the hub database is at schema revision {hub.upgrade()}")
     finally:
@@ -182,7 +183,7 @@ def serve(
 
     from certissuer.hub.app import create_hub_app
 
-    hub = _open_hub(db)
+    hub = open_hub(db)
     warn(f"hub serving on http://{host}:{port} (push: /api/v1/push, page: /v/<token>)")
     server = uvicorn.Server(
         uvicorn.Config(create_hub_app(hub), host=host, port=port, server_header=False)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from certissuer.cli._state import say
-from certissuer.cli.hub import DbOption
+from certissuer.cli.hub import DbOption, open_hub
 from certissuer.cli.hub_inspect import (
     PASSPHRASE_ENV,
     RevocationOption,
-    department_sealer,
     report_app,
+    write_department_report,
 )
 from certissuer.errors import ConfigError
 
@@ -61,8 +60,6 @@ def report_annual(
     """The plan's indicators for YEAR: demand met per instrument type, each lab's
     digitisation against 2030, inspections and violations, hand-filled training and support;
     as a PDF signed with the Department's key and as XLSX."""
-    from certissuer._files import write_atomic
-    from certissuer.hub import Hub
     from certissuer.hub.annual import (
         hub_annual_report,
         read_demand,
@@ -74,12 +71,9 @@ def report_annual(
 
     if out is None and xlsx is None:
         raise ConfigError("nothing to write", hint="pass --out F.pdf and/or --xlsx F.xlsx")
-    url = db or os.environ.get("CERTISSUER_HUB_DB")
-    if not url:
-        raise ConfigError("no hub database given", hint="pass --db URL or set $CERTISSUER_HUB_DB")
     wanted = read_demand(demand) if demand is not None else None
     papers = read_paper_totals(paper) if paper is not None else None
-    hub = Hub.open(url)
+    hub = open_hub(db)
     try:
         report = hub_annual_report(
             hub,
@@ -91,18 +85,15 @@ def report_annual(
         )
     finally:
         hub.close()
-    pdf = None
-    if out is not None:  # signed first: a key that cannot sign leaves no file behind
-        with department_sealer(pkcs12, revocation_check=revocation_check) as sealer:
-            pdf = render_pdf(
-                report, department=Department(department_vi, department_en, place), sealer=sealer
-            )
-    if xlsx is not None:
-        write_xlsx(report, xlsx)
-        say(f"wrote {xlsx}")
-    if out is not None and pdf is not None:
-        write_atomic(out, pdf)
-        say(f"wrote {out}")
+    department = Department(department_vi, department_en, place)
+    write_department_report(
+        out=out,
+        xlsx=xlsx,
+        pkcs12=pkcs12,
+        revocation_check=revocation_check,
+        render_pdf=lambda sealer: render_pdf(report, department=department, sealer=sealer),
+        write_xlsx=lambda path: write_xlsx(report, path),
+    )
     unknown = sum(lab.paper_total is None for lab in report.labs)
     say(
         f"{year}: {report.issued_total} certificates issued over {len(report.types)} types, "

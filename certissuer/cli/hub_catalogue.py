@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,28 +11,17 @@ import typer
 
 from certissuer._vn import VIETNAM_TZ
 from certissuer.cli._state import print_table, say, warn
-from certissuer.cli.hub import hub_app
-from certissuer.errors import ConfigError, InputError
+from certissuer.cli.hub import DbOption, hub_app, open_hub
+from certissuer.errors import InputError
 
 if TYPE_CHECKING:
-    from certissuer.hub import Hub
+    pass
 
 __all__: list[str] = []
 
-_DB_HELP = "The hub's database URL (PostgreSQL; SQLite for a trial). Default: $CERTISSUER_HUB_DB."
-DbOption = Annotated[str | None, typer.Option("--db", help=_DB_HELP)]
 TodayOption = Annotated[
     str | None, typer.Option("--today", help="Count from this date (YYYY-MM-DD).")
 ]
-
-
-def _hub(db: str | None) -> Hub:
-    from certissuer.hub import Hub
-
-    url = db or os.environ.get("CERTISSUER_HUB_DB")
-    if not url:
-        raise ConfigError("no hub database given", hint="pass --db URL or set $CERTISSUER_HUB_DB")
-    return Hub.open(url)
 
 
 def _day(today: str | None) -> date:
@@ -100,7 +88,7 @@ def search(
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InputError("--limit", f"expected 1 to {MAX_PAGE_SIZE}, got {limit}")
     start = PageMark.parse(after, where="--after") if after is not None else None
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         page = Catalogue(hub).page(
             CatalogueQuery(records, lab, serial, owner, place, kind, wanted, limit, after=start),
@@ -147,7 +135,7 @@ def recall(
 
     day = _day(today)
     days = parse_window(within, day)
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         found = Catalogue(hub).recall(today=day, within_days=days, place=place)
     finally:
@@ -209,7 +197,7 @@ def export(
             "--format", f"expected one of {', '.join(SectorFormat)}, got '{fmt}'"
         ) from None
     after = Cursor.parse(since_cursor) if since_cursor else None
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         data = export_hub(hub, after=after, now=datetime.now(UTC))
         labs = Catalogue(hub).labs() if kind is not SectorFormat.JSON else []
@@ -259,7 +247,7 @@ def lab_profile(
             raise InputError(
                 "--paper-as-of", f"expected a date YYYY-MM-DD, got '{paper_as_of}'"
             ) from None
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         profile = Catalogue(hub).set_lab_profile(
             code,
@@ -285,7 +273,7 @@ def reindex(db: DbOption = None) -> None:
     """Add to the catalogue the records a hub stored before it had one (once, after upgrading)."""
     from certissuer.hub.catalogue import Catalogue
 
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         done = Catalogue(hub).index_missing()
     finally:

@@ -14,14 +14,21 @@ import typer
 
 from certissuer._vn import local_time
 from certissuer.cli._state import say, warn
-from certissuer.cli.hub import DbOption, hub_app
+from certissuer.cli.hub import DbOption, hub_app, open_hub
 from certissuer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from certissuer.hub import Hub
+    from collections.abc import Callable
+
     from certissuer.sign import Sealer
 
-__all__ = ["RevocationOption", "department_sealer", "inspect_app", "report_app"]
+__all__ = [
+    "RevocationOption",
+    "department_sealer",
+    "inspect_app",
+    "report_app",
+    "write_department_report",
+]
 
 inspect_app = typer.Typer(
     help="Inspection rounds (kiểm tra nhà nước về đo lường): open a round, record the "
@@ -82,15 +89,6 @@ def department_sealer(
         yield sealer
 
 
-def _hub(db: str | None) -> Hub:
-    from certissuer.hub import Hub
-
-    url = db or os.environ.get("CERTISSUER_HUB_DB")
-    if not url:
-        raise ConfigError("no hub database given", hint="pass --db URL or set $CERTISSUER_HUB_DB")
-    return Hub.open(url)
-
-
 def _day(text: str, option: str) -> date:
     from certissuer.hub.inspections import InspectionError
 
@@ -114,7 +112,7 @@ def open_round(
     """Open an inspection round; prints its id and inspector token (shown this once)."""
     from certissuer.hub.inspections import Inspections
 
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         opened = Inspections(hub).open_round(place, _day(on, "--date"), team.split(","))
     finally:
@@ -156,7 +154,7 @@ def add_check(
     from certissuer.hub.inspections import Inspections
     from certissuer.hub.verify import HUB_VERDICT_LABELS, HubVerdict
 
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         check = Inspections(hub).add_check(
             round_id,
@@ -185,13 +183,39 @@ def close_round(
     """Close ROUND: no more checks; its inspector token stops working."""
     from certissuer.hub.inspections import Inspections
 
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         rnd = Inspections(hub).close_round(round_id)
     finally:
         hub.close()
     closed = f"{local_time(rnd.closed_at):%Y-%m-%d %H:%M} (UTC+7)" if rnd.closed_at else "now"
     say(f"round {round_id} closed at {closed}")
+
+
+def write_department_report(
+    *,
+    out: Path | None,
+    xlsx: Path | None,
+    pkcs12: Path | None,
+    revocation_check: bool,
+    render_pdf: Callable[[Sealer | None], bytes],
+    write_xlsx: Callable[[Path], None],
+) -> None:
+    """Write a hub report: the PDF `render_pdf` makes, signed with the Department's key
+    (`department_sealer`), to `out`, and the workbook to `xlsx`. The PDF is signed before any
+    file is written, so a key that cannot sign leaves no file behind."""
+    from certissuer._files import write_atomic
+
+    pdf = None
+    if out is not None:
+        with department_sealer(pkcs12, revocation_check=revocation_check) as sealer:
+            pdf = render_pdf(sealer)
+    if xlsx is not None:
+        write_xlsx(xlsx)
+        say(f"wrote {xlsx}")
+    if out is not None and pdf is not None:
+        write_atomic(out, pdf)
+        say(f"wrote {out}")
 
 
 @report_app.command("inspections")
@@ -220,7 +244,6 @@ def report_inspections(
 ) -> None:
     """The year's inspections: counts by place, kind of violation and instrument type, as a
     PDF signed with the Department's key and as XLSX."""
-    from certissuer._files import write_atomic
     from certissuer.hub.inspection_report import (
         Department,
         inspection_report,
@@ -231,25 +254,20 @@ def report_inspections(
 
     if out is None and xlsx is None:
         raise ConfigError("nothing to write", hint="pass --out F.pdf and/or --xlsx F.xlsx")
-    hub = _hub(db)
+    hub = open_hub(db)
     try:
         report = inspection_report(Inspections(hub), year)
     finally:
         hub.close()
-    pdf = None
-    if out is not None:  # signed first: a key that cannot sign leaves no file behind
-        with department_sealer(pkcs12, revocation_check=revocation_check) as sealer:
-            pdf = render_pdf(
-                report,
-                department=Department(department_vi, department_en, place),
-                sealer=sealer,
-            )
-    if xlsx is not None:
-        write_xlsx(report, xlsx)
-        say(f"wrote {xlsx}")
-    if out is not None and pdf is not None:
-        write_atomic(out, pdf)
-        say(f"wrote {out}")
+    department = Department(department_vi, department_en, place)
+    write_department_report(
+        out=out,
+        xlsx=xlsx,
+        pkcs12=pkcs12,
+        revocation_check=revocation_check,
+        render_pdf=lambda sealer: render_pdf(report, department=department, sealer=sealer),
+        write_xlsx=lambda path: write_xlsx(report, path),
+    )
     say(
         f"{year}: {report.rounds} rounds, {report.checks} instruments checked, "
         f"{report.violations} violations"
