@@ -435,17 +435,6 @@ def render_pdf(
         ),
     }
     pdf = render_report("hub_annual.rml.j2", context, settings)
-    if sealer is None:
-        return pdf
-    if not signer_name:
-        raise ConfigError("the Department's signing certificate names no one")
-    from certissuer.sign import SignatureSlot
-
-    return bytes(
-        sealer.sign(
-            pdf,
-            reason=f"Báo cáo năm {report.year} của Sở / Annual report {report.year}",
-            location=department.place,
-            slot=SignatureSlot("Signature1", "Người lập báo cáo / Prepared by", signer_name),
-        )
+    return department.seal(
+        pdf, sealer, reason=f"Báo cáo năm {report.year} của Sở / Annual report {report.year}"
     )

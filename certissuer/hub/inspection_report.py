@@ -60,6 +60,30 @@ class Department:
             render_template_dir=template_dir,
         )
 
+    def seal(
+        self, pdf: bytes, sealer: Any | None, *, reason: str, info: dict[str, str] | None = None
+    ) -> bytes:
+        """`pdf` signed by `sealer` (a `sign.Sealer` holding the Department's key) in the
+        report's "Người lập báo cáo / Prepared by" field; `pdf` as it is without one. Raises
+        `ConfigError` when the key's certificate names no one, and `SigningError`."""
+        if sealer is None:
+            return pdf
+        if not sealer.signer_name:
+            raise ConfigError("the Department's signing certificate names no one")
+        from certissuer.sign import SignatureSlot
+
+        return bytes(
+            sealer.sign(
+                pdf,
+                info=info,
+                reason=reason,
+                location=self.place,
+                slot=SignatureSlot(
+                    "Signature1", "Người lập báo cáo / Prepared by", sealer.signer_name
+                ),
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Tally:
@@ -194,18 +218,9 @@ def render_pdf(
         "signer_name": signer_name,
     }
     pdf = render_report("inspections.rml.j2", context, settings)
-    if sealer is None:
-        return pdf
-    if not signer_name:
-        raise ConfigError("the Department's signing certificate names no one")
-    from certissuer.sign import SignatureSlot
-
-    return bytes(
-        sealer.sign(
-            pdf,
-            info={INFO_DIGEST_KEY: f"{report.checks} {report.digest}"},
-            reason=f"Báo cáo kiểm tra đo lường năm {report.year} / Inspections {report.year}",
-            location=department.place,
-            slot=SignatureSlot("Signature1", "Người lập báo cáo / Prepared by", signer_name),
-        )
+    return department.seal(
+        pdf,
+        sealer,
+        info={INFO_DIGEST_KEY: f"{report.checks} {report.digest}"},
+        reason=f"Báo cáo kiểm tra đo lường năm {report.year} / Inspections {report.year}",
     )
