@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
@@ -68,27 +68,12 @@ def tree_hash(leaves: Sequence[bytes]) -> bytes:
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The audit path for leaf `index` in the tree of `leaves` (RFC 9162 §2.1.3.1)."""
-    n = len(leaves)
-    if not 0 <= index < n:
-        raise ValueError(f"leaf index {index} is outside a tree of size {n}")
-    proof: list[bytes] = []
-    lo, hi, m = 0, n, index
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if m < k:
-            proof.append(tree_hash(leaves[lo + k : hi]))
-            hi = lo + k
-        else:
-            proof.append(tree_hash(leaves[lo : lo + k]))
-            lo, m = lo + k, m - k
-    proof.reverse()
-    return proof
+    return _audit_path(index, len(leaves), lambda lo, hi: tree_hash(leaves[lo:hi]))
 
 
 def inclusion_proofs(indexes: Iterable[int], leaves: Sequence[bytes]) -> dict[int, list[bytes]]:
     """The audit paths of the leaves at `indexes` in the tree of `leaves`, each as
     `inclusion_proof` gives it; every subtree hash is computed once for all of them."""
-    n = len(leaves)
     cache: dict[tuple[int, int], bytes] = {}
 
     def subtree(lo: int, hi: int) -> bytes:
@@ -102,23 +87,26 @@ def inclusion_proofs(indexes: Iterable[int], leaves: Sequence[bytes]) -> dict[in
             cache[(lo, hi)] = found
         return found
 
-    proofs: dict[int, list[bytes]] = {}
-    for index in indexes:
-        if not 0 <= index < n:
-            raise ValueError(f"leaf index {index} is outside a tree of size {n}")
-        proof: list[bytes] = []
-        lo, hi, m = 0, n, index
-        while hi - lo > 1:
-            k = _split(hi - lo)
-            if m < k:
-                proof.append(subtree(lo + k, hi))
-                hi = lo + k
-            else:
-                proof.append(subtree(lo, lo + k))
-                lo, m = lo + k, m - k
-        proof.reverse()
-        proofs[index] = proof
-    return proofs
+    return {index: _audit_path(index, len(leaves), subtree) for index in indexes}
+
+
+def _audit_path(index: int, n: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:
+    """The audit path for leaf `index` in a tree of `n` leaves, `subtree(lo, hi)` giving the
+    hash of the leaves ``lo:hi``."""
+    if not 0 <= index < n:
+        raise ValueError(f"leaf index {index} is outside a tree of size {n}")
+    proof: list[bytes] = []
+    lo, hi, m = 0, n, index
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if m < k:
+            proof.append(subtree(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(subtree(lo, lo + k))
+            lo, m = lo + k, m - k
+    proof.reverse()
+    return proof
 
 
 def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
